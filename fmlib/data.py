@@ -1,0 +1,396 @@
+"""Datasets, imbalanced pools and initial labeled sets.
+
+Images are kept in memory as ``uint8`` tensors ``[N, C, H, W]`` (FashionMNIST is 47 MB,
+CIFAR-10 150 MB) and turned into normalised ``float32`` batches on demand, which on a
+CPU is much faster than a per-item ``DataLoader``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+DATASETS = ("fashion_mnist", "cifar10")
+IMBALANCE_PROFILES = ("none", "step", "longtail", "paper")
+INITIAL_METHODS = ("random", "balanced")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+# Per-channel statistics of the training sets (test-time normalisation).
+_STATS = {
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+_FASHION_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+_FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass
+class ImageData:
+    """A labelled image set held in memory.
+
+    Attributes:
+        images: ``uint8 [N, C, H, W]``.
+        labels: ``int64 [N]``, values in ``0..len(classes)-1``.
+        classes: class names.
+        mean, std: per-channel normalisation applied by :meth:`inputs`.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.5,)
+    name: str = ""
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (len(self.images),):
+            raise ValueError(f"labels must have shape [{len(self.images)}], got {tuple(self.labels.shape)}")
+        self.labels = self.labels.long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        return tuple(self.images.shape[1:])
+
+    def inputs(self, indices=None, device=None) -> torch.Tensor:
+        """Normalised ``float32 [n, C, H, W]`` for ``indices`` (all when ``None``)."""
+        x = self.images if indices is None else self.images[torch.as_tensor(indices, dtype=torch.long)]
+        x = x.to(device).float().div_(255.0)  # convert before scaling: uint8 arithmetic overflows
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def subset(self, indices, classes: list[str] | None = None) -> "ImageData":
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return ImageData(self.images[idx], self.labels[idx], list(classes or self.classes), self.mean, self.std, self.name)
+
+    def class_counts(self, indices=None) -> np.ndarray:
+        labels = self.labels if indices is None else self.labels[torch.as_tensor(indices, dtype=torch.long)]
+        return np.bincount(labels.numpy(), minlength=self.num_classes)
+
+
+@dataclass
+class Splits:
+    """Train and test splits of one dataset."""
+
+    train: ImageData
+    test: ImageData
+    classes: list[str] = field(default_factory=list)
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False) -> Splits:
+    """Load a dataset's train and test splits as uint8 images and int64 labels.
+
+    Args:
+        name: ``"fashion_mnist"`` or ``"cifar10"``.
+        root: folder to look in first (and to download into).
+        download: fetch through torchvision when not found (needs internet).
+
+    FashionMNIST is looked for in ``root`` (IDX files, gzipped or not, directly or in
+    torchvision's ``FashionMNIST/raw``), then in ``/usr/share/datasets/fashion-mnist``
+    (Debian package ``dataset-fashion-mnist``), then downloaded. CIFAR-10 uses
+    torchvision's python format under ``root``.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; allowed values: {list(DATASETS)}")
+    if name == "fashion_mnist":
+        return _load_fashion_mnist(root, download)
+    return _load_cifar10(root, download)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz", folder / "FashionMNIST" / "raw" / stem,
+                      folder / "FashionMNIST" / "raw" / f"{stem}.gz"):  # fmt: skip
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_fashion_mnist(root, download: bool) -> Splits:
+    folders = ([Path(root)] if root is not None else []) + [DEBIAN_FASHION_MNIST]
+    for folder in folders:
+        found = {split: [_find_idx(folder, s) for s in stems] for split, stems in _FASHION_FILES.items()}
+        if all(p is not None for paths in found.values() for p in paths):
+            break
+    else:
+        if not download:
+            looked = ", ".join(str(f) for f in folders)
+            raise FileNotFoundError(
+                f"FashionMNIST not found (looked in: {looked}). Install it with "
+                "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or pass download=True "
+                "with a root folder to fetch it through torchvision."
+            )
+        from torchvision.datasets import FashionMNIST
+
+        target = Path(root or Path.home() / ".cache" / "fmlib")
+        for train in (True, False):
+            FashionMNIST(str(target), train=train, download=True)
+        return _load_fashion_mnist(target, download=False)
+    mean, std = _STATS["fashion_mnist"]
+    out = {}
+    for split, (img_path, lbl_path) in found.items():
+        images = torch.from_numpy(_read_idx(img_path).copy()).unsqueeze(1)
+        labels = torch.from_numpy(_read_idx(lbl_path).astype(np.int64))
+        out[split] = ImageData(images, labels, list(_FASHION_CLASSES), mean, std, "fashion_mnist")
+    return Splits(out["train"], out["test"], list(_FASHION_CLASSES))
+
+
+def _load_cifar10(root, download: bool) -> Splits:
+    from torchvision.datasets import CIFAR10
+
+    target = Path(root) if root is not None else Path.home() / ".cache" / "fmlib"
+    mean, std = _STATS["cifar10"]
+    out = {}
+    for split in ("train", "test"):
+        try:
+            ds = CIFAR10(str(target), train=split == "train", download=download)
+        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted."
+            raise FileNotFoundError(
+                f"CIFAR-10 not found under {target} (expected {target / 'cifar-10-batches-py'}). "
+                "Pass download=True to fetch it through torchvision (needs internet), or copy "
+                "the python-format batches there."
+            ) from err
+        images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
+        out[split] = ImageData(images, torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes), mean, std, "cifar10")
+    return Splits(out["train"], out["test"], list(out["train"].classes))
+
+
+# ----------------------------------------------------------------------------- imbalance
+
+
+PAPER_TRAIN_COUNTS = (250, 5000, 250, 250)  # classes 0-3; class 1 is the majority
+PAPER_TEST_PER_CLASS = 1000
+
+
+def imbalanced_counts(counts, profile: str, ratio: float, minority_classes=None) -> np.ndarray:
+    """Target number of samples per class for an imbalance profile.
+
+    Args:
+        counts: available samples per class, ``[C]``.
+        profile: ``"none"``, ``"step"`` or ``"longtail"`` (see :func:`make_imbalanced`).
+        ratio: largest / smallest class size, ``>= 1``.
+        minority_classes: classes shrunk by ``"step"`` (default: the first half).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    num_classes = len(counts)
+    if profile not in IMBALANCE_PROFILES or profile == "paper":
+        raise ValueError(f"profile must be one of {list(IMBALANCE_PROFILES[:3])} here, got {profile!r}")
+    if not ratio >= 1:
+        raise ValueError(f"ratio must be >= 1, got {ratio}")
+    if profile == "none":
+        return counts.copy()
+    if profile == "step":
+        minority = list(range(num_classes // 2)) if minority_classes is None else list(minority_classes)
+        bad = [c for c in minority if not 0 <= c < num_classes]
+        if bad:
+            raise ValueError(f"minority_classes must be in 0..{num_classes - 1}, got {bad}")
+        out = counts.copy()
+        out[minority] = np.floor(counts[minority] / ratio).astype(np.int64)
+        return out
+    base = counts.min()  # longtail: class c keeps base * ratio^(-c/(C-1))
+    decay = ratio ** (-np.arange(num_classes) / max(num_classes - 1, 1))
+    return np.floor(base * decay + 1e-9).astype(np.int64)
+
+
+def make_imbalanced(labels, profile: str, ratio: float = 1.0, seed: int = 0, minority_classes=None) -> np.ndarray:
+    """Indices of an imbalanced subset of ``labels``.
+
+    Args:
+        labels: ``int [N]`` class labels.
+        profile: ``"none"`` (everything), ``"step"`` (``minority_classes`` keep
+            ``floor(n_c / ratio)`` samples), ``"longtail"`` (class ``c`` keeps
+            ``floor(n_min * ratio^(-c/(C-1)))``: exponential decay, largest/smallest = ratio),
+            ``"paper"`` (classes 0-3 with 250/5000/250/250 samples; ``ratio`` unused).
+        ratio: imbalance ratio, ``>= 1``.
+        seed: which samples of each class are kept.
+
+    Returns:
+        Sorted ``int64`` indices into ``labels``.
+    """
+    labels = np.asarray(labels)
+    if profile not in IMBALANCE_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; allowed values: {list(IMBALANCE_PROFILES)}")
+    num_classes = int(labels.max()) + 1
+    available = np.bincount(labels, minlength=num_classes)
+    if profile == "paper":
+        target = np.zeros(num_classes, dtype=np.int64)
+        target[: len(PAPER_TRAIN_COUNTS)] = PAPER_TRAIN_COUNTS
+        short = [c for c in range(num_classes) if target[c] > available[c]]
+        if short:
+            raise ValueError(f"profile 'paper' needs {PAPER_TRAIN_COUNTS} samples of classes 0-3; classes {short} have fewer")
+    else:
+        target = imbalanced_counts(available, profile, ratio, minority_classes)
+    return _sample_per_class(labels, target, seed)
+
+
+def _sample_per_class(labels: np.ndarray, target, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    keep = [rng.choice(np.flatnonzero(labels == c), size=int(n), replace=False) for c, n in enumerate(target) if n]
+    return np.sort(np.concatenate(keep)).astype(np.int64) if keep else np.zeros(0, dtype=np.int64)
+
+
+def paper_test_indices(labels, seed: int = 0) -> np.ndarray:
+    """The paper's balanced test set: 1000 per class of classes 0-3."""
+    labels = np.asarray(labels)
+    target = np.zeros(int(labels.max()) + 1, dtype=np.int64)
+    target[: len(PAPER_TRAIN_COUNTS)] = PAPER_TEST_PER_CLASS
+    return _sample_per_class(labels, target, seed)
+
+
+def initial_labeled(labels, size: int, method: str = "random", seed: int = 0) -> np.ndarray:
+    """Seeded initial labeled set: positions into ``labels``.
+
+    Args:
+        labels: ``int [N]`` pool labels.
+        size: how many to label, ``1 <= size <= N``.
+        method: ``"random"`` (uniform over the pool) or ``"balanced"`` (``size // C``
+            per class, the remainder to random classes; classes too small give their
+            all and the rest is drawn uniformly).
+    """
+    labels = np.asarray(labels)
+    if method not in INITIAL_METHODS:
+        raise ValueError(f"unknown initial method {method!r}; allowed values: {list(INITIAL_METHODS)}")
+    if not 1 <= size <= len(labels):
+        raise ValueError(f"initial size must be in 1..{len(labels)} (the pool size), got {size}")
+    rng = np.random.default_rng(seed)
+    if method == "random":
+        return np.sort(rng.choice(len(labels), size=size, replace=False)).astype(np.int64)
+    classes = np.unique(labels)
+    per_class = np.full(len(classes), size // len(classes))
+    per_class[rng.choice(len(classes), size=size % len(classes), replace=False)] += 1
+    chosen = []
+    for c, n in zip(classes, per_class):
+        members = np.flatnonzero(labels == c)
+        chosen.append(rng.choice(members, size=min(n, len(members)), replace=False))
+    chosen = np.concatenate(chosen)
+    missing = size - len(chosen)
+    if missing:
+        rest = np.setdiff1d(np.arange(len(labels)), chosen)
+        chosen = np.concatenate([chosen, rng.choice(rest, size=missing, replace=False)])
+    return np.sort(chosen).astype(np.int64)
+
+
+@dataclass
+class ALData:
+    """What an active-learning run works on: a pool (train) and a test set."""
+
+    pool: ImageData
+    test: ImageData
+
+    @property
+    def classes(self) -> list[str]:
+        return self.pool.classes
+
+
+def prepare_data(
+    name: str,
+    *,
+    root=None,
+    download: bool = False,
+    imbalance: str = "none",
+    ratio: float = 1.0,
+    minority_classes=None,
+    pool_size: int | None = None,
+    test_size: int | None = None,
+    seed: int = 0,
+) -> ALData:
+    """Load a dataset and build the pool and test set of an AL run.
+
+    ``imbalance="paper"`` keeps classes 0-3 (250/5000/250/250 in the pool) and a
+    balanced test set of 1000 per class. Otherwise the pool is the imbalanced subset of
+    the training set, capped at ``pool_size`` (a stratified random subset), and the test
+    set a random subset of ``test_size`` (all when ``None``).
+    """
+    splits = load_dataset(name, root=root, download=download)
+    train, test = splits.train, splits.test
+    pool_idx = make_imbalanced(train.labels.numpy(), imbalance, ratio, seed, minority_classes)
+    classes = splits.classes
+    if imbalance == "paper":
+        classes = classes[: len(PAPER_TRAIN_COUNTS)]
+        test_idx = paper_test_indices(test.labels.numpy(), seed)
+    else:
+        test_idx = np.arange(len(test))
+    rng = np.random.default_rng(seed + 1)
+    if pool_size is not None:
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+        if pool_size < len(pool_idx):
+            pool_idx = np.sort(_stratified(train.labels.numpy()[pool_idx], pool_size, rng, pool_idx))
+    if test_size is not None:
+        if test_size < 1:
+            raise ValueError(f"test_size must be >= 1, got {test_size}")
+        if test_size < len(test_idx):
+            test_idx = np.sort(_stratified(test.labels.numpy()[test_idx], test_size, rng, test_idx))
+    return ALData(train.subset(pool_idx, classes), test.subset(test_idx, classes))
+
+
+def _stratified(labels: np.ndarray, size: int, rng: np.random.Generator, ids: np.ndarray) -> np.ndarray:
+    """``size`` of ``ids`` keeping class proportions (largest remainders)."""
+    counts = np.bincount(labels)
+    exact = counts * size / len(labels)
+    take = np.floor(exact).astype(int)
+    take[np.argsort(-(exact - take), kind="stable")[: size - take.sum()]] += 1
+    return np.concatenate([rng.choice(ids[labels == c], size=n, replace=False) for c, n in enumerate(take) if n])
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def iter_batches(inputs, batch_size: int, device=None) -> Iterator[torch.Tensor]:
+    """Yield float input batches on ``device`` from any input form.
+
+    ``inputs`` may be a float tensor ``[N, ...]``, an :class:`ImageData` (normalised
+    on the fly), a ``Dataset`` whose items are ``x`` or ``(x, y, ...)``, or a
+    ``DataLoader`` (its own batching is kept).
+    """
+    if isinstance(inputs, torch.Tensor):
+        for start in range(0, len(inputs), batch_size):
+            yield inputs[start : start + batch_size].to(device)
+    elif isinstance(inputs, ImageData):
+        for start in range(0, len(inputs), batch_size):
+            yield inputs.inputs(range(start, min(start + batch_size, len(inputs))), device)
+    elif isinstance(inputs, (DataLoader, Dataset)):
+        loader = inputs if isinstance(inputs, DataLoader) else DataLoader(inputs, batch_size=batch_size)
+        for batch in loader:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            yield x.to(device)
+    else:
+        raise ValueError(f"inputs must be a Tensor, ImageData, Dataset or DataLoader, got {type(inputs).__name__}")
+
+
+def num_inputs(inputs) -> int:
+    """Number of samples in any input form accepted by :func:`iter_batches`."""
+    if isinstance(inputs, DataLoader):
+        return len(inputs.dataset)
+    return len(inputs)

@@ -1,0 +1,121 @@
+"""Models: a small CNN for 28x28 grayscale and a CIFAR ResNet-18 for 32x32 RGB.
+
+Every model returns logits from ``forward``, exposes ``embed(x)`` (penultimate
+features, ``[N, d]``) and ``head`` (the final ``nn.Linear``), so strategies can use
+features and last-layer gradients without knowing the architecture.
+
+No layer works in place (``nn.ReLU(inplace=False)``): the Fisher engine reads each
+layer's input and the gradient of its output, and an in-place op would overwrite them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock
+
+MODELS = ("cnn", "resnet18")
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks and an MLP head, ~421k parameters for 28x28x1 and 10 classes.
+
+    conv(32)-BN-ReLU-pool, conv(64)-BN-ReLU-pool, fc(128)-ReLU, head.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * (image_size // 4) ** 2, 128),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(128, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``[N, 128]``."""
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+class CifarResNet18(nn.Module):
+    """ResNet-18 for 32x32 inputs: 3x3 stem, no max-pool, torchvision ``BasicBlock``s.
+
+    ``width=16`` gives the paper's small variant (widths 16-128, ~0.7M parameters);
+    ``width=64`` is the usual CIFAR ResNet-18 (~11M).
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+        )
+        layers, planes_in = [], width
+        for i, blocks in enumerate((2, 2, 2, 2)):
+            planes, stride = width * 2**i, 1 if i == 0 else 2
+            for b in range(blocks):
+                s = stride if b == 0 else 1
+                down = None
+                if s != 1 or planes_in != planes:
+                    down = nn.Sequential(
+                        nn.Conv2d(planes_in, planes, 1, stride=s, bias=False),
+                        nn.BatchNorm2d(planes),
+                    )
+                block = BasicBlock(planes_in, planes, stride=s, downsample=down)
+                block.relu = nn.ReLU()  # torchvision's is in place; see module docstring
+                layers.append(block)
+                planes_in = planes
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(planes_in, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``[N, 8 * width]``."""
+        return self.pool(self.layers(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+def build_model(name: str, num_classes: int, in_channels: int, image_size: int = 28, **options) -> nn.Module:
+    """Build a model by name.
+
+    Args:
+        name: ``"cnn"`` (28x28 grayscale) or ``"resnet18"`` (32x32 RGB).
+        num_classes: number of output classes C.
+        in_channels: image channels.
+        image_size: side of the square input images (``cnn`` only).
+        **options: ``width`` for ``resnet18``.
+
+    Returns:
+        The model, freshly initialised from the current torch RNG state.
+    """
+    if name == "cnn":
+        if options:
+            raise ValueError(f"model 'cnn' takes no options, got {sorted(options)}")
+        if image_size % 4:
+            raise ValueError(f"image_size must be divisible by 4 for model 'cnn', got {image_size}")
+        return SmallCNN(num_classes, in_channels, image_size)
+    if name == "resnet18":
+        unknown = set(options) - {"width"}
+        if unknown:
+            raise ValueError(f"unknown options {sorted(unknown)} for model 'resnet18'; allowed: ['width']")
+        return CifarResNet18(num_classes, in_channels, **options)
+    raise ValueError(f"unknown model {name!r}; allowed values: {list(MODELS)}")
+
+
+def default_device() -> torch.device:
+    """``cuda`` when available, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,37 @@
+"""Shared fixtures: every test is seeded; oracle tests opt into float64."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def float64():
+    """Run the test with float64 as torch's default dtype (oracle comparisons)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def fashion_mnist_available() -> bool:
+    from fmlib.data import DEBIAN_FASHION_MNIST
+
+    return (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file()
+
+
+requires_fashion_mnist = pytest.mark.skipif(
+    not fashion_mnist_available(), reason="FashionMNIST not installed (apt-get install dataset-fashion-mnist)"
+)
