@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -82,7 +83,7 @@ class ImageData:
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return (x - mean) / std
 
-    def subset(self, indices, classes: list[str] | None = None) -> "ImageData":
+    def subset(self, indices, classes: list[str] | None = None) -> ImageData:
         idx = torch.as_tensor(indices, dtype=torch.long)
         return ImageData(self.images[idx], self.labels[idx], list(classes or self.classes), self.mean, self.std, self.name)
 
@@ -167,23 +168,36 @@ def _load_fashion_mnist(root, download: bool) -> Splits:
 
 
 def _load_cifar10(root, download: bool) -> Splits:
-    from torchvision.datasets import CIFAR10
-
     target = Path(root) if root is not None else Path.home() / ".cache" / "fmlib"
+    folder = target / "cifar-10-batches-py"
+    if download and not (folder / "batches.meta").is_file():
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(str(target), train=True, download=True)  # fetches and checks both splits
+    files = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    missing = [f for f in ["batches.meta", *files["train"], *files["test"]] if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"CIFAR-10 not found: {folder} lacks {missing}. Pass download=True to fetch it through "
+            "torchvision (needs internet), or copy the python-format batches (cifar-10-python.tar.gz, "
+            "extracted) there."
+        )
+    classes = [c.decode() if isinstance(c, bytes) else c for c in _unpickle(folder / "batches.meta")["label_names"]]
     mean, std = _STATS["cifar10"]
     out = {}
-    for split in ("train", "test"):
-        try:
-            ds = CIFAR10(str(target), train=split == "train", download=download)
-        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted."
-            raise FileNotFoundError(
-                f"CIFAR-10 not found under {target} (expected {target / 'cifar-10-batches-py'}). "
-                "Pass download=True to fetch it through torchvision (needs internet), or copy "
-                "the python-format batches there."
-            ) from err
-        images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
-        out[split] = ImageData(images, torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes), mean, std, "cifar10")
-    return Splits(out["train"], out["test"], list(out["train"].classes))
+    for split, names in files.items():
+        batches = [_unpickle(folder / name) for name in names]
+        images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)  # stored row-major, RGB planes
+        labels = np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in batches])
+        out[split] = ImageData(torch.from_numpy(images.astype(np.uint8)), torch.from_numpy(labels), classes, mean, std, "cifar10")
+    return Splits(out["train"], out["test"], classes)
+
+
+def _unpickle(path: Path) -> dict:
+    """One file of CIFAR-10's python format (a pickled dict, byte-string keys in the original)."""
+    with open(path, "rb") as f:
+        raw = pickle.load(f, encoding="latin1")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
 
 
 # ----------------------------------------------------------------------------- imbalance

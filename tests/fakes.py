@@ -1,0 +1,68 @@
+"""Small datasets written in the exact on-disk formats the real loaders read.
+
+Images carry a class-dependent bright patch over noise, so models can learn them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+
+def fake_images(labels: np.ndarray, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """``uint8`` images ``[N, *shape]`` (``shape`` = ``(H, W)`` or ``(H, W, C)``) with a patch per class."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 96, size=(len(labels), *shape), dtype=np.uint8)
+    h, w = shape[:2]
+    for i, c in enumerate(labels):
+        row, col = divmod(int(c), 4)
+        r0, c0 = (row * h) // 3, (col * w) // 4
+        images[i, r0 : r0 + h // 3, c0 : c0 + w // 4] = 255
+    return images
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_fake_fashion_mnist(root, n_train: int = 200, n_test: int = 100, seed: int = 0) -> Path:
+    """Gzipped IDX files named as in the Debian package and the original release."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", fake_images(labels, (28, 28), seed + n))
+        _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def write_fake_cifar10(root, per_batch: int = 20, n_test: int = 30, seed: int = 0) -> Path:
+    """CIFAR-10's python format: ``cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}``.
+
+    Like the original: pickled dicts with byte-string keys, ``data`` as ``uint8 [N, 3072]``
+    (R, G, B planes of 32x32, row-major), ``labels`` as a list of ints.
+    """
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]
+    for k, (name, n) in enumerate(names):
+        labels = rng.integers(0, 10, size=n)
+        hwc = fake_images(labels, (32, 32, 3), seed + k)
+        data = hwc.transpose(0, 3, 1, 2).reshape(n, 3072)
+        batch = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": data, b"filenames": [b""] * n}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [c.encode() for c in CIFAR_CLASSES], b"num_vis": 3072, b"num_cases_per_batch": 10000}, f)
+    return Path(root)

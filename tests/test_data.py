@@ -1,0 +1,166 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from fmlib.data import (
+    ImageData,
+    imbalanced_counts,
+    initial_labeled,
+    iter_batches,
+    load_dataset,
+    make_imbalanced,
+    prepare_data,
+)
+from tests.conftest import requires_fashion_mnist
+from tests.fakes import fake_images, write_fake_cifar10, write_fake_fashion_mnist
+
+
+@requires_fashion_mnist
+def test_real_fashion_mnist_from_debian_package():
+    splits = load_dataset("fashion_mnist")
+    assert splits.train.images.shape == (60000, 1, 28, 28) and splits.test.images.shape == (10000, 1, 28, 28)
+    assert splits.train.images.dtype == torch.uint8 and splits.train.labels.dtype == torch.int64
+    assert splits.classes[0] == "T-shirt/top" and len(splits.classes) == 10
+    assert np.all(splits.train.class_counts() == 6000) and np.all(splits.test.class_counts() == 1000)
+
+
+def test_fashion_mnist_from_root_takes_precedence(tmp_path):
+    write_fake_fashion_mnist(tmp_path, n_train=50, n_test=20)
+    splits = load_dataset("fashion_mnist", root=tmp_path)
+    assert len(splits.train) == 50 and len(splits.test) == 20
+    assert splits.train.shape == (1, 28, 28)
+
+
+def test_fashion_mnist_in_torchvision_layout(tmp_path):
+    write_fake_fashion_mnist(tmp_path / "FashionMNIST" / "raw", n_train=30, n_test=10)
+    assert len(load_dataset("fashion_mnist", root=tmp_path).train) == 30
+
+
+def test_missing_fashion_mnist_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setattr("fmlib.data.DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist") as err:
+        load_dataset("fashion_mnist", root=tmp_path)
+    assert str(tmp_path) in str(err.value)
+
+
+def test_cifar10_python_format(tmp_path):
+    write_fake_cifar10(tmp_path, per_batch=8, n_test=12, seed=3)
+    splits = load_dataset("cifar10", root=tmp_path)
+    assert splits.train.images.shape == (40, 3, 32, 32) and splits.test.images.shape == (12, 3, 32, 32)
+    assert splits.classes[0] == "airplane" and splits.train.labels.dtype == torch.int64
+    # pixel layout: channel planes, row-major, exactly as written
+    labels = splits.test.labels.numpy()
+    expected = fake_images(labels, (32, 32, 3), seed=3 + 5).transpose(0, 3, 1, 2)
+    assert np.array_equal(splits.test.images.numpy(), expected)
+
+
+def test_missing_cifar10_is_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="fashion_mnist"):
+        load_dataset("mnist")
+
+
+def test_inputs_normalise_without_uint8_overflow():
+    images = torch.full((2, 1, 4, 4), 255, dtype=torch.uint8)
+    data = ImageData(images, torch.tensor([0, 1]), ["a", "b"], mean=(0.5,), std=(0.25,))
+    assert torch.allclose(data.inputs(), torch.full((2, 1, 4, 4), 2.0))
+
+
+def test_image_data_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="uint8"):
+        ImageData(torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(3), ["a"])
+    with pytest.raises(ValueError, match="labels"):
+        ImageData(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.zeros(4), ["a"])
+
+
+LABELS = np.repeat(np.arange(5), [100, 80, 120, 100, 90])
+
+
+@pytest.mark.parametrize(
+    "profile,ratio,minority,expected",
+    [
+        ("none", 1.0, None, [100, 80, 120, 100, 90]),
+        ("step", 10.0, None, [10, 8, 120, 100, 90]),
+        ("step", 4.0, [4], [100, 80, 120, 100, 22]),
+        ("longtail", 16.0, None, [80, 40, 20, 10, 5]),
+        ("longtail", 1.0, None, [80, 80, 80, 80, 80]),
+    ],
+    ids=["none", "step-first-half", "step-named", "longtail-16", "longtail-flat"],
+)
+def test_imbalance_counts_exact(profile, ratio, minority, expected):
+    idx = make_imbalanced(LABELS, profile, ratio, seed=1, minority_classes=minority)
+    assert np.bincount(LABELS[idx], minlength=5).tolist() == expected
+    assert len(np.unique(idx)) == len(idx)
+    assert np.array_equal(idx, make_imbalanced(LABELS, profile, ratio, seed=1, minority_classes=minority))
+
+
+def test_longtail_ratio_is_largest_over_smallest():
+    counts = imbalanced_counts([1000] * 10, "longtail", 100.0)
+    assert counts[0] == 1000 and counts[-1] == 10 and np.all(np.diff(counts) < 0)
+
+
+def test_paper_preset_counts():
+    labels = np.repeat(np.arange(10), 6000)
+    idx = make_imbalanced(labels, "paper", seed=0)
+    assert np.bincount(labels[idx], minlength=10).tolist() == [250, 5000, 250, 250, 0, 0, 0, 0, 0, 0]
+
+
+@requires_fashion_mnist
+def test_paper_preset_on_real_fashion_mnist():
+    data = prepare_data("fashion_mnist", imbalance="paper", seed=0)
+    assert data.pool.class_counts().tolist() == [250, 5000, 250, 250]
+    assert data.test.class_counts().tolist() == [1000] * 4
+    assert data.classes == ["T-shirt/top", "Trouser", "Pullover", "Dress"]
+
+
+def test_prepare_data_caps_pool_and_test_stratified(tmp_path):
+    write_fake_fashion_mnist(tmp_path, n_train=200, n_test=100)
+    data = prepare_data("fashion_mnist", root=tmp_path, pool_size=50, test_size=30, seed=2)
+    assert len(data.pool) == 50 and len(data.test) == 30
+    assert data.pool.class_counts().tolist() == [5] * 10 and data.test.class_counts().tolist() == [3] * 10
+    again = prepare_data("fashion_mnist", root=tmp_path, pool_size=50, test_size=30, seed=2)
+    assert torch.equal(data.pool.images, again.pool.images)
+
+
+@pytest.mark.parametrize("bad", [dict(profile="zipf"), dict(profile="step", ratio=0.5)], ids=["profile", "ratio"])
+def test_imbalance_bad_input(bad):
+    with pytest.raises(ValueError, match=next(iter(bad)) if "ratio" not in bad else "ratio"):
+        make_imbalanced(LABELS, **{"ratio": 2.0, **bad})
+
+
+@pytest.mark.parametrize("method", ["random", "balanced"])
+def test_initial_labeled_seeded(method):
+    a = initial_labeled(LABELS, 23, method, seed=5)
+    assert len(a) == 23 and len(np.unique(a)) == 23
+    assert np.array_equal(a, initial_labeled(LABELS, 23, method, seed=5))
+    assert not np.array_equal(a, initial_labeled(LABELS, 23, method, seed=6))
+
+
+def test_initial_balanced_per_class():
+    counts = np.bincount(LABELS[initial_labeled(LABELS, 25, "balanced", seed=0)], minlength=5)
+    assert counts.tolist() == [5] * 5
+    skewed = np.repeat(np.arange(3), [2, 50, 50])
+    counts = np.bincount(skewed[initial_labeled(skewed, 30, "balanced", seed=0)], minlength=3)
+    assert counts[0] == 2 and counts.sum() == 30
+
+
+@pytest.mark.parametrize(
+    "size,method,match", [(0, "random", "initial size"), (501, "random", "pool size"), (5, "stratified", "balanced")]
+)
+def test_initial_labeled_bad_input(size, method, match):
+    with pytest.raises(ValueError, match=match):
+        initial_labeled(LABELS, size, method)
+
+
+def test_iter_batches_accepts_every_input_form():
+    x = torch.randn(10, 1, 4, 4)
+    forms = [x, TensorDataset(x, torch.zeros(10)), DataLoader(TensorDataset(x), batch_size=3)]
+    for form in forms:
+        assert torch.equal(torch.cat(list(iter_batches(form, 4))), x)
+    with pytest.raises(ValueError, match="inputs"):
+        list(iter_batches([1, 2], 4))

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import torch
+
+from fmlib.data import ImageData, initial_labeled, prepare_data
+from fmlib.models import build_model
+from fmlib.train import TrainConfig, _augment, evaluate, fit, predict_proba, reset_parameters, train_config
+from tests.conftest import requires_fashion_mnist
+from tests.fakes import fake_images
+
+
+def tiny_data(n=80, seed=0):
+    labels = np.arange(n) % 4
+    images = torch.from_numpy(fake_images(labels, (28, 28), seed)).unsqueeze(1)
+    return ImageData(images, torch.from_numpy(labels), ["a", "b", "c", "d"], (0.3,), (0.3,))
+
+
+def test_fit_is_deterministic_for_a_seed():
+    data = tiny_data()
+    states = []
+    for _ in range(2):
+        model = build_model("cnn", 4, 1)
+        stats = fit(model, data, np.arange(40), TrainConfig(epochs=2, batch_size=16), seed=3)
+        states.append(model.state_dict())
+    assert stats["epochs"] == 2
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_reinit_resets_weights_and_batchnorm_statistics():
+    data = tiny_data()
+    model = build_model("cnn", 4, 1)
+    reset_parameters(model, seed=7)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, data, np.arange(40), TrainConfig(epochs=1, reinit=False), seed=0)
+    assert not torch.equal(model.features[1].running_mean, fresh["features.1.running_mean"])
+    reset_parameters(model, seed=7)
+    assert all(torch.equal(fresh[k], v) for k, v in model.state_dict().items())
+
+
+def test_target_accuracy_stops_early_and_clamps_gradients():
+    data = tiny_data()
+    model = build_model("cnn", 4, 1)
+    stats = fit(model, data, np.arange(80), train_config("paper", epochs=50), seed=0)
+    assert stats["train_accuracy"] >= 0.99 and stats["epochs"] < 50
+
+
+def test_grad_clip_value_is_applied(monkeypatch):
+    seen = []
+    real = torch.nn.utils.clip_grad_value_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_value_", lambda p, v: (seen.append(v), real(p, v)))
+    fit(build_model("cnn", 4, 1), tiny_data(), np.arange(16), TrainConfig(epochs=1, grad_clip_value=0.1), seed=0)
+    assert seen and set(seen) == {0.1}
+
+
+def test_augment_keeps_shape_and_is_seeded():
+    x = torch.randn(5, 3, 32, 32)
+    a = _augment(x, torch.Generator().manual_seed(1))
+    b = _augment(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_single_sample_labeled_set_trains():
+    stats = fit(build_model("cnn", 4, 1), tiny_data(), [3], TrainConfig(epochs=1), seed=0)
+    assert stats["epochs"] == 1
+
+
+def test_predict_and_evaluate():
+    data = tiny_data()
+    model = build_model("cnn", 4, 1)
+    fit(model, data, np.arange(80), TrainConfig(epochs=5), seed=0)
+    proba = predict_proba(model, data, batch_size=7)
+    assert proba.shape == (80, 4) and torch.allclose(proba.sum(1), torch.ones(80))
+    metrics = evaluate(model, data)
+    pred = proba.argmax(1).numpy()
+    assert metrics["accuracy"] == pytest.approx((pred == data.labels.numpy()).mean())
+    assert metrics["balanced_accuracy"] == pytest.approx(np.mean(metrics["per_class_accuracy"]))
+    assert not model.training
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [(dict(optimizer="rmsprop"), "adam"), (dict(epochs=0), "epochs"), (dict(lr=0), "lr"),
+     (dict(target_train_acc=1.5), "target_train_acc")],
+    ids=["optimizer", "epochs", "lr", "target"],
+)  # fmt: skip
+def test_bad_train_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_presets_and_unknown_options():
+    assert train_config("paper").grad_clip_value == 0.1 and train_config("paper", epochs=5).epochs == 5
+    with pytest.raises(ValueError, match="allowed"):
+        train_config("fast")
+    with pytest.raises(ValueError, match="momentumm"):
+        train_config("default", momentumm=0.5)
+
+
+@requires_fashion_mnist
+def test_short_training_beats_chance_on_fashion_mnist():
+    data = prepare_data("fashion_mnist", pool_size=2000, test_size=1000, seed=0)
+    model = build_model("cnn", 10, 1)
+    fit(model, data.pool, initial_labeled(data.pool.labels.numpy(), 300, "balanced", 0), TrainConfig(epochs=5), seed=0)
+    assert evaluate(model, data.test)["accuracy"] > 0.6  # chance is 0.1
