@@ -1,0 +1,49 @@
+# fmlib: `make help` lists the targets. Every target installs what it needs first and
+# is idempotent: a second run reuses the Debian dataset, the venv and the installed packages.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fmlib-installed
+FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+RUN_DIR ?= runs/quickstart
+
+.PHONY: help setup data experiment test test-fast bench lint
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+data: ## install FashionMNIST (Debian package dataset-fashion-mnist) if missing
+	@if [ ! -f $(FASHION) ]; then \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+$(STAMP): pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e ".[notebooks,test]"
+	@touch $(STAMP)
+
+setup: data $(STAMP) ## data + virtual environment with torch 2.14.1 and fmlib
+
+experiment: setup ## run a FisherMask AL experiment on FashionMNIST through papermill (~10 min on 2 CPU cores)
+	@mkdir -p $(RUN_DIR)
+	$(PY) -m papermill notebooks/active_learning.ipynb $(RUN_DIR)/active_learning.ipynb -p output_dir $(RUN_DIR) --progress-bar
+	@echo "results: $(RUN_DIR) (rounds.csv, figures); executed notebook: $(RUN_DIR)/active_learning.ipynb"
+
+test: setup ## the whole test suite: unit tests, notebook tests (nbval) and papermill tests
+	FMLIB_SMOKE=1 $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+test-fast: setup ## unit tests without the slow ones
+	$(PY) -m pytest tests -m "not slow"
+
+bench: setup ## speed benchmarks (ratios against naive implementations)
+	$(PY) benchmarks/bench_fisher.py
+	$(PY) benchmarks/bench_select.py
+
+lint: setup ## ruff lint and format check
+	$(PY) -m ruff check fmlib tests benchmarks
+	$(PY) -m ruff format --check fmlib tests benchmarks
