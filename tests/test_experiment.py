@@ -1,0 +1,311 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fmlib.data import ALData, ImageData
+from fmlib.experiment import ActiveLoop, ExperimentConfig, label_schedule, round_seed, run_experiment
+from fmlib.records import load_queries, load_run, load_snapshots
+from fmlib.train import TrainConfig
+from tests.fakes import fake_images, write_fake_fashion_mnist
+
+# ----------------------------------------------------------------------------- fakes
+
+
+class FirstUnlabeled:
+    """Picks the n smallest unlabeled positions: the correct picks are known."""
+
+    def __init__(self):
+        self.info = {}
+
+    def select(self, model, pool, labeled, unlabeled, n, *, seed=0, device=None):
+        self.info = {"embed_time": 0.0, "select_time": 0.0}
+        return np.sort(unlabeled)[:n]
+
+
+class SeededRandom(FirstUnlabeled):
+    """Random picks from ``seed`` and the global torch RNG (both must be fixed per round)."""
+
+    def select(self, model, pool, labeled, unlabeled, n, *, seed=0, device=None):
+        self.info = {"embed_time": 0.0}
+        jitter = int(torch.randint(0, 1000, (1,)))
+        return np.random.default_rng(seed + jitter).choice(unlabeled, size=n, replace=False)
+
+
+class FakeFisher(FirstUnlabeled):
+    """Largest unlabeled positions, with a Fisher-strategy ``info`` derived from the model weights."""
+
+    def __init__(self, fraction=0.01):
+        self.fraction, self.info = fraction, {}
+
+    def select(self, model, pool, labeled, unlabeled, n, *, seed=0, device=None):
+        diag = {k: p.detach().cpu().double() ** 2 for k, p in model.named_parameters()}
+        flat = torch.cat([d.reshape(-1) for d in diag.values()])
+        k = max(1, int(self.fraction * len(flat)))
+        threshold = flat.topk(k).values[-1]
+        mask = {name: d >= threshold for name, d in diag.items()}
+        picks = np.sort(unlabeled)[::-1][:n].copy()
+        self.info = {"embed_time": 0.1, "select_time": 0.0, "fisher_diag": diag, "mask": mask,
+                     "picked_scores": np.linspace(2, 1, n), "fisher_trace": float(flat.sum())}  # fmt: skip
+        return picks
+
+
+class CrashAfter:
+    """Wraps a strategy and raises on its ``calls``-th select: a crash in the middle of a run."""
+
+    def __init__(self, inner, calls):
+        self.inner, self.calls = inner, calls
+
+    @property
+    def info(self):
+        return self.inner.info
+
+    def select(self, *args, **kwargs):
+        self.calls -= 1
+        if self.calls < 0:
+            raise KeyboardInterrupt("simulated crash")
+        return self.inner.select(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def fashion_root(tmp_path_factory):
+    return str(write_fake_fashion_mnist(tmp_path_factory.mktemp("fashion"), n_train=200, n_test=60))
+
+
+def small_config(root, **overrides) -> dict:
+    config = dict(
+        dataset="fashion_mnist", data_root=root, imbalance="step", ratio=2.0, pool_size=60, test_size=30,
+        initial_size=10, query_size=5, budget=None, rounds=3, strategy="random", train_preset="default",
+        train_options={"epochs": 2, "batch_size": 16}, seed=0, device="cpu", progress=False,
+    )  # fmt: skip
+    return {**config, **overrides}
+
+
+def tiny_aldata(n_pool=40, n_test=20):
+    def make(n, seed):
+        labels = np.arange(n) % 4
+        images = torch.from_numpy(fake_images(labels, (28, 28), seed)).unsqueeze(1)
+        return ImageData(images, torch.from_numpy(labels), ["a", "b", "c", "d"], (0.3,), (0.3,))
+
+    return ALData(make(n_pool, 0), make(n_test, 1))
+
+
+def check_consistent(records, config):
+    rounds, queries = records.rounds_frame(), records.queries_frame()
+    num_classes = len(records.meta["data"]["classes"])
+    assert list(rounds["round"]) == list(range(config["rounds"] + 1))
+    assert list(rounds["n_labeled"]) == label_schedule(config["initial_size"], config["query_size"], rounds=config["rounds"])
+    assert (rounds["n_labeled"].diff().dropna() == config["query_size"]).all()
+    assert queries["pool_index"].is_unique
+    assert len(queries) == rounds["n_labeled"].iloc[-1]
+    counts = rounds[[f"count_{c}" for c in range(num_classes)]].to_numpy()
+    query = rounds[[f"query_{c}" for c in range(num_classes)]].to_numpy()
+    assert (counts.sum(1) == rounds["n_labeled"]).all() and (query.sum(1) == rounds["n_queried"]).all()
+    assert (counts[1:] == counts[:-1] + query[:-1]).all() and query[-1].sum() == 0
+    for r in range(len(rounds)):  # the labeled histogram is that of queries up to round r
+        hist = np.bincount(queries.loc[queries["round"] <= r, "label"], minlength=num_classes)
+        assert (hist == counts[r]).all()
+    assert rounds["accuracy"].between(0, 1).all() and (rounds["train_epochs"] >= 1).all()
+
+
+# ----------------------------------------------------------------------------- schedule and seeds
+
+
+@pytest.mark.parametrize(
+    "initial, query, budget, rounds, expected",
+    [
+        (15, 70, 575, None, [15, 85, 155, 225, 295, 365, 435, 505, 575]),
+        (10, 5, None, 3, [10, 15, 20, 25]),
+        (10, 5, 22, None, [10, 15, 20, 22]),
+        (10, 5, 100, 2, [10, 15, 20]),
+        (10, 5, 10, None, [10]),
+        (10, 5, None, 0, [10]),
+    ],
+    ids=["paper-tiny", "rounds", "budget-truncates-last", "rounds-first", "budget-is-initial", "zero-rounds"],
+)
+def test_label_schedule(initial, query, budget, rounds, expected):
+    assert label_schedule(initial, query, budget=budget, rounds=rounds) == expected
+
+
+def test_round_seeds_differ_by_round_and_purpose():
+    seeds = {round_seed(0, r, p) for r in range(5) for p in ("init", "train", "select")}
+    assert len(seeds) == 15 and round_seed(3, 2, "train") == round_seed(3, 2, "train")
+
+
+def test_config_round_trips_through_plain_dicts():
+    config = ExperimentConfig(strategy="bait", strategy_options={"lam": 1.0}, minority_classes=(0, 1))
+    again = ExperimentConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == ExperimentConfig.from_dict(config.to_dict()) and again.minority_classes == [0, 1]
+    with pytest.raises(ValueError, match="unknown config fields.*'nope'"):
+        ExperimentConfig.from_dict({"nope": 1})
+
+
+def test_default_config_is_the_paper_tiny_budget_setting():
+    config = ExperimentConfig()
+    assert config.schedule() == [15, 85, 155, 225, 295, 365, 435, 505, 575]
+    assert config.imbalance == "paper" and config.train_preset == "paper"
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def test_active_loop_steps_with_known_picks():
+    data = tiny_aldata()
+    from fmlib.models import build_model
+
+    loop = ActiveLoop(data, build_model("cnn", 4, 1), FirstUnlabeled(), [4, 7, 10], TrainConfig(epochs=1),
+                      initial=[0, 1, 2, 3], seed=0, device="cpu")  # fmt: skip
+    assert loop.step() and loop.last.picked.tolist() == [4, 5, 6]
+    assert loop.step() and loop.last.picked.tolist() == [7, 8, 9]
+    assert loop.last.row["n_labeled"] == 7 and loop.last.row["n_queried"] == 3
+    assert not loop.step() and len(loop.last.picked) == 0 and loop.last.info == {}
+    assert loop.labeled.tolist() == list(range(10)) and loop.finished and loop.last.row["n_labeled"] == 10
+    with pytest.raises(RuntimeError, match="finished"):
+        loop.step()
+
+
+def test_in_memory_run_records_are_consistent():
+    config = dict(initial_size=8, query_size=4, budget=None, rounds=3, strategy="first", train_preset="default",
+                  train_options={"epochs": 1}, device="cpu", progress=False)  # fmt: skip
+    records = run_experiment(config, data=tiny_aldata(), strategy=FirstUnlabeled())
+    check_consistent(records, config)
+    picked = records.queries_frame().query("round > 0")["pool_index"].to_numpy()
+    initial = records.queries_frame().query("round == 0")["pool_index"].to_numpy()
+    assert picked.tolist() == np.setdiff1d(np.arange(40), initial)[:12].tolist()
+    assert records.meta["data"]["source"] == "in-memory" and records.finished
+
+
+def test_run_writes_every_file(fashion_root, tmp_path):
+    config = small_config(fashion_root, output_dir=str(tmp_path / "run"), strategy="fake_fisher")
+    records = run_experiment(config, strategy=FakeFisher())
+    check_consistent(records, config)
+    run = tmp_path / "run"
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["config"]["strategy"] == "fake_fisher" and meta["environment"]["torch"] == torch.__version__
+    assert meta["schedule"] == [10, 15, 20, 25] and len(meta["data"]["classes"]) == 10
+    assert {"fmlib_version", "git"} <= set(meta)
+    frame = load_run(run)
+    pd.testing.assert_frame_equal(frame.drop(columns=["run", "path"]), records.frame().drop(columns=["run", "path"]))
+    assert (frame["strategy"] == "fake_fisher").all() and (frame["imbalance"] == "step").all()
+    assert load_queries(run)["pool_index"].tolist() == records.queries_frame()["pool_index"].tolist()
+    snapshots = load_snapshots(run)
+    assert sorted(snapshots) == [0, 1, 2]  # the last round picks nothing
+    batch = records.queries_frame().query("round == 2")
+    assert snapshots[1]["picked_pool_index"].tolist() == batch["pool_index"].tolist()
+    assert snapshots[1]["picked_label"].tolist() == batch["label"].tolist()
+    assert frame["fisher_trace"].iloc[:3].gt(0).all() and frame["mask_size"].iloc[:3].gt(0).all()
+    assert not list(run.glob(".*.tmp")) and not list((run / "sensitivity").glob(".*.tmp"))
+
+
+ALL_STRATEGIES = ["random", "entropy", "margin", "least_confidence", "bald", "coreset", "badge", "bait", "fishermask"]
+SMALL_OPTIONS = {"bald": {"samples": 3}, "bait": {"fisher_samples": 16},
+                 "fishermask": {"fisher_samples": 16, "fraction": 0.001}}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [n if n == "random" else pytest.param(n, marks=pytest.mark.slow) for n in ALL_STRATEGIES])
+def test_every_strategy_gives_complete_records(tmp_path, name):
+    strategies = pytest.importorskip("fmlib.strategies")
+    if name not in strategies.STRATEGIES:
+        pytest.skip(f"strategy {name!r} not registered")
+    config = dict(initial_size=8, query_size=4, budget=None, rounds=3, strategy=name,
+                  strategy_options=SMALL_OPTIONS.get(name, {}), train_preset="default", train_options={"epochs": 1},
+                  device="cpu", progress=False, output_dir=str(tmp_path / name))  # fmt: skip
+    records = run_experiment(config, data=tiny_aldata())
+    check_consistent(records, config)
+    rounds, snapshots = records.rounds_frame(), load_snapshots(tmp_path / name)
+    assert rounds["select_time"].iloc[:-1].ge(0).all() and np.isnan(rounds["select_time"].iloc[-1])
+    if name in ("bait", "fishermask"):
+        assert sorted(snapshots) == [0, 1, 2]
+        for r, snap in snapshots.items():
+            assert snap["mask_size"] == rounds["mask_size"][r] > 0 and snap["fisher_trace"] > 0
+            assert len(snap["picked_score"]) == config["query_size"] and np.isfinite(snap["picked_score"]).all()
+            batch = records.queries_frame().query(f"round == {r + 1}")
+            assert snap["picked_pool_index"].tolist() == batch["pool_index"].tolist()
+    else:
+        assert not snapshots and (rounds["mask_size"] == -1).all()
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(fashion_root, tmp_path):
+    config = small_config(fashion_root, strategy="seeded_random")
+    whole = run_experiment({**config, "output_dir": str(tmp_path / "whole")}, strategy=SeededRandom())
+    part = {**config, "output_dir": str(tmp_path / "part")}
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(part, strategy=CrashAfter(SeededRandom(), calls=1))  # dies selecting in round 1
+    assert len(load_run(tmp_path / "part")) == 1
+    partial = run_experiment(part, strategy=SeededRandom(), max_rounds=1)  # round 1 only
+    assert len(partial.rounds) == 2 and not partial.finished
+    resumed = run_experiment(part, strategy=SeededRandom())
+    timing = ["train_time", "eval_time", "select_time", "embed_time"]
+    pd.testing.assert_frame_equal(
+        resumed.rounds_frame().drop(columns=timing), whole.rounds_frame().drop(columns=timing), check_exact=True
+    )
+    pd.testing.assert_frame_equal(resumed.queries_frame(), whole.queries_frame())
+    assert resumed.finished
+
+    class Untouchable(FirstUnlabeled):
+        def select(self, *args, **kwargs):
+            raise AssertionError("a finished run must not select again")
+
+    again = run_experiment({**part, "progress": True, "device": None}, strategy=Untouchable())  # neutral fields
+    pd.testing.assert_frame_equal(again.rounds_frame(), resumed.rounds_frame(), check_exact=True)
+
+
+def test_mismatched_config_refuses(fashion_root, tmp_path):
+    config = small_config(fashion_root, output_dir=str(tmp_path / "run"), rounds=1)
+    run_experiment(config, strategy=FirstUnlabeled())
+    with pytest.raises(ValueError, match=r"different config.*query_size: 5 there, 6 here"):
+        run_experiment({**config, "query_size": 6}, strategy=FirstUnlabeled())
+
+
+# ----------------------------------------------------------------------------- bad configs
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"dataset": "mnist"}, r"unknown dataset 'mnist'; allowed values: \['fashion_mnist', 'cifar10'\]"),
+        ({"model": "vgg"}, r"unknown model 'vgg'; allowed values"),
+        ({"imbalance": "zipf"}, r"unknown imbalance 'zipf'"),
+        ({"initial_method": "kmeans"}, r"unknown initial_method"),
+        ({"train_preset": "fast"}, r"unknown train_preset 'fast'"),
+        ({"train_options": {"epoch": 3}}, r"train_options: unknown training options \['epoch'\]"),
+        ({"train_options": {"lr": -1}}, r"train_options: lr must be > 0"),
+        ({"model_options": {"depth": 3}}, r"model_options: model 'cnn' takes no options"),
+        ({"query_size": 0}, r"query_size must be an integer >= 1"),
+        ({"initial_size": 0}, r"initial_size must be an integer >= 1"),
+        ({"rounds": None, "budget": None}, r"set budget .* or rounds"),
+        ({"budget": 5}, r"budget must be an integer >= 10"),
+        ({"pool_size": 20, "rounds": 3}, r"budget: the run would label 25 samples, beyond pool_size \(20\)"),
+        ({"pool_size": 5}, r"initial_size 10 is larger than pool_size \(5\)"),
+        ({"seed": -1}, r"seed must be an integer >= 0"),
+        ({"device": "tpu:0"}, r"device"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}" for k in v),
+)
+def test_bad_configs_fail_before_any_work(fashion_root, overrides, message, monkeypatch):
+    monkeypatch.setattr("fmlib.experiment.prepare_data", lambda *a, **k: pytest.fail("loaded data"))
+    with pytest.raises(ValueError, match=message):
+        run_experiment(small_config(fashion_root, **overrides), strategy=FirstUnlabeled())
+
+
+def test_budget_beyond_the_loaded_pool_fails_before_training(fashion_root, monkeypatch):
+    monkeypatch.setattr("fmlib.experiment.fit", lambda *a, **k: pytest.fail("trained"))
+    config = small_config(fashion_root, pool_size=None, rounds=40)  # the pool (150) is known only once loaded
+    with pytest.raises(ValueError, match=r"budget: the run would label 210 samples, beyond the pool \(150\)"):
+        run_experiment(config, strategy=FirstUnlabeled())
+
+
+def test_unknown_strategy_and_options_fail_early(fashion_root):
+    pytest.importorskip("fmlib.strategies")
+    with pytest.raises(ValueError, match=r"unknown strategy 'oracle'; allowed values"):
+        run_experiment(small_config(fashion_root, strategy="oracle"))
+    with pytest.raises(ValueError, match=r"strategy_options: unknown options \['nope'\]"):
+        run_experiment(small_config(fashion_root, strategy="random", strategy_options={"nope": 1}))
