@@ -155,7 +155,8 @@ class RunRecords:
         return cls(state["meta"], list(state["rounds"]), list(state["queries"]), Path(path) if path else None)
 
 
-def _tidy(meta: dict, rounds: pd.DataFrame, path) -> pd.DataFrame:
+def run_columns(meta: dict, path=None) -> dict:
+    """Per-run columns of the tidy tables: ``run``, ``path``, the config fields, ``finished``."""
     columns = {"run": Path(path).name if path else meta.get("config", {}).get("strategy", "run")}
     columns["path"] = str(path) if path else None
     for key, value in meta.get("config", {}).items():
@@ -163,6 +164,11 @@ def _tidy(meta: dict, rounds: pd.DataFrame, path) -> pd.DataFrame:
             columns.update({f"{key}.{k}": _scalar(v) for k, v in value.items()})
         else:
             columns[key] = _scalar(value)
+    return columns
+
+
+def _tidy(meta: dict, rounds: pd.DataFrame, path) -> pd.DataFrame:
+    columns = run_columns(meta, path)
     columns["finished"] = len(rounds) == len(meta.get("schedule", [])) > 0
     front = pd.DataFrame({k: [v] * len(rounds) for k, v in columns.items()}, index=rounds.index)
     return pd.concat([front, rounds], axis=1)

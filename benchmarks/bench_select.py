@@ -1,0 +1,131 @@
+"""Benchmark greedy BAIT selection: incremental updates against per-step recomputation.
+
+    .venv/bin/python benchmarks/bench_select.py            # N=3000, C=10, k=1000, 100 picks
+    .venv/bin/python benchmarks/bench_select.py --quick    # small sizes, seconds
+    .venv/bin/python benchmarks/bench_select.py --memory   # N=20000, C=10, k=2000: peak RSS
+
+Speed mode times :func:`greedy_trace_select` over all picks and the naive recomputation
+(:func:`greedy_trace_select_naive`, O(N·C·k²) a pick) over ``--naive-picks`` picks,
+extrapolated per pick when that is fewer, and checks both make the same picks.
+Memory mode prints the peak resident set size of the whole process (ru_maxrss), which
+includes the float32 embeddings themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import torch
+
+from fmlib.select import greedy_trace_select, greedy_trace_select_naive
+
+GIB = 2**30
+
+
+def make_problem(num, classes, k, n_labeled, device, seed=0, chunk=1000):
+    """Float32 embeddings with uneven per-sample scales, their pool Fisher and a labeled Fisher."""
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.empty(num, classes, k, dtype=torch.float32, device=device)  # [N, C, k]
+    fisher = torch.zeros(k, k, dtype=torch.float64, device=device)
+    for start in range(0, num, chunk):  # chunked: no second N x C x k array
+        block = torch.randn(min(chunk, num - start), classes, k, generator=gen)
+        block *= torch.rand(len(block), 1, 1, generator=gen) * 2 + 0.1
+        v[start : start + len(block)] = block.to(device)
+        flat = v[start : start + len(block)].reshape(-1, k)
+        fisher += (flat.T @ flat).double()
+    fisher /= num
+    labeled = None
+    if n_labeled:
+        lab = torch.randn(n_labeled, classes, k, generator=gen).to(device).reshape(-1, k)
+        labeled = (lab.T @ lab).double() / n_labeled
+    return v, dict(fisher=fisher, labeled_fisher=labeled, n_labeled=n_labeled)
+
+
+def timed(fn, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - start
+
+
+def speed(args, device):
+    print(f"speed: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled} on {device}")
+    v, kwargs = make_problem(args.num, args.classes, args.k, args.n_labeled, device)
+    one, t_one = timed(lambda: greedy_trace_select(v, 1, **kwargs), device)
+    picks, t_fast = timed(lambda: greedy_trace_select(v, args.picks, **kwargs), device)
+    per_pick = (t_fast - t_one) / max(args.picks - 1, 1)
+    print(f"  incremental: {t_fast:8.2f} s for {args.picks} picks")
+    print(f"    setup + 1st pick {t_one:.2f} s, then {per_pick * 1e3:.1f} ms/pick")
+
+    naive_n = min(args.naive_picks or args.picks, args.picks)
+    # The candidate scaling sqrt(n/(|L|+n)) depends on n, so only with |L| = 0 are the first
+    # picks of a 100-pick run those of a shorter run; otherwise compare equal-n runs.
+    reference = picks if args.n_labeled == 0 or naive_n == args.picks else greedy_trace_select(v, naive_n, **kwargs)
+    slow, t_slow = timed(lambda: greedy_trace_select_naive(v, naive_n, **kwargs), device)
+    naive_per_pick = t_slow / naive_n
+    same = slow == reference[:naive_n]
+    print(f"  naive:       {t_slow:8.2f} s for {naive_n} picks ({naive_per_pick:.2f} s/pick)")
+    if naive_n < args.picks:
+        print(f"  naive over {args.picks} picks EXTRAPOLATED from {naive_n} measured: {naive_per_pick * args.picks:.1f} s")
+    print(f"  same picks as naive over the first {naive_n}: {same}")
+    if not same:
+        first = next(i for i, (a, b) in enumerate(zip(slow, reference)) if a != b)
+        print(f"    first difference at pick {first}: incremental {reference[first]}, naive {slow[first]}")
+    ratio = naive_per_pick * args.picks / t_fast
+    print(f"  speed-up (naive {args.picks} picks / incremental {args.picks} picks): {ratio:.1f}x")
+    print(f"  per pick after setup: {naive_per_pick / per_pick:.0f}x faster")
+    print(f"  setup + 1st pick / one naive pick: {t_one / naive_per_pick:.2f}")
+
+
+def memory(args, device):
+    print(f"memory: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled} on {device}")
+    v, kwargs = make_problem(args.num, args.classes, args.k, args.n_labeled, device)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
+    print(f"  embeddings: {v.numel() * v.element_size() / GIB:.2f} GiB float32")
+    print(f"  peak RSS after building the problem: {rss_before / GIB:.2f} GiB")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    picks, t = timed(lambda: greedy_trace_select(v, args.picks, progress=args.progress, **kwargs), device)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"  selected {len(picks)} in {t:.1f} s; first picks {picks[:5]}")
+    print(f"  peak RSS of the process: {rss / GIB:.2f} GiB (goal <= 6 GiB)")
+    if device.type == "cuda":
+        print(f"  peak CUDA memory allocated: {torch.cuda.max_memory_allocated() / GIB:.2f} GiB")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num", type=int, default=None, help="candidates N (default 3000; 20000 with --memory)")
+    parser.add_argument("--classes", type=int, default=10, help="rows per embedding C")
+    parser.add_argument("--k", type=int, default=None, help="embedding width k (default 1000; 2000 with --memory)")
+    parser.add_argument("--picks", type=int, default=100, help="batch size n")
+    parser.add_argument(
+        "--naive-picks", type=int, default=10, help="picks the naive run makes, extrapolated to --picks (0: all)"
+    )
+    parser.add_argument("--n-labeled", type=int, default=0, help="labeled-set size |L| (0: no labeled Fisher)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: N=600, k=200, 20 picks")
+    parser.add_argument("--memory", action="store_true", help="peak-memory mode")
+    parser.add_argument("--progress", action="store_true", help="progress bar in memory mode")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.quick:
+        args.num, args.k, args.picks, args.naive_picks = args.num or 600, args.k or 200, min(args.picks, 20), 0
+    if args.memory:
+        args.num, args.k = args.num or 20000, args.k or 2000
+    args.num, args.k = args.num or 3000, args.k or 1000
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    (memory if args.memory else speed)(args, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Numbers that compare AL runs: area under the learning curve, labels needed to reach an
+accuracy, accuracy at a label budget, each per run and then mean ± std over seeds.
+
+Every function takes the tidy per-round table of :func:`fmlib.records.load_runs` (one row per
+run and round, config fields as columns) and identifies a run by its ``path`` (its ``run`` name
+when the runs were never written to disk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+GROUP = ("dataset", "setting", "strategy")  # what a comparison row stands for; seeds are averaged over
+
+
+def with_setting(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``setting``: ``"balanced"`` for ``imbalance == "none"``, else ``"imbalanced"``."""
+    out = frame.copy()
+    out["setting"] = np.where(out["imbalance"].fillna("none") == "none", "balanced", "imbalanced")
+    return out
+
+
+def _run_key(frame: pd.DataFrame) -> str:
+    return "path" if "path" in frame and frame["path"].notna().all() else "run"
+
+
+def _per_run(frame: pd.DataFrame, value, name: str, by: Sequence[str]) -> pd.DataFrame:
+    """One row per run: the ``by`` columns present, ``seed`` and ``value(run_rows)`` as ``name``."""
+    key = _run_key(frame)
+    keep = [c for c in dict.fromkeys([*by, "seed"]) if c in frame and c != key]
+    rows = []
+    for run, rounds in frame.groupby(key, sort=True):
+        rounds = rounds.sort_values("n_labeled")
+        rows.append({key: run, **rounds.iloc[0][keep].to_dict(), name: value(rounds)})
+    return pd.DataFrame(rows, columns=[key, *keep, name])
+
+
+def area_under_curve(
+    frame: pd.DataFrame, *, metric: str = "accuracy", upto: int | None = None, by: Sequence[str] = GROUP
+) -> pd.DataFrame:
+    """Normalised area under each run's learning curve (``metric`` against ``n_labeled``).
+
+    The trapezoid area divided by the label range, i.e. the mean ``metric`` over the budget
+    (a run with one round gives that round's value). ``upto`` keeps the rounds with at most that
+    many labels, so runs with different budgets can be compared on a common range.
+
+    Returns:
+        One row per run: its ``by`` columns, ``seed`` and ``auc``.
+    """
+
+    def auc(rounds: pd.DataFrame) -> float:
+        if upto is not None:
+            rounds = rounds[rounds["n_labeled"] <= upto]
+        x, y = rounds["n_labeled"].to_numpy(float), rounds[metric].to_numpy(float)
+        if len(x) == 0:
+            return float("nan")
+        if len(x) == 1 or x[-1] == x[0]:
+            return float(y[-1])
+        return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
+
+    return _per_run(frame, auc, "auc", by)
+
+
+def labels_to_reach(frame: pd.DataFrame, target: float, *, metric: str = "accuracy", by: Sequence[str] = GROUP) -> pd.DataFrame:
+    """Labels each run needed before ``metric`` first reached ``target`` (NaN: never reached).
+
+    Returns:
+        One row per run: its ``by`` columns, ``seed`` and ``labels``.
+    """
+
+    def first(rounds: pd.DataFrame) -> float:
+        reached = rounds.loc[rounds[metric] >= target, "n_labeled"]
+        return float(reached.iloc[0]) if len(reached) else float("nan")
+
+    return _per_run(frame, first, "labels", by)
+
+
+def at_budget(frame: pd.DataFrame, budget: int | None = None, *, metric: str = "accuracy", by: Sequence[str] = GROUP) -> pd.DataFrame:
+    """``metric`` of each run's last round with at most ``budget`` labels (``None``: its last round).
+
+    Returns:
+        One row per run: its ``by`` columns, ``seed``, ``n_labeled`` of that round and ``metric``
+        (NaN when the run never had that few labels).
+    """
+
+    def last(rounds: pd.DataFrame) -> tuple[float, float]:
+        if budget is not None:
+            rounds = rounds[rounds["n_labeled"] <= budget]
+        if rounds.empty:
+            return float("nan"), float("nan")
+        return float(rounds["n_labeled"].iloc[-1]), float(rounds[metric].iloc[-1])
+
+    out = _per_run(frame, last, "_pair", by)
+    out["n_labeled"] = [p[0] for p in out["_pair"]]
+    out[metric] = [p[1] for p in out["_pair"]]
+    return out.drop(columns="_pair")
+
+
+def mean_std(per_run: pd.DataFrame, value: str, *, by: Sequence[str] = GROUP, digits: int = 3) -> pd.DataFrame:
+    """Mean, sample std (ddof 1; NaN for one run) and count of ``value`` over runs (seeds) per group.
+
+    NaN values (e.g. a target never reached) are left out of mean and std; ``n`` counts all runs,
+    ``n_valid`` those with a value. ``text`` is ``"mean ± std"`` rounded to ``digits``.
+    """
+    by = [c for c in by if c in per_run]
+    grouped = per_run.groupby(by, sort=True, dropna=False)[value] if by else per_run.assign(_all=0).groupby("_all")[value]
+    out = grouped.agg(mean="mean", std="std", n="size", n_valid="count").reset_index()
+    if not by:
+        out = out.drop(columns="_all")
+    out["text"] = [_pm(m, s, digits) for m, s in zip(out["mean"], out["std"])]
+    return out
+
+
+def _pm(mean: float, std: float, digits: int) -> str:
+    if np.isnan(mean):
+        return "–"
+    return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def comparison_table(
+    frame: pd.DataFrame,
+    *,
+    target: float | None = None,
+    budget: int | None = None,
+    metric: str = "accuracy",
+    by: Sequence[str] = GROUP,
+) -> pd.DataFrame:
+    """One row per group (default: dataset × setting × strategy), seeds averaged.
+
+    Columns: ``runs``; ``auc`` (normalised area under the curve, mean ± std); ``at_budget`` (``metric``
+    at ``budget`` labels, default each run's last round); with a ``target``, ``labels_to_reach``
+    (mean ± std over the runs that reached it) and ``reached`` (``k/n`` runs).
+    """
+    if "setting" in by and "setting" not in frame:
+        frame = with_setting(frame)
+    by = [c for c in by if c in frame]
+    auc = mean_std(area_under_curve(frame, metric=metric, by=by), "auc", by=by)
+    final = mean_std(at_budget(frame, budget, metric=metric, by=by), metric, by=by)
+    table = auc[by].copy()
+    table["runs"] = auc["n"].to_numpy()
+    table["auc"] = auc["text"].to_numpy()
+    table[f"{metric}_at_{budget if budget is not None else 'end'}"] = final["text"].to_numpy()
+    if target is not None:
+        reach = mean_std(labels_to_reach(frame, target, metric=metric, by=by), "labels", by=by, digits=0)
+        table[f"labels_to_{target:g}"] = reach["text"].to_numpy()
+        table["reached"] = [f"{v}/{n}" for v, n in zip(reach["n_valid"], reach["n"])]
+    return table
+
+
+def run_summary(frame: pd.DataFrame, *, metric: str = "accuracy") -> dict:
+    """Small JSON-able summary of one run's tidy table (the ``results.json`` of a notebook)."""
+    rounds = frame.sort_values("n_labeled")
+    last = rounds.iloc[-1] if len(rounds) else None
+    auc = area_under_curve(rounds, metric=metric, by=())["auc"]
+    return {
+        "rounds": len(rounds),
+        "finished": bool(rounds["finished"].iloc[-1]) if "finished" in rounds and len(rounds) else False,
+        "n_labeled": int(last["n_labeled"]) if last is not None else 0,
+        "final_accuracy": float(last["accuracy"]) if last is not None else float("nan"),
+        "final_balanced_accuracy": float(last["balanced_accuracy"]) if last is not None else float("nan"),
+        "auc": float(auc.iloc[0]) if len(auc) else float("nan"),
+        "accuracy": [float(a) for a in rounds["accuracy"]],
+        "n_labeled_per_round": [int(n) for n in rounds["n_labeled"]],
+    }

@@ -1,0 +1,336 @@
+"""Greedy BAIT selection: the batch that most lowers tr((λI + Fisher of the batch)⁻¹ F_U).
+
+With candidate embeddings V_i (``C x k``: one row per class of the gradient of log p(c|x_i)),
+pool Fisher F = F_U and the precision P = λI + w·F_L + Σ_{j in batch} Ṽ_jᵀṼ_j, where
+w = |L| / (|L| + n) and Ṽ = sqrt(n / (|L| + n))·V (Ash et al. 2021, "Gone Fishing"), the
+objective is tr(P⁻¹ F). Adding V to the batch lowers it by (Woodbury, M = P⁻¹)
+
+    tr(V M F M Vᵀ (I_C + V M Vᵀ)⁻¹) = tr(B S⁻¹),   A = V M Vᵀ, B = V M F M Vᵀ, S = I + A,
+
+and removing a member raises it by tr(B (I - A)⁻¹).
+
+BAIT's own code recomputes ``V M`` for every candidate at every pick (O(N·C·k²) a pick).
+:func:`greedy_trace_select` keeps A_i and B_i of every candidate and moves them with the
+rank-C change of M: for the picked V with x = V M, S and y = M F xᵀ,
+
+    M' = M - xᵀ S⁻¹ x,   G_i = Ṽ_i xᵀ,   H_i = Ṽ_i y,
+    A_i' = A_i - G_i S⁻¹ G_iᵀ,
+    B_i' = B_i - G_i S⁻¹ H_iᵀ - H_i S⁻¹ G_iᵀ + G_i S⁻¹ (x F xᵀ) S⁻¹ G_iᵀ,
+
+so a pick costs one pass over the candidates against a ``k x 2C`` matrix (O(N·C²·k)) plus
+O(C·k²). :func:`greedy_trace_select_naive` is the direct recomputation, the oracle for tests.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import torch
+from tqdm.auto import tqdm
+
+DEFAULT_CHUNK_SIZE = 512  # candidates per block of the N x C x k products
+# Gains within this relative distance of the best count as tied (lowest index wins); the
+# tolerance follows the precision the candidate products are computed in.
+_TIE_RTOL = {torch.float64: 1e-9, torch.float32: 1e-5}
+
+
+@torch.no_grad()
+def greedy_trace_select(
+    embeddings: torch.Tensor,
+    n: int,
+    *,
+    fisher: torch.Tensor,
+    labeled_fisher: torch.Tensor | None = None,
+    n_labeled: int = 0,
+    lamb: float = 1.0,
+    backward_steps: int = 0,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: bool = False,
+) -> list[int]:
+    """Pick ``n`` candidates greedily minimising tr((λI + w·F_L + Σ ṼᵀṼ)⁻¹ F_U), as BAIT does.
+
+    Args:
+        embeddings: ``[N, C, k]`` candidate gradient embeddings V_i (float32; float64 is
+            computed in float64 throughout). Never copied whole; read in chunks.
+        n: batch size, ``1 <= n <= N``.
+        fisher: ``[k, k]`` pool Fisher F_U (mean of V_iᵀV_i over the pool).
+        labeled_fisher: ``[k, k]`` mean of VᵀV over the labeled set, or ``None`` when
+            ``n_labeled == 0``.
+        n_labeled: labeled-set size |L|, ``>= 0``; weighs ``labeled_fisher`` by
+            |L|/(|L|+n) and candidates by n/(|L|+n).
+        lamb: ridge λ, ``> 0``.
+        backward_steps: b, ``>= 0``. Forward-select ``min((b+1)·n, N)``, then remove one at a
+            time the member whose removal raises the objective least, until ``n`` remain.
+        chunk_size: candidates per block of the big products, ``>= 1``.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``n`` distinct indices into ``embeddings``, in pick order (after pruning, the
+        survivors in pick order). Ties, up to a relative 1e-5 (float32) or 1e-9 (float64),
+        favour low indices: a pick takes the lowest, a removal the highest.
+    """
+    num, _, _ = _check_inputs(embeddings, n, fisher, labeled_fisher, n_labeled, lamb, backward_steps, chunk_size)
+    n, n_labeled, backward_steps, chunk_size = int(n), int(n_labeled), int(backward_steps), int(chunk_size)
+    n_forward = min((backward_steps + 1) * n, num)
+    device = embeddings.device
+    work = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
+    rtol = _TIE_RTOL[work]
+    scale = math.sqrt(n / (n_labeled + n))
+    f = _symmetric(fisher.to(device, torch.float64))  # [k, k]
+    m = _initial_inverse(f.shape[0], lamb, labeled_fisher, n_labeled / (n_labeled + n), device)  # [k, k]
+
+    bar = tqdm(total=n_forward, desc="greedy_trace_select", disable=not progress)
+    a, b = _pair_products(embeddings, m, f, scale, chunk_size, work)  # [N, C, C] each, float64
+    ids = torch.arange(num, device=device)
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=device)
+    picked: list[int] = []
+    for _ in range(n_forward):
+        gains = _trace_ratio(eye + a, b)  # [N]
+        gains[picked] = -math.inf
+        p = _best(gains, ids, rtol, largest=True)
+        picked.append(p)
+        v = embeddings[p].to(torch.float64) * scale  # [C, k]
+        m = _rank_c_update(embeddings, a, b, m, f, v, scale, chunk_size, work, remove=False)
+        bar.update()
+    bar.close()
+    if n_forward == n:
+        return picked
+
+    # Backward pruning touches only the (b+1)·n members: redo their A, B exactly in float64
+    # (I - A can be ill-conditioned when a member dominates its own precision).
+    members = embeddings[picked].to(torch.float64)  # [(b+1)n, C, k]
+    a, b = _pair_products(members, m, f, scale, chunk_size, torch.float64)
+    ids = -torch.tensor(picked, device=device)  # negated: ties remove the highest index, keep the lowest
+    alive = torch.ones(len(picked), dtype=torch.bool, device=device)
+    for _ in tqdm(range(n_forward - n), desc="backward pruning", disable=not progress):
+        raises = torch.full((len(picked),), math.inf, dtype=a.dtype, device=device)  # [(b+1)n]
+        raises[alive] = _trace_ratio(eye - a[alive], b[alive])  # removed rows: I - A need not be PD
+        j = _best(raises, ids, rtol, largest=False)
+        alive[j] = False
+        m = _rank_c_update(members, a, b, m, f, members[j] * scale, scale, chunk_size, torch.float64, remove=True)
+    return [p for p, keep in zip(picked, alive.tolist()) if keep]
+
+
+@torch.no_grad()
+def greedy_trace_select_naive(
+    embeddings: torch.Tensor,
+    n: int,
+    *,
+    fisher: torch.Tensor,
+    labeled_fisher: torch.Tensor | None = None,
+    n_labeled: int = 0,
+    lamb: float = 1.0,
+    backward_steps: int = 0,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: bool = False,
+) -> list[int]:
+    """Same selection as :func:`greedy_trace_select`, recomputed from scratch at every step.
+
+    Each step inverts the current precision and evaluates BAIT's gain for every candidate
+    directly (O(N·C·k²) a step, float64). Slow; the oracle for tests and benchmarks.
+    """
+    num, c, k = _check_inputs(embeddings, n, fisher, labeled_fisher, n_labeled, lamb, backward_steps, chunk_size)
+    n, n_labeled, backward_steps, chunk_size = int(n), int(n_labeled), int(backward_steps), int(chunk_size)
+    n_forward = min((backward_steps + 1) * n, num)
+    device, f64 = embeddings.device, torch.float64
+    rtol = _TIE_RTOL[torch.float64 if embeddings.dtype == torch.float64 else torch.float32]
+    scale = math.sqrt(n / (n_labeled + n))
+    f = fisher.to(device, f64)
+    precision = lamb * torch.eye(k, dtype=f64, device=device)  # [k, k]
+    if labeled_fisher is not None:
+        precision = precision + n_labeled / (n_labeled + n) * labeled_fisher.to(device, f64)
+    eye = torch.eye(c, dtype=f64, device=device)
+
+    def gain_terms(v, m):  # v: [m, C, k] scaled, m: [k, k] -> A, B: [m, C, C]
+        x = v @ m
+        return x @ v.mT, x @ f @ x.mT
+
+    picked: list[int] = []
+    for _ in tqdm(range(n_forward), desc="greedy_trace_select_naive", disable=not progress):
+        gains, m = [], torch.linalg.inv(precision)
+        for start in range(0, num, chunk_size):
+            a, b = gain_terms(embeddings[start : start + chunk_size].to(f64) * scale, m)
+            gains.append(torch.linalg.solve(eye + a, b, left=False).diagonal(dim1=-2, dim2=-1).sum(-1))
+        gains = torch.cat(gains)
+        gains[picked] = -math.inf
+        p = _best(gains, torch.arange(num, device=device), rtol, largest=True)
+        picked.append(p)
+        v = embeddings[p].to(f64) * scale
+        precision = precision + v.T @ v
+    while len(picked) > n:
+        v = embeddings[picked].to(f64) * scale  # [m, C, k]
+        a, b = gain_terms(v, torch.linalg.inv(precision))
+        raises = torch.linalg.solve(eye - a, b, left=False).diagonal(dim1=-2, dim2=-1).sum(-1)
+        j = _best(raises, -torch.tensor(picked, device=device), rtol, largest=False)
+        precision = precision - v[j].T @ v[j]
+        del picked[j]
+    return picked
+
+
+@torch.no_grad()
+def trace_objective(
+    selected_embeddings: torch.Tensor,
+    fisher: torch.Tensor,
+    *,
+    labeled_fisher: torch.Tensor | None = None,
+    n_labeled: int = 0,
+    lamb: float = 1.0,
+    n: int | None = None,
+) -> float:
+    """Brute-force BAIT objective tr((λI + w·F_L + s²·Σ VᵀV)⁻¹ F), in float64.
+
+    Args:
+        selected_embeddings: ``[m, C, k]`` embeddings of the batch (``m`` may be 0).
+        fisher: ``[k, k]`` pool Fisher F.
+        labeled_fisher, n_labeled, lamb: as in :func:`greedy_trace_select`.
+        n: the batch size the weights refer to, w = |L|/(|L|+n), s² = n/(|L|+n); default
+            ``m`` (pass the final batch size to score a partial batch as the greedy does).
+    """
+    n = len(selected_embeddings) if n is None else n
+    k = fisher.shape[-1]
+    device, f64 = fisher.device, torch.float64
+    precision = lamb * torch.eye(k, dtype=f64, device=device)
+    if labeled_fisher is not None and n_labeled > 0:
+        precision = precision + n_labeled / (n_labeled + n) * labeled_fisher.to(device, f64)
+    v = selected_embeddings.to(device, f64).reshape(-1, k)  # [m C, k]
+    if len(v):
+        precision = precision + n / (n_labeled + n) * (v.T @ v)
+    return float(torch.linalg.solve(precision, fisher.to(f64)).trace())
+
+
+# ----------------------------------------------------------------------------- internals
+
+
+def _check_inputs(embeddings, n, fisher, labeled_fisher, n_labeled, lamb, backward_steps, chunk_size):
+    """Validate arguments before any work; returns ``(N, C, k)``."""
+    if not isinstance(embeddings, torch.Tensor) or embeddings.ndim != 3 or not embeddings.is_floating_point():
+        got = tuple(embeddings.shape) if isinstance(embeddings, torch.Tensor) else type(embeddings).__name__
+        raise ValueError(f"embeddings must be a floating tensor [N, C, k], got {got}")
+    num, c, k = embeddings.shape
+    if num < 1 or c < 1 or k < 1:
+        raise ValueError(f"embeddings must have N, C, k >= 1, got shape {tuple(embeddings.shape)}")
+    if not _is_int(n) or not 1 <= n <= num:
+        raise ValueError(f"n must be an int in 1..{num} (the number of candidates), got {n!r}")
+    for name, mat in (("fisher", fisher), ("labeled_fisher", labeled_fisher)):
+        if mat is None and name == "labeled_fisher":
+            continue
+        if not isinstance(mat, torch.Tensor) or tuple(mat.shape) != (k, k):
+            got = tuple(mat.shape) if isinstance(mat, torch.Tensor) else type(mat).__name__
+            raise ValueError(f"{name} must be a [k, k] = [{k}, {k}] tensor, got {got}")
+    if not _is_int(n_labeled) or n_labeled < 0:
+        raise ValueError(f"n_labeled must be an int >= 0, got {n_labeled!r}")
+    if (labeled_fisher is None) != (n_labeled == 0):
+        raise ValueError(
+            "labeled_fisher and n_labeled go together: labeled_fisher=None with n_labeled=0, or a "
+            f"[k, k] labeled_fisher with n_labeled >= 1; got labeled_fisher={'None' if labeled_fisher is None else 'a tensor'}"
+            f", n_labeled={n_labeled}"
+        )
+    if not isinstance(lamb, Real) or isinstance(lamb, bool) or not 0 < lamb < math.inf:
+        raise ValueError(f"lamb must be a finite number > 0, got {lamb!r}")
+    if not _is_int(backward_steps) or backward_steps < 0:
+        raise ValueError(f"backward_steps must be an int >= 0, got {backward_steps!r}")
+    if not _is_int(chunk_size) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    return num, c, k
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _symmetric(mat: torch.Tensor) -> torch.Tensor:
+    return (mat + mat.mT) / 2
+
+
+def _cholesky(mat: torch.Tensor) -> torch.Tensor:
+    """Cholesky factor of symmetric positive definite ``[..., d, d]``; jitter where it fails."""
+    mat = _symmetric(mat)
+    chol, info = torch.linalg.cholesky_ex(mat)
+    if not bool((info > 0).any()):
+        return chol
+    d = mat.shape[-1]
+    flat, chol = mat.reshape(-1, d, d), chol.reshape(-1, d, d).clone()
+    bad = torch.nonzero(info.reshape(-1) > 0).flatten()
+    size = flat.diagonal(dim1=-2, dim2=-1).abs().mean(-1).clamp_min(1e-300)[:, None, None]
+    eye = torch.eye(d, dtype=mat.dtype, device=mat.device)
+    for jitter in (1e-12, 1e-9, 1e-6, 1e-3):  # relative to the mean diagonal
+        fixed, info = torch.linalg.cholesky_ex(flat[bad] + jitter * size[bad] * eye)
+        chol[bad] = fixed
+        bad = bad[info > 0]
+        if not len(bad):
+            return chol.reshape(mat.shape)
+    raise RuntimeError("matrix is not positive definite even with jitter; embeddings may hold NaN or inf")
+
+
+def _spd_inverse(mat: torch.Tensor) -> torch.Tensor:
+    return _symmetric(torch.cholesky_inverse(_cholesky(mat)))
+
+
+def _trace_ratio(s: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``tr(S⁻¹ B)`` for batches of symmetric positive definite S, ``[..., C, C] -> [...]``."""
+    return torch.cholesky_solve(_symmetric(b), _cholesky(s)).diagonal(dim1=-2, dim2=-1).sum(-1)
+
+
+def _best(values: torch.Tensor, ids: torch.Tensor, rtol: float, largest: bool) -> int:
+    """Position of the best value; ties (within ``rtol``) go to the lowest ``ids``."""
+    best = values.max() if largest else values.min()
+    if not bool(torch.isfinite(best)):
+        raise RuntimeError("non-finite selection scores; embeddings or fisher may hold NaN or inf")
+    tol = rtol * best.abs()
+    close = (values >= best - tol) if largest else (values <= best + tol)
+    candidates = torch.nonzero(close).flatten()
+    return int(candidates[torch.argmin(ids[candidates])])
+
+
+def _initial_inverse(k, lamb, labeled_fisher, weight, device) -> torch.Tensor:
+    """M = (λI + w·F_L)⁻¹ in float64, ``[k, k]``."""
+    if labeled_fisher is None or weight == 0:
+        return torch.eye(k, dtype=torch.float64, device=device) / lamb
+    precision = lamb * torch.eye(k, dtype=torch.float64, device=device)
+    return _spd_inverse(precision + weight * labeled_fisher.to(device, torch.float64))
+
+
+def _pair_products(embeddings, m, f, scale, chunk_size, work):
+    """A_i = Ṽ_i M Ṽ_iᵀ and B_i = Ṽ_i M F M Ṽ_iᵀ, ``[N, C, C]`` each in float64."""
+    m_w, f_w = m.to(work), f.to(work)
+    a, b = [], []
+    for start in range(0, len(embeddings), chunk_size):
+        v = embeddings[start : start + chunk_size].to(work)  # [c, C, k]
+        x = v @ m_w  # [c, C, k]
+        a.append((x @ v.mT).to(torch.float64))
+        b.append((x @ f_w @ x.mT).to(torch.float64))
+    return scale**2 * torch.cat(a), scale**2 * torch.cat(b)
+
+
+def _rank_c_update(embeddings, a, b, m, f, v, scale, chunk_size, work, remove: bool) -> torch.Tensor:
+    """Add (or remove) the scaled ``v`` ``[C, k]``: update A, B of every row in place; return M'.
+
+    M' = M - xᵀ S⁻¹ x with x = v M and S = I + v M vᵀ (adding) or v M vᵀ - I (removing:
+    Woodbury with -vᵀv). Every float64 quantity here is O(C·k²); the only pass over the
+    candidates multiplies them by the ``k x 2C`` matrix ``[xᵀ, M F xᵀ]`` in precision ``work``.
+    """
+    c, k = v.shape
+    x = v @ m  # [C, k]
+    eye = torch.eye(c, dtype=m.dtype, device=m.device)
+    # S from the fresh float64 x, not the stored A (which may carry float32 rounding).
+    s_inv = -_spd_inverse(eye - x @ v.T) if remove else _spd_inverse(eye + x @ v.T)
+    fx = f @ x.T  # [k, C]
+    xfx = _symmetric(x @ fx)  # [C, C] = B of the picked row, fresh
+    right = (scale * torch.cat([x.T, m @ fx], dim=1)).to(work)  # [k, 2C]
+    gh = torch.cat(
+        [
+            (embeddings[start : start + chunk_size].to(work).reshape(-1, k) @ right).to(torch.float64)
+            for start in range(0, len(embeddings), chunk_size)
+        ]
+    ).view(-1, c, 2 * c)  # [N, C, 2C]
+    g, h = gh[..., :c], gh[..., c:]  # G_i = Ṽ_i xᵀ, H_i = Ṽ_i M F xᵀ
+    gs = g @ s_inv  # [N, C, C]
+    # B' = B - G S⁻¹ Hᵀ - H S⁻¹ Gᵀ + G S⁻¹ xFxᵀ S⁻¹ Gᵀ = B - (T + Tᵀ) with T = G S⁻¹ Pᵀ and
+    # P = H - ½ G S⁻¹ xFxᵀ: a single batched C x C product (slow per matrix on CPU) serves A and B.
+    p = h - 0.5 * (gs @ xfx)
+    both = torch.bmm(gs, torch.cat([g.mT, p.mT], dim=2))  # [N, C, 2C] = [G S⁻¹ Gᵀ | T]
+    cross = both[..., c:]
+    a -= both[..., :c]
+    b -= cross + cross.mT
+    return _symmetric(m - x.T @ s_inv @ x)

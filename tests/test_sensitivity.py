@@ -1,0 +1,194 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from fmlib import plots  # noqa: E402
+from fmlib.records import RunDirectory, RunRecords, fisher_snapshot  # noqa: E402
+from fmlib.sensitivity import (  # noqa: E402
+    class_sensitivity,
+    fisher_by_layer,
+    fisher_over_rounds,
+    global_mask_indices,
+    jaccard,
+    layer_mask_share,
+    layer_share_summary,
+    mask_overlap,
+    mask_overlap_matrix,
+    over_runs,
+    picked_samples,
+    top_sensitive_samples,
+)
+
+# Three parameters (a.weight [2, 3], a.bias [2], b.weight [4]); global flat index = position in
+# their concatenation: a.weight 0-5, a.bias 6-7, b.weight 8-11.
+SHAPES = {"a.weight": (2, 3), "a.bias": (2,), "b.weight": (4,)}
+DIAG = {"a.weight": torch.arange(6.0).view(2, 3), "a.bias": torch.tensor([10.0, 0.0]), "b.weight": torch.ones(4)}
+MASKS = {  # round -> name -> flat indices in the mask
+    0: {"a.weight": [0, 1, 2], "b.weight": [0]},  # global {0, 1, 2, 8}
+    1: {"a.weight": [1, 2], "a.bias": [0], "b.weight": [0]},  # global {1, 2, 6, 8}
+    2: {"a.weight": [0, 1, 2], "b.weight": [0]},
+}
+PICKS = {0: ([5, 7], [1, 0], [3.0, 1.0]), 1: ([2, 9], [1, 1], [5.0, 0.5]), 2: ([4], [0], [2.0])}
+
+
+def snapshots():
+    out = {}
+    for r, chosen in MASKS.items():
+        mask = {n: torch.zeros(s, dtype=torch.bool) for n, s in SHAPES.items()}
+        for name, idx in chosen.items():
+            mask[name].view(-1)[idx] = True
+        picked, labels, scores = PICKS[r]
+        info = {"fisher_diag": DIAG, "mask": mask, "picked_scores": np.array(scores), "fisher_trace": 10.0 + r}
+        out[r] = fisher_snapshot(info, picked, labels, round=r)
+    return out
+
+
+def test_jaccard_of_known_sets():
+    assert jaccard(np.array([0, 1, 2, 8]), np.array([1, 2, 6, 8])) == pytest.approx(3 / 5)
+    assert jaccard(np.array([], dtype=int), np.array([], dtype=int)) == 1.0
+    assert jaccard(np.array([1]), np.array([2])) == 0.0
+    assert global_mask_indices(snapshots()[1]).tolist() == [1, 2, 6, 8]
+
+
+def test_mask_overlap_between_consecutive_rounds_and_the_first():
+    overlap = mask_overlap(snapshots())
+    assert overlap["round"].tolist() == [0, 1, 2] and overlap["mask_size"].tolist() == [4, 4, 4]
+    np.testing.assert_allclose(overlap["jaccard_previous"], [np.nan, 0.6, 0.6])
+    np.testing.assert_allclose(overlap["jaccard_first"], [1.0, 0.6, 1.0])
+    matrix = mask_overlap_matrix(snapshots())
+    np.testing.assert_allclose(matrix.to_numpy(), [[1, 0.6, 1], [0.6, 1, 0.6], [1, 0.6, 1]])
+
+
+def test_mask_overlap_refuses_different_models():
+    snaps = snapshots()
+    snaps[1] = dict(snaps[1], param_numel=np.array([6, 2, 5]))
+    with pytest.raises(ValueError, match="different parameters"):
+        mask_overlap(snaps)
+
+
+def test_layer_share_by_parameter_and_module():
+    shares = layer_mask_share(snapshots())
+    r0 = shares[shares["round"] == 0].set_index("layer")
+    assert list(r0.index) == ["a.weight", "a.bias", "b.weight"]
+    np.testing.assert_allclose(r0["fraction"], [3 / 6, 0, 1 / 4])
+    np.testing.assert_allclose(r0["share"], [3 / 4, 0, 1 / 4])
+    assert shares.groupby("round")["share"].sum().tolist() == pytest.approx([1, 1, 1])
+    modules = layer_mask_share(snapshots(), by="module")
+    r1 = modules[modules["round"] == 1].set_index("layer")
+    assert r1.loc["a", "numel"] == 8 and r1.loc["a", "in_mask"] == 3
+    np.testing.assert_allclose(r1["fraction"], [3 / 8, 1 / 4])
+    grouped = layer_mask_share(snapshots(), by=lambda name: "all")
+    assert grouped["fraction"].tolist() == pytest.approx([4 / 12] * 3)
+    with pytest.raises(ValueError, match="by must be"):
+        layer_mask_share(snapshots(), by="block")
+
+
+def test_layer_share_summary_over_rounds():
+    summary = layer_share_summary(layer_mask_share(snapshots())).set_index("layer")
+    assert summary.loc["a.bias", "fraction_mean"] == pytest.approx(0.5 / 3)
+    assert summary.loc["a.bias", "rounds_in_mask"] == pytest.approx(1 / 3)
+    assert summary.loc["b.weight", "fraction_std"] == 0 and summary.loc["b.weight", "rounds_in_mask"] == 1
+
+
+def test_fisher_over_rounds_and_by_layer():
+    fisher = fisher_over_rounds(snapshots())
+    assert fisher["fisher_trace"].tolist() == [10.0, 11.0, 12.0]
+    assert fisher["fisher_total"].tolist() == [29.0] * 3
+    assert fisher["fisher_masked"].tolist() == [4.0, 14.0, 4.0]  # round 1: 1 + 2 + 10 + 1
+    np.testing.assert_allclose(fisher["masked_share"], [4 / 29, 14 / 29, 4 / 29])
+    means = np.array([15 / 6, 5.0, 1.0])
+    assert fisher["layer_cv"][0] == pytest.approx(means.std() / means.mean())
+    layers = fisher_by_layer(snapshots())
+    r0 = layers[layers["round"] == 0].set_index("layer")
+    assert r0["fisher_sum"].tolist() == [15.0, 10.0, 4.0] and r0["fisher_max"].tolist() == [5.0, 10.0, 1.0]
+    assert r0.loc["a.weight", "q50"] == pytest.approx(2.5) and r0["fisher_share"].sum() == pytest.approx(1)
+    modules = fisher_by_layer(snapshots(), by="module")
+    r0 = modules[modules["round"] == 0].set_index("layer")
+    assert r0.loc["a", "fisher_sum"] == 25 and r0.loc["a", "fisher_max"] == 10 and "q50" not in modules
+    assert r0.loc["a", "fisher_mean"] == pytest.approx(25 / 8)
+
+
+def test_top_sensitive_samples_and_classes():
+    classes = ["zero", "one"]
+    samples = picked_samples(snapshots(), classes)
+    assert len(samples) == 5 and samples["class"].tolist() == ["one", "zero", "one", "one", "zero"]
+    top = top_sensitive_samples(snapshots(), k=2)
+    assert top[["round", "pool_index", "label", "score", "rank"]].values.tolist() == [[1, 2, 1, 5.0, 1],
+                                                                                       [0, 5, 1, 3.0, 2]]  # fmt: skip
+    per_round = top_sensitive_samples(snapshots(), k=1, per_round=True)
+    assert per_round["pool_index"].tolist() == [5, 2, 4] and per_round["rank"].tolist() == [1, 1, 1]
+    by_class = class_sensitivity(snapshots(), classes).set_index(["round", "label"])
+    assert by_class.loc[(0, 1), "score_share"] == pytest.approx(0.75) and by_class.loc[(1, 1), "n_picked"] == 2
+    assert by_class.loc[(0, 0), "class"] == "zero"
+    assert top_sensitive_samples({}, k=3).empty and mask_overlap({}).empty
+
+
+def write_fake_run(path, strategy, seed):
+    meta = {"config": {"strategy": strategy, "seed": seed}, "schedule": [4, 6, 8, 10],
+            "data": {"classes": ["zero", "one"]}}  # fmt: skip
+    rows = [{"round": r, "n_labeled": 4 + 2 * r, "accuracy": 0.5 + 0.1 * r + 0.02 * seed, "balanced_accuracy": 0.5,
+             "acc_0": 0.4, "acc_1": 0.6, "count_0": 2 + r, "count_1": 2 + r, "query_0": 1, "query_1": 1,
+             "train_time": 0.1, "select_time": 0.2, "embed_time": 0.1} for r in range(4)]  # fmt: skip
+    run = RunDirectory(path)
+    run.write_meta(meta)
+    run.write_records(RunRecords(meta, rows, [], path))
+    for r, snap in snapshots().items():
+        run.write_snapshot(r, snap)
+
+
+def test_over_runs_adds_config_columns(tmp_path):
+    for seed in (0, 1):
+        write_fake_run(tmp_path / f"fm-{seed}", "fishermask", seed)
+    frame = over_runs(mask_overlap, str(tmp_path / "*"))
+    assert len(frame) == 6 and frame["seed"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert (frame["strategy"] == "fishermask").all()
+    shares = over_runs(layer_mask_share, [tmp_path / "fm-0"], by="module")
+    assert set(shares["layer"]) == {"a", "b"} and (shares["run"] == "fm-0").all()
+
+
+@pytest.fixture
+def no_leaked_figures():
+    yield
+    plt.close("all")
+
+
+def test_plots_render_and_save(tmp_path, no_leaked_figures):
+    from fmlib.records import load_runs
+
+    for strategy in ("fishermask", "random"):
+        for seed in (0, 1):
+            write_fake_run(tmp_path / "runs" / f"{strategy}-{seed}", strategy, seed)
+    runs = load_runs(str(tmp_path / "runs" / "*"))
+    pattern = str(tmp_path / "runs" / "fishermask-*")
+    figures = {
+        "curves": plots.learning_curves(runs, errorbar="sd"),  # the bootstrap band is slow
+        "per_class": plots.per_class_accuracy(runs[runs["run"] == "random-0"]),
+        "histogram": plots.class_histogram(runs[runs["run"] == "random-0"], classes=["zero", "one"]),
+        "queries": plots.class_histogram(runs, kind="query"),
+        "timings": plots.round_timings(runs),
+        "overlap": plots.mask_overlap(over_runs(mask_overlap, pattern)),
+        "matrix": plots.mask_overlap_matrix(mask_overlap_matrix(snapshots())),
+        "share": plots.layer_share(over_runs(layer_mask_share, pattern)),
+        "summary": plots.layer_share_summary(layer_share_summary(layer_mask_share(snapshots()))),
+        "fisher": plots.fisher_over_rounds(over_runs(fisher_over_rounds, pattern)),
+        "classes": plots.class_sensitivity(class_sensitivity(snapshots(), ["zero", "one"])),
+        "top": plots.top_samples(top_sensitive_samples(snapshots(), k=3)),
+    }
+    written = plots.save_figure(figures.pop("curves"), tmp_path / "figures" / "curves")
+    assert [p.name for p in written] == ["curves.png", "curves.svg"] and all(p.stat().st_size > 0 for p in written)
+    for name, fig in figures.items():  # every figure draws (PNG only, small, to keep the test quick)
+        (path,) = plots.save_figure(fig, tmp_path / "figures" / name, formats=("png",), dpi=40)
+        assert path.stat().st_size > 0, name
+
+
+def test_top_samples_shows_images_from_the_pool(tmp_path, no_leaked_figures):
+    from fmlib.data import ImageData
+
+    pool = ImageData(torch.randint(0, 255, (10, 1, 8, 8), dtype=torch.uint8), torch.arange(10) % 2, ["zero", "one"])
+    fig = plots.top_samples(top_sensitive_samples(snapshots(), k=3), pool=pool)
+    assert len([ax for ax in fig.axes if ax.images]) == 3
