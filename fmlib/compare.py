@@ -78,7 +78,9 @@ def labels_to_reach(frame: pd.DataFrame, target: float, *, metric: str = "accura
     return _per_run(frame, first, "labels", by)
 
 
-def at_budget(frame: pd.DataFrame, budget: int | None = None, *, metric: str = "accuracy", by: Sequence[str] = GROUP) -> pd.DataFrame:
+def at_budget(
+    frame: pd.DataFrame, budget: int | None = None, *, metric: str = "accuracy", by: Sequence[str] = GROUP
+) -> pd.DataFrame:
     """``metric`` of each run's last round with at most ``budget`` labels (``None``: its last round).
 
     Returns:

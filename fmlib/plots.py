@@ -125,7 +125,8 @@ def mask_overlap(overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), 
     """Jaccard of each round's mask with the previous round's (solid) and the first round's (dashed)."""
     ax, hue = _axes(ax), _hue(overlap, hue)
     ids = ["round"] + ([hue] if hue else [])
-    long = overlap[ids + ["jaccard_previous", "jaccard_first"]].melt(id_vars=ids, value_vars=["jaccard_previous", "jaccard_first"], var_name="against",
+    value_vars = ["jaccard_previous", "jaccard_first"]
+    long = overlap[ids + value_vars].melt(id_vars=ids, value_vars=value_vars, var_name="against",
                         value_name="jaccard").dropna()  # fmt: skip
     long["against"] = long["against"].map({"jaccard_previous": "previous round", "jaccard_first": "first round"})
     sns.lineplot(data=long, x="round", y="jaccard", hue=hue, style="against", errorbar=errorbar, marker="o", ax=ax)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fmlib.fisher import fisher_diagonal, gradient_embeddings, sample_scores
+from fmlib.fisher import gradient_embeddings, sample_scores
 from fmlib.masks import ParameterMask, fisher_mask, head_names
 from fmlib.select import greedy_trace_select
 
@@ -96,7 +96,8 @@ def layer_table(fisher_diag, mask: ParameterMask | None = None):
 
     rows = []
     for name, values in fisher_diag.items():
-        row = {"parameter": name, "entries": values.numel(), "fisher_sum": float(values.sum()), "fisher_mean": float(values.mean())}
+        row = {"parameter": name, "entries": values.numel(), "fisher_sum": float(values.sum()),
+               "fisher_mean": float(values.mean())}  # fmt: skip
         if mask is not None:
             row["in_mask"] = int(mask[name].sum())
             row["share_of_tensor"] = row["in_mask"] / values.numel()
