@@ -17,7 +17,7 @@ from torch import nn
 
 from fmlib.fisher import gradient_embeddings, sample_scores
 from fmlib.masks import ParameterMask, fisher_mask, head_names
-from fmlib.select import greedy_trace_select
+from fmlib.select import greedy_trace_select, trace_objective
 
 # ----------------------------------------------------------------------------- toy problem
 
@@ -152,9 +152,7 @@ def draw_mask_vs_fraction(fisher_diag, *, model: nn.Module | None = None, fracti
 
 def bait_objective(embeddings: torch.Tensor, picked, fisher: torch.Tensor, lamb: float) -> float:
     """``tr((λI + Σ_{j in picked} V_jᵀV_j)⁻¹ F_U)``: what BAIT's greedy lowers pick by pick (no labeled set)."""
-    v = embeddings[torch.as_tensor(list(picked), dtype=torch.long)].double().reshape(-1, embeddings.shape[-1])
-    precision = lamb * torch.eye(embeddings.shape[-1], dtype=torch.float64) + v.T @ v
-    return float(torch.linalg.solve(precision, fisher.double()).diagonal().sum())
+    return trace_objective(embeddings[torch.as_tensor(list(picked), dtype=torch.long)], fisher, lamb=lamb)
 
 
 def bait_picks(model: nn.Module, pool: torch.Tensor, batch_size: int, lamb: float):
