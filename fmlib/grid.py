@@ -12,18 +12,19 @@ axis values is one run, in ``<output>/<name>/`` with the executed notebook besid
               "seed": [0, 1, 2]}}
 
 An axis is a list (a scalar sets the field named like the axis; a dict is merged and labelled by
-its value for that field, or by its ``name``) or a dict of named variants (each merged, labelled by
-its key). Dict-valued fields (``strategy_options`` ...) merge one level deep. The axes
+its ``name``, else by its value for that field) or a dict of named variants (each merged, labelled
+by its key). Dict-valued fields (``strategy_options`` ...) merge one level deep. The axes
 ``dataset``, ``imbalance``, ``strategy``, ``seed`` come first in that order, then the others as
 written; the run's name joins the labels: ``fashion_mnist-imbalanced-fishermask-seed0``.
 
-Usage::
+Usage (``python -m fmlib.grid --help`` lists every option)::
 
+    python -m fmlib.grid grids/fashion_mnist_cpu.json --dry-run
     python -m fmlib.grid grids/fashion_mnist_cpu.json --output runs/fashion_mnist_cpu --workers 2
     python -m fmlib.grid grids/fashion_mnist_cpu.json --strategy fishermask random --seed 0 --dry-run
     python -m fmlib.grid --dataset fashion_mnist --imbalance paper none --strategy entropy --seed 0 1 \\
         --set budget=155 --output runs/quick
-    python -m fmlib.grid grids/cifar10_gpu.json --executor submitit --partition gpu --gpus 1 --timeout 720
+    python -m fmlib.grid grids/cifar10_gpu.json --executor submitit --partition gpu --gpus 1 --cpus 8 --timeout 720
 
 A run is done when its directory holds ``results.json`` (the notebook's last cell writes it);
 done runs are skipped, others re-executed (``run_experiment`` resumes from the checkpoint). A
@@ -34,6 +35,7 @@ and the summary (printed, and ``grid_summary.json``) lists it.
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import multiprocessing
@@ -120,7 +122,7 @@ def _axis_items(axis: str, values) -> list[tuple[str, dict]]:
 
 def _merge(params: dict, update: Mapping) -> dict:
     out = dict(params)
-    for key, value in update.items():
+    for key, value in copy.deepcopy(dict(update)).items():  # runs share no nested dicts with the grid
         if key in _MERGED and isinstance(out.get(key), Mapping) and isinstance(value, Mapping):
             out[key] = {**out[key], **value}
         else:
@@ -175,7 +177,7 @@ def expand_grid(
     _check_fields(dict(overrides or {}), "--set")
     runs, seen = [], {}
     for combo in itertools.product(*(axes[a] for a in order)):
-        params = base
+        params = copy.deepcopy(base)
         for axis, (_, fields) in zip(order, combo):
             _check_fields(fields, f"axis {axis!r}")
             params = _merge(params, fields)
@@ -243,7 +245,9 @@ def _thread_env(threads: int | None):
                 os.environ[n] = v
 
 
-def execute_run(run: GridRun, root, *, notebook=NOTEBOOK, kernel_name: str | None = None, threads: int | None = None) -> RunOutcome:
+def execute_run(
+    run: GridRun, root, *, notebook=NOTEBOOK, kernel_name: str | None = None, threads: int | None = None
+) -> RunOutcome:
     """Execute the notebook for one run with papermill into ``<root>/<name>/``; never raises."""
     run_dir = run.path(root).resolve()
     output = run_dir / EXECUTED
@@ -260,7 +264,8 @@ def execute_run(run: GridRun, root, *, notebook=NOTEBOOK, kernel_name: str | Non
         return RunOutcome(run.name, "done", time.perf_counter() - start, None, str(output))
     except Exception as err:  # a run's failure is reported, never raised: the grid goes on
         message = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}"
-        return RunOutcome(run.name, "failed", time.perf_counter() - start, message.strip(), str(output))
+        kept = str(output) if output.is_file() else None
+        return RunOutcome(run.name, "failed", time.perf_counter() - start, message.strip(), kept)
 
 
 def run_inline(run: GridRun, root, *, threads: int | None = None) -> RunOutcome:
@@ -278,9 +283,10 @@ def run_inline(run: GridRun, root, *, threads: int | None = None) -> RunOutcome:
         records = run_experiment({**run.params, "output_dir": str(run_dir)})
         write_results(run_dir, records, seconds=time.perf_counter() - start)
         return RunOutcome(run.name, "done", time.perf_counter() - start)
-    except Exception as err:
-        return RunOutcome(run.name, "failed", time.perf_counter() - start, f"{type(err).__name__}: {err}",
-                          traceback.format_exc(limit=-3))  # fmt: skip
+    except Exception as err:  # no notebook to read: the error names where it was raised
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        message = f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
+        return RunOutcome(run.name, "failed", time.perf_counter() - start, message)
 
 
 def run_grid(
@@ -300,13 +306,16 @@ def run_grid(
     Args:
         runs: from :func:`expand_grid`.
         root: output tree; run ``r`` goes to ``root / r.name``.
-        notebook: the notebook papermill executes per run.
-        workers: runs at a time (local pool; Slurm array parallelism with submitit).
+        notebook: the notebook papermill executes per run (``FileNotFoundError`` when missing,
+            unless ``executor="inline"``).
+        workers: runs at a time (local pool; Slurm array parallelism with submitit, whose
+            ``"local"`` cluster starts every job at once).
         executor: ``"local"`` (process pool, papermill), ``"submitit"`` (Slurm, or submitit's
             local executor with ``submitit={"cluster": "local"}``), ``"inline"`` (this process,
             no notebook, one at a time).
-        threads: torch threads per run (``OMP_NUM_THREADS`` of the kernel); default: the
-            machine's cores / ``workers``, at least 1 (``cpus_per_task`` with submitit).
+        threads: torch threads per run (``OMP_NUM_THREADS`` of the kernel); default:
+            ``submitit["cpus"]`` when given, else the machine's cores / ``workers``, at least 1
+            (with submitit: left unset).
         kernel_name: Jupyter kernel (default: the notebook's).
         submitit: ``cluster`` (``None``: Slurm when available, else local), ``partition``,
             ``gpus``, ``timeout`` (minutes), ``cpus``, ``mem_gb``, ``folder`` (logs; default
@@ -322,6 +331,10 @@ def run_grid(
         raise ValueError(f"unknown executor {executor!r}; allowed values: {list(EXECUTORS)}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    notebook = Path(notebook).resolve()  # kernels run in their run directory, jobs maybe elsewhere
+    if executor != "inline" and not notebook.is_file():
+        raise FileNotFoundError(f"notebook {notebook} not found (--notebook to execute another one)")
+    runs = [_absolute_data_root(r) for r in runs]
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     from fmlib.records import write_json
@@ -329,8 +342,8 @@ def run_grid(
     write_json(root / RUNS, [asdict(r) for r in runs])
     outcomes = {r.name: RunOutcome(r.name, "skipped") for r in runs if run_status(r.path(root)) == "done"}
     todo = [r for r in runs if r.name not in outcomes]
-    if threads is None:
-        threads = (submitit or {}).get("cpus") or max(1, (os.cpu_count() or 1) // workers)
+    if threads is None:  # with submitit, cores / workers of this machine say nothing about the nodes
+        threads = (submitit or {}).get("cpus") or (None if executor == "submitit" else max(1, (os.cpu_count() or 1) // workers))
     bar = tqdm(total=len(todo), unit="run", desc="grid", disable=not progress)
     failed = 0
     for outcome in _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, dict(submitit or {})):
@@ -342,6 +355,14 @@ def run_grid(
     ordered = [outcomes[r.name] for r in runs]
     write_json(root / SUMMARY, [asdict(o) for o in ordered])
     return ordered
+
+
+def _absolute_data_root(run: GridRun) -> GridRun:
+    """``data_root`` made absolute: a relative one would be read from the run's directory."""
+    root = run.params.get("data_root")
+    if isinstance(root, str) and root != os.path.abspath(os.path.expanduser(root)):
+        return GridRun(run.name, {**run.params, "data_root": os.path.abspath(os.path.expanduser(root))})
+    return run
 
 
 def _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, options) -> Iterator[RunOutcome]:
@@ -369,7 +390,10 @@ def _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, opt
 
 
 def _submitit_outcomes(todo, root, notebook, workers, threads, kernel_name, options) -> Iterator[RunOutcome]:
-    import submitit
+    try:
+        import submitit
+    except ImportError as err:
+        raise ImportError("--executor submitit needs submitit: pip install 'fmlib[grid]'") from err
 
     folder = Path(options.get("folder") or root / ".submitit")
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=options.get("cluster"))
@@ -424,63 +448,101 @@ def _assignment(text: str) -> tuple[str, object]:
     return key.strip(), _value(value)
 
 
+def usage_examples() -> str:
+    """The command lines under "Usage" in the module docstring (also shown by ``--help``)."""
+    text = (__doc__ or "").split("Usage", 1)[-1].split("::\n\n", 1)[-1]
+    return text.split("\n\n", 1)[0] + "\n"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m fmlib.grid",
-        description="Execute notebooks/active_learning.ipynb with papermill over a grid of configs.",
-        epilog="Axis flags filter a grid file's axis by label, or add the axis. Values are JSON or strings.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Execute notebooks/active_learning.ipynb with papermill once per run of a grid: every\n"
+            "combination of the grid's axis values (dataset x imbalance x strategy x seed x ...), each in\n"
+            "its own directory under --output. Runs whose directory holds results.json are skipped; the\n"
+            "others are (re-)executed and resume from their checkpoint. A failed run does not stop the\n"
+            "grid: its executed notebook stays in its directory to read the error, the summary (also\n"
+            "grid_summary.json) lists it and the exit status is 1."
+        ),
+        epilog=(
+            f"examples:\n{usage_examples()}\n"
+            "Axis flags (--dataset, --imbalance, --strategy, --seed, --axis) keep the elements of the grid\n"
+            "file's axis whose label or value is listed, or add the axis when the grid has none. Values\n"
+            "are read as JSON, else as strings. Grid files (grids/*.json) hold 'base' config fields and\n"
+            "'axes'; the format: python -c 'import fmlib.grid; help(fmlib.grid)'."
+        ),
     )
-    p.add_argument("grid", nargs="?", help="grid file (JSON); optional when axes come from flags")
+    p.add_argument("grid", nargs="?", help="grid file (grids/*.json); optional when axis flags give the axes")
     p.add_argument("-o", "--output", help="output tree, one directory per run (default: runs/<grid file name>)")
     p.add_argument("--dataset", nargs="+", type=_value, default=[], help="dataset axis values")
-    p.add_argument("--imbalance", nargs="+", type=_value, default=[], help="imbalance axis values (or variant labels)")
-    p.add_argument("--strategy", nargs="+", type=_value, default=[], help="strategy axis values")
+    p.add_argument("--imbalance", nargs="+", type=_value, default=[], help="imbalance axis values or variant labels")
+    p.add_argument("--strategy", nargs="+", type=_value, default=[], help="strategy axis values or labels")
     p.add_argument("--seed", nargs="+", type=_value, default=[], help="seed axis values")
     p.add_argument("--axis", action="append", default=[], type=_assignment, metavar="NAME=V1,V2",
-                   help="any other axis, comma-separated values")  # fmt: skip
+                   help="any other axis, comma-separated values (or a JSON list), e.g. --axis query_size=35,70")  # fmt: skip
     p.add_argument("--set", action="append", default=[], type=_assignment, metavar="FIELD=VALUE",
                    help="config field for every run, e.g. --set budget=155 --set 'train_options={\"epochs\": 5}'")  # fmt: skip
-    p.add_argument("-j", "--workers", type=int, default=1, help="runs at a time (default 1)")
-    p.add_argument("--threads", type=int, help="torch threads per run (default: cores / workers)")
+    p.add_argument("-j", "--workers", type=int, default=1,
+                   help="runs at a time: local processes, or the Slurm array parallelism (default 1)")  # fmt: skip
+    p.add_argument("--threads", type=int, help="torch threads per run (default: --cpus, else cores / workers)")
     p.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local process pool (default), submitit (Slurm) or inline (no notebook)")  # fmt: skip
-    p.add_argument("--cluster", choices=("slurm", "local", "debug"), help="submitit cluster (default: Slurm when available)")
-    p.add_argument("--partition", help="Slurm partition")
-    p.add_argument("--gpus", type=int, help="GPUs per run (Slurm)")
-    p.add_argument("--cpus", type=int, help="CPUs per run (Slurm); also the torch threads")
-    p.add_argument("--mem-gb", type=float, help="memory per run in GB (Slurm)")
-    p.add_argument("--timeout", type=int, help="minutes per run (Slurm)")
-    p.add_argument("--notebook", default=str(NOTEBOOK), help="notebook to execute per run")
+                   help="local: process pool with papermill (default); submitit: one job per run (Slurm); "
+                        "inline: run_experiment in this process, no notebook")  # fmt: skip
+    p.add_argument("--cluster", choices=("slurm", "local", "debug"),
+                   help="submitit cluster: slurm, local (processes on this machine) or debug (this process); "
+                        "default: Slurm when available, else local")  # fmt: skip
+    p.add_argument("--partition", help="Slurm partition (submitit)")
+    p.add_argument("--gpus", type=int, help="GPUs per run (submitit)")
+    p.add_argument("--cpus", type=int, help="CPUs per run (submitit); also the torch threads")
+    p.add_argument("--mem-gb", type=float, help="memory per run in GB (submitit)")
+    p.add_argument("--timeout", type=int, help="minutes per run (submitit)")
+    p.add_argument("--notebook", default=str(NOTEBOOK), help="notebook to execute per run (default: %(default)s)")
     p.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's)")
-    p.add_argument("-n", "--dry-run", action="store_true", help="list the runs and their status, run nothing")
+    p.add_argument("-n", "--dry-run", action="store_true",
+                   help="list the runs, their status (new, partial, done) and invalid configs; run nothing; "
+                        "exit status 1 when a config is invalid")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (2: bad grid or arguments)."""
     args = parser().parse_args(argv)
-    grid = load_grid(args.grid) if args.grid else {}
     select = {"dataset": args.dataset, "imbalance": args.imbalance, "strategy": args.strategy, "seed": args.seed}
     for name, values in args.axis:
-        select[name] = [_value(v) for v in str(values).split(",")] if not isinstance(values, list) else values
-    runs = expand_grid(grid, select=select, overrides=dict(args.set))
+        select[name] = [_value(v) for v in values.split(",")] if isinstance(values, str) else values
+        select[name] = select[name] if isinstance(select[name], list) else [select[name]]
+    try:
+        grid = load_grid(args.grid) if args.grid else {}
+        runs = expand_grid(grid, select=select, overrides=dict(args.set))
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     output = Path(args.output) if args.output else repo_root() / "runs" / (Path(args.grid).stem if args.grid else "grid")
     if args.dry_run:
         from fmlib.experiment import ExperimentConfig
 
+        invalid = 0
         for run in runs:
             try:
                 ExperimentConfig.from_dict(run.params).validate(check_dataset=False)
                 problem = ""
             except (TypeError, ValueError) as err:
-                problem = f"  INVALID: {err}"
+                problem, invalid = f"  INVALID: {err}", invalid + 1
             print(f"{run_status(run.path(output)):8s} {run.path(output)}{problem}")
-        print(f"{len(runs)} runs in {output}")
-        return 0
+        print(f"{len(runs)} runs in {output}" + (f", {invalid} invalid" if invalid else ""))
+        return 1 if invalid else 0
     options = {"cluster": args.cluster, "partition": args.partition, "gpus": args.gpus, "cpus": args.cpus,
                "mem_gb": args.mem_gb, "timeout": args.timeout}  # fmt: skip
-    outcomes = run_grid(runs, output, notebook=args.notebook, workers=args.workers, executor=args.executor,
-                        threads=args.threads, kernel_name=args.kernel, submitit=options, progress=not args.no_progress)  # fmt: skip
+    try:
+        outcomes = run_grid(runs, output, notebook=args.notebook, workers=args.workers, executor=args.executor,
+                            threads=args.threads, kernel_name=args.kernel, submitit=options,
+                            progress=not args.no_progress)  # fmt: skip
+    except (FileNotFoundError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(summarize(outcomes))
     print(f"outputs: {output}")
     return 1 if any(o.status == "failed" for o in outcomes) else 0
