@@ -304,17 +304,23 @@ def _pair_products(embeddings, m, f, scale, chunk_size, work):
 
 
 def _rank_c_update(embeddings, a, b, m, f, v, scale, chunk_size, work, remove: bool) -> torch.Tensor:
-    """Add (or remove) the scaled ``v`` ``[C, k]``: update A, B of every row in place; return M'.
+    """Add (or remove) the scaled ``v`` ``[C, k]``: update A, B of every row and M in place; return M.
 
-    M' = M - xᵀ S⁻¹ x with x = v M and S = I + v M vᵀ (adding) or v M vᵀ - I (removing:
-    Woodbury with -vᵀv). Every float64 quantity here is O(C·k²); the only pass over the
-    candidates multiplies them by the ``k x 2C`` matrix ``[xᵀ, M F xᵀ]`` in precision ``work``.
+    M' = M - xᵀ S⁻¹ x with x = v M and S = I + v M vᵀ (adding), or M' = M + xᵀ (I - v M vᵀ)⁻¹ x
+    (removing a member: Woodbury with -vᵀv; I - v M vᵀ is positive definite for a member).
+    Every float64 quantity here is O(C·k²); the only pass over the candidates multiplies them by
+    the ``k x 2C`` matrix ``[xᵀ, M F xᵀ]`` in precision ``work``. M changes in place by the
+    symmetric ``yᵀy`` with y = L⁻¹x (LLᵀ the C x C matrix above): no new ``k x k`` buffer per pick
+    (allocating and zeroing one cost more than the arithmetic) and M stays symmetric.
     """
     c, k = v.shape
     x = v @ m  # [C, k]
     eye = torch.eye(c, dtype=m.dtype, device=m.device)
     # S from the fresh float64 x, not the stored A (which may carry float32 rounding).
-    s_inv = -_spd_inverse(eye - x @ v.T) if remove else _spd_inverse(eye + x @ v.T)
+    chol = _cholesky(eye - x @ v.T if remove else eye + x @ v.T)  # [C, C]
+    s_inv = _symmetric(torch.cholesky_inverse(chol))
+    if remove:
+        s_inv = -s_inv
     fx = f @ x.T  # [k, C]
     xfx = _symmetric(x @ fx)  # [C, C] = B of the picked row, fresh
     right = (scale * torch.cat([x.T, m @ fx], dim=1)).to(work)  # [k, 2C]
@@ -333,4 +339,5 @@ def _rank_c_update(embeddings, a, b, m, f, v, scale, chunk_size, work, remove: b
     cross = both[..., c:]
     a -= both[..., :c]
     b -= cross + cross.mT
-    return _symmetric(m - x.T @ s_inv @ x)
+    y = torch.linalg.solve_triangular(chol, x, upper=False)  # [C, k]
+    return m.addmm_(y.T, y, alpha=1.0 if remove else -1.0)
