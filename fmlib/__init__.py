@@ -11,15 +11,31 @@ The public surface, in the order data flows::
     frame = fmlib.load_runs("runs/*")
 """
 
-from fmlib.data import load_dataset, make_imbalanced, prepare_data
-from fmlib.experiment import ExperimentConfig, run_experiment
-from fmlib.fisher import fisher_diagonal, gradient_embeddings
-from fmlib.masks import ParameterMask, fisher_mask
-from fmlib.models import build_model
-from fmlib.records import load_run, load_runs
-from fmlib.select import greedy_trace_select
-from fmlib.strategies import STRATEGIES, get_strategy
-from fmlib.train import evaluate, fit
+from importlib import import_module
+
+# name -> module; imported on first use, so `python -m fmlib.grid` and its workers start without torch
+_EXPORTS = {
+    "load_dataset": "data", "make_imbalanced": "data", "prepare_data": "data",
+    "ExperimentConfig": "experiment", "run_experiment": "experiment",
+    "fisher_diagonal": "fisher", "gradient_embeddings": "fisher",
+    "ParameterMask": "masks", "fisher_mask": "masks",
+    "build_model": "models",
+    "load_run": "records", "load_runs": "records",
+    "greedy_trace_select": "select",
+    "STRATEGIES": "strategies", "get_strategy": "strategies",
+    "evaluate": "train", "fit": "train",
+}  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"fmlib.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'fmlib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __version__ = "0.1.0"
 __all__ = [

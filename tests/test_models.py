@@ -40,3 +40,15 @@ def test_no_inplace_relu():
 def test_bad_model_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_model(num_classes=10, in_channels=1, **kwargs)
+
+
+def test_public_surface_is_lazy_and_complete():
+    import subprocess
+    import sys
+
+    import fmlib
+
+    for name in fmlib.__all__:
+        assert getattr(fmlib, name) is not None
+    code = "import sys, fmlib, fmlib.grid; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
