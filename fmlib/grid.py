@@ -191,10 +191,15 @@ def expand_grid(
 
 
 def run_status(path) -> str:
-    """``"done"`` (``results.json`` written), ``"partial"`` (started or failed) or ``"new"``."""
+    """``"done"`` (``results.json`` written by a real run), ``"partial"`` (started, failed, or only a
+    smoke run: ``results.json`` with ``"smoke": true``, written under ``FMLIB_SMOKE=1``) or ``"new"``."""
     path = Path(path)
     if (path / RESULTS).is_file():
-        return "done"
+        try:
+            smoke = json.loads((path / RESULTS).read_text()).get("smoke", False)
+        except (OSError, ValueError, AttributeError):
+            smoke = True  # unreadable: run it again
+        return "partial" if smoke else "done"
     if (path / "config.json").is_file() or (path / EXECUTED).is_file():
         return "partial"
     return "new"

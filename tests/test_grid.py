@@ -189,7 +189,11 @@ def test_run_status_follows_the_files_a_run_leaves(tmp_path):
     assert run_status(tmp_path / "absent") == "new"
     (tmp_path / "config.json").write_text("{}")
     assert run_status(tmp_path) == "partial"
-    (tmp_path / RESULTS).write_text("{}")
+    (tmp_path / RESULTS).write_text('{"smoke": true}')
+    assert run_status(tmp_path) == "partial"  # a FMLIB_SMOKE=1 run is not a result
+    (tmp_path / RESULTS).write_text("{not json")
+    assert run_status(tmp_path) == "partial"
+    (tmp_path / RESULTS).write_text('{"smoke": false}')
     assert run_status(tmp_path) == "done"
 
 
