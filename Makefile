@@ -8,8 +8,9 @@ STAMP := $(VENV)/.fmlib-installed
 FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_DIR ?= runs/quickstart
+GRID ?= fashion_mnist_cpu
 
-.PHONY: help setup data experiment test test-fast bench lint
+.PHONY: help setup data experiment results test test-fast bench lint
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -33,6 +34,11 @@ experiment: setup ## run a FisherMask AL experiment on FashionMNIST through pape
 	@mkdir -p $(RUN_DIR)
 	$(PY) -m papermill notebooks/active_learning.ipynb $(RUN_DIR)/active_learning.ipynb -p output_dir $(RUN_DIR) --progress-bar
 	@echo "results: $(RUN_DIR) (rounds.csv, figures); executed notebook: $(RUN_DIR)/active_learning.ipynb"
+
+results: setup ## the FashionMNIST grid behind README's table (hours on 2 CPU cores; resumable), then results/ and figures/
+	$(PY) -m fmlib.grid grids/$(GRID).json --executor inline --output runs/$(GRID)
+	$(PY) -c "from fmlib.records import export_runs; print(len(export_runs('runs/$(GRID)', 'results/$(GRID)')), 'runs exported')"
+	$(PY) -m papermill notebooks/compare.ipynb runs/compare-$(GRID).ipynb -p runs_glob "results/$(GRID)/*" -p figures_dir figures
 
 test: setup ## the whole test suite: unit tests, notebook tests (nbval) and papermill tests
 	FMLIB_SMOKE=1 $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider

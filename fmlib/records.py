@@ -365,3 +365,29 @@ def load_runs(pattern) -> pd.DataFrame:
     if not frames:
         raise FileNotFoundError(f"no run directories match {pattern!r}")
     return pd.concat(frames, ignore_index=True)
+
+
+def export_runs(source, target, *, finished_only: bool = True) -> list[Path]:
+    """Copy the small records of every run directory under ``source`` to ``target`` (for git).
+
+    Keeps ``config.json``, ``rounds.csv``, ``queries.csv``, ``results.json`` and the sensitivity
+    snapshots; leaves out checkpoints and executed notebooks. Files are copied atomically, so an
+    export can be re-run while a grid is still writing. ``finished_only``: runs whose last planned
+    round is done (their ``results.json`` exists).
+
+    Returns:
+        The exported run directories in ``target``.
+    """
+    source, target = Path(source), Path(target)
+    exported = []
+    for config in sorted(source.glob(f"*/{CONFIG}")):
+        run = config.parent
+        if finished_only and not (run / "results.json").is_file():
+            continue
+        files = [run / name for name in (CONFIG, ROUNDS, QUERIES, "results.json")] + sorted((run / SENSITIVITY).glob("*.npz"))
+        for file in (f for f in files if f.is_file()):
+            dest = target / file.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(dest, lambda handle, file=file: handle.write(file.read_bytes()))
+        exported.append(target / run.name)
+    return exported

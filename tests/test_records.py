@@ -11,6 +11,7 @@ from fmlib.records import (
     RunRecords,
     atomic_write,
     config_differences,
+    export_runs,
     fisher_snapshot,
     git_commit,
     load_run,
@@ -164,3 +165,21 @@ def test_load_snapshot_needs_no_pickle(tmp_path):
     RunDirectory(tmp_path).write_snapshot(1, snap)
     loaded = load_snapshot(tmp_path / "sensitivity" / "round_001.npz")
     assert loaded["param_names"].dtype.kind == "U"
+
+
+def test_export_runs_copies_small_records_of_finished_runs(tmp_path):
+    source = tmp_path / "runs"
+    for name, finished in (("a", True), ("b", False)):
+        make_run(source / name, "entropy", 0, finished=finished)
+        if finished:
+            write_json(source / name / "results.json", {"smoke": False})
+        (source / name / "checkpoint.pt").write_bytes(b"large")
+        (source / name / "sensitivity").mkdir()
+        (source / name / "sensitivity" / "round_000.npz").write_bytes(b"npz")
+    exported = export_runs(source, tmp_path / "results")
+    assert exported == [tmp_path / "results" / "a"]
+    names = sorted(p.relative_to(tmp_path / "results" / "a").as_posix() for p in exported[0].rglob("*") if p.is_file())
+    assert "checkpoint.pt" not in names and "sensitivity/round_000.npz" in names and "results.json" in names
+    moved = [c for c in ("path",) if c in load_run(exported[0])]
+    pd.testing.assert_frame_equal(load_run(exported[0]).drop(columns=moved), load_run(source / "a").drop(columns=moved))
+    assert len(export_runs(source, tmp_path / "all", finished_only=False)) == 2
