@@ -14,41 +14,59 @@ Embeddings (1% global mask + head, C = 10, rows √p_c g_c[mask]), in ms per sam
   the batch), which any per-class method must at least match.
 Diagonal Fisher against BackPACK's ``DiagGGNExact`` (GGN = true Fisher for softmax
 cross-entropy; its loss is a batch mean, so it equals our 1/N average), when installed.
-Each time is the minimum over ``--repeats`` runs (the CPU is shared); agreement is the
-largest absolute difference over the largest absolute reference value.
+Every method runs once per round, in turn, for ``--repeats`` rounds after a warm-up, and the
+median is reported (the CPU is shared: interleaving spreads changing load over all methods).
+Agreement is the largest absolute difference over the largest absolute reference value.
+On a CPU shared with other jobs, busy-waiting OpenMP threads can slow small ops down many
+times over (seen on a 2-core machine): compare runs with ``OMP_WAIT_POLICY=PASSIVE`` or
+``--threads 1``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 import time
+import warnings
 
 import torch
 
-from fmlib.fisher import fisher_diagonal, gradient_embeddings, gradient_embeddings_naive
+from fmlib.fisher import DEFAULT_CHUNK_SIZE, fisher_diagonal, gradient_embeddings, gradient_embeddings_naive
 from fmlib.masks import fisher_mask
 from fmlib.models import CifarResNet18, SmallCNN
 
 BATCH = 64  # the original code's and the references' batch size
 
 
-def best_time(fn, device, repeats: int):
-    """(result of the last run, minimum seconds over ``repeats`` runs after one warm-up)."""
-    out, times = fn(), []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return out, min(times)
+def interleaved_times(fns: dict, device, rounds: int) -> tuple[dict, dict]:
+    """Run every fn once per round, in turn, after one warm-up each: (last results, median seconds).
+
+    Interleaving spreads the shared machine's changing load over all methods alike.
+    """
+    results = {name: fn() for name, fn in fns.items()}
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            results[name] = fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return results, {name: statistics.median(t) for name, t in times.items()}
 
 
 def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
+    """Largest absolute difference over the largest absolute reference value."""
     return float((a - ref).abs().max() / ref.abs().max())
+
+
+def max_rel_diff(a: torch.Tensor, ref: torch.Tensor, floor: float = 1e-6) -> float:
+    """Largest entrywise |a - ref| / |ref| over entries with |ref| above ``floor`` times its maximum."""
+    keep = ref.abs() > floor * ref.abs().max()
+    return float(((a - ref).abs()[keep] / ref.abs()[keep]).max())
 
 
 def original_method(model, x, mask, samples: int) -> torch.Tensor:
@@ -94,7 +112,10 @@ def torch_func_embeddings(model, x, mask, chunk: int = 16) -> torch.Tensor:
 
 
 def backpack_diagonal(model, x):
-    """BackPACK's DiagGGNExact over batches of BATCH, averaged over all samples, or None."""
+    """A function computing BackPACK's DiagGGNExact over batches of BATCH, averaged; None if not installed.
+
+    The model is copied and extended once, outside the timed function.
+    """
     try:
         from backpack import backpack, extend
         from backpack.extensions import DiagGGNExact
@@ -106,15 +127,20 @@ def backpack_diagonal(model, x):
     else:
         model = extend(model, use_converter=True)
     loss_fn = extend(torch.nn.CrossEntropyLoss())  # mean over the batch
-    total = None
-    for batch in x.split(BATCH):
-        logits = model(batch)
-        labels = torch.zeros(len(batch), dtype=torch.long, device=x.device)  # the GGN ignores labels
-        with backpack(DiagGGNExact()):
-            loss_fn(logits, labels).backward()
-        diag = [p.diag_ggn_exact * (len(batch) / len(x)) for p in model.parameters()]
-        total = diag if total is None else [t + d for t, d in zip(total, diag)]
-    return total
+    labels = torch.zeros(len(x), dtype=torch.long, device=x.device)  # the GGN ignores labels
+
+    def compute():
+        total = None
+        for batch, y in zip(x.split(BATCH), labels.split(BATCH)):
+            model.zero_grad(set_to_none=True)
+            with backpack(DiagGGNExact()), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                loss_fn(model(batch), y).backward()
+            diag = [p.diag_ggn_exact * (len(batch) / len(x)) for p in model.parameters()]
+            total = diag if total is None else [t + d for t, d in zip(total, diag)]
+        return total
+
+    return compute
 
 
 def run(name, model, x, args, device):
@@ -122,49 +148,76 @@ def run(name, model, x, args, device):
     x = x.to(device)
     n, classes = len(x), model.head.out_features
     numel = sum(p.numel() for p in model.parameters())
-    diag = fisher_diagonal(model, x)
-    mask = fisher_mask(diag, args.fraction, model=model)
-    print(f"\n{name}: {numel:,} parameters, N={n}, C={classes}, k={mask.size} "
-          f"({args.fraction:.0%} global + head), chunk {args.chunk}, {device}, {torch.get_num_threads()} threads")  # fmt: skip
-    rows = {}
-
-    ours, t = best_time(lambda: gradient_embeddings(model, x, mask, chunk_size=args.chunk), device, args.repeats)
-    rows["ours: gradient_embeddings"] = t / n
-    _, t = best_time(lambda: lower_bound(model, x), device, args.repeats)
-    rows["lower bound: C batched fwd+bwd"] = t / n
-    m = args.loop_samples
-    naive, t = best_time(lambda: gradient_embeddings_naive(model, x[:m], mask), device, 1)
-    rows["batch-1 loop (naive)"] = t / m
-    s = args.original_samples
-    _, t_fwd = best_time(lambda: model(x[:BATCH]), device, args.repeats)
-    orig, t = best_time(lambda: original_method(model, x[:BATCH], mask, s), device, 1)
-    rows[f"original method (extrapolated from {s})"] = (t - t_fwd) / s + t_fwd / BATCH
+    mask = fisher_mask(fisher_diagonal(model, x), args.fraction, model=model)
+    m, s = args.loop_samples, args.original_samples
+    print(f"\n{name}: {numel:,} parameters, N={n}, C={classes}, k={mask.size} ({args.fraction:.0%} global + head), "
+          f"chunk {args.chunk or DEFAULT_CHUNK_SIZE}, {device}, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats} interleaved rounds")  # fmt: skip
+    fns = {
+        "ours": lambda: gradient_embeddings(model, x, mask, chunk_size=args.chunk),
+        "lower": lambda: lower_bound(model, x),
+        "loop": lambda: gradient_embeddings_naive(model, x[:m], mask),
+        "forward": lambda: model(x[:BATCH]),
+        "original": lambda: original_method(model, x[:BATCH], mask, s),
+        "fisher": lambda: fisher_diagonal(model, x, chunk_size=args.chunk),
+    }
     if args.torch_func:
-        tf, t = best_time(lambda: torch_func_embeddings(model, x[:m], mask), device, 1)
-        rows["torch.func vmap(jacrev), full then index"] = t / m
-
-    print(f"  {'gradient embeddings':44s} {'ms/sample':>10s} {'ours faster by':>15s}")
-    for label, sec in rows.items():
-        print(f"  {label:44s} {1e3 * sec:10.2f} {sec / rows['ours: gradient_embeddings']:14.1f}x")
-    bound = rows["ours: gradient_embeddings"] / rows["lower bound: C batched fwd+bwd"]
-    print(f"  ours / lower bound = {bound:.2f} (goal <= 1.5)")
-    print(f"  agreement: vs batch-1 loop {rel_err(ours[:m], naive):.1e}, vs original {rel_err(ours[:s], orig):.1e}")
-    if args.torch_func:
-        print(f"  agreement: vs torch.func {rel_err(ours[:m], tf):.1e}")
-
-    diag, t_ours = best_time(lambda: fisher_diagonal(model, x, chunk_size=args.chunk), device, args.repeats)
-    print(f"  {'fisher_diagonal (ours)':44s} {1e3 * t_ours / n:10.2f}")
+        fns["torch.func"] = lambda: torch_func_embeddings(model, x[:m], mask)
     try:
-        bp, t_bp = best_time(lambda: backpack_diagonal(model, x), device, args.repeats)
+        backpack_fn = backpack_diagonal(model, x)
     except Exception as err:  # BackPACK may not support every layer of a model
-        print(f"  BackPACK DiagGGNExact: failed ({type(err).__name__}: {err})")
-        return
-    if bp is None:
-        print("  BackPACK not installed (pip install backpack-for-pytorch): skipped")
-        return
-    ref, got = torch.cat([b.flatten() for b in bp]), torch.cat([d.flatten() for d in diag.values()])
-    print(f"  {'BackPACK DiagGGNExact':44s} {1e3 * t_bp / n:10.2f} {t_bp / t_ours:14.1f}x")
-    print(f"  agreement with BackPACK: {rel_err(got, ref):.1e}")
+        backpack_fn, backpack_error = None, f"failed ({type(err).__name__}: {err})"
+    else:
+        backpack_error = "not installed (pip install backpack-for-pytorch): skipped"
+    if backpack_fn is not None:
+        fns["backpack"] = backpack_fn
+    try:
+        out, t = interleaved_times(fns, device, args.repeats)
+    except Exception as err:  # e.g. BackPACK failing on a layer at run time
+        if "backpack" not in fns:
+            raise
+        del fns["backpack"]
+        backpack_error = f"failed ({type(err).__name__}: {err})"
+        out, t = interleaved_times(fns, device, args.repeats)
+
+    per = {
+        "ours: gradient_embeddings": t["ours"] / n,
+        "lower bound: C batched fwd+bwd": t["lower"] / n,
+        f"batch-1 loop (naive, {m} samples)": t["loop"] / m,
+        f"original method (extrapolated from {s})": (t["original"] - t["forward"]) / s + t["forward"] / BATCH,
+    }
+    if args.torch_func:
+        per[f"torch.func vmap(jacrev), full then index ({m})"] = t["torch.func"] / m
+    ours = per["ours: gradient_embeddings"]
+    print(f"  {'gradient embeddings':46s} {'ms/sample':>10s} {'time / ours':>12s}")
+    for label, sec in per.items():
+        print(f"  {label:46s} {1e3 * sec:10.2f} {sec / ours:11.2f}x")
+    goals = [
+        ("ours / lower bound", ours / per["lower bound: C batched fwd+bwd"], "<=", 1.5),
+        ("original / ours", per[f"original method (extrapolated from {s})"] / ours, ">=", 15),
+        ("batch-1 loop / ours", per[f"batch-1 loop (naive, {m} samples)"] / ours, ">=", 2.5),
+    ]
+    emb = out["ours"]
+    print(f"  agreement (max abs diff / max abs): vs batch-1 loop {rel_err(emb[:m], out['loop']):.1e}, "
+          f"vs original {rel_err(emb[:s], out['original']):.1e}")  # fmt: skip
+    if args.torch_func:
+        print(f"  agreement: vs torch.func {rel_err(emb[:m], out['torch.func']):.1e}")
+
+    print(f"  {'diagonal Fisher':46s} {'ms/sample':>10s} {'time / ours':>12s}")
+    print(f"  {'ours: fisher_diagonal':46s} {1e3 * t['fisher'] / n:10.2f} {1:11.2f}x")
+    if "backpack" in out:
+        ref = torch.cat([b.flatten() for b in out["backpack"]])
+        got = torch.cat([d.flatten() for d in out["fisher"].values()])
+        print(f"  {'BackPACK DiagGGNExact':46s} {1e3 * t['backpack'] / n:10.2f} {t['backpack'] / t['fisher']:11.2f}x")
+        print(f"  agreement with BackPACK: max abs diff / max abs {rel_err(got, ref):.1e}, "
+              f"max entrywise relative diff {max_rel_diff(got, ref):.1e} (entries above 1e-6 of the max)")  # fmt: skip
+        goals.append(("BackPACK / ours (diagonal)", t["backpack"] / t["fisher"], ">=", 1.0))
+    else:
+        print(f"  BackPACK DiagGGNExact: {backpack_error}")
+    print("  goals:")
+    for label, value, op, target in goals:
+        ok = value <= target if op == "<=" else value >= target
+        print(f"    {label:28s} {value:8.2f}  (goal {op} {target})  {'met' if ok else 'MISSED'}")
 
 
 def main():
@@ -175,7 +228,8 @@ def main():
     parser.add_argument("--original-samples", type=int, default=4, help="samples for the original method")
     parser.add_argument("--fraction", type=float, default=0.01)
     parser.add_argument("--chunk", type=int, default=None, help="chunk_size (default: the library's)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds (the median is reported)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--models", default="cnn,resnet18")
     parser.add_argument("--torch-func", action="store_true", help="also time torch.func (memory hungry)")
     parser.add_argument("--quick", action="store_true", help="64 samples, 8 loop samples, 2 repeats")
@@ -183,6 +237,9 @@ def main():
     if args.quick:
         args.samples, args.loop_samples, args.original_samples, args.repeats = 64, 8, 2, 2
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
     torch.manual_seed(0)
     for name in args.models.split(","):
         if name == "cnn":

@@ -1,20 +1,28 @@
 """Benchmark greedy BAIT selection: incremental updates against per-step recomputation.
 
-    .venv/bin/python benchmarks/bench_select.py            # N=3000, C=10, k=1000, 100 picks
-    .venv/bin/python benchmarks/bench_select.py --quick    # small sizes, seconds
-    .venv/bin/python benchmarks/bench_select.py --memory   # N=20000, C=10, k=2000: peak RSS
+    .venv/bin/python benchmarks/bench_select.py            # speed (N=3000, C=10, k=1000, 100 picks), then memory
+    .venv/bin/python benchmarks/bench_select.py --quick    # small sizes, seconds, no memory run
+    .venv/bin/python benchmarks/bench_select.py --memory   # only N=20000, C=10, k=2000: peak RSS
 
-Speed mode times :func:`greedy_trace_select` over all picks and the naive recomputation
-(:func:`greedy_trace_select_naive`, O(N·C·k²) a pick) over ``--naive-picks`` picks,
-extrapolated per pick when that is fewer, and checks both make the same picks.
+Speed mode times :func:`greedy_trace_select` over all picks (median of ``--repeats`` runs) and
+the naive recomputation (:func:`greedy_trace_select_naive`, O(N·C·k²) a pick) over
+``--naive-picks`` picks, extrapolated per pick when that is fewer, and checks both make the
+same picks. It then runs memory mode in a fresh subprocess (``--memory-picks`` picks; the
+peak is reached in the setup and the first pick, the arrays do not grow with the picks).
 Memory mode prints the peak resident set size of the whole process (ru_maxrss), which
 includes the float32 embeddings themselves.
+On a CPU shared with other jobs, busy-waiting OpenMP threads can slow small ops down many
+times over (seen on a 2-core machine): compare runs with ``OMP_WAIT_POLICY=PASSIVE`` or
+``--threads 1``.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -57,9 +65,12 @@ def speed(args, device):
     print(f"speed: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled} on {device}")
     v, kwargs = make_problem(args.num, args.classes, args.k, args.n_labeled, device)
     one, t_one = timed(lambda: greedy_trace_select(v, 1, **kwargs), device)
-    picks, t_fast = timed(lambda: greedy_trace_select(v, args.picks, **kwargs), device)
+    runs = [timed(lambda: greedy_trace_select(v, args.picks, **kwargs), device) for _ in range(args.repeats)]
+    picks, t_fast = runs[0][0], statistics.median(t for _, t in runs)
+    assert all(p == picks for p, _ in runs)
     per_pick = (t_fast - t_one) / max(args.picks - 1, 1)
-    print(f"  incremental: {t_fast:8.2f} s for {args.picks} picks")
+    times = ", ".join(f"{t:.2f}" for _, t in runs)
+    print(f"  incremental: {t_fast:8.2f} s for {args.picks} picks (median of {args.repeats}: {times})")
     print(f"    setup + 1st pick {t_one:.2f} s, then {per_pick * 1e3:.1f} ms/pick")
 
     naive_n = min(args.naive_picks or args.picks, args.picks)
@@ -77,7 +88,8 @@ def speed(args, device):
         first = next(i for i, (a, b) in enumerate(zip(slow, reference)) if a != b)
         print(f"    first difference at pick {first}: incremental {reference[first]}, naive {slow[first]}")
     ratio = naive_per_pick * args.picks / t_fast
-    print(f"  speed-up (naive {args.picks} picks / incremental {args.picks} picks): {ratio:.1f}x")
+    print(f"  speed-up (naive {args.picks} picks / incremental {args.picks} picks): {ratio:.1f}x "
+          f"(goal >= 30x: {'met' if ratio >= 30 else 'MISSED'})")  # fmt: skip
     print(f"  per pick after setup: {naive_per_pick / per_pick:.0f}x faster")
     print(f"  setup + 1st pick / one naive pick: {t_one / naive_per_pick:.2f}")
 
@@ -93,7 +105,7 @@ def memory(args, device):
     picks, t = timed(lambda: greedy_trace_select(v, args.picks, progress=args.progress, **kwargs), device)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"  selected {len(picks)} in {t:.1f} s; first picks {picks[:5]}")
-    print(f"  peak RSS of the process: {rss / GIB:.2f} GiB (goal <= 6 GiB)")
+    print(f"  peak RSS of the process: {rss / GIB:.2f} GiB (goal < 6 GiB: {'met' if rss < 6 * GIB else 'MISSED'})")
     if device.type == "cuda":
         print(f"  peak CUDA memory allocated: {torch.cuda.max_memory_allocated() / GIB:.2f} GiB")
 
@@ -104,18 +116,20 @@ def main():
     parser.add_argument("--classes", type=int, default=10, help="rows per embedding C")
     parser.add_argument("--k", type=int, default=None, help="embedding width k (default 1000; 2000 with --memory)")
     parser.add_argument("--picks", type=int, default=100, help="batch size n")
-    parser.add_argument(
-        "--naive-picks", type=int, default=10, help="picks the naive run makes, extrapolated to --picks (0: all)"
-    )
+    parser.add_argument("--naive-picks", type=int, default=10, help="picks the naive run makes, extrapolated to --picks (0: all)")
     parser.add_argument("--n-labeled", type=int, default=0, help="labeled-set size |L| (0: no labeled Fisher)")
     parser.add_argument("--quick", action="store_true", help="small sizes: N=600, k=200, 20 picks")
     parser.add_argument("--memory", action="store_true", help="peak-memory mode")
     parser.add_argument("--progress", action="store_true", help="progress bar in memory mode")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: torch's choice)")
+    parser.add_argument("--repeats", type=int, default=3, help="incremental runs in speed mode (median)")
+    parser.add_argument("--memory-picks", type=int, default=10, help="picks of the memory run after speed mode")
+    parser.add_argument("--no-memory", action="store_true", help="speed mode only")
     args = parser.parse_args()
     if args.quick:
         args.num, args.k, args.picks, args.naive_picks = args.num or 600, args.k or 200, min(args.picks, 20), 0
+        args.no_memory = True
     if args.memory:
         args.num, args.k = args.num or 20000, args.k or 2000
     args.num, args.k = args.num or 3000, args.k or 1000
@@ -124,7 +138,14 @@ def main():
     torch.manual_seed(0)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    (memory if args.memory else speed)(args, device)
+    if args.memory:
+        memory(args, device)
+        return
+    speed(args, device)
+    if not args.no_memory:  # a fresh process, so that its peak RSS is the memory run's own
+        cmd = [sys.executable, __file__, "--memory", "--picks", str(args.memory_picks), "--threads", str(args.threads)]
+        print(f"\n$ {' '.join(cmd[1:])}", flush=True)
+        subprocess.run(cmd + ["--device", args.device], check=True)
 
 
 if __name__ == "__main__":

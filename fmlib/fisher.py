@@ -17,7 +17,9 @@ unfolded input for a conv, L positions) with the output gradient G ``[B, C, O, L
 computed only for masked entries: gathered products for Linear and sparse conv masks,
 a matmul on the sub-block of masked rows x columns otherwise. BatchNorm in eval is an affine
 map of x̂ = (x − mean)/√(var + ε). For the diagonal the Linear case factorises,
-Σ_c p_c (g_c ⊗ a)² = (Σ_c p_c g_c²) ⊗ a², and conv/BN square-sum per-sample gradients.
+Σ_c p_c (g_c ⊗ a)² = (Σ_c p_c g_c²) ⊗ a², and conv/BN square-sum per-sample gradients;
+it backprops the C rows one at a time instead (a sum needs no [B, C, ...] block, and torch's
+batched backward of conv/BN/pooling loops over the rows and concatenates anyway).
 
 The brute-force references ``*_naive`` (one sample at a time, C ``autograd.grad`` calls,
 flatten and index) are the oracles of the tests and the baselines of the benchmark.
@@ -74,11 +76,15 @@ def fisher_diagonal(model: nn.Module, inputs, *, chunk_size: int | None = None) 
     total = {name: torch.zeros_like(params[name]) for attrs in groups.values() for _, name in attrs}
     with _eval_mode(model):
         for x in _chunks(inputs, chunk, _device(model)):
-            _, captured = _per_class_output_grads(model, list(groups), x, weighted=True)
-            for layer, attrs in groups.items():
-                A, G = _operands(layer, *captured.pop(layer))
-                for attr, name in attrs:
-                    total[name] += _squared_sum(layer, attr, A, G).view_as(total[name])
+            operands = {}  # layer -> A, computed once per chunk (an unfold is as costly as the backward)
+            for captured in _one_class_output_grads(model, list(groups), x, weighted=True):
+                for layer, attrs in groups.items():
+                    a, g = captured[layer]
+                    if layer not in operands:
+                        operands[layer] = _input_operand(layer, a)
+                    A, G = operands[layer], _grad_operand(layer, g)  # G [B, 1, O, L]: one class
+                    for attr, name in attrs:
+                        total[name] += _squared_sum(layer, attr, A, G).view_as(total[name])
     return {name: t / n for name, t in total.items()}
 
 
@@ -101,9 +107,10 @@ def gradient_embeddings(
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; allowed values: {list(SCALES)}")
     n, chunk = _check_inputs(inputs, chunk_size)
-    mask.check(model)
-    owners, device = _owners(model), _device(model)
-    plans = [(owners[name], _IndexPlan(owners[name][0], idx.to(device))) for name, idx in mask.indices().items() if len(idx)]
+    _check_mask(mask, model)
+    owners, device, indices = _owners(model), _device(model), mask.indices()
+    # Model order, not the mask's insertion order: entries follow named_parameters().
+    plans = [(owners[name], _IndexPlan(owners[name][0], indices[name].to(device))) for name in owners if len(indices[name])]
     groups = _by_layer(plans)
     out, start = None, 0
     with _eval_mode(model):
@@ -140,8 +147,9 @@ def gradient_embeddings_naive(model: nn.Module, inputs, mask: ParameterMask, *, 
     """:func:`gradient_embeddings` by brute force: per sample one forward and C ``autograd.grad``."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; allowed values: {list(SCALES)}")
-    mask.check(model)
-    flat_mask = torch.cat([mask[name].flatten() for name in mask]).to(_device(model))
+    _check_mask(mask, model)
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    flat_mask = torch.cat([mask[name].flatten() for name in names]).to(_device(model))
     rows = []
     for grads, p in _naive_grads(model, inputs):
         v = torch.stack([torch.cat([g.flatten() for g in gc])[flat_mask] for gc in grads])  # [C, k]
@@ -175,11 +183,35 @@ def _naive_grads(model, inputs):
 
 
 def _per_class_output_grads(model, layers, x, weighted: bool):
-    """Forward ``x`` once; backprop the C rows w_c·(e_c − p) of the log-softmax Jacobian.
+    """Forward ``x`` once; backprop the C rows w_c·(e_c − p) of the log-softmax Jacobian in one vmapped pass.
 
     Returns:
         p ``[B, C]`` and, per layer, (its input ``[B, ...]``, gradient of its output ``[C, B, ...]``).
     """
+    z, captured = _forward(model, layers, x)
+    p, rows = _log_softmax_rows(z, weighted)
+    outputs = [captured[layer][1] for layer in layers]
+    grads = torch.autograd.grad(z, outputs, rows, is_grads_batched=True) if layers else []
+    return p, {layer: (captured[layer][0], g) for layer, g in zip(layers, grads)}
+
+
+def _one_class_output_grads(model, layers, x, weighted: bool):
+    """As :func:`_per_class_output_grads`, but one class per backward pass: yields {layer: (input, ``[1, B, ...]``)}.
+
+    The diagonal only needs a sum over classes, so it takes the classes one at a time: torch's
+    batching rules of conv, BatchNorm and max-pool backward loop over the C rows and concatenate
+    (a copy of every activation gradient), and C separate passes skip that and hold 1/C the memory.
+    """
+    z, captured = _forward(model, layers, x)
+    _, rows = _log_softmax_rows(z, weighted)
+    outputs = [captured[layer][1] for layer in layers]
+    for c in range(len(rows)):
+        grads = torch.autograd.grad(z, outputs, rows[c], retain_graph=c < len(rows) - 1)
+        yield {layer: (captured[layer][0], g[None]) for layer, g in zip(layers, grads)}
+
+
+def _forward(model, layers, x):
+    """Logits ``[B, C]`` and, per layer, (its input detached, its output in the graph)."""
     captured = {}
 
     def hook(module, args, output):
@@ -196,30 +228,44 @@ def _per_class_output_grads(model, layers, x, weighted: bool):
             handle.remove()
     if z.ndim != 2:
         raise ValueError(f"the model must return logits [N, C], got shape {tuple(z.shape)}")
+    return z, captured
+
+
+def _log_softmax_rows(z, weighted: bool):
+    """p ``[B, C]`` and the rows ∂ log p_c / ∂z ``[C, B, C]``, times √p_c when ``weighted``."""
     p = z.detach().softmax(dim=1)  # [B, C]
-    num_classes = z.shape[1]
-    rows = torch.eye(num_classes, dtype=p.dtype, device=p.device)[:, None, :] - p  # [C, B, C]: ∂ log p_c / ∂z
+    rows = torch.eye(z.shape[1], dtype=p.dtype, device=p.device)[:, None, :] - p  # [C, B, C]
     if weighted:
         rows = rows * p.sqrt().T[:, :, None]
-    outputs = [captured[layer][1] for layer in layers]
-    grads = torch.autograd.grad(z, outputs, rows, is_grads_batched=True) if layers else []
-    return p, {layer: (captured[layer][0], g) for layer, g in zip(layers, grads)}
+    return p, rows
 
 
 def _operands(module, a, g):
     """A ``[B, J, L]`` and G ``[B, C, O, L]``: per-sample weight grad G Aᵀ, bias Σ_l G, BN weight Σ_l G⊙A."""
-    g = g.transpose(0, 1)  # [B, C, ...]
+    return _input_operand(module, a), _grad_operand(module, g)
+
+
+def _input_operand(module, a):
+    """A ``[B, J, L]``: the layer input (unfolded for a conv, x̂ for BatchNorm)."""
     if isinstance(module, nn.Linear):
-        return a.reshape(len(a), -1, a.shape[-1]).transpose(1, 2), g.reshape(*g.shape[:2], -1, g.shape[-1]).transpose(2, 3)
+        return a.reshape(len(a), -1, a.shape[-1]).transpose(1, 2)
     if isinstance(module, nn.Conv2d):
         padding = module.padding
         if isinstance(padding, str) or module.padding_mode != "zeros":
             mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
             a, padding = F.pad(a, module._reversed_padding_repeated_twice, mode=mode), 0
-        return F.unfold(a, module.kernel_size, module.dilation, padding, module.stride), g.flatten(3)
+        return F.unfold(a, module.kernel_size, module.dilation, padding, module.stride)
     scale = torch.rsqrt(module.running_var + module.eps)  # BatchNorm2d in eval: per-channel affine of x̂
     x_hat = (a - module.running_mean[:, None, None]) * scale[:, None, None]
-    return x_hat.flatten(2), g.flatten(3)
+    return x_hat.flatten(2)
+
+
+def _grad_operand(module, g):
+    """G ``[B, C, O, L]`` from the gradient of the layer output ``[C, B, ...]``."""
+    g = g.transpose(0, 1)  # [B, C, ...]
+    if isinstance(module, nn.Linear):
+        return g.reshape(*g.shape[:2], -1, g.shape[-1]).transpose(2, 3)
+    return g.flatten(3)
 
 
 class _IndexPlan:
@@ -324,6 +370,14 @@ def _check_inputs(inputs, chunk_size):
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     return n, chunk
+
+
+def _check_mask(mask, model) -> None:
+    if not isinstance(mask, ParameterMask):
+        raise ValueError(f"mask must be a ParameterMask, got {type(mask).__name__}")
+    mask.check(model)
+    if mask.size == 0:
+        raise ValueError("mask selects no entries (size 0): the embeddings would be empty")
 
 
 def _chunks(inputs, chunk: int, device):
