@@ -167,3 +167,67 @@ def run_summary(frame: pd.DataFrame, *, metric: str = "accuracy") -> dict:
         "accuracy": [float(a) for a in rounds["accuracy"]],
         "n_labeled_per_round": [int(n) for n in rounds["n_labeled"]],
     }
+
+
+def budget_table(frame: pd.DataFrame, budgets: Sequence[int], *, metric: str = "accuracy", by: Sequence[str] = GROUP,
+                 digits: int = 3) -> pd.DataFrame:  # fmt: skip
+    """``metric`` at fixed label budgets, mean ± std over seeds: one row per group, one column per
+    budget. A run counts at a budget it reached (its last round with at most that many labels);
+    ``–`` where no run of the group reached it, or none had so few labels."""
+    if "setting" in by and "setting" not in frame:
+        frame = with_setting(frame)
+    by = [c for c in by if c in frame]
+    final = _per_run(frame, lambda rounds: float(rounds["n_labeled"].max()), "final", by)["final"].to_numpy()
+    table = None
+    for budget in budgets:
+        per_run = at_budget(frame, budget, metric=metric, by=by)  # same run order as final (both sorted by run)
+        per_run.loc[final < budget, metric] = np.nan
+        stats = mean_std(per_run, metric, by=by, digits=digits)
+        if table is None:
+            table = stats[by].copy()
+        table[str(budget)] = stats["text"].to_numpy()
+    return table if table is not None else pd.DataFrame(columns=by)
+
+
+PHASES = ("train_time", "embed_time", "select_time")  # rounds.csv seconds; select_time is the whole select call
+
+
+def cost_table(frame: pd.DataFrame, *, phases: Sequence[str] = PHASES, by: Sequence[str] = GROUP,
+               digits: int = 2) -> pd.DataFrame:  # fmt: skip
+    """Seconds per round of each phase, mean ± std over runs of each run's mean over its rounds.
+
+    Rounds without a value are left out (the last round selects nothing; strategies without
+    embeddings have no ``embed_time``), so a phase no run timed reads ``–``.
+    """
+    if "setting" in by and "setting" not in frame:
+        frame = with_setting(frame)
+    by = [c for c in by if c in frame]
+    table = None
+    for phase in phases:
+        per_run = _per_run(frame, lambda rounds, p=phase: float(rounds[p].mean()), phase, by)
+        stats = mean_std(per_run, phase, by=by, digits=digits)
+        if table is None:
+            table = stats[by].copy()
+            table["runs"] = stats["n"].to_numpy()
+        table[f"{phase} [s]"] = stats["text"].to_numpy()
+    return table
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """``frame`` as a GitHub markdown table (no index; floats to ``digits``, NaN as ``–``)."""
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "–" if np.isnan(value) else f"{value:.{digits}f}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_report(tables: dict[str, pd.DataFrame], *, intro: str = "", digits: int = 3) -> str:
+    """Markdown with an optional intro paragraph and one ``### title`` section per table."""
+    parts = [intro.strip() + "\n"] if intro.strip() else []
+    parts += [f"### {title}\n\n{markdown_table(table, digits)}" for title, table in tables.items()]
+    return "\n".join(parts)

@@ -30,7 +30,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -101,6 +101,14 @@ class ExperimentConfig:
         if unknown:
             raise ValueError(f"unknown config fields {unknown}; allowed: {valid}")
         return cls(**dict(values))
+
+    @classmethod
+    def from_run(cls, path) -> ExperimentConfig:
+        """The config a run directory was made with (its ``config.json``)."""
+        meta = RunDirectory(path).read_meta()
+        if meta is None:
+            raise FileNotFoundError(f"{path} holds no config.json: not a run directory")
+        return cls.from_dict(meta["config"])
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -177,6 +185,33 @@ class ExperimentConfig:
             raise ValueError(f"budget: the run would label {final} samples, beyond {what} ({pool_size}); "
                              f"lower budget/rounds (initial_size {self.initial_size} + query_size {self.query_size} "
                              "per round)")  # fmt: skip
+
+
+def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, test_size: int = 200,
+                 initial_size: int = 15, query_size: int = 10, rounds: int = 2, epochs: int = 2,
+                 fisher_samples: int = 64) -> ExperimentConfig:  # fmt: skip
+    """A tiny copy of ``config`` that runs the same code paths in seconds on a CPU (notebook smoke
+    tests, demos): pool and test set, initial set and batch capped at these sizes, ``rounds`` query
+    rounds (no budget), at most ``epochs`` per round, and for strategies with a ``fisher_samples``
+    option (bait, fishermask) at most that many points for the Fisher. Other fields are kept."""
+    from fmlib.strategies import STRATEGIES
+
+    config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
+    options = dict(config.strategy_options)
+    defaults = getattr(STRATEGIES.get(config.strategy), "defaults", {})
+    if "fisher_samples" in defaults:
+        options["fisher_samples"] = min(options.get("fisher_samples", defaults["fisher_samples"]), fisher_samples)
+    return replace(
+        config,
+        pool_size=min(config.pool_size or pool_size, pool_size),
+        test_size=min(config.test_size or test_size, test_size),
+        initial_size=min(config.initial_size, initial_size),
+        query_size=min(config.query_size, query_size),
+        budget=None,
+        rounds=min(config.rounds, rounds) if config.rounds is not None else rounds,
+        train_options={**config.train_options, "epochs": min(config.training().epochs, epochs)},
+        strategy_options=options,
+    )
 
 
 def _choice(name: str, value, allowed, check: bool = True) -> None:

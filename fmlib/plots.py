@@ -68,14 +68,29 @@ def _class_name(column: str, prefix: str, classes) -> str:
 
 
 def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="strategy", errorbar=("ci", 95),
-                    ax=None) -> Figure:  # fmt: skip
+                    hue_order=None, ax=None) -> Figure:  # fmt: skip
     """Test ``y`` against labels, one line per ``hue`` value, mean and band over runs (seeds)."""
     ax, hue = _axes(ax), _hue(runs, hue)
-    sns.lineplot(data=runs, x=x, y=y, hue=hue, errorbar=errorbar, marker="o", ax=ax)
+    sns.lineplot(data=runs, x=x, y=y, hue=hue, hue_order=hue_order if hue else None, errorbar=errorbar, marker="o", ax=ax)
     _label_counts(ax, _runs_per_hue(runs, hue))
     ax.set(xlabel="labeled samples" if x == "n_labeled" else x, ylabel=y.replace("_", " "))
     ax.grid(alpha=0.3)
     return ax.figure
+
+
+def learning_curve_panels(runs: pd.DataFrame, *, col="setting", x="n_labeled", y="accuracy", hue="strategy",
+                          errorbar=("ci", 95)) -> Figure:  # fmt: skip
+    """:func:`learning_curves` side by side, one panel per value of ``col`` (e.g. balanced |
+    imbalanced), each on its own label range; a ``hue`` value keeps its colour in every panel."""
+    panels = sorted(runs[col].dropna().unique(), key=str)
+    hue = _hue(runs, hue)
+    order = sorted(runs[hue].dropna().unique(), key=str) if hue else None
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.6 * max(1, len(panels)), 4.2), layout="constrained",
+                             squeeze=False)  # fmt: skip
+    for ax, value in zip(axes.flat, panels):
+        learning_curves(runs[runs[col] == value], x=x, y=y, hue=hue, errorbar=errorbar, hue_order=order, ax=ax)
+        ax.set_title(f"{col}: {value}")
+    return fig
 
 
 def per_class_accuracy(runs: pd.DataFrame, *, x="n_labeled", classes=None, errorbar=("ci", 95), ax=None) -> Figure:

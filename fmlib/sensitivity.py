@@ -223,6 +223,25 @@ def class_sensitivity(source, classes=None) -> pd.DataFrame:
     return out
 
 
+def sensitivity_summary(source, *, by="module", top: int = 3) -> dict:
+    """Small JSON-able numbers of one run's snapshots: ``rounds``, mean ``mask_size``, mean Jaccard
+    with the previous round's mask, Jaccard of the last round's mask with the first's, mean
+    ``masked_share`` of the Fisher, and the ``top`` layers by mean share of the mask over rounds."""
+    snapshots = as_snapshots(source)
+    if not snapshots:
+        return {"rounds": 0}
+    overlap, fisher = mask_overlap(snapshots), fisher_over_rounds(snapshots)
+    shares = layer_mask_share(snapshots, by=by).groupby("layer", sort=False)["share"].mean()
+    return {
+        "rounds": len(snapshots),
+        "mask_size": float(overlap["mask_size"].mean()),
+        "jaccard_previous_mean": float(overlap["jaccard_previous"].mean()) if len(overlap) > 1 else float("nan"),
+        "jaccard_last_first": float(overlap["jaccard_first"].iloc[-1]),
+        "masked_share_mean": float(fisher["masked_share"].mean()),
+        "top_layers": {str(k): float(v) for k, v in shares.sort_values(ascending=False).head(top).items()},
+    }
+
+
 def over_runs(func: Callable[..., pd.DataFrame], runs, **kwargs) -> pd.DataFrame:
     """``func(run, **kwargs)`` for every run directory (a glob pattern or an iterable of paths),
     concatenated, with each run's config columns (``run``, ``strategy``, ``seed``, ...) in front.

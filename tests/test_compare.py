@@ -6,7 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmlib.compare import area_under_curve, at_budget, comparison_table, labels_to_reach, mean_std, run_summary
+from fmlib.compare import (
+    area_under_curve,
+    at_budget,
+    budget_table,
+    comparison_table,
+    cost_table,
+    labels_to_reach,
+    markdown_report,
+    markdown_table,
+    mean_std,
+    run_summary,
+)
 
 
 def curves(rows):
@@ -79,3 +90,51 @@ def test_run_summary_is_json_ready():
     summary = run_summary(one)
     assert summary["n_labeled"] == 30 and summary["final_accuracy"] == 0.6 and summary["rounds"] == 3
     assert summary["auc"] == pytest.approx(0.4) and summary["n_labeled_per_round"] == [10, 20, 30]
+
+
+def test_budget_table_counts_a_run_only_at_budgets_it_reached():
+    table = budget_table(FRAME, [10, 25, 30, 85]).set_index(["setting", "strategy"])
+    assert list(table.columns) == ["dataset", "10", "25", "30", "85"]
+    assert table.loc[("balanced", "a"), "10"] == "0.300 ± 0.141" and table.loc[("balanced", "a"), "25"] == "0.500 ± 0.141"
+    assert table.loc[("balanced", "b"), "30"] == "0.300"  # one run: no std
+    assert table.loc[("balanced", "a"), "85"] == "–"  # the balanced runs stop at 30 labels
+    assert table.loc[("imbalanced", "a"), "10"] == "–" and table.loc[("imbalanced", "a"), "85"] == "0.500"
+
+
+def test_cost_table_averages_the_timed_rounds():
+    frame = FRAME.assign(train_time=1.0, embed_time=np.nan, select_time=[2.0, 4.0, np.nan] * 3 + [3.0, np.nan])
+    frame.loc[frame["strategy"] == "b", "embed_time"] = 0.5
+    table = cost_table(frame).set_index(["setting", "strategy"])
+    assert table.loc[("balanced", "a"), "runs"] == 2 and table.loc[("balanced", "a"), "select_time [s]"] == "3.00 ± 0.00"
+    assert table.loc[("balanced", "a"), "embed_time [s]"] == "–" and table.loc[("balanced", "b"), "embed_time [s]"] == "0.50"
+    assert table.loc[("imbalanced", "a"), "train_time [s]"] == "1.00"
+
+
+def test_markdown_table_and_report():
+    frame = pd.DataFrame({"strategy": ["a|b", "c"], "auc": [0.12345, np.nan], "runs": [3, 1]})
+    assert markdown_table(frame, digits=2).splitlines() == [
+        "| strategy | auc | runs |", "|---|---|---|", "| a\\|b | 0.12 | 3 |", "| c | – | 1 |"]  # fmt: skip
+    report = markdown_report({"First": frame, "Second": frame.head(1)}, intro="Mean ± std.")
+    assert report.startswith("Mean ± std.\n\n### First\n\n| strategy |") and report.count("### ") == 2
+
+
+def test_learning_curve_panels_draw_one_panel_per_setting(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fmlib.compare import with_setting
+    from fmlib.plots import learning_curve_panels, save_figure
+
+    fig = learning_curve_panels(with_setting(FRAME).assign(run=lambda f: f["path"]), errorbar="sd")
+    try:
+        titles = [ax.get_title() for ax in fig.axes]
+        assert titles == ["setting: balanced", "setting: imbalanced"]
+        colors = [{t.get_text().split(" (")[0]: line.get_color() for t, line in zip(ax.get_legend().get_texts(),
+                   ax.get_legend().get_lines())} for ax in fig.axes]  # fmt: skip
+        assert colors[0]["a"] == colors[1]["a"]  # a strategy keeps its colour across panels
+        (path,) = save_figure(fig, tmp_path / "curves", formats=("png",), dpi=40)
+        assert path.stat().st_size > 0
+    finally:
+        plt.close(fig)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fmlib.data import ALData, ImageData
-from fmlib.experiment import ActiveLoop, ExperimentConfig, label_schedule, round_seed, run_experiment
+from fmlib.experiment import ActiveLoop, ExperimentConfig, label_schedule, round_seed, run_experiment, smoke_config
 from fmlib.records import load_queries, load_run, load_snapshots
 from fmlib.train import TrainConfig
 from tests.fakes import fake_images, write_fake_fashion_mnist
@@ -309,3 +309,28 @@ def test_unknown_strategy_and_options_fail_early(fashion_root):
         run_experiment(small_config(fashion_root, strategy="oracle"))
     with pytest.raises(ValueError, match=r"strategy_options: unknown options \['nope'\]"):
         run_experiment(small_config(fashion_root, strategy="random", strategy_options={"nope": 1}))
+
+
+# ----------------------------------------------------------------------------- smoke configs
+
+
+def test_smoke_config_shrinks_sizes_and_keeps_everything_else():
+    config = ExperimentConfig(strategy="fishermask", strategy_options={"fraction": 0.005}, seed=3, train_options={"lr": 0.01})
+    small = smoke_config(config)
+    assert small.schedule() == [15, 25, 35] and small.budget is None
+    assert (small.pool_size, small.test_size, small.train_options) == (200, 200, {"lr": 0.01, "epochs": 2})
+    assert small.strategy_options == {"fraction": 0.005, "fisher_samples": 64}
+    assert (small.seed, small.imbalance, small.strategy) == (3, "paper", "fishermask") and config.pool_size is None
+    small.validate()
+    # smaller sizes stay; options a strategy does not take are not added
+    tiny = smoke_config({"strategy": "random", "pool_size": 50, "query_size": 4, "rounds": 1, "train_options": {"epochs": 1}})
+    assert (tiny.pool_size, tiny.schedule(), tiny.train_options, tiny.strategy_options) == (50, [15, 19], {"epochs": 1}, {})
+    assert smoke_config(ExperimentConfig(strategy="bait"), fisher_samples=8).strategy_options == {"fisher_samples": 8}
+
+
+def test_config_from_a_run_directory(fashion_root, tmp_path):
+    config = small_config(fashion_root, output_dir=str(tmp_path / "run"), rounds=1)
+    run_experiment(config)
+    assert ExperimentConfig.from_run(tmp_path / "run") == ExperimentConfig.from_dict(config)
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        ExperimentConfig.from_run(tmp_path)

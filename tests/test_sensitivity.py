@@ -1,3 +1,5 @@
+import json
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -21,6 +23,7 @@ from fmlib.sensitivity import (  # noqa: E402
     mask_overlap_matrix,
     over_runs,
     picked_samples,
+    sensitivity_summary,
     top_sensitive_samples,
 )
 
@@ -192,3 +195,15 @@ def test_top_samples_shows_images_from_the_pool(tmp_path, no_leaked_figures):
     pool = ImageData(torch.randint(0, 255, (10, 1, 8, 8), dtype=torch.uint8), torch.arange(10) % 2, ["zero", "one"])
     fig = plots.top_samples(top_sensitive_samples(snapshots(), k=3), pool=pool)
     assert len([ax for ax in fig.axes if ax.images]) == 3
+
+
+def test_sensitivity_summary_of_known_snapshots():
+    summary = sensitivity_summary(snapshots(), by="module")
+    assert summary["rounds"] == 3 and summary["mask_size"] == 4
+    assert summary["jaccard_previous_mean"] == pytest.approx(0.6) and summary["jaccard_last_first"] == 1.0
+    # mask share per module: a holds 3/4, 3/4, 3/4 of the mask, b 1/4 in every round
+    assert summary["top_layers"] == pytest.approx({"a": 0.75, "b": 0.25})
+    total, masked = sum(DIAG[n].sum().item() for n in DIAG), {0: 3 + 1, 1: 3 + 10 + 1, 2: 3 + 1}
+    assert summary["masked_share_mean"] == pytest.approx(sum(masked.values()) / 3 / total)
+    json.dumps(summary)
+    assert sensitivity_summary({}) == {"rounds": 0}
