@@ -85,11 +85,13 @@ def at_budget(
 
     Returns:
         One row per run: its ``by`` columns, ``seed``, ``n_labeled`` of that round and ``metric``
-        (NaN when the run never had that few labels).
+        (NaN when the run never had that few labels, or stopped before reaching ``budget``).
     """
 
     def last(rounds: pd.DataFrame) -> tuple[float, float]:
         if budget is not None:
+            if rounds["n_labeled"].max() < budget:  # unfinished or smaller budget: no value "at" it
+                return float("nan"), float("nan")
             rounds = rounds[rounds["n_labeled"] <= budget]
         if rounds.empty:
             return float("nan"), float("nan")
@@ -177,11 +179,9 @@ def budget_table(frame: pd.DataFrame, budgets: Sequence[int], *, metric: str = "
     if "setting" in by and "setting" not in frame:
         frame = with_setting(frame)
     by = [c for c in by if c in frame]
-    final = _per_run(frame, lambda rounds: float(rounds["n_labeled"].max()), "final", by)["final"].to_numpy()
     table = None
     for budget in budgets:
-        per_run = at_budget(frame, budget, metric=metric, by=by)  # same run order as final (both sorted by run)
-        per_run.loc[final < budget, metric] = np.nan
+        per_run = at_budget(frame, budget, metric=metric, by=by)
         stats = mean_std(per_run, metric, by=by, digits=digits)
         if table is None:
             table = stats[by].copy()

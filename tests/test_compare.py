@@ -138,3 +138,9 @@ def test_learning_curve_panels_draw_one_panel_per_setting(tmp_path):
         assert path.stat().st_size > 0
     finally:
         plt.close(fig)
+
+
+def test_at_budget_is_nan_for_runs_that_stopped_before_it():
+    got = at_budget(FRAME, 80).set_index("path")
+    assert got["accuracy"].drop("runs/paper-a-seed0").isna().all()  # the none-runs stopped at 30 labels
+    assert got.loc["runs/paper-a-seed0", "accuracy"] == 0.5 and got.loc["runs/paper-a-seed0", "n_labeled"] == 15
