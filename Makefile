@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_DIR ?= runs/quickstart
 GRID ?= fashion_mnist_cpu
 
-.PHONY: help setup data experiment results test test-fast bench lint
+.PHONY: help setup data experiment results cifar10 test test-fast bench lint
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -38,7 +38,11 @@ experiment: setup ## run a FisherMask AL experiment on FashionMNIST through pape
 results: setup ## the FashionMNIST grid behind README's table (hours on 2 CPU cores; resumable), then results/ and figures/
 	$(PY) -m fmlib.grid grids/$(GRID).json --executor inline --output runs/$(GRID)
 	$(PY) -c "from fmlib.records import export_runs; print(len(export_runs('runs/$(GRID)', 'results/$(GRID)')), 'runs exported')"
-	$(PY) -m papermill notebooks/compare.ipynb runs/compare-$(GRID).ipynb -p runs_glob "results/$(GRID)/*" -p figures_dir figures
+	$(PY) -m papermill notebooks/compare.ipynb runs/compare-$(GRID).ipynb -p runs_glob "results/$(GRID)/*" -p figures_dir figures/$(GRID)
+
+cifar10: setup ## CIFAR-10 at paper scale on a GPU machine: fetch CIFAR-10 once, then grids/cifar10_gpu.json (resumable)
+	$(PY) -c "from fmlib.data import load_dataset; load_dataset('cifar10', download=True)"
+	$(MAKE) results GRID=cifar10_gpu
 
 test: setup ## the whole test suite: unit tests, notebook tests (nbval) and papermill tests
 	FMLIB_SMOKE=1 $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
