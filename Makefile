@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 
 setup: data $(STAMP) ## data + virtual environment with torch 2.14.1 and fmlib
 
-experiment: setup ## run a FisherMask AL experiment on FashionMNIST through papermill (~10 min on 2 CPU cores)
+experiment: setup ## run a FisherMask AL experiment on FashionMNIST through papermill (~9 min on 2 CPU cores)
 	@mkdir -p $(RUN_DIR)
 	$(PY) -m papermill notebooks/active_learning.ipynb $(RUN_DIR)/active_learning.ipynb -p output_dir $(RUN_DIR) --progress-bar
 	@echo "results: $(RUN_DIR) (rounds.csv, figures); executed notebook: $(RUN_DIR)/active_learning.ipynb"
