@@ -18,6 +18,16 @@ def _seed_everything():
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread: for tests of small tensors, where a second OpenMP thread on a shared
+    2-core machine only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def float64():
     """Run the test with float64 as torch's default dtype (oracle comparisons)."""
     old = torch.get_default_dtype()

@@ -9,14 +9,7 @@ import torch
 
 from fmlib.select import greedy_trace_select, greedy_trace_select_naive, trace_objective
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: a second OpenMP thread only adds waiting on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # Random problems: N candidates, C classes, k parameters, n picks, |L| labeled, λ.
