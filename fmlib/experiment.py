@@ -52,6 +52,12 @@ from fmlib.records import (
 from fmlib.train import TRAIN_PRESETS, TrainConfig, evaluate, fit, train_config
 
 RESULT_NEUTRAL_FIELDS = ("data_root", "download", "device", "output_dir", "progress")
+# Who makes round 0's query. "trained" (ours, the fair protocol): every strategy queries with the
+# model trained on the initial labels. "initial": the query is made by the initial, untrained
+# weights (seeded by (seed, 0, "init"), the same for every strategy) and round 0 records that
+# model's accuracy. "authors": the FisherMask authors' experiments.py, "initial" for every strategy
+# but BAIT, which trains first.
+FIRST_QUERY = ("trained", "initial", "authors")
 _PURPOSES = {"init": 0, "train": 1, "select": 2}
 _IMAGE_SHAPES = {"fashion_mnist": (1, 28), "cifar10": (3, 32)}  # (channels, side) to check model choices
 
@@ -73,8 +79,8 @@ class ExperimentConfig:
     test_size: int | None = None  # test subset (stratified); None: all (4000 for "paper")
     data_seed: int | None = None  # pool, test subset and initial set; None: seed
     # model
-    model: str = "cnn"  # "cnn" (28x28) | "resnet18" (32x32)
-    model_options: dict = field(default_factory=dict)  # e.g. {"width": 16} for resnet18
+    model: str = "cnn"  # "cnn" (28x28) | "resnet18" (32x32, 28x28) | "authors_resnet18" (the authors' network)
+    model_options: dict = field(default_factory=dict)  # e.g. {"width": 16, "head_bias": False} for resnet18
     # active learning
     initial_size: int = 15  # labels before round 0
     initial_method: str = "random"  # "random" | "balanced"
@@ -83,6 +89,7 @@ class ExperimentConfig:
     rounds: int | None = None  # query rounds (the run trains rounds + 1 times); None: up to the budget
     strategy: str = "fishermask"  # a name in fmlib.strategies.STRATEGIES
     strategy_options: dict = field(default_factory=dict)  # passed to get_strategy, e.g. {"fraction": 0.003}
+    first_query: str = "trained"  # "trained" | "initial" | "authors": who makes round 0's query (see FIRST_QUERY)
     # training
     train_preset: str = "paper"  # "default" | "paper"
     train_options: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"epochs": 50}
@@ -130,6 +137,7 @@ class ExperimentConfig:
         _choice("initial_method", self.initial_method, INITIAL_METHODS)
         _choice("model", self.model, MODELS)
         _choice("train_preset", self.train_preset, TRAIN_PRESETS)
+        _choice("first_query", self.first_query, FIRST_QUERY)
         if not self.ratio >= 1:
             raise ValueError(f"ratio must be >= 1, got {self.ratio}")
         for name in ("pool_size", "test_size"):
@@ -171,6 +179,10 @@ class ExperimentConfig:
                 raise ValueError(f"device: {err}") from None
             if device.type == "cuda" and not torch.cuda.is_available():
                 raise ValueError(f"device is {self.device!r} but CUDA is not available; use 'cpu' or None")
+
+    def trains_first(self) -> bool:
+        """Whether round 0 trains before its query (``first_query``; "authors": only BAIT does)."""
+        return self.first_query == "trained" or (self.first_query == "authors" and self.strategy == "bait")
 
     def schedule(self) -> list[int]:
         """Labeled-set size of every round: ``[initial_size, ..., final]``."""
@@ -285,11 +297,14 @@ class ActiveLoop:
         initial: pool positions labeled before round 0.
         seed: per-round seeds derive from it (:func:`round_seed`).
         device: where to train, evaluate and select.
+        train_first: when ``False``, round 0 does not train: the model as given (the initial
+            weights) is evaluated and makes the first query (the authors' protocol; see
+            ``FIRST_QUERY``). Later rounds always train.
     """
 
     def __init__(self, data: ALData, model: nn.Module, strategy, schedule: Sequence[int], train_config: TrainConfig,
-                 *, initial, seed: int = 0, device=None):  # fmt: skip
-        self.data, self.model, self.strategy = data, model, strategy
+                 *, initial, seed: int = 0, device=None, train_first: bool = True):  # fmt: skip
+        self.data, self.model, self.strategy, self.train_first = data, model, strategy, train_first
         self.schedule, self.train_config, self.seed = list(schedule), train_config, seed
         self.device = torch.device(device) if device is not None else default_device()
         self.labeled = np.asarray(initial, dtype=np.int64)
@@ -309,9 +324,13 @@ class ActiveLoop:
         if self.finished:
             raise RuntimeError("the loop is finished")
         r, pool, classes = self.round, self.data.pool, range(self.data.pool.num_classes)
-        with seeded(round_seed(self.seed, r, "train"), self.device):
-            stats = fit(self.model, pool, self.labeled, self.train_config,
-                        seed=round_seed(self.seed, r, "train"), device=self.device)  # fmt: skip
+        if r == 0 and not self.train_first:
+            self.model.to(self.device).eval()  # the initial weights query; nothing trained
+            stats = {"epochs": 0, "train_accuracy": float("nan"), "train_loss": float("nan"), "seconds": 0.0}
+        else:
+            with seeded(round_seed(self.seed, r, "train"), self.device):
+                stats = fit(self.model, pool, self.labeled, self.train_config,
+                            seed=round_seed(self.seed, r, "train"), device=self.device)  # fmt: skip
         start = time.perf_counter()
         metrics = evaluate(self.model, self.data.test, device=self.device)
         eval_time = time.perf_counter() - start
@@ -428,7 +447,7 @@ def run_experiment(config: ExperimentConfig | Mapping, *, data: ALData | None = 
     data_seed = config.seed if config.data_seed is None else config.data_seed
     initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method, seed=data_seed)
     loop = ActiveLoop(data, model, strategy, config.schedule(), config.training(), initial=initial,
-                      seed=config.seed, device=device)  # fmt: skip
+                      seed=config.seed, device=device, train_first=config.trains_first())  # fmt: skip
     if checkpoint is not None:
         loop.load_state_dict(checkpoint["loop"])
     else:

@@ -1,4 +1,4 @@
-"""Models: a small CNN for 28x28 grayscale and a CIFAR ResNet-18 for 32x32 RGB.
+"""Models: a small CNN for 28x28 grayscale and a small-image ResNet-18 (32x32 RGB or 28x28 grayscale).
 
 Every model returns logits from ``forward``, exposes ``embed(x)`` (penultimate
 features, ``[N, d]``) and ``head`` (the final ``nn.Linear``), so strategies can use
@@ -14,7 +14,9 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-MODELS = ("cnn", "resnet18")
+MODELS = ("cnn", "resnet18", "authors_resnet18")
+# The FisherMask authors' network (their resnet.py): width 16, classifier without bias.
+AUTHORS_RESNET18 = {"width": 16, "head_bias": False}
 
 
 class SmallCNN(nn.Module):
@@ -49,14 +51,21 @@ class SmallCNN(nn.Module):
 
 
 class CifarResNet18(nn.Module):
-    """ResNet-18 for 32x32 inputs: 3x3 stem, no max-pool, torchvision ``BasicBlock``s.
+    """ResNet-18 for small images (32x32, 28x28): 3x3 stem, no max-pool, torchvision ``BasicBlock``s.
 
     ``width=16`` gives the paper's small variant (widths 16-128, ~0.7M parameters);
-    ``width=64`` is the usual CIFAR ResNet-18 (~11M).
+    ``width=64`` is the usual CIFAR ResNet-18 (~11M). ``head_bias=False`` drops the classifier's
+    bias as the FisherMask authors' ``resnet.py`` does (``build_model("authors_resnet18")``).
+    On 28x28 inputs the stages give 28-14-7-4 pixels and the global average pool sees 4x4, as
+    the authors' fixed ``avg_pool2d(out, 4)`` does.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 16):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 16, head_bias: bool = True):
         super().__init__()
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be an integer >= 1, got {width!r}")
+        if not isinstance(head_bias, bool):
+            raise ValueError(f"head_bias must be true or false, got {head_bias!r}")
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
             nn.BatchNorm2d(width),
@@ -79,7 +88,7 @@ class CifarResNet18(nn.Module):
                 planes_in = planes
         self.layers = nn.Sequential(*layers)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(planes_in, num_classes)
+        self.head = nn.Linear(planes_in, num_classes, bias=head_bias)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features ``[N, 8 * width]``."""
@@ -93,11 +102,13 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int =
     """Build a model by name.
 
     Args:
-        name: ``"cnn"`` (28x28 grayscale) or ``"resnet18"`` (32x32 RGB).
+        name: ``"cnn"`` (28x28 grayscale), ``"resnet18"`` (32x32 RGB or 28x28 grayscale) or
+            ``"authors_resnet18"`` (the FisherMask authors' network: ``resnet18`` with width 16
+            and no classifier bias; 0.70M parameters for 1 channel and 10 classes).
         num_classes: number of output classes C.
         in_channels: image channels.
         image_size: side of the square input images (``cnn`` only).
-        **options: ``width`` for ``resnet18``.
+        **options: ``width`` and ``head_bias`` for ``resnet18``; none for the others.
 
     Returns:
         The model, freshly initialised from the current torch RNG state.
@@ -109,10 +120,15 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int =
             raise ValueError(f"image_size must be divisible by 4 for model 'cnn', got {image_size}")
         return SmallCNN(num_classes, in_channels, image_size)
     if name == "resnet18":
-        unknown = set(options) - {"width"}
+        unknown = set(options) - {"width", "head_bias"}
         if unknown:
-            raise ValueError(f"unknown options {sorted(unknown)} for model 'resnet18'; allowed: ['width']")
+            raise ValueError(f"unknown options {sorted(unknown)} for model 'resnet18'; allowed: ['head_bias', 'width']")
         return CifarResNet18(num_classes, in_channels, **options)
+    if name == "authors_resnet18":
+        if options:
+            raise ValueError(f"model 'authors_resnet18' takes no options, got {sorted(options)}; "
+                             "use 'resnet18' with width/head_bias to vary it")  # fmt: skip
+        return CifarResNet18(num_classes, in_channels, **AUTHORS_RESNET18)
     raise ValueError(f"unknown model {name!r}; allowed values: {list(MODELS)}")
 
 

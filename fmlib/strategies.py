@@ -15,6 +15,7 @@ Among equal scores the earlier position in ``unlabeled`` wins.
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from fmlib.select import greedy_trace_select
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
+PRECISIONS = ("float32", "float64")  # of the Fisher strategies' computations
 _CANDIDATES = 1  # random stream of the max_candidates subset, apart from the strategies' own draws
 
 
@@ -446,6 +448,13 @@ class _FisherStrategy(Strategy):
     4. :func:`greedy_trace_select` with ``lamb`` and ``backward_steps``.
 
     Memory: the candidates' embeddings ``[N, C, k]`` and a few ``[k, k]``. ``progress``: tqdm bars.
+
+    ``precision``: ``"float32"`` computes the Fisher diagonal, the embeddings and the greedy's
+    candidate products in the model's float32; ``"float64"`` does all three on a float64 copy of
+    the model. Float32 rounding differs between thread counts and CPUs (summation order), and the
+    mask's top-k and the greedy's argmax have near-ties, so a float32 selection can differ across
+    machines; float64 makes such flips ~1e9 times rarer at about twice the cost (README, "numerical
+    noise").
     """
 
     defaults = {
@@ -454,6 +463,7 @@ class _FisherStrategy(Strategy):
         "fisher_samples": FISH_SAMPLES,  # 1024, FISH's and FisherMask's
         "batch_size": 256,
         "max_candidates": None,
+        "precision": "float32",
         "progress": False,
     }
 
@@ -466,6 +476,8 @@ class _FisherStrategy(Strategy):
             low = 0 if key == "backward_steps" else 1
             if isinstance(opts[key], bool) or not isinstance(opts[key], int) or opts[key] < low:
                 raise ValueError(f"{key} must be an int >= {low}, got {opts[key]!r}")
+        if opts["precision"] not in PRECISIONS:
+            raise ValueError(f"unknown precision {opts['precision']!r}; allowed values: {list(PRECISIONS)}")
 
     def _mask_and_diag(self, model, inputs, *, seed) -> tuple[ParameterMask, dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -490,6 +502,8 @@ class _FisherStrategy(Strategy):
     def _select(self, model, pool, labeled, unlabeled, n, *, seed, device):
         cand = _candidates(unlabeled, n, self.options["max_candidates"], seed)
         with self._timed("embed_time", device):
+            if self.options["precision"] == "float64":
+                model = copy.deepcopy(model).double()  # inputs follow the model's dtype (_batches)
             everyone = np.union1d(labeled, unlabeled)
             sample = everyone[fisher_subsample(len(everyone), self.options["fisher_samples"], seed)]
             inputs = next(_batches(model, pool, sample, len(sample), device))  # [S, C, H, W]
