@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Issue 11 ablation: every arm of grids/ablation/, cheapest and most decisive first, resumable
+# (a rerun skips finished runs). Usage: grids/ablation/run.sh [PYTHON] [extra fmlib.grid flags]
+# e.g. grids/ablation/run.sh .venv/bin/python --workers 2 --threads 1
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${1:-.venv/bin/python}; shift || true
+grid() { "$PY" -m fmlib.grid "grids/ablation/$1.json" --output "runs/ablation/$1" "${@:2}"; }
+core=(entropy margin bait random fishermask)
+grid ours --strategy "${core[@]}" "$@"
+grid ours-first-authors "$@"
+grid ours --strategy fm-scale-none fm-random-mask "$@"
+grid ours --strategy fm-fraction0.002 fm-fraction0.01 fm-fraction0.03 "$@"
+grid ours-whole-pool "$@"
+grid authors-cnn "$@"
+grid authors-2000 "$@"
+grid ours-resnet "$@"
+grid authors "$@"
+grid authors-first-trained "$@"
