@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${1:-.venv/bin/python}; shift || true
 grid() { "$PY" -m fmlib.grid "grids/ablation/$1.json" --output "runs/ablation/$1" "${@:2}"; }
-core=(entropy margin bait random fishermask)
+core=(entropy margin bait random fm)
 grid ours --strategy "${core[@]}" "$@"
 grid ours-first-authors "$@"
 grid ours --strategy fm-scale-none fm-random-mask "$@"
