@@ -8,6 +8,7 @@ when the runs were never written to disk).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -231,3 +232,76 @@ def markdown_report(tables: dict[str, pd.DataFrame], *, intro: str = "", digits:
     parts = [intro.strip() + "\n"] if intro.strip() else []
     parts += [f"### {title}\n\n{markdown_table(table, digits)}" for title, table in tables.items()]
     return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- paired by seed
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Quantile ``p`` of Student's t with ``df`` degrees of freedom (no scipy: bisection on the
+    CDF, which is the integral of the closed-form density by Simpson's rule in u = atan(t))."""
+    if not 0 < p < 1 or df < 1:
+        raise ValueError(f"need 0 < p < 1 and df >= 1, got p={p}, df={df}")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def cdf(t: float) -> float:  # P(T <= t) for t >= 0; dt = sec²u du turns the tails into a finite range
+        u = np.linspace(0.0, math.atan(t), 2001)
+        x = np.tan(u)
+        f = np.exp(log_c - (df + 1) / 2 * np.log1p(x * x / df)) / np.cos(u) ** 2
+        h = u[1] - u[0]
+        return 0.5 + h / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
+
+    low, high = 0.0, 1.0
+    while cdf(high) < p:
+        low, high = high, high * 2
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) < p else (low, mid)
+    return (low + high) / 2
+
+
+def paired_differences(per_run: pd.DataFrame, value: str, *, treatment: str, baselines: Sequence[str] | None = None,
+                       group: Sequence[str] = ("arm",), label: str = "label", pair: str = "seed",
+                       confidence: float = 0.95) -> pd.DataFrame:  # fmt: skip
+    """Treatment minus each baseline, paired by ``pair`` (seed), within each ``group`` (arm).
+
+    Args:
+        per_run: one row per run: the ``group`` columns, ``label`` (which strategy variant),
+            ``pair`` and ``value`` (e.g. :func:`area_under_curve`'s ``auc``).
+        treatment: the ``label`` of the method tested (e.g. ``"fm"``).
+        baselines: labels to compare with (default: every other label of the group).
+        confidence: of the two-sided t interval of the mean difference.
+
+    Returns:
+        One row per group and baseline: ``n`` pairs (seeds where both have a value),
+        ``treatment_mean``, ``baseline_mean``, ``diff`` (mean paired difference), ``ci_low`` and
+        ``ci_high`` (NaN with fewer than 2 pairs), ``wins`` / ``losses`` (pairs where the treatment
+        is higher / lower) and ``excludes_zero``.
+    """
+    group = [c for c in group if c in per_run]
+    rows = []
+    for key, part in per_run.groupby(group, sort=False) if group else [((), per_run)]:
+        key = key if isinstance(key, tuple) else (key,)
+        values = part.pivot_table(index=pair, columns=label, values=value, aggfunc="first")
+        if treatment not in values:
+            continue
+        others = [b for b in (baselines or values.columns) if b != treatment and b in values]
+        for base in others:
+            both = values[[treatment, base]].dropna()
+            diff = (both[treatment] - both[base]).to_numpy(float)
+            n = len(diff)
+            mean = float(diff.mean()) if n else float("nan")
+            half = float("nan")
+            if n >= 2:
+                half = t_quantile(0.5 + confidence / 2, n - 1) * float(diff.std(ddof=1)) / math.sqrt(n)
+            rows.append({**dict(zip(group, key)), "baseline": base, "n": n,
+                         "treatment_mean": float(both[treatment].mean()) if n else float("nan"),
+                         "baseline_mean": float(both[base].mean()) if n else float("nan"),
+                         "diff": mean, "ci_low": mean - half, "ci_high": mean + half,
+                         "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()),
+                         "excludes_zero": bool(n >= 2 and (mean - half > 0 or mean + half < 0))})  # fmt: skip
+    columns = [*group, "baseline", "n", "treatment_mean", "baseline_mean", "diff", "ci_low", "ci_high", "wins",
+               "losses", "excludes_zero"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)

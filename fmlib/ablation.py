@@ -1,0 +1,105 @@
+"""The issue-11 ablation: which difference between the authors' runs and ours decides whether
+FisherMask wins. Arms, their runs, and paired differences against the baselines.
+
+Two anchors: ``ours`` (first query by the trained model, our CNN, FisherMask rows scaled by
+sqrt(p) with a 0.005 mask, 2000 random candidates per round) and ``authors`` (their
+``experiments.py``: first query by the untrained weights for all but BAIT, their ResNet-18,
+unscaled rows, a 0.01 mask, the whole pool). From each anchor one factor changes at a time. The
+grids live in ``grids/ablation/<protocol>.json``: a *protocol* is what every strategy shares
+(first query, model, candidates), so an arm that changes only a FisherMask option is an ``fm-*``
+strategy of its anchor's protocol and shares the anchor's baseline runs. Run directories are
+``<root>/<protocol>/<label>-seed<k>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from fmlib.compare import area_under_curve, at_budget, paired_differences
+
+BASELINES = ("entropy", "margin", "bait", "random")
+TREATMENT = "fm"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One cell of the ablation: FisherMask runs ``(protocol, label)`` against the baselines of
+    ``protocol``; ``borrow`` names, per baseline, another protocol whose runs are the same config
+    (e.g. random does not depend on the candidate cap)."""
+
+    name: str
+    anchor: str  # "ours" | "authors"
+    factor: str  # what differs from the anchor ("anchor" for the anchor itself)
+    protocol: str
+    label: str = TREATMENT
+    borrow: dict = field(default_factory=dict)
+
+
+ARMS = (
+    Arm("ours", "ours", "anchor", "ours"),
+    Arm("ours + authors' first query", "ours", "first query", "ours-first-authors"),
+    Arm("ours + unscaled rows", "ours", "scale", "ours", "fm-scale-none"),
+    Arm("ours + their ResNet-18", "ours", "model", "ours-resnet"),
+    Arm("ours + fraction 0.002", "ours", "fraction", "ours", "fm-fraction0.002"),
+    Arm("ours + fraction 0.01", "ours", "fraction", "ours", "fm-fraction0.01"),
+    Arm("ours + fraction 0.03", "ours", "fraction", "ours", "fm-fraction0.03"),
+    Arm("ours + random mask", "ours", "mask method", "ours", "fm-random-mask"),
+    Arm("ours + whole pool", "ours", "candidates", "ours-whole-pool", borrow={"random": "ours"}),
+    Arm("authors", "authors", "anchor", "authors"),
+    Arm("authors + trained first query", "authors", "first query", "authors-first-trained", borrow={"bait": "authors"}),
+    Arm("authors + sqrt(p) rows", "authors", "scale", "authors", "fm-scale-fisher"),
+    Arm("authors + our CNN", "authors", "model", "authors-cnn"),
+    Arm("authors + fraction 0.002", "authors", "fraction", "authors", "fm-fraction0.002"),
+    Arm("authors + fraction 0.005", "authors", "fraction", "authors", "fm-fraction0.005"),
+    Arm("authors + fraction 0.03", "authors", "fraction", "authors", "fm-fraction0.03"),
+    Arm("authors + random mask", "authors", "mask method", "authors", "fm-random-mask"),
+    Arm("authors + 2000 candidates", "authors", "candidates", "authors-2000", borrow={"random": "authors"}),
+)
+
+_SEEDED = re.compile(r"^(?P<label>.+)-seed(?P<seed>\d+)$")
+
+
+def label_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``protocol`` (the run directory's parent folder) and ``label`` (its name without
+    ``-seed<k>``) to a :func:`fmlib.records.load_runs` table."""
+    out = frame.copy()
+    paths = out["path"].map(Path)
+    out["protocol"] = paths.map(lambda p: p.parent.name)
+    out["label"] = paths.map(lambda p: _SEEDED.match(p.name).group("label") if _SEEDED.match(p.name) else p.name)
+    return out
+
+
+def arm_runs(per_run: pd.DataFrame, arms: Sequence[Arm] = ARMS, baselines: Sequence[str] = BASELINES) -> pd.DataFrame:
+    """Per-run rows (with ``protocol`` and ``label``) assigned to arms: each arm's FisherMask runs as
+    label ``fm`` and its baselines' runs, a run appearing in every arm that uses it. Column ``arm``."""
+    parts = []
+    for arm in arms:
+        fm = per_run[(per_run["protocol"] == arm.protocol) & (per_run["label"] == arm.label)].assign(label=TREATMENT)
+        parts.append(fm.assign(arm=arm.name))
+        for base in baselines:
+            source = arm.borrow.get(base, arm.protocol)
+            runs = per_run[(per_run["protocol"] == source) & (per_run["label"] == base)]
+            parts.append(runs.assign(arm=arm.name))
+    return pd.concat(parts, ignore_index=True) if parts else per_run.iloc[:0].assign(arm=[])
+
+
+def arm_differences(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: str = "accuracy",
+                    arms: Sequence[Arm] = ARMS, baselines: Sequence[str] = BASELINES) -> pd.DataFrame:  # fmt: skip
+    """FisherMask minus each baseline per arm, paired by seed: in AUC (``measure == "auc"``) and in
+    ``metric`` at each of ``budgets`` labels (``measure == "<budget>"``). ``frame``: a
+    :func:`label_runs` table. Arms without FisherMask runs are left out."""
+    by = ("protocol", "label")
+    measures = [("auc", area_under_curve(frame, metric=metric, by=by), "auc")]
+    measures += [(str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets]
+    tables = []
+    for measure, per_run, value in measures:
+        table = paired_differences(arm_runs(per_run, arms, baselines), value, treatment=TREATMENT, baselines=baselines)
+        tables.append(table.assign(measure=measure))
+    out = pd.concat(tables, ignore_index=True)
+    info = pd.DataFrame([{"arm": a.name, "anchor": a.anchor, "factor": a.factor} for a in arms])
+    return info.merge(out, on="arm", how="inner")

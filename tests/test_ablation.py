@@ -1,0 +1,107 @@
+"""Paired statistics (fmlib.compare) and the ablation's arms (fmlib.ablation)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fmlib.ablation import ARMS, Arm, arm_differences, arm_runs, label_runs
+from fmlib.compare import paired_differences, t_quantile
+
+
+@pytest.mark.parametrize(
+    "p, df, expected",
+    [(0.975, 1, 12.7062), (0.975, 2, 4.3027), (0.975, 4, 2.7764), (0.975, 9, 2.2622), (0.95, 3, 2.3534),
+     (0.995, 6, 3.7074), (0.5, 7, 0.0), (0.025, 4, -2.7764)],
+)  # fmt: skip
+def test_t_quantile_matches_the_tables(p, df, expected):
+    assert t_quantile(p, df) == pytest.approx(expected, abs=2e-4)
+
+
+def test_t_quantile_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="0 < p < 1"):
+        t_quantile(1.0, 3)
+
+
+def per_run_table(values: dict[str, list[float]], arm="a"):
+    rows = [{"arm": arm, "label": label, "seed": s, "auc": v} for label, vs in values.items() for s, v in enumerate(vs)]
+    return pd.DataFrame(rows)
+
+
+def test_paired_differences_against_a_hand_computation():
+    rng = np.random.default_rng(0)
+    fm, ent = rng.random(5), rng.random(5)
+    out = paired_differences(per_run_table({"fm": fm, "entropy": ent}), "auc", treatment="fm")
+    row = out.iloc[0]
+    d = fm - ent
+    mean, sd = sum(d) / 5, math.sqrt(sum((x - sum(d) / 5) ** 2 for x in d) / 4)
+    assert row["baseline"] == "entropy" and row["n"] == 5
+    assert row["diff"] == pytest.approx(mean)
+    assert row["ci_low"] == pytest.approx(mean - 2.776445 * sd / math.sqrt(5), abs=1e-6)
+    assert row["ci_high"] == pytest.approx(mean + 2.776445 * sd / math.sqrt(5), abs=1e-6)
+    assert row["wins"] == int((d > 0).sum()) and row["losses"] == int((d < 0).sum())
+    assert row["treatment_mean"] == pytest.approx(fm.mean()) and row["baseline_mean"] == pytest.approx(ent.mean())
+
+
+def test_paired_differences_pair_by_seed_not_by_position():
+    # Same numbers, seeds listed in another order for the baseline: pairing must follow the seed.
+    table = pd.DataFrame({"arm": "a", "label": ["fm"] * 3 + ["random"] * 3, "seed": [0, 1, 2, 2, 0, 1],
+                          "auc": [0.5, 0.6, 0.7, 0.65, 0.45, 0.55]})  # fmt: skip
+    row = paired_differences(table, "auc", treatment="fm").iloc[0]
+    assert row["diff"] == pytest.approx(0.05) and row["wins"] == 3
+    assert row["ci_low"] == pytest.approx(0.05) and row["excludes_zero"]  # no spread: the interval is a point
+
+
+def test_paired_differences_drop_unpaired_seeds_and_flag_zero():
+    table = per_run_table({"fm": [0.5, 0.7, 0.6, np.nan], "bait": [0.6, 0.6, 0.6, 0.6]})
+    row = paired_differences(table, "auc", treatment="fm").iloc[0]
+    assert row["n"] == 3 and row["wins"] == 1 and row["losses"] == 1
+    assert row["ci_low"] < 0 < row["ci_high"] and not row["excludes_zero"]
+    one = paired_differences(per_run_table({"fm": [0.5], "bait": [0.4]}), "auc", treatment="fm").iloc[0]
+    assert one["n"] == 1 and np.isnan(one["ci_low"]) and not one["excludes_zero"]
+
+
+def fake_frame(tmp_labels):
+    rows = []
+    for protocol, label, seed, acc in tmp_labels:
+        for n, a in ((15, acc - 0.1), (85, acc)):
+            rows.append({"path": f"/r/{protocol}/{label}-seed{seed}", "run": f"{label}-seed{seed}", "seed": seed,
+                         "n_labeled": n, "accuracy": a})  # fmt: skip
+    return label_runs(pd.DataFrame(rows))
+
+
+def test_arms_use_their_protocols_baselines_and_borrow_where_told():
+    frame = fake_frame([("ours", "fm", 0, 0.7), ("ours", "random", 0, 0.5), ("ours", "fm-x", 0, 0.9),
+                        ("pool", "fm", 0, 0.8), ("pool", "random", 0, 0.1)])  # fmt: skip
+    arms = (Arm("ours", "ours", "anchor", "ours"), Arm("x", "ours", "f", "ours", "fm-x"),
+            Arm("pool", "ours", "candidates", "pool"), Arm("pool-b", "ours", "candidates", "pool", borrow={"random": "ours"}))  # fmt: skip
+    out = arm_differences(frame, budgets=(85,), arms=arms, baselines=("random",)).set_index(["arm", "measure"])
+    assert out.loc[("ours", "85"), "diff"] == pytest.approx(0.2)
+    assert out.loc[("x", "85"), "diff"] == pytest.approx(0.4)
+    assert out.loc[("pool", "85"), "diff"] == pytest.approx(0.7)
+    assert out.loc[("pool-b", "85"), "diff"] == pytest.approx(0.3)  # borrowed ours/random
+    assert out.loc[("ours", "auc"), "diff"] == pytest.approx(0.2)
+    assert set(out.reset_index()["factor"]) == {"anchor", "f", "candidates"}
+
+
+def test_label_runs_and_arm_runs_keep_every_run_once_per_arm():
+    frame = fake_frame([("ours", "fm", s, 0.5) for s in range(3)] + [("ours", "entropy", s, 0.5) for s in range(3)])
+    assert set(frame["label"]) == {"fm", "entropy"} and set(frame["protocol"]) == {"ours"}
+    runs = arm_runs(frame.drop_duplicates("path"), arms=ARMS[:1])
+    assert len(runs) == 6 and set(runs["arm"]) == {"ours"}
+
+
+def test_every_arm_names_a_grid_and_a_strategy_label_in_it():
+    import json
+    from pathlib import Path
+
+    grids = Path(__file__).resolve().parents[1] / "grids" / "ablation"
+    for arm in ARMS:
+        grid = json.loads((grids / f"{arm.protocol}.json").read_text())
+        labels = [s if isinstance(s, str) else s.get("name", s.get("strategy")) for s in grid["axes"]["strategy"]]
+        assert arm.label in labels, arm
+        for base, protocol in arm.borrow.items():
+            other = json.loads((grids / f"{protocol}.json").read_text())
+            assert base in [s if isinstance(s, str) else s.get("name", s.get("strategy")) for s in other["axes"]["strategy"]]
+            assert base not in labels, f"{arm.name} borrows {base} but its own grid runs it"
