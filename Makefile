@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_DIR ?= runs/quickstart
 GRID ?= fashion_mnist_cpu
 
-.PHONY: help setup data experiment results cifar10 test test-fast bench lint
+.PHONY: help setup data experiment results ablation ablation-figures cifar10 test test-fast bench lint
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -39,6 +39,15 @@ results: setup ## the FashionMNIST grid behind README's table (hours on 2 CPU co
 	$(PY) -m fmlib.grid grids/$(GRID).json --executor inline --output runs/$(GRID)
 	$(PY) -c "from fmlib.records import export_runs; print(len(export_runs('runs/$(GRID)', 'results/$(GRID)')), 'runs exported')"
 	$(PY) -m papermill notebooks/compare.ipynb runs/compare-$(GRID).ipynb -p runs_glob "results/$(GRID)/*" -p figures_dir figures/$(GRID)
+
+ablation: setup ## issue 11's ablation (grids/ablation, resumable, 1 thread a run; days on 2 CPU cores for every arm), records into results/ablation, figures/ablation
+	grids/ablation/run.sh $(PY) --workers 2 --threads 1
+	$(MAKE) ablation-figures
+
+ablation-figures: setup ## export the finished ablation runs to results/ablation and draw figures/ablation (notebooks/ablation.ipynb)
+	$(PY) -c "from pathlib import Path; from fmlib.records import export_runs; \
+	print(sum(len(export_runs(p, Path('results/ablation') / p.name)) for p in sorted(Path('runs/ablation').glob('*'))), 'runs exported')"
+	$(PY) -m papermill notebooks/ablation.ipynb runs/ablation.ipynb -p runs_root results/ablation -p figures_dir figures/ablation
 
 cifar10: setup ## CIFAR-10 at paper scale on a GPU machine: fetch CIFAR-10 once, then grids/cifar10_gpu.json (resumable)
 	$(PY) -c "from fmlib.data import load_dataset; load_dataset('cifar10', download=True)"

@@ -232,3 +232,31 @@ def top_samples(top: pd.DataFrame, *, pool=None, classes=None, ncols: int = 5) -
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
         ax.set_title(caption(row), fontsize=8)
     return fig
+
+
+def paired_differences(table: pd.DataFrame, *, measure: str = "auc", row: str = "arm", hue: str = "baseline",
+                       ax=None) -> Figure:  # fmt: skip
+    """Paired differences with their confidence intervals (:func:`fmlib.compare.paired_differences`):
+    one row per ``row`` (arm), one marker per ``hue`` (baseline), a line at zero. Right of zero:
+    the treatment (FisherMask) is better. ``measure`` picks the rows of a table with a ``measure``
+    column (e.g. :func:`fmlib.ablation.arm_differences`)."""
+    if "measure" in table:
+        table = table[table["measure"] == measure]
+    rows, hues = list(dict.fromkeys(table[row])), list(dict.fromkeys(table[hue]))
+    ax = _axes(ax, figsize=(7.0, 0.9 + 0.45 * len(rows) * max(1, len(hues)) ** 0.5))
+    colors = dict(zip(hues, sns.color_palette("tab10", len(hues))))
+    offsets = np.linspace(-0.3, 0.3, len(hues)) if len(hues) > 1 else [0.0]
+    for offset, name in zip(offsets, hues):
+        part = table[table[hue] == name].set_index(row).reindex(rows)
+        y = np.arange(len(rows)) + offset
+        err = np.vstack([part["diff"] - part["ci_low"], part["ci_high"] - part["diff"]])
+        ax.errorbar(part["diff"], y, xerr=np.nan_to_num(err), fmt="o", ms=4, capsize=2, color=colors[name],
+                    label=f"{name}")  # fmt: skip
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(np.arange(len(rows)), rows)
+    ax.invert_yaxis()
+    n = table["n"].max() if len(table) else 0
+    ax.set_xlabel(f"FisherMask − baseline, {measure} (mean of paired differences over ≤{n} seeds, 95 % t interval)")
+    ax.legend(title=hue, loc="best", fontsize="small")
+    ax.grid(axis="x", alpha=0.3)
+    return ax.figure

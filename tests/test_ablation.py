@@ -74,8 +74,12 @@ def fake_frame(tmp_labels):
 def test_arms_use_their_protocols_baselines_and_borrow_where_told():
     frame = fake_frame([("ours", "fm", 0, 0.7), ("ours", "random", 0, 0.5), ("ours", "fm-x", 0, 0.9),
                         ("pool", "fm", 0, 0.8), ("pool", "random", 0, 0.1)])  # fmt: skip
-    arms = (Arm("ours", "ours", "anchor", "ours"), Arm("x", "ours", "f", "ours", "fm-x"),
-            Arm("pool", "ours", "candidates", "pool"), Arm("pool-b", "ours", "candidates", "pool", borrow={"random": "ours"}))  # fmt: skip
+    arms = (
+        Arm("ours", "ours", "anchor", "ours"),
+        Arm("x", "ours", "f", "ours", "fm-x"),
+        Arm("pool", "ours", "candidates", "pool"),
+        Arm("pool-b", "ours", "candidates", "pool", borrow={"random": "ours"}),
+    )
     out = arm_differences(frame, budgets=(85,), arms=arms, baselines=("random",)).set_index(["arm", "measure"])
     assert out.loc[("ours", "85"), "diff"] == pytest.approx(0.2)
     assert out.loc[("x", "85"), "diff"] == pytest.approx(0.4)
