@@ -18,9 +18,23 @@ GROUP = ("dataset", "setting", "strategy")  # what a comparison row stands for; 
 
 
 def with_setting(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add ``setting``: ``"balanced"`` for ``imbalance == "none"``, else ``"imbalanced"``."""
+    """Add ``setting``: ``"balanced"`` for ``imbalance == "none"``, else ``"imbalanced"``.
+
+    Where runs of one dataset and setting follow different label schedules (e.g. the paper's
+    imbalanced 250 -> 5750 by 250 and 15 -> 575 by 70), each schedule becomes its own setting,
+    ``"imbalanced 15-575 by 70"``, so their runs are never averaged together.
+    """
     out = frame.copy()
     out["setting"] = np.where(out["imbalance"].fillna("none") == "none", "balanced", "imbalanced")
+    if not {"initial_size", "query_size", "n_labeled"} <= set(out.columns):
+        return out
+    key = "path" if "path" in out and out["path"].notna().all() else "run"
+    final = out.groupby(key)["n_labeled"].transform("max")
+    schedule = (out["initial_size"].astype(int).astype(str) + "-" + final.astype(int).astype(str) + " by "
+                + out["query_size"].astype(int).astype(str))  # fmt: skip
+    by = [c for c in ("dataset", "setting") if c in out]
+    mixed = schedule.groupby([out[c] for c in by]).transform("nunique") > 1
+    out.loc[mixed, "setting"] = out.loc[mixed, "setting"] + " " + schedule[mixed]
     return out
 
 

@@ -109,3 +109,22 @@ def test_every_arm_names_a_grid_and_a_strategy_label_in_it():
             other = json.loads((grids / f"{protocol}.json").read_text())
             assert base in [s if isinstance(s, str) else s.get("name", s.get("strategy")) for s in other["axes"]["strategy"]]
             assert base not in labels, f"{arm.name} borrows {base} but its own grid runs it"
+
+
+def test_with_setting_keeps_two_schedules_of_one_setting_apart():
+    from fmlib.compare import comparison_table, with_setting
+
+    rows = []
+    for name, initial, query, final in (("big", 250, 250, 750), ("tiny", 15, 70, 155)):
+        for seed in (0, 1):
+            for n in range(initial, final + 1, query):
+                rows.append({"path": f"/r/{name}{seed}", "run": f"{name}{seed}", "dataset": "cifar10", "imbalance": "paper",
+                             "strategy": "random", "seed": seed, "initial_size": initial, "query_size": query,
+                             "budget": final, "n_labeled": n, "accuracy": 0.5 if name == "big" else 0.3})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    settings = set(with_setting(frame)["setting"])
+    assert settings == {"imbalanced 250-750 by 250", "imbalanced 15-155 by 70"}
+    table = comparison_table(frame)
+    assert len(table) == 2 and set(table["runs"]) == {2}
+    one = with_setting(frame[frame["run"].str.startswith("big")])
+    assert set(one["setting"]) == {"imbalanced"}  # a single schedule keeps the plain name
