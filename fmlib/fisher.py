@@ -36,7 +36,6 @@ flatten and index) are the oracles of the tests and the baselines of the benchma
 
 from __future__ import annotations
 
-from collections import Counter
 from contextlib import contextmanager
 from itertools import chain
 
@@ -444,6 +443,8 @@ def _hookable(module: nn.Module, attr: str) -> bool:
     """Whether the hook engine's formulas hold for ``module.<attr>``: the layer's own forward, no groups."""
     if attr not in ("weight", "bias") or not isinstance(module, _LAYERS):
         return False
+    if module._forward_pre_hooks or module._forward_hooks:  # a user's hook may change the input or output
+        return False
     base = next(cls for cls in _LAYERS if isinstance(module, cls))
     if type(module).forward is not base.forward:  # a subclass computing something else
         return False
@@ -456,18 +457,14 @@ def _route(model, owners, x, engine: str):
     """Split the trainable parameters between the hook engine and torch.func by one forward of ``x[:1]``.
 
     A hook-engine layer keeps its parameters on the fast path only if, in that forward, it is
-    called once on one tensor, returns one tensor, and its parameters are used in no other
-    module's forward and held by no other module (tied): the hooks see one input and output.
+    called once with one positional tensor, and its parameters are used in no other
+    module's forward (a tied weight is used by its second holder): the hooks then see every use.
 
     Returns:
         (name -> (layer, attr) for the hooks, names for torch.func, C), in model order.
     """
     params = dict(model.named_parameters())
-    holders = Counter(id(p) for m in model.modules() for p in m.parameters(recurse=False))
-    candidates = {} if engine == "func" else {
-        name: (layer, attr) for name, (layer, attr) in owners.items()
-        if _hookable(layer, attr) and holders[id(params[name])] == 1
-    }  # fmt: skip
+    candidates = {} if engine == "func" else {name: owner for name, owner in owners.items() if _hookable(*owner)}
     trace = _Trace({id(params[name]): layer for name, (layer, _) in candidates.items()})
     handles = [h for layer in trace.calls for h in (layer.register_forward_pre_hook(trace.enter, with_kwargs=True),
                                                      layer.register_forward_hook(trace.leave))]  # fmt: skip
@@ -501,8 +498,6 @@ class _Trace(TorchFunctionMode):
 
     def leave(self, layer, args, output):
         self.running.pop()
-        if not isinstance(output, torch.Tensor):
-            self.bad.add(layer)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

@@ -113,18 +113,21 @@ def _embedding():  # integer token ids [N, T]: Embedding (with a padding row), a
     )
 
 
-class _SharedTied(nn.Module):
-    """A Linear called twice, and two Linear layers with one tied weight."""
+class _Reused(nn.Module):
+    """Linear layers the hooks cannot see whole: one called twice, two with a tied weight, one
+    called with a keyword argument, one whose output a forward hook changes."""
 
     def __init__(self):
         super().__init__()
         self.block, self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4, bias=False)
         self.b.weight = self.a.weight
-        self.head = nn.Linear(4, 3)
+        self.kw, self.hooked, self.head = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 3)
+        self.hooked.register_forward_hook(lambda module, args, out: 2 * out)
 
     def forward(self, x):
         h = torch.tanh(self.block(torch.tanh(self.block(x))))
-        return self.head(torch.tanh(self.b(torch.tanh(self.a(h)))))
+        h = torch.tanh(self.b(torch.tanh(self.a(h))))
+        return self.head(torch.tanh(self.hooked(torch.tanh(self.kw(input=h)))))
 
 
 class _ScaledLinear(nn.Linear):
@@ -162,7 +165,7 @@ PROBLEMS = {
     "tiny-conv1d-layernorm": (_conv1d_layernorm, (3, 10), 7),
     "tiny-groupnorm-grouped-conv": (_groupnorm_grouped_conv, (4, 6, 6), 5),
     "tiny-embedding": (_embedding, (5,), 7),
-    "tiny-shared-and-tied": (_SharedTied, (4,), 5),
+    "tiny-reused-layers": (_Reused, (4,), 5),
     "tiny-custom-modules": (_Custom, (3, 4), 5),
 }
 TOKENS = {"tiny-embedding": 7}  # problems whose inputs are integer token ids < vocabulary size
@@ -176,7 +179,8 @@ FUNC_ROUTE = {
     "tiny-groupnorm-grouped-conv": ["features.0.weight", "features.1.weight", "features.1.bias", "features.3.weight",
                                     "features.3.bias"],
     "tiny-embedding": ["features.0.weight", "features.3.weight", "features.3.bias"],
-    "tiny-shared-and-tied": ["block.weight", "block.bias", "a.weight"],  # called twice; tied
+    "tiny-reused-layers": ["block.weight", "block.bias", "a.weight", "kw.weight", "kw.bias", "hooked.weight",
+                           "hooked.bias"],
     "tiny-custom-modules": ["scale", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
                             "attn.out_proj.bias", "proj.weight", "proj.bias", "gate.weight"],
 }  # fmt: skip
