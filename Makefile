@@ -14,7 +14,7 @@ GRID ?= fashion_mnist_cpu
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 data: ## install FashionMNIST (Debian package dataset-fashion-mnist) if missing
 	@if [ ! -f $(FASHION) ]; then \

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_fisher.py                  # SmallCNN, then ResNet-18 (width 16)
     .venv/bin/python benchmarks/bench_fisher.py --quick          # fewer samples and repeats
     .venv/bin/python benchmarks/bench_fisher.py --device cuda
+    .venv/bin/python benchmarks/bench_fisher.py --models cnn --engines-only   # torch.func vs hooks, short
 
 Embeddings (1% global mask + head, C = 10, rows √p_c g_c[mask]), in ms per sample, against
 - original: FisherMask's code, one forward per batch of 64 then one ``autograd.grad`` per
@@ -12,6 +13,9 @@ Embeddings (1% global mask + head, C = 10, rows √p_c g_c[mask]), in ms per sam
 - torch.func: ``vmap(jacrev(functional_call))``, every per-sample gradient, then indexed;
 - lower bound: C plain batched forward + backward passes (parameter gradients summed over
   the batch), which any per-class method must at least match.
+The library's two engines on the same ``--func-samples`` samples: ``engine="func"`` (torch.func,
+``vmap`` over samples of ``functional_call`` + ``vjp``, the path of LayerNorm, Conv1d and other
+layers) against the default hooks, for the embeddings and the diagonal (ratio func / hooks).
 Diagonal Fisher against BackPACK's ``DiagGGNExact`` (GGN = true Fisher for softmax
 cross-entropy; its loss is a batch mean, so it equals our 1/N average), when installed.
 Every method runs once per round, in turn, for ``--repeats`` rounds after a warm-up, and the
@@ -153,6 +157,8 @@ def run(name, model, x, args, device):
     print(f"\n{name}: {numel:,} parameters, N={n}, C={classes}, k={mask.size} ({args.fraction:.0%} global + head), "
           f"chunk {args.chunk or DEFAULT_CHUNK_SIZE}, {device}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats} interleaved rounds")  # fmt: skip
+    if args.engines_only:
+        return run_engines(model, x, mask, args, device)
     fns = {
         "ours": lambda: gradient_embeddings(model, x, mask, chunk_size=args.chunk),
         "lower": lambda: lower_bound(model, x),
@@ -214,10 +220,33 @@ def run(name, model, x, args, device):
         goals.append(("BackPACK / ours (diagonal)", t["backpack"] / t["fisher"], ">=", 1.0))
     else:
         print(f"  BackPACK DiagGGNExact: {backpack_error}")
+    run_engines(model, x, mask, args, device)
     print("  goals:")
     for label, value, op, target in goals:
         ok = value <= target if op == "<=" else value >= target
         print(f"    {label:28s} {value:8.2f}  (goal {op} {target})  {'met' if ok else 'MISSED'}")
+
+
+def run_engines(model, x, mask, args, device):
+    """torch.func (``engine="func"``) against the hooks (``"auto"``) on the same samples, both quantities."""
+    f, chunk = min(args.func_samples, len(x)), args.chunk
+    xf = x[:f]
+    fns = {
+        "emb-hooks": lambda: gradient_embeddings(model, xf, mask, chunk_size=chunk),
+        "emb-func": lambda: gradient_embeddings(model, xf, mask, chunk_size=chunk, engine="func"),
+        "diag-hooks": lambda: fisher_diagonal(model, xf, chunk_size=chunk),
+        "diag-func": lambda: fisher_diagonal(model, xf, chunk_size=chunk, engine="func"),
+    }
+    out, t = interleaved_times(fns, device, args.repeats)
+    print(f"  {'torch.func engine vs hooks (N=' + str(f) + ')':46s} {'hooks ms/s':>10s} {'func ms/s':>10s} {'func/hooks':>11s}")
+    for label, key in (("gradient_embeddings", "emb"), ("fisher_diagonal", "diag")):
+        hooks, func = t[f"{key}-hooks"], t[f"{key}-func"]
+        print(f"  {label:46s} {1e3 * hooks / f:10.2f} {1e3 * func / f:10.2f} {func / hooks:10.2f}x")
+    diag_hooks = torch.cat([v.flatten() for v in out["diag-hooks"].values()])
+    diag_func = torch.cat([v.flatten() for v in out["diag-func"].values()])
+    print(f"  agreement func vs hooks (max abs diff / max abs): embeddings {rel_err(out['emb-func'], out['emb-hooks']):.1e}, "
+          f"diagonal {rel_err(diag_func, diag_hooks):.1e}")  # fmt: skip
+    return t
 
 
 def main():
@@ -232,10 +261,15 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--models", default="cnn,resnet18")
     parser.add_argument("--torch-func", action="store_true", help="also time torch.func (memory hungry)")
-    parser.add_argument("--quick", action="store_true", help="64 samples, 8 loop samples, 2 repeats")
+    parser.add_argument("--func-samples", type=int, default=32, help="samples for torch.func vs hooks")
+    parser.add_argument("--engines-only", action="store_true", help="only torch.func vs hooks (N = --func-samples)")
+    parser.add_argument("--quick", action="store_true", help="64 samples, 8 loop samples, 16 func samples, 2 repeats")
     args = parser.parse_args()
     if args.quick:
         args.samples, args.loop_samples, args.original_samples, args.repeats = 64, 8, 2, 2
+        args.func_samples = 16
+    if args.engines_only:  # only the first func_samples are used: compute the mask on those too
+        args.samples = args.func_samples
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)

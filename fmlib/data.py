@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,8 +110,10 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
 
     FashionMNIST is looked for in ``root`` (IDX files, gzipped or not, directly or in
     torchvision's ``FashionMNIST/raw``), then in ``/usr/share/datasets/fashion-mnist``
-    (Debian package ``dataset-fashion-mnist``), then downloaded. CIFAR-10 uses
-    torchvision's python format under ``root``.
+    (Debian package ``dataset-fashion-mnist``), then downloaded. CIFAR-10 is read by
+    ``torchvision.datasets.CIFAR10`` from ``root/cifar-10-batches-py`` (the python format),
+    whose files must pass torchvision's md5 checks. Downloads go to ``root``, by default
+    ``~/.cache/fmlib``.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; allowed values: {list(DATASETS)}")
@@ -168,36 +169,40 @@ def _load_fashion_mnist(root, download: bool) -> Splits:
 
 
 def _load_cifar10(root, download: bool) -> Splits:
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
+
     target = Path(root) if root is not None else Path.home() / ".cache" / "fmlib"
-    folder = target / "cifar-10-batches-py"
-    if download and not (folder / "batches.meta").is_file():
-        from torchvision.datasets import CIFAR10
-
-        CIFAR10(str(target), train=True, download=True)  # fetches and checks both splits
-    files = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
-    missing = [f for f in ["batches.meta", *files["train"], *files["test"]] if not (folder / f).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"CIFAR-10 not found: {folder} lacks {missing}. Pass download=True to fetch it through "
-            "torchvision (needs internet), or copy the python-format batches (cifar-10-python.tar.gz, "
-            "extracted) there."
-        )
-    classes = [c.decode() if isinstance(c, bytes) else c for c in _unpickle(folder / "batches.meta")["label_names"]]
+    folder = target / CIFAR10.base_folder
+    try:  # md5-checks every file; with download, first fetches cifar-10-python.tar.gz into target unless they pass
+        splits = [CIFAR10(str(target), train=train, download=download and train) for train in (True, False)]
+    except RuntimeError as err:
+        checks = [(CIFAR10.meta["filename"], CIFAR10.meta["md5"]), *CIFAR10.train_list, *CIFAR10.test_list]
+        missing = [name for name, _ in checks if not (folder / name).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"CIFAR-10 not found: {folder} lacks {missing}. Pass download=True to fetch it through "
+                "torchvision (needs internet), or copy the python-format batches (cifar-10-python.tar.gz, "
+                "extracted) there."
+            ) from err
+        corrupt = [name for name, md5 in checks if not check_integrity(str(folder / name), md5)]
+        if not corrupt:
+            raise
+        raise ValueError(
+            f"CIFAR-10 in {folder}: {corrupt} fail torchvision's md5 check (corrupted, or not the original "
+            "release). Delete them and pass download=True, or extract the original cifar-10-python.tar.gz there."
+        ) from err
+    classes = list(splits[0].classes)
     mean, std = _STATS["cifar10"]
-    out = {}
-    for split, names in files.items():
-        batches = [_unpickle(folder / name) for name in names]
-        images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)  # stored row-major, RGB planes
-        labels = np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in batches])
-        out[split] = ImageData(torch.from_numpy(images.astype(np.uint8)), torch.from_numpy(labels), classes, mean, std, "cifar10")
-    return Splits(out["train"], out["test"], classes)
-
-
-def _unpickle(path: Path) -> dict:
-    """One file of CIFAR-10's python format (a pickled dict, byte-string keys in the original)."""
-    with open(path, "rb") as f:
-        raw = pickle.load(f, encoding="latin1")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+    train, test = (
+        ImageData(
+            torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous(),  # torchvision's [N, H, W, 3] -> [N, 3, H, W]
+            torch.as_tensor(split.targets, dtype=torch.int64),
+            classes, mean, std, "cifar10",
+        )
+        for split in splits
+    )  # fmt: skip
+    return Splits(train, test, classes)
 
 
 # ----------------------------------------------------------------------------- imbalance

@@ -21,6 +21,15 @@ map of x̂ = (x − mean)/√(var + ε). For the diagonal the Linear case factor
 it backprops the C rows one at a time instead (a sum needs no [B, C, ...] block, and torch's
 batched backward of conv/BN/pooling loops over the rows and concatenates anyway).
 
+Any other layer goes through torch.func: LayerNorm, GroupNorm, Conv1d, Embedding, grouped
+convolutions, a custom module's own parameters, and hook-engine layers that are subclassed
+with another forward, shared, tied, called other than once, or whose parameters are used
+outside their own forward. Per sample (``vmap``), ``functional_call`` of the whole model with
+those parameters swapped in, ``vjp`` to the logits, and the same C rows pulled back: exact
+whatever the layer computes, at the price of a second forward and the full per-sample
+gradients of those parameters (masked entries are indexed after). The split is per parameter,
+decided by one traced forward of one sample; ``engine="func"`` sends every parameter there.
+
 The brute-force references ``*_naive`` (one sample at a time, C ``autograd.grad`` calls,
 flatten and index) are the oracles of the tests and the baselines of the benchmark.
 """
@@ -28,20 +37,24 @@ flatten and index) are the oracles of the tests and the baselines of the benchma
 from __future__ import annotations
 
 from contextlib import contextmanager
+from itertools import chain
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, vjp, vmap
+from torch.overrides import TorchFunctionMode
 
 from fmlib.data import iter_batches, num_inputs
 from fmlib.masks import ParameterMask
 
 SCALES = ("fisher", "none")
+ENGINES = ("auto", "func")  # auto: hooks where they apply, torch.func for the rest; func: torch.func for all
 DEFAULT_CHUNK_SIZE = 64  # samples per forward; the backward holds C x as many activations
 BLOCK_ELEMENTS = 2**24  # cap on one per-sample gradient block (64 MB in float32): splits a chunk further
 FISH_SAMPLES = 1024  # FISH's and FisherMask's number of pool samples for the diagonal Fisher
-_LAYERS = (nn.Linear, nn.Conv2d, nn.BatchNorm2d)
+_LAYERS = (nn.Linear, nn.Conv2d, nn.BatchNorm2d)  # the hook engine's layers (their own forward, groups=1)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -59,23 +72,33 @@ def fisher_subsample(n_pool: int, size: int = FISH_SAMPLES, seed: int = 0) -> np
     return np.sort(rng.choice(n_pool, size=min(size, n_pool), replace=False)).astype(np.int64)
 
 
-def fisher_diagonal(model: nn.Module, inputs, *, chunk_size: int | None = None) -> dict[str, torch.Tensor]:
+def fisher_diagonal(model: nn.Module, inputs, *, chunk_size: int | None = None, engine: str = "auto") -> dict[str, torch.Tensor]:
     """Diagonal of the true Fisher, ``1/N Σ_n Σ_c p_c(x_n) g_c(x_n)²``, of every trainable parameter.
 
     Args:
-        model: Linear / Conv2d / BatchNorm2d parameters only (others must be frozen).
-        inputs: Tensor ``[N, ...]``, ImageData, Dataset or DataLoader.
+        model: returns logits ``[N, C]``; samples independent in eval mode (no BatchNorm
+            without running statistics). Any differentiable layers.
+        inputs: Tensor ``[N, ...]`` (integer token ids too), ImageData, Dataset or DataLoader.
         chunk_size: samples per forward (default ``DEFAULT_CHUNK_SIZE``); bounds memory.
+        engine: ``"auto"`` (hooks for Linear / Conv2d / BatchNorm2d, torch.func for the other
+            parameters) or ``"func"`` (torch.func for all).
 
     Returns:
         name -> tensor shaped like the parameter, on the model's device.
     """
     n, chunk = _check_inputs(inputs, chunk_size)
-    groups = _by_layer((owner, name) for name, owner in _owners(model).items())
-    params = dict(model.named_parameters())
-    total = {name: torch.zeros_like(params[name]) for attrs in groups.values() for _, name in attrs}
+    _check_engine(engine)
+    owners, params = _owners(model), dict(model.named_parameters())
+    total = {name: torch.zeros_like(params[name]) for name in owners}
     with _eval_mode(model):
-        for x in _chunks(inputs, chunk, _device(model)):
+        batches = _chunks(inputs, chunk, _device(model))
+        first = next(batches)
+        hooked, func, _ = _route(model, owners, first, engine)
+        groups = _by_layer((owner, name) for name, owner in hooked.items())
+        for x in chain([first], batches):
+            if func:
+                for name, t in _func_squared_sums(model, func, x).items():
+                    total[name] += t.view_as(total[name])
             operands = {}  # layer -> A, computed once per chunk (an unfold is as costly as the backward)
             for captured in _one_class_output_grads(model, list(groups), x, weighted=True):
                 for layer, attrs in groups.items():
@@ -89,7 +112,13 @@ def fisher_diagonal(model: nn.Module, inputs, *, chunk_size: int | None = None) 
 
 
 def gradient_embeddings(
-    model: nn.Module, inputs, mask: ParameterMask, *, scale: str = "fisher", chunk_size: int | None = None
+    model: nn.Module,
+    inputs,
+    mask: ParameterMask,
+    *,
+    scale: str = "fisher",
+    chunk_size: int | None = None,
+    engine: str = "auto",
 ) -> torch.Tensor:
     """Masked per-class gradients of the log-probabilities of every input.
 
@@ -100,6 +129,7 @@ def gradient_embeddings(
         scale: ``"fisher"`` (rows √p_c · g_c, so VᵀV is the sample's Fisher on the mask)
             or ``"none"`` (rows g_c, the original FisherMask code).
         chunk_size: samples per forward (default ``DEFAULT_CHUNK_SIZE``); bounds memory.
+        engine: as for :func:`fisher_diagonal`.
 
     Returns:
         ``[N, C, k]`` on the model's device.
@@ -107,20 +137,29 @@ def gradient_embeddings(
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; allowed values: {list(SCALES)}")
     n, chunk = _check_inputs(inputs, chunk_size)
+    _check_engine(engine)
     _check_mask(mask, model)
     owners, device, indices = _owners(model), _device(model), mask.indices()
-    # Model order, not the mask's insertion order: entries follow named_parameters().
-    plans = [(owners[name], _IndexPlan(owners[name][0], indices[name].to(device))) for name in owners if len(indices[name])]
-    groups = _by_layer(plans)
     out, start = None, 0
     with _eval_mode(model):
-        for x in _chunks(inputs, chunk, device):
-            _, captured = _per_class_output_grads(model, list(groups), x, weighted=scale == "fisher")
-            pieces = []
-            for layer, attrs in groups.items():
-                A, G = _operands(layer, *captured.pop(layer))
-                pieces += [_masked_grads(layer, attr, plan, A, G) for attr, plan in attrs]
-            emb = torch.cat(pieces, dim=-1)  # [B, C, k]
+        batches = _chunks(inputs, chunk, device)
+        first = next(batches)
+        hooked, func, classes = _route(model, owners, first, engine)
+        plans = [(hooked[name], (name, _IndexPlan(hooked[name][0], indices[name].to(device))))
+                 for name in hooked if len(indices[name])]  # fmt: skip
+        groups = _by_layer(plans)
+        func_indices = {name: indices[name].to(device) for name in func if len(indices[name])}
+        for x in chain([first], batches):
+            pieces = {}  # name -> [B, C, k_p]
+            if groups:
+                _, captured = _per_class_output_grads(model, list(groups), x, weighted=scale == "fisher")
+                for layer, attrs in groups.items():
+                    A, G = _operands(layer, *captured.pop(layer))
+                    pieces |= {name: _masked_grads(layer, attr, plan, A, G) for attr, (name, plan) in attrs}
+            if func_indices:
+                pieces |= _func_embeddings(model, func_indices, x, scale == "fisher", classes)
+            # Model order, not the mask's insertion order: entries follow named_parameters().
+            emb = torch.cat([pieces[name] for name in owners if name in pieces], dim=-1)  # [B, C, k]
             if out is None:
                 out = emb.new_empty(n, emb.shape[1], emb.shape[2])
             out[start : start + len(emb)] = emb
@@ -202,6 +241,8 @@ def _one_class_output_grads(model, layers, x, weighted: bool):
     batching rules of conv, BatchNorm and max-pool backward loop over the C rows and concatenate
     (a copy of every activation gradient), and C separate passes skip that and hold 1/C the memory.
     """
+    if not layers:  # every parameter goes through torch.func
+        return
     z, captured = _forward(model, layers, x)
     _, rows = _log_softmax_rows(z, weighted)
     outputs = [captured[layer][1] for layer in layers]
@@ -325,6 +366,53 @@ def _by_samples(fn, num: int, per_sample: int, reduce: bool = False):
     return sum(parts) if reduce else torch.cat(parts)
 
 
+# ----------------------------------------------------------------------------- torch.func engine
+
+
+def _func_embeddings(model, indices: dict, x, weighted: bool, classes: int) -> dict[str, torch.Tensor]:
+    """Per-sample, per-class gradients at the masked entries of the parameters in ``indices``: name -> ``[B, C, k_p]``.
+
+    Per sample: a forward with those parameters swapped in (``functional_call``), its ``vjp`` to
+    the logits ``[C]``, and the C rows of :func:`_log_softmax_rows` pulled back at once.
+    """
+    theta = _detached(model, indices)
+
+    def one(xi):  # one sample -> [C, k_F]
+        z, pull = vjp(lambda th: functional_call(model, th, (xi[None],))[0], theta)  # z [C]
+        _, rows = _log_softmax_rows(z[None], weighted)  # [C, 1, C]
+        grads = vmap(pull)(rows[:, 0])[0]  # name -> [C, *shape]: the full gradients, then the mask
+        return torch.cat([grads[name].flatten(1)[:, idx] for name, idx in indices.items()], dim=1)
+
+    numel = sum(t.numel() for t in theta.values())
+    with torch.no_grad():  # torch.func differentiates inside; no autograd graph of the other parameters
+        emb = _by_samples(lambda s: vmap(one)(x[s]), len(x), classes * numel)  # [B, C, k_F]
+    return dict(zip(indices, emb.split([len(idx) for idx in indices.values()], dim=-1)))
+
+
+def _func_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
+    """``Σ_n Σ_c p_c g_c²`` over the chunk of the parameters in ``names``: name -> flat ``[numel]``."""
+    theta = _detached(model, names)
+
+    def one(xi):  # one sample -> [P_F]
+        z, pull = vjp(lambda th: functional_call(model, th, (xi[None],))[0], theta)  # z [C]
+        _, rows = _log_softmax_rows(z[None], weighted=True)  # [C, 1, C]
+        total = 0
+        for c in range(rows.shape[0]):  # one class at a time: no [C, P_F] block, as in the hook engine
+            grads = pull(rows[c, 0])[0]
+            total = total + torch.cat([grads[name].flatten() for name in names]).pow(2)
+        return total
+
+    numel = sum(t.numel() for t in theta.values())
+    with torch.no_grad():
+        sums = _by_samples(lambda s: vmap(one)(x[s]).sum(0), len(x), 2 * numel, reduce=True)  # [P_F]
+    return dict(zip(names, sums.split([t.numel() for t in theta.values()])))
+
+
+def _detached(model, names) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    return {name: params[name].detach() for name in names}
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -337,29 +425,108 @@ def _by_layer(items) -> dict:
 
 
 def _owners(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
-    """Trainable parameter name -> (its layer, attribute name); unsupported layers raise ValueError."""
+    """Trainable parameter name -> (the first layer that holds it, attribute name), in model order."""
     owner = {}
-    for prefix, module in model.named_modules():
+    for module in model.modules():
         for attr, p in module.named_parameters(recurse=False):
-            if id(p) in owner:
-                raise ValueError(f"parameter {prefix}.{attr} is shared by two layers; shared parameters are not supported")
-            owner[id(p)] = (module, attr)
-    out = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        module, attr = owner[id(p)]
-        if not isinstance(module, _LAYERS) or attr not in ("weight", "bias"):
-            raise ValueError(f"parameter {name!r} belongs to a {type(module).__name__}; supported layers: Linear, "
-                             "Conv2d, BatchNorm2d (freeze others with requires_grad_(False))")  # fmt: skip
-        if isinstance(module, nn.Conv2d) and module.groups != 1:
-            raise ValueError(f"parameter {name!r}: grouped convolutions (groups={module.groups}) are not supported")
-        if isinstance(module, nn.BatchNorm2d) and module.running_mean is None:
-            raise ValueError(f"parameter {name!r}: BatchNorm2d without running statistics mixes samples in eval")
-        out[name] = (module, attr)
+            owner.setdefault(id(p), (module, attr))
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is None:
+            raise ValueError(f"{type(module).__name__} without running statistics mixes samples in eval: per-sample "
+                             "gradients are undefined (use track_running_stats=True, or GroupNorm / LayerNorm)")  # fmt: skip
+    out = {name: owner[id(p)] for name, p in model.named_parameters() if p.requires_grad}
     if not out:
         raise ValueError("the model has no trainable parameters")
     return out
+
+
+def _hookable(module: nn.Module, attr: str) -> bool:
+    """Whether the hook engine's formulas hold for ``module.<attr>``: the layer's own forward, no groups."""
+    if attr not in ("weight", "bias") or not isinstance(module, _LAYERS):
+        return False
+    if module._forward_pre_hooks or module._forward_hooks:  # a user's hook may change the input or output
+        return False
+    base = next(cls for cls in _LAYERS if isinstance(module, cls))
+    if type(module).forward is not base.forward:  # a subclass computing something else
+        return False
+    if isinstance(module, nn.Conv2d):
+        return module.groups == 1 and type(module)._conv_forward is nn.Conv2d._conv_forward
+    return True
+
+
+def _route(model, owners, x, engine: str):
+    """Split the trainable parameters between the hook engine and torch.func by one forward of ``x[:1]``.
+
+    A hook-engine layer keeps its parameters on the fast path only if, in that forward, it is
+    called once with one positional tensor, and its parameters are used in no other
+    module's forward (a tied weight is used by its second holder): the hooks then see every use.
+
+    Returns:
+        (name -> (layer, attr) for the hooks, names for torch.func, C), in model order.
+    """
+    params = dict(model.named_parameters())
+    candidates = {} if engine == "func" else {name: owner for name, owner in owners.items() if _hookable(*owner)}
+    trace = _Trace({id(params[name]): layer for name, (layer, _) in candidates.items()})
+    handles = [h for layer in trace.calls for h in (layer.register_forward_pre_hook(trace.enter, with_kwargs=True),
+                                                     layer.register_forward_hook(trace.leave))]  # fmt: skip
+    try:
+        with torch.no_grad(), trace:
+            z = model(x[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not isinstance(z, torch.Tensor) or z.ndim != 2:
+        raise ValueError(f"the model must return logits [N, C], got {_describe(z)}")
+    hooked = {name: owner for name, owner in candidates.items()
+              if trace.calls[owner[0]] == 1 and owner[0] not in trace.bad and id(params[name]) not in trace.outside}  # fmt: skip
+    return hooked, [name for name in owners if name not in hooked], z.shape[1]
+
+
+class _Trace(TorchFunctionMode):
+    """Counts the calls of the candidate layers and finds their parameters used outside their own forward."""
+
+    def __init__(self, owner_of: dict[int, nn.Module]):
+        super().__init__()
+        self.owner_of = owner_of  # id(parameter) -> its layer
+        self.calls = dict.fromkeys(owner_of.values(), 0)
+        self.running, self.bad, self.outside = [], set(), set()
+
+    def enter(self, layer, args, kwargs):
+        self.calls[layer] += 1
+        if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor):
+            self.bad.add(layer)
+        self.running.append(layer)
+
+    def leave(self, layer, args, output):
+        self.running.pop()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        current = self.running[-1] if self.running else None
+        for t in _tensors((args, kwargs)):
+            if id(t) in self.owner_of and self.owner_of[id(t)] is not current:
+                self.outside.add(id(t))
+        return func(*args, **kwargs)
+
+
+def _tensors(obj):
+    """The tensors in nested tuples, lists and dicts."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            yield from _tensors(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from _tensors(item)
+
+
+def _describe(z) -> str:
+    return f"shape {tuple(z.shape)}" if isinstance(z, torch.Tensor) else f"a {type(z).__name__}"
+
+
+def _check_engine(engine) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; allowed values: {list(ENGINES)}")
 
 
 def _check_inputs(inputs, chunk_size):

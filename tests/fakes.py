@@ -6,6 +6,7 @@ Images carry a class-dependent bright patch over noise, so models can learn them
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pickle
 from pathlib import Path
 
@@ -49,8 +50,9 @@ CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 def write_fake_cifar10(root, per_batch: int = 20, n_test: int = 30, seed: int = 0) -> Path:
     """CIFAR-10's python format: ``cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}``.
 
-    Like the original: pickled dicts with byte-string keys, ``data`` as ``uint8 [N, 3072]``
-    (R, G, B planes of 32x32, row-major), ``labels`` as a list of ints.
+    Like the original: pickled dicts (Python 2 str keys, which ``pickle.load(encoding="latin1")``
+    reads as str), ``data`` as ``uint8 [N, 3072]`` (R, G, B planes of 32x32, row-major), ``labels``
+    as a list of ints. The md5 sums differ from the release's: see ``accept_fake_cifar10``.
     """
     folder = Path(root) / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,9 +62,23 @@ def write_fake_cifar10(root, per_batch: int = 20, n_test: int = 30, seed: int = 
         labels = rng.integers(0, 10, size=n)
         hwc = fake_images(labels, (32, 32, 3), seed + k)
         data = hwc.transpose(0, 3, 1, 2).reshape(n, 3072)
-        batch = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": data, b"filenames": [b""] * n}
+        batch = {"batch_label": name, "labels": labels.tolist(), "data": data, "filenames": [""] * n}
         with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
+            pickle.dump(batch, f, protocol=2)
     with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [c.encode() for c in CIFAR_CLASSES], b"num_vis": 3072, b"num_cases_per_batch": 10000}, f)
+        pickle.dump({"label_names": CIFAR_CLASSES, "num_vis": 3072, "num_cases_per_batch": 10000}, f, protocol=2)
     return Path(root)
+
+
+def accept_fake_cifar10(monkeypatch, root) -> None:
+    """Point torchvision's CIFAR-10 md5 list at the files under ``root`` (for this test only).
+
+    The real loader, md5 checks included, then reads the generated files.
+    """
+    from torchvision.datasets import CIFAR10
+
+    folder = Path(root) / CIFAR10.base_folder
+    md5 = lambda name: hashlib.md5((folder / name).read_bytes()).hexdigest()  # noqa: E731
+    monkeypatch.setattr(CIFAR10, "train_list", [[name, md5(name)] for name, _ in CIFAR10.train_list])
+    monkeypatch.setattr(CIFAR10, "test_list", [[name, md5(name)] for name, _ in CIFAR10.test_list])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(CIFAR10.meta["filename"])})

@@ -13,7 +13,7 @@ from fmlib.data import (
     prepare_data,
 )
 from tests.conftest import requires_fashion_mnist
-from tests.fakes import fake_images, write_fake_cifar10, write_fake_fashion_mnist
+from tests.fakes import accept_fake_cifar10, fake_images, write_fake_cifar10, write_fake_fashion_mnist
 
 
 @requires_fashion_mnist
@@ -44,20 +44,66 @@ def test_missing_fashion_mnist_says_where_it_looked(tmp_path, monkeypatch):
     assert str(tmp_path) in str(err.value)
 
 
-def test_cifar10_python_format(tmp_path):
+@pytest.fixture
+def no_network(monkeypatch):
+    """torchvision's CIFAR-10 download records its calls instead of fetching."""
+    calls = []
+    monkeypatch.setattr("torchvision.datasets.cifar.download_and_extract_archive", lambda *a, **k: calls.append((a, k)))
+    return calls
+
+
+def test_cifar10_through_torchvision(tmp_path, monkeypatch):
+    """The generated files go through torchvision's CIFAR10, md5 checks included (md5 list patched)."""
     write_fake_cifar10(tmp_path, per_batch=8, n_test=12, seed=3)
+    accept_fake_cifar10(monkeypatch, tmp_path)
     splits = load_dataset("cifar10", root=tmp_path)
     assert splits.train.images.shape == (40, 3, 32, 32) and splits.test.images.shape == (12, 3, 32, 32)
-    assert splits.classes[0] == "airplane" and splits.train.labels.dtype == torch.int64
-    # pixel layout: channel planes, row-major, exactly as written
+    assert splits.train.images.dtype == torch.uint8 and splits.train.labels.dtype == torch.int64
+    assert splits.classes[0] == "airplane" and len(splits.classes) == 10
+    # pixel layout: channel planes, row-major, exactly as written; labels in file order
     labels = splits.test.labels.numpy()
     expected = fake_images(labels, (32, 32, 3), seed=3 + 5).transpose(0, 3, 1, 2)
     assert np.array_equal(splits.test.images.numpy(), expected)
+    first = fake_images(splits.train.labels.numpy()[:8], (32, 32, 3), seed=3).transpose(0, 3, 1, 2)
+    assert np.array_equal(splits.train.images.numpy()[:8], first)  # data_batch_1 first
+
+
+def test_cifar10_files_failing_md5_are_named(tmp_path, monkeypatch):
+    """Files that are not the release's (here: generated, md5 list not patched, or one changed) are refused."""
+    write_fake_cifar10(tmp_path, per_batch=4, n_test=4)
+    with pytest.raises(ValueError, match=r"fail torchvision's md5 check.*download=True") as err:
+        load_dataset("cifar10", root=tmp_path)
+    assert "data_batch_1" in str(err.value) and "batches.meta" in str(err.value)
+    accept_fake_cifar10(monkeypatch, tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match=r"\['data_batch_2'\] fail torchvision's md5 check"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+def test_cifar10_download_skipped_when_files_pass(tmp_path, monkeypatch, no_network):
+    write_fake_cifar10(tmp_path, per_batch=4, n_test=4)
+    accept_fake_cifar10(monkeypatch, tmp_path)
+    assert len(load_dataset("cifar10", root=tmp_path, download=True).train) == 20
+    assert no_network == []
+
+
+def test_cifar10_download_goes_to_root_or_cache(tmp_path, monkeypatch, no_network):
+    """download=True fetches the release archive into root, by default ~/.cache/fmlib."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with pytest.raises(FileNotFoundError, match="download=True"):  # the stub fetched nothing
+        load_dataset("cifar10", download=True)
+    with pytest.raises(FileNotFoundError):
+        load_dataset("cifar10", root=tmp_path / "data", download=True)
+    roots = [call[0][1] for call in no_network]
+    assert roots == [str(tmp_path / "home" / ".cache" / "fmlib"), str(tmp_path / "data")]
+    assert all(call[1]["md5"] == "c58f30108f718f92721af3b95e74349a" for call in no_network)  # the release's tarball
 
 
 def test_missing_cifar10_is_explained(tmp_path):
-    with pytest.raises(FileNotFoundError, match="download=True"):
+    with pytest.raises(FileNotFoundError, match="download=True") as err:
         load_dataset("cifar10", root=tmp_path)
+    assert str(tmp_path / "cifar-10-batches-py") in str(err.value) and "test_batch" in str(err.value)
 
 
 def test_unknown_dataset():

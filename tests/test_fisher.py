@@ -4,7 +4,8 @@ Three levels, all in float64 with fixed seeds:
 - the oracle: ``vmap(jacrev(functional_call))``, every per-sample, per-class gradient ``[N, C, P]``,
   written here and independent of :mod:`fmlib.fisher`;
 - the library's brute-force references (``*_naive``), checked against the oracle;
-- the fast paths, checked against both, for every layer type the models use.
+- the fast paths, checked against both, for every layer type the models use: the hook engine
+  (Linear, Conv2d, BatchNorm2d) and the torch.func engine (everything else), alone and mixed.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import functools
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 from torch.utils.data import DataLoader, TensorDataset
 
 from fmlib import fisher
 from fmlib.fisher import (
+    SCALES,
     fisher_diagonal,
     fisher_diagonal_naive,
     fisher_subsample,
@@ -31,9 +34,6 @@ from fmlib.masks import ParameterMask, fisher_mask, head_names
 from fmlib.models import build_model
 
 RTOL, ATOL = 1e-6, 1e-12
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------- problems
@@ -82,6 +82,78 @@ def _frozen_stem():  # frozen parameters are neither embedded nor in the Fisher
     return model
 
 
+# torch.func engine, mixed with hooks (the Linear layers)
+
+
+def _conv1d_layernorm():  # issue 12's criterion: Conv1d and LayerNorm (torch.func) beside Linear (hooks)
+    return TinyNet(
+        nn.Sequential(
+            nn.Conv1d(3, 4, 3, padding=1), nn.LayerNorm(10), nn.ReLU(), nn.Dropout(0.5),
+            nn.Conv1d(4, 4, 3, stride=2, dilation=2, bias=False), nn.BatchNorm1d(4), nn.Tanh(),
+            nn.Flatten(), nn.Linear(4 * 3, 6), nn.ReLU(),
+        ),
+        nn.Linear(6, 3),
+    )  # fmt: skip
+
+
+def _groupnorm_grouped_conv():  # grouped (and grouped dilated) convs and GroupNorm, then a plain 1x1 conv
+    return TinyNet(
+        nn.Sequential(
+            nn.Conv2d(4, 4, 3, padding=1, groups=2, bias=False), nn.GroupNorm(2, 4), nn.ReLU(),
+            nn.Conv2d(4, 6, 3, dilation=2, groups=2), nn.ReLU(), nn.Conv2d(6, 3, 1), nn.Flatten(),
+        ),
+        nn.Linear(3 * 2 * 2, 3),
+    )  # fmt: skip
+
+
+def _embedding():  # integer token ids [N, T]: Embedding (with a padding row), a Linear on [B, T, d], LayerNorm
+    return TinyNet(
+        nn.Sequential(nn.Embedding(7, 4, padding_idx=0), nn.Linear(4, 5), nn.GELU(), nn.LayerNorm(5), nn.Flatten()),
+        nn.Linear(5 * 5, 3),
+    )
+
+
+class _Reused(nn.Module):
+    """Linear layers the hooks cannot see whole: one called twice, two with a tied weight, one
+    called with a keyword argument, one whose output a forward hook changes."""
+
+    def __init__(self):
+        super().__init__()
+        self.block, self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4, bias=False)
+        self.b.weight = self.a.weight
+        self.kw, self.hooked, self.head = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 3)
+        self.hooked.register_forward_hook(lambda module, args, out: 2 * out)
+
+    def forward(self, x):
+        h = torch.tanh(self.block(torch.tanh(self.block(x))))
+        h = torch.tanh(self.b(torch.tanh(self.a(h))))
+        return self.head(torch.tanh(self.hooked(torch.tanh(self.kw(input=h)))))
+
+
+class _ScaledLinear(nn.Linear):
+    """A Linear subclass with another forward: the hook engine's formula would be wrong."""
+
+    def forward(self, x):
+        return F.linear(x, 2 * self.weight, self.bias)
+
+
+class _Custom(nn.Module):
+    """Attention (its out_proj Linear is never called: its weight is used by the attention
+    function), a subclassed Linear, a parameter of the model itself, and a Linear whose weight
+    the parent also uses directly."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.rand(4) + 0.5)
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.proj, self.gate, self.head = _ScaledLinear(4, 4), nn.Linear(4, 4), nn.Linear(4, 3)
+
+    def forward(self, x):  # x [B, T, 4]
+        h = self.attn(x, x, x, need_weights=False)[0]
+        h = self.proj(h).mean(1) * self.scale
+        return self.head(torch.tanh(self.gate(h)) + F.linear(h, self.gate.weight))
+
+
 # name -> (builder, input shape, N). N is odd where chunking is tested so chunks do not divide it.
 PROBLEMS = {
     "cnn": (lambda: build_model("cnn", 10, 1), (1, 28, 28), 3),
@@ -90,9 +162,34 @@ PROBLEMS = {
     "tiny-padding-modes": (_padding, (1, 6, 6), 7),
     "tiny-linear-on-sequence": (_linear_seq, (3, 4), 7),
     "tiny-frozen-stem": (_frozen_stem, (2, 7, 7), 7),
+    "tiny-conv1d-layernorm": (_conv1d_layernorm, (3, 10), 7),
+    "tiny-groupnorm-grouped-conv": (_groupnorm_grouped_conv, (4, 6, 6), 5),
+    "tiny-embedding": (_embedding, (5,), 7),
+    "tiny-reused-layers": (_Reused, (4,), 5),
+    "tiny-custom-modules": (_Custom, (3, 4), 5),
 }
+TOKENS = {"tiny-embedding": 7}  # problems whose inputs are integer token ids < vocabulary size
+# Parameters the torch.func engine takes under engine="auto" (the others stay on the hooks).
+FUNC_ROUTE = {
+    "cnn": [],
+    "resnet18-w4": [],
+    "tiny-conv-nobias-bn": [],
+    "tiny-conv1d-layernorm": ["features.0.weight", "features.0.bias", "features.1.weight", "features.1.bias",
+                              "features.4.weight", "features.5.weight", "features.5.bias"],
+    "tiny-groupnorm-grouped-conv": ["features.0.weight", "features.1.weight", "features.1.bias", "features.3.weight",
+                                    "features.3.bias"],
+    "tiny-embedding": ["features.0.weight", "features.3.weight", "features.3.bias"],
+    "tiny-reused-layers": ["block.weight", "block.bias", "a.weight", "kw.weight", "kw.bias", "hooked.weight",
+                           "hooked.bias"],
+    "tiny-custom-modules": ["scale", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
+                            "attn.out_proj.bias", "proj.weight", "proj.bias", "gate.weight"],
+}  # fmt: skip
 TINY = [name for name in PROBLEMS if name.startswith("tiny")]
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+pytestmark = [  # one list: a second `pytestmark =` would silently replace the first
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel"),
+    pytest.mark.filterwarnings("ignore:There is a performance drop because we have not yet implemented the batching"),
+]
 
 
 def make_model(name: str, dtype=torch.float64) -> nn.Module:
@@ -102,18 +199,22 @@ def make_model(name: str, dtype=torch.float64) -> nn.Module:
     model = builder().to(dtype)
     gen = torch.Generator().manual_seed(1)
     for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):  # not the identity at initialisation
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):  # not the identity at initialisation
             c = module.num_features
             module.running_mean.copy_(torch.randn(c, generator=gen) * 0.3)
             module.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-            module.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
-            module.bias.data.copy_(torch.randn(c, generator=gen) * 0.3)
+        if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)):
+            module.weight.data.copy_(torch.rand(module.weight.shape, generator=gen) + 0.5)
+            module.bias.data.copy_(torch.randn(module.bias.shape, generator=gen) * 0.3)
     return model.eval()
 
 
 def make_inputs(name: str, dtype=torch.float64) -> torch.Tensor:
     _, shape, n = PROBLEMS[name]
-    return torch.randn(n, *shape, generator=torch.Generator().manual_seed(2), dtype=dtype)
+    gen = torch.Generator().manual_seed(2)
+    if name in TOKENS:
+        return torch.randint(TOKENS[name], (n, *shape), generator=gen)
+    return torch.randn(n, *shape, generator=gen, dtype=dtype)
 
 
 def jacobian_oracle(model: nn.Module, x: torch.Tensor):
@@ -205,18 +306,21 @@ def test_naive_references_match_jacobian_oracle(name):
 # ----------------------------------------------------------------------------- fast paths against both
 
 
+@pytest.mark.parametrize("engine", ["auto", "func"])
 @pytest.mark.parametrize("scale", ["fisher", "none"])
 @pytest.mark.parametrize("name", PROBLEMS)
-def test_embeddings_match_naive(name, scale):
+def test_embeddings_match_naive(name, scale, engine):
     model, x, _, _ = problem(name)
     mask = mask_for(name, "global-30%")
-    assert_close(gradient_embeddings(model, x, mask, scale=scale), gradient_embeddings_naive(model, x, mask, scale=scale))
+    emb = gradient_embeddings(model, x, mask, scale=scale, engine=engine)
+    assert_close(emb, gradient_embeddings_naive(model, x, mask, scale=scale))
 
 
+@pytest.mark.parametrize("engine", ["auto", "func"])
 @pytest.mark.parametrize("name", PROBLEMS)
-def test_fisher_diagonal_matches_naive(name):
+def test_fisher_diagonal_matches_naive(name, engine):
     model, x, _, _ = problem(name)
-    got, ref = fisher_diagonal(model, x), fisher_diagonal_naive(model, x)
+    got, ref = fisher_diagonal(model, x, engine=engine), fisher_diagonal_naive(model, x)
     assert list(got) == list(ref) == [n for n, _ in _trainable(model)]
     for n, param in _trainable(model):
         assert got[n].shape == param.shape
@@ -249,8 +353,8 @@ CHUNKS = {"default": None, "chunk1": 1, "chunk2": 2, "chunk3": 3, "chunk-N": 7, 
 
 @pytest.mark.parametrize("chunk", CHUNKS.values(), ids=CHUNKS.keys())
 @pytest.mark.parametrize("form", INPUT_FORMS)
-def test_input_forms_and_chunks(form, chunk):
-    name = "tiny-conv-nobias-bn"
+@pytest.mark.parametrize("name", ["tiny-conv-nobias-bn", "tiny-embedding"])  # hooks only; both engines, integer ids
+def test_input_forms_and_chunks(name, form, chunk):
     model, x, J, p = problem(name)
     mask = mask_for(name, "global-30%")
     inputs = INPUT_FORMS[form](x)
@@ -260,7 +364,7 @@ def test_input_forms_and_chunks(form, chunk):
 
 @pytest.mark.parametrize("form", INPUT_FORMS)
 def test_chunk_size_bounds_every_forward(form):
-    """chunk_size caps memory: a DataLoader's larger batches are split too."""
+    """chunk_size caps memory: a DataLoader's larger batches are split too (plus one traced sample per call)."""
     model, x, _, _ = problem("tiny-conv-nobias-bn")
     sizes = []
     handle = model.register_forward_hook(lambda module, args, out: sizes.append(len(args[0])))
@@ -269,7 +373,7 @@ def test_chunk_size_bounds_every_forward(form):
         fisher_diagonal(model, INPUT_FORMS[form](x), chunk_size=2)
     finally:
         handle.remove()
-    assert max(sizes) <= 2 and sum(sizes) == 2 * len(x)
+    assert max(sizes) <= 2 and sum(sizes) == 2 * len(x) + 2  # + the one-sample forward of _route, per call
 
 
 @pytest.mark.parametrize("chunk", [1, 2], ids=["chunk1", "chunk2"])
@@ -282,16 +386,77 @@ def test_chunks_on_the_real_models(name, chunk):
     assert_close(flat(fisher_diagonal(model, x, chunk_size=chunk), model), expected_fisher(J, p))
 
 
-@pytest.mark.parametrize(
-    "name,mask_name", [("cnn", "global-30%"), ("resnet18-w4", "full")], ids=["cnn-global-30%", "resnet18-w4-full"]
-)
-def test_split_per_sample_blocks(name, mask_name, monkeypatch):
+SPLITS = [("cnn", "global-30%", "auto", 2000), ("resnet18-w4", "full", "auto", 2000),
+          ("tiny-conv1d-layernorm", "full", "auto", 1), ("cnn", "global-1%", "func", 2000)]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,mask_name,engine,block", SPLITS, ids=[f"{n}-{m}-{e}-{b}" for n, m, e, b in SPLITS])
+def test_split_per_sample_blocks(name, mask_name, engine, block, monkeypatch):
     """A tiny BLOCK_ELEMENTS forces the per-sample gradient blocks to be split inside a chunk."""
-    monkeypatch.setattr(fisher, "BLOCK_ELEMENTS", 2000)
+    monkeypatch.setattr(fisher, "BLOCK_ELEMENTS", block)
     model, x, J, p = problem(name)
     mask = mask_for(name, mask_name)
-    assert_close(gradient_embeddings(model, x, mask), expected_embeddings(J, p, mask, model, "fisher"))
-    assert_close(flat(fisher_diagonal(model, x), model), expected_fisher(J, p))
+    emb = gradient_embeddings(model, x, mask, engine=engine)
+    assert_close(emb, expected_embeddings(J, p, mask, model, "fisher"))
+    assert_close(flat(fisher_diagonal(model, x, engine=engine), model), expected_fisher(J, p))
+
+
+# ----------------------------------------------------------------------------- the two engines
+
+
+def test_layernorm_and_conv1d_model_is_exact():
+    """Issue 12's criterion: Conv1d, LayerNorm (and BatchNorm1d, Dropout) beside Linear layers."""
+    name = "tiny-conv1d-layernorm"
+    model, x, J, p = problem(name)
+    mask = ParameterMask.full(model)
+    for scale in SCALES:
+        ref = gradient_embeddings_naive(model, x, mask, scale=scale)
+        assert_close(gradient_embeddings(model, x, mask, scale=scale), ref)
+        assert_close(ref, expected_embeddings(J, p, mask, model, scale))
+    got, ref = fisher_diagonal(model, x), fisher_diagonal_naive(model, x)
+    assert list(got) == list(ref) and all(got[n].shape == ref[n].shape for n in ref)
+    assert_close(flat(got, model), flat(ref, model))
+
+
+@pytest.mark.parametrize("name", FUNC_ROUTE)
+def test_route_keeps_hooks_where_they_apply(name):
+    """Parameters go to torch.func only where the hook engine's formulas would not hold."""
+    model, x, _, _ = problem(name)
+    owners = fisher._owners(model)
+    hooked, func, classes = fisher._route(model, owners, x, "auto")
+    assert func == FUNC_ROUTE[name] and list(hooked) == [n for n in owners if n not in func]
+    assert classes == model(x[:1]).shape[1]
+    assert fisher._route(model, owners, x, "func")[:2] == ({}, list(owners))
+
+
+@pytest.mark.parametrize("side", ["hooks", "func", "both"])
+@pytest.mark.parametrize("name", ["tiny-conv1d-layernorm", "tiny-custom-modules", "tiny-embedding"])
+def test_masks_on_one_engine_or_both(name, side, monkeypatch):
+    """Masks on one engine's parameters run that engine alone; masks spanning both interleave in model order."""
+    model, x, J, p = problem(name)
+    names = [n for n, _ in _trainable(model)]
+    chosen = {"hooks": [n for n in names if n not in FUNC_ROUTE[name]], "func": FUNC_ROUTE[name],
+              "both": names[1::2]}[side]  # fmt: skip
+    assert side != "both" or (set(chosen) & set(FUNC_ROUTE[name]) and set(chosen) - set(FUNC_ROUTE[name]))
+    mask = ParameterMask.full(model, chosen)
+    unused = {"hooks": "_func_embeddings", "func": "_per_class_output_grads"}.get(side)
+    if unused:
+        monkeypatch.setattr(fisher, unused, lambda *a, **k: pytest.fail(f"{unused} called"))
+    for scale in SCALES:
+        emb = gradient_embeddings(model, x, mask, scale=scale, chunk_size=3)
+        assert_close(emb, expected_embeddings(J, p, mask, model, scale))
+
+
+def test_model_without_head_or_embed():
+    """The engine needs only logits: no `head`, no `embed` (a mask without the head)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(6, 3), nn.Flatten(), nn.LayerNorm(12), nn.Linear(12, 4)).double().eval()
+    x = torch.randint(6, (5, 4), generator=torch.Generator().manual_seed(3))
+    diag = fisher_diagonal(model, x)
+    ref = fisher_diagonal_naive(model, x)
+    assert_close(flat(diag, model), flat(ref, model))
+    mask = fisher_mask(diag, 0.3, include_head=False, model=model)
+    assert_close(gradient_embeddings(model, x, mask), gradient_embeddings_naive(model, x, mask))
 
 
 # ----------------------------------------------------------------------------- identities
@@ -351,8 +516,8 @@ def test_entries_follow_model_order_whatever_the_mask_order():
     assert_close(gradient_embeddings_naive(model, x, reversed_mask), expected)
 
 
-def test_float32_model_gives_float32_close_to_float64():
-    name = "tiny-conv-nobias-bn"
+@pytest.mark.parametrize("name", ["tiny-conv-nobias-bn", "tiny-conv1d-layernorm"])
+def test_float32_model_gives_float32_close_to_float64(name):
     model64, x64, J, p = problem(name)
     model = make_model(name, torch.float32)
     mask = mask_for(name, "global-30%")
@@ -362,8 +527,8 @@ def test_float32_model_gives_float32_close_to_float64():
     torch.testing.assert_close(emb.double(), expected_embeddings(J, p, mask, model64, "fisher"), rtol=1e-4, atol=1e-6)
 
 
-def test_restores_train_mode_and_leaves_model_untouched():
-    name = "tiny-conv-nobias-bn"
+@pytest.mark.parametrize("name", ["tiny-conv-nobias-bn", "tiny-conv1d-layernorm"])
+def test_restores_train_mode_and_leaves_model_untouched(name):
     _, x, J, p = problem(name)
     model = make_model(name).train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -390,13 +555,12 @@ def test_results_on_the_model_device():
 # ----------------------------------------------------------------------------- bad input
 
 
-class _Twice(nn.Module):
+class _Pair(nn.Linear):
     def __init__(self):
-        super().__init__()
-        self.head = nn.Linear(3, 3)
+        super().__init__(3, 3)
 
     def forward(self, x):
-        return self.head(self.head(x))
+        return super().forward(x), x
 
 
 def _bad_calls():
@@ -414,13 +578,13 @@ def _bad_calls():
         ("chunk-float", lambda f: f(model, x, chunk_size=2.0), "chunk_size"),
         ("chunk-bool", lambda f: f(model, x, chunk_size=True), "chunk_size"),
         ("not-inputs", lambda f: f(model, [1, 2, 3]), "inputs must be"),
-        ("layernorm", lambda f: f(nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4)), x3), r"'1\.weight'.*LayerNorm"),
-        ("grouped-conv", lambda f: f(nn.Sequential(nn.Conv2d(2, 2, 1, groups=2), nn.Flatten()), torch.randn(2, 2, 1, 1)),
-         "groups"),
         ("bn-no-stats", lambda f: f(nn.Sequential(nn.BatchNorm2d(2, track_running_stats=False), nn.Flatten()),
-                                    torch.randn(2, 2, 1, 1)), "running statistics"),
-        ("shared-layer", lambda f: f(_Twice(), x3), "called twice"),
-        ("not-logits", lambda f: f(nn.Sequential(nn.Conv2d(1, 2, 1)), torch.randn(2, 1, 3, 3)), "logits"),
+                                    torch.randn(2, 2, 1, 1)), "BatchNorm2d without running statistics"),
+        ("bn1d-no-stats", lambda f: f(nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2, track_running_stats=False)),
+                                      x3), "BatchNorm1d without running statistics"),
+        ("not-logits", lambda f: f(nn.Sequential(nn.Conv2d(1, 2, 1)), torch.randn(2, 1, 3, 3)), r"logits \[N, C\], got shape"),
+        ("tuple-output", lambda f: f(_Pair(), x3), r"logits \[N, C\], got a tuple"),
+        ("engine", lambda f: f(model, x, engine="hooks"), r"engine 'hooks'.*\['auto', 'func'\]"),
         ("no-trainable", lambda f: f(frozen, x3), "no trainable parameters"),
     ]  # fmt: skip
     embed = lambda m, i, **kw: gradient_embeddings(m, i, mask if m is model else ParameterMask.full(m), **kw)
