@@ -371,7 +371,9 @@ def parser() -> argparse.ArgumentParser:
         description="Compare strategies over seeds: markdown tables printed and written, figures written to --output.",
     )  # fmt: skip
     cmp.add_argument("runs", nargs="+", metavar="RUNS", help="run directories, as globs (quote them)")
-    cmp.add_argument("-o", "--output", default="comparison", metavar="DIR", help="folder for tables and figures (default: %(default)s)")
+    cmp.add_argument(
+        "-o", "--output", default="comparison", metavar="DIR", help="tables and figures go here (default: %(default)s)"
+    )
     cmp.add_argument("--target", type=float, help="accuracy of the labels-to-reach column, e.g. 0.85")
     cmp.add_argument("--budgets", type=int, nargs="+", metavar="N", help="label budgets of an accuracy table per setting")
     cmp.add_argument("--metric", default="accuracy", help="rounds.csv column to compare (default: %(default)s)")

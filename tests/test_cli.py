@@ -85,7 +85,8 @@ def test_run_config_is_file_then_flags_then_set(tmp_path, capsys):
     printed = capsys.readouterr().out
     config = json.loads(printed[printed.index("{") :])
     expected = {"strategy": "margin", "seed": 2, "query_size": 5, "budget": None, "rounds": 2,
-                "train_options": {"epochs": 3, "batch_size": 8}, "output_dir": "runs/fashion_mnist-paper-margin-seed2"}  # fmt: skip
+                "train_options": {"epochs": 3, "batch_size": 8},
+                "output_dir": "runs/fashion_mnist-paper-margin-seed2"}  # fmt: skip
     assert config == ExperimentConfig.from_dict(expected).to_dict()
     # a run directory's config.json is a config file too
     (tmp_path / "old").mkdir()
@@ -200,7 +201,10 @@ def test_bench_runs_both_benchmarks_with_the_flags(tmp_path, capsys):
     assert main(["bench", "--quick", "--threads", "1", "--benchmarks", str(folder)]) == 0
     assert main(["bench", "--only", "select", "--device", "cpu", "--benchmarks", str(folder)]) == 0
     assert (folder / "calls.txt").read_text().splitlines() == [
-        "bench_fisher.py --quick --threads 1", "bench_select.py --quick --threads 1", "bench_select.py --device cpu"]
+        "bench_fisher.py --quick --threads 1",
+        "bench_select.py --quick --threads 1",
+        "bench_select.py --device cpu",
+    ]
     failing = fake_benchmarks(tmp_path / "failing", fail="bench_fisher.py")
     assert main(["bench", "--benchmarks", str(failing)]) == 1
     assert "bench_fisher.py failed" in capsys.readouterr().err
@@ -213,6 +217,7 @@ def test_bench_finds_the_checkout_and_says_when_there_is_none(tmp_path, monkeypa
     site = tmp_path / "site-packages" / "fmlib"
     site.mkdir(parents=True)
     monkeypatch.setattr(fmlib, "__file__", str(site / "__init__.py"))  # as if installed from a wheel
+    monkeypatch.chdir(tmp_path)  # no checkout here either: never the real benchmarks
     assert main(["bench", "--quick"]) == 2
     line = error_line(capsys, "bench")
     assert "source checkout, not with the installed package" in line and str(tmp_path) in line
