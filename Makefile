@@ -32,9 +32,12 @@ $(STAMP): pyproject.toml
 
 setup: data $(STAMP) ## data + virtual environment with torch 2.14.1 and fmlib
 
-experiment: setup ## run a FisherMask AL experiment on FashionMNIST through papermill (~9 min on 2 CPU cores)
+# The notebook's printed lines (config, one per round with its accuracy, results) come to this terminal
+# as they are printed: --stdout-file - forwards the kernel's stdout; the cell bar would garble them.
+experiment: setup ## run a FisherMask AL experiment on FashionMNIST through papermill, one line per round (~9 min on 2 CPU cores)
 	@mkdir -p $(RUN_DIR)
-	$(PY) -m papermill notebooks/active_learning.ipynb $(RUN_DIR)/active_learning.ipynb -p output_dir $(RUN_DIR) --progress-bar
+	$(PY) -m papermill notebooks/active_learning.ipynb $(RUN_DIR)/active_learning.ipynb -p output_dir $(RUN_DIR) \
+		--no-progress-bar --stdout-file -
 	@echo "results: $(RUN_DIR) (rounds.csv, figures); executed notebook: $(RUN_DIR)/active_learning.ipynb"
 
 results: setup ## the FashionMNIST grid behind README's table (hours on 2 CPU cores; resumable), then results/ and figures/

@@ -1,0 +1,420 @@
+"""The ``fmlib`` command line: one experiment, a grid, a comparison of runs, the benchmarks.
+
+Usage (``fmlib <command> --help`` shows each command's options; ``python -m fmlib`` is the same)::
+
+    fmlib run --strategy entropy --seed 1 --set query_size=10 --output runs/entropy-seed1
+    fmlib run --config my_config.json --output runs/mine
+    fmlib run --smoke --strategy fishermask
+    fmlib grid grids/fashion_mnist_cpu.json --dry-run
+    fmlib compare "runs/fashion_mnist_cpu/*" --output comparison --target 0.85
+    fmlib bench --quick
+
+Mistakes a user can fix (a bad config field, an unknown strategy, a missing file) print one line
+``fmlib <command>: error: ...`` to stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+COMMANDS = ("run", "grid", "compare", "bench")
+DICT_FIELDS = ("model_options", "strategy_options", "train_options")  # --set FIELD.KEY=VALUE merges into these
+BENCHMARKS = ("bench_fisher.py", "bench_select.py")
+
+
+class UserError(Exception):
+    """A mistake the user can fix: reported as one line on stderr, exit status 2."""
+
+
+def usage_examples() -> str:
+    """The command lines under "Usage" in the module docstring (the top-level ``--help`` epilog)."""
+    text = (__doc__ or "").split("::\n\n", 1)[-1]
+    return text.split("\n\n", 1)[0] + "\n"
+
+
+# ----------------------------------------------------------------------------- fmlib run
+
+
+RUN_EPILOG = """\
+examples:
+    fmlib run --strategy entropy --seed 1 --output runs/entropy-seed1
+    fmlib run --strategy fishermask --set strategy_options.fraction=0.003 --set budget=295
+    fmlib run --config my_config.json --set seed=2              # flags and --set override the file
+    fmlib run --config runs/old/config.json --output runs/again  # a run directory's config.json works too
+    fmlib run --smoke --strategy badge                           # a tiny run in seconds: a test, not a result
+    fmlib run --dataset fashion_mnist --imbalance none --set pool_size=5000 --set initial_size=100 \\
+        --set query_size=200 --set budget=1100 --set train_options='{"epochs": 20}' --device cuda
+
+The config is ExperimentConfig's fields (python -c 'import fmlib; help(fmlib.ExperimentConfig)'):
+defaults, then --config FILE (a JSON object of fields, or a run's config.json), then the flags,
+then every --set in order. VALUE is read as JSON, else as a string (--set budget=null,
+--set minority_classes=[0,1], --set strategy=margin); FIELD.KEY=VALUE sets one key of
+model_options, strategy_options or train_options. Everything is checked before the run starts.
+
+Rerunning the same command continues the run directory after its last finished round (a finished
+run just reports); a different config there is refused. One line per round shows the labels and
+test accuracy; results.json is written when the last round is done. Default --output:
+runs/<dataset>-<imbalance>-<strategy>-seed<seed> (with -smoke appended for --smoke).
+"""
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _assignment(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE or FIELD.KEY=VALUE (VALUE as JSON or a string), got {text!r}")
+    return key.strip(), _value(value)
+
+
+def read_config_file(path) -> dict:
+    """Config fields from a JSON file: an object of fields, or a run directory's ``config.json``
+    (``{"config": {...}, "fmlib_version": ...}``)."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file {path} not found") from None
+    except OSError as err:
+        raise UserError(f"cannot read config file {path}: {err.strerror or err}") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"config file {path} is not valid JSON: {err}") from None
+    if isinstance(values, dict) and isinstance(values.get("config"), dict) and "fmlib_version" in values:
+        values = values["config"]  # a run directory's config.json
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must hold a JSON object of config fields, got {type(values).__name__}")
+    return values
+
+
+def config_values(args: argparse.Namespace) -> dict:
+    """Config fields from ``--config``, the flags and ``--set``, in that order of precedence (last wins)."""
+    values = read_config_file(args.config) if args.config else {}
+    for name in ("dataset", "imbalance", "strategy", "seed", "device"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    for key, value in args.set:
+        name, dot, sub = key.partition(".")
+        if dot and name in DICT_FIELDS:
+            old = values.get(name) or {}
+            values[name] = {**old, sub: value} if isinstance(old, dict) else old  # a non-dict is reported by validate
+        elif dot:
+            raise UserError(f"--set {key}: FIELD.KEY is for {list(DICT_FIELDS)}; set other fields as FIELD=VALUE")
+        else:
+            values[name] = value
+    if args.output:
+        values["output_dir"] = args.output
+    if args.no_progress:
+        values["progress"] = False
+    return values
+
+
+def _slug(text) -> str:
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text)).strip("_") or "_"
+
+
+def build_config(args: argparse.Namespace):
+    """The validated :class:`~fmlib.ExperimentConfig` of ``fmlib run``'s arguments (``UserError`` when invalid)."""
+    values = config_values(args)  # before importing torch: a bad config file is reported at once
+    from fmlib import ExperimentConfig
+
+    try:
+        config = ExperimentConfig.from_dict(values)
+        if not config.output_dir:
+            name = "-".join(_slug(v) for v in (config.dataset, config.imbalance, config.strategy))
+            values["output_dir"] = str(Path("runs") / f"{name}-seed{_slug(config.seed)}{'-smoke' if args.smoke else ''}")
+            config = ExperimentConfig.from_dict(values)
+        if args.smoke:
+            config = _smoke_config(config)
+        config.validate()
+    except (TypeError, ValueError) as err:
+        raise UserError(str(err)) from None
+    return config
+
+
+def _smoke_config(config):
+    try:
+        from fmlib.experiment import smoke_config
+    except ImportError:  # after experiment.py's split it may live in fmlib.config
+        from fmlib.config import smoke_config
+    return smoke_config(config)
+
+
+def _line(text: str) -> None:
+    """Print above any tqdm bars (they are cleared and redrawn), so round lines and bars do not mix."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(text, file=sys.stdout)
+    sys.stdout.flush()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fmlib import run_experiment
+    from fmlib.watch import watch_rounds
+
+    config = build_config(args)
+    output = Path(config.output_dir)
+    print(f"{config.strategy} on {config.dataset} (imbalance {config.imbalance!r}, seed {config.seed}), "
+          f"labels per round {config.schedule()}" + (" [SMOKE: tiny run, not a result]" if args.smoke else ""))  # fmt: skip
+    print(f"output: {output.resolve()}", flush=True)
+    if args.dry_run:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    try:
+        with watch_rounds(output, _line, interval=args.interval) as watcher:
+            records = run_experiment(config, max_rounds=args.max_rounds)
+    except (ValueError, FileNotFoundError) as err:
+        if watcher.new:  # failed after rounds ran: not a mistake in the config, keep the traceback
+            raise
+        raise UserError(str(err)) from None
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {len(watcher.shown)} rounds are recorded in {output}: "
+              "rerun the same command to continue", file=sys.stderr)  # fmt: skip
+        return 130
+    if not records.finished:
+        print(f"stopped after {len(records.rounds)} of {len(records.meta['schedule'])} rounds (--max-rounds): "
+              "rerun the same command to continue")  # fmt: skip
+        return 0
+    from fmlib.compare import run_summary
+    from fmlib.records import write_json
+
+    summary = run_summary(records.frame())
+    write_json(output / "results.json", {**summary, "smoke": bool(args.smoke)})
+    print(f"done: {summary['rounds']} rounds, {summary['n_labeled']} labels, final accuracy {summary['final_accuracy']:.3f}, "
+          f"area under the learning curve {summary['auc']:.3f}")  # fmt: skip
+    print(f"records: {output} (config.json, rounds.csv, queries.csv, results.json)")
+    return 0
+
+
+# ----------------------------------------------------------------------------- fmlib compare
+
+
+COMPARE_EPILOG = """\
+examples:
+    fmlib compare "runs/fashion_mnist_cpu/*" --output comparison
+    fmlib compare "results/fashion_mnist_cpu/*" --target 0.85 --budgets 85 155 225 365 575
+    fmlib compare runs/entropy-seed0 runs/entropy-seed1 runs/fishermask-seed0 --all
+
+Every RUNS argument is a glob (quote it, or let the shell expand it) of run directories (holding
+config.json); matches that are not run directories are skipped. Runs are grouped by dataset,
+setting (balanced: imbalance "none", else imbalanced) and strategy; seeds are averaged: mean ± std.
+Written to --output: results_table.md (the printed tables), compare.json (AUC per group) and the
+figures learning_curves, learning_curves_balanced_accuracy and round_timings (PNG and SVG).
+"""
+
+
+def load_frame(patterns: Sequence[str], include_unfinished: bool = False):
+    """The tidy table of every run directory the globs match (``UserError`` when none)."""
+    import glob
+
+    from fmlib.compare import with_setting
+    from fmlib.records import load_runs
+
+    paths = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern, recursive=True))
+        runs = [p for p in matches if (Path(p) / "config.json").is_file() or Path(p).name == "config.json"]
+        if not runs:
+            raise UserError(f"no run directories (holding config.json) match {pattern!r}")
+        paths += runs
+    every = with_setting(load_runs(paths))
+    frame = every if include_unfinished else every[every["finished"]]
+    if frame.empty:
+        raise UserError(f"none of the {every['run'].nunique()} runs matched is finished; --all includes unfinished runs")
+    return frame, every
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no windows
+    import matplotlib.pyplot as plt
+
+    from fmlib import compare, plots
+    from fmlib.records import write_json
+
+    frame, every = load_frame(args.runs, args.all)
+    if args.metric not in frame.columns:
+        raise UserError(f"unknown metric {args.metric!r}; e.g. accuracy, balanced_accuracy")
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    table = compare.comparison_table(frame, target=args.target, metric=args.metric)
+    tables = {"AUC, final accuracy" + (", labels to reach the target" if args.target is not None else ""): table}
+    if args.budgets:
+        for setting in sorted(frame["setting"].unique()):
+            tables[f"Accuracy at fixed label budgets, {setting}"] = compare.budget_table(
+                frame[frame["setting"] == setting], args.budgets, metric=args.metric
+            )
+    tables["Seconds per round"] = compare.cost_table(frame)
+    skipped = every["run"].nunique() - frame["run"].nunique()
+    intro = (f"{frame['run'].nunique()} {'' if args.all else 'finished '}runs from {' '.join(args.runs)}"
+             + (f" ({skipped} unfinished left out)" if skipped else "") + "; mean ± std over seeds.")  # fmt: skip
+    report = compare.markdown_report(tables, intro=intro)
+    (output / "results_table.md").write_text(report)
+    figures = []
+    for y in dict.fromkeys([args.metric, "balanced_accuracy"]):  # the compared metric first
+        fig = plots.learning_curve_panels(frame, col="setting", y=y)
+        figures += plots.save_figure(fig, output / ("learning_curves" if y == args.metric else f"learning_curves_{y}"))
+        plt.close(fig)
+    fig = plots.round_timings(frame)
+    figures += plots.save_figure(fig, output / "round_timings")
+    plt.close(fig)
+    auc = compare.mean_std(compare.area_under_curve(frame, metric=args.metric), "auc")
+    write_json(output / "compare.json", {"runs_globs": list(args.runs), "runs": int(frame["run"].nunique()),
+                                         "metric": args.metric, "auc": auc.drop(columns="text").to_dict("records"),
+                                         "figures": [p.name for p in figures] + ["results_table.md"]})  # fmt: skip
+    print(report)
+    print(f"written to {output}: results_table.md, compare.json, {', '.join(p.name for p in figures)}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- fmlib bench
+
+
+BENCH_EPILOG = """\
+examples:
+    fmlib bench --quick                  # small sizes: a minute or two on a laptop CPU
+    fmlib bench                          # the sizes of benchmarks/RESULTS.md
+    fmlib bench --only select --threads 1
+    fmlib bench --device cuda
+
+Runs benchmarks/bench_fisher.py and benchmarks/bench_select.py, one after the other, with this
+Python. The benchmarks live in the source checkout (git clone, then pip install -e .), not in the
+installed package; --benchmarks DIR points at them elsewhere. Each script's own --help lists more
+options: python benchmarks/bench_fisher.py --help.
+"""
+
+
+def benchmarks_dir(given=None) -> Path:
+    """The checkout's ``benchmarks/`` (beside the ``fmlib`` package of an editable install), or ``given``."""
+    import fmlib
+
+    folder = Path(given) if given else Path(fmlib.__file__).resolve().parents[1] / "benchmarks"
+    if not all((folder / name).is_file() for name in BENCHMARKS):
+        where = f"{folder} holds no {' and '.join(BENCHMARKS)}"
+        if given:
+            raise UserError(where)
+        raise UserError(f"the benchmarks come with fmlib's source checkout, not with the installed package ({where}); "
+                        "clone the repository and pip install -e . from it, or pass --benchmarks DIR")  # fmt: skip
+    return folder
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    folder = benchmarks_dir(args.benchmarks)
+    names = [n for n in BENCHMARKS if args.only is None or n == f"bench_{args.only}.py"]
+    flags = (["--quick"] if args.quick else []) + (["--device", args.device] if args.device else [])
+    flags += ["--threads", str(args.threads)] if args.threads is not None else []
+    failed = []
+    for name in names:
+        command = [sys.executable, str(folder / name), *flags]
+        print(f"$ {' '.join(command)}", flush=True)
+        if subprocess.run(command, cwd=folder.parent).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"fmlib bench: {' and '.join(failed)} failed (output above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------- the parser
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="fmlib",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="fmlib: Fisher-information-based active learning (FisherMask, BAIT and baselines).",
+        epilog=f"examples:\n{usage_examples()}\nfmlib COMMAND --help shows the options and more examples of each command.",
+    )
+    top.add_argument("--version", action="version", version=f"fmlib {_version()}")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run", help="one active-learning run from flags or a JSON config (resumable)", epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run one active-learning experiment (fmlib.run_experiment) and keep its records in --output.",
+    )  # fmt: skip
+    run.add_argument("-c", "--config", metavar="FILE", help="JSON file of config fields (or a run's config.json)")
+    run.add_argument("--strategy", help="e.g. random, entropy, badge, bait, fishermask (an unknown name lists them all)")
+    run.add_argument("--seed", type=int, help="seed of training and selection (and of the data unless data_seed is set)")
+    run.add_argument("--dataset", help="fashion_mnist or cifar10")
+    run.add_argument("--imbalance", help="none, step, longtail or paper")
+    run.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
+    run.add_argument("--set", action="append", default=[], type=_assignment, metavar="FIELD=VALUE",
+                     help="any config field (repeatable), e.g. --set query_size=10 --set train_options.epochs=5")  # fmt: skip
+    run.add_argument("-o", "--output", metavar="DIR", help="run directory (records, checkpoint; resumed when rerun)")
+    run.add_argument("--smoke", action="store_true", help="shrink to a tiny run (pool 200, 2 query rounds of 10, 2 epochs)")
+    run.add_argument("--max-rounds", type=int, metavar="N", help="stop after N rounds in this call (rerun to continue)")
+    run.add_argument("-n", "--dry-run", action="store_true", help="check the config, print it, run nothing")
+    run.add_argument("--no-progress", action="store_true", help="no tqdm bars (the round lines stay)")
+    run.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)  # seconds between looks at rounds.csv
+    run.set_defaults(handler=cmd_run)
+
+    commands.add_parser(
+        "grid", add_help=False, help="runs over a grid of configs (python -m fmlib.grid; fmlib grid --help)",
+        description="Delegates every argument to python -m fmlib.grid.",
+    )  # fmt: skip
+
+    cmp = commands.add_parser(
+        "compare", help="tables (AUC, mean ± std over seeds) and figures for a glob of run directories",
+        epilog=COMPARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare strategies over seeds: markdown tables printed and written, figures written to --output.",
+    )  # fmt: skip
+    cmp.add_argument("runs", nargs="+", metavar="RUNS", help="run directories, as globs (quote them)")
+    cmp.add_argument(
+        "-o", "--output", default="comparison", metavar="DIR", help="tables and figures go here (default: %(default)s)"
+    )
+    cmp.add_argument("--target", type=float, help="accuracy of the labels-to-reach column, e.g. 0.85")
+    cmp.add_argument("--budgets", type=int, nargs="+", metavar="N", help="label budgets of an accuracy table per setting")
+    cmp.add_argument("--metric", default="accuracy", help="rounds.csv column to compare (default: %(default)s)")
+    cmp.add_argument("--all", action="store_true", help="include unfinished runs")
+    cmp.set_defaults(handler=cmd_compare)
+
+    bench = commands.add_parser(
+        "bench", help="the speed benchmarks (benchmarks/bench_fisher.py, bench_select.py; in a checkout)",
+        epilog=BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run fmlib's speed benchmarks: ratios against naive implementations, in the same run.",
+    )  # fmt: skip
+    bench.add_argument("--quick", action="store_true", help="small sizes, seconds to minutes")
+    bench.add_argument("--only", choices=("fisher", "select"), help="run one of the two")
+    bench.add_argument("--device", help="cpu or cuda (default: each script's)")
+    bench.add_argument("--threads", type=int, help="torch CPU threads (default: each script's, 2)")
+    bench.add_argument("--benchmarks", metavar="DIR", help="folder holding the benchmark scripts (default: the checkout's)")
+    bench.set_defaults(handler=cmd_bench)
+    return top
+
+
+def _version() -> str:
+    from fmlib import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``fmlib``'s entry point; returns the exit status (2: a mistake in the arguments or the config)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "grid":
+        from fmlib.grid import main as grid_main
+
+        return grid_main(argv[argv.index("grid") + 1 :])
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as err:
+        print(f"fmlib {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
