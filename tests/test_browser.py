@@ -4,7 +4,7 @@ A copy of ``notebooks/fisher_primer.ipynb`` is opened in JupyterLab (a server on
 port, a token, settings and runtime files in a temporary folder), every cell is run, the fraction
 slider of the live mask figure is dragged, and the test checks that the figure was redrawn (a new
 image, other pixels) and that no cell and no live figure shows an error. A screenshot goes to
-the test's temporary folder (its path is printed; ``pytest -s`` shows it).
+a new ``/tmp/fmlib-browser-test-*`` folder (its path is printed; ``pytest -s`` shows it).
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``make test`` installs them) and ``selenium``
 (the ``test`` extra). Selenium is given the system chromedriver and chromium, so it never runs
@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -142,41 +143,49 @@ def browser(tmp_path):
     chromium, driver_path = browser_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console, for failure messages
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000",
                      "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
         options.add_argument(argument)
     # the driver's path given: Selenium Manager (and its downloads) is skipped
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.set_page_load_timeout(START_TIMEOUT)
-    driver.set_script_timeout(RUN_TIMEOUT)
+    driver.set_script_timeout(30)
     try:
         yield driver
     finally:
         driver.quit()
 
 
-def script(browser, code: str):
-    """``code`` run asynchronously in the page; False while the page cannot run it yet (still loading)."""
+def page(browser, code: str, *args):
+    """``code`` run in the page (synchronously: a call never outlasts Selenium's HTTP timeout);
+    None while the page cannot run it yet (still loading)."""
     from selenium.common.exceptions import WebDriverException
 
     try:
-        return browser.execute_async_script(code)
+        return browser.execute_script(code, *args)
     except WebDriverException:
-        return False
+        return None
 
 
-# JavaScript run in the page: JupyterLab's app object (expose_app_in_browser) and the open notebook
-KERNEL_READY = """
-const done = arguments[arguments.length - 1];
-const app = window.jupyterapp;
-const panel = app && app.shell.currentWidget;
-if (!panel || !panel.sessionContext) { done(false); return; }
-panel.sessionContext.ready.then(() => done(!!panel.sessionContext.session?.kernel), () => done(false));
+def console(browser) -> str:
+    """The page's console messages so far."""
+    return "\n".join(f"{e['level']} {e['message']}" for e in browser.get_log("browser"))[-6000:]
+
+
+# JavaScript run in the page: JupyterLab's app object (expose_app_in_browser) and the open notebook.
+# Long work (Run All Cells) is started by one call and polled by others.
+KERNEL_IDLE = """
+const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+const kernel = panel && panel.sessionContext && panel.sessionContext.session && panel.sessionContext.session.kernel;
+return !!(panel && panel.sessionContext.isReady && kernel && kernel.status === 'idle');
 """
 RUN_ALL = """
-const done = arguments[arguments.length - 1];
-window.jupyterapp.commands.execute('notebook:run-all-cells').then(ok => done(String(ok)), error => done('error: ' + error));
+window.fmlibRunAll = 'running';
+window.jupyterapp.commands.execute('notebook:run-all-cells').then(
+  ok => { window.fmlibRunAll = String(ok); }, error => { window.fmlibRunAll = 'error: ' + error; });
 """
+RUN_ALL_RESULT = "return window.fmlibRunAll === 'running' ? null : window.fmlibRunAll;"
 CELL_ERRORS = """
 const panel = window.jupyterapp.shell.currentWidget;
 return panel.content.widgets.filter(cell => cell.model.type === 'code').map(cell => {
@@ -185,34 +194,35 @@ return panel.content.widgets.filter(cell => cell.model.type === 'code').map(cell
           .map(o => o.ename + ': ' + o.evalue + '\\n' + o.traceback.join('\\n'))};
 });
 """
+IMAGE_LOADED = "return arguments[0].complete && arguments[0].naturalWidth > 0;"
 
 
-def test_primer_runs_in_jupyterlab_and_a_slider_redraws_its_figure(lab, browser, tmp_path):
+def test_primer_runs_in_jupyterlab_and_a_slider_redraws_its_figure(lab, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    screenshot = tmp_path / "primer_live_mask.png"
+    screenshot = Path(tempfile.mkdtemp(prefix="fmlib-browser-test-")) / "primer_live_mask.png"  # kept after pytest's tmp
     try:
         browser.get(lab.url(f"lab/tree/{NOTEBOOK.name}"))
-        browser.set_script_timeout(START_TIMEOUT)
-        wait_for(lambda: script(browser, KERNEL_READY), START_TIMEOUT, "the notebook and its kernel")
-        browser.set_script_timeout(RUN_TIMEOUT)
-        assert browser.execute_async_script(RUN_ALL) == "true", "Run All Cells stopped before the end"
-
+        wait_for(lambda: page(browser, KERNEL_IDLE), START_TIMEOUT, "the notebook and an idle kernel")
+        browser.execute_script(RUN_ALL)
+        ran = wait_for(lambda: page(browser, RUN_ALL_RESULT), RUN_TIMEOUT, "Run All Cells to finish", interval=2)
         cells = browser.execute_script(CELL_ERRORS)
         errors = [e for cell in cells for e in cell["errors"]]
         assert errors == [], "\n\n".join(errors)
-        assert all(isinstance(cell["count"], int) for cell in cells), f"cells not run: {cells}"
+        assert ran == "true" and all(isinstance(cell["count"], int) for cell in cells), (
+            f"Run All Cells returned {ran}; execution counts {[c['count'] for c in cells]}\n"
+            f"browser log:\n{console(browser)}\nserver log:\n{lab.log.read_text()[-4000:]}"
+        )
         wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".fmlib-live img")) == 3, REDRAW_TIMEOUT,
                  "the three live figures to render")  # fmt: skip
-        page = browser.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
-        assert "Error displaying widget" not in page and "Traceback" not in page
+        shown = browser.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
+        assert "Error displaying widget" not in shown and "Traceback" not in shown
 
         live = browser.find_element(By.CSS_SELECTOR, ".fmlib-live-mask")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", live)
         image = live.find_element(By.CSS_SELECTOR, "img")
-        wait_for(lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", image),
-                 REDRAW_TIMEOUT, "the live mask figure to load")  # fmt: skip
+        wait_for(lambda: page(browser, IMAGE_LOADED, image), REDRAW_TIMEOUT, "the live mask figure to load")
         readout = live.find_element(By.CSS_SELECTOR, ".widget-readout")
         before_src, before_pixels, before_value = image.get_attribute("src"), image.screenshot_as_png, readout.text
 
@@ -222,8 +232,7 @@ def test_primer_runs_in_jupyterlab_and_a_slider_redraws_its_figure(lab, browser,
         wait_for(lambda: readout.text != before_value, REDRAW_TIMEOUT, "the slider's readout to change")
         wait_for(lambda: image.get_attribute("src") != before_src, REDRAW_TIMEOUT,
                  f"the figure to be redrawn after moving the fraction from {before_value} to {readout.text}")  # fmt: skip
-        wait_for(lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", image),
-                 REDRAW_TIMEOUT, "the redrawn figure to load")  # fmt: skip
+        wait_for(lambda: page(browser, IMAGE_LOADED, image), REDRAW_TIMEOUT, "the redrawn figure to load")
         assert image.screenshot_as_png != before_pixels, "a new image, but the same pixels"
         assert float(readout.text) > float(before_value)  # dragged right: a larger fraction
         assert live.find_elements(By.CSS_SELECTOR, ".fmlib-live-error") == [], live.text
