@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_DIR ?= runs/quickstart
 GRID ?= fashion_mnist_cpu
 
-.PHONY: help setup data experiment results ablation ablation-figures cifar10 test test-fast bench lint
+.PHONY: help setup data browser experiment results ablation ablation-figures cifar10 test test-fast bench lint
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -19,6 +19,11 @@ help: ## list the targets
 data: ## install FashionMNIST (Debian package dataset-fashion-mnist) if missing
 	@if [ ! -f $(FASHION) ]; then \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+browser: ## install Debian's chromium and chromium-driver (the browser test drives them) if missing
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	fi
 
 $(STAMP): pyproject.toml
@@ -58,7 +63,7 @@ cifar10: setup ## CIFAR-10 at paper scale on a GPU machine: fetch CIFAR-10 once,
 	$(PY) -c "from fmlib.data import load_dataset; load_dataset('cifar10', download=True)"
 	$(MAKE) results GRID=cifar10_gpu
 
-test: setup ## the whole test suite: unit tests, notebook tests (nbval) and papermill tests
+test: setup browser ## the whole test suite: unit, notebook (nbval, papermill) and browser (JupyterLab + chromium) tests
 	FMLIB_SMOKE=1 $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
 test-fast: setup ## unit tests without the slow ones

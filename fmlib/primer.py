@@ -1,0 +1,261 @@
+"""The primer's toy problem and its teaching figures (``notebooks/fisher_primer.ipynb``).
+
+The toy problem: Gaussian blobs in 2-D and a small tanh MLP (:class:`ToyMLP`, with the ``head``
+that :mod:`fmlib.masks` and BAIT expect), trained full-batch in well under a second. Every
+``draw_*`` is a function of its parameters that returns a new figure, so the notebook shows it
+statically (a rendered notebook on GitHub keeps it) and :mod:`fmlib.widgets` redraws it live
+when a slider moves.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fmlib.fisher import gradient_embeddings, sample_scores
+from fmlib.masks import ParameterMask, fisher_mask, head_names
+from fmlib.select import greedy_trace_select, trace_objective
+
+# ----------------------------------------------------------------------------- toy problem
+
+
+def default_figures_dir() -> Path:
+    """Where the primer writes its figures and record unless told: ``$XDG_CACHE_HOME/fmlib/primer``
+    (``~/.cache/fmlib/primer``). Outside any checkout, so running the primer leaves ``git status``
+    clean, and the same for an installed fmlib; each run overwrites the last."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "fmlib" / "primer"
+
+
+def rounded(value: float) -> str:
+    """``value`` with 3 significant digits for titles: a log slider's 10**-0.3 reads 0.501, not 0.501187."""
+    return f"{value:.3g}"
+
+
+class ToyMLP(nn.Module):
+    """2-D inputs -> two tanh layers -> linear ``head`` over C classes."""
+
+    def __init__(self, num_classes: int = 3, hidden: int = 16, in_features: int = 2):
+        super().__init__()
+        self.features = nn.Sequential(nn.Linear(in_features, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
+        self.head = nn.Linear(hidden, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+def toy_data(n: int = 300, num_classes: int = 3, *, spread: float = 0.9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` points ``[n, 2]`` from ``num_classes`` Gaussian blobs on a circle of radius 2, labels ``[n]``."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % num_classes
+    angle = 2 * torch.pi * y / num_classes
+    centres = torch.stack([2 * torch.cos(angle), 2 * torch.sin(angle)], dim=1)
+    return centres + spread * torch.randn(n, 2, generator=gen), y
+
+
+def train_toy(x: torch.Tensor, y: torch.Tensor, *, hidden: int = 16, steps: int = 300, lr: float = 0.03, seed: int = 0) -> ToyMLP:
+    """A :class:`ToyMLP` fitted full-batch with Adam, returned in eval mode."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ToyMLP(int(y.max()) + 1, hidden, x.shape[1])
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval()
+
+
+def _grid(x: torch.Tensor, steps: int, margin: float = 1.0):
+    lo, hi = x.min(0).values - margin, x.max(0).values + margin
+    g0, g1 = torch.meshgrid(torch.linspace(lo[0], hi[0], steps), torch.linspace(lo[1], hi[1], steps), indexing="xy")
+    return g0, g1, torch.stack([g0.reshape(-1), g1.reshape(-1)], dim=1)  # [steps², 2]
+
+
+def _scatter(ax, x, y, **kw):
+    return ax.scatter(x[:, 0], x[:, 1], c=np.asarray(y), cmap="tab10", vmin=0, vmax=9, s=kw.pop("s", 12),
+                      edgecolors="white", linewidths=0.3, **kw)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- 1. Fisher information
+
+
+def draw_fisher_map(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 60):
+    """Left: p(predicted class) over the input plane. Right: the trace of each input's Fisher,
+    ``tr F(x) = Σ_c p_c ‖∇θ log p_c(x)‖²``: large where the model is unsure, near the boundaries."""
+    g0, g1, grid = _grid(x, steps)
+    with torch.no_grad():
+        conf = model(grid).softmax(-1).max(-1).values.reshape(g0.shape)
+    trace = sample_scores(gradient_embeddings(model, grid, ParameterMask.full(model))).reshape(g0.shape)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    for ax, values, title, cmap in ((axes[0], conf, "confidence max_c p(c|x)", "Greys"),
+                                    (axes[1], trace, "Fisher trace tr F(x)", "magma")):  # fmt: skip
+        mesh = ax.contourf(g0, g1, values.detach().numpy(), levels=20, cmap=cmap)
+        _scatter(ax, x, y)
+        fig.colorbar(mesh, ax=ax)
+        ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    return fig
+
+
+def layer_table(fisher_diag, mask: ParameterMask | None = None):
+    """Per parameter tensor: entries, Fisher sum and mean, and (with a mask) entries and share in it."""
+    import pandas as pd
+
+    rows = []
+    for name, values in fisher_diag.items():
+        row = {"parameter": name, "entries": values.numel(), "fisher_sum": float(values.sum()),
+               "fisher_mean": float(values.mean())}  # fmt: skip
+        if mask is not None:
+            row["in_mask"] = int(mask[name].sum())
+            row["share_of_tensor"] = row["in_mask"] / values.numel()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- 2. the mask
+
+
+def draw_mask(fisher_diag, fraction: float = 0.1, *, model: nn.Module | None = None, method: str = "global",
+              include_head: bool = True):  # fmt: skip
+    """Left: every parameter entry's Fisher value, sorted, coloured by tensor, the masked ones
+    above the cut. Right: the share of each tensor inside the mask at this ``fraction``."""
+    mask = fisher_mask(fisher_diag, fraction, method=method, include_head=include_head, model=model)
+    names = list(fisher_diag)
+    values = torch.cat([fisher_diag[n].detach().reshape(-1).double() for n in names]).numpy()
+    owner = np.concatenate([np.full(fisher_diag[n].numel(), i) for i, n in enumerate(names)])
+    chosen = torch.cat([mask[n].reshape(-1) for n in names]).numpy()
+    order = np.argsort(-values, kind="stable")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    colors = plt.get_cmap("tab10")(owner[order] % 10)
+    colors[~chosen[order], 3] = 0.15  # entries outside the mask fade out
+    left.scatter(np.arange(len(values)), np.maximum(values[order], 1e-12), c=colors, s=4)
+    left.set(yscale="log", xlabel="entry (sorted by Fisher value)", ylabel="diagonal Fisher F_i",
+             title=f"{mask.size} of {mask.numel} entries in the mask (fraction {rounded(fraction)})")  # fmt: skip
+    share = [mask[n].float().mean().item() for n in names]
+    right.barh(names, share, color=plt.get_cmap("tab10")(np.arange(len(names)) % 10))
+    right.invert_yaxis()
+    right.set(xlim=(0, 1), xlabel="share of the tensor in the mask", title=f"method={method!r}, include_head={include_head}")
+    return fig
+
+
+def draw_mask_vs_fraction(fisher_diag, *, model: nn.Module | None = None, fractions=None, method: str = "global"):
+    """Share of each tensor inside the mask as the fraction grows (log axis): the head is in from
+    the start (``include_head``), then the entries with the most Fisher information fill in."""
+    fractions = np.geomspace(1e-3, 1, 25) if fractions is None else np.asarray(fractions)
+    names = list(fisher_diag)
+    shares = np.array([[fisher_mask(fisher_diag, float(f), method=method, model=model)[n].float().mean().item()
+                        for n in names] for f in fractions])  # fmt: skip  # [F, P]
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    for i, name in enumerate(names):
+        ax.plot(fractions, shares[:, i], marker=".", label=name, color=plt.get_cmap("tab10")(i % 10))
+    ax.set(xscale="log", xlabel="mask fraction (of all entries)", ylabel="share of the tensor in the mask",
+           title=f"mask composition against the fraction ({method})")  # fmt: skip
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+# ----------------------------------------------------------------------------- 3. BAIT on a toy problem
+
+
+def bait_objective(embeddings: torch.Tensor, picked, fisher: torch.Tensor, lamb: float) -> float:
+    """``tr((λI + Σ_{j in picked} V_jᵀV_j)⁻¹ F_U)``: what BAIT's greedy lowers pick by pick (no labeled set)."""
+    return trace_objective(embeddings[torch.as_tensor(list(picked), dtype=torch.long)], fisher, lamb=lamb)
+
+
+def bait_picks(model: nn.Module, pool: torch.Tensor, batch_size: int, lamb: float):
+    """BAIT on the head of ``model``: embeddings ``[N, C, k]``, ``F_U`` ``[k, k]`` and the greedy picks."""
+    mask = ParameterMask.full(model, head_names(model))
+    emb = gradient_embeddings(model, pool, mask).double()  # [N, C, k]
+    flat = emb.reshape(-1, emb.shape[-1])
+    fisher = flat.T @ flat / len(pool)
+    return emb, fisher, greedy_trace_select(emb, batch_size, fisher=fisher, lamb=lamb)
+
+
+def draw_bait(model: nn.Module, pool: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 10, lamb: float = 1.0,
+              random_draws: int = 20, seed: int = 0):  # fmt: skip
+    """Left: the pool, coloured by class and sized by its Fisher trace, BAIT's ``batch_size`` picks
+    numbered in pick order. Right: the objective as the batch grows, greedy against random batches."""
+    emb, fisher, picks = bait_picks(model, pool, batch_size, lamb)
+    gen = np.random.default_rng(seed)
+    sizes = np.arange(1, batch_size + 1)
+    greedy = [bait_objective(emb, picks[:m], fisher, lamb) for m in sizes]
+    randoms = np.array([[bait_objective(emb, draw[:m], fisher, lamb) for m in sizes]
+                        for draw in (gen.permutation(len(pool))[:batch_size] for _ in range(random_draws))])  # fmt: skip
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    score = sample_scores(emb).numpy()
+    _scatter(left, pool, labels, s=8 + 120 * score / max(score.max(), 1e-12), alpha=0.6)
+    p = pool[torch.as_tensor(picks)].numpy()
+    left.scatter(p[:, 0], p[:, 1], s=140, facecolors="none", edgecolors="black", linewidths=1.5)
+    left.set(title=f"BAIT picks {batch_size} (λ={rounded(lamb)}); size = tr F(x)", aspect="equal", xlabel="$x_1$",
+             ylabel="$x_2$")  # fmt: skip
+    right.plot(sizes, greedy, marker="o", label="BAIT greedy")
+    low, median, high = np.quantile(randoms, [0.1, 0.5, 0.9], axis=0)  # quantiles: mean - std can be < 0 on a log axis
+    right.plot(sizes, median, color="grey", label=f"random batches (median, 10-90 % of {random_draws})")
+    right.fill_between(sizes, low, high, color="grey", alpha=0.25)
+    right.set(xlabel="batch size", ylabel="tr((λI + Σ VᵀV)⁻¹ F_U)", yscale="log", title="BAIT's objective (lower is better)")
+    right.legend()
+    label_points(left, p, ring_size=140)  # last: it places the labels in the final layout
+    return fig
+
+
+def label_points(ax, points, *, ring_size: float = 140, fontsize: float = 8, labels=None):
+    """Number ``points`` ``[K, 2]`` (data coordinates) 1, 2, ... in order, every label where it
+    overlaps no other label and no point's ring (scatter size ``ring_size``, points²): the first
+    free spot on circles of growing radius around its point, with a leader line. Returns the
+    annotations. Placed in pixels of the figure as laid out now, so call it after everything else
+    is drawn; the labels stay out of the layout, which therefore does not move them."""
+    fig = ax.figure
+    fig.canvas.draw()  # fixes the layout (constrained, equal aspect): the pixel positions below hold
+    renderer = fig.canvas.get_renderer()
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    labels = [str(i) for i in range(1, len(points) + 1)] if labels is None else [str(t) for t in labels]
+    centres = ax.transData.transform(points)  # [K, 2] pixels
+    ring = np.sqrt(ring_size) / 2 * fig.dpi / 72  # ring radius in pixels
+    taken = [np.array([x - ring, y - ring, x + ring, y + ring]) for x, y in centres]  # boxes nothing may cover
+    frame = ax.get_window_extent(renderer)
+    angles = np.deg2rad(np.arange(0, 360, 30))
+    style = {"fontsize": fontsize, "fontweight": "bold"}
+    annotations = []
+    for text, centre in zip(labels, centres):
+        probe = ax.text(0, 0, text, **style)
+        extent = probe.get_window_extent(renderer)
+        probe.remove()
+        half = np.array([extent.width, extent.height]) / 2 + 2  # + the label's white pad, in pixels
+        best, fewest = None, None
+        for radius in ring + half.max() + 1 + np.arange(10) * 1.5 * half.max():
+            for angle in angles:
+                at = centre + radius * np.array([np.cos(angle), np.sin(angle)])
+                box = np.concatenate([at - half, at + half])
+                inside = frame.x0 <= box[0] and box[2] <= frame.x1 and frame.y0 <= box[1] and box[3] <= frame.y1
+                clashes = sum(_overlap(box, other) for other in taken) + (0 if inside else len(taken))
+                if fewest is None or clashes < fewest:
+                    best, fewest = (at, box), clashes
+                if clashes == 0:
+                    break
+            if fewest == 0:
+                break
+        at, box = best
+        taken.append(box)
+        offset = (at - centre) * 72 / fig.dpi  # pixels -> points, so a saved figure at another dpi keeps it
+        note = ax.annotate(text, tuple(points[len(annotations)]), xytext=tuple(offset), textcoords="offset points",
+                           ha="center", va="center", annotation_clip=False, zorder=5,
+                           bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+                           arrowprops={"arrowstyle": "-", "lw": 0.6, "color": "0.3", "shrinkA": 0,
+                                       "shrinkB": np.sqrt(ring_size) / 2}, **style)  # fmt: skip
+        note.set_in_layout(False)
+        annotations.append(note)
+    return annotations
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether boxes ``[x0, y0, x1, y1]`` share area."""
+    return bool(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
