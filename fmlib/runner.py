@@ -131,9 +131,10 @@ def run_grid(
         executor: ``"local"`` (process pool, papermill), ``"submitit"`` (Slurm, or submitit's
             local executor with ``submitit={"cluster": "local"}``), ``"inline"`` (this process,
             no notebook, one at a time).
-        threads: torch threads per run (``OMP_NUM_THREADS`` of the kernel); default:
-            ``submitit["cpus"]`` when given, else the machine's cores / ``workers``, at least 1
-            (with submitit: left unset).
+        threads: torch threads per run (``OMP_NUM_THREADS`` of the kernel); default: for a run
+            that resumes, the count its records say it ran with (results depend on it, and a run
+            refuses to resume with another); for the others ``submitit["cpus"]`` when given, else
+            the machine's cores / ``workers``, at least 1 (with submitit: left unset).
         kernel_name: Jupyter kernel (default: the notebook's).
         submitit: ``cluster`` (``None``: Slurm when available, else local), ``partition``,
             ``gpus``, ``timeout`` (minutes), ``cpus``, ``mem_gb``, ``folder`` (logs; default
@@ -170,11 +171,14 @@ def run_grid(
         elif status == "stale":
             outcomes[run.name] = RunOutcome(run.name, "stale", error=f"config changed: {'; '.join(changes)}")
     todo = [r for r in runs if r.name not in outcomes]
-    if threads is None:  # with submitit, cores / workers of this machine say nothing about the nodes
+    if threads is not None:
+        per_run = dict.fromkeys([r.name for r in todo], threads)
+    else:  # with submitit, cores / workers of this machine say nothing about the nodes
         threads = (submitit or {}).get("cpus") or (None if executor == "submitit" else max(1, (os.cpu_count() or 1) // workers))
+        per_run = {r.name: _recorded_threads(r.path(root)) or threads for r in todo}  # --workers changes no result
     bar = tqdm(total=len(todo), unit="run", desc="grid", disable=not progress)
     failed = 0
-    for outcome in _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, dict(submitit or {})):
+    for outcome in _outcomes(todo, root, notebook, workers, executor, per_run, kernel_name, dict(submitit or {})):
         outcomes[outcome.name] = outcome
         outcome.moved = moved.get(outcome.name)
         failed += outcome.status == "failed"
@@ -200,6 +204,18 @@ def run_state(run: GridRun, root) -> tuple[str, list[str]]:
     except DamagedRunError:
         changes = []
     return status, changes
+
+
+def _recorded_threads(run_dir: Path) -> int | None:
+    """The torch thread count a started run last ran with (``None``: new, or unknown)."""
+    from fmlib.records import DamagedRunError, RunDirectory
+
+    try:
+        meta = RunDirectory(run_dir).read_meta()
+    except DamagedRunError:
+        return None
+    used = (meta or {}).get("torch_threads") or [(meta or {}).get("environment", {}).get("torch_threads")]
+    return used[-1] if isinstance(used[-1], int) else None
 
 
 def _check_done(run_dir: Path) -> None:
@@ -228,16 +244,16 @@ def _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, opt
         return
     if executor == "inline":
         for run in todo:
-            yield run_inline(run, root, threads=threads)
+            yield run_inline(run, root, threads=threads[run.name])
     elif executor == "local" and workers == 1:
         for run in todo:
-            yield execute_run(run, root, notebook=notebook, kernel_name=kernel_name, threads=threads)
+            yield execute_run(run, root, notebook=notebook, kernel_name=kernel_name, threads=threads[run.name])
     elif executor == "local":
         # spawn: the parent has torch imported (config checks); forking that is not safe
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(execute_run, run, root, notebook=notebook, kernel_name=kernel_name, threads=threads): run
-                       for run in todo}  # fmt: skip
+            futures = {pool.submit(execute_run, run, root, notebook=notebook, kernel_name=kernel_name,
+                                   threads=threads[run.name]): run for run in todo}  # fmt: skip
             for future in as_completed(futures):
                 try:
                     yield future.result()
@@ -266,7 +282,7 @@ def _submitit_outcomes(todo, root, notebook, workers, threads, kernel_name, opti
     }
     executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
     with executor.batch():
-        jobs = [executor.submit(execute_run, run, root, notebook=notebook, kernel_name=kernel_name, threads=threads)
+        jobs = [executor.submit(execute_run, run, root, notebook=notebook, kernel_name=kernel_name, threads=threads[run.name])
                 for run in todo]  # fmt: skip
     names = {job.job_id: run.name for job, run in zip(jobs, todo)}
     for job in submitit.helpers.as_completed(jobs, poll_frequency=1):
@@ -372,7 +388,10 @@ def parser() -> argparse.ArgumentParser:
                    help="config field for every run, e.g. --set budget=155 --set 'train_options={\"epochs\": 5}'")  # fmt: skip
     p.add_argument("-j", "--workers", type=int, default=1,
                    help="runs at a time: local processes, or the Slurm array parallelism (default 1)")  # fmt: skip
-    p.add_argument("--threads", type=int, help="torch threads per run (default: --cpus, else cores / workers)")
+    p.add_argument("--threads", type=int,
+                   help="torch threads per run (default: a resumed run's own count, else --cpus, else cores / workers); "
+                        "results depend on it: a run refuses to resume with another count unless "
+                        "--set allow_thread_change=true")  # fmt: skip
     p.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local: process pool with papermill (default); submitit: one job per run (Slurm); "
                         "inline: run_experiment in this process, no notebook")  # fmt: skip

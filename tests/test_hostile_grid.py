@@ -4,6 +4,7 @@ reruns exactly those on request; broken grid files are named; a dry run shows ev
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -102,3 +103,19 @@ def test_a_dry_run_shows_every_problem_of_a_run(tmp_path, capsys, fashion_root):
     assert main([path, "-o", str(tmp_path / "out"), "--dry-run"]) == 1
     out = capsys.readouterr().out
     assert "query_size must be an integer >= 1" in out and "seed must be an integer >= 0" in out
+
+
+def test_a_resumed_grid_run_keeps_its_thread_count_whatever_the_workers(tmp_path, fashion_root, monkeypatch, torch_threads):
+    from fmlib.experiment import run_experiment
+    from fmlib.grid import expand_grid
+    from fmlib.runner import run_grid
+
+    (run,) = expand_grid(grid(fashion_root, 1), select={"strategy": ["random"]})
+    torch.set_num_threads(1)
+    run_experiment({**run.params, "output_dir": str(run.path(tmp_path))}, max_rounds=1)  # interrupted after round 0
+    (failed,) = run_grid([run], tmp_path, executor="inline", threads=2, progress=False)  # asked for another count
+    assert failed.status == "failed" and "made with 1 torch thread(s) and this process has 2" in failed.error
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)  # the default would be 4 threads for 1 worker
+    (outcome,) = run_grid([run], tmp_path, executor="inline", progress=False)
+    assert outcome.status == "done"
+    assert pd.read_csv(run.path(tmp_path) / "rounds.csv")["torch_threads"].tolist() == [1, 1]

@@ -96,3 +96,9 @@ def test_notebooks_take_repo_root_from_the_notebook_helpers_not_the_grid():
     for name in ("active_learning", "sensitivity", "compare"):
         source = (PACKAGE.parent / "notebooks" / f"{name}.ipynb").read_text()
         assert "from fmlib.grid import repo_root" not in source and "fmlib.notebook" in source, name
+
+
+def test_mask_fraction_and_method_are_checked_in_one_place():
+    sources = {p.relative_to(PACKAGE).as_posix(): p.read_text() for p in PACKAGE.rglob("*.py")}
+    for message in ("fraction must be a number in (0, 1]", "unknown method {method!r}"):
+        assert [name for name, text in sources.items() if message in text] == ["masks.py"], message
