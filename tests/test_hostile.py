@@ -316,3 +316,29 @@ def test_records_follow_the_umask(fashion_root, tmp_path):
         os.umask(old)
     modes = {name: (tmp_path / "run" / name).stat().st_mode & 0o777 for name in files(tmp_path / "run")}
     assert modes and set(modes.values()) == {0o644}, modes
+
+
+def test_a_checkpoint_of_an_older_fmlib_resumes_and_adopts_its_snapshot_files(fashion_root, tmp_path, torch_threads):
+    run = tmp_path / "run"
+    config = small_config(fashion_root, run, strategy="bait", strategy_options={"fisher_samples": 16})
+    torch.set_num_threads(1)
+    run_experiment(config, max_rounds=1)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)  # as fmlib wrote it before issue 10:
+    del state["records"]["snapshots"]  # no snapshot bytes,
+    for key in ("torch_threads", "threads_mixed"):  # no thread counts but the environment's
+        del state["records"]["meta"][key]
+    state["records"]["rounds"] = [{k: v for k, v in row.items() if k != "torch_threads"} for row in state["records"]["rounds"]]
+    fmlib.records.save_torch(run / "checkpoint.pt", state)
+    snapshot = (run / "sensitivity" / "round_000.npz").read_bytes()
+
+    (run / "sensitivity" / "round_000.npz").write_bytes(b"damaged")
+    with pytest.raises(RuntimeError, match=r"round_000.npz is damaged .*predates stored snapshots.*delete"):
+        run_experiment(config)
+    (run / "sensitivity" / "round_000.npz").write_bytes(snapshot)
+    with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: config.json, rounds.csv$"):  # the edited checkpoint rules
+        records = run_experiment(config)
+    assert records.finished and records.snapshots[0] == snapshot and sorted(records.snapshots) == [0, 1]
+    (run / "sensitivity" / "round_000.npz").write_bytes(b"damaged")  # now the checkpoint holds it
+    with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: sensitivity/round_000.npz"):
+        run_experiment(config)
+    assert (run / "sensitivity" / "round_000.npz").read_bytes() == snapshot
