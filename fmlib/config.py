@@ -152,9 +152,9 @@ class ExperimentConfig:
         if not _is_real(self.ratio) or not self.ratio >= 1:
             out.append(f"ratio must be a finite number >= 1, got {self.ratio!r}")
         check(_minority, self.minority_classes, self.imbalance)
+        sizes = len(out)
         for name in ("pool_size", "test_size"):
             check(_integer, name, getattr(self, name), 1, optional=True)
-        sizes = len(out)
         check(_integer, "initial_size", self.initial_size, 1)
         check(_integer, "query_size", self.query_size, 1)
         check(_integer, "rounds", self.rounds, 0, optional=True)
