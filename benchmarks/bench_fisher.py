@@ -332,9 +332,9 @@ def time_round(model, pool, labeled, fraction: float, device, candidates: int = 
     start = time.perf_counter()
     strategy.select(model, pool, labeled, unlabeled, picks, seed=0, device=device)
     total = time.perf_counter() - start
-    embed = strategy.info["embed_time"]
+    embed = strategy.report.embed_time
     print(f"  one FisherMask round ({candidates} candidates, {picks} picks, fraction {fraction}, k="
-          f"{strategy.info['mask'].size}): {total:.1f} s = Fisher diagonal ~{fisher:.1f} s + embeddings "
+          f"{strategy.report.fisher.mask.size}): {total:.1f} s = Fisher diagonal ~{fisher:.1f} s + embeddings "
           f"~{embed - fisher:.1f} s + greedy {total - embed:.1f} s")  # fmt: skip
 
 

@@ -102,10 +102,11 @@ def main() -> None:
                         p.mul_(1 + args.weights_eps * torch.randn(p.shape, generator=generator))
                 noisy = FisherMask(precision=precision, **options)
                 other = noisy.select(shaken, pool, initial, unlabeled, 70, seed=select_seed)
-            common_mask = sum(int((clean.info["mask"][k] & noisy.info["mask"][k]).sum()) for k in clean.info["mask"])
+            mask, other_mask = clean.report.fisher.mask, noisy.report.fisher.mask
+            common_mask = sum(int((mask[k] & other_mask[k]).sum()) for k in mask)
             first = next((i for i, (a, b) in enumerate(zip(picks, other)) if a != b), None)
             print(f"| {seed} | {precision} | {len(set(picks) & set(other))} | {first if first is not None else '–'} | "
-                  f"{common_mask} of {clean.info['mask'].size} | {time.perf_counter() - start:.0f} |", flush=True)  # fmt: skip
+                  f"{common_mask} of {mask.size} | {time.perf_counter() - start:.0f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

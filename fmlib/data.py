@@ -124,11 +124,15 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        ndim = raw[3]
+        dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    except (EOFError, OSError, IndexError, ValueError) as err:  # truncated gzip, bad header, short data
+        raise OSError(f"cannot read {path}: the file is damaged or truncated ({type(err).__name__}: {err}); "
+                      "delete it and install or download it again") from err  # fmt: skip
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:

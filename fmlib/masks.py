@@ -177,10 +177,7 @@ def fisher_mask(
     Returns:
         The mask, in the order of ``fisher_diag``. Ties go to the lower flat index.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; allowed values: {list(METHODS)}")
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
+    check_mask_options(fraction, method)
     if not fisher_diag:
         raise ValueError("fisher_diag is empty")
     shapes = {n: tuple(v.shape) for n, v in fisher_diag.items()}
@@ -219,6 +216,18 @@ def fisher_mask(
     if mask.size == 0:
         raise ValueError(f"fraction={fraction} selects no entries of {mask.numel}; use a larger fraction")
     return mask
+
+
+def check_mask_options(fraction, method: str = "global") -> None:
+    """``ValueError`` unless ``fraction`` is a number in (0, 1] and ``method`` one of :data:`METHODS`.
+
+    The one check of both: :func:`fisher_mask` and the ``fishermask`` strategy (at construction,
+    before any work) call it.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; allowed values: {list(METHODS)}")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
 
 
 def _top(values: torch.Tensor, k: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 from fmlib.data import ALData, ImageData
 from fmlib.experiment import ActiveLoop, ExperimentConfig, label_schedule, round_seed, run_experiment, smoke_config
 from fmlib.records import load_queries, load_run, load_snapshots
+from fmlib.strategies import FisherReport, SelectionReport
 from fmlib.train import TrainConfig
 from tests.fakes import fake_images, write_fake_fashion_mnist
 
@@ -18,10 +19,10 @@ class FirstUnlabeled:
     """Picks the n smallest unlabeled positions: the correct picks are known."""
 
     def __init__(self):
-        self.info = {}
+        self.report = SelectionReport()
 
     def select(self, model, pool, labeled, unlabeled, n, *, seed=0, device=None):
-        self.info = {"embed_time": 0.0, "select_time": 0.0}
+        self.report = SelectionReport()
         return np.sort(unlabeled)[:n]
 
 
@@ -29,7 +30,7 @@ class SeededRandom(FirstUnlabeled):
     """Random picks from ``seed`` and the global torch RNG (both must be fixed per round)."""
 
     def select(self, model, pool, labeled, unlabeled, n, *, seed=0, device=None):
-        self.info = {"embed_time": 0.0}
+        self.report = SelectionReport()
         jitter = int(torch.randint(0, 1000, (1,)))
         return np.random.default_rng(seed + jitter).choice(unlabeled, size=n, replace=False)
 
@@ -38,7 +39,7 @@ class FakeFisher(FirstUnlabeled):
     """Largest unlabeled positions, with a Fisher-strategy ``info`` derived from the model weights."""
 
     def __init__(self, fraction=0.01):
-        self.fraction, self.info = fraction, {}
+        self.fraction, self.report = fraction, SelectionReport()
 
     def select(self, model, pool, labeled, unlabeled, n, *, seed=0, device=None):
         diag = {k: p.detach().cpu().double() ** 2 for k, p in model.named_parameters()}
@@ -47,8 +48,8 @@ class FakeFisher(FirstUnlabeled):
         threshold = flat.topk(k).values[-1]
         mask = {name: d >= threshold for name, d in diag.items()}
         picks = np.sort(unlabeled)[::-1][:n].copy()
-        self.info = {"embed_time": 0.1, "select_time": 0.0, "fisher_diag": diag, "mask": mask,
-                     "picked_scores": np.linspace(2, 1, n), "fisher_trace": float(flat.sum())}  # fmt: skip
+        fisher = FisherReport(diag, mask, picked_scores=np.linspace(2, 1, n), fisher_trace=float(flat.sum()))
+        self.report = SelectionReport(embed_time=0.1, fisher=fisher)
         return picks
 
 
@@ -59,8 +60,8 @@ class CrashAfter:
         self.inner, self.calls = inner, calls
 
     @property
-    def info(self):
-        return self.inner.info
+    def report(self):
+        return self.inner.report
 
     def select(self, *args, **kwargs):
         self.calls -= 1
@@ -163,7 +164,7 @@ def test_active_loop_steps_with_known_picks():
     assert loop.step() and loop.last.picked.tolist() == [4, 5, 6]
     assert loop.step() and loop.last.picked.tolist() == [7, 8, 9]
     assert loop.last.row["n_labeled"] == 7 and loop.last.row["n_queried"] == 3
-    assert not loop.step() and len(loop.last.picked) == 0 and loop.last.info == {}
+    assert not loop.step() and len(loop.last.picked) == 0 and loop.last.report == SelectionReport()
     assert loop.labeled.tolist() == list(range(10)) and loop.finished and loop.last.row["n_labeled"] == 10
     with pytest.raises(RuntimeError, match="finished"):
         loop.step()
@@ -277,8 +278,7 @@ def test_mismatched_config_refuses(fashion_root, tmp_path):
         ({"initial_method": "kmeans"}, r"unknown initial_method"),
         ({"train_preset": "fast"}, r"unknown train_preset 'fast'"),
         ({"train_options": {"epoch": 3}}, r"train_options: unknown training options \['epoch'\]"),
-        ({"train_options": {"lr": -1}}, r"train_options: lr must be > 0"),
-        ({"model_options": {"depth": 3}}, r"model_options: model 'cnn' takes no options"),
+        ({"train_options": {"lr": -1}}, r"train_options: lr must be a finite number > 0, got -1"),
         ({"query_size": 0}, r"query_size must be an integer >= 1"),
         ({"initial_size": 0}, r"initial_size must be an integer >= 1"),
         ({"rounds": None, "budget": None}, r"set budget .* or rounds"),
@@ -291,16 +291,25 @@ def test_mismatched_config_refuses(fashion_root, tmp_path):
     ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}" for k in v),
 )
 def test_bad_configs_fail_before_any_work(fashion_root, overrides, message, monkeypatch):
-    monkeypatch.setattr("fmlib.experiment.prepare_data", lambda *a, **k: pytest.fail("loaded data"))
+    monkeypatch.setattr("fmlib.config.prepare_data", lambda *a, **k: pytest.fail("loaded data"))
     with pytest.raises(ValueError, match=message):
         run_experiment(small_config(fashion_root, **overrides), strategy=FirstUnlabeled())
 
 
-def test_budget_beyond_the_loaded_pool_fails_before_training(fashion_root, monkeypatch):
-    monkeypatch.setattr("fmlib.experiment.fit", lambda *a, **k: pytest.fail("trained"))
-    config = small_config(fashion_root, pool_size=None, rounds=40)  # the pool (150) is known only once loaded
-    with pytest.raises(ValueError, match=r"budget: the run would label 210 samples, beyond the pool \(150\)"):
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"pool_size": None, "rounds": 40}, r"budget: the run would label 210 samples, beyond the pool \(150\)"),
+        ({"model_options": {"depth": 3}}, r"model_options: model 'cnn' takes no options"),  # the model is built once
+    ],
+    ids=["budget", "model_options"],
+)
+def test_what_needs_the_data_fails_before_training_and_writing(fashion_root, tmp_path, monkeypatch, overrides, message):
+    monkeypatch.setattr("fmlib.loop.fit", lambda *a, **k: pytest.fail("trained"))
+    config = small_config(fashion_root, output_dir=str(tmp_path / "run"), **overrides)  # the pool (150) is known once loaded
+    with pytest.raises(ValueError, match=message):
         run_experiment(config, strategy=FirstUnlabeled())
+    assert not (tmp_path / "run").exists()
 
 
 def test_unknown_strategy_and_options_fail_early(fashion_root):

@@ -187,14 +187,19 @@ def test_dict_elements_need_a_label_and_grid_files_known_keys(tmp_path):
 
 def test_run_status_follows_the_files_a_run_leaves(tmp_path):
     assert run_status(tmp_path / "absent") == "new"
-    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "config.json").write_text('{"config": {"seed": 0}, "schedule": [10, 15]}')
     assert run_status(tmp_path) == "partial"
-    (tmp_path / RESULTS).write_text('{"smoke": true}')
+    (tmp_path / RESULTS).write_text('{"smoke": true, "rounds": 2}')
     assert run_status(tmp_path) == "partial"  # a FMLIB_SMOKE=1 run is not a result
     (tmp_path / RESULTS).write_text("{not json")
     assert run_status(tmp_path) == "partial"
-    (tmp_path / RESULTS).write_text('{"smoke": false}')
+    (tmp_path / RESULTS).write_text('{"smoke": false, "rounds": 1}')
+    assert run_status(tmp_path) == "partial"  # not every round of the schedule ran
+    (tmp_path / RESULTS).write_text('{"smoke": false, "rounds": 2}')
     assert run_status(tmp_path) == "done"
+    assert run_status(tmp_path, {"seed": 1}) == "stale" and run_status(tmp_path, {"seed": 0}) == "done"
+    (tmp_path / "config.json").write_text("{}")
+    assert run_status(tmp_path) == "partial"  # damaged: running it again says what is wrong
 
 
 def test_the_docstring_example_grid_expands_to_valid_runs():
@@ -334,7 +339,7 @@ def test_inline_executor_runs_in_this_process_and_reports_failures(tmp_path, fas
     failed = outcomes[1]
     assert failed.notebook is None  # no notebook: the error says where it was raised
     assert failed.error.startswith("ValueError: strategy_options: unknown options ['no_such_option']")
-    assert "(experiment.py:" in failed.error
+    assert "(config.py:" in failed.error
     assert json.loads((out / RUNS).read_text())[0]["params"]["data_root"] == fashion_root  # made absolute
 
 

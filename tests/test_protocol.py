@@ -180,7 +180,7 @@ def test_float64_precision_equals_the_strategy_on_a_float64_model(name, options,
     oracle = get_strategy(name, fisher_samples=40, **options)
     expected = oracle.select(copy.deepcopy(model).double(), pool, labeled, unlabeled, 8, seed=1)
     assert picks.tolist() == expected.tolist()
-    assert fast.info["fisher_trace"] == pytest.approx(oracle.info["fisher_trace"], rel=1e-12)
+    assert fast.report.fisher.fisher_trace == pytest.approx(oracle.report.fisher.fisher_trace, rel=1e-12)
 
 
 def test_precision_rejects_unknown_values():

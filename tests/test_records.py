@@ -18,10 +18,11 @@ from fmlib.records import (
     load_runs,
     load_snapshot,
     load_snapshots,
-    mask_tensors,
     snapshot_masks,
     write_json,
+    write_results,
 )
+from fmlib.strategies import FisherReport
 
 
 def hand_info(seed=0):
@@ -31,7 +32,7 @@ def hand_info(seed=0):
     mask = {"conv.weight": torch.zeros(4, 1, 3, 3, dtype=torch.bool), "conv.bias": torch.zeros(4, dtype=torch.bool),
             "head.weight": torch.ones(3, 4, dtype=torch.bool)}  # fmt: skip
     mask["conv.weight"].view(-1)[[3, 17, 35]] = True
-    return {"fisher_diag": diag, "mask": mask, "picked_scores": np.array([3.0, 2.0]), "fisher_trace": 1.5}
+    return FisherReport(fisher_diag=diag, mask=mask, picked_scores=np.array([3.0, 2.0]), fisher_trace=1.5)
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -52,14 +53,14 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 def test_fisher_snapshot_is_compact_and_exact(tmp_path):
     info = hand_info()
     snap = fisher_snapshot(info, picked=[7, 2], labels=[1, 0], round=4)
-    names = list(info["fisher_diag"])
+    names = list(info.fisher_diag)
     assert snap["param_names"].tolist() == names and snap["param_numel"].tolist() == [36, 4, 12]
     assert snap["param_shapes"].tolist() == ["4x1x3x3", "4", "3x4"]
     assert snap["mask_count"].tolist() == [3, 0, 12] and snap["mask_size"] == 15
     np.testing.assert_allclose(snap["mask_fraction"], [3 / 36, 0, 1])
     for p, name in enumerate(names):
-        d = info["fisher_diag"][name].double().reshape(-1)
-        m = info["mask"][name].reshape(-1)
+        d = info.fisher_diag[name].double().reshape(-1)
+        m = info.mask[name].reshape(-1)
         np.testing.assert_allclose(snap["fisher_sum"][p], d.sum().item())
         np.testing.assert_allclose(snap["fisher_max"][p], d.max().item())
         np.testing.assert_allclose(snap["fisher_masked_sum"][p], d[m].sum().item())
@@ -74,26 +75,25 @@ def test_fisher_snapshot_is_compact_and_exact(tmp_path):
     assert set(again) == set(snap) and all(np.array_equal(again[k], snap[k]) for k in snap)
     masks = snapshot_masks(again)
     assert {n: m.tolist() for n, m in masks.items()} == {
-        n: torch.nonzero(info["mask"][n].reshape(-1)).reshape(-1).tolist() for n in names
+        n: torch.nonzero(info.mask[n].reshape(-1)).reshape(-1).tolist() for n in names
     }
 
 
 def test_fisher_snapshot_full_diagonal_and_parameter_mask(tmp_path):
     masks = pytest.importorskip("fmlib.masks")
     info = hand_info()
-    info["mask"] = masks.ParameterMask(info["mask"])
+    info.mask = masks.ParameterMask(info.mask)
     snap = fisher_snapshot(info, picked=[1], labels=[0], round=0, full=True)
-    flat = torch.cat([d.reshape(-1) for d in info["fisher_diag"].values()]).numpy()
+    flat = torch.cat([d.reshape(-1) for d in info.fisher_diag.values()]).numpy()
     np.testing.assert_array_equal(snap["fisher_flat"], flat.astype(np.float32))
-    assert snap["mask_size"] == info["mask"].size
-    expected = {n: i.tolist() for n, i in info["mask"].indices().items()}
+    assert snap["mask_size"] == info.mask.size
+    expected = {n: i.tolist() for n, i in info.mask.indices().items()}
     assert {n: i.tolist() for n, i in snapshot_masks(snap).items()} == expected
-    assert set(mask_tensors(info["mask"])) == set(info["fisher_diag"]) and mask_tensors(None) == {}
 
 
 def test_snapshot_rejects_a_mask_over_unknown_parameters():
     info = hand_info()
-    info["mask"]["other.weight"] = torch.ones(2, dtype=torch.bool)
+    info.mask["other.weight"] = torch.ones(2, dtype=torch.bool)
     with pytest.raises(ValueError, match="other.weight"):
         fisher_snapshot(info, picked=[0], labels=[0], round=0)
 
@@ -102,7 +102,8 @@ def make_run(path, strategy, seed, n_rounds=3, finished=True):
     config = {"strategy": strategy, "seed": seed, "dataset": "fashion_mnist", "strategy_options": {"fraction": 0.01},
               "minority_classes": [0, 1]}  # fmt: skip
     meta = {"config": config, "schedule": [10, 15, 20, 25][: n_rounds + (0 if finished else 1)]}
-    rows = [{"round": r, "n_labeled": 10 + 5 * r, "accuracy": 0.5 + 0.1 * r + 0.01 * seed, "select_time": np.nan}
+    rows = [{"round": r, "n_labeled": 10 + 5 * r, "accuracy": 0.5 + 0.1 * r + 0.01 * seed, "balanced_accuracy": 0.5,
+             "select_time": np.nan}
             for r in range(n_rounds)]  # fmt: skip
     records = RunRecords(meta, rows, [{"round": 0, "order": 0, "pool_index": 3, "label": 1}], path)
     run = RunDirectory(path)
@@ -140,11 +141,11 @@ def test_load_runs_globs_run_directories(tmp_path):
 def test_records_state_survives_a_safe_torch_load(tmp_path):
     records = make_run(tmp_path / "a", "bait", 0)
     run = RunDirectory(tmp_path / "a")
-    run.save_checkpoint({"records": records.state(), "labeled": torch.arange(5)})
+    run.save(records, {"labeled": torch.arange(5)})
     state = run.load_checkpoint()
     again = RunRecords.from_state(state["records"], tmp_path / "a")
     pd.testing.assert_frame_equal(again.rounds_frame(), records.rounds_frame())
-    assert again.meta == records.meta and again.finished and torch.equal(state["labeled"], torch.arange(5))
+    assert again.meta == records.meta and again.finished and torch.equal(state["loop"]["labeled"], torch.arange(5))
 
 
 def test_config_differences_names_fields_and_ignores_neutral_ones():
@@ -170,9 +171,8 @@ def test_load_snapshot_needs_no_pickle(tmp_path):
 def test_export_runs_copies_small_records_of_finished_runs(tmp_path):
     source = tmp_path / "runs"
     for name, finished in (("a", True), ("b", False)):
-        make_run(source / name, "entropy", 0, finished=finished)
-        if finished:
-            write_json(source / name / "results.json", {"smoke": False})
+        records = make_run(source / name, "entropy", 0, finished=finished)
+        write_results(source / name, records)  # an unfinished run's summary says so
         (source / name / "checkpoint.pt").write_bytes(b"large")
         (source / name / "sensitivity").mkdir()
         (source / name / "sensitivity" / "round_000.npz").write_bytes(b"npz")

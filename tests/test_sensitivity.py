@@ -26,6 +26,7 @@ from fmlib.sensitivity import (  # noqa: E402
     sensitivity_summary,
     top_sensitive_samples,
 )
+from fmlib.strategies import FisherReport  # noqa: E402
 
 # Three parameters (a.weight [2, 3], a.bias [2], b.weight [4]); global flat index = position in
 # their concatenation: a.weight 0-5, a.bias 6-7, b.weight 8-11.
@@ -46,8 +47,8 @@ def snapshots():
         for name, idx in chosen.items():
             mask[name].view(-1)[idx] = True
         picked, labels, scores = PICKS[r]
-        info = {"fisher_diag": DIAG, "mask": mask, "picked_scores": np.array(scores), "fisher_trace": 10.0 + r}
-        out[r] = fisher_snapshot(info, picked, labels, round=r)
+        report = FisherReport(DIAG, mask, picked_scores=np.array(scores), fisher_trace=10.0 + r)
+        out[r] = fisher_snapshot(report, picked, labels, round=r)
     return out
 
 

@@ -97,7 +97,7 @@ def test_contract(name, n_labeled):
     assert picks.dtype == np.int64 and picks.shape == (5,)
     assert len(set(picks.tolist())) == 5 and set(picks.tolist()) <= set(unlabeled.tolist())
     assert model.training and not model.features[1].training, "every module's mode must be restored"
-    assert strategy.info["embed_time"] >= 0 and strategy.info["select_time"] >= 0
+    assert strategy.report.embed_time >= 0 and strategy.report.select_time >= 0
     again = get_strategy(name, **FAST_OPTIONS[name]).select(model, pool, labeled, unlabeled, 5, seed=3)
     np.testing.assert_array_equal(picks, again)
 
@@ -146,6 +146,8 @@ def test_get_strategy_rejects_unknown_names_and_options():
         get_strategy("fishermask", fraction=0.0)
     with pytest.raises(ValueError, match="lamb"):
         get_strategy("bait", lamb=0)
+    with pytest.raises(ValueError, match="lamb must be a finite number > 0, got inf"):
+        get_strategy("fishermask", lamb=float("inf"))
 
 
 # ----------------------------------------------------------------------------- uncertainty
@@ -278,20 +280,20 @@ def test_bait_embeddings_equal_autograd_head_gradients(float64, include_bias):
             torch.testing.assert_close(emb[n, c], expected, rtol=1e-10, atol=1e-12)
 
 
-def test_bait_info(float64):
+def test_bait_report(float64):
     pool, model = make_pool(24), TinyNet()
     strategy = get_strategy("bait", fisher_samples=1000)  # all of the pool
     picks = strategy.select(model, pool, np.arange(4), np.arange(4, 24), 3)
-    info = strategy.info
+    info = strategy.report.fisher
     with torch.no_grad():
         h = model.embed(pool.inputs().double())
         emb = head_gradient_embeddings(model.head(h).softmax(-1), h)  # [24, C, k]
     norms = emb.square().sum((1, 2))
-    np.testing.assert_allclose(info["picked_scores"], norms[picks].numpy(), rtol=1e-10)
-    assert info["fisher_trace"] == pytest.approx(float(norms[4:].mean()), rel=1e-10)
-    assert set(info["fisher_diag"]) == {"head.weight"}
-    torch.testing.assert_close(info["fisher_diag"]["head.weight"].flatten(), emb.square().sum(1).mean(0))
-    assert info["mask"].size == model.head.weight.numel()
+    np.testing.assert_allclose(info.picked_scores, norms[picks].numpy(), rtol=1e-10)
+    assert info.fisher_trace == pytest.approx(float(norms[4:].mean()), rel=1e-10)
+    assert set(info.fisher_diag) == {"head.weight"}
+    torch.testing.assert_close(info.fisher_diag["head.weight"].flatten(), emb.square().sum(1).mean(0))
+    assert info.mask.size == model.head.weight.numel()
 
 
 @pytest.mark.parametrize("n_labeled", [0, 5], ids=["no-labels", "5-labels"])
@@ -305,8 +307,8 @@ def test_fishermask_with_the_head_mask_is_bait(float64, n_labeled):
     fishermask = get_strategy("fishermask", fisher_samples=8, mask=mask)
     picks = bait.select(model, pool, labeled, unlabeled, 6, seed=1)
     np.testing.assert_array_equal(picks, fishermask.select(model, pool, labeled, unlabeled, 6, seed=1))
-    np.testing.assert_allclose(bait.info["picked_scores"], fishermask.info["picked_scores"], rtol=1e-9)
-    assert bait.info["fisher_trace"] == pytest.approx(fishermask.info["fisher_trace"], rel=1e-9)
+    np.testing.assert_allclose(bait.report.fisher.picked_scores, fishermask.report.fisher.picked_scores, rtol=1e-9)
+    assert bait.report.fisher.fisher_trace == pytest.approx(fishermask.report.fisher.fisher_trace, rel=1e-9)
 
 
 def test_bait_fisher_diag_matches_the_fisher_engine(float64):
@@ -317,15 +319,15 @@ def test_bait_fisher_diag_matches_the_fisher_engine(float64):
     strategy.select(model, pool, np.arange(4), np.arange(4, 16), 2)
     expected = fisher_diagonal(model.eval(), pool.inputs().double())
     for name in ("head.weight", "head.bias"):
-        torch.testing.assert_close(strategy.info["fisher_diag"][name], expected[name])
+        torch.testing.assert_close(strategy.report.fisher.fisher_diag[name], expected[name])
 
 
-def test_fishermask_info():
+def test_fishermask_report():
     pool, model = make_pool(30), TinyNet()
     strategy = get_strategy("fishermask", fisher_samples=16, fraction=0.1)
     strategy.select(model, pool, np.arange(5), np.arange(5, 30), 4)
-    info = strategy.info
-    assert set(info["fisher_diag"]) == {name for name, _ in model.named_parameters()}
-    assert info["mask"].size >= model.head.weight.numel()  # the head is always in
-    assert info["picked_scores"].shape == (4,) and (info["picked_scores"] >= 0).all()
-    assert info["fisher_trace"] > 0
+    info = strategy.report.fisher
+    assert set(info.fisher_diag) == {name for name, _ in model.named_parameters()}
+    assert info.mask.size >= model.head.weight.numel()  # the head is always in
+    assert info.picked_scores.shape == (4,) and (info.picked_scores >= 0).all()
+    assert info.fisher_trace > 0

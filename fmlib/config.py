@@ -1,0 +1,466 @@
+"""What defines an AL run: the config, its validation, the seeds, and the parts built from it.
+
+:class:`ExperimentConfig` holds plain values (papermill parameters, ``config.json``).
+:meth:`~ExperimentConfig.validate` checks every field without data and names every problem at
+once; :func:`build` checks the rest with the data and hands on the built parts
+(:class:`RunParts`: data, model, strategy, training, schedule, initial set, device), so nothing
+is written for a config that cannot run and nothing is built twice.
+
+Seeds. ``data_seed`` (default ``seed``) fixes the pool, the test subset and the initial set.
+Everything random in round ``r`` (weight init, shuffling, the strategy's choices) is seeded from
+``round_seed(seed, r, purpose)``, never from RNG state carried over from earlier rounds.
+
+Comparing configs. A run directory refuses a config that differs from the one it was made with in
+a field that changes results; ``RESULT_NEUTRAL_FIELDS`` (where the data and the outputs live, the
+device, the progress bar, the thread-change permission) are ignored. A field that an older
+``config.json`` lacks compares as its default (:func:`comparison`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmlib.data import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS, ALData, initial_labeled, prepare_data
+from fmlib.models import MODELS, build_model, default_device
+from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
+
+RESULT_NEUTRAL_FIELDS = ("data_root", "download", "device", "output_dir", "progress", "allow_thread_change")
+# Who makes round 0's query. "trained" (ours, the fair protocol): every strategy queries with the
+# model trained on the initial labels. "initial": the query is made by the initial, untrained
+# weights (seeded by (seed, 0, "init"), the same for every strategy) and round 0 records that
+# model's accuracy. "authors": the FisherMask authors' experiments.py, "initial" for every strategy
+# but BAIT, which trains first.
+FIRST_QUERY = ("trained", "initial", "authors")
+_PURPOSES = {"init": 0, "train": 1, "select": 2}
+_IMAGE_SHAPES = {"fashion_mnist": (1, 28), "cifar10": (3, 32)}  # (channels, side) to check model choices
+_FLAGS = ("download", "full_fisher", "progress", "allow_thread_change")  # fields that must be true or false
+_OPTIONS = ("model_options", "strategy_options", "train_options")  # fields that must be dicts
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines an AL run. Plain values only: ``from_dict``/``to_dict`` map it
+    onto papermill parameters and ``config.json``. The defaults are the paper's tiny-budget
+    imbalanced FashionMNIST setting (15 -> 575 labels, +70 per round) with FisherMask."""
+
+    # data
+    dataset: str = "fashion_mnist"  # "fashion_mnist" | "cifar10"
+    data_root: str | None = None  # folder holding the data; None: the loaders' default places
+    download: bool = False  # fetch through torchvision when missing (needs internet)
+    imbalance: str = "paper"  # "none" | "step" | "longtail" | "paper" (classes 0-3: 250/5000/250/250)
+    ratio: float = 1.0  # largest / smallest class for "step" and "longtail"
+    minority_classes: list[int] | None = None  # classes "step" shrinks; None: the first half
+    pool_size: int | None = None  # cap on the pool (stratified subset); None: all
+    test_size: int | None = None  # test subset (stratified); None: all (4000 for "paper")
+    data_seed: int | None = None  # pool, test subset and initial set; None: seed
+    # model
+    model: str = "cnn"  # "cnn" (28x28) | "resnet18" (32x32, 28x28) | "authors_resnet18" (the authors' network)
+    model_options: dict = field(default_factory=dict)  # e.g. {"width": 16, "head_bias": False} for resnet18
+    # active learning
+    initial_size: int = 15  # labels before round 0
+    initial_method: str = "random"  # "random" | "balanced"
+    query_size: int = 70  # labels added per round (the last batch may be smaller to hit the budget)
+    budget: int | None = 575  # total labels at the end; None: initial_size + rounds * query_size
+    rounds: int | None = None  # query rounds (the run trains rounds + 1 times); None: up to the budget
+    strategy: str = "fishermask"  # a name in fmlib.strategies.STRATEGIES
+    strategy_options: dict = field(default_factory=dict)  # passed to get_strategy, e.g. {"fraction": 0.003}
+    first_query: str = "trained"  # "trained" | "initial" | "authors": who makes round 0's query (see FIRST_QUERY)
+    # training
+    train_preset: str = "paper"  # "default" | "paper"
+    train_options: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"epochs": 50}
+    # run
+    seed: int = 0  # training and selection seeds derive from (seed, round)
+    device: str | None = None  # "cpu" | "cuda" | "cuda:1"; None: cuda when available
+    output_dir: str | None = None  # run directory (records, resume); None: keep records in memory only
+    full_fisher: bool = False  # save the whole Fisher diagonal in the snapshots (large)
+    progress: bool = True  # tqdm bar over rounds
+    allow_thread_change: bool = False  # resume a run made with another torch thread count (its records then say so)
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> ExperimentConfig:
+        """Build from a plain dict; unknown keys raise ``ValueError`` listing the valid ones."""
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}; allowed: {valid}")
+        return cls(**dict(values))
+
+    @classmethod
+    def from_run(cls, path) -> ExperimentConfig:
+        """The config a run directory was made with (its ``config.json``)."""
+        from fmlib.records import RunDirectory  # reading a run is the records' job
+
+        meta = RunDirectory(path).read_meta()
+        if meta is None:
+            raise FileNotFoundError(f"{path} holds no config.json: not a run directory")
+        return cls.from_dict(meta["config"])
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every field's default, as :meth:`to_dict` writes it."""
+        return {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(cls)}
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        if out["minority_classes"] is not None:
+            out["minority_classes"] = [int(c) if _is_int(c) else c for c in out["minority_classes"]]
+        if isinstance(out["output_dir"], os.PathLike):
+            out["output_dir"] = os.fspath(out["output_dir"])
+        return out
+
+    def training(self) -> TrainConfig:
+        """The per-round training config: ``train_preset`` with ``train_options``, every value checked."""
+        preset = TRAIN_PRESETS[self.train_preset].to_dict() if self.train_preset in TRAIN_PRESETS else {}
+        problems = [f"train_options: {p}" for p in _training_problems({**preset, **self.train_options})]
+        if problems:
+            raise ValueError("; ".join(problems))
+        try:
+            return train_config(self.train_preset, **self.train_options)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"train_options: {err}") from None
+
+    def problems(self, *, check_dataset: bool = True, check_strategy: bool = True, parts: bool = True) -> list[str]:
+        """Every problem of this config that can be found without data, one message per problem,
+        each naming the field and what is allowed.
+
+        Args:
+            check_dataset: check ``dataset`` and ``data_root`` (off when the caller brings the data).
+            check_strategy: check ``strategy`` and ``strategy_options`` by building the strategy.
+            parts: build the training config, a model (and run it on a dummy batch) and the
+                strategy; :func:`build` builds the real ones instead.
+        """
+        out: list[str] = []
+
+        def check(fn, *args, **kwargs):
+            try:
+                fn(*args, **kwargs)
+            except ValueError as err:
+                out.append(str(err))
+
+        if check_dataset:
+            check(_choice, "dataset", self.dataset, DATASETS)
+            check(_data_root, self.data_root, self.download)
+        for name in _FLAGS:
+            check(_flag, name, getattr(self, name))
+        check(_choice, "imbalance", self.imbalance, IMBALANCE_PROFILES)
+        check(_choice, "initial_method", self.initial_method, INITIAL_METHODS)
+        check(_choice, "model", self.model, MODELS)
+        check(_choice, "train_preset", self.train_preset, TRAIN_PRESETS)
+        check(_choice, "first_query", self.first_query, FIRST_QUERY)
+        if not _is_real(self.ratio) or not self.ratio >= 1:
+            out.append(f"ratio must be a finite number >= 1, got {self.ratio!r}")
+        check(_minority, self.minority_classes, self.imbalance)
+        sizes = len(out)
+        for name in ("pool_size", "test_size"):
+            check(_integer, name, getattr(self, name), 1, optional=True)
+        check(_integer, "initial_size", self.initial_size, 1)
+        check(_integer, "query_size", self.query_size, 1)
+        check(_integer, "rounds", self.rounds, 0, optional=True)
+        if _is_int(self.initial_size):
+            check(_integer, "budget", self.budget, self.initial_size, optional=True)
+        check(_integer, "seed", self.seed, 0)
+        check(_integer, "data_seed", self.data_seed, 0, optional=True)
+        if self.budget is None and self.rounds is None:
+            out.append("set budget (total labels) or rounds (query rounds); both are None")
+        if self.pool_size is not None and len(out) == sizes:  # the sizes are valid: does the schedule fit?
+            check(self.check_pool, self.pool_size, "pool_size")
+        if self.output_dir is not None and not (isinstance(self.output_dir, (str, os.PathLike)) and os.fspath(self.output_dir)):
+            out.append(f"output_dir must be a directory path or None, got {self.output_dir!r}")
+        for name in _OPTIONS:
+            if not isinstance(getattr(self, name), Mapping):
+                out.append(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
+        check(_device, self.device)
+        if parts and not any(p.startswith(("train_preset", "train_options")) for p in out):
+            check(self.training)
+        if parts and not any(p.startswith(("unknown model", "model_options")) for p in out):
+            channels, side = _IMAGE_SHAPES.get(self.dataset, (1, 28))
+            with torch.random.fork_rng(devices=[]):  # a trial build leaves the global RNG alone
+                check(_trial_model, self.model, self.model_options, 2, channels, side)
+        if check_strategy and not any(p.startswith("strategy_options") for p in out):
+            check(_strategy, self.strategy, self.strategy_options)
+        return out
+
+    def validate(self, *, check_dataset: bool = True, check_strategy: bool = True) -> None:
+        """Check every field that can be checked without data; ``ValueError`` names every problem
+        (field and allowed values) at once."""
+        problems = self.problems(check_dataset=check_dataset, check_strategy=check_strategy)
+        if problems:
+            raise ValueError(problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems]))
+
+    def trains_first(self) -> bool:
+        """Whether round 0 trains before its query (``first_query``; "authors": only BAIT does)."""
+        return self.first_query == "trained" or (self.first_query == "authors" and self.strategy == "bait")
+
+    def schedule(self) -> list[int]:
+        """Labeled-set size of every round: ``[initial_size, ..., final]``."""
+        return label_schedule(self.initial_size, self.query_size, budget=self.budget, rounds=self.rounds)
+
+    def check_pool(self, pool_size: int, what: str = "the pool") -> None:
+        """``ValueError`` when the initial set or the label budget does not fit in ``pool_size``."""
+        if self.initial_size > pool_size:
+            raise ValueError(f"initial_size {self.initial_size} is larger than {what} ({pool_size})")
+        final = self.schedule()[-1]
+        if final > pool_size:
+            raise ValueError(f"budget: the run would label {final} samples, beyond {what} ({pool_size}); "
+                             f"lower budget/rounds (initial_size {self.initial_size} + query_size {self.query_size} "
+                             "per round)")  # fmt: skip
+
+
+def comparison() -> dict:
+    """Keyword arguments of the run directories' config comparison
+    (:meth:`fmlib.records.RunDirectory.differences`): the fields that do not change results, and
+    the defaults that stand in for fields an older ``config.json`` lacks."""
+    return {"neutral": RESULT_NEUTRAL_FIELDS, "defaults": ExperimentConfig.defaults()}
+
+
+def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, test_size: int = 200,
+                 initial_size: int = 15, query_size: int = 10, rounds: int = 2, epochs: int = 2,
+                 fisher_samples: int = 64) -> ExperimentConfig:  # fmt: skip
+    """A tiny copy of ``config`` that runs the same code paths in seconds on a CPU (notebook smoke
+    tests, demos): pool and test set, initial set and batch capped at these sizes, ``rounds`` query
+    rounds (no budget), at most ``epochs`` per round, and for strategies with a ``fisher_samples``
+    option (bait, fishermask) at most that many points for the Fisher. Other fields are kept."""
+    from fmlib.strategies import STRATEGIES
+
+    config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
+    options = dict(config.strategy_options)
+    defaults = getattr(STRATEGIES.get(config.strategy), "defaults", {})
+    if "fisher_samples" in defaults:
+        options["fisher_samples"] = min(options.get("fisher_samples", defaults["fisher_samples"]), fisher_samples)
+    return replace(
+        config,
+        pool_size=min(config.pool_size or pool_size, pool_size),
+        test_size=min(config.test_size or test_size, test_size),
+        initial_size=min(config.initial_size, initial_size),
+        query_size=min(config.query_size, query_size),
+        budget=None,
+        rounds=min(config.rounds, rounds) if config.rounds is not None else rounds,
+        train_options={**config.train_options, "epochs": min(config.training().epochs, epochs)},
+        strategy_options=options,
+    )
+
+
+def label_schedule(initial_size: int, query_size: int, *, budget: int | None = None, rounds: int | None = None) -> list[int]:
+    """Labeled-set size per round: start at ``initial_size``, add ``query_size`` per round, stop
+    after ``rounds`` query rounds or at ``budget`` labels (the last step shrinks to hit it),
+    whichever comes first."""
+    if query_size < 1:
+        raise ValueError(f"query_size must be >= 1, got {query_size}")
+    sizes = [initial_size]
+    while (rounds is None or len(sizes) <= rounds) and (budget is None or sizes[-1] < budget):
+        sizes.append(sizes[-1] + query_size if budget is None else min(sizes[-1] + query_size, budget))
+    return sizes
+
+
+def round_seed(seed: int, round: int, purpose: str) -> int:
+    """Independent 32-bit seed for one purpose (``"init"``, ``"train"``, ``"select"``) in one round."""
+    return int(np.random.SeedSequence(entropy=seed, spawn_key=(round, _PURPOSES[purpose])).generate_state(1)[0])
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device | None = None):
+    """Seed torch, numpy and ``random``'s global RNGs inside the block and restore them after,
+    so a strategy or model that draws from global state stays a function of ``seed``."""
+    devices = [device] if device is not None and device.type == "cuda" else []
+    np_state, py_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value) -> bool:
+    """A finite real number (bools are not numbers here)."""
+    return (_is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
+
+
+def _choice(name: str, value, allowed) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed values: {list(allowed)}")
+
+
+def _integer(name: str, value, minimum: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, got {value!r}")
+
+
+def _flag(name: str, value) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def _data_root(root, download) -> None:
+    if root is None:
+        return
+    if not isinstance(root, (str, os.PathLike)) or not os.fspath(root):
+        raise ValueError(f"data_root must be a folder path or None, got {root!r}")
+    if download is not True and not Path(root).expanduser().is_dir():
+        raise ValueError(f"data_root {os.fspath(root)!r} does not exist (download=True fetches the data there; "
+                         "None looks in the loaders' default places)")  # fmt: skip
+
+
+def _minority(classes, imbalance) -> None:
+    if classes is None:
+        return
+    if not isinstance(classes, (list, tuple)) or not all(_is_int(c) for c in classes):
+        raise ValueError(f"minority_classes must be a list of class indices or None, got {classes!r}")
+    if imbalance != "step":
+        raise ValueError(f"minority_classes {list(classes)} is used only with imbalance 'step' (got imbalance "
+                         f"{imbalance!r}); set it to None")  # fmt: skip
+
+
+def _device(device) -> None:
+    if device is None:
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device: {err}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device is {device!r} but CUDA is not available; use 'cpu' or None")
+
+
+# Per-round training values (train_options over the preset): field -> (what is allowed, test)
+_TRAINING_RULES = {
+    "epochs": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "batch_size": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "lr": ("a finite number > 0", lambda v: _is_real(v) and v > 0),
+    "momentum": ("a finite number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1),
+    "weight_decay": ("a finite number >= 0", lambda v: _is_real(v) and v >= 0),
+    "target_train_acc": ("a number in (0, 1] or None", lambda v: v is None or (_is_real(v) and 0 < v <= 1)),
+    "grad_clip_value": ("a finite number > 0 or None", lambda v: v is None or (_is_real(v) and v > 0)),
+}
+
+
+def _training_problems(values: Mapping) -> list[str]:
+    """Problems of the training values; any field whose default is a bool must be a bool."""
+    flags = {f.name for f in fields(TrainConfig) if isinstance(f.default, bool)}
+    out = [f"{name} must be {what}, got {values[name]!r}" for name, (what, ok) in _TRAINING_RULES.items()
+           if name in values and not ok(values[name])]  # fmt: skip
+    return out + [f"{name} must be true or false, got {values[name]!r}" for name in sorted(flags & set(values))
+                  if not isinstance(values[name], bool)]  # fmt: skip
+
+
+def _trial_model(name: str, options: Mapping, num_classes: int, channels: int, side: int) -> nn.Module:
+    """Build a model and run it on a dummy batch: an option that builds but cannot run fails here."""
+    try:
+        model = build_model(name, num_classes, channels, side, **options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"model_options: {err}") from None
+    try:
+        _dry_forward(model, torch.zeros(2, channels, side, side))
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"model_options {dict(options)!r}: model {name!r} fails on a batch of {side}x{side} images: {err}"
+        ) from None
+    return model
+
+
+@torch.no_grad()
+def _dry_forward(model: nn.Module, x: torch.Tensor) -> None:
+    training = model.training
+    try:
+        logits = model.eval()(x)
+    finally:
+        model.train(training)
+    if logits.ndim != 2 or len(logits) != len(x):
+        raise ValueError(f"the model must return logits [N, C], got shape {tuple(logits.shape)}")
+
+
+def _strategy(name, options: Mapping):
+    from fmlib.strategies import STRATEGIES, get_strategy  # strategies import torch-heavy modules; only when needed
+
+    _choice("strategy", name, sorted(STRATEGIES))
+    try:
+        return get_strategy(name, **options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"strategy_options: {err}") from None
+
+
+# ----------------------------------------------------------------------------- building the parts
+
+
+def load_data(config: ExperimentConfig) -> ALData:
+    """Pool and test set of a config (:func:`fmlib.data.prepare_data`)."""
+    return prepare_data(
+        config.dataset,
+        root=config.data_root,
+        download=config.download,
+        imbalance=config.imbalance,
+        ratio=config.ratio,
+        minority_classes=config.minority_classes,
+        pool_size=config.pool_size,
+        test_size=config.test_size,
+        seed=config.seed if config.data_seed is None else config.data_seed,
+    )
+
+
+@dataclass
+class RunParts:
+    """Everything a run is made of, built from a config and checked (:func:`build`)."""
+
+    config: ExperimentConfig
+    data: ALData
+    model: nn.Module  # initialised from round_seed(seed, 0, "init")
+    strategy: object  # a Strategy, or the caller's object with the same select()
+    training: TrainConfig
+    schedule: list[int]  # labeled-set size per round
+    initial: np.ndarray  # int64 [initial_size] pool positions labeled before round 0
+    device: torch.device
+    source: str  # "config" (data loaded from the config) | "in-memory" (the caller's data)
+
+
+def build(config: ExperimentConfig | Mapping, *, data: ALData | None = None, strategy=None) -> RunParts:
+    """Check a config completely and build its parts; raises ``ValueError`` naming the field
+    before anything is written.
+
+    Args:
+        config: an :class:`ExperimentConfig` or a plain dict of its fields.
+        data: a pre-built pool and test set instead of loading ``config.dataset``.
+        strategy: a strategy object instead of ``get_strategy(config.strategy, **strategy_options)``.
+    """
+    config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
+    problems = config.problems(check_dataset=data is None, check_strategy=False, parts=False)
+    if problems:
+        raise ValueError(problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems]))
+    training = config.training()
+    strategy = strategy if strategy is not None else _strategy(config.strategy, config.strategy_options)
+    device = torch.device(config.device) if config.device is not None else default_device()
+    source = "config" if data is None else "in-memory"
+    data = data if data is not None else load_data(config)
+    pool = data.pool
+    empty = [c for c, n in enumerate(pool.class_counts()) if n == 0]
+    if empty:
+        cause = f"ratio {config.ratio:g}" if config.imbalance in ("step", "longtail") else f"pool_size {config.pool_size}"
+        raise ValueError(f"{cause} leaves classes {empty} without samples in the pool "
+                         f"({dict(enumerate(pool.class_counts().tolist()))}); lower it")  # fmt: skip
+    config.check_pool(len(pool))
+    with seeded(round_seed(config.seed, 0, "init"), device):
+        model = _trial_model(config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1])
+    data_seed = config.seed if config.data_seed is None else config.data_seed
+    initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method, seed=data_seed)
+    return RunParts(config, data, model, strategy, training, config.schedule(), initial, device, source)

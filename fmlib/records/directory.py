@@ -1,0 +1,376 @@
+"""The one owner of a run directory: its lock, the checkpoint, verify-on-open, its status and the
+config comparison the grid uses, the ``results.json`` summary, moving a stale run aside.
+
+The checkpoint is the primary state; every other file is derived from it and written after it,
+so a crash leaves the derived files at most one round behind, never ahead. Opening a directory
+(:meth:`RunDirectory.open`) repairs what is derived and refuses what is not.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from fmlib.records.files import (
+    CHECKPOINT,
+    CONFIG,
+    LOCK,
+    QUERIES,
+    RESULTS,
+    ROUNDS,
+    SENSITIVITY,
+    STALE,
+    DamagedRunError,
+    RunDirectoryError,
+    _json_default,
+    atomic_write,
+    csv_bytes,
+    json_bytes,
+    read_meta,
+    save_torch,
+    write_bytes,
+    write_json,
+)
+from fmlib.records.snapshots import load_snapshot, snapshot_bytes
+from fmlib.records.tables import RunRecords, is_finished, results_summary
+
+FORMAT_VERSION = 1  # of checkpoint.pt; later additions (snapshots) are optional keys
+STATUSES = ("new", "partial", "done", "stale")
+
+
+class RunLockedError(RunDirectoryError):
+    """Another process holds the run directory."""
+
+
+def config_differences(old: Mapping, new: Mapping, ignore: Iterable[str] = (), defaults: Mapping | None = None) -> list[str]:
+    """Lines ``field: old there, new here`` for every differing field not in ``ignore``.
+
+    A field ``old`` lacks compares as its value in ``defaults`` (a config written before the field
+    existed was made with its default), else as ``<absent>``.
+    """
+    ignore, defaults = set(ignore), dict(defaults or {})
+    keys = [k for k in dict.fromkeys([*old, *new]) if k not in ignore]
+    missing = object()
+    old = {**{k: v for k, v in defaults.items() if k in new}, **old}
+    return [f"{k}: {old.get(k, missing)!r} there, {new.get(k, missing)!r} here".replace(repr(missing), "<absent>")
+            for k in keys if _jsonable(old.get(k, missing)) != _jsonable(new.get(k, missing))]  # fmt: skip
+
+
+def _jsonable(value):
+    try:
+        return json.loads(json.dumps(value, default=_json_default))
+    except TypeError:
+        return value
+
+
+def _same(a, b) -> bool:
+    """Equal as JSON (NaN equals NaN here)."""
+    return json.dumps(a, sort_keys=True, default=_json_default) == json.dumps(b, sort_keys=True, default=_json_default)
+
+
+class RunDirectory:
+    """The files of one run (see :mod:`fmlib.records`)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._written: set[int] = set()  # snapshot rounds already on disk in this session
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self.path)!r})"
+
+    # ------------------------------------------------------------------------- reading
+
+    def read_meta(self) -> dict | None:
+        """``config.json`` (``None`` when absent); :class:`DamagedRunError` when unreadable."""
+        return read_meta(self.path)
+
+    def read_results(self) -> dict | None:
+        """``results.json``, or ``None`` when absent or unreadable."""
+        try:
+            results = json.loads((self.path / RESULTS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return results if isinstance(results, dict) else None
+
+    def load_checkpoint(self) -> dict | None:
+        """The checkpoint (``None`` when absent); :class:`DamagedRunError` naming it and what to do
+        when it cannot be read."""
+        file = self.path / CHECKPOINT
+        if not file.is_file():
+            return None
+        advice = f"the run cannot resume from it; delete {self.path} (or move it aside) to run it again from the start"
+        try:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as err:  # EOFError, UnpicklingError, RuntimeError from the zip reader, ...
+            reason = "empty" if file.stat().st_size == 0 else f"unreadable: {type(err).__name__}"
+            raise DamagedRunError(f"{file} is damaged ({reason}); {advice}") from None  # never torch's weights_only advice
+        if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION or "records" not in state:
+            got = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise DamagedRunError(f"{file} is damaged or not an fmlib checkpoint (format {got!r}, this fmlib "
+                                  f"writes {FORMAT_VERSION}); {advice}")  # fmt: skip
+        return state
+
+    def differences(self, config: Mapping, *, neutral: Iterable[str] = (), defaults: Mapping | None = None) -> list[str]:
+        """How ``config`` differs from the one this directory was made with (fields in ``neutral``
+        ignored); empty when it holds no run. Raises :class:`DamagedRunError` for a damaged
+        ``config.json``."""
+        meta = self.read_meta()
+        return [] if meta is None else config_differences(meta["config"], config, neutral, defaults)
+
+    def status(self, config: Mapping | None = None, *, neutral: Iterable[str] = (), defaults: Mapping | None = None) -> str:
+        """``"new"`` (nothing there), ``"stale"`` (made with a config that differs from ``config``
+        in a field not in ``neutral``), ``"done"`` (finished, and ``results.json`` written by a real
+        run, not a ``FMLIB_SMOKE=1`` one) or ``"partial"`` (anything else: started, failed, damaged)."""
+        if not self.path.is_dir() or not [p for p in self.path.iterdir() if p.name != LOCK]:
+            return "new"
+        try:
+            meta = self.read_meta()
+        except DamagedRunError:
+            return "partial"
+        if meta is None:
+            return "partial"
+        if config is not None and config_differences(meta["config"], config, neutral, defaults):
+            return "stale"
+        results = self.read_results()
+        if results is None or results.get("smoke", False) is not False:
+            return "partial"
+        return "done" if is_finished(meta, results.get("rounds", 0)) else "partial"
+
+    def snapshot_path(self, round: int) -> Path:
+        return self.path / SENSITIVITY / f"round_{round:03d}.npz"
+
+    # ------------------------------------------------------------------------- the lock
+
+    @contextmanager
+    def lock(self):
+        """Hold the directory for this process (created when missing) inside the block.
+
+        A second holder, in this process or another, gets :class:`RunLockedError` naming the
+        holder's process id and host at once. The lock is an ``flock`` on ``.lock``, so the
+        operating system releases it when its holder dies; a dead holder's record left in the file
+        is taken over with a warning. A directory this call created is removed again when the
+        block leaves it empty (a config refused before anything was written).
+        """
+        created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        file = self.path / LOCK
+        fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                who = (
+                    f"process {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
+                    if holder
+                    else "another process"
+                )
+                raise RunLockedError(f"{self.path} is in use by {who}; wait for it to finish or use another "
+                                     f"output_dir (if that process is gone, delete {file})") from None  # fmt: skip
+            stale = _read_holder(fd)
+            if stale:
+                warnings.warn(f"{self.path}: taking over the stale lock of {_who(stale)}: that process is gone", stacklevel=3)
+            holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+            try:
+                yield self
+            finally:
+                os.ftruncate(fd, 0)  # released cleanly: no stale record
+                if created and [p.name for p in self.path.iterdir()] == [LOCK]:
+                    file.unlink()
+                    self.path.rmdir()
+        finally:
+            os.close(fd)  # releases the flock
+
+    # ------------------------------------------------------------------------- opening and writing
+
+    def open(self, config: Mapping, *, neutral: Iterable[str] = (), defaults: Mapping | None = None) -> dict | None:
+        """Verify the directory for a run of ``config`` (hold :meth:`lock`); return its checkpoint,
+        or ``None`` when the run starts from scratch.
+
+        Removes temporary files of killed writes; refuses a config that differs from the run's
+        (``ValueError``), a damaged checkpoint, and records without a checkpoint
+        (:class:`DamagedRunError`: nothing to resume from or verify against). With a checkpoint,
+        every derived file (``config.json``, ``rounds.csv``, ``queries.csv``, the snapshots,
+        ``results.json``'s summary) that differs from it is rewritten, with a warning naming them.
+        """
+        for tmp in [*self.path.glob(".*.tmp"), *(self.path / SENSITIVITY).glob(".*.tmp")]:
+            tmp.unlink(missing_ok=True)
+        checkpoint = self.load_checkpoint()
+        if checkpoint is None:
+            self._check_fresh(config, neutral, defaults)
+            return None
+        records = RunRecords.from_state(checkpoint["records"], self.path)
+        diff = config_differences(records.config, config, neutral, defaults)
+        if diff:
+            raise ValueError(f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
+                             "use another output_dir or delete that one")  # fmt: skip
+        if "snapshots" not in checkpoint["records"]:  # written before checkpoints kept them: adopt the files
+            checkpoint["records"]["snapshots"] = records.snapshots = self._adopt_snapshots(len(records.rounds))
+        rebuilt = self._rebuild(records)
+        if rebuilt:
+            warnings.warn(f"{self.path}: rebuilt from {CHECKPOINT}: {', '.join(sorted(rebuilt))}", stacklevel=3)
+        return checkpoint
+
+    def _check_fresh(self, config, neutral, defaults) -> None:
+        """No checkpoint: nothing to resume. Refuse records it would overwrite or a config that differs."""
+        leftovers = [p.name for p in (self.path / ROUNDS, self.path / QUERIES, self.path / RESULTS) if p.is_file()]
+        leftovers += [f"{SENSITIVITY}/{p.name}" for p in sorted((self.path / SENSITIVITY).glob("*.npz"))]
+        if leftovers:
+            try:
+                n_rounds = len(pd.read_csv(self.path / ROUNDS))
+            except Exception:  # absent, empty or garbage: the count is unknown, the refusal is not
+                n_rounds = "?"
+            raise DamagedRunError(f"{self.path} holds records of {n_rounds} rounds but no {CHECKPOINT} ({', '.join(leftovers)}; "
+                                  "an export, or a deleted checkpoint): they cannot be resumed or verified, and a new "
+                                  f"run would overwrite them; move or delete {self.path}")  # fmt: skip
+        try:
+            diff = self.differences(config, neutral=neutral, defaults=defaults)
+        except DamagedRunError as err:
+            raise DamagedRunError(f"{err}, and there is no {CHECKPOINT} to rebuild it from: delete it to start the "
+                                  "run again") from None  # fmt: skip
+        if diff:
+            raise ValueError(f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
+                             "use another output_dir or delete that one")  # fmt: skip
+
+    def _adopt_snapshots(self, n_rounds: int) -> dict[int, bytes]:
+        out = {}
+        for r in range(n_rounds):
+            file = self.snapshot_path(r)
+            if not file.is_file():
+                continue
+            try:
+                load_snapshot(file)
+            except Exception as err:
+                raise DamagedRunError(f"{file} is damaged ({type(err).__name__}) and this run's {CHECKPOINT} predates "
+                                      f"stored snapshots, so it cannot be rebuilt; delete {self.path} to run it "
+                                      "again") from None  # fmt: skip
+            out[r] = file.read_bytes()
+        return out
+
+    def _rebuild(self, records: RunRecords) -> list[str]:
+        """Rewrite every derived file that differs from ``records``; return their names."""
+        expected = {CONFIG: json_bytes(records.meta), ROUNDS: csv_bytes(records.rounds_frame()),
+                    QUERIES: csv_bytes(records.queries_frame())}  # fmt: skip
+        expected.update({self.snapshot_path(r).relative_to(self.path).as_posix(): b for r, b in records.snapshots.items()})
+        rebuilt = []
+        for name, data in expected.items():
+            file = self.path / name
+            if not file.is_file() or file.read_bytes() != data:
+                write_bytes(file, data)
+                rebuilt.append(name)
+        for file in (self.path / SENSITIVITY).glob("round_*.npz"):  # a round the checkpoint does not have
+            if file.relative_to(self.path).as_posix() not in expected:
+                file.unlink()
+                rebuilt.append(file.relative_to(self.path).as_posix())
+        self._written = set(records.snapshots)
+        results = self.path / RESULTS
+        if results.is_file():
+            old = self.read_results()
+            summary = results_summary(records)
+            if old is None or not records.finished:
+                results.unlink()  # unreadable, or not a finished run's: whoever finishes it writes it again
+                rebuilt.append(RESULTS)
+            elif not _same({k: old.get(k) for k in summary}, summary):
+                write_json(results, {**old, **summary})  # the summary from the checkpoint, the writer's extras kept
+                rebuilt.append(RESULTS)
+        return rebuilt
+
+    def write_meta(self, meta: dict) -> None:
+        write_json(self.path / CONFIG, meta)
+
+    def save(self, records: RunRecords, loop_state: dict) -> None:
+        """Write the checkpoint, then what derives from it: ``config.json``, new snapshots, the CSVs."""
+        save_torch(self.path / CHECKPOINT, {"format": FORMAT_VERSION, "loop": loop_state, "records": records.state()})
+        self.write_meta(records.meta)
+        for r in sorted(set(records.snapshots) - self._written):
+            write_bytes(self.snapshot_path(r), records.snapshots[r])
+            self._written.add(r)
+        self.write_records(records)
+
+    def write_snapshot(self, round: int, snapshot) -> None:
+        """One snapshot file, outside any run (tools, tests); a run's snapshots go through :meth:`save`."""
+        write_bytes(self.snapshot_path(round), snapshot_bytes(snapshot))
+
+    def write_records(self, records: RunRecords) -> None:
+        write_bytes(self.path / QUERIES, csv_bytes(records.queries_frame()))
+        write_bytes(self.path / ROUNDS, csv_bytes(records.rounds_frame()))
+
+    def write_results(self, records: RunRecords, **extra) -> Path:
+        """``results.json``: :func:`~fmlib.records.tables.results_summary` of the records plus
+        ``extra`` (the notebook adds ``smoke`` and its figures)."""
+        return write_json(self.path / RESULTS, {**results_summary(records), **extra})
+
+    def move_aside(self) -> Path:
+        """Move the whole directory to ``<parent>/.stale/<name>.<time>`` (never deleted; out of the
+        ``runs/*`` globs) after taking its lock; return where it went."""
+        target = self.path.parent / STALE / f"{self.path.name}.{time.strftime('%Y%m%d-%H%M%S')}"
+        while target.exists():
+            target = target.with_name(target.name + "_")
+        with self.lock():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self.path, target)
+        return target
+
+
+def _who(holder: dict) -> str:
+    return f"process {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
+
+
+def _read_holder(fd: int) -> dict:
+    raw = os.pread(fd, 4096, 0)
+    try:
+        holder = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        holder = {"pid": "?", "host": "?", "since": raw[:40]}
+    return holder if isinstance(holder, dict) else {}
+
+
+# ----------------------------------------------------------------------------- functions over paths
+
+
+def write_results(run_dir, records: RunRecords, **extra) -> Path:
+    """``results.json`` of a run (:meth:`RunDirectory.write_results`); its last notebook cell calls this."""
+    return RunDirectory(run_dir).write_results(records, **extra)
+
+
+def run_status(path, config: Mapping | None = None, **comparison) -> str:
+    """:meth:`RunDirectory.status` of a path."""
+    return RunDirectory(path).status(config, **comparison)
+
+
+def export_runs(source, target, *, finished_only: bool = True) -> list[Path]:
+    """Copy the small records of every run directory under ``source`` to ``target`` (for git).
+
+    Keeps ``config.json``, ``rounds.csv``, ``queries.csv``, ``results.json`` and the sensitivity
+    snapshots; leaves out checkpoints, locks and executed notebooks. Files are copied atomically,
+    so an export can be re-run while a grid is still writing. ``finished_only``: runs whose status
+    is ``"done"`` (every planned round ran and a real run wrote ``results.json``).
+
+    Returns:
+        The exported run directories in ``target``.
+    """
+    source, target = Path(source), Path(target)
+    exported = []
+    for config in sorted(source.glob(f"*/{CONFIG}")):
+        run = config.parent
+        if finished_only and RunDirectory(run).status() != "done":
+            continue
+        files = [run / name for name in (CONFIG, ROUNDS, QUERIES, RESULTS)] + sorted((run / SENSITIVITY).glob("*.npz"))
+        for file in (f for f in files if f.is_file()):
+            dest = target / file.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(dest, lambda handle, file=file: handle.write(file.read_bytes()))
+        exported.append(target / run.name)
+    return exported

@@ -1,0 +1,134 @@
+"""A run's records in memory (:class:`RunRecords`), the one definition of a finished run, the
+``results.json`` summary, and tidy tables of runs on disk (:func:`load_run`, :func:`load_runs`)."""
+
+from __future__ import annotations
+
+import glob as globlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from fmlib.records.files import CONFIG, QUERIES, ROUNDS, read_meta
+
+QUERY_COLUMNS = ["round", "order", "pool_index", "label"]
+
+
+def is_finished(meta: Mapping, n_rounds: int) -> bool:
+    """Whether a run with ``n_rounds`` finished rounds is done: every round of its schedule ran.
+
+    The one definition, used by :class:`RunRecords`, the tidy tables' ``finished`` column, the
+    ``results.json`` summary and the run directories' status.
+    """
+    return n_rounds == len(meta.get("schedule", [])) > 0
+
+
+@dataclass
+class RunRecords:
+    """Per-round rows and per-sample query rows of one run, its metadata (``config.json``) and the
+    Fisher snapshots (``round -> npz bytes``, as written to ``sensitivity/``)."""
+
+    meta: dict
+    rounds: list[dict] = field(default_factory=list)
+    queries: list[dict] = field(default_factory=list)
+    path: Path | None = None
+    snapshots: dict[int, bytes] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict:
+        return self.meta.get("config", {})
+
+    @property
+    def finished(self) -> bool:
+        return is_finished(self.meta, len(self.rounds))
+
+    def rounds_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rounds)
+
+    def queries_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.queries, columns=QUERY_COLUMNS)
+
+    def frame(self) -> pd.DataFrame:
+        """Tidy table: one row per round with the run's config fields as columns (as :func:`load_run`)."""
+        return _tidy(self.meta, self.rounds_frame(), self.path)
+
+    def state(self) -> dict:
+        """Plain lists, dicts and bytes (loadable with ``torch.load(weights_only=True)``)."""
+        return {"meta": self.meta, "rounds": self.rounds, "queries": self.queries, "snapshots": self.snapshots}
+
+    @classmethod
+    def from_state(cls, state: dict, path=None) -> RunRecords:
+        snapshots = {int(r): bytes(b) for r, b in state.get("snapshots", {}).items()}
+        return cls(state["meta"], list(state["rounds"]), list(state["queries"]), Path(path) if path else None, snapshots)
+
+
+def results_summary(records: RunRecords) -> dict:
+    """The summary in ``results.json``: :func:`fmlib.compare.run_summary` of the records (rounds,
+    finished, final and per-round accuracy, AUC) and the torch thread counts that computed them."""
+    from fmlib.compare import run_summary  # the numbers are compare's; compare reads only tables
+
+    meta = records.meta
+    threads = meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
+    return {**run_summary(records.frame()), "torch_threads": threads, "threads_mixed": len(set(threads)) > 1}
+
+
+def run_columns(meta: dict, path=None) -> dict:
+    """Per-run columns of the tidy tables: ``run``, ``path``, the config fields."""
+    columns = {"run": Path(path).name if path else meta.get("config", {}).get("strategy", "run")}
+    columns["path"] = str(path) if path else None
+    for key, value in meta.get("config", {}).items():
+        if isinstance(value, Mapping):
+            columns.update({f"{key}.{k}": _scalar(v) for k, v in value.items()})
+        else:
+            columns[key] = _scalar(value)
+    return columns
+
+
+def _tidy(meta: dict, rounds: pd.DataFrame, path) -> pd.DataFrame:
+    columns = run_columns(meta, path)
+    columns["finished"] = is_finished(meta, len(rounds))
+    front = pd.DataFrame({k: [v] * len(rounds) for k, v in columns.items()}, index=rounds.index)
+    return pd.concat([front, rounds], axis=1)
+
+
+def _scalar(value):
+    return json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
+
+
+# ----------------------------------------------------------------------------- loading runs
+
+
+def load_run(path) -> pd.DataFrame:
+    """One run's ``rounds.csv`` as a tidy table with its config fields as columns.
+
+    Config dicts become ``field.key`` columns (``strategy_options.fraction``); lists are JSON
+    strings. ``run`` is the directory name, ``finished`` whether every planned round is done.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    if meta is None:
+        raise FileNotFoundError(f"{path} holds no {CONFIG}: not a run directory")
+    file = path / ROUNDS
+    rounds = pd.read_csv(file) if file.is_file() else pd.DataFrame()
+    return _tidy(meta, rounds, path)
+
+
+def load_queries(path) -> pd.DataFrame:
+    """One run's ``queries.csv`` (round, order, pool_index, label)."""
+    return pd.read_csv(Path(path) / QUERIES)
+
+
+def load_runs(pattern) -> pd.DataFrame:
+    """Tidy table of every run directory matching a glob pattern (or in an iterable of paths).
+
+    Matches that are not run directories (no ``config.json``) are skipped; a ``config.json``
+    match stands for its directory. Runs moved aside as stale (``.stale/``) do not match ``*``.
+    """
+    paths = sorted(globlib.glob(str(pattern), recursive=True)) if isinstance(pattern, (str, Path)) else list(pattern)
+    runs = [Path(p).parent if Path(p).name == CONFIG else Path(p) for p in paths]
+    frames = [load_run(r) for r in dict.fromkeys(runs) if (r / CONFIG).is_file()]
+    if not frames:
+        raise FileNotFoundError(f"no run directories match {pattern!r}")
+    return pd.concat(frames, ignore_index=True)

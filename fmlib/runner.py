@@ -1,0 +1,450 @@
+"""Executing a grid's runs (papermill in a process pool, inline, submitit jobs) and the command
+line ``python -m fmlib.grid`` (its usage: :mod:`fmlib.grid`).
+
+A run's status comes from its directory (:meth:`fmlib.records.RunDirectory.status`, compared with
+the run's config): ``done`` runs are skipped, ``new`` and ``partial`` ones executed (resuming from
+their checkpoint), ``stale`` ones (made with another config) reported and left alone unless
+``rerun_stale`` moves them aside first. Workers import neither torch nor the config: the parent
+decides what runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import fmlib.grid
+from fmlib.grid import GridRun, expand_grid, load_grid
+from fmlib.notebook import repo_root
+
+RESULTS, EXECUTED, SUMMARY, RUNS = "results.json", "active_learning.ipynb", "grid_summary.json", "grid.json"
+EXECUTORS = ("local", "submitit", "inline")
+NOTEBOOK = repo_root() / "notebooks" / EXECUTED
+
+
+@dataclass
+class RunOutcome:
+    """What became of one run."""
+
+    name: str
+    status: str  # "done" | "skipped" (already done) | "failed" | "stale" (another config; not rerun)
+    seconds: float = 0.0
+    error: str | None = None  # for "stale": how the config changed
+    notebook: str | None = None  # the executed notebook (read it for the error)
+    moved: str | None = None  # where a stale run's old directory went before it was rerun
+
+
+@contextmanager
+def _thread_env(threads: int | None):
+    """Set the thread counts a kernel started inside the block inherits."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    old = {n: os.environ.get(n) for n in names}
+    if threads:
+        os.environ.update({n: str(threads) for n in names})
+    try:
+        yield
+    finally:
+        for n, v in old.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
+
+
+def execute_run(
+    run: GridRun, root, *, notebook=NOTEBOOK, kernel_name: str | None = None, threads: int | None = None
+) -> RunOutcome:
+    """Execute the notebook for one run with papermill into ``<root>/<name>/``; never raises."""
+    run_dir = run.path(root).resolve()
+    output = run_dir / EXECUTED
+    start = time.perf_counter()
+    try:
+        import papermill as pm
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with _thread_env(threads):
+            pm.execute_notebook(str(notebook), str(output), parameters={**run.params, "output_dir": str(run_dir)},
+                                kernel_name=kernel_name, progress_bar=False, cwd=str(run_dir))  # fmt: skip
+        _check_done(run_dir)
+        return RunOutcome(run.name, "done", time.perf_counter() - start, None, str(output))
+    except Exception as err:  # a run's failure is reported, never raised: the grid goes on
+        message = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}"
+        kept = str(output) if output.is_file() else None
+        return RunOutcome(run.name, "failed", time.perf_counter() - start, message.strip(), kept)
+
+
+def run_inline(run: GridRun, root, *, threads: int | None = None) -> RunOutcome:
+    """Run one config in this process with :func:`~fmlib.experiment.run_experiment` (no notebook,
+    no figures): fast, for tests and demo runs. Writes the same ``results.json``; never raises."""
+    run_dir = run.path(root).resolve()
+    start = time.perf_counter()
+    try:
+        import torch
+
+        from fmlib.experiment import run_experiment
+        from fmlib.records import write_results
+
+        if threads:
+            torch.set_num_threads(threads)
+        records = run_experiment({**run.params, "output_dir": str(run_dir)})
+        write_results(run_dir, records, seconds=time.perf_counter() - start)
+        _check_done(run_dir)
+        return RunOutcome(run.name, "done", time.perf_counter() - start)
+    except Exception as err:  # no notebook to read: the error names where it was raised
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        message = f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
+        return RunOutcome(run.name, "failed", time.perf_counter() - start, message)
+
+
+def run_grid(
+    runs: Sequence[GridRun],
+    root,
+    *,
+    notebook=NOTEBOOK,
+    workers: int = 1,
+    executor: str = "local",
+    threads: int | None = None,
+    kernel_name: str | None = None,
+    submitit: Mapping | None = None,
+    progress: bool = True,
+    rerun_stale: bool = False,
+) -> list[RunOutcome]:
+    """Run every unfinished run of a grid; failures are collected, not raised.
+
+    Args:
+        runs: from :func:`expand_grid`.
+        root: output tree; run ``r`` goes to ``root / r.name``.
+        notebook: the notebook papermill executes per run (``FileNotFoundError`` when missing,
+            unless ``executor="inline"``).
+        workers: runs at a time (local pool; Slurm array parallelism with submitit, whose
+            ``"local"`` cluster starts every job at once).
+        executor: ``"local"`` (process pool, papermill), ``"submitit"`` (Slurm, or submitit's
+            local executor with ``submitit={"cluster": "local"}``), ``"inline"`` (this process,
+            no notebook, one at a time).
+        threads: torch threads per run (``OMP_NUM_THREADS`` of the kernel); default: for a run
+            that resumes, the count its records say it ran with (results depend on it, and a run
+            refuses to resume with another); for the others ``submitit["cpus"]`` when given, else
+            the machine's cores / ``workers``, at least 1 (with submitit: left unset).
+        kernel_name: Jupyter kernel (default: the notebook's).
+        submitit: ``cluster`` (``None``: Slurm when available, else local), ``partition``,
+            ``gpus``, ``timeout`` (minutes), ``cpus``, ``mem_gb``, ``folder`` (logs; default
+            ``root/.submitit``).
+        progress: tqdm bar over runs.
+        rerun_stale: move the directory of every stale run (made with another config) aside to
+            ``root/.stale/`` and run it again; otherwise stale runs are reported, not run.
+
+    Returns:
+        One outcome per run, in ``runs`` order (``grid_summary.json`` in ``root`` too).
+    """
+    from tqdm.auto import tqdm
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; allowed values: {list(EXECUTORS)}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    notebook = Path(notebook).resolve()  # kernels run in their run directory, jobs maybe elsewhere
+    if executor != "inline" and not notebook.is_file():
+        raise FileNotFoundError(f"notebook {notebook} not found (--notebook to execute another one)")
+    runs = [_absolute_data_root(r) for r in runs]
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    from fmlib.records import RunDirectory, write_json
+
+    write_json(root / RUNS, [asdict(r) for r in runs])
+    outcomes, moved = {}, {}
+    for run in runs:
+        status, changes = run_state(run, root)
+        if status == "done":
+            outcomes[run.name] = RunOutcome(run.name, "skipped")
+        elif status == "stale" and rerun_stale:
+            moved[run.name] = str(RunDirectory(run.path(root)).move_aside())
+        elif status == "stale":
+            outcomes[run.name] = RunOutcome(run.name, "stale", error=f"config changed: {'; '.join(changes)}")
+    todo = [r for r in runs if r.name not in outcomes]
+    if threads is not None:
+        per_run = dict.fromkeys([r.name for r in todo], threads)
+    else:  # with submitit, cores / workers of this machine say nothing about the nodes
+        threads = (submitit or {}).get("cpus") or (None if executor == "submitit" else max(1, (os.cpu_count() or 1) // workers))
+        per_run = {r.name: _recorded_threads(r.path(root)) or threads for r in todo}  # --workers changes no result
+    bar = tqdm(total=len(todo), unit="run", desc="grid", disable=not progress)
+    failed = 0
+    for outcome in _outcomes(todo, root, notebook, workers, executor, per_run, kernel_name, dict(submitit or {})):
+        outcomes[outcome.name] = outcome
+        outcome.moved = moved.get(outcome.name)
+        failed += outcome.status == "failed"
+        bar.update(1)
+        bar.set_postfix(failed=failed, last=outcome.name)
+    bar.close()
+    ordered = [outcomes[r.name] for r in runs]
+    write_json(root / SUMMARY, [asdict(o) for o in ordered])
+    return ordered
+
+
+def run_state(run: GridRun, root) -> tuple[str, list[str]]:
+    """A run's status in ``root`` compared with its config (``new``, ``partial``, ``done``,
+    ``stale``) and, when stale, how the config changed."""
+    from fmlib.config import ExperimentConfig, comparison
+    from fmlib.records import DamagedRunError, RunDirectory
+
+    config = ExperimentConfig.from_dict({**run.params, "output_dir": str(run.path(root))}).to_dict()
+    directory = RunDirectory(run.path(root))
+    status = directory.status(config, **comparison())
+    try:
+        changes = directory.differences(config, **comparison()) if status == "stale" else []
+    except DamagedRunError:
+        changes = []
+    return status, changes
+
+
+def _recorded_threads(run_dir: Path) -> int | None:
+    """The torch thread count a started run last ran with (``None``: new, or unknown)."""
+    from fmlib.records import DamagedRunError, RunDirectory
+
+    try:
+        meta = RunDirectory(run_dir).read_meta()
+    except DamagedRunError:
+        return None
+    used = (meta or {}).get("torch_threads") or [(meta or {}).get("environment", {}).get("torch_threads")]
+    return used[-1] if isinstance(used[-1], int) else None
+
+
+def _check_done(run_dir: Path) -> None:
+    """Raise unless the run in ``run_dir`` is done (finished, ``results.json`` of a real run)."""
+    from fmlib.records import RunDirectory
+
+    directory = RunDirectory(run_dir)
+    if directory.status() == "done":
+        return
+    results = directory.read_results()
+    if results is not None and results.get("smoke"):
+        raise RuntimeError(f"the run wrote a smoke {RESULTS} (FMLIB_SMOKE=1): a smoke run is not a result")
+    raise RuntimeError(f"the notebook finished without writing {RESULTS} for a finished run")
+
+
+def _absolute_data_root(run: GridRun) -> GridRun:
+    """``data_root`` made absolute: a relative one would be read from the run's directory."""
+    root = run.params.get("data_root")
+    if isinstance(root, str) and root != os.path.abspath(os.path.expanduser(root)):
+        return GridRun(run.name, {**run.params, "data_root": os.path.abspath(os.path.expanduser(root))})
+    return run
+
+
+def _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, options) -> Iterator[RunOutcome]:
+    if not todo:
+        return
+    if executor == "inline":
+        for run in todo:
+            yield run_inline(run, root, threads=threads[run.name])
+    elif executor == "local" and workers == 1:
+        for run in todo:
+            yield execute_run(run, root, notebook=notebook, kernel_name=kernel_name, threads=threads[run.name])
+    elif executor == "local":
+        # spawn: the parent has torch imported (config checks); forking that is not safe
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(execute_run, run, root, notebook=notebook, kernel_name=kernel_name,
+                                   threads=threads[run.name]): run for run in todo}  # fmt: skip
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except Exception as err:  # the worker process died
+                    yield RunOutcome(futures[future].name, "failed", error=f"{type(err).__name__}: {err}")
+    else:
+        yield from _submitit_outcomes(todo, root, notebook, workers, threads, kernel_name, options)
+
+
+def _submitit_outcomes(todo, root, notebook, workers, threads, kernel_name, options) -> Iterator[RunOutcome]:
+    try:
+        import submitit
+    except ImportError as err:
+        raise ImportError("--executor submitit needs submitit: pip install 'fmlib[grid]'") from err
+
+    folder = Path(options.get("folder") or root / ".submitit")
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=options.get("cluster"))
+    params = {
+        "name": "fmlib-grid",
+        "timeout_min": options.get("timeout"),
+        "gpus_per_node": options.get("gpus"),
+        "cpus_per_task": options.get("cpus"),
+        "mem_gb": options.get("mem_gb"),
+        "slurm_partition": options.get("partition"),
+        "slurm_array_parallelism": workers,
+    }
+    executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+    with executor.batch():
+        jobs = [executor.submit(execute_run, run, root, notebook=notebook, kernel_name=kernel_name, threads=threads[run.name])
+                for run in todo]  # fmt: skip
+    names = {job.job_id: run.name for job, run in zip(jobs, todo)}
+    for job in submitit.helpers.as_completed(jobs, poll_frequency=1):
+        try:
+            yield job.result()
+        except Exception as err:  # the job itself failed (timeout, killed, ...): logs in folder
+            first = str(err).strip().splitlines()
+            yield RunOutcome(names[job.job_id], "failed", error=f"{type(err).__name__}: {first[-1] if first else ''} "
+                                                             f"(logs: {job.paths.stderr})")  # fmt: skip
+
+
+def summarize(outcomes: Sequence[RunOutcome]) -> str:
+    """Counts, then one line per failure (error, executed notebook), per stale run (how its config
+    changed) and per stale run rerun (where its old directory went)."""
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "stale")}
+    lines = [f"{len(outcomes)} runs: {counts['done']} done, {counts['skipped']} skipped (finished before), "
+             f"{counts['failed']} failed" + (f", {counts['stale']} stale" if counts["stale"] else "")]  # fmt: skip
+    for o in outcomes:
+        if o.status == "failed":
+            lines.append(f"  FAILED {o.name}: {o.error}" + (f"\n         notebook: {o.notebook}" if o.notebook else ""))
+        elif o.status == "stale":
+            lines.append(f"  STALE {o.name}: made with another config, {o.error.removeprefix('config changed: ')}")
+        if o.moved:
+            lines.append(f"  rerun {o.name}: its old directory is now {o.moved}")
+    if counts["stale"]:
+        lines.append("  stale runs are neither done nor rerun: --rerun-stale moves them aside (never deletes) and reruns them")
+    return "\n".join(lines)
+
+
+def dry_run(runs: Sequence[GridRun], output) -> int:
+    """Print every run's status and path, how a stale run's config changed, and every problem of an
+    invalid config; return the exit status (1 when a config is invalid or a run stale)."""
+    from fmlib.config import ExperimentConfig
+
+    output = Path(output)
+    invalid = stale = 0
+    for run in runs:
+        problems = ExperimentConfig.from_dict(run.params).problems(check_dataset=False)
+        status, changes = run_state(_absolute_data_root(run), output.resolve())
+        note = f"  config changed: {'; '.join(changes)}" if status == "stale" else ""
+        note += f"  INVALID: {'; '.join(problems)}" if problems else ""
+        invalid, stale = invalid + bool(problems), stale + (status == "stale")
+        print(f"{status:8s} {run.path(output)}{note}")
+    extra = (f", {invalid} invalid" if invalid else "") + (
+        f", {stale} stale (--rerun-stale moves them aside and reruns them)" if stale else "")  # fmt: skip
+    print(f"{len(runs)} runs in {output}{extra}")
+    return 1 if invalid or stale else 0
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _assignment(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE (VALUE as JSON or a plain string), got {text!r}")
+    return key.strip(), _value(value)
+
+
+def usage_examples() -> str:
+    """The command lines under "Usage" in :mod:`fmlib.grid`'s docstring (also shown by ``--help``)."""
+    text = (fmlib.grid.__doc__ or "").split("Usage", 1)[-1].split("::\n\n", 1)[-1]
+    return text.split("\n\n", 1)[0] + "\n"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fmlib.grid",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Execute notebooks/active_learning.ipynb with papermill once per run of a grid: every\n"
+            "combination of the grid's axis values (dataset x imbalance x strategy x seed x ...), each in\n"
+            "its own directory under --output. Runs that finished with the same config are skipped; the\n"
+            "others are (re-)executed and resume from their checkpoint. A run made with another config\n"
+            "(the grid was edited) is stale: reported, not rerun, unless --rerun-stale. A failed run does\n"
+            "not stop the grid: its executed notebook stays in its directory to read the error, the\n"
+            "summary (also grid_summary.json) lists it and the exit status is 1 (also with stale runs)."
+        ),
+        epilog=(
+            f"examples:\n{usage_examples()}\n"
+            "Axis flags (--dataset, --imbalance, --strategy, --seed, --axis) keep the elements of the grid\n"
+            "file's axis whose label or value is listed, or add the axis when the grid has none. Values\n"
+            "are read as JSON, else as strings. Grid files (grids/*.json) hold 'base' config fields and\n"
+            "'axes'; the format: python -c 'import fmlib.grid; help(fmlib.grid)'."
+        ),
+    )
+    p.add_argument("grid", nargs="?", help="grid file (grids/*.json); optional when axis flags give the axes")
+    p.add_argument("-o", "--output", help="output tree, one directory per run (default: runs/<grid file name>)")
+    p.add_argument("--dataset", nargs="+", type=_value, default=[], help="dataset axis values")
+    p.add_argument("--imbalance", nargs="+", type=_value, default=[], help="imbalance axis values or variant labels")
+    p.add_argument("--strategy", nargs="+", type=_value, default=[], help="strategy axis values or labels")
+    p.add_argument("--seed", nargs="+", type=_value, default=[], help="seed axis values")
+    p.add_argument("--axis", action="append", default=[], type=_assignment, metavar="NAME=V1,V2",
+                   help="any other axis, comma-separated values (or a JSON list), e.g. --axis query_size=35,70")  # fmt: skip
+    p.add_argument("--set", action="append", default=[], type=_assignment, metavar="FIELD=VALUE",
+                   help="config field for every run, e.g. --set budget=155 --set 'train_options={\"epochs\": 5}'")  # fmt: skip
+    p.add_argument("-j", "--workers", type=int, default=1,
+                   help="runs at a time: local processes, or the Slurm array parallelism (default 1)")  # fmt: skip
+    p.add_argument("--threads", type=int,
+                   help="torch threads per run (default: a resumed run's own count, else --cpus, else cores / workers); "
+                        "results depend on it: a run refuses to resume with another count unless "
+                        "--set allow_thread_change=true")  # fmt: skip
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: process pool with papermill (default); submitit: one job per run (Slurm); "
+                        "inline: run_experiment in this process, no notebook")  # fmt: skip
+    p.add_argument("--cluster", choices=("slurm", "local", "debug"),
+                   help="submitit cluster: slurm, local (processes on this machine) or debug (this process); "
+                        "default: Slurm when available, else local")  # fmt: skip
+    p.add_argument("--partition", help="Slurm partition (submitit)")
+    p.add_argument("--gpus", type=int, help="GPUs per run (submitit)")
+    p.add_argument("--cpus", type=int, help="CPUs per run (submitit); also the torch threads")
+    p.add_argument("--mem-gb", type=float, help="memory per run in GB (submitit)")
+    p.add_argument("--timeout", type=int, help="minutes per run (submitit)")
+    p.add_argument("--notebook", default=str(NOTEBOOK), help="notebook to execute per run (default: %(default)s)")
+    p.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's)")
+    p.add_argument("-n", "--dry-run", action="store_true",
+                   help="list the runs, their status (new, partial, done, stale: with how the config changed) and "
+                        "every problem of invalid configs; run nothing; exit status 1 when a config is invalid "
+                        "or a run stale")  # fmt: skip
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="move the directory of every stale run (made with another config) aside to "
+                        "<output>/.stale/<name>.<time> (never deleted) and run it again")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (1: a run failed or is stale; 2: bad grid or arguments)."""
+    args = parser().parse_args(argv)
+    select = {"dataset": args.dataset, "imbalance": args.imbalance, "strategy": args.strategy, "seed": args.seed}
+    for name, values in args.axis:
+        select[name] = [_value(v) for v in values.split(",")] if isinstance(values, str) else values
+        select[name] = select[name] if isinstance(select[name], list) else [select[name]]
+    try:
+        grid = load_grid(args.grid) if args.grid else {}
+        runs = expand_grid(grid, select=select, overrides=dict(args.set))
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    output = Path(args.output) if args.output else repo_root() / "runs" / (Path(args.grid).stem if args.grid else "grid")
+    if args.dry_run:
+        return dry_run(runs, output)
+    options = {"cluster": args.cluster, "partition": args.partition, "gpus": args.gpus, "cpus": args.cpus,
+               "mem_gb": args.mem_gb, "timeout": args.timeout}  # fmt: skip
+    try:
+        outcomes = run_grid(runs, output, notebook=args.notebook, workers=args.workers, executor=args.executor,
+                            threads=args.threads, kernel_name=args.kernel, submitit=options,
+                            progress=not args.no_progress, rerun_stale=args.rerun_stale)  # fmt: skip
+    except (FileNotFoundError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summarize(outcomes))
+    print(f"outputs: {output}")
+    return 1 if any(o.status in ("failed", "stale") for o in outcomes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Base class, registry and the random baseline of the query strategies.
+
+:class:`Strategy` checks options and arguments, puts the model in eval mode on the scoring device
+and back, and times the two phases into :class:`SelectionReport` (``strategy.report``). Subclasses
+set ``name`` and ``defaults`` and implement ``_select``; ``@register`` makes them available to
+:func:`get_strategy`. The helpers here (candidate subsets, input batches, features,
+probabilities) are shared by every family.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmlib.data import ImageData
+from fmlib.masks import ParameterMask
+
+STRATEGIES: dict[str, type[Strategy]] = {}
+
+_CANDIDATES = 1  # random stream of the max_candidates subset, apart from the strategies' own draws
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: make a strategy available to :func:`get_strategy` under ``cls.name``."""
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def get_strategy(name: str, **options) -> Strategy:
+    """Build a strategy by name; unknown names or options raise ``ValueError`` listing the valid ones."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; allowed values: {sorted(STRATEGIES)}")
+    return STRATEGIES[name](**options)
+
+
+@dataclass
+class FisherReport:
+    """What a Fisher strategy (``bait``, ``fishermask``) reports about its last selection."""
+
+    fisher_diag: dict[str, torch.Tensor]  # name -> diagonal Fisher on the subsample, shaped like the parameter (CPU)
+    mask: ParameterMask  # the parameter entries the embeddings keep
+    picked_scores: np.ndarray  # [K] tr F(x) = ||V(x)||² in the mask of every pick, in pick order
+    fisher_trace: float  # tr F_U: the pool Fisher's trace in the mask's subspace
+
+
+@dataclass
+class SelectionReport:
+    """What a strategy's last ``select`` call reports (``strategy.report``)."""
+
+    embed_time: float = 0.0  # seconds computing scores, embeddings and the Fisher
+    select_time: float = 0.0  # seconds choosing among the candidates
+    fisher: FisherReport | None = None  # Fisher strategies only
+
+
+class Strategy:
+    """Base class: validates options and arguments, handles modes, devices and timing.
+
+    Subclasses set ``name`` and ``defaults`` (every allowed option with its default) and implement
+    ``_select``, which returns positions into ``pool``.
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **options):
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"unknown options {unknown} for strategy {self.name!r}; allowed: {sorted(self.defaults)}")
+        self.options = {**self.defaults, **options}
+        self.report = SelectionReport()
+        batch_size = self.options.get("batch_size", 1)
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        max_candidates = self.options.get("max_candidates")
+        if max_candidates is not None and not (isinstance(max_candidates, int) and max_candidates >= 1):
+            raise ValueError(f"max_candidates must be None or a positive int, got {max_candidates!r}")
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({opts})"
+
+    def select(
+        self,
+        model: nn.Module,
+        pool: ImageData,
+        labeled: np.ndarray,
+        unlabeled: np.ndarray,
+        n: int,
+        *,
+        seed: int = 0,
+        device=None,
+    ) -> np.ndarray:
+        """Pick ``n`` distinct pool positions from ``unlabeled``.
+
+        Args:
+            model: classifier with ``embed(x)`` ``[N, d]`` and ``head`` (``nn.Linear``).
+            pool: the pool images; ``labeled`` and ``unlabeled`` are positions into it.
+            labeled: ``int [L]`` already labeled positions (may be empty).
+            unlabeled: ``int [U]`` candidate positions, distinct.
+            n: how many to pick.
+            seed: seeds every random choice; the same seed gives the same picks.
+            device: where to score (default: the model's device); the model is moved there and back.
+
+        Returns:
+            ``int64 [min(n, U)]`` pool positions, in the order the strategy picked them.
+        """
+        labeled = np.asarray(labeled, dtype=np.int64).reshape(-1)
+        unlabeled = np.asarray(unlabeled, dtype=np.int64).reshape(-1)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if len(np.unique(unlabeled)) != len(unlabeled):
+            raise ValueError("unlabeled contains duplicate positions")
+        if n > len(unlabeled):
+            warnings.warn(
+                f"strategy {self.name!r}: asked for {n} points but only {len(unlabeled)} are unlabeled",
+                stacklevel=2,
+            )
+            n = len(unlabeled)
+        self.report = SelectionReport()
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        params = list(model.parameters())
+        home = params[0].device if params else torch.device("cpu")
+        device = torch.device(device) if device is not None else home
+        modes = [(module, module.training) for module in model.modules()]  # each one's, not just the top's
+        model.eval().to(device)
+        try:
+            picks = self._select(model, pool, labeled, unlabeled, int(n), seed=int(seed), device=device)
+        finally:
+            model.to(home)
+            for module, training in modes:
+                module.training = training
+        picks = np.asarray(picks, dtype=np.int64).reshape(-1)
+        if len(picks) != n or len(np.unique(picks)) != n or not np.isin(picks, unlabeled).all():
+            raise RuntimeError(f"strategy {self.name!r} returned invalid picks {picks.tolist()}")
+        return picks
+
+    def _select(self, model, pool, labeled, unlabeled, n, *, seed, device) -> np.ndarray:
+        raise NotImplementedError
+
+    @contextmanager
+    def _timed(self, key: str, device: torch.device):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # GPU work is asynchronous: wait before reading the clock
+            setattr(self.report, key, getattr(self.report, key) + time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _candidates(unlabeled: np.ndarray, n: int, max_candidates: int | None, seed: int) -> np.ndarray:
+    """All of ``unlabeled``, or a sorted seeded subset of ``max(max_candidates, n)`` of them."""
+    if max_candidates is None or max(max_candidates, n) >= len(unlabeled):
+        return unlabeled
+    rng = np.random.default_rng([seed, _CANDIDATES])
+    return np.sort(rng.choice(unlabeled, size=max(max_candidates, n), replace=False))
+
+
+def _batches(model: nn.Module, pool: ImageData, indices: np.ndarray, batch_size: int, device):
+    """Normalised inputs of ``pool[indices]`` in batches, in the model's dtype (float64 oracle tests)."""
+    dtype = next(model.parameters()).dtype
+    for start in range(0, len(indices), batch_size):
+        yield pool.inputs(indices[start : start + batch_size], device).to(dtype)
+
+
+@torch.no_grad()
+def _features(model, pool, indices, batch_size, device) -> torch.Tensor:
+    """Penultimate features ``[N, d]`` on ``device``."""
+    return torch.cat([model.embed(x) for x in _batches(model, pool, indices, batch_size, device)])
+
+
+@torch.no_grad()
+def _probabilities(model, pool, indices, batch_size, device) -> torch.Tensor:
+    """Softmax outputs ``[N, C]`` on ``device``."""
+    return torch.cat([model(x).softmax(-1) for x in _batches(model, pool, indices, batch_size, device)])
+
+
+# ----------------------------------------------------------------------------- random
+
+
+@register
+class Random(Strategy):
+    """Uniformly random picks (seeded)."""
+
+    name = "random"
+
+    def _select(self, model, pool, labeled, unlabeled, n, *, seed, device):
+        with self._timed("select_time", device):
+            return np.random.default_rng(seed).choice(unlabeled, size=n, replace=False)

@@ -1,0 +1,344 @@
+"""Issue 10, run directories: what a hostile but realistic user does to a run directory and its config.
+
+Each test reproduces one item of the issue on a tiny FashionMNIST config (fake IDX files): two
+processes on one directory, damaged or edited records, values that used to pass validation and
+fail after ``config.json`` was written, resuming with another torch thread count, a full disk,
+the user's umask.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import fmlib.records
+from fmlib.experiment import ExperimentConfig, run_experiment
+from fmlib.records import load_run, load_snapshots
+from tests.fakes import write_fake_fashion_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = ["train_time", "eval_time", "select_time", "embed_time"]
+
+
+@pytest.fixture(scope="module")
+def fashion_root(tmp_path_factory) -> str:
+    return str(write_fake_fashion_mnist(tmp_path_factory.mktemp("fashion"), n_train=200, n_test=60))
+
+
+@pytest.fixture
+def torch_threads():
+    threads = torch.get_num_threads()
+    yield threads
+    torch.set_num_threads(threads)
+
+
+def small_config(root, output_dir=None, **overrides) -> dict:
+    config = dict(
+        dataset="fashion_mnist", data_root=root, imbalance="step", ratio=2.0, pool_size=60, test_size=30,
+        initial_size=10, query_size=5, budget=None, rounds=2, strategy="random", train_preset="default",
+        train_options={"epochs": 1, "batch_size": 16}, seed=0, device="cpu", progress=False,
+        output_dir=None if output_dir is None else str(output_dir),
+    )  # fmt: skip
+    return {**config, **overrides}
+
+
+def files(path: Path) -> dict[str, bytes]:
+    """Every record file of a run directory (not the lock), by relative path."""
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file() and p.name != ".lock"}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- 1. a lock on output_dir
+
+CHILD = """
+import json, sys, time
+from pathlib import Path
+from fmlib.experiment import run_experiment
+
+
+class Blocking:
+    '''Blocks in its first select, after round 0 is trained: the run holds its directory.'''
+
+    def select(self, model, pool, labeled, unlabeled, n, *, seed=0, device=None):
+        Path(sys.argv[2]).write_text("selecting")
+        time.sleep(300)
+
+
+run_experiment(json.loads(sys.argv[1]), strategy=Blocking())
+"""
+
+
+def test_a_second_run_on_a_busy_directory_refuses_naming_the_holder_and_takes_over_a_dead_ones_lock(fashion_root, tmp_path):
+    run = tmp_path / "run"
+    signal_file = tmp_path / "selecting"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(small_config(fashion_root, run)), str(signal_file)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not signal_file.exists():
+            assert child.poll() is None, child.stdout.read().decode()
+            assert time.monotonic() < deadline, "the child never reached its first selection"
+            time.sleep(0.2)
+        start = time.monotonic()
+        with pytest.raises(RuntimeError, match=rf"{run}.*is in use by process {child.pid} on {os.uname().nodename}"):
+            run_experiment(small_config(fashion_root, run, seed=1))  # another config on the same directory
+        assert time.monotonic() - start < 30  # at once: no data loaded, nothing trained
+        assert json.loads((run / "config.json").read_text())["config"]["seed"] == 0  # the owner's config stays
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    # the holder is dead: its lock is stale; the owner's config takes over with a warning and finishes
+    with pytest.warns(UserWarning, match=rf"stale lock.*process {child.pid}"):
+        records = run_experiment(small_config(fashion_root, run))
+    assert records.finished and json.loads((run / "config.json").read_text())["config"]["seed"] == 0
+    with pytest.raises(ValueError, match="different config.*seed: 0 there, 1 here"):
+        run_experiment(small_config(fashion_root, run, seed=1))
+
+
+def test_the_lock_holder_is_named_within_one_process_too(fashion_root, tmp_path):
+    run = tmp_path / "run"
+    with fmlib.records.RunDirectory(run).lock():
+        with pytest.raises(RuntimeError, match=rf"in use by process {os.getpid()}"):
+            run_experiment(small_config(fashion_root, run))
+    run_experiment(small_config(fashion_root, run, rounds=0))  # released
+
+
+# ----------------------------------------------------------------------------- 3. reruns check and repair the records
+
+
+def test_rerunning_a_finished_run_repairs_its_derived_files_from_the_checkpoint(fashion_root, tmp_path):
+    from fmlib.grid import write_results
+
+    run = tmp_path / "run"
+    config = small_config(fashion_root, run, strategy="bait", strategy_options={"fisher_samples": 16})
+    records = run_experiment(config)
+    write_results(run, records)
+    truth = files(run)
+    snapshots = load_snapshots(run)
+    assert sorted(snapshots) == [0, 1]
+
+    rounds = pd.read_csv(run / "rounds.csv")
+    rounds.loc[0, "accuracy"] = 0.99  # a hand-edited (or half-copied) rounds.csv
+    rounds.to_csv(run / "rounds.csv", index=False)
+    (run / "queries.csv").unlink()
+    (run / "sensitivity" / "round_001.npz").write_bytes(b"not an npz")
+    meta = json.loads((run / "config.json").read_text())
+    meta["config"]["seed"] = 7  # config.json no longer says what the checkpoint holds
+    (run / "config.json").write_text(json.dumps(meta))
+
+    with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: .*config.json.*queries.csv.*rounds.csv"):
+        again = run_experiment(config)
+    write_results(run, again)
+    assert files(run) == truth  # every derived file as the run left it, results.json included
+    assert load_run(run)["accuracy"].tolist() == records.rounds_frame()["accuracy"].tolist()
+    assert all(np.array_equal(load_snapshots(run)[1][k], snapshots[1][k]) for k in snapshots[1])
+    with pytest.raises(ValueError, match="different config.*seed: 0 there, 7 here"):  # the checkpoint's config rules
+        run_experiment({**config, "seed": 7})
+
+
+def test_a_leftover_temporary_file_of_a_killed_write_is_removed_on_reopen(fashion_root, tmp_path):
+    run = tmp_path / "run"
+    run_experiment(small_config(fashion_root, run))
+    (run / ".checkpoint.pt.x1y2z3.tmp").write_bytes(b"half a checkpoint")
+    (run / ".rounds.csv.abc.tmp").write_text("half")
+    run_experiment(small_config(fashion_root, run))
+    assert not list(run.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not a zip", b"PK\x03\x04 truncated zip"], ids=["empty", "garbage", "zip"])
+def test_a_damaged_checkpoint_is_named_with_what_to_delete(fashion_root, tmp_path, content):
+    run = tmp_path / "run"
+    run_experiment(small_config(fashion_root, run), max_rounds=1)
+    (run / "checkpoint.pt").write_bytes(content)
+    with pytest.raises(RuntimeError, match=rf"{run / 'checkpoint.pt'} is damaged.*delete {run}") as err:
+        run_experiment(small_config(fashion_root, run))
+    assert "weights_only" not in str(err.value)  # never the unsafe advice
+
+
+@pytest.mark.parametrize(
+    "content", ["{not json", "{}", "[1, 2]", '{"config": [1]}'], ids=["syntax", "no-config", "list", "config-list"]
+)
+def test_a_damaged_config_json_is_named(fashion_root, tmp_path, content):
+    run = tmp_path / "run"
+    run_experiment(small_config(fashion_root, run))
+    (run / "config.json").write_text(content)
+    for read in (load_run, ExperimentConfig.from_run):
+        with pytest.raises(RuntimeError, match=rf"{run / 'config.json'} is damaged"):  # DamagedRunError
+            read(run)
+    with pytest.warns(UserWarning, match="rebuilt from checkpoint.pt: config.json"):  # the checkpoint knows it
+        run_experiment(small_config(fashion_root, run))
+    assert ExperimentConfig.from_run(run) == ExperimentConfig.from_dict(small_config(fashion_root, run))
+
+
+def test_a_damaged_config_json_without_a_checkpoint_is_refused(fashion_root, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(RuntimeError, match=rf"{run / 'config.json'} is damaged.*delete it"):
+        run_experiment(small_config(fashion_root, run))
+
+
+def test_records_without_a_checkpoint_are_never_overwritten(fashion_root, tmp_path):
+    run = tmp_path / "run"
+    run_experiment(small_config(fashion_root, run))
+    (run / "checkpoint.pt").unlink()  # e.g. an export in results/
+    before = files(run)
+    with pytest.raises(RuntimeError, match=r"records of 3 rounds but no checkpoint.pt"):
+        run_experiment(small_config(fashion_root, run))
+    assert files(run) == before
+
+
+# ----------------------------------------------------------------------------- 4. everything checked before anything is written
+
+
+BAD_VALUES = [
+    ({"train_options": {"epochs": "3"}}, r"train_options: epochs must be an integer >= 1, got '3'"),
+    ({"train_options": {"epochs": 1.5}}, r"train_options: epochs must be an integer >= 1, got 1.5"),
+    ({"train_options": {"batch_size": 2.5}}, r"train_options: batch_size must be an integer >= 1, got 2.5"),
+    ({"train_options": {"weight_decay": -1}}, r"train_options: weight_decay must be a finite number >= 0, got -1"),
+    ({"train_options": {"momentum": -1}}, r"train_options: momentum must be a finite number in \[0, 1\), got -1"),
+    ({"train_options": {"lr": float("inf")}}, r"train_options: lr must be a finite number > 0, got inf"),
+    ({"model": "resnet18", "model_options": {"width": 0}}, r"model_options.*width.* 0"),
+    ({"strategy": "bait", "strategy_options": {"lamb": float("inf")}}, r"strategy_options: lamb must be a finite number > 0"),
+    ({"ratio": float("inf")}, r"ratio must be a finite number >= 1, got inf"),
+    ({"ratio": 1e9}, r"ratio 1e\+09 leaves classes \[0, 1, 2, 3, 4\] without samples"),
+    ({"imbalance": "none", "minority_classes": [99]}, r"minority_classes .* only with imbalance 'step'"),
+    ({"minority_classes": [99]}, r"minority_classes must be in 0..9, got \[99\]"),
+    ({"download": "no"}, r"download must be true or false, got 'no'"),
+    ({"data_root": "/nonexistent/fashion"}, r"data_root '/nonexistent/fashion' does not exist"),
+]
+
+
+@pytest.mark.parametrize("bad, message", BAD_VALUES, ids=lambda v: v if isinstance(v, str) else "-".join(
+    f"{k}={v}" for k, v in v.items()))  # fmt: skip
+def test_a_bad_value_is_refused_before_anything_is_written_and_the_fix_then_runs(fashion_root, tmp_path, bad, message):
+    run = tmp_path / "run"
+    config = small_config(fashion_root, run, rounds=0)
+    with pytest.raises(ValueError, match=message):
+        run_experiment({**config, **bad})
+    assert not run.exists() or not any(run.iterdir())  # nothing written: the corrected config is welcome
+    assert run_experiment(config).finished
+
+
+def test_an_empty_output_dir_is_refused(fashion_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"output_dir must be a directory path or None, got ''"):
+        run_experiment(small_config(fashion_root, output_dir=""))
+    assert not any(tmp_path.iterdir())
+
+
+def test_validate_names_every_problem_at_once():
+    config = ExperimentConfig(query_size=0, seed=-1, download="no")
+    with pytest.raises(ValueError) as err:
+        config.validate(check_dataset=False)
+    for name in ("query_size", "seed", "download"):
+        assert name in str(err.value)
+    assert len(config.problems(check_dataset=False)) == 3
+
+
+def test_a_truncated_gzip_names_the_file(tmp_path):
+    from fmlib.data import load_dataset
+
+    root = write_fake_fashion_mnist(tmp_path / "data", n_train=50, n_test=20)
+    damaged = root / "train-images-idx3-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[:300])
+    with pytest.raises(OSError, match=rf"{damaged}.*(damaged|truncated)"):
+        load_dataset("fashion_mnist", root=root)
+
+
+# ----------------------------------------------------------------------------- 5. torch threads
+
+
+def test_resuming_with_another_thread_count_is_refused_unless_allowed_and_then_recorded_as_mixed(
+    fashion_root, tmp_path, torch_threads
+):
+    run = tmp_path / "run"
+    config = small_config(fashion_root, run)
+    torch.set_num_threads(1)
+    run_experiment(config, max_rounds=1)
+    assert json.loads((run / "config.json").read_text())["torch_threads"] == [1]
+    torch.set_num_threads(2)
+    with pytest.raises(ValueError, match=r"made with 1 torch thread.*this process has 2.*allow_thread_change=True"):
+        run_experiment(config)
+    assert len(pd.read_csv(run / "rounds.csv")) == 1  # nothing ran
+    records = run_experiment({**config, "allow_thread_change": True})
+    assert records.rounds_frame()["torch_threads"].tolist() == [1, 2, 2]
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["torch_threads"] == [1, 2] and meta["threads_mixed"] is True
+    assert pd.read_csv(run / "rounds.csv")["torch_threads"].tolist() == [1, 2, 2]
+    torch.set_num_threads(1)
+    assert run_experiment(config).finished  # a finished run reloads whatever the threads: nothing is computed
+
+
+def test_one_thread_count_is_recorded_per_round(fashion_root, tmp_path, torch_threads):
+    torch.set_num_threads(1)
+    records = run_experiment(small_config(fashion_root, tmp_path / "run"))
+    assert records.rounds_frame()["torch_threads"].tolist() == [1, 1, 1]
+    assert records.meta["torch_threads"] == [1] and records.meta["threads_mixed"] is False
+
+
+# ----------------------------------------------------------------------------- weak spots of the writes
+
+
+def test_a_full_disk_says_so_and_names_the_file(tmp_path, monkeypatch):
+    real_fdopen = os.fdopen
+
+    def full_disk(fd, mode="r", **kwargs):
+        os.close(fd)
+        return real_fdopen(os.open("/dev/full", os.O_WRONLY), mode, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", full_disk)
+    target = tmp_path / "checkpoint.pt"
+    with pytest.raises(OSError) as err:
+        fmlib.records.save_torch(target, {"weights": torch.zeros(100_000)})
+    monkeypatch.undo()
+    assert err.value.errno == errno.ENOSPC and str(target) in str(err.value) and "No space left" in str(err.value)
+    assert not list(tmp_path.iterdir())  # no temporary file left
+
+
+def test_records_follow_the_umask(fashion_root, tmp_path):
+    old = os.umask(0o022)
+    try:
+        run_experiment(small_config(fashion_root, tmp_path / "run", strategy="bait", strategy_options={"fisher_samples": 8}))
+    finally:
+        os.umask(old)
+    modes = {name: (tmp_path / "run" / name).stat().st_mode & 0o777 for name in files(tmp_path / "run")}
+    assert modes and set(modes.values()) == {0o644}, modes
+
+
+def test_a_checkpoint_of_an_older_fmlib_resumes_and_adopts_its_snapshot_files(fashion_root, tmp_path, torch_threads):
+    run = tmp_path / "run"
+    config = small_config(fashion_root, run, strategy="bait", strategy_options={"fisher_samples": 16})
+    torch.set_num_threads(1)
+    run_experiment(config, max_rounds=1)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)  # as fmlib wrote it before issue 10:
+    del state["records"]["snapshots"]  # no snapshot bytes,
+    for key in ("torch_threads", "threads_mixed"):  # no thread counts but the environment's
+        del state["records"]["meta"][key]
+    state["records"]["rounds"] = [{k: v for k, v in row.items() if k != "torch_threads"} for row in state["records"]["rounds"]]
+    fmlib.records.save_torch(run / "checkpoint.pt", state)
+    snapshot = (run / "sensitivity" / "round_000.npz").read_bytes()
+
+    (run / "sensitivity" / "round_000.npz").write_bytes(b"damaged")
+    with pytest.raises(RuntimeError, match=r"round_000.npz is damaged .*predates stored snapshots.*delete"):
+        run_experiment(config)
+    (run / "sensitivity" / "round_000.npz").write_bytes(snapshot)
+    with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: config.json, rounds.csv$"):  # the edited checkpoint rules
+        records = run_experiment(config)
+    assert records.finished and records.snapshots[0] == snapshot and sorted(records.snapshots) == [0, 1]
+    (run / "sensitivity" / "round_000.npz").write_bytes(b"damaged")  # now the checkpoint holds it
+    with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: sensitivity/round_000.npz"):
+        run_experiment(config)
+    assert (run / "sensitivity" / "round_000.npz").read_bytes() == snapshot
