@@ -163,7 +163,7 @@ def run(name, model, x, args, device):
     numel = sum(p.numel() for p in model.parameters())
     mask = fisher_mask(fisher_diagonal(model, x), args.fraction, model=model)
     m, s = args.loop_samples, args.original_samples
-    print(f"\n{name}: {numel:,} parameters, N={n}, C={classes}, k={mask.size} ({args.fraction:.0%} global + head), "
+    print(f"\n{name}: {numel:,} parameters, N={n}, C={classes}, k={mask.size} ({args.fraction:.2%} global + head), "
           f"chunk {args.chunk or DEFAULT_CHUNK_SIZE}, {device}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats} interleaved rounds")  # fmt: skip
     if args.engines_only:

@@ -2,10 +2,12 @@
 # Issue 11 ablation: every arm of grids/ablation/, cheapest and most decisive first, resumable
 # (a rerun skips finished runs). Usage: grids/ablation/run.sh [PYTHON] [extra fmlib.grid flags]
 # e.g. grids/ablation/run.sh .venv/bin/python --workers 2 --threads 1
-set -euo pipefail
+# A failed or stale run does not stop the later grids; the exit status says whether any grid had one.
+set -uo pipefail
 cd "$(dirname "$0")/../.."
 PY=${1:-.venv/bin/python}; shift || true
-grid() { "$PY" -m fmlib.grid "grids/ablation/$1.json" --output "runs/ablation/$1" "${@:2}"; }
+status=0
+grid() { "$PY" -m fmlib.grid "grids/ablation/$1.json" --output "runs/ablation/$1" "${@:2}" || status=1; }
 core=(entropy margin bait random fm)
 grid ours --strategy "${core[@]}" "$@"
 grid ours-first-authors "$@"
@@ -17,3 +19,4 @@ grid authors-2000 "$@"
 grid ours-resnet "$@"
 grid authors "$@"
 grid authors-first-trained "$@"
+exit $status
