@@ -49,6 +49,9 @@ results: setup ## the FashionMNIST grid behind README's table (hours on 2 CPU co
 	$(PY) -m fmlib.grid grids/$(GRID).json --executor inline --output runs/$(GRID)
 	$(PY) -c "from fmlib.records import export_runs; print(len(export_runs('runs/$(GRID)', 'results/$(GRID)')), 'runs exported')"
 	$(PY) -m papermill notebooks/compare.ipynb runs/compare-$(GRID).ipynb -p runs_glob "results/$(GRID)/*" -p figures_dir figures/$(GRID)
+	@if [ -d results/$(GRID)/imbalanced-fishermask-seed0 ]; then \
+		$(PY) -m papermill notebooks/sensitivity.ipynb runs/sensitivity-$(GRID).ipynb -p run_dir results/$(GRID)/imbalanced-fishermask-seed0 \
+			-p by parameter -p figures_dir figures/$(GRID)/sensitivity-imbalanced-fishermask-seed0; fi
 
 ablation: setup ## issue 11's ablation (grids/ablation, resumable, 1 thread a run; days on 2 CPU cores for every arm), records into results/ablation, figures/ablation
 	grids/ablation/run.sh $(PY) --workers 2 --threads 1
