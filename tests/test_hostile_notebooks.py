@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["active_learning", "sensitivity", "compare", "fisher_primer"]
+NAMES = ["active_learning", "sensitivity", "compare", "fisher_primer", "ablation"]
 
 
 @pytest.mark.notebook
