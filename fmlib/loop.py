@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from fmlib.config import round_seed, seeded
-from fmlib.data import ALData
+from fmlib.data import ALData, as_al_data
 from fmlib.models import default_device
 from fmlib.strategies import SelectionReport
 from fmlib.train import TrainConfig, evaluate, fit
@@ -44,7 +44,8 @@ class ActiveLoop:
     """Train -> evaluate -> select -> label, one round per :meth:`step`.
 
     Args:
-        data: pool and test set.
+        data: pool and test set: an :class:`~fmlib.data.ALData` or a ``(pool, test)`` pair of
+            torch Datasets of ``(x, y)`` items.
         model: the network (re-initialised by ``fit`` when ``train_config.reinit``).
         strategy: anything with ``select(model, pool, labeled, unlabeled, n, *, seed, device)``;
             its ``report`` (:class:`~fmlib.strategies.SelectionReport`), when it has one, goes
@@ -61,7 +62,7 @@ class ActiveLoop:
 
     def __init__(self, data: ALData, model: nn.Module, strategy, schedule: Sequence[int], train_config: TrainConfig,
                  *, initial, seed: int = 0, device=None, train_first: bool = True):  # fmt: skip
-        self.data, self.model, self.strategy, self.train_first = data, model, strategy, train_first
+        self.data, self.model, self.strategy, self.train_first = as_al_data(data), model, strategy, train_first
         self.schedule, self.train_config, self.seed = list(schedule), train_config, seed
         self.device = torch.device(device) if device is not None else default_device()
         self.labeled = np.asarray(initial, dtype=np.int64)

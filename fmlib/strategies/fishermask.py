@@ -156,6 +156,7 @@ class BAIT(_FisherStrategy):
     """
 
     name = "bait"
+    needs = ("embed", "head")
     defaults = {**_FisherStrategy.defaults, "include_bias": False}
 
     def _embed(self, model, x, mask):
@@ -207,6 +208,10 @@ class FisherMask(_FisherStrategy):
             raise ValueError(f"unknown scale {opts['scale']!r}; allowed values: {list(SCALES)}")
         if opts["mask"] is not None and not isinstance(opts["mask"], ParameterMask):
             raise ValueError(f"mask must be None or a ParameterMask, got {type(opts['mask']).__name__}")
+
+    def model_needs(self) -> tuple[str, ...]:
+        """``head`` when the mask is chosen from the Fisher with ``include_head`` (the default)."""
+        return ("head",) if self.options["mask"] is None and self.options["include_head"] else ()
 
     def _embed(self, model, x, mask):
         return gradient_embeddings(model, x, mask, scale=self.options["scale"], chunk_size=self.options["chunk_size"])
