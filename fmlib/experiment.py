@@ -109,7 +109,8 @@ def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=No
 def _run(parts: RunParts, run_dir: RunDirectory | None, checkpoint: dict | None, max_rounds: int | None) -> RunRecords:
     config, pool = parts.config, parts.data.pool
     loop = ActiveLoop(parts.data, parts.model, parts.strategy, parts.schedule, parts.training, initial=parts.initial,
-                      seed=config.seed, device=parts.device, train_first=config.trains_first())  # fmt: skip
+                      seed=config.seed, device=parts.device, train_first=config.trains_first(),
+                      progress=config.progress)  # fmt: skip
     threads = torch.get_num_threads()
     if checkpoint is not None:
         records = RunRecords.from_state(checkpoint["records"], run_dir.path)

@@ -271,3 +271,17 @@ def test_papermill_runs_a_user_strategy_by_name(tmp_path, fashion_root, monkeypa
                         cwd=str(tmp_path), progress_bar=False, kernel_name="python3")  # fmt: skip
     results = json.loads((run / "results.json").read_text())
     assert results["finished"] and json.loads((run / "config.json").read_text())["config"]["strategy"] == USER
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_shows_nested_bars_for_training_fisher_embeddings_and_greedy(capsys, progress):
+    strategy = get_strategy("fishermask", fisher_samples=16, fraction=0.05)
+    cfg = config(strategy="fishermask", budget=12, progress=progress)
+    run_experiment(cfg, data=(blobs(60, 6), blobs(30, 7)), model=MLP, strategy=strategy)
+    err = capsys.readouterr().err
+    bars = ("train:", "fisher diagonal:", "fishermask embeddings:", "greedy_trace_select:", "fishermask:")
+    assert [bar in err for bar in bars] == [progress] * len(bars), err
+    assert strategy.options["progress"] is False  # turned on only while it selected

@@ -101,7 +101,8 @@ class _FisherStrategy(Strategy):
         kept, fisher = [], None
         batches = _batches(model, pool, indices, self.options["batch_size"], device)
         total = -(-len(indices) // self.options["batch_size"])
-        for x in tqdm(batches, total=total, desc=f"{self.name} embeddings", disable=not self.options["progress"]):
+        for x in tqdm(batches, total=total, desc=f"{self.name} embeddings", leave=False,
+                      disable=not self.options["progress"]):  # fmt: skip
             emb = self._embed(model, x, mask).detach()  # [b, C, k]
             flat = emb.reshape(-1, emb.shape[-1]).double()  # [b·C, k]
             fisher = flat.T @ flat if fisher is None else fisher.addmm_(flat.T, flat)
@@ -217,7 +218,7 @@ class FisherMask(_FisherStrategy):
         return gradient_embeddings(model, x, mask, scale=self.options["scale"], chunk_size=self.options["chunk_size"])
 
     def _mask_and_diag(self, model, inputs, *, seed):
-        diag = fisher_diagonal(model, inputs, chunk_size=self.options["chunk_size"])
+        diag = fisher_diagonal(model, inputs, chunk_size=self.options["chunk_size"], progress=self.options["progress"])
         mask = self.options["mask"]
         if mask is None:
             opts = self.options
