@@ -211,7 +211,8 @@ def test_a_strategy_is_found_by_module_and_class():
 @pytest.mark.parametrize(("name", "message"), [
     ("tests.no_such_module:X", "cannot import module 'tests.no_such_module'"),
     ("tests.user_strategy:Missing", "has no attribute 'Missing'"),
-    ("tests.user_strategy:NOT_A_STRATEGY", "not a subclass of fmlib.strategies.Strategy"),
+    ("tests.user_strategy:NOT_A_STRATEGY", "is a object, not a subclass of fmlib.strategies.Strategy"),
+    ("tests.user_strategy:NotAStrategy", "is class NotAStrategy, not a subclass of fmlib.strategies.Strategy"),
     ("tests.user_strategy:", "write 'package.module:Class'"),
     ("no_such_strategy", "unknown strategy 'no_such_strategy'.*package.module:Class"),
 ])  # fmt: skip

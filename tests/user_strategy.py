@@ -25,3 +25,10 @@ class NeedsEmbed(LowestMaxProb):
 
 
 NOT_A_STRATEGY = object()
+
+
+class NotAStrategy:
+    """A class with a select method but not a Strategy subclass: refused by name."""
+
+    def select(self, model, pool, labeled, unlabeled, n, *, seed=0, device=None):
+        return unlabeled[:n]

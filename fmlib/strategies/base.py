@@ -79,7 +79,8 @@ def strategy_class(name: str) -> type[Strategy]:
             raise ValueError(f"strategy {name!r}: module {module_name!r} has no attribute {attr!r}")
         cls = getattr(cls, part)
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise ValueError(f"strategy {name!r} is a {type(cls).__name__}, not a subclass of fmlib.strategies.Strategy")
+        what = f"class {cls.__name__}" if isinstance(cls, type) else f"a {type(cls).__name__}"
+        raise ValueError(f"strategy {name!r} is {what}, not a subclass of fmlib.strategies.Strategy")
     return cls
 
 
