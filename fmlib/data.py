@@ -378,7 +378,8 @@ class DatasetData:
         return tuple(self.inputs([0]).shape[1:])
 
     def inputs(self, indices=None, device=None) -> torch.Tensor:
-        """Float inputs ``[n, ...]`` for ``indices`` (all when ``None``), on ``device``."""
+        """Inputs ``[n, ...]`` for ``indices`` (all when ``None``), on ``device``, as the dataset gives
+        them (integer token ids stay integers)."""
         idx = torch.arange(len(self)) if indices is None else torch.as_tensor(np.asarray(indices), dtype=torch.long)
         if self._x is not None:
             x = self._x[idx]
@@ -386,12 +387,15 @@ class DatasetData:
             x = torch.stack([torch.as_tensor(_item(self.dataset, int(i))[0]) for i in idx]) if len(idx) else None
             if x is None:
                 x = torch.as_tensor(_item(self.dataset, 0)[0])[:0]
-        x = x.to(device)
-        return x.float() if not x.is_floating_point() else x
+        return x.to(device)
 
     def subset(self, indices, classes: list[str] | None = None) -> DatasetData:
         idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        return DatasetData(torch.utils.data.Subset(self.dataset, idx.tolist()), list(classes or self.classes), self.name)
+        if self._x is not None:  # stays a TensorDataset: indexed directly
+            part = torch.utils.data.TensorDataset(self._x[idx], self.labels[idx])
+        else:
+            part = torch.utils.data.Subset(self.dataset, idx.tolist())
+        return DatasetData(part, list(classes or self.classes), self.name)
 
     def class_counts(self, indices=None) -> np.ndarray:
         labels = self.labels if indices is None else self.labels[torch.as_tensor(np.asarray(indices), dtype=torch.long)]

@@ -85,8 +85,9 @@ def test_dataset_data_reads_a_tensor_dataset_and_a_plain_dataset_alike():
     assert torch.equal(fast.inputs(idx), base.tensors[0][idx]) and torch.equal(slow.inputs(idx), fast.inputs(idx))
     assert torch.equal(fast.labels, slow.labels) and fast.num_classes == 3 and fast.shape == (20,)
     assert fast.class_counts().tolist() == [10, 10, 10] and fast.class_counts([0, 1, 4]).tolist() == [1, 2, 0]
-    sub = slow.subset([5, 6])
-    assert torch.equal(sub.inputs(), base.tensors[0][[5, 6]]) and sub.labels.tolist() == [2, 0]
+    for sub in (slow.subset([5, 6]), fast.subset([5, 6])):
+        assert torch.equal(sub.inputs(), base.tensors[0][[5, 6]]) and sub.labels.tolist() == [2, 0]
+    assert isinstance(fast.subset([5, 6]).dataset, TensorDataset)  # the fast path survives subsetting
     assert as_data(DataLoader(base, batch_size=4)).num_classes == 3
 
 
@@ -127,6 +128,33 @@ def test_every_strategy_selects_from_a_tensor_dataset(name):
     options = {"fisher_samples": 16} if "fisher_samples" in STRATEGIES[name].defaults else {}
     picks = get_strategy(name, **options).select(model, base, np.arange(9), np.arange(9, 40), 5, seed=0)
     assert len(set(picks.tolist())) == 5 and set(picks.tolist()) <= set(range(9, 40))
+
+
+class TokenBag(nn.Module):
+    """Integer token ids [N, L] -> mean embedding -> logits: inputs that must stay integers."""
+
+    def __init__(self, num_classes: int, vocab: int = 12):
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, 8)
+        self.head = nn.Linear(8, num_classes)
+
+    def embed(self, x):
+        return self.tokens(x).mean(1)
+
+    def forward(self, x):
+        return self.head(self.embed(x))
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "badge", "fishermask"])
+def test_integer_token_inputs_stay_integers_through_a_run(strategy):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 3
+    tokens = (y[:, None] * 4 + torch.randint(0, 4, (60, 5), generator=g)).long()  # class c uses tokens 4c..4c+3
+    data = TensorDataset(tokens, y)
+    options = {"fisher_samples": 16, "fraction": 0.05} if strategy == "fishermask" else {}
+    records = run_experiment(config(strategy=strategy, budget=12, strategy_options=options), data=(data, data),
+                             model=TokenBag)  # fmt: skip
+    assert [r["n_labeled"] for r in records.rounds] == [6, 12]
 
 
 # ----------------------------------------------------------------------------- run_experiment

@@ -231,7 +231,8 @@ def _batches(model: nn.Module, pool: ImageData, indices: np.ndarray, batch_size:
     """Normalised inputs of ``pool[indices]`` in batches, in the model's dtype (float64 oracle tests)."""
     dtype = next(model.parameters()).dtype
     for start in range(0, len(indices), batch_size):
-        yield pool.inputs(indices[start : start + batch_size], device).to(dtype)
+        x = pool.inputs(indices[start : start + batch_size], device)
+        yield x.to(dtype) if x.is_floating_point() else x  # integer inputs (token ids) stay integers
 
 
 @torch.no_grad()
