@@ -30,7 +30,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmlib.data import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS, ALData, initial_labeled, prepare_data
+from fmlib.data import (
+    DATASETS,
+    IMBALANCE_PROFILES,
+    INITIAL_METHODS,
+    ALData,
+    as_al_data,
+    initial_labeled,
+    prepare_data,
+)
 from fmlib.models import MODELS, build_model, default_device
 from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
 
@@ -72,7 +80,7 @@ class ExperimentConfig:
     query_size: int = 70  # labels added per round (the last batch may be smaller to hit the budget)
     budget: int | None = 575  # total labels at the end; None: initial_size + rounds * query_size
     rounds: int | None = None  # query rounds (the run trains rounds + 1 times); None: up to the budget
-    strategy: str = "fishermask"  # a name in fmlib.strategies.STRATEGIES
+    strategy: str = "fishermask"  # a name in fmlib.strategies.STRATEGIES, or "package.module:Class" (your Strategy)
     strategy_options: dict = field(default_factory=dict)  # passed to get_strategy, e.g. {"fraction": 0.003}
     first_query: str = "trained"  # "trained" | "initial" | "authors": who makes round 0's query (see FIRST_QUERY)
     # training
@@ -230,11 +238,14 @@ def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, te
     tests, demos): pool and test set, initial set and batch capped at these sizes, ``rounds`` query
     rounds (no budget), at most ``epochs`` per round, and for strategies with a ``fisher_samples``
     option (bait, fishermask) at most that many points for the Fisher. Other fields are kept."""
-    from fmlib.strategies import STRATEGIES
+    from fmlib.strategies import strategy_class
 
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
     options = dict(config.strategy_options)
-    defaults = getattr(STRATEGIES.get(config.strategy), "defaults", {})
+    try:
+        defaults = strategy_class(config.strategy).defaults
+    except ValueError:  # validation names the bad strategy later
+        defaults = {}
     if "fisher_samples" in defaults:
         options["fisher_samples"] = min(options.get("fisher_samples", defaults["fisher_samples"]), fisher_samples)
     return replace(
@@ -392,11 +403,11 @@ def _dry_forward(model: nn.Module, x: torch.Tensor) -> None:
 
 
 def _strategy(name, options: Mapping):
-    from fmlib.strategies import STRATEGIES, get_strategy  # strategies import torch-heavy modules; only when needed
+    from fmlib.strategies import strategy_class  # strategies import torch-heavy modules; only when needed
 
-    _choice("strategy", name, sorted(STRATEGIES))
+    cls = strategy_class(name)  # ValueError: unknown name, module, attribute, or not a Strategy
     try:
-        return get_strategy(name, **options)
+        return cls(**options)
     except (TypeError, ValueError) as err:
         raise ValueError(f"strategy_options: {err}") from None
 
@@ -432,16 +443,20 @@ class RunParts:
     initial: np.ndarray  # int64 [initial_size] pool positions labeled before round 0
     device: torch.device
     source: str  # "config" (data loaded from the config) | "in-memory" (the caller's data)
+    model_factory: str | None = None  # module.qualname of the caller's model factory, None: config.model
 
 
-def build(config: ExperimentConfig | Mapping, *, data: ALData | None = None, strategy=None) -> RunParts:
+def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None) -> RunParts:
     """Check a config completely and build its parts; raises ``ValueError`` naming the field
     before anything is written.
 
     Args:
         config: an :class:`ExperimentConfig` or a plain dict of its fields.
-        data: a pre-built pool and test set instead of loading ``config.dataset``.
+        data: a pool and test set instead of loading ``config.dataset``: an :class:`ALData` or a
+            ``(pool, test)`` pair of torch Datasets of ``(x, y)`` items (:func:`fmlib.data.as_al_data`).
         strategy: a strategy object instead of ``get_strategy(config.strategy, **strategy_options)``.
+        model: a factory ``model(num_classes) -> nn.Module`` instead of ``config.model``
+            (:data:`MODEL_CONTRACT`; checked here on a batch of the pool, with what the strategy needs).
     """
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
     problems = config.problems(check_dataset=data is None, check_strategy=False, parts=False)
@@ -450,8 +465,10 @@ def build(config: ExperimentConfig | Mapping, *, data: ALData | None = None, str
     training = config.training()
     strategy = strategy if strategy is not None else _strategy(config.strategy, config.strategy_options)
     device = torch.device(config.device) if config.device is not None else default_device()
+    if model is not None and not callable(model):
+        raise ValueError(f"model must be a factory: model(num_classes) -> nn.Module, got {type(model).__name__}")
     source = "config" if data is None else "in-memory"
-    data = data if data is not None else load_data(config)
+    data = as_al_data(data) if data is not None else load_data(config)
     pool = data.pool
     empty = [c for c, n in enumerate(pool.class_counts()) if n == 0]
     if empty:
@@ -460,7 +477,62 @@ def build(config: ExperimentConfig | Mapping, *, data: ALData | None = None, str
                          f"({dict(enumerate(pool.class_counts().tolist()))}); lower it")  # fmt: skip
     config.check_pool(len(pool))
     with seeded(round_seed(config.seed, 0, "init"), device):
-        model = _trial_model(config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1])
+        factory = model
+        if factory is not None:
+            model = factory(pool.num_classes)
+            check_model(model, strategy, pool, what=f"the model of {getattr(factory, '__qualname__', factory)!r}")
+        else:
+            if len(pool.shape) != 3 or pool.shape[1] != pool.shape[2]:
+                raise ValueError(f"model {config.model!r} takes square images [C, H, W], but the pool's inputs have "
+                                 f"shape {pool.shape}; pass model=factory (factory(num_classes) -> nn.Module)")  # fmt: skip
+            model = _trial_model(config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1])
+            check_model(model, strategy, pool, what=f"model {config.model!r}")
     data_seed = config.seed if config.data_seed is None else config.data_seed
     initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method, seed=data_seed)
-    return RunParts(config, data, model, strategy, training, config.schedule(), initial, device, source)
+    factory_name = None
+    if factory is not None:
+        factory_name = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+    return RunParts(config, data, model, strategy, training, config.schedule(), initial, device, source, factory_name)
+
+
+MODEL_CONTRACT = """A model factory is called as factory(num_classes) and returns an nn.Module whose forward(x)
+gives logits [N, num_classes] for a batch of the data's inputs; strategies that need more name it:
+embed(x) -> penultimate features [N, d] (coreset, badge, bald, bait) and head, the final nn.Linear
+d -> num_classes (badge, bald, bait, fishermask unless include_head=False or a fixed mask)."""
+
+
+def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") -> None:
+    """``ValueError`` unless ``model`` maps a batch of ``pool``'s inputs to logits ``[n, C]`` and has
+    what ``strategy`` needs (``strategy.model_needs()``: ``embed``, ``head``), naming what is missing."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{what} must be a torch nn.Module, got {type(model).__name__}")
+    x = pool.inputs([0, 1] if len(pool) > 1 else [0])
+    try:
+        dtype = next(model.parameters()).dtype
+    except StopIteration:
+        raise ValueError(f"{what} has no parameters to train") from None
+    try:
+        with torch.no_grad():
+            training = model.training
+            try:
+                logits = model.eval()(x.to(dtype) if x.is_floating_point() else x)
+            finally:
+                model.train(training)
+    except Exception as err:  # noqa: BLE001 - whatever the user's forward raises, say where
+        raise ValueError(f"{what} fails on a batch of the pool's inputs (shape {tuple(x.shape)}): "
+                         f"{type(err).__name__}: {err}") from None  # fmt: skip
+    if not isinstance(logits, torch.Tensor) or logits.shape != (len(x), pool.num_classes):
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"{what} must return logits [N, {pool.num_classes}] (one per class), got {got}")
+    needs = tuple(strategy.model_needs()) if hasattr(strategy, "model_needs") else ()
+    name = getattr(strategy, "name", "") or type(strategy).__name__
+    missing = []
+    if "embed" in needs and not callable(getattr(model, "embed", None)):
+        missing.append("embed(x) -> penultimate features [N, d]")
+    if "head" in needs and not isinstance(getattr(model, "head", None), nn.Linear):
+        missing.append("head (the final nn.Linear)")
+    if missing:
+        hint = " (or include_head=False)" if name == "fishermask" else ""
+        raise ValueError(f"strategy {name!r} needs {' and '.join(missing)}, which {what} "
+                         f"({type(model).__name__}) lacks; add it{hint} or pick a strategy that needs only "
+                         "logits (random, entropy, margin, least_confidence)")  # fmt: skip

@@ -324,16 +324,134 @@ def initial_labeled(labels, size: int, method: str = "random", seed: int = 0) ->
     return np.sort(chosen).astype(np.int64)
 
 
+class DatasetData:
+    """Any torch ``Dataset`` of ``(x, y)`` items, seen through :class:`ImageData`'s interface
+    (``inputs``, ``labels``, ``num_classes``, ``classes``, ``class_counts``, ``shape``, ``subset``).
+
+    The labels are read once (a ``TensorDataset``'s directly, any other dataset item by item);
+    inputs are read lazily, ``dataset[i][0]`` for the positions asked for, except for a
+    ``TensorDataset``, whose input tensor is indexed directly. Inputs come back as given
+    (no normalisation): the dataset's transforms are the user's.
+
+    Args:
+        dataset: a map-style ``Dataset`` whose items are ``(x, y, ...)`` with ``x`` a tensor
+            (or array) and ``y`` an integer class in ``0..C-1``; a ``DataLoader``'s dataset is used.
+        classes: class names; default ``["0", ..., "C-1"]`` with ``C = max(label) + 1``
+            (pass them when a class may be absent, e.g. from a test set).
+        name: recorded in the run's metadata.
+    """
+
+    def __init__(self, dataset, classes: list[str] | None = None, name: str = ""):
+        if isinstance(dataset, DataLoader):
+            dataset = dataset.dataset
+        if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
+            raise ValueError(f"data must be a map-style torch Dataset of (x, y) items, got {type(dataset).__name__}")
+        if len(dataset) == 0:
+            raise ValueError("data: the dataset is empty")
+        self.dataset, self.name = dataset, name or type(dataset).__name__
+        tensors = getattr(dataset, "tensors", None) if isinstance(dataset, torch.utils.data.TensorDataset) else None
+        if tensors is not None and len(tensors) < 2:
+            raise ValueError("data: a TensorDataset needs two tensors (inputs, labels)")
+        self._x = tensors[0] if tensors is not None else None
+        try:
+            y = tensors[1] if tensors is not None else torch.as_tensor([int(_item(dataset, i)[1]) for i in range(len(dataset))])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"data: the items must be (x, y) with an integer class y ({err})") from None
+        if y.ndim != 1 or y.is_floating_point() or y.is_complex() or (len(y) and int(y.min()) < 0):
+            raise ValueError(f"data: labels must be integer classes >= 0 [N], got {y.dtype} {tuple(y.shape)}")
+        self.labels = y.long()
+        count = int(self.labels.max()) + 1
+        self.classes = [str(c) for c in range(count)] if classes is None else list(classes)
+        if count > len(self.classes):
+            raise ValueError(f"data: labels reach {count - 1} but classes has {len(self.classes)} names")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one input."""
+        return tuple(self.inputs([0]).shape[1:])
+
+    def inputs(self, indices=None, device=None) -> torch.Tensor:
+        """Inputs ``[n, ...]`` for ``indices`` (all when ``None``), on ``device``, as the dataset gives
+        them (integer token ids stay integers)."""
+        idx = torch.arange(len(self)) if indices is None else torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        if self._x is not None:
+            x = self._x[idx]
+        else:
+            x = torch.stack([torch.as_tensor(_item(self.dataset, int(i))[0]) for i in idx]) if len(idx) else None
+            if x is None:
+                x = torch.as_tensor(_item(self.dataset, 0)[0])[:0]
+        return x.to(device)
+
+    def subset(self, indices, classes: list[str] | None = None) -> DatasetData:
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        if self._x is not None:  # stays a TensorDataset: indexed directly
+            part = torch.utils.data.TensorDataset(self._x[idx], self.labels[idx])
+        else:
+            part = torch.utils.data.Subset(self.dataset, idx.tolist())
+        return DatasetData(part, list(classes or self.classes), self.name)
+
+    def class_counts(self, indices=None) -> np.ndarray:
+        labels = self.labels if indices is None else self.labels[torch.as_tensor(np.asarray(indices), dtype=torch.long)]
+        return np.bincount(labels.numpy(), minlength=self.num_classes)
+
+
+def _item(dataset, i: int):
+    item = dataset[i]
+    if not isinstance(item, (tuple, list)) or len(item) < 2:
+        raise ValueError(f"data: item {i} is a {type(item).__name__}, not an (x, y) pair")
+    return item
+
+
+def as_data(data, classes: list[str] | None = None) -> ImageData | DatasetData:
+    """``data`` with the interface the loop, ``fit`` and the strategies use: an :class:`ImageData`
+    or :class:`DatasetData` as it is, any other ``Dataset`` (or a ``DataLoader``'s) wrapped in
+    :class:`DatasetData`."""
+    if isinstance(data, (ImageData, DatasetData)):
+        return data
+    if isinstance(data, (Dataset, DataLoader)):
+        return DatasetData(data, classes)
+    raise ValueError(f"data must be an ImageData or a torch Dataset/DataLoader of (x, y) items, got {type(data).__name__}")
+
+
 @dataclass
 class ALData:
     """What an active-learning run works on: a pool (train) and a test set."""
 
-    pool: ImageData
-    test: ImageData
+    pool: ImageData | DatasetData
+    test: ImageData | DatasetData
 
     @property
     def classes(self) -> list[str]:
         return self.pool.classes
+
+
+def as_al_data(data) -> ALData:
+    """An :class:`ALData` from an ``ALData`` or a ``(pool, test)`` pair of Datasets (or ImageData);
+    both sets share the classes (``max(label) + 1`` over both, unless they carry names)."""
+    if isinstance(data, ALData):
+        pool, test = data.pool, data.test
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        pool, test = data
+    else:
+        raise ValueError(f"data must be an ALData or a (pool, test) pair of Datasets, got {type(data).__name__}")
+    if isinstance(pool, ImageData) and isinstance(test, ImageData):
+        return ALData(pool, test)
+    pool, test = as_data(pool), as_data(test)
+    count = max(pool.num_classes, test.num_classes)
+    if isinstance(pool, DatasetData) and pool.num_classes < count:
+        pool.classes = pool.classes + [str(c) for c in range(pool.num_classes, count)]
+    if isinstance(test, DatasetData) and test.num_classes != pool.num_classes:
+        test.classes = list(pool.classes) if test.num_classes <= pool.num_classes else test.classes
+    if pool.num_classes != test.num_classes:
+        raise ValueError(f"data: the pool has {pool.num_classes} classes and the test set {test.num_classes}")
+    return ALData(pool, test)
 
 
 def prepare_data(
@@ -394,13 +512,13 @@ def iter_batches(inputs, batch_size: int, device=None) -> Iterator[torch.Tensor]
     """Yield float input batches on ``device`` from any input form.
 
     ``inputs`` may be a float tensor ``[N, ...]``, an :class:`ImageData` (normalised
-    on the fly), a ``Dataset`` whose items are ``x`` or ``(x, y, ...)``, or a
+    on the fly) or :class:`DatasetData`, a ``Dataset`` whose items are ``x`` or ``(x, y, ...)``, or a
     ``DataLoader`` (its own batching is kept).
     """
     if isinstance(inputs, torch.Tensor):
         for start in range(0, len(inputs), batch_size):
             yield inputs[start : start + batch_size].to(device)
-    elif isinstance(inputs, ImageData):
+    elif isinstance(inputs, (ImageData, DatasetData)):
         for start in range(0, len(inputs), batch_size):
             yield inputs.inputs(range(start, min(start + batch_size, len(inputs))), device)
     elif isinstance(inputs, (DataLoader, Dataset)):

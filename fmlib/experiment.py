@@ -43,7 +43,6 @@ from fmlib.config import (
     seeded,
     smoke_config,
 )
-from fmlib.data import ALData
 from fmlib.loop import ActiveLoop, RoundResult
 from fmlib.records import (
     RunDirectory,
@@ -71,15 +70,22 @@ __all__ = [
 ]
 
 
-def run_experiment(config: ExperimentConfig | Mapping, *, data: ALData | None = None, strategy=None,
+def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None,
                    max_rounds: int | None = None) -> RunRecords:  # fmt: skip
     """Run (or resume, or just reload) a whole AL run.
 
     Args:
         config: an :class:`ExperimentConfig` or a plain dict of its fields.
-        data: a pre-built pool and test set instead of loading ``config.dataset`` (tests,
-            custom data); resuming then trusts the caller to pass the same data again.
+        data: your pool and test set instead of loading ``config.dataset``: a ``(pool, test)`` pair
+            of torch Datasets of ``(x, y)`` items (``y`` an integer class), or an :class:`ALData`;
+            the dataset fields of ``config`` (dataset, imbalance, pool_size, ...) are then unused.
+            Resuming trusts the caller to pass the same data again.
         strategy: a strategy object instead of ``get_strategy(config.strategy, **strategy_options)``.
+        model: a factory, ``model(num_classes) -> nn.Module``, instead of ``config.model``: forward
+            gives logits ``[N, num_classes]``; ``embed(x)`` (penultimate features) and ``head`` (the
+            final ``nn.Linear``) only where the strategy needs them (:data:`fmlib.config.MODEL_CONTRACT`).
+            Checked on a batch of the pool before anything trains or is written; called once, and
+            ``fit`` re-initialises it every round (``reset_parameters`` of each layer).
         max_rounds: stop after this many rounds in this call (the directory resumes later).
 
     Returns:
@@ -90,20 +96,21 @@ def run_experiment(config: ExperimentConfig | Mapping, *, data: ALData | None = 
     if problems:  # before any directory is made
         raise ValueError(problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems]))
     if config.output_dir is None:
-        return _run(build(config, data=data, strategy=strategy), None, None, max_rounds)
+        return _run(build(config, data=data, strategy=strategy, model=model), None, None, max_rounds)
     run_dir = RunDirectory(config.output_dir)
     with run_dir.lock():
         checkpoint = run_dir.open(config.to_dict(), **comparison())
         if checkpoint is not None and RunRecords.from_state(checkpoint["records"]).finished:
             return RunRecords.from_state(checkpoint["records"], run_dir.path)
-        parts = build(config, data=data, strategy=strategy)
+        parts = build(config, data=data, strategy=strategy, model=model)
         return _run(parts, run_dir, checkpoint, max_rounds)
 
 
 def _run(parts: RunParts, run_dir: RunDirectory | None, checkpoint: dict | None, max_rounds: int | None) -> RunRecords:
     config, pool = parts.config, parts.data.pool
     loop = ActiveLoop(parts.data, parts.model, parts.strategy, parts.schedule, parts.training, initial=parts.initial,
-                      seed=config.seed, device=parts.device, train_first=config.trains_first())  # fmt: skip
+                      seed=config.seed, device=parts.device, train_first=config.trains_first(),
+                      progress=config.progress)  # fmt: skip
     threads = torch.get_num_threads()
     if checkpoint is not None:
         records = RunRecords.from_state(checkpoint["records"], run_dir.path)
@@ -122,6 +129,8 @@ def _run(parts: RunParts, run_dir: RunDirectory | None, checkpoint: dict | None,
                      "pool_counts": pool.class_counts().tolist(), "test_counts": parts.data.test.class_counts().tolist()},
             "schedule": loop.schedule,
         }  # fmt: skip
+        if parts.model_factory is not None:
+            meta["model_factory"] = parts.model_factory
         records = RunRecords(meta, path=run_dir.path if run_dir else None)
         records.queries += _query_rows(0, parts.initial, pool.labels[torch.as_tensor(parts.initial)].numpy())
         if run_dir is not None:

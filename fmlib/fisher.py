@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vjp, vmap
 from torch.overrides import TorchFunctionMode
+from tqdm.auto import tqdm
 
 from fmlib.data import iter_batches, num_inputs
 from fmlib.masks import ParameterMask
@@ -72,7 +73,9 @@ def fisher_subsample(n_pool: int, size: int = FISH_SAMPLES, seed: int = 0) -> np
     return np.sort(rng.choice(n_pool, size=min(size, n_pool), replace=False)).astype(np.int64)
 
 
-def fisher_diagonal(model: nn.Module, inputs, *, chunk_size: int | None = None, engine: str = "auto") -> dict[str, torch.Tensor]:
+def fisher_diagonal(
+    model: nn.Module, inputs, *, chunk_size: int | None = None, engine: str = "auto", progress: bool = False
+) -> dict[str, torch.Tensor]:
     """Diagonal of the true Fisher, ``1/N Σ_n Σ_c p_c(x_n) g_c(x_n)²``, of every trainable parameter.
 
     Args:
@@ -82,6 +85,7 @@ def fisher_diagonal(model: nn.Module, inputs, *, chunk_size: int | None = None, 
         chunk_size: samples per forward (default ``DEFAULT_CHUNK_SIZE``); bounds memory.
         engine: ``"auto"`` (hooks for Linear / Conv2d / BatchNorm2d, torch.func for the other
             parameters) or ``"func"`` (torch.func for all).
+        progress: a tqdm bar over the chunks (``leave=False``: it goes when done).
 
     Returns:
         name -> tensor shaped like the parameter, on the model's device.
@@ -95,7 +99,8 @@ def fisher_diagonal(model: nn.Module, inputs, *, chunk_size: int | None = None, 
         first = next(batches)
         hooked, func, _ = _route(model, owners, first, engine)
         groups = _by_layer((owner, name) for name, owner in hooked.items())
-        for x in chain([first], batches):
+        for x in tqdm(chain([first], batches), total=-(-n // chunk), desc="fisher diagonal", leave=False,
+                      disable=not progress):  # fmt: skip
             if func:
                 for name, t in _func_squared_sums(model, func, x).items():
                     total[name] += t.view_as(total[name])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from fmlib.config import round_seed, seeded
-from fmlib.data import ALData
+from fmlib.data import ALData, as_al_data
 from fmlib.models import default_device
 from fmlib.strategies import SelectionReport
 from fmlib.train import TrainConfig, evaluate, fit
@@ -44,7 +45,8 @@ class ActiveLoop:
     """Train -> evaluate -> select -> label, one round per :meth:`step`.
 
     Args:
-        data: pool and test set.
+        data: pool and test set: an :class:`~fmlib.data.ALData` or a ``(pool, test)`` pair of
+            torch Datasets of ``(x, y)`` items.
         model: the network (re-initialised by ``fit`` when ``train_config.reinit``).
         strategy: anything with ``select(model, pool, labeled, unlabeled, n, *, seed, device)``;
             its ``report`` (:class:`~fmlib.strategies.SelectionReport`), when it has one, goes
@@ -57,11 +59,15 @@ class ActiveLoop:
         train_first: when ``False``, round 0 does not train: the model as given (the initial
             weights) is evaluated and makes the first query (the authors' protocol; see
             :data:`fmlib.config.FIRST_QUERY`). Later rounds always train.
+        progress: nested tqdm bars (``leave=False``) inside each round: training epochs, and for a
+            strategy with a ``progress`` option (bait, fishermask: the Fisher diagonal, the
+            embeddings, the greedy) that option is turned on during its ``select``.
     """
 
     def __init__(self, data: ALData, model: nn.Module, strategy, schedule: Sequence[int], train_config: TrainConfig,
-                 *, initial, seed: int = 0, device=None, train_first: bool = True):  # fmt: skip
-        self.data, self.model, self.strategy, self.train_first = data, model, strategy, train_first
+                 *, initial, seed: int = 0, device=None, train_first: bool = True, progress: bool = False):  # fmt: skip
+        self.progress = progress
+        self.data, self.model, self.strategy, self.train_first = as_al_data(data), model, strategy, train_first
         self.schedule, self.train_config, self.seed = list(schedule), train_config, seed
         self.device = torch.device(device) if device is not None else default_device()
         self.labeled = np.asarray(initial, dtype=np.int64)
@@ -87,7 +93,7 @@ class ActiveLoop:
         else:
             with seeded(round_seed(self.seed, r, "train"), self.device):
                 stats = fit(self.model, pool, self.labeled, self.train_config,
-                            seed=round_seed(self.seed, r, "train"), device=self.device)  # fmt: skip
+                            seed=round_seed(self.seed, r, "train"), device=self.device, progress=self.progress)  # fmt: skip
         start = time.perf_counter()
         metrics = evaluate(self.model, self.data.test, device=self.device)
         eval_time = time.perf_counter() - start
@@ -95,7 +101,7 @@ class ActiveLoop:
         if r + 1 < len(self.schedule):
             n = self.schedule[r + 1] - self.schedule[r]
             start = time.perf_counter()
-            with seeded(round_seed(self.seed, r, "select"), self.device):
+            with seeded(round_seed(self.seed, r, "select"), self.device), self._strategy_progress():
                 picked = self.strategy.select(self.model, pool, self.labeled.copy(), self.unlabeled(), n,
                                               seed=round_seed(self.seed, r, "select"), device=self.device)  # fmt: skip
             select_time = time.perf_counter() - start
@@ -130,6 +136,19 @@ class ActiveLoop:
         self.round += 1
         self.last = RoundResult(r, row, picked, labels, report)
         return not self.finished
+
+    @contextmanager
+    def _strategy_progress(self):
+        """Turn on the strategy's own ``progress`` option (when it has one) while it selects."""
+        options = getattr(self.strategy, "options", None)
+        if not self.progress or not isinstance(options, dict) or "progress" not in options:
+            yield
+            return
+        before, options["progress"] = options["progress"], True
+        try:
+            yield
+        finally:
+            options["progress"] = before
 
     def state_dict(self) -> dict:
         return {

@@ -80,7 +80,7 @@ def greedy_trace_select(
     f = _symmetric(fisher.to(device, torch.float64))  # [k, k]
     m = _initial_inverse(f.shape[0], lamb, labeled_fisher, n_labeled / (n_labeled + n), device)  # [k, k]
 
-    bar = tqdm(total=n_forward, desc="greedy_trace_select", disable=not progress)
+    bar = tqdm(total=n_forward, desc="greedy_trace_select", leave=False, disable=not progress)
     a, b = _pair_products(embeddings, m, f, scale, chunk_size, work)  # [N, C, C] each, float64
     ids = torch.arange(num, device=device)
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=device)
@@ -103,7 +103,7 @@ def greedy_trace_select(
     a, b = _pair_products(members, m, f, scale, chunk_size, torch.float64)
     ids = -torch.tensor(picked, device=device)  # negated: ties remove the highest index, keep the lowest
     alive = torch.ones(len(picked), dtype=torch.bool, device=device)
-    for _ in tqdm(range(n_forward - n), desc="backward pruning", disable=not progress):
+    for _ in tqdm(range(n_forward - n), desc="backward pruning", leave=False, disable=not progress):
         raises = torch.full((len(picked),), math.inf, dtype=a.dtype, device=device)  # [(b+1)n]
         raises[alive] = _trace_ratio(eye - a[alive], b[alive])  # removed rows: I - A need not be PD
         j = _best(raises, ids, rtol, largest=False)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from fmlib.data import ImageData, iter_batches
+from fmlib.data import DatasetData, ImageData, as_data, iter_batches
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -108,7 +108,7 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def fit(
     model: nn.Module,
-    data: ImageData,
+    data: ImageData | DatasetData,
     indices,
     config: TrainConfig | None = None,
     *,
@@ -120,7 +120,8 @@ def fit(
 
     Args:
         model: the network; trained in place.
-        data: the dataset holding the labeled samples.
+        data: the dataset holding the labeled samples: an :class:`ImageData`, or any torch
+            ``Dataset`` (or ``DataLoader``) of ``(x, y)`` items (:func:`fmlib.data.as_data`).
         indices: positions of the labeled samples in ``data``.
         config: hyperparameters (default :class:`TrainConfig`).
         seed: fixes re-initialisation, shuffling and augmentation.
@@ -131,6 +132,7 @@ def fit(
         ``{"epochs", "train_accuracy", "train_loss", "seconds"}`` of the last epoch.
     """
     config = config or TrainConfig()
+    data = as_data(data)
     indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
     if len(indices) == 0:
         raise ValueError("indices must not be empty: nothing to train on")
@@ -144,7 +146,7 @@ def fit(
         optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     else:
         optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    inputs = data.inputs(indices, device)  # [n, C, H, W], small: the labeled set
+    inputs = data.inputs(indices, device)  # [n, ...], small: the labeled set
     labels = data.labels[indices].to(device)
     start, stats = time.perf_counter(), {}
     model.train()
@@ -232,8 +234,10 @@ def predict_proba(model: nn.Module, inputs, *, batch_size: int = 512, device=Non
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def evaluate(model: nn.Module, data: ImageData, *, batch_size: int = 512, device=None) -> dict:
-    """Accuracy, balanced accuracy (mean per-class recall) and per-class accuracy on ``data``."""
+def evaluate(model: nn.Module, data, *, batch_size: int = 512, device=None) -> dict:
+    """Accuracy, balanced accuracy (mean per-class recall) and per-class accuracy on ``data`` (an
+    :class:`ImageData` or any ``Dataset``/``DataLoader`` of ``(x, y)`` items)."""
+    data = as_data(data)
     pred = predict_proba(model, data, batch_size=batch_size, device=device).argmax(1).numpy()
     labels = data.labels.numpy()
     per_class = [float((pred[labels == c] == c).mean()) if (labels == c).any() else float("nan")

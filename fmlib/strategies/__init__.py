@@ -24,7 +24,16 @@ One module per family:
 ==========================  ==========================================================
 """
 
-from fmlib.strategies.base import STRATEGIES, FisherReport, Random, SelectionReport, Strategy, get_strategy, register
+from fmlib.strategies.base import (
+    STRATEGIES,
+    FisherReport,
+    Random,
+    SelectionReport,
+    Strategy,
+    get_strategy,
+    register,
+    strategy_class,
+)
 from fmlib.strategies.diversity import BADGE, Coreset, k_center_greedy, kmeans_pp, kronecker_sq_distances
 from fmlib.strategies.fishermask import BAIT, FisherMask, head_gradient_embeddings
 from fmlib.strategies.uncertainty import BALD, Entropy, LeastConfidence, Margin, bald_scores, entropy
@@ -51,4 +60,5 @@ __all__ = [
     "kmeans_pp",
     "kronecker_sq_distances",
     "register",
+    "strategy_class",
 ]

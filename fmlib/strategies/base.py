@@ -9,6 +9,7 @@ probabilities) are shared by every family.
 
 from __future__ import annotations
 
+import importlib
 import time
 import warnings
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmlib.data import ImageData
+from fmlib.data import ImageData, as_data
 from fmlib.masks import ParameterMask
 
 STRATEGIES: dict[str, type[Strategy]] = {}
@@ -28,16 +29,65 @@ _CANDIDATES = 1  # random stream of the max_candidates subset, apart from the st
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator: make a strategy available to :func:`get_strategy` under ``cls.name``."""
+    """Class decorator: make a strategy available to :func:`get_strategy` under ``cls.name``.
+
+    A strategy of your own subclasses :class:`Strategy`, sets ``name``, ``defaults`` (every option
+    with its default) and ``needs`` (what it calls on the model besides ``forward``), and implements
+    ``_select``, which returns ``n`` positions from ``unlabeled``::
+
+        import numpy as np
+        from fmlib.strategies import Strategy, register
+        from fmlib.train import predict_proba
+
+        @register
+        class LowestMaxProb(Strategy):
+            name = "lowest_max_prob"
+            defaults = {"batch_size": 256}
+
+            def _select(self, model, pool, labeled, unlabeled, n, *, seed, device):
+                probs = predict_proba(model, pool.inputs(unlabeled, device), batch_size=self.options["batch_size"])
+                return unlabeled[np.argsort(probs.max(1).values.numpy(), kind="stable")[:n]]
+
+    After ``register`` (the module imported), ``get_strategy("lowest_max_prob")`` builds it; a config,
+    the CLI, papermill and the grid can also name it without registering, as
+    ``"package.module:LowestMaxProb"`` (the module is imported; it must be importable there).
+    """
     STRATEGIES[cls.name] = cls
     return cls
 
 
+def strategy_class(name: str) -> type[Strategy]:
+    """The class behind a strategy name: a registered name, or ``"package.module:Class"`` naming a
+    :class:`Strategy` subclass (imported here). ``ValueError`` says what is wrong."""
+    if not isinstance(name, str):
+        raise ValueError(f"strategy must be a name or 'package.module:Class', got {name!r}")
+    if ":" not in name:
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; allowed values: {sorted(STRATEGIES)} "
+                             "or 'package.module:Class' for a Strategy subclass of your own")  # fmt: skip
+        return STRATEGIES[name]
+    module_name, _, attr = name.partition(":")
+    if not module_name or not attr or ":" in attr:
+        raise ValueError(f"strategy {name!r}: write 'package.module:Class'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"strategy {name!r}: cannot import module {module_name!r} ({err})") from None
+    cls = module
+    for part in attr.split("."):
+        if not hasattr(cls, part):
+            raise ValueError(f"strategy {name!r}: module {module_name!r} has no attribute {attr!r}")
+        cls = getattr(cls, part)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        what = f"class {cls.__name__}" if isinstance(cls, type) else f"a {type(cls).__name__}"
+        raise ValueError(f"strategy {name!r} is {what}, not a subclass of fmlib.strategies.Strategy")
+    return cls
+
+
 def get_strategy(name: str, **options) -> Strategy:
-    """Build a strategy by name; unknown names or options raise ``ValueError`` listing the valid ones."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; allowed values: {sorted(STRATEGIES)}")
-    return STRATEGIES[name](**options)
+    """Build a strategy by name (registered, or ``"package.module:Class"``: :func:`strategy_class`);
+    unknown names or options raise ``ValueError`` listing the valid ones."""
+    return strategy_class(name)(**options)
 
 
 @dataclass
@@ -68,6 +118,9 @@ class Strategy:
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    # What the strategy calls on the model besides forward (logits [N, C]): "embed" (x -> penultimate
+    # features [N, d]) and/or "head" (the final nn.Linear, d -> C). See model_needs().
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.defaults))
@@ -81,6 +134,10 @@ class Strategy:
         max_candidates = self.options.get("max_candidates")
         if max_candidates is not None and not (isinstance(max_candidates, int) and max_candidates >= 1):
             raise ValueError(f"max_candidates must be None or a positive int, got {max_candidates!r}")
+
+    def model_needs(self) -> tuple[str, ...]:
+        """What this strategy, with its options, needs of the model besides ``forward``."""
+        return tuple(self.needs)
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
@@ -100,8 +157,10 @@ class Strategy:
         """Pick ``n`` distinct pool positions from ``unlabeled``.
 
         Args:
-            model: classifier with ``embed(x)`` ``[N, d]`` and ``head`` (``nn.Linear``).
-            pool: the pool images; ``labeled`` and ``unlabeled`` are positions into it.
+            model: classifier returning logits ``[N, C]``; with ``embed(x)`` ``[N, d]`` and ``head``
+                (``nn.Linear``) where the strategy needs them (:meth:`model_needs`).
+            pool: the pool: an :class:`~fmlib.data.ImageData` or any torch ``Dataset`` (or
+                ``DataLoader``) of ``(x, y)`` items; ``labeled`` and ``unlabeled`` are positions into it.
             labeled: ``int [L]`` already labeled positions (may be empty).
             unlabeled: ``int [U]`` candidate positions, distinct.
             n: how many to pick.
@@ -111,6 +170,7 @@ class Strategy:
         Returns:
             ``int64 [min(n, U)]`` pool positions, in the order the strategy picked them.
         """
+        pool = as_data(pool)
         labeled = np.asarray(labeled, dtype=np.int64).reshape(-1)
         unlabeled = np.asarray(unlabeled, dtype=np.int64).reshape(-1)
         if n < 0:
@@ -171,7 +231,8 @@ def _batches(model: nn.Module, pool: ImageData, indices: np.ndarray, batch_size:
     """Normalised inputs of ``pool[indices]`` in batches, in the model's dtype (float64 oracle tests)."""
     dtype = next(model.parameters()).dtype
     for start in range(0, len(indices), batch_size):
-        yield pool.inputs(indices[start : start + batch_size], device).to(dtype)
+        x = pool.inputs(indices[start : start + batch_size], device)
+        yield x.to(dtype) if x.is_floating_point() else x  # integer inputs (token ids) stay integers
 
 
 @torch.no_grad()

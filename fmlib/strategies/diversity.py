@@ -54,6 +54,7 @@ class Coreset(Strategy):
     """
 
     name = "coreset"
+    needs = ("embed",)
     defaults = {"batch_size": 256, "max_candidates": None}
 
     def _select(self, model, pool, labeled, unlabeled, n, *, seed, device):
@@ -118,6 +119,7 @@ class BADGE(Strategy):
     """
 
     name = "badge"
+    needs = ("embed", "head")
     defaults = {"batch_size": 256, "max_candidates": None, "first": "norm"}
 
     def __init__(self, **options):

@@ -101,7 +101,8 @@ class _FisherStrategy(Strategy):
         kept, fisher = [], None
         batches = _batches(model, pool, indices, self.options["batch_size"], device)
         total = -(-len(indices) // self.options["batch_size"])
-        for x in tqdm(batches, total=total, desc=f"{self.name} embeddings", disable=not self.options["progress"]):
+        for x in tqdm(batches, total=total, desc=f"{self.name} embeddings", leave=False,
+                      disable=not self.options["progress"]):  # fmt: skip
             emb = self._embed(model, x, mask).detach()  # [b, C, k]
             flat = emb.reshape(-1, emb.shape[-1]).double()  # [b·C, k]
             fisher = flat.T @ flat if fisher is None else fisher.addmm_(flat.T, flat)
@@ -156,6 +157,7 @@ class BAIT(_FisherStrategy):
     """
 
     name = "bait"
+    needs = ("embed", "head")
     defaults = {**_FisherStrategy.defaults, "include_bias": False}
 
     def _embed(self, model, x, mask):
@@ -208,11 +210,15 @@ class FisherMask(_FisherStrategy):
         if opts["mask"] is not None and not isinstance(opts["mask"], ParameterMask):
             raise ValueError(f"mask must be None or a ParameterMask, got {type(opts['mask']).__name__}")
 
+    def model_needs(self) -> tuple[str, ...]:
+        """``head`` when the mask is chosen from the Fisher with ``include_head`` (the default)."""
+        return ("head",) if self.options["mask"] is None and self.options["include_head"] else ()
+
     def _embed(self, model, x, mask):
         return gradient_embeddings(model, x, mask, scale=self.options["scale"], chunk_size=self.options["chunk_size"])
 
     def _mask_and_diag(self, model, inputs, *, seed):
-        diag = fisher_diagonal(model, inputs, chunk_size=self.options["chunk_size"])
+        diag = fisher_diagonal(model, inputs, chunk_size=self.options["chunk_size"], progress=self.options["progress"])
         mask = self.options["mask"]
         if mask is None:
             opts = self.options

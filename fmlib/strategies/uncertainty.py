@@ -81,6 +81,7 @@ class BALD(_ScoreStrategy):
     """
 
     name = "bald"
+    needs = ("embed", "head")
     defaults = {**_ScoreStrategy.defaults, "p": 0.5, "samples": 20}
 
     def __init__(self, **options):
