@@ -257,6 +257,6 @@ def paired_differences(table: pd.DataFrame, *, measure: str = "auc", row: str = 
     ax.invert_yaxis()
     n = table["n"].max() if len(table) else 0
     ax.set_xlabel(f"FisherMask − baseline, {measure} (mean of paired differences over ≤{n} seeds, 95 % t interval)")
-    ax.legend(title=hue, loc="best", fontsize="small")
+    ax.legend(title=hue, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.grid(axis="x", alpha=0.3)
     return ax.figure
