@@ -23,6 +23,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fmlib.runner import json_or_text
+
 COMMANDS = ("run", "grid", "compare", "bench")
 DICT_FIELDS = ("model_options", "strategy_options", "train_options")  # --set FIELD.KEY=VALUE merges into these
 BENCHMARKS = ("bench_fisher.py", "bench_select.py")
@@ -64,18 +66,11 @@ runs/<dataset>-<imbalance>-<strategy>-seed<seed> (with -smoke appended for --smo
 """
 
 
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def _assignment(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected FIELD=VALUE or FIELD.KEY=VALUE (VALUE as JSON or a string), got {text!r}")
-    return key.strip(), _value(value)
+    return key.strip(), json_or_text(value)
 
 
 def read_config_file(path) -> dict:

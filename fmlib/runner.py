@@ -335,7 +335,8 @@ def dry_run(runs: Sequence[GridRun], output) -> int:
 # ----------------------------------------------------------------------------- command line
 
 
-def _value(text: str):
+def json_or_text(text: str):
+    """A command-line value: JSON when it parses (numbers, true, null, lists, dicts), else the text."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -346,7 +347,7 @@ def _assignment(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected FIELD=VALUE (VALUE as JSON or a plain string), got {text!r}")
-    return key.strip(), _value(value)
+    return key.strip(), json_or_text(value)
 
 
 def usage_examples() -> str:
@@ -378,10 +379,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("grid", nargs="?", help="grid file (grids/*.json); optional when axis flags give the axes")
     p.add_argument("-o", "--output", help="output tree, one directory per run (default: runs/<grid file name>)")
-    p.add_argument("--dataset", nargs="+", type=_value, default=[], help="dataset axis values")
-    p.add_argument("--imbalance", nargs="+", type=_value, default=[], help="imbalance axis values or variant labels")
-    p.add_argument("--strategy", nargs="+", type=_value, default=[], help="strategy axis values or labels")
-    p.add_argument("--seed", nargs="+", type=_value, default=[], help="seed axis values")
+    p.add_argument("--dataset", nargs="+", type=json_or_text, default=[], help="dataset axis values")
+    p.add_argument("--imbalance", nargs="+", type=json_or_text, default=[], help="imbalance axis values or variant labels")
+    p.add_argument("--strategy", nargs="+", type=json_or_text, default=[], help="strategy axis values or labels")
+    p.add_argument("--seed", nargs="+", type=json_or_text, default=[], help="seed axis values")
     p.add_argument("--axis", action="append", default=[], type=_assignment, metavar="NAME=V1,V2",
                    help="any other axis, comma-separated values (or a JSON list), e.g. --axis query_size=35,70")  # fmt: skip
     p.add_argument("--set", action="append", default=[], type=_assignment, metavar="FIELD=VALUE",
@@ -421,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     select = {"dataset": args.dataset, "imbalance": args.imbalance, "strategy": args.strategy, "seed": args.seed}
     for name, values in args.axis:
-        select[name] = [_value(v) for v in values.split(",")] if isinstance(values, str) else values
+        select[name] = [json_or_text(v) for v in values.split(",")] if isinstance(values, str) else values
         select[name] = select[name] if isinstance(select[name], list) else [select[name]]
     try:
         grid = load_grid(args.grid) if args.grid else {}

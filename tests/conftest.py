@@ -27,6 +27,22 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def fashion_root(tmp_path_factory) -> str:
+    """A small fake FashionMNIST (IDX files as the real loader reads them), one per test module."""
+    from tests.fakes import write_fake_fashion_mnist
+
+    return str(write_fake_fashion_mnist(tmp_path_factory.mktemp("fashion"), n_train=200, n_test=60))
+
+
+@pytest.fixture
+def torch_threads():
+    """Restores torch's thread count after a test that changes it; yields the count before."""
+    threads = torch.get_num_threads()
+    yield threads
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def float64():
     """Run the test with float64 as torch's default dtype (oracle comparisons)."""

@@ -18,7 +18,6 @@ from fmlib.data import DatasetData, as_al_data, as_data
 from fmlib.experiment import run_experiment
 from fmlib.strategies import STRATEGIES, get_strategy, strategy_class
 from fmlib.train import TrainConfig, evaluate, fit
-from tests.fakes import write_fake_fashion_mnist
 from tests.user_strategy import LowestMaxProb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -249,11 +248,6 @@ def test_a_bad_strategy_name_says_what_is_wrong(name, message):
         strategy_class(name)
     assert any(message.split(".*")[0] in p for p in ExperimentConfig(strategy=name).problems(check_dataset=False,
                                                                                              parts=False))  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def fashion_root(tmp_path_factory) -> str:
-    return str(write_fake_fashion_mnist(tmp_path_factory.mktemp("fashion"), n_train=200, n_test=60))
 
 
 def test_the_cli_runs_a_user_strategy_by_name(tmp_path, fashion_root, capsys):

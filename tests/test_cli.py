@@ -18,14 +18,8 @@ import fmlib
 import fmlib.grid
 from fmlib import ExperimentConfig
 from fmlib.cli import benchmarks_dir, main
-from tests.fakes import write_fake_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def fashion_root(tmp_path_factory) -> str:
-    return str(write_fake_fashion_mnist(tmp_path_factory.mktemp("fashion"), n_train=200, n_test=60))
 
 
 def tiny(root: str) -> list[str]:

@@ -10,7 +10,7 @@ from fmlib.experiment import ActiveLoop, ExperimentConfig, label_schedule, round
 from fmlib.records import load_queries, load_run, load_snapshots
 from fmlib.strategies import FisherReport, SelectionReport
 from fmlib.train import TrainConfig
-from tests.fakes import fake_images, write_fake_fashion_mnist
+from tests.fakes import fake_images
 
 # ----------------------------------------------------------------------------- fakes
 
@@ -71,11 +71,6 @@ class CrashAfter:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(scope="module")
-def fashion_root(tmp_path_factory):
-    return str(write_fake_fashion_mnist(tmp_path_factory.mktemp("fashion"), n_train=200, n_test=60))
 
 
 def small_config(root, **overrides) -> dict:

@@ -11,7 +11,6 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-import torch
 
 import fmlib.grid
 from fmlib.experiment import ExperimentConfig, run_experiment
@@ -28,7 +27,6 @@ from fmlib.grid import (
     run_status,
     usage_examples,
 )
-from tests.fakes import write_fake_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID_FILES = sorted((ROOT / "grids").glob("*.json"))
@@ -37,11 +35,6 @@ STRATEGIES = {"fishermask", "bait", "badge", "coreset", "entropy", "margin", "ra
 BROKEN = {"name": "broken", "strategy": "margin", "strategy_options": {"no_such_option": 1}}  # fails in validate
 
 # ----------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def fashion_root(tmp_path_factory) -> str:
-    return str(write_fake_fashion_mnist(tmp_path_factory.mktemp("fashion"), n_train=200, n_test=60))
 
 
 @pytest.fixture(scope="module")
@@ -319,14 +312,6 @@ def test_papermill_pool_writes_outputs_reports_a_failure_and_skips_done_runs(tmp
     assert main([path, "-o", str(out), "--notebook", str(notebook), "--strategy", "random", "entropy", "--no-progress"]) == 0
     assert "2 runs: 0 done, 2 skipped (finished before), 0 failed" in capsys.readouterr().out
     assert [o["status"] for o in json.loads((out / SUMMARY).read_text())] == ["skipped", "skipped"]
-
-
-@pytest.fixture
-def torch_threads():
-    """The inline executor sets torch's thread count in this process: put it back."""
-    threads = torch.get_num_threads()
-    yield threads
-    torch.set_num_threads(threads)
 
 
 def test_inline_executor_runs_in_this_process_and_reports_failures(tmp_path, fashion_root, monkeypatch, torch_threads):

@@ -31,18 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMING = ["train_time", "eval_time", "select_time", "embed_time"]
 
 
-@pytest.fixture(scope="module")
-def fashion_root(tmp_path_factory) -> str:
-    return str(write_fake_fashion_mnist(tmp_path_factory.mktemp("fashion"), n_train=200, n_test=60))
-
-
-@pytest.fixture
-def torch_threads():
-    threads = torch.get_num_threads()
-    yield threads
-    torch.set_num_threads(threads)
-
-
 def small_config(root, output_dir=None, **overrides) -> dict:
     config = dict(
         dataset="fashion_mnist", data_root=root, imbalance="step", ratio=2.0, pool_size=60, test_size=30,

@@ -12,19 +12,6 @@ import pytest
 import torch
 
 from fmlib.grid import main
-from tests.fakes import write_fake_fashion_mnist
-
-
-@pytest.fixture(scope="module")
-def fashion_root(tmp_path_factory) -> str:
-    return str(write_fake_fashion_mnist(tmp_path_factory.mktemp("fashion"), n_train=200, n_test=60))
-
-
-@pytest.fixture
-def torch_threads():
-    threads = torch.get_num_threads()
-    yield threads
-    torch.set_num_threads(threads)
 
 
 def grid(root: str, entropy_epochs: int) -> dict:
