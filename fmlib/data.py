@@ -37,8 +37,28 @@ _FASHION_FILES = {
 }
 
 
+class _Labeled:
+    """What every data type shares: ``labels`` (int64 ``[N]``) and ``classes`` (names) give the
+    length, the number of classes and class counts."""
+
+    labels: torch.Tensor
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_counts(self, indices=None) -> np.ndarray:
+        """Samples per class ``int [num_classes]`` among ``indices`` (all when ``None``)."""
+        labels = self.labels if indices is None else self.labels[torch.as_tensor(np.asarray(indices), dtype=torch.long)]
+        return np.bincount(labels.numpy(), minlength=self.num_classes)
+
+
 @dataclass
-class ImageData:
+class ImageData(_Labeled):
     """A labelled image set held in memory.
 
     Attributes:
@@ -62,13 +82,6 @@ class ImageData:
             raise ValueError(f"labels must have shape [{len(self.images)}], got {tuple(self.labels.shape)}")
         self.labels = self.labels.long()
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
     @property
     def shape(self) -> tuple[int, int, int]:
         """``(C, H, W)`` of one image."""
@@ -85,10 +98,6 @@ class ImageData:
     def subset(self, indices, classes: list[str] | None = None) -> ImageData:
         idx = torch.as_tensor(indices, dtype=torch.long)
         return ImageData(self.images[idx], self.labels[idx], list(classes or self.classes), self.mean, self.std, self.name)
-
-    def class_counts(self, indices=None) -> np.ndarray:
-        labels = self.labels if indices is None else self.labels[torch.as_tensor(indices, dtype=torch.long)]
-        return np.bincount(labels.numpy(), minlength=self.num_classes)
 
 
 @dataclass
@@ -324,7 +333,7 @@ def initial_labeled(labels, size: int, method: str = "random", seed: int = 0) ->
     return np.sort(chosen).astype(np.int64)
 
 
-class DatasetData:
+class DatasetData(_Labeled):
     """Any torch ``Dataset`` of ``(x, y)`` items, seen through :class:`ImageData`'s interface
     (``inputs``, ``labels``, ``num_classes``, ``classes``, ``class_counts``, ``shape``, ``subset``).
 
@@ -365,13 +374,6 @@ class DatasetData:
         if count > len(self.classes):
             raise ValueError(f"data: labels reach {count - 1} but classes has {len(self.classes)} names")
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of one input."""
@@ -396,10 +398,6 @@ class DatasetData:
         else:
             part = torch.utils.data.Subset(self.dataset, idx.tolist())
         return DatasetData(part, list(classes or self.classes), self.name)
-
-    def class_counts(self, indices=None) -> np.ndarray:
-        labels = self.labels if indices is None else self.labels[torch.as_tensor(np.asarray(indices), dtype=torch.long)]
-        return np.bincount(labels.numpy(), minlength=self.num_classes)
 
 
 def _item(dataset, i: int):
