@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 from fmlib.runner import json_or_text
 
 COMMANDS = ("run", "grid", "compare", "bench")
-DICT_FIELDS = ("model_options", "strategy_options", "train_options")  # --set FIELD.KEY=VALUE merges into these
+DICT_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")  # --set FIELD.KEY=VALUE merges into these
 BENCHMARKS = ("bench_fisher.py", "bench_select.py")
 
 
@@ -52,12 +53,21 @@ examples:
     fmlib run --smoke --strategy badge                           # a tiny run in seconds: a test, not a result
     fmlib run --dataset fashion_mnist --imbalance none --set pool_size=5000 --set initial_size=100 \\
         --set query_size=200 --set budget=1100 --set train_options='{"epochs": 20}' --device cuda
+    fmlib run --dataset mydata:load --imbalance none --model mymodels:mlp --strategy mystrategies:Mine \\
+        --set dataset_options.n=5000 --set model_options.hidden=64   # your own data, model and strategy
 
 The config is ExperimentConfig's fields (python -c 'import fmlib; help(fmlib.ExperimentConfig)'):
 defaults, then --config FILE (a JSON object of fields, or a run's config.json), then the flags,
 then every --set in order. VALUE is read as JSON, else as a string (--set budget=null,
 --set minority_classes=[0,1], --set strategy=margin); FIELD.KEY=VALUE sets one key of
-model_options, strategy_options or train_options. Everything is checked before the run starts.
+dataset_options, model_options, strategy_options or train_options. Everything is checked before
+the run starts.
+
+Your own parts by name, "module:attribute", imported from the current directory and PYTHONPATH:
+--dataset module:function, called as function(**dataset_options), returns (pool, test) torch
+Datasets of (x, y); --model module:function, called as function(num_classes, **model_options),
+returns an nn.Module (forward -> logits; embed and head for the strategies that need them);
+--strategy module:Class, a subclass of fmlib.strategies.Strategy.
 
 Rerunning the same command continues the run directory after its last finished round (a finished
 run just reports); a different config there is refused. One line per round shows the labels and
@@ -95,7 +105,7 @@ def read_config_file(path) -> dict:
 def config_values(args: argparse.Namespace) -> dict:
     """Config fields from ``--config``, the flags and ``--set``, in that order of precedence (last wins)."""
     values = read_config_file(args.config) if args.config else {}
-    for name in ("dataset", "imbalance", "strategy", "seed", "device"):
+    for name in ("dataset", "imbalance", "model", "strategy", "seed", "device"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     for key, value in args.set:
@@ -340,9 +350,10 @@ def parser() -> argparse.ArgumentParser:
         description="Run one active-learning experiment (fmlib.run_experiment) and keep its records in --output.",
     )  # fmt: skip
     run.add_argument("-c", "--config", metavar="FILE", help="JSON file of config fields (or a run's config.json)")
-    run.add_argument("--strategy", help="e.g. random, entropy, badge, bait, fishermask (an unknown name lists them all)")
+    run.add_argument("--strategy", help="e.g. random, entropy, badge, bait, fishermask, or module:Class (yours)")
     run.add_argument("--seed", type=int, help="seed of training and selection (and of the data unless data_seed is set)")
-    run.add_argument("--dataset", help="fashion_mnist or cifar10")
+    run.add_argument("--dataset", help="fashion_mnist, cifar10 or module:function (your dataset factory)")
+    run.add_argument("--model", help="cnn, resnet18, authors_resnet18 or module:function (your model factory)")
     run.add_argument("--imbalance", help="none, step, longtail or paper")
     run.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     run.add_argument("--set", action="append", default=[], type=_assignment, metavar="FIELD=VALUE",
@@ -398,6 +409,8 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``fmlib``'s entry point; returns the exit status (2: a mistake in the arguments or the config)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if os.getcwd() not in sys.path and "" not in sys.path:  # "module:attribute" names find the user's modules here
+        sys.path.insert(0, os.getcwd())
     command = next((a for a in argv if not a.startswith("-")), None)
     if command == "grid":
         from fmlib.grid import main as grid_main

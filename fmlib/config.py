@@ -40,6 +40,7 @@ from fmlib.data import (
     prepare_data,
 )
 from fmlib.models import MODELS, build_model, default_device
+from fmlib.named import is_named, resolve_callable
 from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
 
 RESULT_NEUTRAL_FIELDS = ("data_root", "download", "device", "output_dir", "progress", "allow_thread_change")
@@ -52,7 +53,7 @@ FIRST_QUERY = ("trained", "initial", "authors")
 _PURPOSES = {"init": 0, "train": 1, "select": 2}
 _IMAGE_SHAPES = {"fashion_mnist": (1, 28), "cifar10": (3, 32)}  # (channels, side) to check model choices
 _FLAGS = ("download", "full_fisher", "progress", "allow_thread_change")  # fields that must be true or false
-_OPTIONS = ("model_options", "strategy_options", "train_options")  # fields that must be dicts
+_OPTIONS = ("dataset_options", "model_options", "strategy_options", "train_options")  # fields that must be dicts
 
 
 @dataclass
@@ -62,7 +63,8 @@ class ExperimentConfig:
     imbalanced FashionMNIST setting (15 -> 575 labels, +70 per round) with FisherMask."""
 
     # data
-    dataset: str = "fashion_mnist"  # "fashion_mnist" | "cifar10"
+    dataset: str = "fashion_mnist"  # "fashion_mnist" | "cifar10" | "package.module:function" (your dataset factory)
+    dataset_options: dict = field(default_factory=dict)  # keyword arguments of a dataset factory
     data_root: str | None = None  # folder holding the data; None: the loaders' default places
     download: bool = False  # fetch through torchvision when missing (needs internet)
     imbalance: str = "paper"  # "none" | "step" | "longtail" | "paper" (classes 0-3: 250/5000/250/250)
@@ -72,8 +74,8 @@ class ExperimentConfig:
     test_size: int | None = None  # test subset (stratified); None: all (4000 for "paper")
     data_seed: int | None = None  # pool, test subset and initial set; None: seed
     # model
-    model: str = "cnn"  # "cnn" (28x28) | "resnet18" (32x32, 28x28) | "authors_resnet18" (the authors' network)
-    model_options: dict = field(default_factory=dict)  # e.g. {"width": 16, "head_bias": False} for resnet18
+    model: str = "cnn"  # "cnn" (28x28) | "resnet18" (32x32, 28x28) | "authors_resnet18" | "package.module:function"
+    model_options: dict = field(default_factory=dict)  # e.g. {"width": 16} for resnet18; a factory's keyword arguments
     # active learning
     initial_size: int = 15  # labels before round 0
     initial_method: str = "random"  # "random" | "balanced"
@@ -156,13 +158,13 @@ class ExperimentConfig:
                 out.append(str(err))
 
         if check_dataset:
-            check(_choice, "dataset", self.dataset, DATASETS)
+            check(_dataset, self.dataset, self.dataset_options, self.imbalance)
             check(_data_root, self.data_root, self.download)
         for name in _FLAGS:
             check(_flag, name, getattr(self, name))
         check(_choice, "imbalance", self.imbalance, IMBALANCE_PROFILES)
         check(_choice, "initial_method", self.initial_method, INITIAL_METHODS)
-        check(_choice, "model", self.model, MODELS)
+        check(_model, self.model)
         check(_choice, "train_preset", self.train_preset, TRAIN_PRESETS)
         check(_choice, "first_query", self.first_query, FIRST_QUERY)
         if not _is_real(self.ratio) or not self.ratio >= 1:
@@ -190,7 +192,7 @@ class ExperimentConfig:
         check(_device, self.device)
         if parts and not any(p.startswith(("train_preset", "train_options")) for p in out):
             check(self.training)
-        if parts and not any(p.startswith(("unknown model", "model_options")) for p in out):
+        if parts and not is_named(self.model) and not any(p.startswith(("unknown model", "model_options")) for p in out):
             channels, side = _IMAGE_SHAPES.get(self.dataset, (1, 28))
             with torch.random.fork_rng(devices=[]):  # a trial build leaves the global RNG alone
                 check(_trial_model, self.model, self.model_options, 2, channels, side)
@@ -334,6 +336,29 @@ def _data_root(root, download) -> None:
                          "None looks in the loaders' default places)")  # fmt: skip
 
 
+def _dataset(name, options, imbalance) -> None:
+    if is_named(name):
+        resolve_callable(name, "dataset", "function")
+        if imbalance == "paper":
+            raise ValueError(f"imbalance 'paper' is the FashionMNIST/CIFAR-10 preset (classes 0-3 with 250/5000/250/250); "
+                             f"with dataset factory {name!r} use 'none' (its data as it is), 'step' or 'longtail'")  # fmt: skip
+        return
+    if not isinstance(name, str) or name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; allowed values: {list(DATASETS)} or 'package.module:function' "
+                         "(your factory returning (pool, test) Datasets)")  # fmt: skip
+    if isinstance(options, Mapping) and options:
+        raise ValueError(f"dataset_options {dict(options)!r} are passed to a dataset factory ('package.module:function'); "
+                         f"built-in dataset {name!r} takes none")  # fmt: skip
+
+
+def _model(name) -> None:
+    if is_named(name):
+        resolve_callable(name, "model", "function")
+    elif not isinstance(name, str) or name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; allowed values: {list(MODELS)} or 'package.module:function' "
+                         "(your factory: function(num_classes, **model_options) -> nn.Module)")  # fmt: skip
+
+
 def _minority(classes, imbalance) -> None:
     if classes is None:
         return
@@ -391,6 +416,17 @@ def _trial_model(name: str, options: Mapping, num_classes: int, channels: int, s
     return model
 
 
+def _named_model(name: str, options: Mapping, num_classes: int) -> nn.Module:
+    """The model of the factory ``name`` (``"package.module:function"``): ``function(num_classes, **options)``."""
+    try:
+        return resolve_callable(name, "model")(num_classes, **options)
+    except TypeError as err:
+        raise ValueError(
+            f"model {name!r} cannot be called as {name.partition(':')[2]}(num_classes, "
+            f"**model_options) with model_options {dict(options)!r}: {err}"
+        ) from None
+
+
 @torch.no_grad()
 def _dry_forward(model: nn.Module, x: torch.Tensor) -> None:
     training = model.training
@@ -427,6 +463,7 @@ def load_data(config: ExperimentConfig) -> ALData:
         pool_size=config.pool_size,
         test_size=config.test_size,
         seed=config.seed if config.data_seed is None else config.data_seed,
+        options=config.dataset_options,
     )
 
 
@@ -481,6 +518,9 @@ def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model
         if factory is not None:
             model = factory(pool.num_classes)
             check_model(model, strategy, pool, what=f"the model of {getattr(factory, '__qualname__', factory)!r}")
+        elif is_named(config.model):
+            model = _named_model(config.model, config.model_options, pool.num_classes)
+            check_model(model, strategy, pool, what=f"model {config.model!r}")
         else:
             if len(pool.shape) != 3 or pool.shape[1] != pool.shape[2]:
                 raise ValueError(f"model {config.model!r} takes square images [C, H, W], but the pool's inputs have "

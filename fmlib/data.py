@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from fmlib.named import is_named, resolve_callable
 
 DATASETS = ("fashion_mnist", "cifar10")
 IMBALANCE_PROFILES = ("none", "step", "longtail", "paper")
@@ -463,18 +465,37 @@ def prepare_data(
     pool_size: int | None = None,
     test_size: int | None = None,
     seed: int = 0,
+    options: Mapping | None = None,
 ) -> ALData:
     """Load a dataset and build the pool and test set of an AL run.
 
-    ``imbalance="paper"`` keeps classes 0-3 (250/5000/250/250 in the pool) and a
-    balanced test set of 1000 per class. Otherwise the pool is the imbalanced subset of
-    the training set, capped at ``pool_size`` (a stratified random subset), and the test
-    set a random subset of ``test_size`` (all when ``None``).
+    ``name`` is a built-in dataset (:data:`DATASETS`) or ``"package.module:function"``, a dataset
+    factory of your own called as ``function(**options)`` that returns a ``(pool, test)`` pair of
+    torch Datasets of ``(x, y)`` items (or an :class:`ALData`); its data is then shaped like a
+    built-in one's. ``imbalance="paper"`` keeps classes 0-3 (250/5000/250/250 in the pool) and a
+    balanced test set of 1000 per class (built-in datasets only). Otherwise the pool is the
+    imbalanced subset of the training set, capped at ``pool_size`` (a stratified random subset),
+    and the test set a random subset of ``test_size`` (all when ``None``).
     """
-    splits = load_dataset(name, root=root, download=download)
-    train, test = splits.train, splits.test
+    if is_named(name):
+        if imbalance == "paper":
+            raise ValueError(f"imbalance 'paper' is the FashionMNIST/CIFAR-10 preset (classes 0-3 with "
+                             f"{list(PAPER_TRAIN_COUNTS)}); with dataset factory {name!r} use 'none' (its data as "
+                             "it is), 'step' or 'longtail'")  # fmt: skip
+        made = _from_factory(name, options or {})
+        try:
+            splits = as_al_data(made)
+        except ValueError as err:
+            raise ValueError(f"dataset {name!r} must return a (pool, test) pair of Datasets or an ALData, got "
+                             f"{type(made).__name__} ({err})") from None  # fmt: skip
+        train, test, classes = splits.pool, splits.test, splits.classes
+    else:
+        if options:
+            raise ValueError(f"dataset_options {dict(options)!r} are passed to a dataset factory "
+                             f"('package.module:function'); built-in dataset {name!r} takes none")  # fmt: skip
+        splits = load_dataset(name, root=root, download=download)
+        train, test, classes = splits.train, splits.test, splits.classes
     pool_idx = make_imbalanced(train.labels.numpy(), imbalance, ratio, seed, minority_classes)
-    classes = splits.classes
     if imbalance == "paper":
         classes = classes[: len(PAPER_TRAIN_COUNTS)]
         test_idx = paper_test_indices(test.labels.numpy(), seed)
@@ -491,7 +512,23 @@ def prepare_data(
             raise ValueError(f"test_size must be >= 1, got {test_size}")
         if test_size < len(test_idx):
             test_idx = np.sort(_stratified(test.labels.numpy()[test_idx], test_size, rng, test_idx))
-    return ALData(train.subset(pool_idx, classes), test.subset(test_idx, classes))
+    return ALData(_part(train, pool_idx, classes), _part(test, test_idx, classes))
+
+
+def _from_factory(name: str, options: Mapping):
+    """What the dataset factory ``name`` returns for ``options``; ``ValueError`` naming the field."""
+    factory = resolve_callable(name, "dataset")
+    try:
+        return factory(**options)
+    except TypeError as err:
+        raise ValueError(f"dataset {name!r} cannot be called with dataset_options {dict(options)!r}: {err}") from None
+
+
+def _part(data: ImageData | DatasetData, indices: np.ndarray, classes: list[str]):
+    """``data.subset(indices, classes)``; ``data`` itself when that is all of it, in order, with its classes."""
+    if len(indices) == len(data) and np.array_equal(indices, np.arange(len(data))) and list(classes) == data.classes:
+        return data
+    return data.subset(indices, classes)
 
 
 def _stratified(labels: np.ndarray, size: int, rng: np.random.Generator, ids: np.ndarray) -> np.ndarray:

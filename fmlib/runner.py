@@ -45,12 +45,15 @@ class RunOutcome:
 
 
 @contextmanager
-def _thread_env(threads: int | None):
-    """Set the thread counts a kernel started inside the block inherits."""
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+def _kernel_env(threads: int | None):
+    """Set what a kernel started inside the block inherits: the thread counts, and the directory the
+    grid was started from first on ``PYTHONPATH`` (the kernel runs in the run directory, and a
+    config may name the user's own modules: ``"package.module:Class"``)."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH")
     old = {n: os.environ.get(n) for n in names}
     if threads:
-        os.environ.update({n: str(threads) for n in names})
+        os.environ.update({n: str(threads) for n in names[:2]})
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.getcwd(), *filter(None, [old["PYTHONPATH"]])])
     try:
         yield
     finally:
@@ -72,7 +75,7 @@ def execute_run(
         import papermill as pm
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        with _thread_env(threads):
+        with _kernel_env(threads):
             pm.execute_notebook(str(notebook), str(output), parameters={**run.params, "output_dir": str(run_dir)},
                                 kernel_name=kernel_name, progress_bar=False, cwd=str(run_dir))  # fmt: skip
         _check_done(run_dir)

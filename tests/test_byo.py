@@ -18,31 +18,11 @@ from fmlib.data import DatasetData, as_al_data, as_data
 from fmlib.experiment import run_experiment
 from fmlib.strategies import STRATEGIES, get_strategy, strategy_class
 from fmlib.train import TrainConfig, evaluate, fit
+from tests.user_parts import MLP, blobs
 from tests.user_strategy import LowestMaxProb
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = "tests.user_strategy:LowestMaxProb"
-
-
-def blobs(n: int, seed: int, dim: int = 20, classes: int = 3) -> TensorDataset:
-    """Three well separated Gaussian blobs in ``dim`` dimensions."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % classes
-    centres = 4 * torch.eye(classes, dim)
-    return TensorDataset(centres[y] + torch.randn(n, dim, generator=g), y)
-
-
-class MLP(nn.Module):
-    def __init__(self, num_classes: int, dim: int = 20, hidden: int = 16):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU())
-        self.head = nn.Linear(hidden, num_classes)
-
-    def embed(self, x):
-        return self.body(x)
-
-    def forward(self, x):
-        return self.head(self.embed(x))
 
 
 class LogitsOnly(nn.Module):
@@ -165,7 +145,7 @@ def test_run_experiment_runs_a_tensor_dataset_an_mlp_and_a_user_strategy(tmp_pat
     rounds = pd.read_csv(tmp_path / "run" / "rounds.csv")
     assert list(rounds["n_labeled"]) == [6, 12, 18] and rounds["accuracy"].iloc[-1] > 0.8
     meta = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert meta["model_factory"].endswith("test_byo.MLP") and meta["data"]["source"] == "in-memory"
+    assert meta["model_factory"] == "tests.user_parts.MLP" and meta["data"]["source"] == "in-memory"
     assert meta["data"]["classes"] == ["0", "1", "2"] and len(records.rounds) == 3
     # the user's strategy picked least-confident points: recompute round 0's picks by hand
     queries = pd.read_csv(tmp_path / "run" / "queries.csv")
@@ -250,50 +230,161 @@ def test_a_bad_strategy_name_says_what_is_wrong(name, message):
                                                                                              parts=False))  # fmt: skip
 
 
-def test_the_cli_runs_a_user_strategy_by_name(tmp_path, fashion_root, capsys):
+# ----------------------------------------------------------------------------- the user's parts by name
+
+DATA, MODEL = "tests.user_parts:blob_data", "tests.user_parts:mlp"
+NAMED = dict(dataset=DATA, imbalance="none", model=MODEL, strategy=USER)  # a TensorDataset, an MLP, a strategy
+
+
+def test_a_config_names_the_users_dataset_and_model_and_runs_as_the_objects_do(tmp_path):
+    named = config(**NAMED, dataset_options={"pool": 60, "seed": 5}, model_options={"hidden": 8},
+                   output_dir=str(tmp_path / "named"))  # fmt: skip
+    records = run_experiment(named)
+    from tests.user_parts import blob_data, mlp
+
+    by_object = run_experiment(config(strategy=USER), data=blob_data(pool=60, seed=5), model=lambda c: mlp(c, hidden=8))
+    assert [r["accuracy"] for r in records.rounds] == [r["accuracy"] for r in by_object.rounds]
+    assert [r["query_0"] for r in records.rounds] == [r["query_0"] for r in by_object.rounds]
+    meta = json.loads((tmp_path / "named" / "config.json").read_text())
+    assert meta["config"]["dataset"] == DATA and meta["config"]["model"] == MODEL and meta["data"]["source"] == "config"
+    assert meta["data"]["pool_size"] == 60 and "model_factory" not in meta
+    again = run_experiment(named)  # the config alone reopens the finished run: nothing in memory needed
+    assert [r["accuracy"] for r in again.rounds] == [r["accuracy"] for r in records.rounds]
+
+
+def test_the_users_dataset_is_shaped_like_a_built_in_one():
+    parts = build(config(**{**NAMED, "imbalance": "step"}, ratio=3.0, minority_classes=[0], pool_size=45, test_size=30))
+    # blob_data's pool: 30 per class; step 3 keeps 10 of class 0 (70 in all), pool_size 45 keeps the proportions
+    assert parts.data.pool.class_counts().tolist() == [7, 19, 19] and len(parts.data.test) == 30
+    assert parts.data.test.class_counts().tolist() == [10, 10, 10]
+    assert type(parts.model).__name__ == "MLP" and parts.model.head.out_features == 3
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"dataset": "tests.user_parts:missing"}, "dataset 'tests.user_parts:missing': module 'tests.user_parts' has no attribute 'missing'"),
+    ({"dataset": "tests.no_such_module:f"}, "cannot import module 'tests.no_such_module'"),
+    ({"dataset": "tests.user_parts:NOT_CALLABLE"}, "is a int, not a function that can be called"),
+    ({"dataset": "fashion_mnist", "dataset_options": {"pool": 3}}, "built-in dataset 'fashion_mnist' takes none"),
+    ({"imbalance": "paper"}, "with dataset factory 'tests.user_parts:blob_data' use 'none'"),
+    ({"model": "tests.user_parts:Missing"}, "module 'tests.user_parts' has no attribute 'Missing'"),
+    ({"model": "mlp"}, "or 'package.module:function' (your factory: function(num_classes, **model_options)"),
+    ({"dataset": "cifar"}, "allowed values: ['fashion_mnist', 'cifar10'] or 'package.module:function'"),
+    ({"dataset_options": [1]}, "dataset_options must be a dict, got list"),
+])  # fmt: skip
+def test_bad_names_of_the_users_parts_are_named_before_any_data_is_read(changes, message):
+    problems = config(**{**NAMED, **changes}).problems()
+    assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"dataset_options": {"size": 3}}, "dataset 'tests.user_parts:blob_data' cannot be called with dataset_options {'size': 3}"),
+    ({"model_options": {"depth": 3}}, "model 'tests.user_parts:mlp' cannot be called as mlp(num_classes, **model_options) with "
+                                      "model_options {'depth': 3}"),
+    ({"model_options": {"dim": 7}}, "model 'tests.user_parts:mlp' fails on a batch of the pool's inputs"),
+    ({"dataset": "tests.user_parts:blobs", "dataset_options": {"n": 9, "seed": 0}},
+     "dataset 'tests.user_parts:blobs' must return a (pool, test) pair of Datasets or an ALData, got TensorDataset"),
+])  # fmt: skip
+def test_the_users_factories_failing_on_their_options_are_named_before_anything_is_written(tmp_path, changes, message):
+    with pytest.raises(ValueError) as err:
+        run_experiment(config(**{**NAMED, **changes}, output_dir=str(tmp_path / "run")))
+    assert message in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def small_run(**changes) -> dict:
+    return {**NAMED, "initial_size": 6, "query_size": 6, "budget": 12, "train_preset": "default",
+            "train_options": {"epochs": 5, "batch_size": 8}, "device": "cpu", "progress": False, **changes}  # fmt: skip
+
+
+def cli_flags(values: dict) -> list[str]:
+    flags = []
+    for key, value in values.items():
+        flags += ["--set", f"{key}={json.dumps(value)}"]
+    return flags
+
+
+def test_the_cli_runs_the_users_dataset_model_and_strategy_by_name(tmp_path, capsys):
     from fmlib.cli import main
 
     out = tmp_path / "run"
-    flags = ["--set", f"data_root={fashion_root}", "--imbalance", "none", "--set", "initial_size=10",
-             "--set", "query_size=5", "--set", "budget=15", "--set", "train_preset=default",
-             "--set", "train_options.epochs=1", "--device", "cpu", "--no-progress"]  # fmt: skip
-    assert main(["run", "--strategy", USER, *flags, "-o", str(out)]) == 0
-    assert json.loads((out / "config.json").read_text())["config"]["strategy"] == USER
-    assert list(pd.read_csv(out / "rounds.csv")["n_labeled"]) == [10, 15]
-    assert main(["run", "--strategy", "tests.user_strategy:Missing", *flags, "-o", str(tmp_path / "bad")]) == 2
+    rest = {k: v for k, v in small_run().items() if k not in ("dataset", "model", "strategy", "imbalance", "progress")}
+    flags = ["--dataset", DATA, "--model", MODEL, "--strategy", USER, "--imbalance", "none", "--no-progress"]
+    assert main(["run", *flags, *cli_flags(rest), "--set", "model_options.hidden=8", "-o", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert (saved["dataset"], saved["model"], saved["strategy"], saved["model_options"]) == (DATA, MODEL, USER, {"hidden": 8})
+    assert list(pd.read_csv(out / "rounds.csv")["n_labeled"]) == [6, 12]
+    assert main(["run", "--strategy", "tests.user_strategy:Missing", *flags[:4], "-o", str(tmp_path / "bad")]) == 2
     assert "has no attribute 'Missing'" in capsys.readouterr().err
 
 
-def test_the_inline_grid_runs_a_user_strategy_by_name(tmp_path, fashion_root):
+@pytest.mark.slow
+def test_the_console_script_finds_the_users_modules_in_the_working_directory(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("fmlib")
+    if not script.is_file():
+        pytest.skip("the fmlib console script is not installed next to this python")
+    (tmp_path / "mine").mkdir()
+    for name in ("user_parts.py", "user_strategy.py"):
+        shutil.copy(ROOT / "tests" / name, tmp_path / "mine" / name)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only the working directory can find mine/
+    values = small_run(dataset="mine.user_parts:blob_data", model="mine.user_parts:mlp",
+                       strategy="mine.user_strategy:LowestMaxProb")  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    done = subprocess.run([str(script), "run", "-c", "config.json", "-o", "run"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert list(pd.read_csv(tmp_path / "run" / "rounds.csv")["n_labeled"]) == [6, 12]
+
+
+def test_the_inline_grid_runs_the_users_dataset_model_and_strategy_by_name(tmp_path):
     from fmlib.grid import expand_grid
     from fmlib.runner import run_grid
 
     threads = torch.get_num_threads()
-    base = dict(dataset="fashion_mnist", data_root=fashion_root, imbalance="none", initial_size=10, query_size=5,
-                budget=15, train_preset="default", train_options={"epochs": 1}, device="cpu", progress=False)  # fmt: skip
-    grid = {"base": base, "axes": {"strategy": [USER]}}
+    grid = {"base": small_run(), "axes": {"seed": [0, 1]}}
     try:
-        (outcome,) = run_grid(expand_grid(grid), tmp_path, executor="inline", threads=threads, progress=False)
+        outcomes = run_grid(expand_grid(grid), tmp_path, executor="inline", threads=threads, progress=False)
     finally:
         torch.set_num_threads(threads)
-    assert outcome.status == "done", outcome.error
-    (run,) = tmp_path.glob("*/rounds.csv")
-    assert list(pd.read_csv(run)["n_labeled"]) == [10, 15] and "lowestmaxprob" in run.parent.name.lower()
+    assert [o.status for o in outcomes] == ["done", "done"], [o.error for o in outcomes]
+    assert sorted(len(pd.read_csv(p)) for p in tmp_path.glob("*/rounds.csv")) == [2, 2]
 
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_papermill_runs_a_user_strategy_by_name(tmp_path, fashion_root, monkeypatch):
+def test_the_notebook_grid_finds_the_users_modules_from_where_it_started(tmp_path, monkeypatch):
+    """The local executor runs papermill kernels inside the run directories: the directory the grid
+    started from must reach them (here, with no PYTHONPATH at all)."""
+    from fmlib.grid import expand_grid
+    from fmlib.runner import run_grid
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.delenv("FMLIB_SMOKE", raising=False)  # a grid refuses smoke results: this run is tiny anyway
+    options = {"fisher_samples": 16, "fraction": 0.05}
+    grid = {"base": small_run(strategy="fishermask", strategy_options=options)}
+    (outcome,) = run_grid(expand_grid(grid), tmp_path, workers=1, threads=1, progress=False)
+    assert outcome.status == "done", outcome.error
+    (run,) = tmp_path.glob("*/rounds.csv")
+    assert list(pd.read_csv(run)["n_labeled"]) == [6, 12] and (run.parent / "figures").is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_papermill_runs_the_users_dataset_model_and_strategy_by_name(tmp_path, monkeypatch):
     import papermill as pm
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     run = tmp_path / "run"
     pm.execute_notebook(str(ROOT / "notebooks" / "active_learning.ipynb"), str(tmp_path / "out.ipynb"),
-                        parameters={"output_dir": str(run), "data_root": fashion_root, "imbalance": "none",
-                                    "strategy": USER, "smoke": True},
+                        parameters={**NAMED, "output_dir": str(run), "model_options": {"hidden": 8}, "smoke": True},
                         cwd=str(tmp_path), progress_bar=False, kernel_name="python3")  # fmt: skip
     results = json.loads((run / "results.json").read_text())
-    assert results["finished"] and json.loads((run / "config.json").read_text())["config"]["strategy"] == USER
+    saved = json.loads((run / "config.json").read_text())["config"]
+    assert results["finished"] and (saved["dataset"], saved["model"], saved["strategy"]) == (DATA, MODEL, USER)
 
 
 # ----------------------------------------------------------------------------- progress

@@ -9,7 +9,6 @@ probabilities) are shared by every family.
 
 from __future__ import annotations
 
-import importlib
 import time
 import warnings
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from torch import nn
 
 from fmlib.data import ImageData, as_data
 from fmlib.masks import ParameterMask
+from fmlib.named import resolve
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
@@ -66,18 +66,7 @@ def strategy_class(name: str) -> type[Strategy]:
             raise ValueError(f"unknown strategy {name!r}; allowed values: {sorted(STRATEGIES)} "
                              "or 'package.module:Class' for a Strategy subclass of your own")  # fmt: skip
         return STRATEGIES[name]
-    module_name, _, attr = name.partition(":")
-    if not module_name or not attr or ":" in attr:
-        raise ValueError(f"strategy {name!r}: write 'package.module:Class'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ValueError(f"strategy {name!r}: cannot import module {module_name!r} ({err})") from None
-    cls = module
-    for part in attr.split("."):
-        if not hasattr(cls, part):
-            raise ValueError(f"strategy {name!r}: module {module_name!r} has no attribute {attr!r}")
-        cls = getattr(cls, part)
+    cls = resolve(name, "strategy", "Class")
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         what = f"class {cls.__name__}" if isinstance(cls, type) else f"a {type(cls).__name__}"
         raise ValueError(f"strategy {name!r} is {what}, not a subclass of fmlib.strategies.Strategy")
