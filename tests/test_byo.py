@@ -261,7 +261,8 @@ def test_the_users_dataset_is_shaped_like_a_built_in_one():
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"dataset": "tests.user_parts:missing"}, "dataset 'tests.user_parts:missing': module 'tests.user_parts' has no attribute 'missing'"),
+    ({"dataset": "tests.user_parts:missing"},
+     "dataset 'tests.user_parts:missing': module 'tests.user_parts' has no attribute 'missing'"),
     ({"dataset": "tests.no_such_module:f"}, "cannot import module 'tests.no_such_module'"),
     ({"dataset": "tests.user_parts:NOT_CALLABLE"}, "is a int, not a function that can be called"),
     ({"dataset": "fashion_mnist", "dataset_options": {"pool": 3}}, "built-in dataset 'fashion_mnist' takes none"),
