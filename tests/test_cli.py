@@ -128,7 +128,7 @@ def test_run_reports_a_bad_config_file_in_one_line(content, message, tmp_path, c
 
 def test_run_reports_a_dotted_set_of_a_plain_field(capsys):
     assert main(["run", "--set", "seed.x=1", "-n"]) == 2
-    fields = ['dataset_options', 'model_options', 'strategy_options', 'train_options']
+    fields = ["dataset_options", "model_options", "strategy_options", "train_options"]
     assert f"FIELD.KEY is for {fields}" in error_line(capsys, "run")
 
 
