@@ -103,3 +103,31 @@ def arm_differences(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric:
     out = pd.concat(tables, ignore_index=True)
     info = pd.DataFrame([{"arm": a.name, "anchor": a.anchor, "factor": a.factor} for a in arms])
     return info.merge(out, on="arm", how="inner")
+
+
+def factor_effects(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: str = "accuracy",
+                   arms: Sequence[Arm] = ARMS) -> pd.DataFrame:  # fmt: skip
+    """What each factor does to FisherMask itself: an arm's FisherMask minus its anchor's FisherMask,
+    paired by seed, in AUC and in ``metric`` at each of ``budgets``. ``frame``: a :func:`label_runs`
+    table. One row per one-factor arm with runs on both sides (``baseline`` is the anchor's name)."""
+    anchors = {a.anchor: a for a in arms if a.factor == "anchor"}
+    by = ("protocol", "label")
+    measures = [("auc", area_under_curve(frame, metric=metric, by=by), "auc")]
+    measures += [(str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets]
+    tables = []
+    for measure, per_run, value in measures:
+        parts = []
+        for arm in arms:
+            anchor = anchors.get(arm.anchor)
+            if arm.factor == "anchor" or anchor is None:
+                continue
+            for source, label in ((arm, "changed"), (anchor, anchor.name)):
+                runs = per_run[(per_run["protocol"] == source.protocol) & (per_run["label"] == source.label)]
+                parts.append(runs.assign(arm=arm.name, label=label))
+        if parts:
+            table = paired_differences(pd.concat(parts, ignore_index=True), value, treatment="changed")
+            tables.append(table.assign(measure=measure))
+    if not tables:
+        return pd.DataFrame(columns=["arm", "anchor", "factor", "baseline", "n", "diff", "measure"])
+    info = pd.DataFrame([{"arm": a.name, "anchor": a.anchor, "factor": a.factor} for a in arms])
+    return info.merge(pd.concat(tables, ignore_index=True), on="arm", how="inner")

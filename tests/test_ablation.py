@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmlib.ablation import ARMS, Arm, arm_differences, arm_runs, label_runs
+from fmlib.ablation import ARMS, Arm, arm_differences, arm_runs, factor_effects, label_runs
 from fmlib.compare import paired_differences, t_quantile
 
 
@@ -128,3 +128,19 @@ def test_with_setting_keeps_two_schedules_of_one_setting_apart():
     assert len(table) == 2 and set(table["runs"]) == {2}
     one = with_setting(frame[frame["run"].str.startswith("big")])
     assert set(one["setting"]) == {"imbalanced"}  # a single schedule keeps the plain name
+
+
+def test_factor_effects_pair_an_arms_fishermask_with_its_anchors_by_seed():
+    # ours fm: 0.70, 0.60 at 85 labels; fm-x: 0.90, 0.65 -> +0.20, +0.05; the random runs never enter
+    frame = fake_frame([("ours", "fm", 0, 0.7), ("ours", "fm", 1, 0.6), ("ours", "fm-x", 1, 0.65),
+                        ("ours", "fm-x", 0, 0.9), ("ours", "random", 0, 0.1), ("pool", "fm", 0, 0.8)])  # fmt: skip
+    arms = (Arm("ours", "ours", "anchor", "ours"), Arm("x", "ours", "f", "ours", "fm-x"),
+            Arm("pool", "ours", "candidates", "pool"), Arm("lonely", "authors", "f", "ours", "fm-x"))  # fmt: skip
+    out = factor_effects(frame, budgets=(85,), arms=arms).set_index(["arm", "measure"])
+    x = out.loc[("x", "85")]
+    assert x["baseline"] == "ours" and x["n"] == 2 and x["diff"] == pytest.approx(0.125)
+    assert x["treatment_mean"] == pytest.approx(0.775) and x["wins"] == 2 and x["factor"] == "f"
+    pool = out.loc[("pool", "85")]
+    assert pool["n"] == 1 and pool["diff"] == pytest.approx(0.1)  # seed 1 has no pool run: unpaired, dropped
+    assert ("lonely", "85") not in out.index  # its anchor 'authors' has no anchor arm
+    assert set(out.index.get_level_values("measure")) == {"auc", "85"}
