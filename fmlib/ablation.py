@@ -131,3 +131,16 @@ def factor_effects(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: 
         return pd.DataFrame(columns=["arm", "anchor", "factor", "baseline", "n", "diff", "measure"])
     info = pd.DataFrame([{"arm": a.name, "anchor": a.anchor, "factor": a.factor} for a in arms])
     return info.merge(pd.concat(tables, ignore_index=True), on="arm", how="inner")
+
+
+def query_shares(frame: pd.DataFrame, *, by: Sequence[str] = ("protocol", "label"), first: bool = False) -> pd.DataFrame:
+    """Which classes each strategy asked for: the share of every class among the points queried
+    over a run's rounds (``query_<c>`` columns; only round 0's query with ``first=True``), mean over
+    the seeds. One row per ``by`` group, columns ``class <c>`` and ``seeds``."""
+    columns = sorted((c for c in frame if c.startswith("query_") and c[6:].isdigit()), key=lambda c: int(c[6:]))
+    rows = frame[frame["round"] == 0] if first else frame
+    per_run = rows.groupby([*by, "path"], sort=False)[columns].sum()
+    shares = per_run.div(per_run.sum(axis=1).where(lambda s: s > 0), axis=0)
+    out = shares.groupby(list(by), sort=False).mean()
+    out.columns = [f"class {c[6:]}" for c in columns]
+    return out.assign(seeds=shares.notna().all(axis=1).groupby(list(by), sort=False).sum()).reset_index()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmlib.ablation import ARMS, Arm, arm_differences, arm_runs, factor_effects, label_runs
+from fmlib.ablation import ARMS, Arm, arm_differences, arm_runs, factor_effects, label_runs, query_shares
 from fmlib.compare import paired_differences, t_quantile
 
 
@@ -144,3 +144,18 @@ def test_factor_effects_pair_an_arms_fishermask_with_its_anchors_by_seed():
     assert pool["n"] == 1 and pool["diff"] == pytest.approx(0.1)  # seed 1 has no pool run: unpaired, dropped
     assert ("lonely", "85") not in out.index  # its anchor 'authors' has no anchor arm
     assert set(out.index.get_level_values("measure")) == {"auc", "85"}
+
+
+def test_query_shares_are_per_run_class_fractions_averaged_over_seeds():
+    rows = []
+    for seed, (round0, round1) in enumerate((((7, 3), (0, 10)), ((2, 8), (2, 8)))):
+        for r, (q0, q1) in enumerate((round0, round1)):
+            rows.append({"path": f"/r/ours/fm-seed{seed}", "seed": seed, "round": r, "query_0": q0, "query_1": q1})
+    rows.append({"path": "/r/ours/fm-seed2", "seed": 2, "round": 0, "query_0": 0, "query_1": 0})  # nothing queried yet
+    frame = label_runs(pd.DataFrame(rows))
+    out = query_shares(frame).iloc[0]
+    # seed 0: 7/20 of class 0, seed 1: 4/20; seed 2 queried nothing and has no share
+    assert out["class 0"] == pytest.approx((7 / 20 + 4 / 20) / 2) and out["class 1"] == pytest.approx((13 / 20 + 16 / 20) / 2)
+    assert out["seeds"] == 2 and (out["protocol"], out["label"]) == ("ours", "fm")
+    first = query_shares(frame, first=True).iloc[0]
+    assert first["class 0"] == pytest.approx((0.7 + 0.2) / 2)
