@@ -49,6 +49,7 @@ ARMS = (
     Arm("ours + fraction 0.01", "ours", "fraction", "ours", "fm-fraction0.01"),
     Arm("ours + fraction 0.03", "ours", "fraction", "ours", "fm-fraction0.03"),
     Arm("ours + random mask", "ours", "mask method", "ours", "fm-random-mask"),
+    Arm("ours + float64 selection", "ours", "precision", "ours", "fm-float64"),
     Arm("ours + whole pool", "ours", "candidates", "ours-whole-pool", borrow={"random": "ours"}),
     Arm("authors", "authors", "anchor", "authors"),
     Arm("authors + trained first query", "authors", "first query", "authors-first-trained", borrow={"bait": "authors"}),

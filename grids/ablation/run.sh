@@ -11,7 +11,7 @@ grid() { "$PY" -m fmlib.grid "grids/ablation/$1.json" --output "runs/ablation/$1
 core=(entropy margin bait random fm)
 grid ours --strategy "${core[@]}" "$@"
 grid ours-first-authors "$@"
-grid ours --strategy fm-scale-none fm-random-mask "$@"
+grid ours --strategy fm-scale-none fm-random-mask fm-float64 "$@"
 grid ours --strategy fm-fraction0.002 fm-fraction0.01 fm-fraction0.03 "$@"
 grid ours-whole-pool "$@"
 grid authors-cnn "$@"
