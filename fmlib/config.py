@@ -30,15 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmlib.data import (
-    DATASETS,
-    IMBALANCE_PROFILES,
-    INITIAL_METHODS,
-    ALData,
-    as_al_data,
-    initial_labeled,
-    prepare_data,
-)
+from fmlib.data import ALData, as_al_data
+from fmlib.datasets import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS, initial_labeled, prepare_data
 from fmlib.models import MODELS, build_model, default_device
 from fmlib.named import is_named, resolve_callable
 from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
@@ -452,7 +445,7 @@ def _strategy(name, options: Mapping):
 
 
 def load_data(config: ExperimentConfig) -> ALData:
-    """Pool and test set of a config (:func:`fmlib.data.prepare_data`)."""
+    """Pool and test set of a config (:func:`fmlib.datasets.prepare_data`)."""
     return prepare_data(
         config.dataset,
         root=config.data_root,
