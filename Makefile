@@ -63,7 +63,7 @@ ablation-figures: setup ## export the finished ablation runs to results/ablation
 	$(PY) -m papermill notebooks/ablation.ipynb runs/ablation.ipynb -p runs_root results/ablation -p figures_dir figures/ablation
 
 cifar10: setup ## CIFAR-10 at paper scale on a GPU machine: fetch CIFAR-10 once, then grids/cifar10_gpu.json (resumable)
-	$(PY) -c "from fmlib.data import load_dataset; load_dataset('cifar10', download=True)"
+	$(PY) -c "from fmlib.datasets import load_dataset; load_dataset('cifar10', download=True)"
 	$(MAKE) results GRID=cifar10_gpu
 
 test: setup browser ## the whole test suite: unit, notebook (nbval, papermill) and browser (JupyterLab + chromium) tests

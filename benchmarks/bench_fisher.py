@@ -307,7 +307,7 @@ def trained_cnn(labels: int = 300, seed: int = 0):
     """The CNN trained with the paper recipe on ``labels`` balanced FashionMNIST labels (pool of 5000)."""
     import numpy as np
 
-    from fmlib.data import initial_labeled, prepare_data
+    from fmlib.datasets import initial_labeled, prepare_data
     from fmlib.train import fit, train_config
 
     data = prepare_data("fashion_mnist", imbalance="none", pool_size=5000, test_size=1000, seed=seed)

@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from fmlib.data import initial_labeled
+from fmlib.datasets import initial_labeled
 from fmlib.experiment import ExperimentConfig, load_data, round_seed, seeded
 from fmlib.fisher import fisher_diagonal
 from fmlib.masks import fisher_mask

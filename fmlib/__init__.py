@@ -15,7 +15,7 @@ from importlib import import_module
 
 # name -> module; imported on first use, so `python -m fmlib.grid` and its workers start without torch
 _EXPORTS = {
-    "load_dataset": "data", "make_imbalanced": "data", "prepare_data": "data",
+    "load_dataset": "datasets", "make_imbalanced": "datasets", "prepare_data": "datasets",
     "ExperimentConfig": "experiment", "run_experiment": "experiment",
     "fisher_diagonal": "fisher", "gradient_embeddings": "fisher",
     "ParameterMask": "masks", "fisher_mask": "masks",

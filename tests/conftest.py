@@ -53,7 +53,7 @@ def float64():
 
 
 def fashion_mnist_available() -> bool:
-    from fmlib.data import DEBIAN_FASHION_MNIST
+    from fmlib.datasets import DEBIAN_FASHION_MNIST
 
     return (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file()
 

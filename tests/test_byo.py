@@ -13,9 +13,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from fmlib.config import ExperimentConfig, build
+from fmlib.config import ExperimentConfig
 from fmlib.data import DatasetData, as_al_data, as_data
 from fmlib.experiment import run_experiment
+from fmlib.parts import build
 from fmlib.strategies import STRATEGIES, get_strategy, strategy_class
 from fmlib.train import TrainConfig, evaluate, fit
 from tests.user_parts import MLP, blobs

@@ -3,15 +3,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from fmlib.data import (
-    ImageData,
-    imbalanced_counts,
-    initial_labeled,
-    iter_batches,
-    load_dataset,
-    make_imbalanced,
-    prepare_data,
-)
+from fmlib.data import ImageData, iter_batches
+from fmlib.datasets import imbalanced_counts, initial_labeled, load_dataset, make_imbalanced, prepare_data
 from tests.conftest import requires_fashion_mnist
 from tests.fakes import accept_fake_cifar10, fake_images, write_fake_cifar10, write_fake_fashion_mnist
 
@@ -38,7 +31,7 @@ def test_fashion_mnist_in_torchvision_layout(tmp_path):
 
 
 def test_missing_fashion_mnist_says_where_it_looked(tmp_path, monkeypatch):
-    monkeypatch.setattr("fmlib.data.DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    monkeypatch.setattr("fmlib.datasets.DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist") as err:
         load_dataset("fashion_mnist", root=tmp_path)
     assert str(tmp_path) in str(err.value)

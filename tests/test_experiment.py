@@ -286,7 +286,7 @@ def test_mismatched_config_refuses(fashion_root, tmp_path):
     ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}" for k in v),
 )
 def test_bad_configs_fail_before_any_work(fashion_root, overrides, message, monkeypatch):
-    monkeypatch.setattr("fmlib.config.prepare_data", lambda *a, **k: pytest.fail("loaded data"))
+    monkeypatch.setattr("fmlib.parts.prepare_data", lambda *a, **k: pytest.fail("loaded data"))
     with pytest.raises(ValueError, match=message):
         run_experiment(small_config(fashion_root, **overrides), strategy=FirstUnlabeled())
 

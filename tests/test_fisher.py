@@ -2,7 +2,7 @@
 
 Three levels, all in float64 with fixed seeds:
 - the oracle: ``vmap(jacrev(functional_call))``, every per-sample, per-class gradient ``[N, C, P]``,
-  written here and independent of :mod:`fmlib.fisher`;
+  written here and independent of :mod:`fmlib.fisher` and :mod:`fmlib.fisher_func`;
 - the library's brute-force references (``*_naive``), checked against the oracle;
 - the fast paths, checked against both, for every layer type the models use: the hook engine
   (Linear, Conv2d, BatchNorm2d) and the torch.func engine (everything else), alone and mixed.
@@ -19,7 +19,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 from torch.utils.data import DataLoader, TensorDataset
 
-from fmlib import fisher
+from fmlib import fisher, fisher_func
 from fmlib.fisher import (
     SCALES,
     fisher_diagonal,
@@ -393,7 +393,7 @@ SPLITS = [("cnn", "global-30%", "auto", 2000), ("resnet18-w4", "full", "auto", 2
 @pytest.mark.parametrize("name,mask_name,engine,block", SPLITS, ids=[f"{n}-{m}-{e}-{b}" for n, m, e, b in SPLITS])
 def test_split_per_sample_blocks(name, mask_name, engine, block, monkeypatch):
     """A tiny BLOCK_ELEMENTS forces the per-sample gradient blocks to be split inside a chunk."""
-    monkeypatch.setattr(fisher, "BLOCK_ELEMENTS", block)
+    monkeypatch.setattr(fisher_func, "BLOCK_ELEMENTS", block)
     model, x, J, p = problem(name)
     mask = mask_for(name, mask_name)
     emb = gradient_embeddings(model, x, mask, engine=engine)
@@ -423,10 +423,10 @@ def test_route_keeps_hooks_where_they_apply(name):
     """Parameters go to torch.func only where the hook engine's formulas would not hold."""
     model, x, _, _ = problem(name)
     owners = fisher._owners(model)
-    hooked, func, classes = fisher._route(model, owners, x, "auto")
+    hooked, func, classes = fisher_func._route(model, owners, x, "auto")
     assert func == FUNC_ROUTE[name] and list(hooked) == [n for n in owners if n not in func]
     assert classes == model(x[:1]).shape[1]
-    assert fisher._route(model, owners, x, "func")[:2] == ({}, list(owners))
+    assert fisher_func._route(model, owners, x, "func")[:2] == ({}, list(owners))
 
 
 @pytest.mark.parametrize("side", ["hooks", "func", "both"])

@@ -324,7 +324,7 @@ def test_inline_executor_runs_in_this_process_and_reports_failures(tmp_path, fas
     failed = outcomes[1]
     assert failed.notebook is None  # no notebook: the error says where it was raised
     assert failed.error.startswith("ValueError: strategy_options: unknown options ['no_such_option']")
-    assert "(config.py:" in failed.error
+    assert "(parts.py:" in failed.error
     assert json.loads((out / RUNS).read_text())[0]["params"]["data_root"] == fashion_root  # made absolute
 
 

@@ -237,7 +237,7 @@ def test_validate_names_every_problem_at_once():
 
 
 def test_a_truncated_gzip_names_the_file(tmp_path):
-    from fmlib.data import load_dataset
+    from fmlib.datasets import load_dataset
 
     root = write_fake_fashion_mnist(tmp_path / "data", n_train=50, n_test=20)
     damaged = root / "train-images-idx3-ubyte.gz"

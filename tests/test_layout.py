@@ -56,7 +56,16 @@ def imports(module: str, top_level: bool = False) -> set[str]:
 def test_the_loop_never_touches_records_and_config_builds_without_them():
     assert imports("loop") <= {"fmlib.config", "fmlib.data", "fmlib.models", "fmlib.train", "fmlib.strategies"}
     assert "fmlib.records" not in imports("config", top_level=True)  # from_run reads a run directory when called
-    assert {"fmlib.config", "fmlib.loop", "fmlib.records"} <= imports("experiment")
+    assert "fmlib.records" not in imports("parts")  # build: the parts of a run, nothing written
+    assert {"fmlib.config", "fmlib.parts", "fmlib.loop", "fmlib.records"} <= imports("experiment")
+
+
+def test_split_modules_import_one_way():
+    """Each split imports one way: parts -> config, datasets -> data, fisher -> fisher_func, never the reverse."""
+    assert "fmlib.parts" not in imports("config", top_level=True)  # problems() builds trial parts when called
+    assert "fmlib.config" in imports("parts", top_level=True)
+    assert "fmlib.datasets" not in imports("data") and "fmlib.data" in imports("datasets", top_level=True)
+    assert "fmlib.fisher" not in imports("fisher_func") and "fmlib.fisher_func" in imports("fisher", top_level=True)
 
 
 def test_records_import_nothing_of_the_loop_the_config_or_the_grid():

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from fmlib.compare import area_under_curve
-from fmlib.data import ImageData, make_imbalanced
+from fmlib.data import ImageData
+from fmlib.datasets import make_imbalanced
 from fmlib.models import build_model
 from fmlib.strategies import kmeans_pp
 from fmlib.train import TrainConfig, evaluate, fit

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from fmlib.data import ImageData, initial_labeled, prepare_data
+from fmlib.data import ImageData
+from fmlib.datasets import initial_labeled, prepare_data
 from fmlib.models import build_model
 from fmlib.train import TrainConfig, _augment, evaluate, fit, predict_proba, reset_parameters, train_config
 from tests.conftest import requires_fashion_mnist

@@ -1,0 +1,178 @@
+"""The torch.func engine of :mod:`fmlib.fisher`, and the routing of each parameter to it or to
+the hook engine.
+
+The parameters the hook engine cannot take (which ones: :mod:`fmlib.fisher`) go through
+torch.func. Per sample (``vmap``), ``functional_call`` of the whole model with those parameters
+swapped in, ``vjp`` to the logits, and the same C rows pulled back: exact whatever the layer
+computes, at the price of a second forward and the full per-sample gradients of those
+parameters (masked entries are indexed after). The split is per parameter, decided by one
+traced forward of one sample (:func:`_route`).
+
+Both engines use the C rows of the log-softmax Jacobian (:func:`_log_softmax_rows`) and cut a
+chunk into per-sample blocks under ``BLOCK_ELEMENTS`` (:func:`_by_samples`); those two live here,
+so :mod:`fmlib.fisher` imports this module and never the reverse.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call, vjp, vmap
+from torch.overrides import TorchFunctionMode
+
+BLOCK_ELEMENTS = 2**24  # cap on one per-sample gradient block (64 MB in float32): splits a chunk further
+_LAYERS = (nn.Linear, nn.Conv2d, nn.BatchNorm2d)  # the hook engine's layers (their own forward, groups=1)
+
+
+# ----------------------------------------------------------------------------- routing
+
+
+def _hookable(module: nn.Module, attr: str) -> bool:
+    """Whether the hook engine's formulas hold for ``module.<attr>``: the layer's own forward, no groups."""
+    if attr not in ("weight", "bias") or not isinstance(module, _LAYERS):
+        return False
+    if module._forward_pre_hooks or module._forward_hooks:  # a user's hook may change the input or output
+        return False
+    base = next(cls for cls in _LAYERS if isinstance(module, cls))
+    if type(module).forward is not base.forward:  # a subclass computing something else
+        return False
+    if isinstance(module, nn.Conv2d):
+        return module.groups == 1 and type(module)._conv_forward is nn.Conv2d._conv_forward
+    return True
+
+
+def _route(model, owners, x, engine: str):
+    """Split the trainable parameters between the hook engine and torch.func by one forward of ``x[:1]``.
+
+    A hook-engine layer keeps its parameters on the fast path only if, in that forward, it is
+    called once with one positional tensor, and its parameters are used in no other
+    module's forward (a tied weight is used by its second holder): the hooks then see every use.
+
+    Returns:
+        (name -> (layer, attr) for the hooks, names for torch.func, C), in model order.
+    """
+    params = dict(model.named_parameters())
+    candidates = {} if engine == "func" else {name: owner for name, owner in owners.items() if _hookable(*owner)}
+    trace = _Trace({id(params[name]): layer for name, (layer, _) in candidates.items()})
+    handles = [h for layer in trace.calls for h in (layer.register_forward_pre_hook(trace.enter, with_kwargs=True),
+                                                     layer.register_forward_hook(trace.leave))]  # fmt: skip
+    try:
+        with torch.no_grad(), trace:
+            z = model(x[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not isinstance(z, torch.Tensor) or z.ndim != 2:
+        raise ValueError(f"the model must return logits [N, C], got {_describe(z)}")
+    hooked = {name: owner for name, owner in candidates.items()
+              if trace.calls[owner[0]] == 1 and owner[0] not in trace.bad and id(params[name]) not in trace.outside}  # fmt: skip
+    return hooked, [name for name in owners if name not in hooked], z.shape[1]
+
+
+class _Trace(TorchFunctionMode):
+    """Counts the calls of the candidate layers and finds their parameters used outside their own forward."""
+
+    def __init__(self, owner_of: dict[int, nn.Module]):
+        super().__init__()
+        self.owner_of = owner_of  # id(parameter) -> its layer
+        self.calls = dict.fromkeys(owner_of.values(), 0)
+        self.running, self.bad, self.outside = [], set(), set()
+
+    def enter(self, layer, args, kwargs):
+        self.calls[layer] += 1
+        if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor):
+            self.bad.add(layer)
+        self.running.append(layer)
+
+    def leave(self, layer, args, output):
+        self.running.pop()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        current = self.running[-1] if self.running else None
+        for t in _tensors((args, kwargs)):
+            if id(t) in self.owner_of and self.owner_of[id(t)] is not current:
+                self.outside.add(id(t))
+        return func(*args, **kwargs)
+
+
+def _tensors(obj):
+    """The tensors in nested tuples, lists and dicts."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            yield from _tensors(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from _tensors(item)
+
+
+def _describe(z) -> str:
+    return f"shape {tuple(z.shape)}" if isinstance(z, torch.Tensor) else f"a {type(z).__name__}"
+
+
+# ----------------------------------------------------------------------------- torch.func engine
+
+
+def _func_embeddings(model, indices: dict, x, weighted: bool, classes: int) -> dict[str, torch.Tensor]:
+    """Per-sample, per-class gradients at the masked entries of the parameters in ``indices``: name -> ``[B, C, k_p]``.
+
+    Per sample: a forward with those parameters swapped in (``functional_call``), its ``vjp`` to
+    the logits ``[C]``, and the C rows of :func:`_log_softmax_rows` pulled back at once.
+    """
+    theta = _detached(model, indices)
+
+    def one(xi):  # one sample -> [C, k_F]
+        z, pull = vjp(lambda th: functional_call(model, th, (xi[None],))[0], theta)  # z [C]
+        _, rows = _log_softmax_rows(z[None], weighted)  # [C, 1, C]
+        grads = vmap(pull)(rows[:, 0])[0]  # name -> [C, *shape]: the full gradients, then the mask
+        return torch.cat([grads[name].flatten(1)[:, idx] for name, idx in indices.items()], dim=1)
+
+    numel = sum(t.numel() for t in theta.values())
+    with torch.no_grad():  # torch.func differentiates inside; no autograd graph of the other parameters
+        emb = _by_samples(lambda s: vmap(one)(x[s]), len(x), classes * numel)  # [B, C, k_F]
+    return dict(zip(indices, emb.split([len(idx) for idx in indices.values()], dim=-1)))
+
+
+def _func_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
+    """``Σ_n Σ_c p_c g_c²`` over the chunk of the parameters in ``names``: name -> flat ``[numel]``."""
+    theta = _detached(model, names)
+
+    def one(xi):  # one sample -> [P_F]
+        z, pull = vjp(lambda th: functional_call(model, th, (xi[None],))[0], theta)  # z [C]
+        _, rows = _log_softmax_rows(z[None], weighted=True)  # [C, 1, C]
+        total = 0
+        for c in range(rows.shape[0]):  # one class at a time: no [C, P_F] block, as in the hook engine
+            grads = pull(rows[c, 0])[0]
+            total = total + torch.cat([grads[name].flatten() for name in names]).pow(2)
+        return total
+
+    numel = sum(t.numel() for t in theta.values())
+    with torch.no_grad():
+        sums = _by_samples(lambda s: vmap(one)(x[s]).sum(0), len(x), 2 * numel, reduce=True)  # [P_F]
+    return dict(zip(names, sums.split([t.numel() for t in theta.values()])))
+
+
+def _detached(model, names) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    return {name: params[name].detach() for name in names}
+
+
+# ----------------------------------------------------------------------------- shared by both engines
+
+
+def _log_softmax_rows(z, weighted: bool):
+    """p ``[B, C]`` and the rows ∂ log p_c / ∂z ``[C, B, C]``, times √p_c when ``weighted``."""
+    p = z.detach().softmax(dim=1)  # [B, C]
+    rows = torch.eye(z.shape[1], dtype=p.dtype, device=p.device)[:, None, :] - p  # [C, B, C]
+    if weighted:
+        rows = rows * p.sqrt().T[:, :, None]
+    return p, rows
+
+
+def _by_samples(fn, num: int, per_sample: int, reduce: bool = False):
+    """Apply ``fn`` to sample slices holding at most ``BLOCK_ELEMENTS`` elements; concatenate or sum."""
+    step = max(1, BLOCK_ELEMENTS // max(per_sample, 1))
+    parts = [fn(slice(s, s + step)) for s in range(0, num, step)]
+    return sum(parts) if reduce else torch.cat(parts)

@@ -1,0 +1,200 @@
+"""The parts of an AL run, built from a config and checked.
+
+:func:`build` checks what :meth:`fmlib.config.ExperimentConfig.validate` cannot check without the
+data and hands on the built parts (:class:`RunParts`: data, model, strategy, training, schedule,
+initial set, device), so nothing is written for a config that cannot run and nothing is built
+twice. :data:`MODEL_CONTRACT` says what a model must offer; :func:`check_model` checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmlib.config import ExperimentConfig, round_seed, seeded
+from fmlib.data import ALData, as_al_data
+from fmlib.datasets import initial_labeled, prepare_data
+from fmlib.models import build_model, default_device
+from fmlib.named import is_named, resolve_callable
+from fmlib.train import TrainConfig
+
+
+def load_data(config: ExperimentConfig) -> ALData:
+    """Pool and test set of a config (:func:`fmlib.datasets.prepare_data`)."""
+    return prepare_data(
+        config.dataset,
+        root=config.data_root,
+        download=config.download,
+        imbalance=config.imbalance,
+        ratio=config.ratio,
+        minority_classes=config.minority_classes,
+        pool_size=config.pool_size,
+        test_size=config.test_size,
+        seed=config.seed if config.data_seed is None else config.data_seed,
+        options=config.dataset_options,
+    )
+
+
+@dataclass
+class RunParts:
+    """Everything a run is made of, built from a config and checked (:func:`build`)."""
+
+    config: ExperimentConfig
+    data: ALData
+    model: nn.Module  # initialised from round_seed(seed, 0, "init")
+    strategy: object  # a Strategy, or the caller's object with the same select()
+    training: TrainConfig
+    schedule: list[int]  # labeled-set size per round
+    initial: np.ndarray  # int64 [initial_size] pool positions labeled before round 0
+    device: torch.device
+    source: str  # "config" (data loaded from the config) | "in-memory" (the caller's data)
+    model_factory: str | None = None  # module.qualname of the caller's model factory, None: config.model
+
+
+def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None) -> RunParts:
+    """Check a config completely and build its parts; raises ``ValueError`` naming the field
+    before anything is written.
+
+    Args:
+        config: an :class:`ExperimentConfig` or a plain dict of its fields.
+        data: a pool and test set instead of loading ``config.dataset``: an :class:`ALData` or a
+            ``(pool, test)`` pair of torch Datasets of ``(x, y)`` items (:func:`fmlib.data.as_al_data`).
+        strategy: a strategy object instead of ``get_strategy(config.strategy, **strategy_options)``.
+        model: a factory ``model(num_classes) -> nn.Module`` instead of ``config.model``
+            (:data:`MODEL_CONTRACT`; checked here on a batch of the pool, with what the strategy needs).
+    """
+    config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
+    problems = config.problems(check_dataset=data is None, check_strategy=False, parts=False)
+    if problems:
+        raise ValueError(problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems]))
+    training = config.training()
+    strategy = strategy if strategy is not None else _strategy(config.strategy, config.strategy_options)
+    device = torch.device(config.device) if config.device is not None else default_device()
+    if model is not None and not callable(model):
+        raise ValueError(f"model must be a factory: model(num_classes) -> nn.Module, got {type(model).__name__}")
+    source = "config" if data is None else "in-memory"
+    data = as_al_data(data) if data is not None else load_data(config)
+    pool = data.pool
+    empty = [c for c, n in enumerate(pool.class_counts()) if n == 0]
+    if empty:
+        cause = f"ratio {config.ratio:g}" if config.imbalance in ("step", "longtail") else f"pool_size {config.pool_size}"
+        raise ValueError(f"{cause} leaves classes {empty} without samples in the pool "
+                         f"({dict(enumerate(pool.class_counts().tolist()))}); lower it")  # fmt: skip
+    config.check_pool(len(pool))
+    with seeded(round_seed(config.seed, 0, "init"), device):
+        factory = model
+        if factory is not None:
+            model = factory(pool.num_classes)
+            check_model(model, strategy, pool, what=f"the model of {getattr(factory, '__qualname__', factory)!r}")
+        elif is_named(config.model):
+            model = _named_model(config.model, config.model_options, pool.num_classes)
+            check_model(model, strategy, pool, what=f"model {config.model!r}")
+        else:
+            if len(pool.shape) != 3 or pool.shape[1] != pool.shape[2]:
+                raise ValueError(f"model {config.model!r} takes square images [C, H, W], but the pool's inputs have "
+                                 f"shape {pool.shape}; pass model=factory (factory(num_classes) -> nn.Module)")  # fmt: skip
+            model = _trial_model(config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1])
+            check_model(model, strategy, pool, what=f"model {config.model!r}")
+    data_seed = config.seed if config.data_seed is None else config.data_seed
+    initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method, seed=data_seed)
+    factory_name = None
+    if factory is not None:
+        factory_name = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+    return RunParts(config, data, model, strategy, training, config.schedule(), initial, device, source, factory_name)
+
+
+MODEL_CONTRACT = """A model factory is called as factory(num_classes) and returns an nn.Module whose forward(x)
+gives logits [N, num_classes] for a batch of the data's inputs; strategies that need more name it:
+embed(x) -> penultimate features [N, d] (coreset, badge, bald, bait) and head, the final nn.Linear
+d -> num_classes (badge, bald, bait, fishermask unless include_head=False or a fixed mask)."""
+
+
+def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") -> None:
+    """``ValueError`` unless ``model`` maps a batch of ``pool``'s inputs to logits ``[n, C]`` and has
+    what ``strategy`` needs (``strategy.model_needs()``: ``embed``, ``head``), naming what is missing."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{what} must be a torch nn.Module, got {type(model).__name__}")
+    x = pool.inputs([0, 1] if len(pool) > 1 else [0])
+    try:
+        dtype = next(model.parameters()).dtype
+    except StopIteration:
+        raise ValueError(f"{what} has no parameters to train") from None
+    try:
+        with torch.no_grad():
+            training = model.training
+            try:
+                logits = model.eval()(x.to(dtype) if x.is_floating_point() else x)
+            finally:
+                model.train(training)
+    except Exception as err:  # noqa: BLE001 - whatever the user's forward raises, say where
+        raise ValueError(f"{what} fails on a batch of the pool's inputs (shape {tuple(x.shape)}): "
+                         f"{type(err).__name__}: {err}") from None  # fmt: skip
+    if not isinstance(logits, torch.Tensor) or logits.shape != (len(x), pool.num_classes):
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"{what} must return logits [N, {pool.num_classes}] (one per class), got {got}")
+    needs = tuple(strategy.model_needs()) if hasattr(strategy, "model_needs") else ()
+    name = getattr(strategy, "name", "") or type(strategy).__name__
+    missing = []
+    if "embed" in needs and not callable(getattr(model, "embed", None)):
+        missing.append("embed(x) -> penultimate features [N, d]")
+    if "head" in needs and not isinstance(getattr(model, "head", None), nn.Linear):
+        missing.append("head (the final nn.Linear)")
+    if missing:
+        hint = " (or include_head=False)" if name == "fishermask" else ""
+        raise ValueError(f"strategy {name!r} needs {' and '.join(missing)}, which {what} "
+                         f"({type(model).__name__}) lacks; add it{hint} or pick a strategy that needs only "
+                         "logits (random, entropy, margin, least_confidence)")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _trial_model(name: str, options: Mapping, num_classes: int, channels: int, side: int) -> nn.Module:
+    """Build a model and run it on a dummy batch: an option that builds but cannot run fails here."""
+    try:
+        model = build_model(name, num_classes, channels, side, **options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"model_options: {err}") from None
+    try:
+        _dry_forward(model, torch.zeros(2, channels, side, side))
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"model_options {dict(options)!r}: model {name!r} fails on a batch of {side}x{side} images: {err}"
+        ) from None
+    return model
+
+
+def _named_model(name: str, options: Mapping, num_classes: int) -> nn.Module:
+    """The model of the factory ``name`` (``"package.module:function"``): ``function(num_classes, **options)``."""
+    try:
+        return resolve_callable(name, "model")(num_classes, **options)
+    except TypeError as err:
+        raise ValueError(
+            f"model {name!r} cannot be called as {name.partition(':')[2]}(num_classes, "
+            f"**model_options) with model_options {dict(options)!r}: {err}"
+        ) from None
+
+
+@torch.no_grad()
+def _dry_forward(model: nn.Module, x: torch.Tensor) -> None:
+    training = model.training
+    try:
+        logits = model.eval()(x)
+    finally:
+        model.train(training)
+    if logits.ndim != 2 or len(logits) != len(x):
+        raise ValueError(f"the model must return logits [N, C], got shape {tuple(logits.shape)}")
+
+
+def _strategy(name, options: Mapping):
+    from fmlib.strategies import strategy_class  # strategies import torch-heavy modules; only when needed
+
+    cls = strategy_class(name)  # ValueError: unknown name, module, attribute, or not a Strategy
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"strategy_options: {err}") from None
