@@ -148,10 +148,8 @@ def build_config(args: argparse.Namespace):
 
 
 def _smoke_config(config):
-    try:
-        from fmlib.experiment import smoke_config
-    except ImportError:  # after experiment.py's split it may live in fmlib.config
-        from fmlib.config import smoke_config
+    from fmlib.config import smoke_config
+
     return smoke_config(config)
 
 
