@@ -145,3 +145,17 @@ def query_shares(frame: pd.DataFrame, *, by: Sequence[str] = ("protocol", "label
     out = shares.groupby(list(by), sort=False).mean()
     out.columns = [f"class {c[6:]}" for c in columns]
     return out.assign(seeds=shares.notna().all(axis=1).groupby(list(by), sort=False).sum()).reset_index()
+
+
+def class_coverage(frame: pd.DataFrame, *, round: int = 1, by: Sequence[str] = ("protocol", "label")) -> pd.DataFrame:
+    """How well the labeled set covers the classes after ``round`` rounds (round 1: after the first
+    query): per ``by`` group, ``seeds``, ``seeds_missing_a_class`` (runs with a class without a
+    single label) and ``smallest_class`` (the smallest class count, mean over the seeds), from the
+    ``count_<c>`` columns."""
+    columns = [c for c in frame if c.startswith("count_") and c[6:].isdigit()]
+    rows = frame[frame["round"] == round].drop_duplicates("path")
+    smallest = rows[columns].min(axis=1)
+    table = rows[list(by)].assign(smallest=smallest, missing=smallest == 0)
+    out = table.groupby(list(by), sort=False).agg(seeds=("smallest", "size"), seeds_missing_a_class=("missing", "sum"),
+                                                  smallest_class=("smallest", "mean"))  # fmt: skip
+    return out.reset_index()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmlib.ablation import ARMS, Arm, arm_differences, arm_runs, factor_effects, label_runs, query_shares
+from fmlib.ablation import ARMS, Arm, arm_differences, arm_runs, class_coverage, factor_effects, label_runs, query_shares
 from fmlib.compare import paired_differences, t_quantile
 
 
@@ -159,3 +159,14 @@ def test_query_shares_are_per_run_class_fractions_averaged_over_seeds():
     assert out["seeds"] == 2 and (out["protocol"], out["label"]) == ("ours", "fm")
     first = query_shares(frame, first=True).iloc[0]
     assert first["class 0"] == pytest.approx((0.7 + 0.2) / 2)
+
+
+def test_class_coverage_counts_runs_that_left_a_class_without_labels():
+    rows = [{"path": "/r/ours/fm-seed0", "seed": 0, "round": 1, "count_0": 0, "count_1": 9, "count_2": 3},
+            {"path": "/r/ours/fm-seed1", "seed": 1, "round": 1, "count_0": 2, "count_1": 7, "count_2": 4},
+            {"path": "/r/ours/fm-seed1", "seed": 1, "round": 2, "count_0": 0, "count_1": 0, "count_2": 0},
+            {"path": "/r/ours/random-seed0", "seed": 0, "round": 1, "count_0": 5, "count_1": 5, "count_2": 5}]  # fmt: skip
+    out = class_coverage(label_runs(pd.DataFrame(rows))).set_index("label")
+    assert out.loc["fm", "seeds"] == 2 and out.loc["fm", "seeds_missing_a_class"] == 1
+    assert out.loc["fm", "smallest_class"] == pytest.approx(1.0) and out.loc["random", "seeds_missing_a_class"] == 0
+    assert class_coverage(label_runs(pd.DataFrame(rows)), round=2).set_index("label").loc["fm", "seeds_missing_a_class"] == 1
