@@ -159,3 +159,21 @@ def class_coverage(frame: pd.DataFrame, *, round: int = 1, by: Sequence[str] = (
     out = table.groupby(list(by), sort=False).agg(seeds=("smallest", "size"), seeds_missing_a_class=("missing", "sum"),
                                                   smallest_class=("smallest", "mean"))  # fmt: skip
     return out.reset_index()
+
+
+def noise_and_spread(frame: pd.DataFrame, *, protocol: str = "ours", label: str = "fm-float64", anchor: str = TREATMENT,
+                     metric: str = "accuracy") -> pd.DataFrame:  # fmt: skip
+    """How far two runs of one method that differ only numerically (e.g. ``fm-float64`` against the
+    float32 ``fm``) land apart, next to how far the seeds spread: per number of labels, the mean and
+    the largest ``|label - anchor|`` over the paired seeds and the standard deviation of ``anchor``
+    over the seeds. ``frame``: a :func:`label_runs` table."""
+    runs = frame[frame["protocol"] == protocol]
+    table = runs[runs["label"].isin([label, anchor])].pivot_table(index=["n_labeled", "seed"], columns="label",
+                                                                  values=metric, aggfunc="first")  # fmt: skip
+    if label not in table or anchor not in table:
+        return pd.DataFrame(columns=["n_labeled", "seeds", "mean_abs_diff", "max_abs_diff", "seed_sd"])
+    paired = table.dropna(subset=[label, anchor])
+    gap = (paired[label] - paired[anchor]).abs().groupby(level="n_labeled")
+    spread = table[anchor].groupby(level="n_labeled").std(ddof=1)
+    out = pd.DataFrame({"seeds": gap.size(), "mean_abs_diff": gap.mean(), "max_abs_diff": gap.max(), "seed_sd": spread})
+    return out.dropna(subset=["seeds"]).reset_index()

@@ -6,7 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmlib.ablation import ARMS, Arm, arm_differences, arm_runs, class_coverage, factor_effects, label_runs, query_shares
+from fmlib.ablation import (
+    ARMS,
+    Arm,
+    arm_differences,
+    arm_runs,
+    class_coverage,
+    factor_effects,
+    label_runs,
+    noise_and_spread,
+    query_shares,
+)
 from fmlib.compare import paired_differences, t_quantile
 
 
@@ -170,3 +180,16 @@ def test_class_coverage_counts_runs_that_left_a_class_without_labels():
     assert out.loc["fm", "seeds"] == 2 and out.loc["fm", "seeds_missing_a_class"] == 1
     assert out.loc["fm", "smallest_class"] == pytest.approx(1.0) and out.loc["random", "seeds_missing_a_class"] == 0
     assert class_coverage(label_runs(pd.DataFrame(rows)), round=2).set_index("label").loc["fm", "seeds_missing_a_class"] == 1
+
+
+def test_noise_and_spread_compare_paired_gaps_with_the_seed_spread():
+    rows = []
+    for seed, (fm, f64) in enumerate(((0.70, 0.72), (0.80, 0.75), (0.60, 0.60))):
+        rows += [{"path": f"/r/ours/fm-seed{seed}", "seed": seed, "n_labeled": 85, "accuracy": fm},
+                 {"path": f"/r/ours/fm-float64-seed{seed}", "seed": seed, "n_labeled": 85, "accuracy": f64}]  # fmt: skip
+    rows.append({"path": "/r/ours/fm-seed3", "seed": 3, "n_labeled": 85, "accuracy": 0.9})  # unpaired: spread only
+    out = noise_and_spread(label_runs(pd.DataFrame(rows))).iloc[0]
+    assert out["n_labeled"] == 85 and out["seeds"] == 3
+    assert out["mean_abs_diff"] == pytest.approx((0.02 + 0.05 + 0.0) / 3) and out["max_abs_diff"] == pytest.approx(0.05)
+    assert out["seed_sd"] == pytest.approx(np.std([0.7, 0.8, 0.6, 0.9], ddof=1))
+    assert noise_and_spread(label_runs(pd.DataFrame(rows)), label="missing").empty
