@@ -61,11 +61,12 @@ def test_the_loop_never_touches_records_and_config_builds_without_them():
 
 
 def test_split_modules_import_one_way():
-    """Each split imports one way: parts -> config, datasets -> data, fisher -> fisher_func, never the reverse."""
+    """Each split imports one way: parts -> config, datasets -> data, fisher -> fisher_func and fisher_hooks."""
     assert "fmlib.parts" not in imports("config", top_level=True)  # problems() builds trial parts when called
     assert "fmlib.config" in imports("parts", top_level=True)
     assert "fmlib.datasets" not in imports("data") and "fmlib.data" in imports("datasets", top_level=True)
     assert "fmlib.fisher" not in imports("fisher_func") and "fmlib.fisher_func" in imports("fisher", top_level=True)
+    assert "fmlib.fisher" not in imports("fisher_hooks") and "fmlib.fisher_hooks" in imports("fisher", top_level=True)
 
 
 def test_records_import_nothing_of_the_loop_the_config_or_the_grid():
