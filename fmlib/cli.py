@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fmlib.runner import json_or_text
+from fmlib.grid_cli import json_or_text
 
 COMMANDS = ("run", "grid", "compare", "bench")
 DICT_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")  # --set FIELD.KEY=VALUE merges into these

@@ -33,7 +33,7 @@ never rerun silently; ``--rerun-stale`` moves its directory aside to ``<output>/
 deleted) and runs it again. A failing run does not stop the grid: its executed notebook stays in
 its directory to read the error, and the summary (printed, and ``grid_summary.json``) lists it.
 
-This module expands grids into runs; :mod:`fmlib.runner` executes them and is the command line.
+This module expands grids into runs; :mod:`fmlib.runner` executes them, :mod:`fmlib.grid_cli` is the command line.
 """
 
 from __future__ import annotations
@@ -49,12 +49,13 @@ from importlib import import_module
 from pathlib import Path
 
 CANONICAL_AXES = ("dataset", "imbalance", "strategy", "seed")
-_MERGED = ("model_options", "strategy_options", "train_options")  # dict fields merged, not replaced
+_MERGED = ("dataset_options", "model_options", "strategy_options", "train_options")  # dict fields merged, not replaced
 _RESERVED = ("output_dir",)  # set by the runner
 # names that moved to fmlib.runner (execution, command line) and fmlib.records/notebook; still importable from here
 _ELSEWHERE = {
     **dict.fromkeys(["EXECUTED", "EXECUTORS", "NOTEBOOK", "RESULTS", "RUNS", "SUMMARY", "RunOutcome", "execute_run",
-                     "parser", "run_grid", "run_inline", "summarize", "usage_examples"], "fmlib.runner"),
+                     "run_grid", "run_inline", "summarize"], "fmlib.runner"),
+    "parser": "fmlib.grid_cli", "usage_examples": "fmlib.grid_cli", "json_or_text": "fmlib.grid_cli",
     "run_status": "fmlib.records", "write_results": "fmlib.records", "repo_root": "fmlib.notebook",
 }  # fmt: skip
 
@@ -66,8 +67,8 @@ def __getattr__(name: str):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m fmlib.grid``: :func:`fmlib.runner.main`."""
-    from fmlib.runner import main as run
+    """``python -m fmlib.grid``: :func:`fmlib.grid_cli.main`."""
+    from fmlib.grid_cli import main as run
 
     return run(argv)
 

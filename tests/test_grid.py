@@ -353,3 +353,12 @@ def test_submitit_local_cluster_runs_jobs_and_reports_failures(tmp_path, fashion
     assert run_outputs(out / "random")["n_labeled"] == 15
     assert "no_such_option" in outcomes[1].error and outcomes[1].notebook == str(out / "broken" / EXECUTED)
     assert any((out / ".submitit").rglob("*_log.out"))  # the jobs' logs
+
+
+def test_every_options_field_merges_including_a_dataset_factorys():
+    grid = {"base": {"dataset": "mine:load", "dataset_options": {"n": 100, "dim": 8}, "model_options": {"hidden": 8}},
+            "axes": {"size": {"small": {"dataset_options": {"n": 50}}, "wide": {"model_options": {"width": 2}}}}}  # fmt: skip
+    runs = {r.name: r.params for r in expand_grid(grid, overrides={"dataset_options": {"seed": 3}})}
+    assert runs["small"]["dataset_options"] == {"n": 50, "dim": 8, "seed": 3}
+    assert runs["wide"]["model_options"] == {"hidden": 8, "width": 2}
+    assert runs["wide"]["dataset_options"] == {"n": 100, "dim": 8, "seed": 3}
