@@ -134,6 +134,31 @@ def factor_effects(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: 
     return info.merge(pd.concat(tables, ignore_index=True), on="arm", how="inner")
 
 
+def anchor_differences(frame: pd.DataFrame, *, treatment: str = "authors", reference: str = "ours",
+                       budgets: Sequence[int] = (), metric: str = "accuracy", arms: Sequence[Arm] = ARMS,
+                       baselines: Sequence[str] = BASELINES) -> pd.DataFrame:  # fmt: skip
+    """What all of one anchor's differences together do to every strategy: the ``treatment``
+    anchor's runs of a strategy minus the ``reference`` anchor's runs of the same strategy, paired
+    by seed (a seed fixes the pool and the initial labels under both), in AUC and in ``metric`` at
+    each of ``budgets``. FisherMask is each anchor's own (``fm``), the baselines as the anchor arm
+    takes them (``borrow`` included). One row per strategy with runs under both anchors; columns as
+    :func:`fmlib.compare.paired_differences` with ``strategy`` and ``measure``."""
+    anchors = {a.anchor: a for a in arms if a.factor == "anchor"}
+    if treatment not in anchors or reference not in anchors:
+        raise ValueError(f"treatment and reference must be anchors of arms; anchors: {sorted(anchors)}")
+    by = ("protocol", "label")
+    measures = [("auc", area_under_curve(frame, metric=metric, by=by), "auc")]
+    measures += [(str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets]
+    tables = []
+    for measure, per_run, value in measures:
+        runs = arm_runs(per_run, [anchors[treatment], anchors[reference]], baselines)
+        runs = runs.assign(strategy=runs["label"], label=runs["arm"].map({anchors[treatment].name: treatment,
+                                                                          anchors[reference].name: reference}))  # fmt: skip
+        table = paired_differences(runs, value, treatment=treatment, baselines=[reference], group=("strategy",))
+        tables.append(table.assign(measure=measure))
+    return pd.concat(tables, ignore_index=True)
+
+
 def query_shares(frame: pd.DataFrame, *, by: Sequence[str] = ("protocol", "label"), first: bool = False) -> pd.DataFrame:
     """Which classes each strategy asked for: the share of every class among the points queried
     over a run's rounds (``query_<c>`` columns; only round 0's query with ``first=True``), mean over

@@ -9,6 +9,7 @@ import pytest
 from fmlib.ablation import (
     ARMS,
     Arm,
+    anchor_differences,
     arm_differences,
     arm_runs,
     class_coverage,
@@ -193,3 +194,22 @@ def test_noise_and_spread_compare_paired_gaps_with_the_seed_spread():
     assert out["mean_abs_diff"] == pytest.approx((0.02 + 0.05 + 0.0) / 3) and out["max_abs_diff"] == pytest.approx(0.05)
     assert out["seed_sd"] == pytest.approx(np.std([0.7, 0.8, 0.6, 0.9], ddof=1))
     assert noise_and_spread(label_runs(pd.DataFrame(rows)), label="missing").empty
+
+
+def test_anchor_differences_pair_each_strategy_across_anchors_by_seed():
+    # authors minus ours at 85 labels, per strategy: fm (0.5 - 0.7, 0.4 - 0.6) = -0.2; random borrowed
+    # by the authors' arm from 'pool-r' (0.3 - 0.5) = -0.2 for seed 0 only (ours has no random seed 1)
+    frame = fake_frame([("ours", "fm", 0, 0.7), ("ours", "fm", 1, 0.6), ("ours", "random", 0, 0.5),
+                        ("au", "fm", 1, 0.4), ("au", "fm", 0, 0.5), ("pool-r", "random", 0, 0.3),
+                        ("pool-r", "random", 1, 0.2), ("au", "fm-x", 0, 0.99)])  # fmt: skip
+    arms = (Arm("ours", "ours", "anchor", "ours"), Arm("authors", "authors", "anchor", "au", borrow={"random": "pool-r"}),
+            Arm("x", "authors", "f", "au", "fm-x"))  # fmt: skip
+    out = anchor_differences(frame, budgets=(85,), arms=arms, baselines=("random",)).set_index(["strategy", "measure"])
+    fm = out.loc[("fm", "85")]
+    assert fm["baseline"] == "ours" and fm["n"] == 2 and fm["diff"] == pytest.approx(-0.2) and fm["losses"] == 2
+    assert fm["treatment_mean"] == pytest.approx(0.45) and fm["baseline_mean"] == pytest.approx(0.65)
+    rnd = out.loc[("random", "85")]
+    assert rnd["n"] == 1 and rnd["diff"] == pytest.approx(-0.2)
+    assert out.loc[("fm", "auc"), "diff"] == pytest.approx(-0.2)  # both rounds move by the same amount
+    with pytest.raises(ValueError, match="anchors of arms"):
+        anchor_differences(frame, arms=arms[:1])
