@@ -12,8 +12,11 @@ core=(entropy margin bait random fm)
 grid ours --strategy "${core[@]}" "$@"
 grid ours-first-authors "$@"
 grid ours --strategy fm-scale-none fm-random-mask fm-float64 "$@"
-grid ours --strategy fm-fraction0.002 fm-fraction0.01 fm-fraction0.03 "$@"
+grid ours --strategy fm-fraction0.002 fm-fraction0.01 "$@"
 grid ours-whole-pool "$@"
+grid authors --strategy "${core[@]}" --seed 0 1 2 "$@"   # the committed authors anchor: 3 seeds (45-50 min a FisherMask run on one CPU core)
+grid authors --strategy "${core[@]}" --seed 3 4 "$@"
+grid ours --strategy fm-fraction0.03 "$@"
 grid authors-cnn "$@"
 grid authors-2000 "$@"
 grid ours-resnet "$@"
