@@ -239,7 +239,8 @@ def paired_differences(table: pd.DataFrame, *, measure: str = "auc", row: str = 
     """Paired differences with their confidence intervals (:func:`fmlib.compare.paired_differences`):
     one row per ``row`` (arm), one marker per ``hue`` (baseline), a line at zero. Right of zero:
     the treatment (FisherMask) is better. ``measure`` picks the rows of a table with a ``measure``
-    column (e.g. :func:`fmlib.ablation.arm_differences`)."""
+    column (e.g. :func:`fmlib.ablation.arm_differences`). A row paired over fewer seeds than the
+    most has its count in its label."""
     if "measure" in table:
         table = table[table["measure"] == measure]
     rows, hues = list(dict.fromkeys(table[row])), list(dict.fromkeys(table[hue]))
@@ -253,9 +254,10 @@ def paired_differences(table: pd.DataFrame, *, measure: str = "auc", row: str = 
         ax.errorbar(part["diff"], y, xerr=np.nan_to_num(err), fmt="o", ms=4, capsize=2, color=colors[name],
                     label=f"{name}")  # fmt: skip
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(np.arange(len(rows)), rows)
-    ax.invert_yaxis()
     n = table["n"].max() if len(table) else 0
+    fewest = table.groupby(row, sort=False)["n"].min()  # a row with fewer seeds than the others says so
+    ax.set_yticks(np.arange(len(rows)), [r if fewest[r] == n else f"{r} ({fewest[r]} seeds)" for r in rows])
+    ax.invert_yaxis()
     ax.set_xlabel(f"FisherMask − baseline, {measure} (mean of paired differences over ≤{n} seeds, 95 % t interval)")
     ax.legend(title=hue, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.grid(axis="x", alpha=0.3)

@@ -213,3 +213,25 @@ def test_anchor_differences_pair_each_strategy_across_anchors_by_seed():
     assert out.loc[("fm", "auc"), "diff"] == pytest.approx(-0.2)  # both rounds move by the same amount
     with pytest.raises(ValueError, match="anchors of arms"):
         anchor_differences(frame, arms=arms[:1])
+
+
+def test_paired_differences_plot_names_the_seed_count_of_a_row_with_fewer_seeds():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fmlib.plots import paired_differences as plot_paired
+
+    rng = np.random.default_rng(1)
+    table = pd.concat([paired_differences(per_run_table({"fm": rng.random(5), "random": rng.random(5)}, arm="ours"), "auc",
+                                          treatment="fm"),
+                       paired_differences(per_run_table({"fm": rng.random(3), "random": rng.random(3)}, arm="authors"),
+                                          "auc", treatment="fm")])  # fmt: skip
+    fig = plot_paired(table)
+    try:
+        labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        assert labels == ["ours", "authors (3 seeds)"]
+        assert "≤5 seeds" in fig.axes[0].get_xlabel()
+    finally:
+        plt.close(fig)
