@@ -89,14 +89,19 @@ def arm_runs(per_run: pd.DataFrame, arms: Sequence[Arm] = ARMS, baselines: Seque
     return pd.concat(parts, ignore_index=True) if parts else per_run.iloc[:0].assign(arm=[])
 
 
+def _measures(frame: pd.DataFrame, budgets: Sequence[int], metric: str) -> list[tuple[str, pd.DataFrame, str]]:
+    """``(measure, per-run table, value column)``: AUC, then ``metric`` at each of ``budgets``, per (protocol, label) run."""
+    by = ("protocol", "label")
+    measures = [("auc", area_under_curve(frame, metric=metric, by=by), "auc")]
+    return measures + [(str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets]
+
+
 def arm_differences(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: str = "accuracy",
                     arms: Sequence[Arm] = ARMS, baselines: Sequence[str] = BASELINES) -> pd.DataFrame:  # fmt: skip
     """FisherMask minus each baseline per arm, paired by seed: in AUC (``measure == "auc"``) and in
     ``metric`` at each of ``budgets`` labels (``measure == "<budget>"``). ``frame``: a
     :func:`label_runs` table. Arms without FisherMask runs are left out."""
-    by = ("protocol", "label")
-    measures = [("auc", area_under_curve(frame, metric=metric, by=by), "auc")]
-    measures += [(str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets]
+    measures = _measures(frame, budgets, metric)
     tables = []
     for measure, per_run, value in measures:
         table = paired_differences(arm_runs(per_run, arms, baselines), value, treatment=TREATMENT, baselines=baselines)
@@ -112,9 +117,7 @@ def factor_effects(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: 
     paired by seed, in AUC and in ``metric`` at each of ``budgets``. ``frame``: a :func:`label_runs`
     table. One row per one-factor arm with runs on both sides (``baseline`` is the anchor's name)."""
     anchors = {a.anchor: a for a in arms if a.factor == "anchor"}
-    by = ("protocol", "label")
-    measures = [("auc", area_under_curve(frame, metric=metric, by=by), "auc")]
-    measures += [(str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets]
+    measures = _measures(frame, budgets, metric)
     tables = []
     for measure, per_run, value in measures:
         parts = []
@@ -146,9 +149,7 @@ def anchor_differences(frame: pd.DataFrame, *, treatment: str = "authors", refer
     anchors = {a.anchor: a for a in arms if a.factor == "anchor"}
     if treatment not in anchors or reference not in anchors:
         raise ValueError(f"treatment and reference must be anchors of arms; anchors: {sorted(anchors)}")
-    by = ("protocol", "label")
-    measures = [("auc", area_under_curve(frame, metric=metric, by=by), "auc")]
-    measures += [(str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets]
+    measures = _measures(frame, budgets, metric)
     tables = []
     for measure, per_run, value in measures:
         runs = arm_runs(per_run, [anchors[treatment], anchors[reference]], baselines)
