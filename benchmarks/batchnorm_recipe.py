@@ -16,10 +16,10 @@ import argparse
 
 import torch
 
+from fmlib.build import load_data
 from fmlib.config import ExperimentConfig
 from fmlib.datasets import initial_labeled
 from fmlib.models import build_model
-from fmlib.parts import load_data
 from fmlib.train import evaluate, fit, train_config
 
 

@@ -45,8 +45,8 @@ import warnings
 
 import torch
 
-from fmlib.fisher import DEFAULT_CHUNK_SIZE, fisher_diagonal, gradient_embeddings, gradient_embeddings_naive
-from fmlib.masks import fisher_mask
+from fmlib.fisher.embeddings import DEFAULT_CHUNK_SIZE, fisher_diagonal, gradient_embeddings, gradient_embeddings_naive
+from fmlib.fisher.masks import fisher_mask
 from fmlib.models import CifarResNet18, SmallCNN
 
 BATCH = 64  # the original code's and the references' batch size

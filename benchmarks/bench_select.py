@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from fmlib.select import greedy_trace_select, greedy_trace_select_naive
+from fmlib.fisher.greedy import greedy_trace_select, greedy_trace_select_naive
 
 GIB = 2**30
 

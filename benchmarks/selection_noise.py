@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from fmlib.datasets import initial_labeled
-from fmlib.experiment import ExperimentConfig, load_data, round_seed, seeded
-from fmlib.fisher import fisher_diagonal
-from fmlib.masks import fisher_mask
+from fmlib.experiment import ExperimentConfig, load_data
+from fmlib.fisher.embeddings import fisher_diagonal
+from fmlib.fisher.masks import fisher_mask
 from fmlib.models import build_model
+from fmlib.seeds import round_seed, seeded
 from fmlib.strategies import FisherMask
 from fmlib.train import fit
 

@@ -18,10 +18,10 @@ _EXPORTS = {
     "load_dataset": "datasets", "make_imbalanced": "datasets", "prepare_data": "datasets",
     "ExperimentConfig": "experiment", "run_experiment": "experiment",
     "fisher_diagonal": "fisher", "gradient_embeddings": "fisher",
-    "ParameterMask": "masks", "fisher_mask": "masks",
+    "ParameterMask": "fisher", "fisher_mask": "fisher",
     "build_model": "models",
     "load_run": "records", "load_runs": "records",
-    "greedy_trace_select": "select",
+    "greedy_trace_select": "fisher",
     "STRATEGIES": "strategies", "get_strategy": "strategies",
     "evaluate": "train", "fit": "train",
 }  # fmt: skip

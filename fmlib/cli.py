@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fmlib.grid_cli import json_or_text
+from fmlib.grid.cli import json_or_text
 
 COMMANDS = ("run", "grid", "compare", "bench")
 DICT_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")  # --set FIELD.KEY=VALUE merges into these
@@ -188,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"stopped after {len(records.rounds)} of {len(records.meta['schedule'])} rounds (--max-rounds): "
               "rerun the same command to continue")  # fmt: skip
         return 0
-    from fmlib.compare import run_summary
+    from fmlib.analysis.compare import run_summary
     from fmlib.records import write_json
 
     summary = run_summary(records.frame())
@@ -220,7 +220,7 @@ def load_frame(patterns: Sequence[str], include_unfinished: bool = False):
     """The tidy table of every run directory the globs match (``UserError`` when none)."""
     import glob
 
-    from fmlib.compare import with_setting
+    from fmlib.analysis.compare import with_setting
     from fmlib.records import load_runs
 
     paths = []
@@ -243,7 +243,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")  # files only, no windows
     import matplotlib.pyplot as plt
 
-    from fmlib import compare, plots
+    from fmlib.analysis import compare, plots
     from fmlib.records import write_json
 
     frame, every = load_frame(args.runs, args.all)
@@ -411,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())
     command = next((a for a in argv if not a.startswith("-")), None)
     if command == "grid":
-        from fmlib.grid import main as grid_main
+        from fmlib.grid.cli import main as grid_main
 
         return grid_main(argv[argv.index("grid") + 1 :])
     args = parser().parse_args(argv)

@@ -1,12 +1,8 @@
-"""What defines an AL run: the config, its validation and the seeds.
+"""What defines an AL run: the config and its validation.
 
 :class:`ExperimentConfig` holds plain values (papermill parameters, ``config.json``).
 :meth:`~ExperimentConfig.validate` checks every field without data and names every problem at
-once; :func:`fmlib.parts.build` checks the rest with the data and builds the run's parts.
-
-Seeds. ``data_seed`` (default ``seed``) fixes the pool, the test subset and the initial set.
-Everything random in round ``r`` (weight init, shuffling, the strategy's choices) is seeded from
-``round_seed(seed, r, purpose)``, never from RNG state carried over from earlier rounds.
+once; :func:`fmlib.build.build` checks the rest with the data and builds the run's parts.
 
 Comparing configs. A run directory refuses a config that differs from the one it was made with in
 a field that changes results; ``RESULT_NEUTRAL_FIELDS`` (where the data and the outputs live, the
@@ -18,9 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from collections.abc import Mapping
-from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -39,7 +33,6 @@ RESULT_NEUTRAL_FIELDS = ("data_root", "download", "device", "output_dir", "progr
 # model's accuracy. "authors": the FisherMask authors' experiments.py, "initial" for every strategy
 # but BAIT, which trains first.
 FIRST_QUERY = ("trained", "initial", "authors")
-_PURPOSES = {"init": 0, "train": 1, "select": 2}
 _IMAGE_SHAPES = {"fashion_mnist": (1, 28), "cifar10": (3, 32)}  # (channels, side) to check model choices
 _FLAGS = ("download", "full_fisher", "progress", "allow_thread_change")  # fields that must be true or false
 _OPTIONS = ("dataset_options", "model_options", "strategy_options", "train_options")  # fields that must be dicts
@@ -136,9 +129,9 @@ class ExperimentConfig:
             check_dataset: check ``dataset`` and ``data_root`` (off when the caller brings the data).
             check_strategy: check ``strategy`` and ``strategy_options`` by building the strategy.
             parts: build the training config, a model (and run it on a dummy batch) and the
-                strategy; :func:`fmlib.parts.build` builds the real ones instead.
+                strategy; :func:`fmlib.build.build` builds the real ones instead.
         """
-        from fmlib.parts import _strategy, _trial_model  # parts imports this module; only when called
+        from fmlib.build import _strategy, _trial_model  # parts imports this module; only when called
 
         out: list[str] = []
 
@@ -264,28 +257,6 @@ def label_schedule(initial_size: int, query_size: int, *, budget: int | None = N
     while (rounds is None or len(sizes) <= rounds) and (budget is None or sizes[-1] < budget):
         sizes.append(sizes[-1] + query_size if budget is None else min(sizes[-1] + query_size, budget))
     return sizes
-
-
-def round_seed(seed: int, round: int, purpose: str) -> int:
-    """Independent 32-bit seed for one purpose (``"init"``, ``"train"``, ``"select"``) in one round."""
-    return int(np.random.SeedSequence(entropy=seed, spawn_key=(round, _PURPOSES[purpose])).generate_state(1)[0])
-
-
-@contextmanager
-def seeded(seed: int, device: torch.device | None = None):
-    """Seed torch, numpy and ``random``'s global RNGs inside the block and restore them after,
-    so a strategy or model that draws from global state stays a function of ``seed``."""
-    devices = [device] if device is not None and device.type == "cuda" else []
-    np_state, py_state = np.random.get_state(), random.getstate()
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        random.seed(seed)
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)
-            random.setstate(py_state)
 
 
 # ----------------------------------------------------------------------------- checks

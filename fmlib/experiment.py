@@ -31,17 +31,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fmlib.build import RunParts, build, load_data
 from fmlib.config import (
     RESULT_NEUTRAL_FIELDS,
     ExperimentConfig,
     comparison,
     label_schedule,
-    round_seed,
-    seeded,
     smoke_config,
 )
 from fmlib.loop import ActiveLoop, RoundResult
-from fmlib.parts import RunParts, build, load_data
 from fmlib.records import (
     RunDirectory,
     RunRecords,
@@ -61,9 +59,7 @@ __all__ = [
     "build",
     "label_schedule",
     "load_data",
-    "round_seed",
     "run_experiment",
-    "seeded",
     "smoke_config",
 ]
 
@@ -81,7 +77,7 @@ def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=No
         strategy: a strategy object instead of ``get_strategy(config.strategy, **strategy_options)``.
         model: a factory, ``model(num_classes) -> nn.Module``, instead of ``config.model``: forward
             gives logits ``[N, num_classes]``; ``embed(x)`` (penultimate features) and ``head`` (the
-            final ``nn.Linear``) only where the strategy needs them (:data:`fmlib.parts.MODEL_CONTRACT`).
+            final ``nn.Linear``) only where the strategy needs them (:data:`fmlib.build.MODEL_CONTRACT`).
             Checked on a batch of the pool before anything trains or is written; called once, and
             ``fit`` re-initialises it every round (``reset_parameters`` of each layer).
         max_rounds: stop after this many rounds in this call (the directory resumes later).

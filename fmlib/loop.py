@@ -5,7 +5,7 @@ evaluates it once on the test set, and, unless the label budget is reached, asks
 for the next batch ``B_r`` and labels it: ``L_{r+1} = L_r + B_r``. Round 0 trains on the
 initial set (unless ``train_first=False``: then the initial weights make the first query).
 The loop takes injected parts (data, model, strategy, schedule, training; see
-:func:`fmlib.parts.build`), returns each round's row and batch in :class:`RoundResult`, and never
+:func:`fmlib.build.build`), returns each round's row and batch in :class:`RoundResult`, and never
 touches records: :func:`fmlib.experiment.run_experiment` writes them. Strategies never see the
 loop. Everything random in round ``r`` is seeded from ``round_seed(seed, r, purpose)``; each row
 records the torch thread count that computed it, since float rounding depends on it.
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmlib.config import round_seed, seeded
 from fmlib.data import ALData, as_al_data
 from fmlib.models import default_device
+from fmlib.seeds import round_seed, seeded
 from fmlib.strategies import SelectionReport
 from fmlib.train import TrainConfig, evaluate, fit
 

@@ -1,4 +1,4 @@
-"""Paired statistics (fmlib.compare) and the ablation's arms (fmlib.ablation)."""
+"""Paired statistics (fmlib.analysis.compare) and the ablation's arms (fmlib.analysis.ablation)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmlib.ablation import (
+from fmlib.analysis.ablation import (
     ARMS,
     Arm,
     anchor_differences,
@@ -18,7 +18,7 @@ from fmlib.ablation import (
     noise_and_spread,
     query_shares,
 )
-from fmlib.compare import paired_differences, t_quantile
+from fmlib.analysis.compare import paired_differences, t_quantile
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_every_arm_names_a_grid_and_a_strategy_label_in_it():
 
 
 def test_with_setting_keeps_two_schedules_of_one_setting_apart():
-    from fmlib.compare import comparison_table, with_setting
+    from fmlib.analysis.compare import comparison_table, with_setting
 
     rows = []
     for name, initial, query, final in (("big", 250, 250, 750), ("tiny", 15, 70, 155)):
@@ -221,7 +221,7 @@ def test_paired_differences_plot_names_the_seed_count_of_a_row_with_fewer_seeds(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fmlib.plots import paired_differences as plot_paired
+    from fmlib.analysis.plots import paired_differences as plot_paired
 
     rng = np.random.default_rng(1)
     table = pd.concat([paired_differences(per_run_table({"fm": rng.random(5), "random": rng.random(5)}, arm="ours"), "auc",

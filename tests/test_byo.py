@@ -13,10 +13,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from fmlib.build import build
 from fmlib.config import ExperimentConfig
 from fmlib.data import DatasetData, as_al_data, as_data
 from fmlib.experiment import run_experiment
-from fmlib.parts import build
 from fmlib.strategies import STRATEGIES, get_strategy, strategy_class
 from fmlib.train import TrainConfig, evaluate, fit
 from tests.user_parts import MLP, blobs
@@ -342,8 +342,8 @@ def test_the_console_script_finds_the_users_modules_in_the_working_directory(tmp
 
 
 def test_the_inline_grid_runs_the_users_dataset_model_and_strategy_by_name(tmp_path):
-    from fmlib.grid import expand_grid
-    from fmlib.runner import run_grid
+    from fmlib.grid.runner import run_grid
+    from fmlib.grid.spec import expand_grid
 
     threads = torch.get_num_threads()
     grid = {"base": small_run(), "axes": {"seed": [0, 1]}}
@@ -360,8 +360,8 @@ def test_the_inline_grid_runs_the_users_dataset_model_and_strategy_by_name(tmp_p
 def test_the_notebook_grid_finds_the_users_modules_from_where_it_started(tmp_path, monkeypatch):
     """The local executor runs papermill kernels inside the run directories: the directory the grid
     started from must reach them (here, with no PYTHONPATH at all)."""
-    from fmlib.grid import expand_grid
-    from fmlib.runner import run_grid
+    from fmlib.grid.runner import run_grid
+    from fmlib.grid.spec import expand_grid
 
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("PYTHONPATH", raising=False)

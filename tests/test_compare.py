@@ -1,4 +1,4 @@
-"""fmlib.compare on hand-built learning curves whose numbers are known."""
+"""fmlib.analysis.compare on hand-built learning curves whose numbers are known."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmlib.compare import (
+from fmlib.analysis.compare import (
     area_under_curve,
     at_budget,
     budget_table,
@@ -124,8 +124,8 @@ def test_learning_curve_panels_draw_one_panel_per_setting(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fmlib.compare import with_setting
-    from fmlib.plots import learning_curve_panels, save_figure
+    from fmlib.analysis.compare import with_setting
+    from fmlib.analysis.plots import learning_curve_panels, save_figure
 
     fig = learning_curve_panels(with_setting(FRAME).assign(run=lambda f: f["path"]), errorbar="sd")
     try:

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from fmlib.data import ALData, ImageData
-from fmlib.experiment import ActiveLoop, ExperimentConfig, label_schedule, round_seed, run_experiment, smoke_config
+from fmlib.experiment import ActiveLoop, ExperimentConfig, label_schedule, run_experiment, smoke_config
 from fmlib.records import load_queries, load_run, load_snapshots
+from fmlib.seeds import round_seed
 from fmlib.strategies import FisherReport, SelectionReport
 from fmlib.train import TrainConfig
 from tests.fakes import fake_images
@@ -286,7 +287,7 @@ def test_mismatched_config_refuses(fashion_root, tmp_path):
     ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}" for k in v),
 )
 def test_bad_configs_fail_before_any_work(fashion_root, overrides, message, monkeypatch):
-    monkeypatch.setattr("fmlib.parts.prepare_data", lambda *a, **k: pytest.fail("loaded data"))
+    monkeypatch.setattr("fmlib.build.prepare_data", lambda *a, **k: pytest.fail("loaded data"))
     with pytest.raises(ValueError, match=message):
         run_experiment(small_config(fashion_root, **overrides), strategy=FirstUnlabeled())
 

@@ -2,7 +2,7 @@
 
 Three levels, all in float64 with fixed seeds:
 - the oracle: ``vmap(jacrev(functional_call))``, every per-sample, per-class gradient ``[N, C, P]``,
-  written here and independent of :mod:`fmlib.fisher` and :mod:`fmlib.fisher_func`;
+  written here and independent of :mod:`fmlib.fisher.embeddings` and :mod:`fmlib.fisher.func`;
 - the library's brute-force references (``*_naive``), checked against the oracle;
 - the fast paths, checked against both, for every layer type the models use: the hook engine
   (Linear, Conv2d, BatchNorm2d) and the torch.func engine (everything else), alone and mixed.
@@ -19,8 +19,9 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 from torch.utils.data import DataLoader, TensorDataset
 
-from fmlib import fisher, fisher_func
-from fmlib.fisher import (
+from fmlib.fisher import embeddings as fisher
+from fmlib.fisher import func as fisher_func
+from fmlib.fisher.embeddings import (
     SCALES,
     fisher_diagonal,
     fisher_diagonal_naive,
@@ -30,7 +31,7 @@ from fmlib.fisher import (
     gradient_embeddings_naive,
     sample_scores,
 )
-from fmlib.masks import ParameterMask, fisher_mask, head_names
+from fmlib.fisher.masks import ParameterMask, fisher_mask, head_names
 from fmlib.models import build_model
 
 RTOL, ATOL = 1e-6, 1e-12

@@ -12,21 +12,12 @@ import nbformat
 import pandas as pd
 import pytest
 
-import fmlib.grid
+import fmlib.grid.spec
 from fmlib.experiment import ExperimentConfig, run_experiment
-from fmlib.grid import (
-    EXECUTED,
-    RESULTS,
-    RUNS,
-    SUMMARY,
-    expand_grid,
-    load_grid,
-    main,
-    parser,
-    run_grid,
-    run_status,
-    usage_examples,
-)
+from fmlib.grid.cli import main, parser, usage_examples
+from fmlib.grid.runner import EXECUTED, RESULTS, RUNS, SUMMARY, run_grid
+from fmlib.grid.spec import expand_grid, load_grid
+from fmlib.records import run_status
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID_FILES = sorted((ROOT / "grids").glob("*.json"))
@@ -46,7 +37,7 @@ def notebook(tmp_path_factory) -> Path:
     parameters.metadata["tags"] = ["parameters"]
     body = nbformat.v4.new_code_cell(
         "from fmlib.experiment import run_experiment\n"
-        "from fmlib.grid import write_results\n\n"
+        "from fmlib.records import write_results\n\n"
         f"records = run_experiment({{name: globals()[name] for name in {list(defaults)!r}}})\n"
         "write_results(output_dir, records)"
     )
@@ -196,7 +187,7 @@ def test_run_status_follows_the_files_a_run_leaves(tmp_path):
 
 
 def test_the_docstring_example_grid_expands_to_valid_runs():
-    example = fmlib.grid.__doc__.split("::\n\n", 1)[1].split("\n\nAn axis", 1)[0]
+    example = fmlib.grid.spec.__doc__.split("::\n\n", 1)[1].split("\n\nAn axis", 1)[0]
     runs = expand_grid(json.loads(example))
     assert len(runs) == 12 and runs[0].name == "fashion_mnist-imbalanced-random-seed0"
     assert "fashion_mnist-imbalanced-fishermask-seed0" in {r.name for r in runs}
@@ -324,7 +315,7 @@ def test_inline_executor_runs_in_this_process_and_reports_failures(tmp_path, fas
     failed = outcomes[1]
     assert failed.notebook is None  # no notebook: the error says where it was raised
     assert failed.error.startswith("ValueError: strategy_options: unknown options ['no_such_option']")
-    assert "(parts.py:" in failed.error
+    assert "(build.py:" in failed.error
     assert json.loads((out / RUNS).read_text())[0]["params"]["data_root"] == fashion_root  # made absolute
 
 

@@ -107,7 +107,7 @@ def test_the_lock_holder_is_named_within_one_process_too(fashion_root, tmp_path)
 
 
 def test_rerunning_a_finished_run_repairs_its_derived_files_from_the_checkpoint(fashion_root, tmp_path):
-    from fmlib.grid import write_results
+    from fmlib.records import write_results
 
     run = tmp_path / "run"
     config = small_config(fashion_root, run, strategy="bait", strategy_options={"fisher_samples": 16})

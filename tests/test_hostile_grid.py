@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fmlib.grid import main
+from fmlib.grid.cli import main
 
 
 def grid(root: str, entropy_epochs: int) -> dict:
@@ -94,8 +94,8 @@ def test_a_dry_run_shows_every_problem_of_a_run(tmp_path, capsys, fashion_root):
 
 def test_a_resumed_grid_run_keeps_its_thread_count_whatever_the_workers(tmp_path, fashion_root, monkeypatch, torch_threads):
     from fmlib.experiment import run_experiment
-    from fmlib.grid import expand_grid
-    from fmlib.runner import run_grid
+    from fmlib.grid.runner import run_grid
+    from fmlib.grid.spec import expand_grid
 
     (run,) = expand_grid(grid(fashion_root, 1), select={"strategy": ["random"]})
     torch.set_num_threads(1)

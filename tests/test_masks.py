@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from fmlib.masks import METHODS, ParameterMask, fisher_mask, head_names
+from fmlib.fisher.masks import METHODS, ParameterMask, fisher_mask, head_names
 from fmlib.models import build_model
 
 

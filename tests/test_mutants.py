@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from fmlib.compare import area_under_curve
+from fmlib.analysis.compare import area_under_curve
 from fmlib.data import ImageData
 from fmlib.datasets import make_imbalanced
 from fmlib.models import build_model

@@ -1,4 +1,4 @@
-"""The primer's toy problem (fmlib.primer): the BAIT demo's numbers, the figures, their titles and labels."""
+"""The primer's toy problem (fmlib.primer.toy): the BAIT demo's numbers, the figures, their titles and labels."""
 
 from pathlib import Path
 
@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fmlib import primer  # noqa: E402
-from fmlib.fisher import fisher_diagonal  # noqa: E402
+from fmlib.fisher.embeddings import fisher_diagonal  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -129,5 +129,5 @@ def test_figures_go_outside_the_checkout_by_default(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     default = primer.default_figures_dir()
     assert default == Path.home() / ".cache" / "fmlib" / "primer"
-    checkout = Path(primer.__file__).resolve().parents[1]
+    checkout = Path(primer.__file__).resolve().parents[2]
     assert checkout not in default.resolve().parents

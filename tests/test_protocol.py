@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from fmlib.data import ALData, ImageData
-from fmlib.experiment import ExperimentConfig, round_seed, run_experiment, seeded
+from fmlib.experiment import ExperimentConfig, run_experiment
 from fmlib.models import build_model
+from fmlib.seeds import round_seed, seeded
 from fmlib.strategies import get_strategy
 from fmlib.train import TrainConfig, evaluate, fit, recompute_batchnorm, train_config
 from tests.fakes import fake_images

@@ -80,7 +80,7 @@ def test_fisher_snapshot_is_compact_and_exact(tmp_path):
 
 
 def test_fisher_snapshot_full_diagonal_and_parameter_mask(tmp_path):
-    masks = pytest.importorskip("fmlib.masks")
+    masks = pytest.importorskip("fmlib.fisher.masks")
     info = hand_info()
     info.mask = masks.ParameterMask(info.mask)
     snap = fisher_snapshot(info, picked=[1], labels=[0], round=0, full=True)

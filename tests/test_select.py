@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from fmlib.select import greedy_trace_select, greedy_trace_select_naive, trace_objective
+from fmlib.fisher.greedy import greedy_trace_select, greedy_trace_select_naive, trace_objective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,9 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from fmlib import plots  # noqa: E402
-from fmlib.records import RunDirectory, RunRecords, fisher_snapshot  # noqa: E402
-from fmlib.sensitivity import (  # noqa: E402
+from fmlib.analysis import plots  # noqa: E402
+from fmlib.analysis.sensitivity import (  # noqa: E402
     class_sensitivity,
     fisher_by_layer,
     fisher_over_rounds,
@@ -26,6 +25,7 @@ from fmlib.sensitivity import (  # noqa: E402
     sensitivity_summary,
     top_sensitive_samples,
 )
+from fmlib.records import RunDirectory, RunRecords, fisher_snapshot  # noqa: E402
 from fmlib.strategies import FisherReport  # noqa: E402
 
 # Three parameters (a.weight [2, 3], a.bias [2], b.weight [4]); global flat index = position in

@@ -298,7 +298,7 @@ def test_bait_report(float64):
 
 @pytest.mark.parametrize("n_labeled", [0, 5], ids=["no-labels", "5-labels"])
 def test_fishermask_with_the_head_mask_is_bait(float64, n_labeled):
-    from fmlib.masks import ParameterMask
+    from fmlib.fisher.masks import ParameterMask
 
     pool, model = make_pool(30), TinyNet()
     labeled, unlabeled = np.arange(n_labeled), np.arange(n_labeled, 30)
@@ -312,7 +312,7 @@ def test_fishermask_with_the_head_mask_is_bait(float64, n_labeled):
 
 
 def test_bait_fisher_diag_matches_the_fisher_engine(float64):
-    from fmlib.fisher import fisher_diagonal
+    from fmlib.fisher.embeddings import fisher_diagonal
 
     pool, model = make_pool(16), TinyNet()
     strategy = get_strategy("bait", fisher_samples=1000, include_bias=True)

@@ -1,4 +1,4 @@
-"""Live figures (fmlib.widgets): built without a browser, driven from Python as a slider would be."""
+"""Live figures (fmlib.primer.widgets): built without a browser, driven from Python as a slider would be."""
 
 import ipywidgets as w
 import matplotlib
@@ -7,8 +7,9 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fmlib import primer, widgets  # noqa: E402
-from fmlib.fisher import fisher_diagonal  # noqa: E402
+from fmlib import primer
+from fmlib.fisher.embeddings import fisher_diagonal  # noqa: E402
+from fmlib.primer import widgets  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +104,3 @@ def test_show_checks_when_asked(monkeypatch):
     assert widgets.show(frozen) is frozen and shown == [frozen]
     with pytest.raises(RuntimeError):
         widgets.show(frozen, check=True)
-
-
-def test_moved_names_still_resolve_with_a_warning():
-    with pytest.warns(DeprecationWarning, match="fmlib.primer.toy_data"):
-        assert widgets.toy_data is primer.toy_data
-    with pytest.raises(AttributeError):
-        widgets.draw_images  # noqa: B018  (removed: dead code)

@@ -23,7 +23,7 @@ def fisher_snapshot(report, picked, labels, *, round: int, full: bool = False, q
     Args:
         report: a :class:`~fmlib.strategies.FisherReport` (``strategy.report.fisher`` after
             ``select``): ``fisher_diag`` (name -> tensor), ``mask`` (name -> bool tensor, e.g. a
-            :class:`~fmlib.masks.ParameterMask`), ``picked_scores`` (``[K]``, pick order),
+            :class:`~fmlib.fisher.masks.ParameterMask`), ``picked_scores`` (``[K]``, pick order),
             ``fisher_trace``.
         picked: ``int [K]`` pool positions the strategy returned (pick order).
         labels: ``int [K]`` their labels.

@@ -65,9 +65,9 @@ class RunRecords:
 
 
 def results_summary(records: RunRecords) -> dict:
-    """The summary in ``results.json``: :func:`fmlib.compare.run_summary` of the records (rounds,
+    """The summary in ``results.json``: :func:`fmlib.analysis.compare.run_summary` of the records (rounds,
     finished, final and per-round accuracy, AUC) and the torch thread counts that computed them."""
-    from fmlib.compare import run_summary  # the numbers are compare's; compare reads only tables
+    from fmlib.analysis.compare import run_summary  # the numbers are compare's; compare reads only tables
 
     meta = records.meta
     threads = meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]

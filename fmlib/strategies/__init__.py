@@ -35,7 +35,7 @@ from fmlib.strategies.base import (
     strategy_class,
 )
 from fmlib.strategies.diversity import BADGE, Coreset, k_center_greedy, kmeans_pp, kronecker_sq_distances
-from fmlib.strategies.fishermask import BAIT, FisherMask, head_gradient_embeddings
+from fmlib.strategies.fisher import BAIT, FisherMask, head_gradient_embeddings
 from fmlib.strategies.uncertainty import BALD, Entropy, LeastConfidence, Margin, bald_scores, entropy
 
 __all__ = [

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from fmlib.data import ImageData, as_data
-from fmlib.masks import ParameterMask
+from fmlib.fisher.masks import ParameterMask
 from fmlib.named import resolve
 
 STRATEGIES: dict[str, type[Strategy]] = {}

@@ -33,7 +33,7 @@ never rerun silently; ``--rerun-stale`` moves its directory aside to ``<output>/
 deleted) and runs it again. A failing run does not stop the grid: its executed notebook stays in
 its directory to read the error, and the summary (printed, and ``grid_summary.json``) lists it.
 
-This module expands grids into runs; :mod:`fmlib.runner` executes them, :mod:`fmlib.grid_cli` is the command line.
+This module expands grids into runs; :mod:`fmlib.grid.runner` executes them, :mod:`fmlib.grid.cli` is the command line.
 """
 
 from __future__ import annotations
@@ -42,35 +42,13 @@ import copy
 import itertools
 import json
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 
 CANONICAL_AXES = ("dataset", "imbalance", "strategy", "seed")
 _MERGED = ("dataset_options", "model_options", "strategy_options", "train_options")  # dict fields merged, not replaced
 _RESERVED = ("output_dir",)  # set by the runner
-# names that moved to fmlib.runner (execution, command line) and fmlib.records/notebook; still importable from here
-_ELSEWHERE = {
-    **dict.fromkeys(["EXECUTED", "EXECUTORS", "NOTEBOOK", "RESULTS", "RUNS", "SUMMARY", "RunOutcome", "execute_run",
-                     "run_grid", "run_inline", "summarize"], "fmlib.runner"),
-    "parser": "fmlib.grid_cli", "usage_examples": "fmlib.grid_cli", "json_or_text": "fmlib.grid_cli",
-    "run_status": "fmlib.records", "write_results": "fmlib.records", "repo_root": "fmlib.notebook",
-}  # fmt: skip
-
-
-def __getattr__(name: str):
-    if name in _ELSEWHERE:
-        return getattr(import_module(_ELSEWHERE[name]), name)
-    raise AttributeError(f"module 'fmlib.grid' has no attribute {name!r}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m fmlib.grid``: :func:`fmlib.grid_cli.main`."""
-    from fmlib.grid_cli import main as run
-
-    return run(argv)
 
 
 # ----------------------------------------------------------------------------- grid -> runs
@@ -222,6 +200,3 @@ def expand_grid(
         runs.append(GridRun(name, params))
     return runs
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,9 @@
 """The primer's toy problem and its teaching figures (``notebooks/fisher_primer.ipynb``).
 
 The toy problem: Gaussian blobs in 2-D and a small tanh MLP (:class:`ToyMLP`, with the ``head``
-that :mod:`fmlib.masks` and BAIT expect), trained full-batch in well under a second. Every
+that :mod:`fmlib.fisher.masks` and BAIT expect), trained full-batch in well under a second. Every
 ``draw_*`` is a function of its parameters that returns a new figure, so the notebook shows it
-statically (a rendered notebook on GitHub keeps it) and :mod:`fmlib.widgets` redraws it live
+statically (a rendered notebook on GitHub keeps it) and :mod:`fmlib.primer.widgets` redraws it live
 when a slider moves.
 """
 
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fmlib.fisher import gradient_embeddings, sample_scores
-from fmlib.masks import ParameterMask, fisher_mask, head_names
-from fmlib.select import greedy_trace_select, trace_objective
+from fmlib.fisher.embeddings import gradient_embeddings, sample_scores
+from fmlib.fisher.greedy import greedy_trace_select, trace_objective
+from fmlib.fisher.masks import ParameterMask, fisher_mask, head_names
 
 # ----------------------------------------------------------------------------- toy problem
 

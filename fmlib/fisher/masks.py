@@ -2,7 +2,7 @@
 
 A :class:`ParameterMask` maps every trainable parameter name (``model.named_parameters()``
 order) to a bool tensor shaped like the parameter. :func:`fisher_mask` builds one from a
-diagonal Fisher (:func:`fmlib.fisher.fisher_diagonal`) the way FisherMask does (FISH's
+diagonal Fisher (:func:`fmlib.fisher.embeddings.fisher_diagonal`) the way FisherMask does (FISH's
 global top-k, the classifier head always in), or per layer, or at random (the ablation).
 
 Entries are chosen by index, never by matching values, so ties break deterministically:

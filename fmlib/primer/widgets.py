@@ -1,14 +1,11 @@
 """Live figures for the primer: ipywidgets controls and a PNG redrawn when one moves.
 
-:class:`LiveFigure` shows ``draw(**fixed, **values)`` (any ``fmlib.primer.draw_*``) as an
+:class:`LiveFigure` shows ``draw(**fixed, **values)`` (any ``fmlib.primer.toy.draw_*``) as an
 ``ipywidgets.Image`` and redraws it in the kernel whenever a control's value changes. It uses no
 ``ipywidgets.Output``: headless executors mimic the Output widget by writing to the kernel's shell
 channel while they read it, and can hang there (nbclient#312). An Image widget only sends state,
 so papermill, nbval and the tests build the live figures and move a slider
 (:meth:`LiveFigure.check`) like a browser does.
-
-The toy problem and the figures live in :mod:`fmlib.primer`; the names this module used to hold
-still resolve here, with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from __future__ import annotations
 import html
 import io
 import math
-import warnings
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
@@ -112,7 +108,7 @@ def show(live: LiveFigure, *, check: bool = False) -> LiveFigure:
 
 
 def interactive_mask(fisher_diag, *, model: nn.Module | None = None, fraction: float = 0.1) -> LiveFigure:
-    """:func:`fmlib.primer.draw_mask` with a log slider for the fraction and a menu for the method."""
+    """:func:`fmlib.primer.toy.draw_mask` with a log slider for the fraction and a menu for the method."""
     controls = {
         "fraction": w.FloatLogSlider(value=fraction, base=10, min=-3, max=0, step=0.1, description="fraction",
                                      continuous_update=False),
@@ -123,7 +119,7 @@ def interactive_mask(fisher_diag, *, model: nn.Module | None = None, fraction: f
 
 def interactive_bait(model: nn.Module, pool: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 10,
                      lamb: float = 1.0) -> LiveFigure:  # fmt: skip
-    """:func:`fmlib.primer.draw_bait` with sliders for λ (log) and the batch size."""
+    """:func:`fmlib.primer.toy.draw_bait` with sliders for λ (log) and the batch size."""
     controls = {
         "lamb": w.FloatLogSlider(value=lamb, base=10, min=-3, max=2, step=0.25, description="λ", continuous_update=False),
         "batch_size": w.IntSlider(value=batch_size, min=1, max=40, description="batch size", continuous_update=False),
@@ -132,8 +128,8 @@ def interactive_bait(model: nn.Module, pool: torch.Tensor, labels: torch.Tensor,
 
 
 def interactive_fisher_map(x: torch.Tensor, y: torch.Tensor, *, steps: int = 300, hidden: int = 16, seed: int = 0) -> LiveFigure:
-    """:func:`fmlib.primer.draw_fisher_map` of a model trained for a chosen number of steps (Fisher moves as it learns);
-    ``hidden`` and ``seed`` as for :func:`fmlib.primer.train_toy`, so the first figure is the notebook's model."""
+    """:func:`fmlib.primer.toy.draw_fisher_map` of a model trained for a chosen number of steps (Fisher moves as it learns);
+    ``hidden`` and ``seed`` as for :func:`fmlib.primer.toy.train_toy`, so the first figure is the notebook's model."""
     models = {}  # train steps -> model: moving back to a value redraws without training again
 
     def draw(train_steps: int):
@@ -143,14 +139,3 @@ def interactive_fisher_map(x: torch.Tensor, y: torch.Tensor, *, steps: int = 300
 
     slider = w.IntSlider(value=steps, min=0, max=1000, step=50, description="train steps", continuous_update=False)
     return LiveFigure(draw, {"train_steps": slider}, name="fisher-map")
-
-
-_MOVED = {"ToyMLP", "toy_data", "train_toy", "draw_fisher_map", "layer_table", "draw_mask", "draw_mask_vs_fraction",
-          "bait_objective", "bait_picks", "draw_bait"}  # fmt: skip
-
-
-def __getattr__(name: str):
-    if name in _MOVED:  # the toy problem and its figures moved to fmlib.primer
-        warnings.warn(f"fmlib.widgets.{name} moved to fmlib.primer.{name}", DeprecationWarning, stacklevel=2)
-        return getattr(primer, name)
-    raise AttributeError(f"module 'fmlib.widgets' has no attribute {name!r}")

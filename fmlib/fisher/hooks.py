@@ -1,6 +1,6 @@
-"""The hook engine of :mod:`fmlib.fisher`: per-sample, per-class gradients of Linear, Conv2d and
+"""The hook engine of :mod:`fmlib.fisher.embeddings`: per-sample, per-class gradients of Linear, Conv2d and
 BatchNorm2d parameters from one forward with hooks on the layers' inputs and outputs and one
-batched backward of the log-softmax rows to those outputs (see :mod:`fmlib.fisher` for the maths),
+batched backward of the log-softmax rows to those outputs (see :mod:`fmlib.fisher.embeddings` for the maths),
 formed only for the masked entries (embeddings) or squared and summed (the diagonal)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fmlib.fisher_func import _by_samples, _log_softmax_rows
+from fmlib.fisher.func import _by_samples, _log_softmax_rows
 
 
 def _per_class_output_grads(model, layers, x, weighted: bool):

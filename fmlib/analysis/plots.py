@@ -1,7 +1,7 @@
 """Figures for notebooks: learning curves, class make-up, and the sensitivity views.
 
 Every function takes a tidy DataFrame (:func:`fmlib.records.load_runs` or a function of
-:mod:`fmlib.sensitivity`, possibly through :func:`fmlib.sensitivity.over_runs`), draws on
+:mod:`fmlib.analysis.sensitivity`, possibly through :func:`fmlib.analysis.sensitivity.over_runs`), draws on
 ``ax`` (a new figure when ``None``) and returns the figure. Rows of several runs with the same
 ``x`` and ``hue`` are aggregated: the line is the mean, the band a 95 % bootstrap confidence
 interval over runs (seeds) unless ``errorbar`` says otherwise. Nothing calls ``plt.show``: the
@@ -236,10 +236,10 @@ def top_samples(top: pd.DataFrame, *, pool=None, classes=None, ncols: int = 5) -
 
 def paired_differences(table: pd.DataFrame, *, measure: str = "auc", row: str = "arm", hue: str = "baseline",
                        ax=None) -> Figure:  # fmt: skip
-    """Paired differences with their confidence intervals (:func:`fmlib.compare.paired_differences`):
+    """Paired differences with their confidence intervals (:func:`fmlib.analysis.compare.paired_differences`):
     one row per ``row`` (arm), one marker per ``hue`` (baseline), a line at zero. Right of zero:
     the treatment (FisherMask) is better. ``measure`` picks the rows of a table with a ``measure``
-    column (e.g. :func:`fmlib.ablation.arm_differences`). A row paired over fewer seeds than the
+    column (e.g. :func:`fmlib.analysis.ablation.arm_differences`). A row paired over fewer seeds than the
     most has its count in its label."""
     if "measure" in table:
         table = table[table["measure"] == measure]

@@ -1,5 +1,5 @@
 """Executing a grid's runs (papermill in a process pool, inline, submitit jobs) and the command
-line ``python -m fmlib.grid`` (its usage: :mod:`fmlib.grid`).
+line ``python -m fmlib.grid`` (its usage: :mod:`fmlib.grid.spec`).
 
 A run's status comes from its directory (:meth:`fmlib.records.RunDirectory.status`, compared with
 the run's config): ``done`` runs are skipped, ``new`` and ``partial`` ones executed (resuming from
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fmlib.grid import GridRun
+from fmlib.grid.spec import GridRun
 from fmlib.notebook import repo_root
 
 RESULTS, EXECUTED, SUMMARY, RUNS = "results.json", "active_learning.ipynb", "grid_summary.json", "grid.json"

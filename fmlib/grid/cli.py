@@ -1,5 +1,5 @@
 """The grid's command line, ``python -m fmlib.grid`` and ``fmlib grid``: arguments into
-:func:`fmlib.grid.expand_grid` and :func:`fmlib.runner.run_grid` (or a dry run), a summary, an exit
+:func:`fmlib.grid.spec.expand_grid` and :func:`fmlib.grid.runner.run_grid` (or a dry run), a summary, an exit
 status."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import fmlib.grid
-from fmlib.grid import expand_grid, load_grid
+import fmlib.grid.spec
+from fmlib.grid.runner import EXECUTORS, NOTEBOOK, dry_run, run_grid, summarize
+from fmlib.grid.spec import expand_grid, load_grid
 from fmlib.notebook import repo_root
-from fmlib.runner import EXECUTORS, NOTEBOOK, dry_run, run_grid, summarize
 
 
 def json_or_text(text: str):
@@ -32,8 +32,8 @@ def _assignment(text: str) -> tuple[str, object]:
 
 
 def usage_examples() -> str:
-    """The command lines under "Usage" in :mod:`fmlib.grid`'s docstring (also shown by ``--help``)."""
-    text = (fmlib.grid.__doc__ or "").split("Usage", 1)[-1].split("::\n\n", 1)[-1]
+    """The command lines under "Usage" in :mod:`fmlib.grid.spec`'s docstring (also shown by ``--help``)."""
+    text = (fmlib.grid.spec.__doc__ or "").split("Usage", 1)[-1].split("::\n\n", 1)[-1]
     return text.split("\n\n", 1)[0] + "\n"
 
 
@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
             "Axis flags (--dataset, --imbalance, --strategy, --seed, --axis) keep the elements of the grid\n"
             "file's axis whose label or value is listed, or add the axis when the grid has none. Values\n"
             "are read as JSON, else as strings. Grid files (grids/*.json) hold 'base' config fields and\n"
-            "'axes'; the format: python -c 'import fmlib.grid; help(fmlib.grid)'."
+            "'axes'; the format: python -c 'import fmlib.grid.spec; help(fmlib.grid.spec)'."
         ),
     )
     p.add_argument("grid", nargs="?", help="grid file (grids/*.json); optional when axis flags give the axes")

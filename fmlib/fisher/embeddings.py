@@ -21,8 +21,8 @@ map of x̂ = (x − mean)/√(var + ε). For the diagonal the Linear case factor
 it backprops the C rows one at a time instead (a sum needs no [B, C, ...] block, and torch's
 batched backward of conv/BN/pooling loops over the rows and concatenates anyway).
 
-The hook engine lives in :mod:`fmlib.fisher_hooks`. Any other layer goes through the torch.func
-engine (:mod:`fmlib.fisher_func`): LayerNorm,
+The hook engine lives in :mod:`fmlib.fisher.hooks`. Any other layer goes through the torch.func
+engine (:mod:`fmlib.fisher.func`): LayerNorm,
 GroupNorm, Conv1d, Embedding, grouped convolutions, a custom module's own parameters, and
 hook-engine layers that are subclassed with another forward, shared, tied, called other than
 once, or whose parameters are used outside their own forward. The split is per parameter,
@@ -43,8 +43,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fmlib.data import iter_batches, num_inputs
-from fmlib.fisher_func import _func_embeddings, _func_squared_sums, _route
-from fmlib.fisher_hooks import (
+from fmlib.fisher.func import _func_embeddings, _func_squared_sums, _route
+from fmlib.fisher.hooks import (
     _grad_operand,
     _IndexPlan,
     _input_operand,
@@ -54,7 +54,7 @@ from fmlib.fisher_hooks import (
     _per_class_output_grads,
     _squared_sum,
 )
-from fmlib.masks import ParameterMask
+from fmlib.fisher.masks import ParameterMask
 
 SCALES = ("fisher", "none")
 ENGINES = ("auto", "func")  # auto: hooks where they apply, torch.func for the rest; func: torch.func for all

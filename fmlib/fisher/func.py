@@ -1,7 +1,7 @@
-"""The torch.func engine of :mod:`fmlib.fisher`, and the routing of each parameter to it or to
+"""The torch.func engine of :mod:`fmlib.fisher.embeddings`, and the routing of each parameter to it or to
 the hook engine.
 
-The parameters the hook engine cannot take (which ones: :mod:`fmlib.fisher`) go through
+The parameters the hook engine cannot take (which ones: :mod:`fmlib.fisher.embeddings`) go through
 torch.func. Per sample (``vmap``), ``functional_call`` of the whole model with those parameters
 swapped in, ``vjp`` to the logits, and the same C rows pulled back: exact whatever the layer
 computes, at the price of a second forward and the full per-sample gradients of those
@@ -10,7 +10,7 @@ traced forward of one sample (:func:`_route`).
 
 Both engines use the C rows of the log-softmax Jacobian (:func:`_log_softmax_rows`) and cut a
 chunk into per-sample blocks under ``BLOCK_ELEMENTS`` (:func:`_by_samples`); those two live here,
-so :mod:`fmlib.fisher` imports this module and never the reverse.
+so :mod:`fmlib.fisher.embeddings` imports this module and never the reverse.
 """
 
 from __future__ import annotations

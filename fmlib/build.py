@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmlib.config import ExperimentConfig, round_seed, seeded
+from fmlib.config import ExperimentConfig
 from fmlib.data import ALData, as_al_data
 from fmlib.datasets import initial_labeled, prepare_data
 from fmlib.models import build_model, default_device
 from fmlib.named import is_named, resolve_callable
+from fmlib.seeds import round_seed, seeded
 from fmlib.train import TrainConfig
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmlib.compare import area_under_curve, at_budget, paired_differences
+from fmlib.analysis.compare import area_under_curve, at_budget, paired_differences
 
 BASELINES = ("entropy", "margin", "bait", "random")
 TREATMENT = "fm"
@@ -145,7 +145,7 @@ def anchor_differences(frame: pd.DataFrame, *, treatment: str = "authors", refer
     by seed (a seed fixes the pool and the initial labels under both), in AUC and in ``metric`` at
     each of ``budgets``. FisherMask is each anchor's own (``fm``), the baselines as the anchor arm
     takes them (``borrow`` included). One row per strategy with runs under both anchors; columns as
-    :func:`fmlib.compare.paired_differences` with ``strategy`` and ``measure``."""
+    :func:`fmlib.analysis.compare.paired_differences` with ``strategy`` and ``measure``."""
     anchors = {a.anchor: a for a in arms if a.factor == "anchor"}
     if treatment not in anchors or reference not in anchors:
         raise ValueError(f"treatment and reference must be anchors of arms; anchors: {sorted(anchors)}")

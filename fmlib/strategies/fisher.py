@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from fmlib.fisher import FISH_SAMPLES, SCALES, fisher_diagonal, fisher_subsample, gradient_embeddings, sample_scores
-from fmlib.masks import ParameterMask, check_mask_options, fisher_mask
-from fmlib.select import greedy_trace_select
+from fmlib.fisher.embeddings import FISH_SAMPLES, SCALES, fisher_diagonal, fisher_subsample, gradient_embeddings, sample_scores
+from fmlib.fisher.greedy import greedy_trace_select
+from fmlib.fisher.masks import ParameterMask, check_mask_options, fisher_mask
 from fmlib.strategies.base import FisherReport, Strategy, _batches, _candidates, register
 
 PRECISIONS = ("float32", "float64")  # of the Fisher strategies' computations

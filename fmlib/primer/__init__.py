@@ -1,0 +1,35 @@
+"""Teaching: a toy problem small enough to see Fisher-based AL (:mod:`~fmlib.primer.toy`) and
+live ipywidgets views of it (:mod:`~fmlib.primer.widgets`, imported on its own: it needs
+ipywidgets)."""
+
+from fmlib.primer.toy import (
+    ToyMLP,
+    bait_objective,
+    bait_picks,
+    default_figures_dir,
+    draw_bait,
+    draw_fisher_map,
+    draw_mask,
+    draw_mask_vs_fraction,
+    label_points,
+    layer_table,
+    rounded,
+    toy_data,
+    train_toy,
+)
+
+__all__ = [
+    "ToyMLP",
+    "bait_objective",
+    "bait_picks",
+    "default_figures_dir",
+    "draw_bait",
+    "draw_fisher_map",
+    "draw_mask",
+    "draw_mask_vs_fraction",
+    "label_points",
+    "layer_table",
+    "rounded",
+    "toy_data",
+    "train_toy",
+]
