@@ -235,3 +235,31 @@ def test_paired_differences_plot_names_the_seed_count_of_a_row_with_fewer_seeds(
         assert "≤5 seeds" in fig.axes[0].get_xlabel()
     finally:
         plt.close(fig)
+
+
+def test_the_auc_from_the_first_query_on_leaves_round_zero_out():
+    # round 0 (15 labels) is 0.1 for fm and 0.9 for random; from the first query on only 85 and 155 count
+    rows = []
+    for label, accs in (("fm", (0.1, 0.6, 0.8)), ("random", (0.9, 0.5, 0.7))):
+        for seed in range(3):
+            for r, (n, a) in enumerate(zip((15, 85, 155), accs)):
+                rows.append({"path": f"/r/ours/{label}-seed{seed}", "run": f"{label}-seed{seed}", "seed": seed,
+                             "round": r, "n_labeled": n, "accuracy": a + 0.01 * seed})  # fmt: skip
+    frame = label_runs(pd.DataFrame(rows))
+    arms = (Arm("ours", "ours", "anchor", "ours"),)
+    out = arm_differences(frame, arms=arms, baselines=("random",), from_first_query=True).set_index("measure")
+    assert out.loc["auc_from_first_query", "diff"] == pytest.approx(0.1)  # (0.6+0.8)/2 - (0.5+0.7)/2
+    whole = (0.35 + 0.7) / 2 - (0.7 + 0.6) / 2  # trapezoids over 15 -> 155, weights 70/140 each
+    assert out.loc["auc", "diff"] == pytest.approx(whole)
+
+
+def test_a_margin_adds_the_tests_with_holm_over_each_measure():
+    noise = np.random.default_rng(0).normal(0, 0.004, size=(5, 3))
+    frame = fake_frame([("ours", lab, s, acc + 0.01 * s + noise[s, i]) for s in range(5)
+                        for i, (lab, acc) in enumerate((("fm", 0.8), ("random", 0.5), ("entropy", 0.8)))])  # fmt: skip
+    arms = (Arm("ours", "ours", "anchor", "ours"),)
+    out = arm_differences(frame, budgets=(85,), arms=arms, baselines=("random", "entropy"), margin=0.02)
+    assert {"p_t", "p_sign", "p_holm", "p_tost", "verdict", "seeds_needed"} <= set(out)
+    assert set(out.loc[out["baseline"] == "random", "verdict"]) == {"ahead"}
+    effects = factor_effects(frame, arms=arms, margin=0.02)
+    assert effects.empty or "p_holm" in effects

@@ -89,22 +89,42 @@ def arm_runs(per_run: pd.DataFrame, arms: Sequence[Arm] = ARMS, baselines: Seque
     return pd.concat(parts, ignore_index=True) if parts else per_run.iloc[:0].assign(arm=[])
 
 
-def _measures(frame: pd.DataFrame, budgets: Sequence[int], metric: str) -> list[tuple[str, pd.DataFrame, str]]:
-    """``(measure, per-run table, value column)``: AUC, then ``metric`` at each of ``budgets``, per (protocol, label) run."""
+def _measures(frame: pd.DataFrame, budgets: Sequence[int], metric: str,
+              from_first_query: bool = False) -> list[tuple[str, pd.DataFrame, str]]:  # fmt: skip
+    """``(measure, per-run table, value column)``: AUC, then (``from_first_query``) the AUC over the
+    rounds after the first query (``auc_from_first_query``: round 0's point, the same labels for
+    every strategy, left out), then ``metric`` at each of ``budgets``, per (protocol, label) run."""
     by = ("protocol", "label")
     measures = [("auc", area_under_curve(frame, metric=metric, by=by), "auc")]
+    if from_first_query:
+        queried = frame[frame["round"] >= 1]
+        measures.append(("auc_from_first_query", area_under_curve(queried, metric=metric, by=by), "auc"))
     return measures + [(str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets]
 
 
+def _paired(margin: float | None):
+    """The paired comparison: plain differences, or (``margin``) with every test of
+    :func:`fmlib.analysis.stats.judge` beside each row, one Holm family per measure's table."""
+    if margin is None:
+        return paired_differences
+    from fmlib.analysis.stats import judge
+
+    return lambda per_run, value, **kw: judge(per_run, value, margin=margin, **kw)
+
+
 def arm_differences(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: str = "accuracy",
-                    arms: Sequence[Arm] = ARMS, baselines: Sequence[str] = BASELINES) -> pd.DataFrame:  # fmt: skip
-    """FisherMask minus each baseline per arm, paired by seed: in AUC (``measure == "auc"``) and in
-    ``metric`` at each of ``budgets`` labels (``measure == "<budget>"``). ``frame``: a
-    :func:`label_runs` table. Arms without FisherMask runs are left out."""
-    measures = _measures(frame, budgets, metric)
+                    arms: Sequence[Arm] = ARMS, baselines: Sequence[str] = BASELINES,
+                    from_first_query: bool = False, margin: float | None = None) -> pd.DataFrame:  # fmt: skip
+    """FisherMask minus each baseline per arm, paired by seed: in AUC (``measure == "auc"``; also
+    ``"auc_from_first_query"`` with ``from_first_query``) and in ``metric`` at each of ``budgets``
+    labels (``measure == "<budget>"``). ``frame``: a :func:`label_runs` table. Arms without
+    FisherMask runs are left out. With an equivalence ``margin`` every row also carries the tests
+    of :func:`fmlib.analysis.stats.judge` (Holm over each measure's rows)."""
+    measures = _measures(frame, budgets, metric, from_first_query)
+    paired = _paired(margin)
     tables = []
     for measure, per_run, value in measures:
-        table = paired_differences(arm_runs(per_run, arms, baselines), value, treatment=TREATMENT, baselines=baselines)
+        table = paired(arm_runs(per_run, arms, baselines), value, treatment=TREATMENT, baselines=baselines)
         tables.append(table.assign(measure=measure))
     out = pd.concat(tables, ignore_index=True)
     info = pd.DataFrame([{"arm": a.name, "anchor": a.anchor, "factor": a.factor} for a in arms])
@@ -112,12 +132,15 @@ def arm_differences(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric:
 
 
 def factor_effects(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: str = "accuracy",
-                   arms: Sequence[Arm] = ARMS) -> pd.DataFrame:  # fmt: skip
+                   arms: Sequence[Arm] = ARMS, from_first_query: bool = False,
+                   margin: float | None = None) -> pd.DataFrame:  # fmt: skip
     """What each factor does to FisherMask itself: an arm's FisherMask minus its anchor's FisherMask,
     paired by seed, in AUC and in ``metric`` at each of ``budgets``. ``frame``: a :func:`label_runs`
-    table. One row per one-factor arm with runs on both sides (``baseline`` is the anchor's name)."""
+    table. One row per one-factor arm with runs on both sides (``baseline`` is the anchor's name).
+    ``from_first_query`` and ``margin`` as for :func:`arm_differences`."""
     anchors = {a.anchor: a for a in arms if a.factor == "anchor"}
-    measures = _measures(frame, budgets, metric)
+    measures = _measures(frame, budgets, metric, from_first_query)
+    paired = _paired(margin)
     tables = []
     for measure, per_run, value in measures:
         parts = []
@@ -129,7 +152,7 @@ def factor_effects(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: 
                 runs = per_run[(per_run["protocol"] == source.protocol) & (per_run["label"] == source.label)]
                 parts.append(runs.assign(arm=arm.name, label=label))
         if parts:
-            table = paired_differences(pd.concat(parts, ignore_index=True), value, treatment="changed")
+            table = paired(pd.concat(parts, ignore_index=True), value, treatment="changed")
             tables.append(table.assign(measure=measure))
     if not tables:
         return pd.DataFrame(columns=["arm", "anchor", "factor", "baseline", "n", "diff", "measure"])
@@ -139,23 +162,26 @@ def factor_effects(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: 
 
 def anchor_differences(frame: pd.DataFrame, *, treatment: str = "authors", reference: str = "ours",
                        budgets: Sequence[int] = (), metric: str = "accuracy", arms: Sequence[Arm] = ARMS,
-                       baselines: Sequence[str] = BASELINES) -> pd.DataFrame:  # fmt: skip
+                       baselines: Sequence[str] = BASELINES, from_first_query: bool = False,
+                       margin: float | None = None) -> pd.DataFrame:  # fmt: skip
     """What all of one anchor's differences together do to every strategy: the ``treatment``
     anchor's runs of a strategy minus the ``reference`` anchor's runs of the same strategy, paired
     by seed (a seed fixes the pool and the initial labels under both), in AUC and in ``metric`` at
     each of ``budgets``. FisherMask is each anchor's own (``fm``), the baselines as the anchor arm
     takes them (``borrow`` included). One row per strategy with runs under both anchors; columns as
-    :func:`fmlib.analysis.compare.paired_differences` with ``strategy`` and ``measure``."""
+    :func:`fmlib.analysis.compare.paired_differences` with ``strategy`` and ``measure``;
+    ``from_first_query`` and ``margin`` as for :func:`arm_differences`."""
     anchors = {a.anchor: a for a in arms if a.factor == "anchor"}
     if treatment not in anchors or reference not in anchors:
         raise ValueError(f"treatment and reference must be anchors of arms; anchors: {sorted(anchors)}")
-    measures = _measures(frame, budgets, metric)
+    measures = _measures(frame, budgets, metric, from_first_query)
+    paired = _paired(margin)
     tables = []
     for measure, per_run, value in measures:
         runs = arm_runs(per_run, [anchors[treatment], anchors[reference]], baselines)
         runs = runs.assign(strategy=runs["label"], label=runs["arm"].map({anchors[treatment].name: treatment,
                                                                           anchors[reference].name: reference}))  # fmt: skip
-        table = paired_differences(runs, value, treatment=treatment, baselines=[reference], group=("strategy",))
+        table = paired(runs, value, treatment=treatment, baselines=[reference], group=("strategy",))
         tables.append(table.assign(measure=measure))
     return pd.concat(tables, ignore_index=True)
 

@@ -123,8 +123,9 @@ def judge(per_run, value: str, *, treatment: str, margin: float, baselines: Sequ
 
     Returns:
         ``paired_differences``' table plus ``p_t`` (paired t), ``p_sign`` (exact sign flip),
-        ``p_holm`` (``p_t`` adjusted), ``p_tost``, ``verdict`` (:func:`verdict`) and
-        ``seeds_needed`` (pairs for ``power`` against ``gap`` at the row's spread).
+        ``p_holm`` (``p_t`` adjusted), ``p_tost`` and ``p_tost_holm`` (adjusted over the table
+        too), ``verdict`` (:func:`verdict` of the two adjusted p-values) and ``seeds_needed``
+        (pairs for ``power`` against ``gap`` at the row's spread).
     """
     from fmlib.analysis.compare import paired_differences
 
@@ -146,10 +147,10 @@ def judge(per_run, value: str, *, treatment: str, margin: float, baselines: Sequ
         p_tost.append(tost(d, margin) if ok else float("nan"))
         needed.append(seeds_for_power(gap or margin, spread, alpha=alpha, power=power) if ok else float("nan"))
     table["p_t"], table["p_sign"], table["p_tost"] = p_t, p_sign, p_tost
-    table["p_holm"] = holm(p_t)
+    table["p_holm"], table["p_tost_holm"] = holm(p_t), holm(p_tost)
     table["verdict"] = [
         "undecided" if np.isnan(h) else verdict(h, e, diff, alpha=alpha)
-        for h, e, diff in zip(table["p_holm"], table["p_tost"], table["diff"])
+        for h, e, diff in zip(table["p_holm"], table["p_tost_holm"], table["diff"])
     ]
     table["seeds_needed"] = needed
     return table

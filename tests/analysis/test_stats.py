@@ -90,3 +90,4 @@ def test_judge_adds_every_test_and_adjusts_over_the_table():
     assert by.loc["entropy", "verdict"] == "ahead" and by.loc["margin", "verdict"] == "level"
     assert by.loc["entropy", "p_sign"] == pytest.approx(2 / 32)
     assert list(table["p_holm"]) == pytest.approx(list(holm(table["p_t"])))
+    assert list(table["p_tost_holm"]) == pytest.approx(list(holm(table["p_tost"])))
