@@ -45,7 +45,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "sphinx_copybutton",
 ]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "jupyter_execute"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 
 # MyST
@@ -53,9 +53,9 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 # myst-nb: execute every tutorial on every build (smoke mode, seconds to a minute each) and fail on any error.
-# FMLIB_DOCS_EXECUTE=cache reuses unchanged notebooks' outputs between local builds (docs/_build/.jupyter_cache).
+# FMLIB_DOCS_EXECUTE=cache reuses unchanged notebooks' outputs between local builds (build/docs/.jupyter_cache).
 nb_execution_mode = os.environ.get("FMLIB_DOCS_EXECUTE", "force")
-nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
+nb_execution_cache_path = str(ROOT / "build" / "docs" / ".jupyter_cache")
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_execution_timeout = 900  # s per cell; smoke cells take seconds, but 2 shared cores can be slow
