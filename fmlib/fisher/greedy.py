@@ -3,7 +3,7 @@
 With candidate embeddings V_i (``C x k``: one row per class of the gradient of log p(c|x_i)),
 pool Fisher F = F_U and the precision P = λI + w·F_L + Σ_{j in batch} Ṽ_jᵀṼ_j, where
 ``w = |L| / (|L| + n)`` and ``Ṽ = sqrt(n / (|L| + n))·V`` (Ash et al. 2021, "Gone Fishing"), the
-objective is tr(P⁻¹ F). Adding V to the batch lowers it by (Woodbury, M = P⁻¹)
+objective is tr(P⁻¹ F). Adding V to the batch lowers it by (Woodbury, M = P⁻¹) ::
 
     tr(V M F M Vᵀ (I_C + V M Vᵀ)⁻¹) = tr(B S⁻¹),   A = V M Vᵀ, B = V M F M Vᵀ, S = I + A,
 
@@ -11,7 +11,7 @@ and removing a member raises it by tr(B (I - A)⁻¹).
 
 BAIT's own code recomputes ``V M`` for every candidate at every pick (O(N·C·k²) a pick).
 :func:`greedy_trace_select` keeps A_i and B_i of every candidate and moves them with the
-rank-C change of M: for the picked V with x = V M, S and y = M F xᵀ,
+rank-C change of M: for the picked V with x = V M, S and y = M F xᵀ, ::
 
     M' = M - xᵀ S⁻¹ x,   G_i = Ṽ_i xᵀ,   H_i = Ṽ_i y,
     A_i' = A_i - G_i S⁻¹ G_iᵀ,
