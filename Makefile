@@ -71,8 +71,9 @@ test: setup browser docs ## the whole test suite: unit, notebook (nbval, papermi
 	FMLIB_SMOKE=1 FMLIB_DOCS_HTML=$(DOCS_OUT)/html $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
 # The tutorials (notebooks/, copied by docs/conf.py) run in smoke mode; intersphinx is off (its inventories are online).
+# -E: every page read again, every tutorial executed again, so a change in fmlib that breaks a tutorial fails here.
 docs: setup ## build the docs site into build/docs/html, warnings as errors, every tutorial executed
-	FMLIB_DOCS_OFFLINE=1 $(PY) -m sphinx -b html -W --keep-going -q -d $(DOCS_OUT)/doctrees docs $(DOCS_OUT)/html
+	FMLIB_DOCS_OFFLINE=1 $(PY) -m sphinx -b html -E -W --keep-going -q -d $(DOCS_OUT)/doctrees docs $(DOCS_OUT)/html
 	@echo "docs: $(DOCS_OUT)/html/index.html"
 
 test-fast: setup ## unit tests without the slow ones
