@@ -9,8 +9,9 @@ FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_DIR ?= runs/quickstart
 GRID ?= fashion_mnist_cpu
+DOCS_OUT ?= build/docs
 
-.PHONY: help setup data browser experiment results ablation ablation-figures cifar10 test test-fast bench lint
+.PHONY: help setup data browser experiment results ablation ablation-figures cifar10 test test-fast docs bench lint
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -32,7 +33,7 @@ $(STAMP): pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e ".[notebooks,test,grid]"
+	$(PY) -m pip install -q -e ".[notebooks,test,grid,docs]"
 	@touch $(STAMP)
 
 setup: data $(STAMP) ## data + virtual environment with torch 2.14.1 and fmlib
@@ -66,8 +67,14 @@ cifar10: setup ## CIFAR-10 at paper scale on a GPU machine: fetch CIFAR-10 once,
 	$(PY) -c "from fmlib.datasets import load_dataset; load_dataset('cifar10', download=True)"
 	$(MAKE) results GRID=cifar10_gpu
 
-test: setup browser ## the whole test suite: unit, notebook (nbval, papermill) and browser (JupyterLab + chromium) tests
-	FMLIB_SMOKE=1 $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+test: setup browser docs ## the whole test suite: unit, notebook (nbval, papermill), browser (JupyterLab + chromium) and docs site tests
+	FMLIB_SMOKE=1 FMLIB_DOCS_HTML=$(DOCS_OUT)/html $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+# The tutorials (notebooks/, copied by docs/conf.py) run in smoke mode; intersphinx is off (its inventories are online).
+# -E: every page read again, every tutorial executed again, so a change in fmlib that breaks a tutorial fails here.
+docs: setup ## build the docs site into build/docs/html, warnings as errors, every tutorial executed
+	FMLIB_DOCS_OFFLINE=1 $(PY) -m sphinx -b html -E -W --keep-going -q -d $(DOCS_OUT)/doctrees docs $(DOCS_OUT)/html
+	@echo "docs: $(DOCS_OUT)/html/index.html"
 
 test-fast: setup ## unit tests without the slow ones
 	$(PY) -m pytest tests -m "not slow"

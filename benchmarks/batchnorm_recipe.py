@@ -1,4 +1,4 @@
-"""The paper recipe's BatchNorm problem, measured (issue 11): eval-mode test accuracy after
+"""The paper recipe's BatchNorm problem, measured: eval-mode test accuracy after
 training on a few imbalanced FashionMNIST labels, with and without ``recompute_bn``.
 
 With the paper recipe (train until 99 % training accuracy) a network on 15-155 labels stops after

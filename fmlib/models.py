@@ -51,7 +51,7 @@ class SmallCNN(nn.Module):
 
 
 class CifarResNet18(nn.Module):
-    """ResNet-18 for small images (32x32, 28x28): 3x3 stem, no max-pool, torchvision ``BasicBlock``s.
+    """ResNet-18 for small images (32x32, 28x28): 3x3 stem, no max-pool, torchvision ``BasicBlock`` blocks.
 
     ``width=16`` gives the paper's small variant (widths 16-128, ~0.7M parameters);
     ``width=64`` is the usual CIFAR ResNet-18 (~11M). ``head_bias=False`` drops the classifier's

@@ -39,7 +39,7 @@ def global_mask_indices(snapshot: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """|A ∩ B| / |A ∪ B| of two sets of unique indices (1.0 when both are empty)."""
+    """``|A ∩ B| / |A ∪ B|`` of two sets of unique indices (1.0 when both are empty)."""
     inter = len(np.intersect1d(a, b, assume_unique=True))
     union = len(a) + len(b) - inter
     return inter / union if union else 1.0

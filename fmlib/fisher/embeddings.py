@@ -1,6 +1,6 @@
 """Per-sample, per-class gradients restricted to a parameter mask, and the diagonal Fisher.
 
-For a model in eval mode with logits z(x), p = softmax(z) and trainable parameters θ:
+For a model in eval mode with logits z(x), p = softmax(z) and trainable parameters θ::
 
     g_c(x) = ∂ log p(c|x) / ∂θ
     F_diag = 1/N Σ_n Σ_c p_c(x_n) g_c(x_n)²          true Fisher: exact expectation, no sampled labels

@@ -2,8 +2,8 @@
 
 With candidate embeddings V_i (``C x k``: one row per class of the gradient of log p(c|x_i)),
 pool Fisher F = F_U and the precision P = λI + w·F_L + Σ_{j in batch} Ṽ_jᵀṼ_j, where
-w = |L| / (|L| + n) and Ṽ = sqrt(n / (|L| + n))·V (Ash et al. 2021, "Gone Fishing"), the
-objective is tr(P⁻¹ F). Adding V to the batch lowers it by (Woodbury, M = P⁻¹)
+``w = |L| / (|L| + n)`` and ``Ṽ = sqrt(n / (|L| + n))·V`` (Ash et al. 2021, "Gone Fishing"), the
+objective is tr(P⁻¹ F). Adding V to the batch lowers it by (Woodbury, M = P⁻¹) ::
 
     tr(V M F M Vᵀ (I_C + V M Vᵀ)⁻¹) = tr(B S⁻¹),   A = V M Vᵀ, B = V M F M Vᵀ, S = I + A,
 
@@ -11,7 +11,7 @@ and removing a member raises it by tr(B (I - A)⁻¹).
 
 BAIT's own code recomputes ``V M`` for every candidate at every pick (O(N·C·k²) a pick).
 :func:`greedy_trace_select` keeps A_i and B_i of every candidate and moves them with the
-rank-C change of M: for the picked V with x = V M, S and y = M F xᵀ,
+rank-C change of M: for the picked V with x = V M, S and y = M F xᵀ, ::
 
     M' = M - xᵀ S⁻¹ x,   G_i = Ṽ_i xᵀ,   H_i = Ṽ_i y,
     A_i' = A_i - G_i S⁻¹ G_iᵀ,
@@ -57,8 +57,8 @@ def greedy_trace_select(
         fisher: ``[k, k]`` pool Fisher F_U (mean of V_iᵀV_i over the pool).
         labeled_fisher: ``[k, k]`` mean of VᵀV over the labeled set, or ``None`` when
             ``n_labeled == 0``.
-        n_labeled: labeled-set size |L|, ``>= 0``; weighs ``labeled_fisher`` by
-            |L|/(|L|+n) and candidates by n/(|L|+n).
+        n_labeled: labeled-set size ``|L|``, ``>= 0``; weighs ``labeled_fisher`` by
+            ``|L|/(|L|+n)`` and candidates by ``n/(|L|+n)``.
         lamb: ridge λ, ``> 0``.
         backward_steps: b, ``>= 0``. Forward-select ``min((b+1)·n, N)``, then remove one at a
             time the member whose removal raises the objective least, until ``n`` remain.
@@ -184,7 +184,7 @@ def trace_objective(
         selected_embeddings: ``[m, C, k]`` embeddings of the batch (``m`` may be 0).
         fisher: ``[k, k]`` pool Fisher F.
         labeled_fisher, n_labeled, lamb: as in :func:`greedy_trace_select`.
-        n: the batch size the weights refer to, w = |L|/(|L|+n), s² = n/(|L|+n); default
+        n: the batch size the weights refer to, ``w = |L|/(|L|+n)``, ``s² = n/(|L|+n)``; default
             ``m`` (pass the final batch size to score a partial batch as the greedy does).
     """
     n = len(selected_embeddings) if n is None else n

@@ -98,7 +98,7 @@ class ParameterMask(Mapping):
         return {n: m.flatten().nonzero().squeeze(1) for n, m in self._masks.items()}
 
     def jaccard(self, other: ParameterMask) -> float:
-        """|A ∩ B| / |A ∪ B| of the selected entries (1.0 when both are empty)."""
+        """``|A ∩ B| / |A ∪ B|`` of the selected entries (1.0 when both are empty)."""
         if self.shapes() != other.shapes():
             raise ValueError("jaccard needs two masks over the same parameters (names and shapes differ)")
         inter = sum(int((self[n] & other[n]).sum()) for n in self)
