@@ -54,9 +54,10 @@ class RunParts:
     device: torch.device
     source: str  # "config" (data loaded from the config) | "in-memory" (the caller's data)
     model_factory: str | None = None  # module.qualname of the caller's model factory, None: config.model
+    train: object = None  # the training hook (model, data, labeled, *, seed, device) -> stats; None: fit
 
 
-def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None) -> RunParts:
+def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None, train=None) -> RunParts:
     """Check a config completely and build its parts; raises ``ValueError`` naming the field
     before anything is written.
 
@@ -67,6 +68,8 @@ def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model
         strategy: a strategy object instead of ``get_strategy(config.strategy, **strategy_options)``.
         model: a factory ``model(num_classes) -> nn.Module`` instead of ``config.model``
             (:data:`MODEL_CONTRACT`; checked here on a batch of the pool, with what the strategy needs).
+        train: a training hook ``train(model, data, labeled, *, seed, device) -> dict`` instead of
+            ``config.trainer`` (by name) or :func:`fmlib.train.fit`.
     """
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
     problems = config.problems(check_dataset=data is None, check_strategy=False, parts=False)
@@ -105,7 +108,13 @@ def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model
     factory_name = None
     if factory is not None:
         factory_name = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
-    return RunParts(config, data, model, strategy, training, config.schedule(), initial, device, source, factory_name)
+    if train is None and config.trainer is not None:
+        train = resolve_callable(config.trainer, "trainer", "function")
+    if train is not None and not callable(train):
+        raise ValueError(f"train must be a callable train(model, data, labeled, *, seed, device) -> dict, "
+                         f"got {type(train).__name__}")  # fmt: skip
+    return RunParts(config, data, model, strategy, training, config.schedule(), initial, device, source, factory_name,
+                    train)  # fmt: skip
 
 
 MODEL_CONTRACT = """A model factory is called as factory(num_classes) and returns an nn.Module whose forward(x)
