@@ -241,7 +241,7 @@ class ActiveLoop:
             if self.train is None:
                 return fit(self.model, pool, self.labeled, self.train_config, seed=seed, device=self.device,
                            progress=self.progress)  # fmt: skip
-            name = getattr(self.train, "__qualname__", repr(self.train))
+            name = getattr(self.train, "__qualname__", None) or type(self.train).__qualname__
             start = time.perf_counter()
             try:
                 stats = self.train(self.model, pool, self.labeled.copy(), seed=seed, device=self.device)

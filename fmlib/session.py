@@ -243,7 +243,7 @@ class ActiveSession:
                     try:
                         row = self.label(rest, labels, source="oracle")
                     except ValueError as err:
-                        name = getattr(oracle, "__qualname__", type(oracle).__name__)
+                        name = _name(oracle)
                         raise ValueError(f"the oracle {name}: {err} (the query stays pending; rerun to "
                                          "answer it)") from None  # fmt: skip
                 done += 1
@@ -319,7 +319,7 @@ def open_session(config: ExperimentConfig | Mapping, *, data=None, strategy=None
         if not callable(train):
             raise ValueError(f"train must be a callable train(model, data, labeled, *, seed, device) -> dict, "
                              f"got {type(train).__name__}")  # fmt: skip
-        train_name = f"{getattr(train, '__module__', '?')}.{getattr(train, '__qualname__', repr(train))}"
+        train_name = f"{getattr(train, '__module__', '?')}.{_name(train)}"
     if config.output_dir is None:
         return ActiveSession(build(config, data=data, strategy=strategy, model=model, train=train),
                              callbacks=callbacks, train_name=train_name)  # fmt: skip
@@ -343,8 +343,12 @@ def open_session(config: ExperimentConfig | Mapping, *, data=None, strategy=None
     return session
 
 
+def _name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
+
+
 def _as_labels(labels, oracle) -> np.ndarray:
-    name = getattr(oracle, "__qualname__", type(oracle).__name__)
+    name = _name(oracle)
     if labels is None:
         raise ValueError(f"the oracle {name} returned None; it must return one class per position")
     try:

@@ -9,7 +9,7 @@ CALLS = []  # (labeled positions, their labels) of every call in this process
 
 
 def sgd(model, data, labeled, *, seed, device):
-    """Fresh weights from ``seed``, then 30 full-batch SGD steps on ``data[labeled]``."""
+    """Fresh weights from ``seed``, then 25 full-batch SGD steps on ``data[labeled]``."""
     torch.manual_seed(seed)
     for module in model.modules():
         if hasattr(module, "reset_parameters") and module is not model:
@@ -19,13 +19,13 @@ def sgd(model, data, labeled, *, seed, device):
     x, y = data.inputs(idx, device), data.labels[idx].to(device)
     CALLS.append((idx.tolist(), y.tolist()))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(30):
+    for _ in range(25):
         loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     model.eval()
-    return {"epochs": 30, "train_loss": float(loss.detach())}
+    return {"epochs": 25, "train_loss": float(loss.detach())}
 
 
 def returns_nothing(model, data, labeled, *, seed, device):
