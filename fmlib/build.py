@@ -18,6 +18,7 @@ from torch import nn
 from fmlib.config import ExperimentConfig
 from fmlib.data import ALData, as_al_data
 from fmlib.datasets import initial_labeled, prepare_data
+from fmlib.inputs import DictBatch
 from fmlib.models import build_model, default_device
 from fmlib.named import is_named, resolve_callable
 from fmlib.seeds import round_seed, seeded
@@ -141,8 +142,13 @@ def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") ->
             finally:
                 model.train(training)
     except Exception as err:  # noqa: BLE001 - whatever the user's forward raises, say where
-        raise ValueError(f"{what} fails on a batch of the pool's inputs (shape {tuple(x.shape)}): "
-                         f"{type(err).__name__}: {err}") from None  # fmt: skip
+        shown, hint = f"shape {tuple(x.shape)}", ""
+        if isinstance(x, DictBatch):  # name the keys: the usual mistake is a key the model does not read
+            shown = f"a dict batch with {x.describe()}"
+            hint = ("; dict inputs reach forward(batch) as one argument (batch['key']); a forward that takes them "
+                    "as keywords goes through fmlib.hf.KeywordModel(model)")  # fmt: skip
+        raise ValueError(f"{what} fails on a batch of the pool's inputs ({shown}): "
+                         f"{type(err).__name__}: {err}{hint}") from None  # fmt: skip
     if not isinstance(logits, torch.Tensor) or logits.shape != (len(x), pool.num_classes):
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"{what} must return logits [N, {pool.num_classes}] (one per class), got {got}")
