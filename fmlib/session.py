@@ -209,6 +209,7 @@ class ActiveSession:
         if query is None:
             raise ValueError("no pending query: call query() first")
         given = np.asarray(positions).reshape(-1)
+        given = given if len(given) else given.astype(np.int64)  # nothing given: the answers so far
         check_answer(given, given, labels, self.parts.data.pool.num_classes)  # the values and the count
         answers = {p: (y, "oracle") for p, y in self.answers.items()}
         answers.update({int(p): (int(y), source) for p, y in zip(given, np.asarray(labels).reshape(-1))})
