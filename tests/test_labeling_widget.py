@@ -11,7 +11,8 @@ pytest.importorskip("ipywidgets")
 from fmlib.experiment import run_experiment  # noqa: E402
 from fmlib.labeling import UNSET, LabelingWidget, image_png  # noqa: E402
 from fmlib.session import open_session  # noqa: E402
-from tests.test_session import POOL_LABELS, config, rounds, same_records, true_labels  # noqa: E402
+from tests.conftest import requires_fashion_mnist  # noqa: E402
+from tests.test_session import POOL_LABELS, config, same_records, true_labels  # noqa: E402
 
 
 def click_through(widget):
@@ -71,3 +72,24 @@ def test_images_are_drawn_and_any_item_goes_through_render():
     assert "tensor" in Widget._view(type("NoRender", (), {"render": None})(), torch.ones(4)).value
     assert np.asarray(Widget._view(type("NoRender", (), {"render": None})(), torch.zeros(1, 4, 4, dtype=torch.uint8))
                       .value[:4]).tobytes() == b"\x89PNG"  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@requires_fashion_mnist
+def test_label_yourself_runs_unattended_under_papermill(tmp_path):
+    import json
+
+    import papermill as pm
+
+    from tests.test_notebooks import NOTEBOOKS
+
+    run = tmp_path / "run"
+    pm.execute_notebook(str(NOTEBOOKS / "label_yourself.ipynb"), str(tmp_path / "out.ipynb"),
+                        parameters={"output_dir": str(run), "smoke": True}, cwd=str(tmp_path), progress_bar=False,
+                        kernel_name="python3")  # fmt: skip
+    results = json.loads((run / "results.json").read_text())
+    assert results["finished"] and results["smoke"] is True and results["figures"] == ["label_yourself.png"]
+    queries = pd.read_csv(run / "queries.csv")
+    assert set(queries.query("round > 0")["source"]) == {"oracle"} and len(queries.query("round > 0")) == 12
+    assert not (run / "pending.pt").exists() and (run / "figures" / "label_yourself.png").is_file()
