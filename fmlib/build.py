@@ -55,10 +55,11 @@ class RunParts:
     device: torch.device
     source: str  # "config" (data loaded from the config) | "in-memory" (the caller's data)
     model_factory: str | None = None  # module.qualname of the caller's model factory, None: config.model
-    train: object = None  # the training hook (model, data, labeled, *, seed, device) -> stats; None: fit
+    train: object = None  # (model, data, labeled, *, seed, device) -> stats; None: fit
 
 
-def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None, train=None) -> RunParts:
+def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None,
+          train=None) -> RunParts:  # fmt: skip
     """Check a config completely and build its parts; raises ``ValueError`` naming the field
     before anything is written.
 
@@ -112,10 +113,11 @@ def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model
     if train is None and config.trainer is not None:
         train = resolve_callable(config.trainer, "trainer", "function")
     if train is not None and not callable(train):
-        raise ValueError(f"train must be a callable train(model, data, labeled, *, seed, device) -> dict, "
-                         f"got {type(train).__name__}")  # fmt: skip
-    return RunParts(config, data, model, strategy, training, config.schedule(), initial, device, source, factory_name,
-                    train)  # fmt: skip
+        raise ValueError("train must be a callable train(model, data, labeled, *, seed, device) -> "
+                         f"dict, got {type(train).__name__}")  # fmt: skip
+    schedule = config.schedule()
+    return RunParts(config, data, model, strategy, training, schedule, initial, device, source,
+                    factory_name, train)  # fmt: skip
 
 
 MODEL_CONTRACT = """A model factory is called as factory(num_classes) and returns an nn.Module whose forward(x)
@@ -143,10 +145,11 @@ def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") ->
                 model.train(training)
     except Exception as err:  # noqa: BLE001 - whatever the user's forward raises, say where
         shown, hint = f"shape {tuple(x.shape)}", ""
-        if isinstance(x, DictBatch):  # name the keys: the usual mistake is a key the model does not read
+        if isinstance(x, DictBatch):  # name the keys: the usual mistake is a key it does not read
             shown = f"a dict batch with {x.describe()}"
-            hint = ("; dict inputs reach forward(batch) as one argument (batch['key']); a forward that takes them "
-                    "as keywords goes through fmlib.hf.KeywordModel(model)")  # fmt: skip
+            hint = ("; dict inputs reach forward(batch) as one argument (batch['key']); a "
+                    "forward that takes them as keywords goes through "
+                    "fmlib.hf.KeywordModel(model)")  # fmt: skip
         raise ValueError(f"{what} fails on a batch of the pool's inputs ({shown}): "
                          f"{type(err).__name__}: {err}{hint}") from None  # fmt: skip
     if not isinstance(logits, torch.Tensor) or logits.shape != (len(x), pool.num_classes):

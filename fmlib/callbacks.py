@@ -17,8 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-SCALARS = ("accuracy", "balanced_accuracy", "train_loss", "train_accuracy", "fisher_trace", "train_time",
-           "select_time")  # fmt: skip
+SCALARS = (
+    "accuracy",
+    "balanced_accuracy",
+    "train_loss",
+    "train_accuracy",
+    "fisher_trace",
+    "train_time",
+    "select_time",
+)
 
 
 class TensorBoardLogger:
@@ -37,8 +44,11 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:  # torch's writer needs the tensorboard package
-            raise ImportError(f"TensorBoardLogger needs the tensorboard package (pip install fmlib[tensorboard]): "
-                              f"{err}") from None  # fmt: skip
+            raise ImportError(
+                "TensorBoardLogger needs the tensorboard package "
+                f"(pip install fmlib[tensorboard]): "
+                f"{err}"
+            ) from None
         self.writer = SummaryWriter(log_dir=str(log_dir))
         self.scalars = tuple(scalars)
 

@@ -174,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     try:
-        with watch_rounds(output, _line, interval=args.interval) as watcher:  # the lines come from on_round
+        with watch_rounds(output, _line, interval=args.interval) as watcher:  # lines from on_round
             records = run_experiment(config, max_rounds=args.max_rounds, callbacks=[watcher])
     except (ValueError, FileNotFoundError) as err:
         if watcher.new:  # failed after rounds ran: not a mistake in the config, keep the traceback

@@ -71,7 +71,7 @@ class ExperimentConfig:
     # training
     train_preset: str = "paper"  # "default" | "paper"
     train_options: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"epochs": 50}
-    trainer: str | None = None  # None: fmlib.train.fit; "package.module:function": your training hook
+    trainer: str | None = None  # None: fmlib.train.fit; "package.module:function": your own
     stopping: list = field(default_factory=list)  # rules that end the run early (fmlib.stopping)
     # run
     seed: int = 0  # training and selection seeds derive from (seed, round)
@@ -332,8 +332,9 @@ def _trainer(name) -> None:
     if name is None:
         return
     if not is_named(name):
-        raise ValueError(f"trainer must be None (fmlib.train.fit) or 'package.module:function' (your training hook: "
-                         f"function(model, data, labeled, *, seed, device) -> dict), got {name!r}")  # fmt: skip
+        raise ValueError("trainer must be None (fmlib.train.fit) or 'package.module:function' "
+                         "(your training hook: function(model, data, labeled, *, seed, device) -> "
+                         f"dict), got {name!r}")  # fmt: skip
     resolve_callable(name, "trainer", "function")
 
 

@@ -103,7 +103,8 @@ class DatasetData(_Labeled):
         label_key: where a dict item holds its class.
     """
 
-    def __init__(self, dataset, classes: list[str] | None = None, name: str = "", label_key: str = "label"):
+    def __init__(self, dataset, classes: list[str] | None = None, name: str = "",
+                 label_key: str = "label"):  # fmt: skip
         if isinstance(dataset, DataLoader):
             dataset = dataset.dataset
         if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
@@ -116,7 +117,8 @@ class DatasetData(_Labeled):
             raise ValueError("data: a TensorDataset needs two tensors (inputs, labels)")
         self._x = tensors[0] if tensors is not None else None
         try:
-            y = tensors[1] if tensors is not None else torch.as_tensor([int(_item(dataset, i, label_key)[1]) for i in range(len(dataset))])
+            y = tensors[1] if tensors is not None else torch.as_tensor(
+                [int(_item(dataset, i, label_key)[1]) for i in range(len(dataset))])  # fmt: skip
         except (TypeError, ValueError) as err:
             raise ValueError(f"data: the items must be (x, y) with an integer class y ({err})") from None
         if y.ndim != 1 or y.is_floating_point() or y.is_complex() or (len(y) and int(y.min()) < 0):
@@ -134,7 +136,8 @@ class DatasetData(_Labeled):
 
     def inputs(self, indices=None, device=None) -> torch.Tensor | DictBatch:
         """Inputs ``[n, ...]`` for ``indices`` (all when ``None``), on ``device``, as the dataset gives
-        them (integer token ids stay integers); dict inputs as a :class:`~fmlib.inputs.DictBatch`."""
+        them (integer token ids stay integers); dict inputs as a
+        :class:`~fmlib.inputs.DictBatch`."""
         idx = torch.arange(len(self)) if indices is None else torch.as_tensor(np.asarray(indices), dtype=torch.long)
         if self._x is not None:
             x = self._x[idx]
@@ -157,8 +160,9 @@ def _item(dataset, i: int, label_key: str = "label"):
     item = dataset[i]
     if isinstance(item, Mapping):
         if label_key not in item:
-            raise ValueError(f"data: item {i} is a dict without the label key {label_key!r} (keys {list(item)}); "
-                             "pass label_key= to DatasetData, or give (x, y) items")  # fmt: skip
+            raise ValueError(f"data: item {i} is a dict without the label key {label_key!r} "
+                             f"(keys {list(item)}); pass label_key= to DatasetData, or give (x, y) "
+                             "items")  # fmt: skip
         return {k: v for k, v in item.items() if k != label_key}, item[label_key]
     if not isinstance(item, (tuple, list)) or len(item) < 2:
         raise ValueError(f"data: item {i} is a {type(item).__name__}, not an (x, y) pair")
@@ -216,7 +220,8 @@ def as_al_data(data) -> ALData:
 def iter_batches(inputs, batch_size: int, device=None) -> Iterator[torch.Tensor]:
     """Yield float input batches on ``device`` from any input form.
 
-    ``inputs`` may be a float tensor ``[N, ...]`` (or a :class:`~fmlib.inputs.DictBatch`), an :class:`ImageData` (normalised
+    ``inputs`` may be a float tensor ``[N, ...]`` (or a :class:`~fmlib.inputs.DictBatch`), an
+    :class:`ImageData` (normalised
     on the fly) or :class:`DatasetData`, a ``Dataset`` whose items are ``x`` or ``(x, y, ...)``, or a
     ``DataLoader`` (its own batching is kept).
     """

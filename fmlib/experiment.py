@@ -49,8 +49,9 @@ __all__ = [
 ]
 
 
-def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None, train=None,
-                   oracle=None, callbacks=(), max_rounds: int | None = None) -> RunRecords:  # fmt: skip
+def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None,
+                   train=None, oracle=None, callbacks=(),
+                   max_rounds: int | None = None) -> RunRecords:  # fmt: skip
     """Run (or resume, or just reload) a whole AL run.
 
     Args:
@@ -69,11 +70,13 @@ def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=No
             ``train(model, data, labeled, *, seed, device) -> dict`` of stats, called every round.
         oracle: who labels each query: ``oracle(positions, items) -> labels`` (one class per pool
             position); ``None``: the pool's own labels (simulation). See :mod:`fmlib.session`.
-        callbacks: objects with ``on_query(query)`` and/or ``on_round(row)`` (:mod:`fmlib.callbacks`).
+        callbacks: objects with ``on_query(query)`` and/or ``on_round(row)``
+            (:mod:`fmlib.callbacks`).
         max_rounds: stop after this many rounds in this call (the directory resumes later).
 
     Returns:
         The run's records (all finished rounds so far).
     """
-    with open_session(config, data=data, strategy=strategy, model=model, train=train, callbacks=callbacks) as session:
+    parts = {"data": data, "strategy": strategy, "model": model, "train": train}
+    with open_session(config, **parts, callbacks=callbacks) as session:
         return session.run(oracle, max_rounds=max_rounds)

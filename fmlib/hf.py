@@ -19,7 +19,8 @@ from fmlib.data import DatasetData
 
 
 class HFItems(Dataset):
-    """A ``datasets.Dataset`` as a torch map-style Dataset of dict items (``columns`` + ``label``)."""
+    """A ``datasets.Dataset`` as a torch map-style Dataset of dict items (``columns`` and
+    ``label``)."""
 
     def __init__(self, dataset, label: str, columns: Sequence[str]):
         self.dataset = dataset.with_format("torch", columns=[*columns, label])
@@ -32,8 +33,14 @@ class HFItems(Dataset):
         return self.dataset[int(i)]
 
 
-def from_hf(dataset, label: str = "label", columns: Sequence[str] | None = None, *,
-            classes: list[str] | None = None, name: str = "") -> DatasetData:  # fmt: skip
+def from_hf(
+    dataset,
+    label: str = "label",
+    columns: Sequence[str] | None = None,
+    *,
+    classes: list[str] | None = None,
+    name: str = "",
+) -> DatasetData:
     """A ``datasets.Dataset`` as fmlib data (what ``run_experiment(data=(pool, test))`` takes).
 
     Args:
@@ -52,7 +59,9 @@ def from_hf(dataset, label: str = "label", columns: Sequence[str] | None = None,
     columns = [c for c in names if c != label] if columns is None else list(columns)
     missing = [c for c in columns if c not in names]
     if missing or not columns:
-        raise ValueError(f"from_hf: columns {missing or columns} not in the dataset's columns {names}")
+        raise ValueError(
+            f"from_hf: columns {missing or columns} not in the dataset's columns {names}"
+        )
     feature = getattr(dataset, "features", {}).get(label)
     if classes is None and getattr(feature, "names", None):
         classes = list(feature.names)

@@ -25,12 +25,17 @@ class DictBatch:
     """
 
     def __init__(self, values: Mapping[str, torch.Tensor]):
-        self.values = {str(k): v if isinstance(v, torch.Tensor) else torch.as_tensor(v) for k, v in values.items()}
+        self.values = {
+            str(k): v if isinstance(v, torch.Tensor) else torch.as_tensor(v)
+            for k, v in values.items()
+        }
         if not self.values:
             raise ValueError("a dict input needs at least one key")
         sizes = {k: len(v) if v.ndim else None for k, v in self.values.items()}
         if len(set(sizes.values())) != 1 or None in sizes.values():
-            raise ValueError(f"a dict batch needs every value with the same number of samples first, got {sizes}")
+            raise ValueError(
+                f"a dict batch needs every value with the same number of samples first, got {sizes}"
+            )
 
     def keys(self):
         return self.values.keys()
@@ -56,7 +61,8 @@ class DictBatch:
 
     def describe(self) -> str:
         """``keys ['a', 'b'], shapes {'a': (2, 8), ...}``: what an error message names."""
-        return f"keys {list(self.values)}, shapes { {k: tuple(v.shape) for k, v in self.values.items()} }"
+        shapes = {k: tuple(v.shape) for k, v in self.values.items()}
+        return f"keys {list(self.values)}, shapes {shapes}"
 
     @property
     def shape(self) -> torch.Size:
@@ -68,9 +74,12 @@ class DictBatch:
         return next(iter(self.values.values())).device
 
     def to(self, target) -> DictBatch:
-        """On a device (every value), or in a float dtype (the floating values only: token ids stay)."""
+        """On a device (every value), or in a float dtype (the floating values only: token ids
+        stay integers)."""
         if isinstance(target, torch.dtype):
-            return DictBatch({k: v.to(target) if v.is_floating_point() else v for k, v in self.values.items()})
+            return DictBatch(
+                {k: v.to(target) if v.is_floating_point() else v for k, v in self.values.items()}
+            )
         return DictBatch({k: v.to(target) for k, v in self.values.items()})
 
     def is_floating_point(self) -> bool:
@@ -91,12 +100,17 @@ def stack_inputs(xs: Sequence) -> torch.Tensor | DictBatch:
         for i, x in enumerate(xs):
             if not isinstance(x, Mapping) or list(x) != keys:
                 got = list(x) if isinstance(x, Mapping) else type(x).__name__
-                raise ValueError(f"data: dict inputs need the same keys in every item; item {i} has {got}, not {keys}")
+                raise ValueError(
+                    f"data: dict inputs need the same keys in every item; item {i} has {got}, "
+                    f"not {keys}"
+                )
         try:
             return DictBatch({k: torch.stack([torch.as_tensor(x[k]) for x in xs]) for k in keys})
         except RuntimeError as err:
-            raise ValueError(f"data: the values under each key must have one shape in every item (pad them): "
-                             f"{err}") from None  # fmt: skip
+            raise ValueError(
+                f"data: the values under each key must have one shape in every item (pad them): "
+                f"{err}"
+            ) from None
     return torch.stack([torch.as_tensor(x) for x in xs])
 
 
@@ -106,7 +120,8 @@ def as_batch(x):
 
 
 def tree(x):
-    """What ``torch.func.vmap`` maps over: a :class:`DictBatch` as a plain dict, a tensor as it is."""
+    """What ``torch.func.vmap`` maps over: a :class:`DictBatch` as a plain dict, a tensor as
+    it is."""
     return x.tree() if isinstance(x, DictBatch) else x
 
 

@@ -26,7 +26,8 @@ UNSET = "?"  # the dropdown's value before a class is chosen
 
 
 def image_png(item, *, scale: int = 3) -> bytes:
-    """A ``uint8 [C, H, W]`` image (or a float one in [0, 1]) as PNG bytes, ``scale`` times larger."""
+    """A ``uint8 [C, H, W]`` image (or a float one in [0, 1]) as PNG bytes, ``scale`` times
+    larger."""
     x = torch.as_tensor(item).detach().cpu()
     if x.is_floating_point():
         x = (x.clamp(0, 1) * 255).to(torch.uint8)
@@ -53,8 +54,15 @@ class LabelingWidget(w.VBox):
         rows: the rows recorded through this widget.
     """
 
-    def __init__(self, session, *, render: Callable | None = None, classes: Sequence[str] | None = None,
-                 on_round: Sequence[Callable] = (), columns: int = 10):  # fmt: skip
+    def __init__(
+        self,
+        session,
+        *,
+        render: Callable | None = None,
+        classes: Sequence[str] | None = None,
+        on_round: Sequence[Callable] = (),
+        columns: int = 10,
+    ):
         self.session, self.render, self.columns = session, render, columns
         self.classes = list(classes or session.parts.data.pool.classes)
         self.on_round = list(on_round)
@@ -64,14 +72,23 @@ class LabelingWidget(w.VBox):
         self.progress = w.HTML().add_class("fmlib-label-progress")
         self.message = w.HTML().add_class("fmlib-label-message")
         self.undo_button = w.Button(description="undo", icon="undo").add_class("fmlib-label-undo")
-        self.submit_button = w.Button(description="submit", button_style="success").add_class("fmlib-label-submit")
+        self.submit_button = w.Button(description="submit", button_style="success").add_class(
+            "fmlib-label-submit"
+        )
         self.undo_button.on_click(lambda _: self.undo())
         self.submit_button.on_click(lambda _: self.submit())
-        self.grid = w.GridBox(layout=w.Layout(grid_template_columns=f"repeat({columns}, max-content)",
-                                              grid_gap="6px"))  # fmt: skip
+        self.grid = w.GridBox(
+            layout=w.Layout(grid_template_columns=f"repeat({columns}, max-content)", grid_gap="6px")
+        )
         self.choices: dict[int, w.Dropdown] = {}
-        super().__init__([self.title, self.grid, w.HBox([self.undo_button, self.submit_button, self.progress]),
-                          self.message])  # fmt: skip
+        super().__init__(
+            [
+                self.title,
+                self.grid,
+                w.HBox([self.undo_button, self.submit_button, self.progress]),
+                self.message,
+            ]
+        )
         self.add_class("fmlib-labeling")
         self.show()
 
@@ -90,8 +107,10 @@ class LabelingWidget(w.VBox):
             self.submit()
             return
         self.query = query
-        self.title.value = (f"<b>round {query.round}</b>: label {len(query.positions)} items "
-                            f"({len(session.records.rounds)} rounds recorded)")  # fmt: skip
+        self.title.value = (
+            f"<b>round {query.round}</b>: label {len(query.positions)} items "
+            f"({len(session.records.rounds)} rounds recorded)"
+        )
         cards, self.choices = [], {}
         for i, position in enumerate(query.positions.tolist()):
             choice = w.Dropdown(options=[UNSET, *self.classes], layout=w.Layout(width="110px"))
@@ -160,7 +179,9 @@ class LabelingWidget(w.VBox):
         query = self.session.query()
         rest = query.remaining
         if len(rest):
-            for position, label in zip(rest.tolist(), np.asarray(oracle(rest, None)).reshape(-1).tolist()):
+            for position, label in zip(
+                rest.tolist(), np.asarray(oracle(rest, None)).reshape(-1).tolist()
+            ):
                 self.choose(position, label)
 
     def submit(self) -> dict | None:

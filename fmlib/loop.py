@@ -65,13 +65,16 @@ def check_answer(queried, positions, labels, num_classes: int) -> np.ndarray:
     if len(labels) != len(positions):
         raise ValueError(f"got {len(labels)} labels for {len(positions)} positions")
     if len(positions) != len(queried):
-        raise ValueError(f"the query holds {len(queried)} positions, got labels for {len(positions)}")
+        raise ValueError(f"the query holds {len(queried)} positions, got labels for "
+                         f"{len(positions)}")  # fmt: skip
     if positions.dtype.kind not in "iu" or len(np.unique(positions)) != len(positions) or \
             not np.isin(positions, queried).all():  # fmt: skip
         extra = sorted(set(positions.tolist()) - set(queried.tolist()))
         raise ValueError(f"positions must be the queried ones ({queried.tolist()}), each once; got "
-                         f"{positions.tolist()}" + (f" (not queried: {extra})" if extra else ""))  # fmt: skip
-    valid = labels.dtype.kind in "iu" or (labels.dtype.kind == "f" and np.all(labels == np.round(labels)))
+                         f"{positions.tolist()}"
+                         + (f" (not queried: {extra})" if extra else ""))  # fmt: skip
+    whole = labels.dtype.kind == "f" and np.all(labels == np.round(labels))
+    valid = labels.dtype.kind in "iu" or whole
     bad = [] if not valid else [int(v) for v in labels if not 0 <= v < num_classes]
     if not valid or bad:
         shown = bad if valid else labels.tolist()
@@ -82,6 +85,7 @@ def check_answer(queried, positions, labels, num_classes: int) -> np.ndarray:
 
 def _train_columns(stats: Mapping) -> dict:
     """The rounds.csv training columns from a training's stats (missing ones: -1 epochs, NaN)."""
+
     def number(key):
         value = stats.get(key)
         return float(value) if isinstance(value, (int, float, np.number)) else float("nan")
@@ -120,8 +124,8 @@ class ActiveLoop:
     """
 
     def __init__(self, data: ALData, model: nn.Module, strategy, schedule: Sequence[int], train_config: TrainConfig,
-                 *, initial, seed: int = 0, device=None, train_first: bool = True, progress: bool = False,
-                 train: Callable | None = None):  # fmt: skip
+                 *, initial, seed: int = 0, device=None, train_first: bool = True,
+                 progress: bool = False, train: Callable | None = None):  # fmt: skip
         self.progress, self.train = progress, train
         self.data, self.model, self.strategy, self.train_first = as_al_data(data), model, strategy, train_first
         self.schedule, self.train_config, self.seed = list(schedule), train_config, seed
@@ -130,9 +134,9 @@ class ActiveLoop:
         if len(self.labeled) != self.schedule[0] or len(np.unique(self.labeled)) != len(self.labeled):
             raise ValueError(f"initial must hold {self.schedule[0]} distinct positions, got {len(self.labeled)}")
         self.round = 0
-        self.known = self.data.pool.labels.clone()  # int64 [N]: the pool's labels, answers over them
+        self.known = self.data.pool.labels.clone()  # int64 [N]: the pool's labels, answers over
         self.pending: Query | None = None
-        self.stop: Callable[[dict], dict | None] | None = None  # the round's row so far -> a rule that stops
+        self.stop: Callable[[dict], dict | None] | None = None  # row so far -> the rule that stops
         self.stopped: dict | None = None
 
     @property
@@ -145,7 +149,8 @@ class ActiveLoop:
     def step(self) -> bool:
         """Run one round with the pool's own labels (simulation); return whether another follows."""
         query = self.query()
-        self.label(query.positions, self.data.pool.labels[torch.as_tensor(query.positions)].numpy(), source="pool")
+        labels = self.data.pool.labels[torch.as_tensor(query.positions)].numpy()
+        self.label(query.positions, labels, source="pool")
         return not self.finished
 
     def query(self) -> Query:
@@ -187,7 +192,7 @@ class ActiveLoop:
             "accuracy": metrics["accuracy"],
             "balanced_accuracy": metrics["balanced_accuracy"],
             **{f"acc_{c}": float(metrics["per_class_accuracy"][c]) for c in classes},
-            **{f"count_{c}": 0 for c in classes},  # filled in by label(): the labels are not known yet
+            **{f"count_{c}": 0 for c in classes},  # label() fills them in: labels not known yet
             **{f"query_{c}": 0 for c in classes},
             **_train_columns(stats),
             "eval_time": eval_time,
@@ -215,7 +220,8 @@ class ActiveLoop:
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)[order]  # [K] in pick order
         picked, r, row = query.positions, query.round, dict(query.row)
         self.known[torch.as_tensor(picked)] = torch.as_tensor(labels)
-        counts = np.bincount(self.known[torch.as_tensor(self.labeled)].numpy(), minlength=self.data.pool.num_classes)
+        classes = self.data.pool.num_classes
+        counts = np.bincount(self.known[torch.as_tensor(self.labeled)].numpy(), minlength=classes)
         queried = np.bincount(labels, minlength=self.data.pool.num_classes)
         row.update({f"count_{c}": int(counts[c]) for c in range(len(counts))})
         row.update({f"query_{c}": int(queried[c]) for c in range(len(queried))})
@@ -239,18 +245,22 @@ class ActiveLoop:
         seed = round_seed(self.seed, r, "train")
         with seeded(seed, self.device):
             if self.train is None:
-                return fit(self.model, pool, self.labeled, self.train_config, seed=seed, device=self.device,
-                           progress=self.progress)  # fmt: skip
+                return fit(self.model, pool, self.labeled, self.train_config, seed=seed,
+                           device=self.device, progress=self.progress)  # fmt: skip
             name = getattr(self.train, "__qualname__", None) or type(self.train).__qualname__
             start = time.perf_counter()
             try:
-                stats = self.train(self.model, pool, self.labeled.copy(), seed=seed, device=self.device)
+                stats = self.train(self.model, pool, self.labeled.copy(), seed=seed,
+                                   device=self.device)  # fmt: skip
             except Exception as err:
-                raise RuntimeError(f"the training hook {name} raised in round {r}: {type(err).__name__}: {err}; "
-                                   "the round is not recorded (rerun to resume)") from err  # fmt: skip
+                raise RuntimeError(f"the training hook {name} raised in round {r}: "
+                                   f"{type(err).__name__}: {err}; the round is not recorded (rerun "
+                                   "to resume)") from err  # fmt: skip
             if not isinstance(stats, Mapping):
-                raise ValueError(f"the training hook {name} returned {type(stats).__name__} in round {r}; it must "
-                                 "return a dict of stats (may be empty: {}), e.g. {'epochs': 5, 'train_loss': 0.3}")  # fmt: skip
+                got = type(stats).__name__
+                raise ValueError(f"the training hook {name} returned {got} in round "
+                                 f"{r}; it must return a dict of stats (may be empty: {{}}), e.g. "
+                                 "{'epochs': 5, 'train_loss': 0.3}")  # fmt: skip
             return {"seconds": time.perf_counter() - start, **stats}
 
     @contextmanager
@@ -285,15 +295,19 @@ class ActiveLoop:
 
     def pending_state(self) -> dict:
         """The pending query as plain values and tensors (``torch.load(weights_only=True)``), with
-        the weights that made it; :meth:`restore_pending` takes it back after :meth:`load_state_dict`."""
+        the weights that made it; :meth:`restore_pending` takes it back after
+        :meth:`load_state_dict`."""
         query = self.pending
-        return {"round": query.round, "positions": torch.from_numpy(query.positions.copy()), "row": dict(query.row),
-                "stop": query.stop, "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}  # fmt: skip
+        weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        return {"round": query.round, "positions": torch.from_numpy(query.positions.copy()),
+                "row": dict(query.row), "stop": query.stop, "model": weights}  # fmt: skip
 
     def restore_pending(self, state: dict) -> Query:
         if int(state["round"]) != self.round:
-            raise ValueError(f"the pending query is of round {state['round']}, the loop is at round {self.round}")
+            raise ValueError(f"the pending query is of round {state['round']}, the loop is at "
+                             f"round {self.round}")  # fmt: skip
         self.model.load_state_dict(state["model"])
-        self.pending = Query(self.round, state["positions"].numpy().astype(np.int64), dict(state["row"]),
-                             SelectionReport(), state.get("stop"))  # fmt: skip
+        positions = state["positions"].numpy().astype(np.int64)
+        self.pending = Query(self.round, positions, dict(state["row"]), SelectionReport(),
+                             state.get("stop"))  # fmt: skip
         return self.pending

@@ -19,6 +19,7 @@ does, and the records say which rule stopped it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -73,8 +74,16 @@ class ActiveSession:
     end); it holds the run directory's lock until :meth:`close` (or the end of a ``with`` block).
     """
 
-    def __init__(self, parts: RunParts | None, run_dir: RunDirectory | None = None, checkpoint: dict | None = None,
-                 *, callbacks: Sequence = (), records: RunRecords | None = None, train_name: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        parts: RunParts | None,
+        run_dir: RunDirectory | None = None,
+        checkpoint: dict | None = None,
+        *,
+        callbacks: Sequence = (),
+        records: RunRecords | None = None,
+        train_name: str | None = None,
+    ):
         self.parts, self.run_dir, self.callbacks = parts, run_dir, list(callbacks)
         self._exit = ExitStack()
         self._snapshot = None  # the pending query's snapshot (labels still -1)
@@ -84,9 +93,19 @@ class ActiveSession:
             self.records = records
             return
         config, pool = parts.config, parts.data.pool
-        self.loop = ActiveLoop(parts.data, parts.model, parts.strategy, parts.schedule, parts.training,
-                               initial=parts.initial, seed=config.seed, device=parts.device,
-                               train_first=config.trains_first(), progress=config.progress, train=parts.train)  # fmt: skip
+        self.loop = ActiveLoop(
+            parts.data,
+            parts.model,
+            parts.strategy,
+            parts.schedule,
+            parts.training,
+            initial=parts.initial,
+            seed=config.seed,
+            device=parts.device,
+            train_first=config.trains_first(),
+            progress=config.progress,
+            train=parts.train,
+        )
         self.rules = stop_rules(config.stopping)
         self.loop.stop = lambda row: check_stop(self.rules, [*self.records.rounds, row])
         threads = torch.get_num_threads()
@@ -102,12 +121,17 @@ class ActiveSession:
                 "environment": environment(parts.device),
                 "torch_threads": [threads],  # every count used, in order
                 "threads_mixed": False,
-                "data": {"source": parts.source, "name": pool.name,
-                         "pool_size": len(pool), "test_size": len(parts.data.test), "classes": list(pool.classes),
-                         "pool_counts": pool.class_counts().tolist(),
-                         "test_counts": parts.data.test.class_counts().tolist()},
+                "data": {
+                    "source": parts.source,
+                    "name": pool.name,
+                    "pool_size": len(pool),
+                    "test_size": len(parts.data.test),
+                    "classes": list(pool.classes),
+                    "pool_counts": pool.class_counts().tolist(),
+                    "test_counts": parts.data.test.class_counts().tolist(),
+                },
                 "schedule": self.loop.schedule,
-            }  # fmt: skip
+            }
             if parts.model_factory is not None:
                 meta["model_factory"] = parts.model_factory
             if train_name is not None:
@@ -163,12 +187,22 @@ class ActiveSession:
             report = query.report
             self._snapshot = None
             if report.fisher is not None:
-                self._snapshot = fisher_snapshot(report.fisher, query.positions, np.full(len(query.positions), -1),
-                                                 round=query.round, full=self.parts.config.full_fisher)  # fmt: skip
+                self._snapshot = fisher_snapshot(
+                    report.fisher,
+                    query.positions,
+                    np.full(len(query.positions), -1),
+                    round=query.round,
+                    full=self.parts.config.full_fisher,
+                )
             self.answers = {}
-            if self.run_dir is not None:  # before anyone sees it: a kill from here on resumes this query
+            if (
+                self.run_dir is not None
+            ):  # before anyone sees it: a kill from here on resumes this query
                 snapshot = None if self._snapshot is None else snapshot_bytes(self._snapshot)
-                save_torch(self.run_dir.path / PENDING, {"loop": self.loop.pending_state(), "snapshot": snapshot})
+                save_torch(
+                    self.run_dir.path / PENDING,
+                    {"loop": self.loop.pending_state(), "snapshot": snapshot},
+                )
                 self._write_answers()
             handed = self._handout(query.positions)
             for callback in self.callbacks:
@@ -182,8 +216,12 @@ class ActiveSession:
         query = self.loop.pending if self.loop is not None else None
         if query is None:
             raise ValueError("no pending query: call query() first")
-        if not isinstance(position, (int, np.integer)) or int(position) not in set(query.positions.tolist()):
-            raise ValueError(f"position {position!r} is not in the query ({query.positions.tolist()})")
+        if not isinstance(position, (int, np.integer)) or int(position) not in set(
+            query.positions.tolist()
+        ):
+            raise ValueError(
+                f"position {position!r} is not in the query ({query.positions.tolist()})"
+            )
         check_answer([position], [position], [label], self.parts.data.pool.num_classes)
         self.answers[int(position)] = int(label)
         if self.run_dir is not None:
@@ -210,9 +248,13 @@ class ActiveSession:
             raise ValueError("no pending query: call query() first")
         given = np.asarray(positions).reshape(-1)
         given = given if len(given) else given.astype(np.int64)  # nothing given: the answers so far
-        check_answer(given, given, labels, self.parts.data.pool.num_classes)  # the values and the count
+        check_answer(
+            given, given, labels, self.parts.data.pool.num_classes
+        )  # the values and the count
         answers = {p: (y, "oracle") for p, y in self.answers.items()}
-        answers.update({int(p): (int(y), source) for p, y in zip(given, np.asarray(labels).reshape(-1))})
+        answers.update(
+            {int(p): (int(y), source) for p, y in zip(given, np.asarray(labels).reshape(-1))}
+        )
         all_positions = np.array(list(answers), dtype=np.int64)
         missing = sorted(set(query.positions.tolist()) - set(answers))
         if missing:
@@ -229,15 +271,24 @@ class ActiveSession:
         the pool's own labels when ``oracle`` is ``None``. Returns the records."""
         if self.finished:
             return self.records
-        bar = tqdm(total=len(self.loop.schedule), initial=self.loop.round, desc=self.parts.config.strategy,
-                   unit="round", disable=not self.parts.config.progress)  # fmt: skip
+        bar = tqdm(
+            total=len(self.loop.schedule),
+            initial=self.loop.round,
+            desc=self.parts.config.strategy,
+            unit="round",
+            disable=not self.parts.config.progress,
+        )
         done = 0
         try:
             while not self.finished and (max_rounds is None or done < max_rounds):
                 query = self.query()
                 rest = query.remaining
                 if oracle is None or not len(rest):
-                    row = self.label(rest, self.parts.data.pool.labels[torch.as_tensor(rest)].numpy(), source="pool")
+                    row = self.label(
+                        rest,
+                        self.parts.data.pool.labels[torch.as_tensor(rest)].numpy(),
+                        source="pool",
+                    )
                 else:
                     labels = oracle(rest, self._handout(rest).items)
                     labels = _as_labels(labels, oracle)
@@ -245,8 +296,10 @@ class ActiveSession:
                         row = self.label(rest, labels, source="oracle")
                     except ValueError as err:
                         name = _name(oracle)
-                        raise ValueError(f"the oracle {name}: {err} (the query stays pending; rerun to "
-                                         "answer it)") from None  # fmt: skip
+                        raise ValueError(
+                            f"the oracle {name}: {err} (the query stays pending; rerun to "
+                            "answer it)"
+                        ) from None
                 done += 1
                 bar.update(1)
                 bar.set_postfix(acc=f"{row['accuracy']:.3f}", labeled=row["n_labeled"])
@@ -259,16 +312,23 @@ class ActiveSession:
     def _record(self, result, sources) -> None:
         records = self.records
         records.rounds.append(result.row)
-        records.queries += _query_rows(result.round + 1, result.picked, result.picked_labels, sources)
+        records.queries += _query_rows(
+            result.round + 1, result.picked, result.picked_labels, sources
+        )
         if self._snapshot is not None:
-            snapshot = {**self._snapshot, "picked_label": np.asarray(result.picked_labels, dtype=np.int64)}
+            snapshot = {
+                **self._snapshot,
+                "picked_label": np.asarray(result.picked_labels, dtype=np.int64),
+            }
             records.snapshots[result.round] = snapshot_bytes(snapshot)
         self._snapshot, self.answers = None, {}
         if self.loop.stopped is not None:
             records.meta["stopped"] = {"round": result.round, **self.loop.stopped}
         if self.run_dir is not None:
             self.run_dir.save(records, self.loop.state_dict())
-            (self.run_dir.path / PENDING).unlink(missing_ok=True)  # after the checkpoint that holds the round
+            (self.run_dir.path / PENDING).unlink(
+                missing_ok=True
+            )  # after the checkpoint that holds the round
             (self.run_dir.path / ANSWERS).unlink(missing_ok=True)
         for callback in self.callbacks:
             if hasattr(callback, "on_round"):
@@ -293,37 +353,55 @@ class ActiveSession:
             (path / ANSWERS).unlink(missing_ok=True)
             return
         self.loop.restore_pending(state["loop"])
-        self._snapshot = None if state["snapshot"] is None else load_snapshot(bytes(state["snapshot"]))
+        self._snapshot = (
+            None if state["snapshot"] is None else load_snapshot(bytes(state["snapshot"]))
+        )
         self.answers = {}
         try:
-            import json
-
             kept = json.loads((path / ANSWERS).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             kept = {}
         if isinstance(kept, dict) and kept.get("round") == self.loop.round:
             queried = set(self.loop.pending.positions.tolist())
-            self.answers = {int(p): int(y) for p, y in kept.get("answers", {}).items() if int(p) in queried}
+            self.answers = {
+                int(p): int(y) for p, y in kept.get("answers", {}).items() if int(p) in queried
+            }
 
 
-def open_session(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None, train=None,
-                 callbacks: Sequence = ()) -> ActiveSession:  # fmt: skip
+def open_session(
+    config: ExperimentConfig | Mapping,
+    *,
+    data=None,
+    strategy=None,
+    model=None,
+    train=None,
+    callbacks: Sequence = (),
+) -> ActiveSession:
     """Check ``config``, build its parts and open its run directory (resumed when it holds the
     run, with any pending query): the ask/tell way into a run. Arguments as
     :func:`fmlib.run_experiment`. The session holds the directory's lock until ``close()``."""
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
     problems = config.problems(check_dataset=data is None, check_strategy=False, parts=False)
     if problems:  # before any directory is made
-        raise ValueError(problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems]))
+        raise ValueError(
+            problems[0]
+            if len(problems) == 1
+            else "\n  ".join([f"{len(problems)} problems:", *problems])
+        )
     train_name = None
     if train is not None:
         if not callable(train):
-            raise ValueError(f"train must be a callable train(model, data, labeled, *, seed, device) -> dict, "
-                             f"got {type(train).__name__}")  # fmt: skip
+            raise ValueError(
+                f"train must be a callable train(model, data, labeled, *, seed, device) -> dict, "
+                f"got {type(train).__name__}"
+            )
         train_name = f"{getattr(train, '__module__', '?')}.{_name(train)}"
     if config.output_dir is None:
-        return ActiveSession(build(config, data=data, strategy=strategy, model=model, train=train),
-                             callbacks=callbacks, train_name=train_name)  # fmt: skip
+        return ActiveSession(
+            build(config, data=data, strategy=strategy, model=model, train=train),
+            callbacks=callbacks,
+            train_name=train_name,
+        )
     run_dir = RunDirectory(config.output_dir)
     exit_stack = ExitStack()
     exit_stack.enter_context(run_dir.lock())
@@ -336,7 +414,9 @@ def open_session(config: ExperimentConfig | Mapping, *, data=None, strategy=None
                 session._exit = exit_stack
                 return session
         parts = build(config, data=data, strategy=strategy, model=model, train=train)
-        session = ActiveSession(parts, run_dir, checkpoint, callbacks=callbacks, train_name=train_name)
+        session = ActiveSession(
+            parts, run_dir, checkpoint, callbacks=callbacks, train_name=train_name
+        )
     except BaseException:
         exit_stack.close()
         raise
@@ -355,7 +435,9 @@ def _as_labels(labels, oracle) -> np.ndarray:
     try:
         return np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).reshape(-1)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"the oracle {name} returned {type(labels).__name__}, not labels: {err}") from None
+        raise ValueError(
+            f"the oracle {name} returned {type(labels).__name__}, not labels: {err}"
+        ) from None
 
 
 def _check_threads(records: RunRecords, threads: int, allowed: bool, path) -> None:
@@ -367,14 +449,20 @@ def _check_threads(records: RunRecords, threads: int, allowed: bool, path) -> No
     if last is None or threads == last:
         return
     if not allowed:
-        raise ValueError(f"{path} was made with {last} torch thread(s) and this process has {threads}: the rounds "
-                         "still to run would not give the results of an uninterrupted run. Resume with "
-                         f"torch.set_num_threads({last}) (or OMP_NUM_THREADS={last}), or set allow_thread_change=True "
-                         "(the records then say the thread count was mixed)")  # fmt: skip
+        raise ValueError(
+            f"{path} was made with {last} torch thread(s) and this process has {threads}: "
+            "the rounds "
+            "still to run would not give the results of an uninterrupted run. Resume with "
+            f"torch.set_num_threads({last}) (or OMP_NUM_THREADS={last}), or set "
+            "allow_thread_change=True "
+            "(the records then say the thread count was mixed)"
+        )
     meta["torch_threads"] = [*used, threads]
     meta["threads_mixed"] = len(set(meta["torch_threads"])) > 1
 
 
 def _query_rows(round: int, picked, labels, sources) -> list[dict]:
-    return [{"round": round, "order": i, "pool_index": int(p), "label": int(y), "source": s}
-            for i, (p, y, s) in enumerate(zip(picked, labels, sources))]  # fmt: skip
+    return [
+        {"round": round, "order": i, "pool_index": int(p), "label": int(y), "source": s}
+        for i, (p, y, s) in enumerate(zip(picked, labels, sources))
+    ]

@@ -22,7 +22,9 @@ class LabelBudget:
 
     def __init__(self, labels: int):
         if isinstance(labels, bool) or not isinstance(labels, int) or labels < 1:
-            raise ValueError(f"stopping rule label_budget: labels must be an integer >= 1, got {labels!r}")
+            raise ValueError(
+                f"stopping rule label_budget: labels must be an integer >= 1, got {labels!r}"
+            )
         self.labels = labels
 
     def should_stop(self, rows: Sequence[Mapping]) -> bool:
@@ -33,16 +35,21 @@ class LabelBudget:
 
 
 class TargetAccuracy:
-    """Stop once the test ``metric`` (``accuracy`` or ``balanced_accuracy``) reaches ``accuracy``."""
+    """Stop once the test ``metric`` (``accuracy`` or ``balanced_accuracy``) reaches
+    ``accuracy``."""
 
     rule = "target_accuracy"
 
     def __init__(self, accuracy: float, metric: str = "accuracy"):
         if not _real(accuracy) or not 0 < accuracy <= 1:
-            raise ValueError(f"stopping rule target_accuracy: accuracy must be in (0, 1], got {accuracy!r}")
+            raise ValueError(
+                f"stopping rule target_accuracy: accuracy must be in (0, 1], got {accuracy!r}"
+            )
         if metric not in ("accuracy", "balanced_accuracy"):
-            raise ValueError(f"stopping rule target_accuracy: metric must be 'accuracy' or 'balanced_accuracy', "
-                             f"got {metric!r}")  # fmt: skip
+            raise ValueError(
+                f"stopping rule target_accuracy: metric must be 'accuracy' or 'balanced_accuracy', "
+                f"got {metric!r}"
+            )
         self.accuracy, self.metric = float(accuracy), metric
 
     def should_stop(self, rows: Sequence[Mapping]) -> bool:
@@ -60,9 +67,13 @@ class Plateau:
 
     def __init__(self, patience: int = 2, min_delta: float = 0.005, metric: str = "accuracy"):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"stopping rule plateau: patience must be an integer >= 1, got {patience!r}")
+            raise ValueError(
+                f"stopping rule plateau: patience must be an integer >= 1, got {patience!r}"
+            )
         if not _real(min_delta) or min_delta < 0:
-            raise ValueError(f"stopping rule plateau: min_delta must be a number >= 0, got {min_delta!r}")
+            raise ValueError(
+                f"stopping rule plateau: min_delta must be a number >= 0, got {min_delta!r}"
+            )
         self.patience, self.min_delta, self.metric = patience, float(min_delta), metric
 
     def should_stop(self, rows: Sequence[Mapping]) -> bool:
@@ -72,7 +83,12 @@ class Plateau:
         return max(values[-self.patience :]) - max(values[: -self.patience]) < self.min_delta
 
     def to_dict(self) -> dict:
-        return {"rule": self.rule, "patience": self.patience, "min_delta": self.min_delta, "metric": self.metric}
+        return {
+            "rule": self.rule,
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "metric": self.metric,
+        }
 
 
 RULES = {cls.rule: cls for cls in (LabelBudget, TargetAccuracy, Plateau)}
@@ -89,7 +105,9 @@ def stop_rules(specs) -> list:
             out.append(spec)
             continue
         if not isinstance(spec, Mapping) or spec.get("rule") not in RULES:
-            raise ValueError(f"stopping: each rule is a dict with 'rule' one of {list(RULES)}, got {spec!r}")
+            raise ValueError(
+                f"stopping: each rule is a dict with 'rule' one of {list(RULES)}, got {spec!r}"
+            )
         options = {k: v for k, v in spec.items() if k != "rule"}
         try:
             out.append(RULES[spec["rule"]](**options))

@@ -47,8 +47,18 @@ def lab(tmp_path):
     (cell,) = [c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", [])]
     run = tmp_path / "run"
     source = "".join(cell["source"])
-    source = re.sub(r"^auto_answer = .*$", "auto_answer = False  # the test answers in the browser", source, flags=re.M)
-    source = re.sub(r"^output_dir = .*$", f"output_dir = {str(run)!r}  # the test reads the records", source, flags=re.M)
+    source = re.sub(
+        r"^auto_answer = .*$",
+        "auto_answer = False  # the test answers in the browser",
+        source,
+        flags=re.M,
+    )
+    source = re.sub(
+        r"^output_dir = .*$",
+        f"output_dir = {str(run)!r}  # the test reads the records",
+        source,
+        flags=re.M,
+    )
     cell["source"] = source.splitlines(keepends=True)
     (root / NOTEBOOK.name).write_text(json.dumps(notebook))
     server = JupyterLab(root, tmp_path)  # FMLIB_SMOKE=1: a tiny run
@@ -60,7 +70,7 @@ def lab(tmp_path):
         server.stop()
 
 
-def test_a_person_labels_a_round_in_the_browser_and_the_next_round_runs(lab, browser):
+def test_a_person_labels_a_round_in_the_browser_and_the_next_round_runs(lab, browser):  # noqa: F811
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -70,27 +80,51 @@ def test_a_person_labels_a_round_in_the_browser_and_the_next_round_runs(lab, bro
     screenshot = Path(tempfile.mkdtemp(prefix="fmlib-browser-test-")) / "label_yourself.png"
     try:
         browser.get(lab.url(f"lab/tree/{NOTEBOOK.name}"))
-        wait_for(lambda: page(browser, KERNEL_IDLE), START_TIMEOUT, "the notebook and an idle kernel")
+        wait_for(
+            lambda: page(browser, KERNEL_IDLE), START_TIMEOUT, "the notebook and an idle kernel"
+        )
         browser.execute_script(RUN_ALL)
-        ran = wait_for(lambda: page(browser, RUN_ALL_RESULT), RUN_TIMEOUT, "Run All Cells to finish", interval=2)
+        ran = wait_for(
+            lambda: page(browser, RUN_ALL_RESULT),
+            RUN_TIMEOUT,
+            "Run All Cells to finish",
+            interval=2,
+        )
         cells = browser.execute_script(CELL_ERRORS)
         errors = [e for cell in cells for e in cell["errors"]]
         assert errors == [] and ran == "true", "\n\n".join(errors) + f"\n{console(browser)}"
 
-        items = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".fmlib-label-item"), START_TIMEOUT,
-                         "the queried images")  # fmt: skip
+        items = wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, ".fmlib-label-item"),
+            START_TIMEOUT,
+            "the queried images",
+        )
         config = ExperimentConfig.from_run(lab.run)
         pool = load_data(config).pool
         answers = {}
         for item in items:
-            (position,) = [int(c.split("-")[-1]) for c in item.get_attribute("class").split() if c.startswith("fmlib-position-")]
+            (position,) = [
+                int(c.split("-")[-1])
+                for c in item.get_attribute("class").split()
+                if c.startswith("fmlib-position-")
+            ]
             answers[position] = int(pool.labels[position])
             browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", item)
-            Select(item.find_element(By.CSS_SELECTOR, "select")).select_by_visible_text(pool.classes[answers[position]])
+            Select(item.find_element(By.CSS_SELECTOR, "select")).select_by_visible_text(
+                pool.classes[answers[position]]
+            )
         progress = browser.find_element(By.CSS_SELECTOR, ".fmlib-label-progress")
-        wait_for(lambda: progress.text == f"{len(items)} / {len(items)} labeled", 30, "every answer to reach the kernel")
-        assert json.loads((lab.run / "answers.json").read_text())["answers"] == {str(p): y for p, y in answers.items()}
-        browser.find_element(By.CSS_SELECTOR, ".fmlib-label-submit button, button.fmlib-label-submit").click()
+        wait_for(
+            lambda: progress.text == f"{len(items)} / {len(items)} labeled",
+            30,
+            "every answer to reach the kernel",
+        )
+        assert json.loads((lab.run / "answers.json").read_text())["answers"] == {
+            str(p): y for p, y in answers.items()
+        }
+        browser.find_element(
+            By.CSS_SELECTOR, ".fmlib-label-submit button, button.fmlib-label-submit"
+        ).click()
 
         title = browser.find_element(By.CSS_SELECTOR, ".fmlib-label-round")
         wait_for(lambda: "round 1" in title.text, ROUND_TIMEOUT, "the next round's query")
@@ -98,18 +132,25 @@ def test_a_person_labels_a_round_in_the_browser_and_the_next_round_runs(lab, bro
         queries = pd.read_csv(lab.run / "queries.csv")
         assert len(rounds) == 1
         asked = queries.query("round == 1")
-        assert dict(zip(asked["pool_index"], asked["label"])) == answers and set(asked["source"]) == {"oracle"}
+        assert dict(zip(asked["pool_index"], asked["label"])) == answers and set(
+            asked["source"]
+        ) == {"oracle"}
         assert browser.find_elements(By.CSS_SELECTOR, ".fmlib-label-item")  # the next query is up
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(int(rounds["torch_threads"].iloc[0]))  # the kernel's count: the same floats
+        torch.set_num_threads(
+            int(rounds["torch_threads"].iloc[0])
+        )  # the kernel's count: the same floats
         try:
             simulated = run_experiment({**config.to_dict(), "output_dir": None}, max_rounds=1)
         finally:
             torch.set_num_threads(threads)
         times = ["train_time", "eval_time", "select_time", "embed_time"]
-        pd.testing.assert_frame_equal(rounds.drop(columns=times), simulated.rounds_frame().drop(columns=times),
-                                      check_dtype=False)  # fmt: skip
+        pd.testing.assert_frame_equal(
+            rounds.drop(columns=times),
+            simulated.rounds_frame().drop(columns=times),
+            check_dtype=False,
+        )
         picked = simulated.queries_frame().query("round == 1")
         assert picked["pool_index"].tolist() == asked["pool_index"].tolist()
         assert picked["label"].tolist() == asked["label"].tolist()

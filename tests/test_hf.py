@@ -37,10 +37,14 @@ def token_rows(n: int, seed: int) -> dict:
 
 
 def hf_split(n: int, seed: int):
-    features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int64")),
-                                  "attention_mask": datasets.Sequence(datasets.Value("int64")),
-                                  "label": datasets.ClassLabel(names=["a", "b", "c"]),
-                                  "text": datasets.Value("string")})  # fmt: skip
+    features = datasets.Features(
+        {
+            "input_ids": datasets.Sequence(datasets.Value("int64")),
+            "attention_mask": datasets.Sequence(datasets.Value("int64")),
+            "label": datasets.ClassLabel(names=["a", "b", "c"]),
+            "text": datasets.Value("string"),
+        }
+    )
     return datasets.Dataset.from_dict(token_rows(n, seed), features=features)
 
 
@@ -81,8 +85,9 @@ class KeywordText(nn.Module):
 
 
 def data():
-    return from_hf(hf_split(60, 0), columns=["input_ids", "attention_mask"]), from_hf(hf_split(30, 1),
-                                                                                      columns=["input_ids", "attention_mask"])  # fmt: skip
+    return from_hf(hf_split(60, 0), columns=["input_ids", "attention_mask"]), from_hf(
+        hf_split(30, 1), columns=["input_ids", "attention_mask"]
+    )
 
 
 def test_from_hf_gives_dict_batches_with_the_label_column_and_class_names():
@@ -106,23 +111,43 @@ def test_both_engines_are_exact_against_the_naive_oracle_on_dict_batches(float64
     mask = ParameterMask({n: torch.rand_like(p) < 0.4 for n, p in model.named_parameters()})
     fast = gradient_embeddings(model, x, mask, engine=engine, chunk_size=5)
     assert fast.shape == (12, CLASSES, mask.size)
-    torch.testing.assert_close(fast, gradient_embeddings_naive(model, x, mask), rtol=1e-10, atol=1e-12)
-    diag, naive = fisher_diagonal(model, x, engine=engine, chunk_size=5), fisher_diagonal_naive(model, x)
+    torch.testing.assert_close(
+        fast, gradient_embeddings_naive(model, x, mask), rtol=1e-10, atol=1e-12
+    )
+    diag, naive = (
+        fisher_diagonal(model, x, engine=engine, chunk_size=5),
+        fisher_diagonal_naive(model, x),
+    )
     for name in naive:
         torch.testing.assert_close(diag[name], naive[name], rtol=1e-10, atol=1e-12)
     assert diag["tokens.weight"].abs().sum() > 0  # the embedding table gets its Fisher too
 
 
-@pytest.mark.parametrize("strategy, options", [
-    ("fishermask", {"fisher_samples": 30, "fraction": 0.05}),
-    ("bait", {"fisher_samples": 30}),
-    ("badge", {}),
-    ("entropy", {}),
-], ids=["fishermask", "bait", "badge", "entropy"])  # fmt: skip
-def test_every_strategy_runs_end_to_end_on_a_datasets_dataset(one_thread, tmp_path, strategy, options):
-    config = dict(initial_size=6, query_size=6, budget=24, strategy=strategy, strategy_options=options,
-                  train_preset="default", train_options={"epochs": 30, "lr": 3e-2, "batch_size": 16},
-                  device="cpu", progress=False, output_dir=str(tmp_path))  # fmt: skip
+@pytest.mark.parametrize(
+    "strategy, options",
+    [
+        ("fishermask", {"fisher_samples": 30, "fraction": 0.05}),
+        ("bait", {"fisher_samples": 30}),
+        ("badge", {}),
+        ("entropy", {}),
+    ],
+    ids=["fishermask", "bait", "badge", "entropy"],
+)
+def test_every_strategy_runs_end_to_end_on_a_datasets_dataset(
+    one_thread, tmp_path, strategy, options
+):
+    config = dict(
+        initial_size=6,
+        query_size=6,
+        budget=24,
+        strategy=strategy,
+        strategy_options=options,
+        train_preset="default",
+        train_options={"epochs": 30, "lr": 3e-2, "batch_size": 16},
+        device="cpu",
+        progress=False,
+        output_dir=str(tmp_path),
+    )
     records = run_experiment(config, data=data(), model=TinyText)
     rows = records.rounds_frame()
     assert rows["n_labeled"].tolist() == [6, 12, 18, 24] and rows["accuracy"].iloc[-1] > 0.6
@@ -133,8 +158,19 @@ def test_every_strategy_runs_end_to_end_on_a_datasets_dataset(one_thread, tmp_pa
 
 
 def test_a_keyword_model_runs_through_the_adapter(one_thread):
-    records = run_experiment(dict(initial_size=6, query_size=6, budget=12, strategy="badge", train_preset="default",
-                                  device="cpu", progress=False), data=data(), model=lambda c: KeywordModel(KeywordText(c)))  # fmt: skip
+    records = run_experiment(
+        dict(
+            initial_size=6,
+            query_size=6,
+            budget=12,
+            strategy="badge",
+            train_preset="default",
+            device="cpu",
+            progress=False,
+        ),
+        data=data(),
+        model=lambda c: KeywordModel(KeywordText(c)),
+    )
     assert len(records.rounds) == 2
 
 
@@ -148,19 +184,35 @@ class TextItems(Dataset):
         return len(self.rows["label"])
 
     def __getitem__(self, i):
-        x = {"input_ids": torch.tensor(self.rows["input_ids"][i]), "attention_mask": torch.tensor(self.rows["attention_mask"][i])}
+        x = {
+            "input_ids": torch.tensor(self.rows["input_ids"][i]),
+            "attention_mask": torch.tensor(self.rows["attention_mask"][i]),
+        }
         return (x, self.rows["label"][i]) if self.pairs else {**x, "label": self.rows["label"][i]}
 
 
 def test_dict_items_and_dict_pairs_run_alike(one_thread):
     runs = []
     for pairs in (True, False):
-        config = dict(initial_size=6, query_size=6, budget=18, strategy="fishermask",
-                      strategy_options={"fisher_samples": 30, "fraction": 0.05}, train_preset="default",
-                      device="cpu", progress=False)  # fmt: skip
-        runs.append(run_experiment(config, data=(TextItems(60, 0, pairs), TextItems(30, 1, pairs)), model=TinyText))
+        config = dict(
+            initial_size=6,
+            query_size=6,
+            budget=18,
+            strategy="fishermask",
+            strategy_options={"fisher_samples": 30, "fraction": 0.05},
+            train_preset="default",
+            device="cpu",
+            progress=False,
+        )
+        runs.append(
+            run_experiment(
+                config, data=(TextItems(60, 0, pairs), TextItems(30, 1, pairs)), model=TinyText
+            )
+        )
     drop = ["train_time", "eval_time", "select_time", "embed_time"]
-    assert runs[0].rounds_frame().drop(columns=drop).equals(runs[1].rounds_frame().drop(columns=drop))
+    assert (
+        runs[0].rounds_frame().drop(columns=drop).equals(runs[1].rounds_frame().drop(columns=drop))
+    )
     assert runs[0].queries == runs[1].queries
 
 
@@ -173,9 +225,22 @@ def test_a_dict_batch_the_model_rejects_is_named_with_its_keys():
         def forward(self, batch):
             return self.head(batch["ids"].float())
 
-    with pytest.raises(ValueError, match=r"a dict batch with keys \['input_ids', 'attention_mask'\].*KeyError: 'ids'"):
-        run_experiment(dict(initial_size=6, query_size=6, budget=12, strategy="entropy", device="cpu", progress=False),
-                       data=data(), model=ReadsIds)  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"a dict batch with keys \['input_ids', 'attention_mask'\].*KeyError: 'ids'",
+    ):
+        run_experiment(
+            dict(
+                initial_size=6,
+                query_size=6,
+                budget=12,
+                strategy="entropy",
+                device="cpu",
+                progress=False,
+            ),
+            data=data(),
+            model=ReadsIds,
+        )
     with pytest.raises(ValueError, match="item 0 is a dict without the label key 'label_id'"):
         DatasetData(TextItems(6, 0, pairs=False), label_key="label_id")
 

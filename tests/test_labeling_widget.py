@@ -46,13 +46,21 @@ def test_progress_undo_and_a_submit_before_every_item_has_a_class(one_thread, tm
         widget.choose(positions[1], 1)
         assert session.pending.answers == {positions[0]: 2, positions[1]: 1}
         widget.undo()
-        assert session.pending.answers == {positions[0]: 2} and widget.choices[positions[1]].value == UNSET
+        assert (
+            session.pending.answers == {positions[0]: 2}
+            and widget.choices[positions[1]].value == UNSET
+        )
         assert widget.progress.value == "1 / 5 labeled"
-        assert widget.submit() is None and "have no label yet" in widget.message.value  # refused, kept
+        assert (
+            widget.submit() is None and "have no label yet" in widget.message.value
+        )  # refused, kept
         assert len(session.records.rounds) == 0
     with open_session(config(tmp_path)) as session:  # opened again: the answer given is there
         widget = LabelingWidget(session, classes=["zero", "one", "two"])
-        assert widget.query.positions.tolist() == positions and widget.choices[positions[0]].value == "two"
+        assert (
+            widget.query.positions.tolist() == positions
+            and widget.choices[positions[0]].value == "two"
+        )
         widget.answer_with(true_labels)
         assert not widget.submit_button.disabled
         row = widget.submit()
@@ -70,8 +78,14 @@ def test_images_are_drawn_and_any_item_goes_through_render():
     view = Widget._view(Fake(), torch.ones(4))
     assert view.value == "<b>4</b>"
     assert "tensor" in Widget._view(type("NoRender", (), {"render": None})(), torch.ones(4)).value
-    assert np.asarray(Widget._view(type("NoRender", (), {"render": None})(), torch.zeros(1, 4, 4, dtype=torch.uint8))
-                      .value[:4]).tobytes() == b"\x89PNG"  # fmt: skip
+    assert (
+        np.asarray(
+            Widget._view(
+                type("NoRender", (), {"render": None})(), torch.zeros(1, 4, 4, dtype=torch.uint8)
+            ).value[:4]
+        ).tobytes()
+        == b"\x89PNG"
+    )
 
 
 @pytest.mark.slow
@@ -85,11 +99,23 @@ def test_label_yourself_runs_unattended_under_papermill(tmp_path):
     from tests.test_notebooks import NOTEBOOKS
 
     run = tmp_path / "run"
-    pm.execute_notebook(str(NOTEBOOKS / "label_yourself.ipynb"), str(tmp_path / "out.ipynb"),
-                        parameters={"output_dir": str(run), "smoke": True}, cwd=str(tmp_path), progress_bar=False,
-                        kernel_name="python3")  # fmt: skip
+    pm.execute_notebook(
+        str(NOTEBOOKS / "label_yourself.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        parameters={"output_dir": str(run), "smoke": True},
+        cwd=str(tmp_path),
+        progress_bar=False,
+        kernel_name="python3",
+    )
     results = json.loads((run / "results.json").read_text())
-    assert results["finished"] and results["smoke"] is True and results["figures"] == ["label_yourself.png"]
+    assert (
+        results["finished"]
+        and results["smoke"] is True
+        and results["figures"] == ["label_yourself.png"]
+    )
     queries = pd.read_csv(run / "queries.csv")
-    assert set(queries.query("round > 0")["source"]) == {"oracle"} and len(queries.query("round > 0")) == 12
+    assert (
+        set(queries.query("round > 0")["source"]) == {"oracle"}
+        and len(queries.query("round > 0")) == 12
+    )
     assert not (run / "pending.pt").exists() and (run / "figures" / "label_yourself.png").is_file()

@@ -24,11 +24,21 @@ POOL_LABELS = blob_data()[0].tensors[1]
 
 
 def config(tmp_path=None, **changes) -> ExperimentConfig:
-    values = dict(dataset="tests.user_parts:blob_data", imbalance="none", model="tests.user_parts:mlp",
-                  initial_size=6, query_size=5, budget=21, strategy="fishermask",
-                  strategy_options={"fisher_samples": 40, "fraction": 0.05}, train_preset="default",
-                  train_options={"epochs": 10, "lr": 1e-2, "batch_size": 8}, device="cpu", progress=False,
-                  output_dir=str(tmp_path) if tmp_path else None)  # fmt: skip
+    values = dict(
+        dataset="tests.user_parts:blob_data",
+        imbalance="none",
+        model="tests.user_parts:mlp",
+        initial_size=6,
+        query_size=5,
+        budget=21,
+        strategy="fishermask",
+        strategy_options={"fisher_samples": 40, "fraction": 0.05},
+        train_preset="default",
+        train_options={"epochs": 10, "lr": 1e-2, "batch_size": 8},
+        device="cpu",
+        progress=False,
+        output_dir=str(tmp_path) if tmp_path else None,
+    )
     return ExperimentConfig(**{**values, **changes})
 
 
@@ -55,7 +65,9 @@ def test_oracle_with_the_true_labels_gives_the_simulation(one_thread, tmp_path):
     same_records(simulated, asked, sources=False)
     assert set(simulated.queries_frame()["source"]) == {"pool"}
     queries = pd.read_csv(tmp_path / "oracle" / "queries.csv")
-    assert queries.query("round == 0")["source"].eq("pool").all()  # the initial set: the pool's labels
+    assert (
+        queries.query("round == 0")["source"].eq("pool").all()
+    )  # the initial set: the pool's labels
     assert queries.query("round > 0")["source"].eq("oracle").all() and len(queries) == 21
 
 
@@ -64,15 +76,19 @@ def test_session_query_and_label_give_the_simulation(one_thread, tmp_path):
     with open_session(config(tmp_path / "session")) as session:
         while not session.finished:
             query = session.query()
-            assert session.query().positions is query.positions or np.array_equal(session.query().positions,
-                                                                                   query.positions)  # fmt: skip
+            assert session.query().positions is query.positions or np.array_equal(
+                session.query().positions, query.positions
+            )
             if len(query.positions):
                 assert query.items.shape == (len(query.positions), 20)  # the inputs, for display
             order = query.positions[::-1].copy()  # any order
             session.label(order, true_labels(order, None))
         records = session.records
     same_records(simulated, records, sources=False)
-    assert not (tmp_path / "session" / PENDING).exists() and not (tmp_path / "session" / ANSWERS).exists()
+    assert (
+        not (tmp_path / "session" / PENDING).exists()
+        and not (tmp_path / "session" / ANSWERS).exists()
+    )
 
 
 def test_the_oracle_s_labels_are_recorded_and_trained_on(one_thread, tmp_path):
@@ -83,31 +99,44 @@ def test_the_oracle_s_labels_are_recorded_and_trained_on(one_thread, tmp_path):
     records = run_experiment(config(tmp_path), oracle=wrong, train=user_trainer.sgd)
     queries = pd.read_csv(tmp_path / "queries.csv")
     later = queries.query("round > 0")
-    assert (later["label"].to_numpy() == (POOL_LABELS[later["pool_index"].to_numpy().copy()].numpy() + 1) % 3).all()
+    assert (
+        later["label"].to_numpy()
+        == (POOL_LABELS[later["pool_index"].to_numpy().copy()].numpy() + 1) % 3
+    ).all()
     # training sees the given labels: the last call trains on every label so far as recorded
     positions, labels = user_trainer.CALLS[-1]
     recorded = dict(zip(queries["pool_index"], queries["label"]))
     assert labels == [recorded[p] for p in positions] and len(positions) == 21
     last = records.rounds[-1]  # the class counts are of the given labels
-    assert [last[f"count_{c}"] for c in range(3)] == np.bincount(queries.query("round < 4")["label"], minlength=3).tolist()
+    assert [last[f"count_{c}"] for c in range(3)] == np.bincount(
+        queries.query("round < 4")["label"], minlength=3
+    ).tolist()
     snapshot = load_snapshots(records)[0]
     assert snapshot["picked_label"].tolist() == queries.query("round == 1")["label"].tolist()
 
 
-@pytest.mark.parametrize("answer, message", [
-    (lambda p, items: [0] * (len(p) - 1), "got 4 labels for 5 positions"),
-    (lambda p, items: [3] * len(p), "labels must be classes 0..2"),
-    (lambda p, items: [-1] * len(p), "labels must be classes 0..2"),
-    (lambda p, items: [0.5] * len(p), "labels must be classes 0..2"),
-    (lambda p, items: None, "returned None"),
-], ids=["count", "too-large", "negative", "fraction", "none"])  # fmt: skip
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (lambda p, items: [0] * (len(p) - 1), "got 4 labels for 5 positions"),
+        (lambda p, items: [3] * len(p), "labels must be classes 0..2"),
+        (lambda p, items: [-1] * len(p), "labels must be classes 0..2"),
+        (lambda p, items: [0.5] * len(p), "labels must be classes 0..2"),
+        (lambda p, items: None, "returned None"),
+    ],
+    ids=["count", "too-large", "negative", "fraction", "none"],
+)
 def test_a_bad_answer_is_refused_and_the_query_stays_pending(one_thread, tmp_path, answer, message):
     with pytest.raises(ValueError, match=message):
         run_experiment(config(tmp_path), oracle=answer)
     pending = torch.load(tmp_path / PENDING, weights_only=True)
-    assert pending["loop"]["round"] == 0 and not (tmp_path / "rounds.csv").exists()  # no round recorded
+    assert (
+        pending["loop"]["round"] == 0 and not (tmp_path / "rounds.csv").exists()
+    )  # no round recorded
     asked = []
-    records = run_experiment(config(tmp_path), oracle=lambda p, items: asked.append(p.tolist()) or true_labels(p, items))
+    records = run_experiment(
+        config(tmp_path), oracle=lambda p, items: asked.append(p.tolist()) or true_labels(p, items)
+    )
     assert asked[0] == pending["loop"]["positions"].tolist()  # the same query, asked again
     same_records(run_experiment(config(tmp_path / "sim")), records, sources=False)
 
@@ -146,10 +175,17 @@ os._exit(9)
 """
 
 
-def test_a_kill_between_query_and_label_resumes_with_the_same_query_and_answers(one_thread, tmp_path):
+def test_a_kill_between_query_and_label_resumes_with_the_same_query_and_answers(
+    one_thread, tmp_path
+):
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-c", KILLED, str(run)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", KILLED, str(run)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 9, out.stderr
     positions = json.loads(out.stdout.strip().splitlines()[-1])
     assert (run / PENDING).is_file() and len(pd.read_csv(run / "rounds.csv")) == 1

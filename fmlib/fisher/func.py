@@ -152,7 +152,8 @@ def _func_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
 
     numel = sum(t.numel() for t in theta.values())
     with torch.no_grad():
-        sums = _by_samples(lambda s: vmap(one)(tree(x[s])).sum(0), len(x), 2 * numel, reduce=True)  # [P_F]
+        sums = _by_samples(lambda s: vmap(one)(tree(x[s])).sum(0), len(x), 2 * numel,
+                           reduce=True)  # [P_F]  # fmt: skip
     return dict(zip(names, sums.split([t.numel() for t in theta.values()])))
 
 

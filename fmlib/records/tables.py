@@ -74,7 +74,8 @@ def results_summary(records: RunRecords) -> dict:
 
     meta = records.meta
     threads = meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
-    summary = {**run_summary(records.frame()), "torch_threads": threads, "threads_mixed": len(set(threads)) > 1}
+    mixed = len(set(threads)) > 1
+    summary = {**run_summary(records.frame()), "torch_threads": threads, "threads_mixed": mixed}
     if "stopped" in meta:
         summary["stopped"] = meta["stopped"]
     return summary
