@@ -3,6 +3,8 @@
 
 :func:`run_experiment` checks the config completely and builds its parts before it writes anything,
 holds the run directory's lock while it works, and writes the records after every round.
+The rounds themselves go through :class:`fmlib.session.ActiveSession` (ask/tell): a query
+waiting for labels is kept in the run directory with every answer given, and resumes as it was.
 
 Resume. After each round the run directory gets ``checkpoint.pt``: the round reached, the
 labeled positions in labeling order, the model weights (selection in the next round uses them;

@@ -4,7 +4,10 @@ Round ``r`` of a run trains a freshly seeded model on the labeled set ``L_r`` (`
 evaluates it once on the test set, and, unless the label budget is reached, asks the strategy
 for the next batch ``B_r`` and labels it: ``L_{r+1} = L_r + B_r``. Round 0 trains on the
 initial set (unless ``train_first=False``: then the initial weights make the first query).
-The loop takes injected parts (data, model, strategy, schedule, training; see
+A round is :meth:`ActiveLoop.query` (train, evaluate, select) then :meth:`ActiveLoop.label`
+(the batch's labels, from anyone: they are trained on from the next round); :meth:`~ActiveLoop.step`
+is both, with the pool's own labels. The loop takes injected parts (data, model, strategy, schedule,
+training, an optional training hook; see
 :func:`fmlib.build.build`), returns each round's row and batch in :class:`RoundResult`, and never
 touches records: :func:`fmlib.experiment.run_experiment` writes them. Strategies never see the
 loop. Everything random in round ``r`` is seeded from ``round_seed(seed, r, purpose)``; each row

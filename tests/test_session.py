@@ -217,3 +217,36 @@ def test_the_pending_query_is_on_disk_before_it_is_handed_out(one_thread, tmp_pa
 
     run_experiment(config(tmp_path, budget=11), callbacks=[Look()])
     assert seen == [True, True]
+
+
+def test_the_loop_s_query_stays_until_labeled_and_bad_answers_leave_it_pending(one_thread):
+    from fmlib.build import build
+    from fmlib.loop import ActiveLoop
+
+    def loop():
+        parts = build(config(strategy="entropy", strategy_options={}))
+        return ActiveLoop(parts.data, parts.model, parts.strategy, parts.schedule, parts.training,
+                          initial=parts.initial, seed=0, device="cpu")  # fmt: skip
+
+    stepped, asked = loop(), loop()
+    stepped.step()
+    query = asked.query()
+    assert asked.query() is query and query.positions.tolist() == stepped.last.picked.tolist()
+    other = int(np.setdiff1d(np.arange(90), np.concatenate([query.positions, asked.labeled]))[0])
+    bad = [
+        (query.positions[:-1], [0] * 4, "the query holds 5 positions"),
+        ([*query.positions[:-1], other], [0] * 5, f"not queried: \\[{other}\\]"),
+        ([query.positions[0]] * 5, [0] * 5, "each once"),
+        (query.positions, [0, 1, 2, 3, 0], "labels must be classes 0..2"),
+    ]
+    for positions, labels, message in bad:
+        with pytest.raises(ValueError, match=message):
+            asked.label(positions, labels)
+        assert asked.pending is query and asked.round == 0
+    result = asked.label(query.positions, true_labels(query.positions, None))
+    pd.testing.assert_frame_equal(pd.DataFrame([result.row]).drop(columns=TIMES),
+                                  pd.DataFrame([stepped.last.row]).drop(columns=TIMES))  # fmt: skip
+    assert result.source == "oracle" and stepped.last.source == "pool"
+    assert asked.pending is None and asked.round == 1
+    with pytest.raises(ValueError, match="no pending query"):
+        asked.label([], [])
