@@ -64,7 +64,10 @@ class LabelingWidget(w.VBox):
         columns: int = 10,
     ):
         self.session, self.render, self.columns = session, render, columns
-        self.classes = list(classes or session.parts.data.pool.classes)
+        known = session.records.meta["data"]["classes"]  # a finished run has no parts built
+        self.classes = list(
+            classes or (session.parts.data.pool.classes if session.parts else known)
+        )
         self.on_round = list(on_round)
         self.rows: list[dict] = []
         self._history: list[int] = []  # positions in the order they were answered (undo)

@@ -117,3 +117,27 @@ def test_tensorboard_event_files_read_back(one_thread, tmp_path):
         6,
         12,
     ]  # NaN in the last round: left out
+
+
+def test_fmlib_run_writes_tensorboard_events(one_thread, tmp_path):
+    pytest.importorskip("tensorboard")
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from fmlib.cli import main
+
+    values = small_run()
+    flags = [
+        arg for key, value in values.items() for arg in ("--set", f"{key}={json.dumps(value)}")
+    ]
+    tb = tmp_path / "tb"
+    assert (
+        main(
+            ["run", *flags, "--no-progress", "--tensorboard", str(tb), "-o", str(tmp_path / "run")]
+        )
+        == 0
+    )
+    events = EventAccumulator(str(tb))
+    events.Reload()
+    assert [e.step for e in events.Scalars("al/accuracy")] == [6, 12, 18]

@@ -14,6 +14,7 @@ from fmlib.experiment import run_experiment
 from fmlib.fisher import ParameterMask, fisher_diagonal, gradient_embeddings
 from fmlib.fisher.embeddings import fisher_diagonal_naive, gradient_embeddings_naive
 from fmlib.inputs import DictBatch
+from fmlib.strategies import STRATEGIES, get_strategy
 
 datasets = pytest.importorskip("datasets")
 from fmlib.hf import KeywordModel, from_hf  # noqa: E402
@@ -253,3 +254,15 @@ def test_bad_dict_items_are_named():
 
     with pytest.raises(ValueError, match="must have one shape in every item"):
         as_al_data((Ragged(6, 0, True), Ragged(6, 1, True))).pool.inputs([0, 1])
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_selects_from_dict_batches(one_thread, name):
+    pool, _ = data()
+    model = TinyText(CLASSES).eval()
+    options = {"fisher_samples": 30} if "fisher_samples" in STRATEGIES[name].defaults else {}
+    labeled, unlabeled = np.arange(6), np.arange(6, 60)
+    picks = get_strategy(name, **options).select(
+        model, pool, labeled, unlabeled, 5, seed=0, device="cpu"
+    )
+    assert len(set(picks.tolist())) == 5 and set(picks.tolist()) <= set(unlabeled.tolist())
