@@ -152,3 +152,18 @@ def test_papermill_runs_the_hook_by_name(tmp_path, monkeypatch):
     )
     assert json.loads((run / "config.json").read_text())["config"]["trainer"] == HOOK
     assert set(pd.read_csv(run / "rounds.csv")["train_epochs"]) == {25}
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_the_notebook_grid_runs_the_hook_by_name(tmp_path, monkeypatch):
+    from fmlib.grid.runner import run_grid
+    from fmlib.grid.spec import expand_grid
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("FMLIB_SMOKE", raising=False)  # a grid refuses smoke results
+    grid = {"base": small_run(trainer=HOOK, budget=12)}
+    (outcome,) = run_grid(expand_grid(grid), tmp_path, workers=1, threads=1, progress=False)
+    assert outcome.status == "done", outcome.error
+    (rounds,) = tmp_path.glob("*/rounds.csv")
+    assert pd.read_csv(rounds)["train_epochs"].tolist() == [25, 25]
