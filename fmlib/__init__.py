@@ -8,6 +8,7 @@ The public surface, in the order data flows::
     emb = fmlib.gradient_embeddings(model, x, mask)            # [N, C, k]
     picks = fmlib.greedy_trace_select(emb, 10, fisher=f_pool)  # BAIT's greedy, incremental
     records = fmlib.run_experiment({"strategy": "fishermask", "output_dir": "runs/demo"})
+    session = fmlib.open_session(config); q = session.query(); session.label(q.positions, labels)
     frame = fmlib.load_runs("runs/*")
 """
 
@@ -17,6 +18,7 @@ from importlib import import_module
 _EXPORTS = {
     "load_dataset": "datasets", "make_imbalanced": "datasets", "prepare_data": "datasets",
     "ExperimentConfig": "experiment", "run_experiment": "experiment",
+    "open_session": "session", "ActiveSession": "session",
     "fisher_diagonal": "fisher", "gradient_embeddings": "fisher",
     "ParameterMask": "fisher", "fisher_mask": "fisher",
     "build_model": "models",
@@ -39,6 +41,7 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 __all__ = [
+    "ActiveSession",
     "ExperimentConfig",
     "ParameterMask",
     "STRATEGIES",
@@ -54,6 +57,7 @@ __all__ = [
     "load_run",
     "load_runs",
     "make_imbalanced",
+    "open_session",
     "prepare_data",
     "run_experiment",
 ]

@@ -18,6 +18,7 @@ from torch import nn
 from fmlib.config import ExperimentConfig
 from fmlib.data import ALData, as_al_data
 from fmlib.datasets import initial_labeled, prepare_data
+from fmlib.inputs import DictBatch
 from fmlib.models import build_model, default_device
 from fmlib.named import is_named, resolve_callable
 from fmlib.seeds import round_seed, seeded
@@ -54,9 +55,11 @@ class RunParts:
     device: torch.device
     source: str  # "config" (data loaded from the config) | "in-memory" (the caller's data)
     model_factory: str | None = None  # module.qualname of the caller's model factory, None: config.model
+    train: object = None  # (model, data, labeled, *, seed, device) -> stats; None: fit
 
 
-def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None) -> RunParts:
+def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None,
+          train=None) -> RunParts:  # fmt: skip
     """Check a config completely and build its parts; raises ``ValueError`` naming the field
     before anything is written.
 
@@ -67,6 +70,8 @@ def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model
         strategy: a strategy object instead of ``get_strategy(config.strategy, **strategy_options)``.
         model: a factory ``model(num_classes) -> nn.Module`` instead of ``config.model``
             (:data:`MODEL_CONTRACT`; checked here on a batch of the pool, with what the strategy needs).
+        train: a training hook ``train(model, data, labeled, *, seed, device) -> dict`` instead of
+            ``config.trainer`` (by name) or :func:`fmlib.train.fit`.
     """
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
     problems = config.problems(check_dataset=data is None, check_strategy=False, parts=False)
@@ -105,7 +110,14 @@ def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model
     factory_name = None
     if factory is not None:
         factory_name = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
-    return RunParts(config, data, model, strategy, training, config.schedule(), initial, device, source, factory_name)
+    if train is None and config.trainer is not None:
+        train = resolve_callable(config.trainer, "trainer", "function")
+    if train is not None and not callable(train):
+        raise ValueError("train must be a callable train(model, data, labeled, *, seed, device) -> "
+                         f"dict, got {type(train).__name__}")  # fmt: skip
+    schedule = config.schedule()
+    return RunParts(config, data, model, strategy, training, schedule, initial, device, source,
+                    factory_name, train)  # fmt: skip
 
 
 MODEL_CONTRACT = """A model factory is called as factory(num_classes) and returns an nn.Module whose forward(x)
@@ -132,8 +144,14 @@ def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") ->
             finally:
                 model.train(training)
     except Exception as err:  # noqa: BLE001 - whatever the user's forward raises, say where
-        raise ValueError(f"{what} fails on a batch of the pool's inputs (shape {tuple(x.shape)}): "
-                         f"{type(err).__name__}: {err}") from None  # fmt: skip
+        shown, hint = f"shape {tuple(x.shape)}", ""
+        if isinstance(x, DictBatch):  # name the keys: the usual mistake is a key it does not read
+            shown = f"a dict batch with {x.describe()}"
+            hint = ("; dict inputs reach forward(batch) as one argument (batch['key']); a "
+                    "forward that takes them as keywords goes through "
+                    "fmlib.hf.KeywordModel(model)")  # fmt: skip
+        raise ValueError(f"{what} fails on a batch of the pool's inputs ({shown}): "
+                         f"{type(err).__name__}: {err}{hint}") from None  # fmt: skip
     if not isinstance(logits, torch.Tensor) or logits.shape != (len(x), pool.num_classes):
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"{what} must return logits [N, {pool.num_classes}] (one per class), got {got}")

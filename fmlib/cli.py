@@ -161,6 +161,18 @@ def _line(text: str) -> None:
     sys.stdout.flush()
 
 
+def _tensorboard(log_dir) -> list:
+    """A TensorBoard logger of the rounds when ``--tensorboard DIR`` is given."""
+    if not log_dir:
+        return []
+    from fmlib.callbacks import TensorBoardLogger
+
+    try:
+        return [TensorBoardLogger(log_dir)]
+    except ImportError as err:
+        raise UserError(str(err)) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from fmlib import run_experiment
     from fmlib.watch import watch_rounds
@@ -174,8 +186,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     try:
-        with watch_rounds(output, _line, interval=args.interval) as watcher:
-            records = run_experiment(config, max_rounds=args.max_rounds)
+        with watch_rounds(output, _line, interval=args.interval) as watcher:  # lines from on_round
+            callbacks = [watcher, *_tensorboard(args.tensorboard)]
+            records = run_experiment(config, max_rounds=args.max_rounds, callbacks=callbacks)
     except (ValueError, FileNotFoundError) as err:
         if watcher.new:  # failed after rounds ran: not a mistake in the config, keep the traceback
             raise
@@ -361,6 +374,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--max-rounds", type=int, metavar="N", help="stop after N rounds in this call (rerun to continue)")
     run.add_argument("-n", "--dry-run", action="store_true", help="check the config, print it, run nothing")
     run.add_argument("--no-progress", action="store_true", help="no tqdm bars (the round lines stay)")
+    run.add_argument("--tensorboard", metavar="DIR",
+                     help="each round's metrics as TensorBoard event files in DIR")  # fmt: skip
     run.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)  # seconds between looks at rounds.csv
     run.set_defaults(handler=cmd_run)
 

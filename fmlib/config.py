@@ -24,6 +24,7 @@ import torch
 from fmlib.datasets import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS
 from fmlib.models import MODELS
 from fmlib.named import is_named, resolve_callable
+from fmlib.stopping import rule_specs, stop_rules
 from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
 
 RESULT_NEUTRAL_FIELDS = ("data_root", "download", "device", "output_dir", "progress", "allow_thread_change")
@@ -70,6 +71,8 @@ class ExperimentConfig:
     # training
     train_preset: str = "paper"  # "default" | "paper"
     train_options: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"epochs": 50}
+    trainer: str | None = None  # None: fmlib.train.fit; "package.module:function": your own
+    stopping: list = field(default_factory=list)  # rules that end the run early (fmlib.stopping)
     # run
     seed: int = 0  # training and selection seeds derive from (seed, round)
     device: str | None = None  # "cpu" | "cuda" | "cuda:1"; None: cuda when available
@@ -106,6 +109,8 @@ class ExperimentConfig:
         out = asdict(self)
         if out["minority_classes"] is not None:
             out["minority_classes"] = [int(c) if _is_int(c) else c for c in out["minority_classes"]]
+        if isinstance(out["stopping"], (list, tuple)):
+            out["stopping"] = rule_specs(out["stopping"])
         if isinstance(out["output_dir"], os.PathLike):
             out["output_dir"] = os.fspath(out["output_dir"])
         return out
@@ -174,6 +179,8 @@ class ExperimentConfig:
             if not isinstance(getattr(self, name), Mapping):
                 out.append(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
         check(_device, self.device)
+        check(_trainer, self.trainer)
+        check(stop_rules, self.stopping)
         if parts and not any(p.startswith(("train_preset", "train_options")) for p in out):
             check(self.training)
         if parts and not is_named(self.model) and not any(p.startswith(("unknown model", "model_options")) for p in out):
@@ -319,6 +326,16 @@ def _model(name) -> None:
     elif not isinstance(name, str) or name not in MODELS:
         raise ValueError(f"unknown model {name!r}; allowed values: {list(MODELS)} or 'package.module:function' "
                          "(your factory: function(num_classes, **model_options) -> nn.Module)")  # fmt: skip
+
+
+def _trainer(name) -> None:
+    if name is None:
+        return
+    if not is_named(name):
+        raise ValueError("trainer must be None (fmlib.train.fit) or 'package.module:function' "
+                         "(your training hook: function(model, data, labeled, *, seed, device) -> "
+                         f"dict), got {name!r}")  # fmt: skip
+    resolve_callable(name, "trainer", "function")
 
 
 def _minority(classes, imbalance) -> None:

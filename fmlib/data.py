@@ -9,12 +9,14 @@ initial labeled sets are :mod:`fmlib.datasets`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from fmlib.inputs import DictBatch, as_batch, stack_inputs
 
 
 class _Labeled:
@@ -91,26 +93,32 @@ class DatasetData(_Labeled):
 
     Args:
         dataset: a map-style ``Dataset`` whose items are ``(x, y, ...)`` with ``x`` a tensor
-            (or array) and ``y`` an integer class in ``0..C-1``; a ``DataLoader``'s dataset is used.
+            (or array), or a dict of them, and ``y`` an integer class in ``0..C-1``, or dicts
+            holding the class under ``label_key`` (the other keys are the input); a
+            ``DataLoader``'s dataset is used. Dict inputs come in batches as
+            :class:`~fmlib.inputs.DictBatch`.
         classes: class names; default ``["0", ..., "C-1"]`` with ``C = max(label) + 1``
             (pass them when a class may be absent, e.g. from a test set).
         name: recorded in the run's metadata.
+        label_key: where a dict item holds its class.
     """
 
-    def __init__(self, dataset, classes: list[str] | None = None, name: str = ""):
+    def __init__(self, dataset, classes: list[str] | None = None, name: str = "",
+                 label_key: str = "label"):  # fmt: skip
         if isinstance(dataset, DataLoader):
             dataset = dataset.dataset
         if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
             raise ValueError(f"data must be a map-style torch Dataset of (x, y) items, got {type(dataset).__name__}")
         if len(dataset) == 0:
             raise ValueError("data: the dataset is empty")
-        self.dataset, self.name = dataset, name or type(dataset).__name__
+        self.dataset, self.name, self.label_key = dataset, name or type(dataset).__name__, label_key
         tensors = getattr(dataset, "tensors", None) if isinstance(dataset, torch.utils.data.TensorDataset) else None
         if tensors is not None and len(tensors) < 2:
             raise ValueError("data: a TensorDataset needs two tensors (inputs, labels)")
         self._x = tensors[0] if tensors is not None else None
         try:
-            y = tensors[1] if tensors is not None else torch.as_tensor([int(_item(dataset, i)[1]) for i in range(len(dataset))])
+            y = tensors[1] if tensors is not None else torch.as_tensor(
+                [int(_item(dataset, i, label_key)[1]) for i in range(len(dataset))])  # fmt: skip
         except (TypeError, ValueError) as err:
             raise ValueError(f"data: the items must be (x, y) with an integer class y ({err})") from None
         if y.ndim != 1 or y.is_floating_point() or y.is_complex() or (len(y) and int(y.min()) < 0):
@@ -126,16 +134,17 @@ class DatasetData(_Labeled):
         """Shape of one input."""
         return tuple(self.inputs([0]).shape[1:])
 
-    def inputs(self, indices=None, device=None) -> torch.Tensor:
+    def inputs(self, indices=None, device=None) -> torch.Tensor | DictBatch:
         """Inputs ``[n, ...]`` for ``indices`` (all when ``None``), on ``device``, as the dataset gives
-        them (integer token ids stay integers)."""
+        them (integer token ids stay integers); dict inputs as a
+        :class:`~fmlib.inputs.DictBatch`."""
         idx = torch.arange(len(self)) if indices is None else torch.as_tensor(np.asarray(indices), dtype=torch.long)
         if self._x is not None:
             x = self._x[idx]
+        elif len(idx):
+            x = stack_inputs([_item(self.dataset, int(i), self.label_key)[0] for i in idx])
         else:
-            x = torch.stack([torch.as_tensor(_item(self.dataset, int(i))[0]) for i in idx]) if len(idx) else None
-            if x is None:
-                x = torch.as_tensor(_item(self.dataset, 0)[0])[:0]
+            x = stack_inputs([_item(self.dataset, 0, self.label_key)[0]])[:0]
         return x.to(device)
 
     def subset(self, indices, classes: list[str] | None = None) -> DatasetData:
@@ -144,11 +153,17 @@ class DatasetData(_Labeled):
             part = torch.utils.data.TensorDataset(self._x[idx], self.labels[idx])
         else:
             part = torch.utils.data.Subset(self.dataset, idx.tolist())
-        return DatasetData(part, list(classes or self.classes), self.name)
+        return DatasetData(part, list(classes or self.classes), self.name, self.label_key)
 
 
-def _item(dataset, i: int):
+def _item(dataset, i: int, label_key: str = "label"):
     item = dataset[i]
+    if isinstance(item, Mapping):
+        if label_key not in item:
+            raise ValueError(f"data: item {i} is a dict without the label key {label_key!r} "
+                             f"(keys {list(item)}); pass label_key= to DatasetData, or give (x, y) "
+                             "items")  # fmt: skip
+        return {k: v for k, v in item.items() if k != label_key}, item[label_key]
     if not isinstance(item, (tuple, list)) or len(item) < 2:
         raise ValueError(f"data: item {i} is a {type(item).__name__}, not an (x, y) pair")
     return item
@@ -205,11 +220,12 @@ def as_al_data(data) -> ALData:
 def iter_batches(inputs, batch_size: int, device=None) -> Iterator[torch.Tensor]:
     """Yield float input batches on ``device`` from any input form.
 
-    ``inputs`` may be a float tensor ``[N, ...]``, an :class:`ImageData` (normalised
+    ``inputs`` may be a float tensor ``[N, ...]`` (or a :class:`~fmlib.inputs.DictBatch`), an
+    :class:`ImageData` (normalised
     on the fly) or :class:`DatasetData`, a ``Dataset`` whose items are ``x`` or ``(x, y, ...)``, or a
     ``DataLoader`` (its own batching is kept).
     """
-    if isinstance(inputs, torch.Tensor):
+    if isinstance(inputs, (torch.Tensor, DictBatch)):
         for start in range(0, len(inputs), batch_size):
             yield inputs[start : start + batch_size].to(device)
     elif isinstance(inputs, (ImageData, DatasetData)):
@@ -219,7 +235,7 @@ def iter_batches(inputs, batch_size: int, device=None) -> Iterator[torch.Tensor]
         loader = inputs if isinstance(inputs, DataLoader) else DataLoader(inputs, batch_size=batch_size)
         for batch in loader:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            yield x.to(device)
+            yield as_batch(x).to(device)
     else:
         raise ValueError(f"inputs must be a Tensor, ImageData, Dataset or DataLoader, got {type(inputs).__name__}")
 

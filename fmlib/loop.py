@@ -4,7 +4,10 @@ Round ``r`` of a run trains a freshly seeded model on the labeled set ``L_r`` (`
 evaluates it once on the test set, and, unless the label budget is reached, asks the strategy
 for the next batch ``B_r`` and labels it: ``L_{r+1} = L_r + B_r``. Round 0 trains on the
 initial set (unless ``train_first=False``: then the initial weights make the first query).
-The loop takes injected parts (data, model, strategy, schedule, training; see
+A round is :meth:`ActiveLoop.query` (train, evaluate, select) then :meth:`ActiveLoop.label`
+(the batch's labels, from anyone: they are trained on from the next round); :meth:`~ActiveLoop.step`
+is both, with the pool's own labels. The loop takes injected parts (data, model, strategy, schedule,
+training, an optional training hook; see
 :func:`fmlib.build.build`), returns each round's row and batch in :class:`RoundResult`, and never
 touches records: :func:`fmlib.experiment.run_experiment` writes them. Strategies never see the
 loop. Everything random in round ``r`` is seeded from ``round_seed(seed, r, purpose)``; each row
@@ -13,8 +16,9 @@ records the torch thread count that computed it, since float rounding depends on
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -39,6 +43,60 @@ class RoundResult:
     picked: np.ndarray  # int64 [K] pool positions, pick order
     picked_labels: np.ndarray  # int64 [K]
     report: SelectionReport
+    source: str = "pool"  # where the batch's labels came from: "pool" (simulation) | "oracle"
+
+
+@dataclass
+class Query:
+    """A round's query, waiting for its labels: the batch (pool positions, pick order), the round's
+    row so far (class counts of the labels still zero) and the strategy's report."""
+
+    round: int
+    positions: np.ndarray  # int64 [K] pool positions, pick order
+    row: dict
+    report: SelectionReport
+    stop: dict | None = None  # the stopping rule that ends the run in this round (nothing queried)
+
+
+def check_answer(queried, positions, labels, num_classes: int) -> np.ndarray:
+    """Where each queried position sits in ``positions`` (``int [K]``), after checking that the
+    answer covers every queried position exactly once with a class ``0..num_classes-1``;
+    ``ValueError`` naming what is wrong otherwise."""
+    queried = np.asarray(queried, dtype=np.int64).reshape(-1)
+    positions = np.asarray(positions).reshape(-1)
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(positions):
+        raise ValueError(f"got {len(labels)} labels for {len(positions)} positions")
+    if len(positions) != len(queried):
+        raise ValueError(f"the query holds {len(queried)} positions, got labels for "
+                         f"{len(positions)}")  # fmt: skip
+    if positions.dtype.kind not in "iu" or len(np.unique(positions)) != len(positions) or \
+            not np.isin(positions, queried).all():  # fmt: skip
+        extra = sorted(set(positions.tolist()) - set(queried.tolist()))
+        raise ValueError(f"positions must be the queried ones ({queried.tolist()}), each once; got "
+                         f"{positions.tolist()}"
+                         + (f" (not queried: {extra})" if extra else ""))  # fmt: skip
+    whole = labels.dtype.kind == "f" and np.all(labels == np.round(labels))
+    valid = labels.dtype.kind in "iu" or whole
+    bad = [] if not valid else [int(v) for v in labels if not 0 <= v < num_classes]
+    if not valid or bad:
+        shown = bad if valid else labels.tolist()
+        raise ValueError(f"labels must be classes 0..{num_classes - 1} (integers), got {shown}")
+    index = {int(p): i for i, p in enumerate(positions)}
+    return np.array([index[int(p)] for p in queried], dtype=np.int64)
+
+
+def _train_columns(stats: Mapping) -> dict:
+    """The rounds.csv training columns from a training's stats (missing ones: -1 epochs, NaN)."""
+
+    def number(key):
+        value = stats.get(key)
+        return float(value) if isinstance(value, (int, float, np.number)) else float("nan")
+
+    epochs = stats.get("epochs")
+    return {"train_epochs": int(epochs) if isinstance(epochs, (int, np.integer)) else -1,
+            "train_accuracy": number("train_accuracy"), "train_loss": number("train_loss"),
+            "train_time": number("seconds")}  # fmt: skip
 
 
 class ActiveLoop:
@@ -56,6 +114,10 @@ class ActiveLoop:
         initial: pool positions labeled before round 0.
         seed: per-round seeds derive from it (:func:`round_seed`).
         device: where to train, evaluate and select.
+        train: a training hook instead of ``fit(model, pool, labeled, train_config)``:
+            ``train(model, data, labeled, *, seed, device) -> dict`` of stats (``epochs``,
+            ``train_accuracy``, ``train_loss``, ``seconds`` go into the row when given; others are
+            ignored). ``data`` holds the labels known so far; ``model`` is trained in place.
         train_first: when ``False``, round 0 does not train: the model as given (the initial
             weights) is evaluated and makes the first query (the authors' protocol; see
             :data:`fmlib.config.FIRST_QUERY`). Later rounds always train.
@@ -65,8 +127,9 @@ class ActiveLoop:
     """
 
     def __init__(self, data: ALData, model: nn.Module, strategy, schedule: Sequence[int], train_config: TrainConfig,
-                 *, initial, seed: int = 0, device=None, train_first: bool = True, progress: bool = False):  # fmt: skip
-        self.progress = progress
+                 *, initial, seed: int = 0, device=None, train_first: bool = True,
+                 progress: bool = False, train: Callable | None = None):  # fmt: skip
+        self.progress, self.train = progress, train
         self.data, self.model, self.strategy, self.train_first = as_al_data(data), model, strategy, train_first
         self.schedule, self.train_config, self.seed = list(schedule), train_config, seed
         self.device = torch.device(device) if device is not None else default_device()
@@ -74,31 +137,46 @@ class ActiveLoop:
         if len(self.labeled) != self.schedule[0] or len(np.unique(self.labeled)) != len(self.labeled):
             raise ValueError(f"initial must hold {self.schedule[0]} distinct positions, got {len(self.labeled)}")
         self.round = 0
+        self.known = self.data.pool.labels.clone()  # int64 [N]: the pool's labels, answers over
+        self.pending: Query | None = None
+        self.stop: Callable[[dict], dict | None] | None = None  # row so far -> the rule that stops
+        self.stopped: dict | None = None
 
     @property
     def finished(self) -> bool:
-        return self.round >= len(self.schedule)
+        return self.round >= len(self.schedule) or self.stopped is not None
 
     def unlabeled(self) -> np.ndarray:
         return np.setdiff1d(np.arange(len(self.data.pool)), self.labeled)
 
     def step(self) -> bool:
-        """Run one round; return whether another one follows."""
+        """Run one round with the pool's own labels (simulation); return whether another follows."""
+        query = self.query()
+        labels = self.data.pool.labels[torch.as_tensor(query.positions)].numpy()
+        self.label(query.positions, labels, source="pool")
+        return not self.finished
+
+    def query(self) -> Query:
+        """Train, evaluate and select this round's batch (once: asked again, the same query comes
+        back until :meth:`label` answers it). The last round selects nothing (empty positions)."""
         if self.finished:
             raise RuntimeError("the loop is finished")
-        r, pool, classes = self.round, self.data.pool, range(self.data.pool.num_classes)
+        if self.pending is not None:
+            return self.pending
+        r, pool = self.round, self.known_pool()
         if r == 0 and not self.train_first:
             self.model.to(self.device).eval()  # the initial weights query; nothing trained
             stats = {"epochs": 0, "train_accuracy": float("nan"), "train_loss": float("nan"), "seconds": 0.0}
         else:
-            with seeded(round_seed(self.seed, r, "train"), self.device):
-                stats = fit(self.model, pool, self.labeled, self.train_config,
-                            seed=round_seed(self.seed, r, "train"), device=self.device, progress=self.progress)  # fmt: skip
+            stats = self._train(r, pool)
         start = time.perf_counter()
         metrics = evaluate(self.model, self.data.test, device=self.device)
         eval_time = time.perf_counter() - start
         picked, report, select_time = np.zeros(0, dtype=np.int64), SelectionReport(), float("nan")
-        if r + 1 < len(self.schedule):
+        stop = None
+        if self.stop is not None and r + 1 < len(self.schedule):
+            stop = self.stop({"round": r, "n_labeled": len(self.labeled), **metrics})
+        if r + 1 < len(self.schedule) and stop is None:
             n = self.schedule[r + 1] - self.schedule[r]
             start = time.perf_counter()
             with seeded(round_seed(self.seed, r, "select"), self.device), self._strategy_progress():
@@ -109,8 +187,7 @@ class ActiveLoop:
             report = getattr(self.strategy, "report", None) or SelectionReport()
             if len(picked) != n or len(np.unique(picked)) != n or np.isin(picked, self.labeled).any():
                 raise RuntimeError(f"strategy returned {len(picked)} picks, expected {n} distinct unlabeled positions")
-        counts, queried = pool.class_counts(self.labeled), pool.class_counts(picked)
-        fisher = report.fisher
+        classes, fisher = range(pool.num_classes), report.fisher
         row = {
             "round": r,
             "n_labeled": len(self.labeled),
@@ -118,12 +195,9 @@ class ActiveLoop:
             "accuracy": metrics["accuracy"],
             "balanced_accuracy": metrics["balanced_accuracy"],
             **{f"acc_{c}": float(metrics["per_class_accuracy"][c]) for c in classes},
-            **{f"count_{c}": int(counts[c]) for c in classes},
-            **{f"query_{c}": int(queried[c]) for c in classes},
-            "train_epochs": int(stats["epochs"]),
-            "train_accuracy": float(stats["train_accuracy"]),
-            "train_loss": float(stats["train_loss"]),
-            "train_time": float(stats["seconds"]),
+            **{f"count_{c}": 0 for c in classes},  # label() fills them in: labels not known yet
+            **{f"query_{c}": 0 for c in classes},
+            **_train_columns(stats),
             "eval_time": eval_time,
             "select_time": select_time,
             "embed_time": float(report.embed_time) if len(picked) else float("nan"),
@@ -131,11 +205,66 @@ class ActiveLoop:
             "mask_size": int(sum(int(m.sum()) for m in fisher.mask.values())) if fisher else -1,
             "torch_threads": torch.get_num_threads(),
         }
-        labels = pool.labels[torch.as_tensor(picked)].numpy()
+        self.pending = Query(r, picked, row, report, stop)
+        return self.pending
+
+    def label(self, positions, labels, *, source: str = "oracle") -> RoundResult:
+        """Answer the pending query: ``labels[i]`` is the class of pool position ``positions[i]``
+        (any order; every queried position once). Ends the round and returns its result.
+
+        Raises:
+            ValueError: no pending query, positions that are not the query's, a count that does not
+                match, or labels that are not classes ``0..C-1``; the query stays pending.
+        """
+        query = self.pending
+        if query is None:
+            raise ValueError("no pending query: call query() first")
+        order = check_answer(query.positions, positions, labels, self.data.pool.num_classes)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)[order]  # [K] in pick order
+        picked, r, row = query.positions, query.round, dict(query.row)
+        self.known[torch.as_tensor(picked)] = torch.as_tensor(labels)
+        classes = self.data.pool.num_classes
+        counts = np.bincount(self.known[torch.as_tensor(self.labeled)].numpy(), minlength=classes)
+        queried = np.bincount(labels, minlength=self.data.pool.num_classes)
+        row.update({f"count_{c}": int(counts[c]) for c in range(len(counts))})
+        row.update({f"query_{c}": int(queried[c]) for c in range(len(queried))})
         self.labeled = np.concatenate([self.labeled, picked])
         self.round += 1
-        self.last = RoundResult(r, row, picked, labels, report)
-        return not self.finished
+        self.pending = None
+        self.stopped = query.stop
+        self.last = RoundResult(r, row, picked, labels, query.report, source)
+        return self.last
+
+    def known_pool(self):
+        """The pool with the labels known so far: the pool's own outside the answered positions."""
+        pool = self.data.pool
+        if torch.equal(self.known, pool.labels):
+            return pool
+        view = copy.copy(pool)
+        view.labels = self.known.clone()
+        return view
+
+    def _train(self, r: int, pool) -> dict:
+        seed = round_seed(self.seed, r, "train")
+        with seeded(seed, self.device):
+            if self.train is None:
+                return fit(self.model, pool, self.labeled, self.train_config, seed=seed,
+                           device=self.device, progress=self.progress)  # fmt: skip
+            name = getattr(self.train, "__qualname__", None) or type(self.train).__qualname__
+            start = time.perf_counter()
+            try:
+                stats = self.train(self.model, pool, self.labeled.copy(), seed=seed,
+                                   device=self.device)  # fmt: skip
+            except Exception as err:
+                raise RuntimeError(f"the training hook {name} raised in round {r}: "
+                                   f"{type(err).__name__}: {err}; the round is not recorded (rerun "
+                                   "to resume)") from err  # fmt: skip
+            if not isinstance(stats, Mapping):
+                got = type(stats).__name__
+                raise ValueError(f"the training hook {name} returned {got} in round "
+                                 f"{r}; it must return a dict of stats (may be empty: {{}}), e.g. "
+                                 "{'epochs': 5, 'train_loss': 0.3}")  # fmt: skip
+            return {"seconds": time.perf_counter() - start, **stats}
 
     @contextmanager
     def _strategy_progress(self):
@@ -154,10 +283,34 @@ class ActiveLoop:
         return {
             "round": self.round,
             "labeled": torch.from_numpy(self.labeled.copy()),
+            "labels": self.known[torch.as_tensor(self.labeled)].clone(),  # in labeling order
             "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.round = int(state["round"])
         self.labeled = state["labeled"].numpy().astype(np.int64)
+        self.known = self.data.pool.labels.clone()
+        if "labels" in state:
+            self.known[torch.as_tensor(self.labeled)] = state["labels"].long()
         self.model.load_state_dict(state["model"])
+        self.pending = None
+
+    def pending_state(self) -> dict:
+        """The pending query as plain values and tensors (``torch.load(weights_only=True)``), with
+        the weights that made it; :meth:`restore_pending` takes it back after
+        :meth:`load_state_dict`."""
+        query = self.pending
+        weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        return {"round": query.round, "positions": torch.from_numpy(query.positions.copy()),
+                "row": dict(query.row), "stop": query.stop, "model": weights}  # fmt: skip
+
+    def restore_pending(self, state: dict) -> Query:
+        if int(state["round"]) != self.round:
+            raise ValueError(f"the pending query is of round {state['round']}, the loop is at "
+                             f"round {self.round}")  # fmt: skip
+        self.model.load_state_dict(state["model"])
+        positions = state["positions"].numpy().astype(np.int64)
+        self.pending = Query(self.round, positions, dict(state["row"]), SelectionReport(),
+                             state.get("stop"))  # fmt: skip
+        return self.pending

@@ -80,6 +80,7 @@ class RoundWatcher:
         self.new = 0  # rounds recorded since the watch began
         self.total: int | None = None
         self._stamp = None
+        self._lock = threading.Lock()  # the polling thread and on_round share what was shown
 
     def poll(self, *, earlier: bool = False) -> int:
         """Write the rounds not shown yet (``earlier``: keep them pending); return how many were new."""
@@ -91,20 +92,33 @@ class RoundWatcher:
         if stamp == self._stamp:
             return 0
         self._stamp = stamp
-        self.total = self.total or planned_rounds(self.path)
-        lines = []
-        for row in read_rounds(self.path):
-            if int(row["round"]) not in self.shown:
-                self.shown.add(int(row["round"]))
-                lines.append(round_line(row, self.total, earlier=earlier))
-        if earlier:
-            self.pending += lines
-        elif lines:
-            self.flush_pending()
-            for line in lines:
-                self.write(line)
-            self.new += len(lines)
+        with self._lock:
+            self.total = self.total or planned_rounds(self.path)
+            lines = []
+            for row in read_rounds(self.path):
+                if int(row["round"]) not in self.shown:
+                    self.shown.add(int(row["round"]))
+                    lines.append(round_line(row, self.total, earlier=earlier))
+            if earlier:
+                self.pending += lines
+            elif lines:
+                self.flush_pending()
+                for line in lines:
+                    self.write(line)
+                self.new += len(lines)
         return 0 if earlier else len(lines)
+
+    def on_round(self, row: Mapping) -> None:
+        """A callback of the run (:mod:`fmlib.callbacks`): the round's line at once, after the
+        lines of rounds recorded earlier."""
+        with self._lock:
+            if int(row["round"]) in self.shown:
+                return
+            self.shown.add(int(row["round"]))
+            self.total = self.total or planned_rounds(self.path)
+            self.flush_pending()
+            self.write(round_line(row, self.total))
+            self.new += 1
 
     def flush_pending(self) -> None:
         for line in self.pending:

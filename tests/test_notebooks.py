@@ -22,7 +22,7 @@ from tests.conftest import requires_fashion_mnist
 from tests.fakes import write_fake_fashion_mnist
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["active_learning", "sensitivity", "compare", "fisher_primer", "ablation"]
+NAMES = ["active_learning", "sensitivity", "compare", "fisher_primer", "ablation", "label_yourself"]
 
 
 def read(name: str) -> nbformat.NotebookNode:

@@ -20,6 +20,8 @@ from torch import nn
 from torch.func import functional_call, vjp, vmap
 from torch.overrides import TorchFunctionMode
 
+from fmlib.inputs import one_sample, tree
+
 BLOCK_ELEMENTS = 2**24  # cap on one per-sample gradient block (64 MB in float32): splits a chunk further
 _LAYERS = (nn.Linear, nn.Conv2d, nn.BatchNorm2d)  # the hook engine's layers (their own forward, groups=1)
 
@@ -124,14 +126,14 @@ def _func_embeddings(model, indices: dict, x, weighted: bool, classes: int) -> d
     theta = _detached(model, indices)
 
     def one(xi):  # one sample -> [C, k_F]
-        z, pull = vjp(lambda th: functional_call(model, th, (xi[None],))[0], theta)  # z [C]
+        z, pull = vjp(lambda th: functional_call(model, th, (one_sample(xi),))[0], theta)  # z [C]
         _, rows = _log_softmax_rows(z[None], weighted)  # [C, 1, C]
         grads = vmap(pull)(rows[:, 0])[0]  # name -> [C, *shape]: the full gradients, then the mask
         return torch.cat([grads[name].flatten(1)[:, idx] for name, idx in indices.items()], dim=1)
 
     numel = sum(t.numel() for t in theta.values())
     with torch.no_grad():  # torch.func differentiates inside; no autograd graph of the other parameters
-        emb = _by_samples(lambda s: vmap(one)(x[s]), len(x), classes * numel)  # [B, C, k_F]
+        emb = _by_samples(lambda s: vmap(one)(tree(x[s])), len(x), classes * numel)  # [B, C, k_F]
     return dict(zip(indices, emb.split([len(idx) for idx in indices.values()], dim=-1)))
 
 
@@ -140,7 +142,7 @@ def _func_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
     theta = _detached(model, names)
 
     def one(xi):  # one sample -> [P_F]
-        z, pull = vjp(lambda th: functional_call(model, th, (xi[None],))[0], theta)  # z [C]
+        z, pull = vjp(lambda th: functional_call(model, th, (one_sample(xi),))[0], theta)  # z [C]
         _, rows = _log_softmax_rows(z[None], weighted=True)  # [C, 1, C]
         total = 0
         for c in range(rows.shape[0]):  # one class at a time: no [C, P_F] block, as in the hook engine
@@ -150,7 +152,8 @@ def _func_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
 
     numel = sum(t.numel() for t in theta.values())
     with torch.no_grad():
-        sums = _by_samples(lambda s: vmap(one)(x[s]).sum(0), len(x), 2 * numel, reduce=True)  # [P_F]
+        sums = _by_samples(lambda s: vmap(one)(tree(x[s])).sum(0), len(x), 2 * numel,
+                           reduce=True)  # [P_F]  # fmt: skip
     return dict(zip(names, sums.split([t.numel() for t in theta.values()])))
 
 

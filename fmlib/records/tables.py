@@ -13,7 +13,7 @@ import pandas as pd
 
 from fmlib.records.files import CONFIG, QUERIES, ROUNDS, read_meta
 
-QUERY_COLUMNS = ["round", "order", "pool_index", "label"]
+QUERY_COLUMNS = ["round", "order", "pool_index", "label", "source"]  # source: "pool" | "oracle"
 
 
 def is_finished(meta: Mapping, n_rounds: int) -> bool:
@@ -22,6 +22,9 @@ def is_finished(meta: Mapping, n_rounds: int) -> bool:
     The one definition, used by :class:`RunRecords`, the tidy tables' ``finished`` column, the
     ``results.json`` summary and the run directories' status.
     """
+    stopped = meta.get("stopped")  # a stopping rule ended the run in that round (fmlib.stopping)
+    if isinstance(stopped, Mapping) and n_rounds == stopped.get("round", -2) + 1:
+        return True
     return n_rounds == len(meta.get("schedule", [])) > 0
 
 
@@ -71,7 +74,11 @@ def results_summary(records: RunRecords) -> dict:
 
     meta = records.meta
     threads = meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
-    return {**run_summary(records.frame()), "torch_threads": threads, "threads_mixed": len(set(threads)) > 1}
+    mixed = len(set(threads)) > 1
+    summary = {**run_summary(records.frame()), "torch_threads": threads, "threads_mixed": mixed}
+    if "stopped" in meta:
+        summary["stopped"] = meta["stopped"]
+    return summary
 
 
 def run_columns(meta: dict, path=None) -> dict:

@@ -1,0 +1,114 @@
+"""Stopping rules: a label budget, a target accuracy and a plateau end a run early; the round that
+stops queries nothing, the records say which rule stopped it, and the run counts as finished."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from fmlib.config import ExperimentConfig
+from fmlib.experiment import run_experiment
+from fmlib.records import RunDirectory, write_results
+from fmlib.stopping import LabelBudget, Plateau, TargetAccuracy, check_stop, stop_rules
+
+
+def small_run(tmp_path=None, **changes) -> dict:
+    values = dict(
+        dataset="tests.user_parts:blob_data",
+        imbalance="none",
+        model="tests.user_parts:mlp",
+        initial_size=6,
+        query_size=6,
+        budget=30,
+        strategy="entropy",
+        train_preset="default",
+        train_options={"epochs": 30, "lr": 1e-2, "batch_size": 8},
+        device="cpu",
+        progress=False,
+        output_dir=str(tmp_path) if tmp_path else None,
+    )
+    return {**values, **changes}
+
+
+def rows(*accuracies):
+    return [
+        {"round": r, "n_labeled": 6 * (r + 1), "accuracy": a, "balanced_accuracy": a}
+        for r, a in enumerate(accuracies)
+    ]
+
+
+def test_the_rules_decide_on_the_rows_so_far():
+    assert LabelBudget(12).should_stop(rows(0.1, 0.2)) and not LabelBudget(13).should_stop(
+        rows(0.1, 0.2)
+    )
+    assert TargetAccuracy(0.8).should_stop(rows(0.5, 0.8)) and not TargetAccuracy(0.8).should_stop(
+        rows(0.9, 0.7)
+    )
+    flat, rising = rows(0.5, 0.7, 0.702, 0.701), rows(0.5, 0.6, 0.7, 0.8)
+    assert Plateau(patience=2, min_delta=0.01).should_stop(flat) and not Plateau(
+        2, 0.01
+    ).should_stop(rising)
+    assert not Plateau(patience=3).should_stop(rows(0.5, 0.5, 0.5))  # too few rounds to judge
+    assert (
+        check_stop(stop_rules([{"rule": "plateau", "patience": 2, "min_delta": 0.01}]), flat)[
+            "rule"
+        ]
+        == "plateau"
+    )
+    assert check_stop([TargetAccuracy(0.99)], rising) is None
+
+
+@pytest.mark.parametrize(
+    "specs, message",
+    [
+        ([{"rule": "patience"}], "'rule' one of"),
+        ([{"rule": "target_accuracy", "accuracy": 1.5}], r"accuracy must be in \(0, 1\]"),
+        ([{"rule": "plateau", "patience": 0}], "patience must be an integer >= 1"),
+        ([{"rule": "label_budget", "label": 5}], "unexpected keyword argument 'label'"),
+        ({"rule": "plateau"}, "stopping must be a list"),
+    ],
+    ids=["unknown", "accuracy", "patience", "option", "not-a-list"],
+)
+def test_bad_rules_are_named_by_the_config(specs, message):
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig(**small_run(stopping=specs)).validate()
+
+
+def test_a_target_accuracy_stops_the_run_and_the_records_say_so(one_thread, tmp_path):
+    rule = TargetAccuracy(0.9)
+    records = run_experiment(small_run(tmp_path, stopping=[rule]))
+    frame = pd.read_csv(tmp_path / "rounds.csv")
+    last = frame.iloc[-1]
+    assert (
+        last["accuracy"] >= 0.9
+        and (frame["accuracy"].iloc[:-1] < 0.9).all()
+        and last["n_queried"] == 0
+    )
+    assert len(frame) < 5 and records.finished  # the schedule had 5 rounds
+    meta = json.loads((tmp_path / "config.json").read_text())
+    assert meta["config"]["stopping"] == [rule.to_dict()]
+    assert meta["stopped"] == {"round": int(last["round"]), **rule.to_dict()}
+    write_results(tmp_path, records)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["finished"] and results["stopped"]["rule"] == "target_accuracy"
+    assert RunDirectory(tmp_path).status() == "done"
+    again = run_experiment(
+        small_run(tmp_path, stopping=[rule.to_dict()])
+    )  # reloads: nothing more to run
+    pd.testing.assert_frame_equal(again.rounds_frame(), records.rounds_frame())
+
+
+def test_a_label_budget_stops_where_the_labels_reach_it(one_thread):
+    records = run_experiment(small_run(stopping=[{"rule": "label_budget", "labels": 12}]))
+    assert [r["n_labeled"] for r in records.rounds] == [6, 12] and records.rounds[-1][
+        "n_queried"
+    ] == 0
+    assert records.meta["stopped"]["rule"] == "label_budget"
+    unstopped = run_experiment(small_run())
+    assert [r["n_labeled"] for r in unstopped.rounds] == [
+        6,
+        12,
+        18,
+        24,
+        30,
+    ] and "stopped" not in unstopped.meta
