@@ -25,7 +25,7 @@ os.environ.pop("MPLBACKEND", None)  # inline figures, as a user sees them
 import fmlib  # noqa: E402
 
 # Tutorials in reading order: (notebook in notebooks/, copy in docs/tutorials/).
-TUTORIALS = ["fisher_primer", "active_learning", "sensitivity", "compare", "ablation"]
+TUTORIALS = ["fisher_primer", "active_learning", "label_yourself", "sensitivity", "compare", "ablation"]
 for number, name in enumerate(TUTORIALS, start=1):
     source, copy = ROOT / "notebooks" / f"{name}.ipynb", DOCS / "tutorials" / f"{number}_{name}.ipynb"
     if not copy.is_file() or copy.read_bytes() != source.read_bytes():

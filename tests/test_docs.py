@@ -32,7 +32,7 @@ import pytest
 from tests.test_browser import browser_paths, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_TIMEOUT = 1800  # s: the whole build, five notebooks executed on 2 busy cores
+BUILD_TIMEOUT = 1800  # s: the whole build, six notebooks executed on 2 busy cores
 PAGE_TIMEOUT = 60  # s: a page (and its images) loaded, search results shown
 
 pytestmark = pytest.mark.slow
