@@ -94,3 +94,23 @@ def test_pick_loop_threads_restored_and_picks_unchanged(single_below, torch_thre
     assert greedy_trace_select(v, 25, **kwargs) == expected
     assert torch.get_num_threads() == 2
     assert set(seen) == {1 if single_below == math.inf else 2}
+
+
+# ----------------------------------------------------------------------------- Woodbury first inverse
+
+
+@pytest.mark.parametrize("n_labeled, k", [(3, 20), (10, 200), (1, 5)], ids=["r12-k20", "r40-k200", "r4-k5"])
+def test_woodbury_first_inverse_equals_dense(n_labeled, k, float64):
+    root = torch.randn(n_labeled * 4, k) / n_labeled**0.5  # [|L|·C, k]
+    dense = torch.linalg.inv(0.7 * torch.eye(k) + 0.4 * root.T @ root)
+    torch.testing.assert_close(greedy._woodbury_inverse(root, 0.7, 0.4), dense, rtol=1e-10, atol=1e-12)
+
+
+def test_labeled_root_gives_the_same_picks(float64):
+    gen = torch.Generator().manual_seed(3)
+    v = torch.randn(60, 4, 50, generator=gen) * torch.rand(60, 1, 1, generator=gen).add(0.1)
+    lab = torch.randn(6, 4, 50, generator=gen)
+    root = lab.reshape(-1, 50) / 6**0.5  # [24, 50]: F_L = RᵀR
+    kwargs = dict(fisher=torch.einsum("nck,ncl->kl", v, v) / 60, labeled_fisher=root.T @ root, n_labeled=6)
+    picks = greedy_trace_select(v, 12, labeled_root=root, **kwargs)
+    assert picks == greedy_trace_select(v, 12, **kwargs) == greedy_trace_select_naive(v, 12, **kwargs)

@@ -69,6 +69,7 @@ def greedy_trace_select(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = False,
     precision: str = "float64",
+    labeled_root: torch.Tensor | None = None,
     refresh_rtol: float = REFRESH_RTOL,
     info: dict | None = None,
 ) -> list[int]:
@@ -90,6 +91,9 @@ def greedy_trace_select(
         progress: show a tqdm progress bar.
         precision: of the ``N x C x k`` candidate products: ``"float64"`` (exact; the default)
             or ``"float32"`` (float64 embeddings are computed in float64 either way).
+        labeled_root: optional ``[r, k]`` R with ``labeled_fisher = RᵀR`` (the labeled
+            embeddings' rows over sqrt(|L|)); with r < k the first inverse is taken by Woodbury
+            on an ``r x r`` system instead of a dense ``k x k`` inverse.
         refresh_rtol: float32 only: the largest relative drift of the picked row's stored gain
             from its fresh float64 value before all A_i, B_i are recomputed (``0``: at every
             pick, ``inf``: never, the unchecked incremental greedy).
@@ -113,7 +117,11 @@ def greedy_trace_select(
     rtol = _TIE_RTOL[work]
     scale = math.sqrt(n / (n_labeled + n))
     f = _symmetric(fisher.to(device, torch.float64))  # [k, k]
-    m = _initial_inverse(f.shape[0], lamb, labeled_fisher, n_labeled / (n_labeled + n), device)  # [k, k]
+    weight = n_labeled / (n_labeled + n)
+    if labeled_root is not None and labeled_fisher is not None and labeled_root.shape[0] < f.shape[0]:
+        m = _woodbury_inverse(labeled_root, lamb, weight)  # [k, k]
+    else:
+        m = _initial_inverse(f.shape[0], lamb, labeled_fisher, weight, device)  # [k, k]
 
     bar = tqdm(total=n_forward, desc="greedy_trace_select", leave=False, disable=not progress)
     a, b = _pair_products(embeddings, m, f, scale, chunk_size, work)  # [N, C, C] each, float64
@@ -343,6 +351,17 @@ def _initial_inverse(k, lamb, labeled_fisher, weight, device) -> torch.Tensor:
         return torch.eye(k, dtype=torch.float64, device=device) / lamb
     precision = lamb * torch.eye(k, dtype=torch.float64, device=device)
     return _spd_inverse(precision + weight * labeled_fisher.to(device, torch.float64))
+
+
+def _woodbury_inverse(root: torch.Tensor, lamb: float, weight: float) -> torch.Tensor:
+    """(λI + w·RᵀR)⁻¹ = (I - Rᵀ(λ/w·I + RRᵀ)⁻¹R)/λ for ``root`` R ``[r, k]``, float64 ``[k, k]``.
+
+    An ``r x r`` Cholesky and one ``k x k`` product of rank r, instead of a ``k x k`` inverse."""
+    r = root.to(torch.float64)
+    eye = torch.eye(r.shape[0], dtype=r.dtype, device=r.device)
+    y = torch.linalg.solve_triangular(_cholesky(lamb / weight * eye + r @ r.T), r, upper=False)  # [r, k]
+    m = torch.eye(r.shape[1], dtype=r.dtype, device=r.device).addmm_(y.T, y, alpha=-1.0)
+    return m.div_(lamb)
 
 
 def _pair_products(embeddings, m, f, scale, chunk_size, work):
