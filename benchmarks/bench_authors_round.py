@@ -58,7 +58,9 @@ def fisher_sum(emb, batch, dtype):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=256)
@@ -84,7 +86,9 @@ def main() -> None:
     rows = {}
 
     def embed(inputs):
-        return torch.cat([gradient_embeddings(model, b, mask, scale="none") for b in inputs.split(args.batch)])
+        return torch.cat(
+            [gradient_embeddings(model, b, mask, scale="none") for b in inputs.split(args.batch)]
+        )
 
     emb, t_emb = clock(lambda: embed(x))  # [N, C, k] float32
     emb_l = embed(x_l)
@@ -102,7 +106,9 @@ def main() -> None:
     print(f"N={num} candidates, C={classes}, k={k}, |L|={len(labeled)}, {picks} picks")
 
     rate32, rate64 = gemm_rate(torch.float32, k), gemm_rate(torch.float64, k)
-    print(f"GEMM rate [2048, k]ᵀ[2048, k]: float32 {rate32 / 1e9:.1f}, float64 {rate64 / 1e9:.1f} G multiply-adds/s")
+    print(
+        f"GEMM rate [2048, k]ᵀ[2048, k]: float32 {rate32 / 1e9:.1f}, float64 {rate64 / 1e9:.1f} G multiply-adds/s"
+    )
     f_old, t_f_old = clock(lambda: fisher_sum(emb, args.batch, torch.float64))
     f_new, t_f_new = clock(lambda: fisher_sum(emb, args.batch, torch.float32))
     rows["F_U"] = (t_f_old, t_f_new, num * classes * k * k / rate32)
@@ -116,11 +122,15 @@ def main() -> None:
     m_old, t_i_old = clock(lambda: greedy._initial_inverse(k, 1.0, fisher_l, weight, cpu))
     m_new, t_i_new = clock(lambda: greedy._woodbury_inverse(root, 1.0, weight))
     rows["first inverse"] = (t_i_old, t_i_new, root.shape[0] * k * k / rate64)
-    print(f"first inverse: Woodbury vs dense, max abs difference {float((m_new - m_old).abs().max()):.1e}")
+    print(
+        f"first inverse: Woodbury vs dense, max abs difference {float((m_new - m_old).abs().max()):.1e}"
+    )
 
     common = dict(fisher=f_old, labeled_fisher=fisher_l, n_labeled=n_l)
     p_old, t_g_old = clock(lambda: greedy.greedy_trace_select(emb, picks, **common))
-    p_new, t_g_new = clock(lambda: greedy.greedy_trace_select(emb, picks, labeled_root=root, **common))
+    p_new, t_g_new = clock(
+        lambda: greedy.greedy_trace_select(emb, picks, labeled_root=root, **common)
+    )
     # the first inverse is inside both greedy times: count it once, under its own row
     rows["greedy"] = (t_g_old - t_i_old, t_g_new - t_i_new, 2 * num * classes * k * k / rate64)
     print(f"greedy: same picks as the previous code (float64): {p_old == p_new}")
@@ -130,11 +140,17 @@ def main() -> None:
     total = [0.0, 0.0, 0.0]
     for name, (old, new, floor) in rows.items():
         total = [a + b for a, b in zip(total, (old, new, floor))]
-        print(f"| {name} | {old:.2f} | {new:.2f} | {floor:.2f} | {new / floor:.2f} | {old / new:.2f} |")
+        print(
+            f"| {name} | {old:.2f} | {new:.2f} | {floor:.2f} | {new / floor:.2f} | {old / new:.2f} |"
+        )
     old, new, floor = total
-    print(f"| whole query | {old:.2f} | {new:.2f} | {floor:.2f} | {new / floor:.2f} | {old / new:.2f} |")
-    print(f"goals: current / floors <= 1.5: {'met' if new / floor <= 1.5 else 'MISSED'}; "
-          f"previous / current >= 3: {'met' if old / new >= 3 else 'MISSED'}; load {os.getloadavg()[0]:.2f}")
+    print(
+        f"| whole query | {old:.2f} | {new:.2f} | {floor:.2f} | {new / floor:.2f} | {old / new:.2f} |"
+    )
+    print(
+        f"goals: current / floors <= 1.5: {'met' if new / floor <= 1.5 else 'MISSED'}; "
+        f"previous / current >= 3: {'met' if old / new >= 3 else 'MISSED'}; load {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ def phases(device, x, x_l, picks, fraction):
     diag, out["fisher diagonal"] = timed(lambda: fisher_diagonal(model, x[:1024]), device)
     mask = fisher_mask({k: v.cpu() for k, v in diag.items()}, fraction, method="global", include_head=True,
                        model=model, seed=0)  # fmt: skip
-    embed = lambda inputs: torch.cat([gradient_embeddings(model, b, mask) for b in inputs.split(256)])
+    embed = lambda inputs: torch.cat(
+        [gradient_embeddings(model, b, mask) for b in inputs.split(256)]
+    )
     emb, out["embeddings"] = timed(lambda: embed(x), device)  # [N, C, k]
     emb_l = embed(x_l)
     k = emb.shape[-1]
@@ -59,17 +61,21 @@ def phases(device, x, x_l, picks, fraction):
     root = emb_l.reshape(-1, k).double() / math.sqrt(len(x_l))
     weight = len(x_l) / (len(x_l) + picks)
     _, out["first inverse"] = timed(lambda: greedy._woodbury_inverse(root, 1.0, weight), device)
-    kwargs = dict(fisher=fisher, labeled_fisher=root.T @ root, n_labeled=len(x_l), labeled_root=root)
+    kwargs = dict(
+        fisher=fisher, labeled_fisher=root.T @ root, n_labeled=len(x_l), labeled_root=root
+    )
     chosen = {}
     for precision in ("float64", "float32"):
         chosen[precision], out[f"greedy {precision}"] = timed(
-            lambda: greedy.greedy_trace_select(emb, picks, precision=precision, **kwargs), device
+            lambda p=precision: greedy.greedy_trace_select(emb, picks, precision=p, **kwargs), device
         )
     return out, chosen, k
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--num", type=int, default=2000, help="candidates")
     parser.add_argument("--picks", type=int, default=70)
@@ -82,11 +88,16 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))  # fmt: skip
     gen = torch.Generator().manual_seed(0)
-    x, x_l = torch.randn(args.num, 1, 28, 28, generator=gen), torch.randn(155, 1, 28, 28, generator=gen)
+    x, x_l = (
+        torch.randn(args.num, 1, 28, 28, generator=gen),
+        torch.randn(155, 1, 28, 28, generator=gen),
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     dev, dev_picks, k = phases(device, x, x_l, args.picks, args.fraction)
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    peak = (
+        torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    )
     cpu, cpu_picks, _ = (dev, dev_picks, k) if device.type == "cpu" else phases(torch.device("cpu"), x, x_l,
                                                                                 args.picks, args.fraction)  # fmt: skip
     print(f"N={args.num}, C=4, k={k}, {args.picks} picks; peak device memory {peak:.2f} GiB")
@@ -96,8 +107,10 @@ def main() -> None:
         print(f"| {name} | {dev[name]:.2f} | {cpu[name]:.2f} | {cpu[name] / dev[name]:.1f} |")
     for precision, picks in dev_picks.items():
         same = len(set(picks) & set(cpu_picks["float64"]))
-        print(f"device greedy {precision}: {same} of {args.picks} picks in common with the CPU float64 picks, "
-              f"identical order: {picks == cpu_picks['float64']}")
+        print(
+            f"device greedy {precision}: {same} of {args.picks} picks in common with the CPU float64 picks, "
+            f"identical order: {picks == cpu_picks['float64']}"
+        )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ OPTIONS = {"fraction": 0.005, "scale": "fisher", "max_candidates": 2000}  # the 
 def dump(seed: int, out: Path) -> None:
     config = ExperimentConfig(seed=seed, strategy_options=OPTIONS)
     pool = load_data(config).pool
-    initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method, seed=seed)
+    initial = initial_labeled(
+        pool.labels.numpy(), config.initial_size, config.initial_method, seed=seed
+    )
     with seeded(round_seed(seed, 0, "init")):
         model = build_model("cnn", pool.num_classes, 1, 28)
     fit(model, pool, initial, config.training(), seed=round_seed(seed, 0, "train"))
@@ -52,13 +54,18 @@ def dump(seed: int, out: Path) -> None:
     real = fisher_strategies.greedy_trace_select
     fisher_strategies.greedy_trace_select = capture
     try:
-        FisherMask(**OPTIONS).select(model, pool, initial, unlabeled, 70, seed=round_seed(seed, 0, "select"))
+        FisherMask(**OPTIONS).select(
+            model, pool, initial, unlabeled, 70, seed=round_seed(seed, 0, "select")
+        )
     finally:
         fisher_strategies.greedy_trace_select = real
     captured.pop("progress", None)
     torch.save(captured, out / f"seed{seed}.pt")
     emb = captured["embeddings"]
-    print(f"seed {seed}: embeddings {tuple(emb.shape)} {emb.dtype}, |L| {captured['n_labeled']}", flush=True)
+    print(
+        f"seed {seed}: embeddings {tuple(emb.shape)} {emb.dtype}, |L| {captured['n_labeled']}",
+        flush=True,
+    )
 
 
 class _Recorder:
@@ -87,20 +94,27 @@ def run(inputs, n, precision, refresh_rtol, forced=None):
     emb, info = inputs["embeddings"], {}  # float32, as the strategy makes them
     with _Recorder(forced) as rec:
         start = time.perf_counter()
-        picks = greedy.greedy_trace_select(emb, n, precision=precision, refresh_rtol=refresh_rtol, info=info,
-                                           **kwargs)
+        picks = greedy.greedy_trace_select(
+            emb, n, precision=precision, refresh_rtol=refresh_rtol, info=info, **kwargs
+        )
         seconds = time.perf_counter() - start
     refreshed = set(info.get("refreshes", []))
     calls = iter(rec.calls)
     # at a refresh the pick is made twice: keep the second (the scores the pick used)
-    gains = [next(calls) if step not in refreshed else (next(calls), next(calls))[1] for step in range(len(picks))]
+    gains = [
+        next(calls) if step not in refreshed else (next(calls), next(calls))[1]
+        for step in range(len(picks))
+    ]
     return picks, gains, seconds, info
 
 
 def compare(inputs, seed, picks):
     n = picks or inputs["n"]
     ref, _, t64, _ = run(inputs, n, "float64", 0.0)
-    for label, rtol in (("float32, drift-checked", greedy.REFRESH_RTOL), ("float32, unchecked", float("inf"))):
+    for label, rtol in (
+        ("float32, drift-checked", greedy.REFRESH_RTOL),
+        ("float32, unchecked", float("inf")),
+    ):
         got, gains, t32, info = run(inputs, n, "float32", rtol)
         _, exact, _, _ = run(inputs, n, "float64", 0.0, forced=got)  # float64 gains on got's path
         worst, worst_top = [], []
@@ -120,7 +134,9 @@ def compare(inputs, seed, picks):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dump", type=Path, default=None)
     parser.add_argument("--inputs", type=Path, default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -128,14 +144,18 @@ def main() -> None:
     parser.add_argument("--picks", type=int, default=None, help="default: the query's 70")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.2f}"
+    )
     if args.dump:
         args.dump.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
             dump(seed, args.dump)
         return
-    print("| seed | greedy | picks in common with float64 | first differing pick | gain rel. error at the "
-          "last pick, candidates within 50 % of the best | largest over picks | refreshes | time / float64 |")
+    print(
+        "| seed | greedy | picks in common with float64 | first differing pick | gain rel. error at the "
+        "last pick, candidates within 50 % of the best | largest over picks | refreshes | time / float64 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         compare(torch.load(args.inputs / f"seed{seed}.pt"), seed, args.picks)

@@ -28,10 +28,14 @@ def _captured_fisher(monkeypatch, strategy, *args, seed):
 @pytest.mark.parametrize("max_candidates", [None, 8], ids=["all-candidates", "8-candidates"])
 @pytest.mark.parametrize("fisher_pool", ["candidates", "pool"])
 @pytest.mark.parametrize("name", sorted(OPTIONS))
-def test_fisher_pool_against_hand_computation(name, fisher_pool, max_candidates, monkeypatch, float64):
+def test_fisher_pool_against_hand_computation(
+    name, fisher_pool, max_candidates, monkeypatch, float64
+):
     pool, model = make_pool(24), TinyNet().double()
     labeled, unlabeled = np.arange(5), np.arange(5, 24)
-    options = dict(OPTIONS[name], fisher_pool=fisher_pool, max_candidates=max_candidates, precision="float64")
+    options = dict(
+        OPTIONS[name], fisher_pool=fisher_pool, max_candidates=max_candidates, precision="float64"
+    )
     strategy = get_strategy(name, **options)
     assert strategy.options["fisher_pool"] == fisher_pool
     seen = _captured_fisher(monkeypatch, strategy, model, pool, labeled, unlabeled, 4, seed=7)

@@ -57,12 +57,14 @@ def test_float32_products_with_drift_check_stay_within_1e4_of_float64(seed):
     assert _max_rel(got["gains"], want["gains"]) < 1e-4
     assert got["refreshes"]  # the check did act on this problem
     # Without the check the same problem drifts far (what the check is there for).
-    unchecked = greedy_trace_select(v, 100, precision="float32", refresh_rtol=math.inf, info=loose, **kwargs)
+    unchecked = greedy_trace_select(
+        v, 100, precision="float32", refresh_rtol=math.inf, info=loose, **kwargs
+    )
     assert unchecked != picks64
 
 
 def test_drift_check_at_every_pick_equals_float32_recomputation():
-    """refresh_rtol=0 recomputes every A_i, B_i at every pick: the original code's float32 greedy."""
+    """refresh_rtol=0 recomputes every A_i, B_i at every pick (as the original float32 code)."""
     v, kwargs = drifting_problem(N=120, k=40)
     got = {}
     picks = greedy_trace_select(v, 30, precision="float32", refresh_rtol=0.0, info=got, **kwargs)
@@ -90,20 +92,28 @@ def test_pick_loop_threads_restored_and_picks_unchanged(single_below, torch_thre
     monkeypatch.setattr(greedy, "SINGLE_THREAD_WORK", single_below)
     seen = []
     real = greedy._rank_c_update
-    monkeypatch.setattr(greedy, "_rank_c_update", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    monkeypatch.setattr(
+        greedy,
+        "_rank_c_update",
+        lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k),
+    )
     assert greedy_trace_select(v, 25, **kwargs) == expected
     assert torch.get_num_threads() == 2
     assert set(seen) == {1 if single_below == math.inf else 2}
 
 
-# ----------------------------------------------------------------------------- Woodbury first inverse
+# ------------------------------------------------------------------------- Woodbury first inverse
 
 
-@pytest.mark.parametrize("n_labeled, k", [(3, 20), (10, 200), (1, 5)], ids=["r12-k20", "r40-k200", "r4-k5"])
+@pytest.mark.parametrize(
+    "n_labeled, k", [(3, 20), (10, 200), (1, 5)], ids=["r12-k20", "r40-k200", "r4-k5"]
+)
 def test_woodbury_first_inverse_equals_dense(n_labeled, k, float64):
     root = torch.randn(n_labeled * 4, k) / n_labeled**0.5  # [|L|·C, k]
     dense = torch.linalg.inv(0.7 * torch.eye(k) + 0.4 * root.T @ root)
-    torch.testing.assert_close(greedy._woodbury_inverse(root, 0.7, 0.4), dense, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        greedy._woodbury_inverse(root, 0.7, 0.4), dense, rtol=1e-10, atol=1e-12
+    )
 
 
 def test_labeled_root_gives_the_same_picks(float64):
@@ -111,6 +121,10 @@ def test_labeled_root_gives_the_same_picks(float64):
     v = torch.randn(60, 4, 50, generator=gen) * torch.rand(60, 1, 1, generator=gen).add(0.1)
     lab = torch.randn(6, 4, 50, generator=gen)
     root = lab.reshape(-1, 50) / 6**0.5  # [24, 50]: F_L = RᵀR
-    kwargs = dict(fisher=torch.einsum("nck,ncl->kl", v, v) / 60, labeled_fisher=root.T @ root, n_labeled=6)
+    kwargs = dict(
+        fisher=torch.einsum("nck,ncl->kl", v, v) / 60, labeled_fisher=root.T @ root, n_labeled=6
+    )
     picks = greedy_trace_select(v, 12, labeled_root=root, **kwargs)
-    assert picks == greedy_trace_select(v, 12, **kwargs) == greedy_trace_select_naive(v, 12, **kwargs)
+    assert (
+        picks == greedy_trace_select(v, 12, **kwargs) == greedy_trace_select_naive(v, 12, **kwargs)
+    )

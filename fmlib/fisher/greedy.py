@@ -51,8 +51,8 @@ _TIE_RTOL = {torch.float64: 1e-9, torch.float32: 1e-5}
 # value before every A_i, B_i is recomputed (benchmarks/greedy_precision.py).
 REFRESH_RTOL = 5e-5
 PRECISIONS = ("float64", "float32")  # of the candidate products
-# Per-pick work (N·C·2C·k + 3·C·k² multiply-adds) below which the pick loop runs on one thread: many small
-# ops lose more to waiting OpenMP threads on a busy machine than they gain (bench_select.py).
+# Per-pick work (N·C·2C·k + 3·C·k² multiply-adds) below which the pick loop runs on one thread:
+# many small ops lose more to waiting OpenMP threads on a busy machine than they gain (bench_select.py).
 SINGLE_THREAD_WORK = 2e8
 
 
@@ -118,7 +118,8 @@ def greedy_trace_select(
     scale = math.sqrt(n / (n_labeled + n))
     f = _symmetric(fisher.to(device, torch.float64))  # [k, k]
     weight = n_labeled / (n_labeled + n)
-    if labeled_root is not None and labeled_fisher is not None and labeled_root.shape[0] < f.shape[0]:
+    low_rank = labeled_root is not None and labeled_root.shape[0] < f.shape[0]
+    if low_rank and labeled_fisher is not None:
         m = _woodbury_inverse(labeled_root, lamb, weight)  # [k, k]
     else:
         m = _initial_inverse(f.shape[0], lamb, labeled_fisher, weight, device)  # [k, k]
@@ -137,7 +138,7 @@ def greedy_trace_select(
             gains[picked] = -math.inf
             p = _best(gains, ids, rtol, largest=True)
             v = embeddings[p].to(torch.float64) * scale  # [C, k]
-            x = v @ m  # [C, k], float64: the picked row's fresh terms serve the check and the update
+            x = v @ m  # [C, k], float64: serves the drift check and the update
             if check:
                 drift = abs(float(gains[p]) / _fresh_gain(x, v, f) - 1.0)
                 drifts.append(drift)
@@ -151,7 +152,9 @@ def greedy_trace_select(
                     x = v @ m
             picked.append(p)
             picked_gains.append(float(gains[p]))
-            m = _rank_c_update(embeddings, a, b, m, f, v, scale, chunk_size, work, remove=False, x=x)
+            m = _rank_c_update(
+                embeddings, a, b, m, f, v, scale, chunk_size, work, remove=False, x=x
+            )
             bar.update()
     bar.close()
     if info is not None:
@@ -354,12 +357,13 @@ def _initial_inverse(k, lamb, labeled_fisher, weight, device) -> torch.Tensor:
 
 
 def _woodbury_inverse(root: torch.Tensor, lamb: float, weight: float) -> torch.Tensor:
-    """(λI + w·RᵀR)⁻¹ = (I - Rᵀ(λ/w·I + RRᵀ)⁻¹R)/λ for ``root`` R ``[r, k]``, float64 ``[k, k]``.
+    """(λI + w·RᵀR)⁻¹ = (I - Rᵀ(λ/w·I + RRᵀ)⁻¹R)/λ for R = ``root`` ``[r, k]``; float64 ``[k, k]``.
 
     An ``r x r`` Cholesky and one ``k x k`` product of rank r, instead of a ``k x k`` inverse."""
     r = root.to(torch.float64)
     eye = torch.eye(r.shape[0], dtype=r.dtype, device=r.device)
-    y = torch.linalg.solve_triangular(_cholesky(lamb / weight * eye + r @ r.T), r, upper=False)  # [r, k]
+    chol = _cholesky(lamb / weight * eye + r @ r.T)  # [r, r]
+    y = torch.linalg.solve_triangular(chol, r, upper=False)  # [r, k]
     m = torch.eye(r.shape[1], dtype=r.dtype, device=r.device).addmm_(y.T, y, alpha=-1.0)
     return m.div_(lamb)
 
@@ -398,7 +402,9 @@ class _pick_threads:
             torch.set_num_threads(self.threads)
 
 
-def _rank_c_update(embeddings, a, b, m, f, v, scale, chunk_size, work, remove: bool, x=None) -> torch.Tensor:
+def _rank_c_update(
+    embeddings, a, b, m, f, v, scale, chunk_size, work, remove: bool, x=None
+) -> torch.Tensor:
     """Add (or remove) the scaled ``v`` ``[C, k]``: update A, B of every row and M in place; return M.
 
     M' = M - xᵀ S⁻¹ x with x = v M and S = I + v M vᵀ (adding), or M' = M + xᵀ (I - v M vᵀ)⁻¹ x

@@ -94,7 +94,8 @@ class _FisherStrategy(Strategy):
             low = 0 if key == "backward_steps" else 1
             if isinstance(opts[key], bool) or not isinstance(opts[key], int) or opts[key] < low:
                 raise ValueError(f"{key} must be an int >= {low}, got {opts[key]!r}")
-        for key, allowed in (("precision", PRECISIONS), ("greedy_precision", PRECISIONS), ("fisher_pool", FISHER_POOLS)):
+        choices = {"precision": PRECISIONS, "greedy_precision": PRECISIONS, "fisher_pool": FISHER_POOLS}
+        for key, allowed in choices.items():
             if opts[key] not in allowed:
                 raise ValueError(f"unknown {key} {opts[key]!r}; allowed values: {list(allowed)}")
 
@@ -140,7 +141,8 @@ class _FisherStrategy(Strategy):
                     fisher_u += fisher_l * len(labeled)
                 rest = np.setdiff1d(unlabeled, cand)
                 if len(rest):
-                    fisher_u += self._embeddings(model, pool, rest, mask, device, keep=False)[1] * len(rest)
+                    _, fisher_rest = self._embeddings(model, pool, rest, mask, device, keep=False)
+                    fisher_u += fisher_rest * len(rest)
                 fisher_u /= len(cand) + len(labeled) + len(rest)
         with self._timed("select_time", device):
             picks = greedy_trace_select(
