@@ -3,6 +3,11 @@
     .venv/bin/python benchmarks/bench_select.py            # speed (N=3000, C=10, k=1000, 100 picks), then memory
     .venv/bin/python benchmarks/bench_select.py --quick    # small sizes, seconds, no memory run
     .venv/bin/python benchmarks/bench_select.py --memory   # only N=20000, C=10, k=2000: peak RSS
+    .venv/bin/python benchmarks/bench_select.py --busy     # 1 vs 2 threads beside a busy process
+
+Busy mode (N=1500, C=10, k=500, 60 picks) spawns a process that spins on one core, then times
+the incremental greedy at 1 and at 2 torch threads, interleaved, and the same at 2 threads with
+the one-thread pick loop switched off (the greedy before it ran small picks on one thread).
 
 Speed mode times :func:`greedy_trace_select` over all picks (median of ``--repeats`` runs) and
 the naive recomputation (:func:`greedy_trace_select_naive`, O(N·C·k²) a pick) over
@@ -94,6 +99,41 @@ def speed(args, device):
     print(f"  setup + 1st pick / one naive pick: {t_one / naive_per_pick:.2f}")
 
 
+def busy(args, device):
+    import os
+
+    from fmlib.fisher import greedy
+
+    num, k, picks = args.num, args.k, 60
+    print(f"busy: N={num} C={args.classes} k={k} picks={picks} beside a spinning process; "
+          f"load before {os.getloadavg()[0]:.2f}")  # fmt: skip
+    v, kwargs = make_problem(num, args.classes, k, args.n_labeled, device)
+    spin = "import os, time\nparent = os.getppid()\nwhile os.getppid() == parent:\n    sum(range(10**5))"
+    spinner = subprocess.Popen([sys.executable, "-c", spin])  # ends when this process ends
+    try:
+        time.sleep(1.0)
+        rows = {"1 thread": [], "2 threads": [], "2 threads, one-thread loop off": []}
+        threshold = greedy.SINGLE_THREAD_WORK
+        for _ in range(args.repeats):
+            for label in rows:
+                torch.set_num_threads(1 if label == "1 thread" else 2)
+                greedy.SINGLE_THREAD_WORK = 0.0 if label.endswith("off") else threshold
+                rows[label].append(timed(lambda: greedy_trace_select(v, picks, **kwargs), device))
+        greedy.SINGLE_THREAD_WORK = threshold
+        load = os.getloadavg()[0]
+    finally:
+        spinner.kill()
+    base = statistics.median(t for _, t in rows["1 thread"])
+    assert all(p == rows["1 thread"][0][0] for runs in rows.values() for p, _ in runs)
+    for label, runs in rows.items():
+        t = statistics.median(t for _, t in runs)
+        times = ", ".join(f"{t:.2f}" for _, t in runs)
+        print(f"  {label:32s} {t:6.2f} s  ({t / base:.2f}x 1 thread; runs {times})")
+    ratio = statistics.median(t for _, t in rows["2 threads"]) / base
+    print(f"  2 threads / 1 thread: {ratio:.2f} (goal <= 1.5: {'met' if ratio <= 1.5 else 'MISSED'}); "
+          f"same picks in every run; load during {load:.2f}")  # fmt: skip
+
+
 def memory(args, device):
     print(f"memory: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled} on {device}")
     v, kwargs = make_problem(args.num, args.classes, args.k, args.n_labeled, device)
@@ -120,6 +160,7 @@ def main():
     parser.add_argument("--n-labeled", type=int, default=0, help="labeled-set size |L| (0: no labeled Fisher)")
     parser.add_argument("--quick", action="store_true", help="small sizes: N=600, k=200, 20 picks")
     parser.add_argument("--memory", action="store_true", help="peak-memory mode")
+    parser.add_argument("--busy", action="store_true", help="1 vs 2 threads beside a busy process")
     parser.add_argument("--progress", action="store_true", help="progress bar in memory mode")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: torch's choice)")
@@ -132,12 +173,17 @@ def main():
         args.no_memory = True
     if args.memory:
         args.num, args.k = args.num or 20000, args.k or 2000
+    if args.busy:
+        args.num, args.k = args.num or 1500, args.k or 500
     args.num, args.k = args.num or 3000, args.k or 1000
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.busy:
+        busy(args, device)
+        return
     if args.memory:
         memory(args, device)
         return

@@ -19,6 +19,20 @@ rank-C change of M: for the picked V with x = V M, S and y = M F xᵀ, ::
 
 so a pick costs one pass over the candidates against a ``k x 2C`` matrix (O(N·C²·k)) plus
 O(C·k²). :func:`greedy_trace_select_naive` is the direct recomputation, the oracle for tests.
+
+Float32 drift. With float32 candidate products the updates above subtract float32 rounding of
+the *first* A_i, B_i from ever smaller ones: the error stays absolute while the gains shrink by
+orders of magnitude over a query, so unchecked the relative error grew to 5e-3 by pick 60 on
+real embeddings (a recomputation has errors relative to the current gains). The default,
+``precision="float64"``, computes the candidate products in float64 whatever the embeddings'
+dtype (float32 embeddings are exact in float64): the picks are those of float64 embeddings, at
+about 1.4x the float32 greedy's time on a CPU. ``precision="float32"`` keeps float32 products and
+checks the drift: at every pick the picked row's gain is recomputed in float64 (its ``V M`` is
+needed for the update anyway); when it differs from the stored gain by more than
+``refresh_rtol``, every A_i, B_i is recomputed from the current M (one pass like the first) and
+the pick is made again. A recomputation costs as much as the first pass and its own float32
+error reaches 1e-4 on real embeddings, so this is for devices slow in float64
+(``benchmarks/greedy_precision.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +47,13 @@ DEFAULT_CHUNK_SIZE = 512  # candidates per block of the N x C x k products
 # Gains within this relative distance of the best count as tied (lowest index wins); the
 # tolerance follows the precision the candidate products are computed in.
 _TIE_RTOL = {torch.float64: 1e-9, torch.float32: 1e-5}
+# Float32 only: the picked row's stored gain may drift this far (relative) from its fresh float64
+# value before every A_i, B_i is recomputed (benchmarks/greedy_precision.py).
+REFRESH_RTOL = 5e-5
+PRECISIONS = ("float64", "float32")  # of the candidate products
+# Per-pick work (N·C·2C·k + 3·C·k² multiply-adds) below which the pick loop runs on one thread:
+# many small ops lose more to waiting OpenMP threads on a busy machine than they gain (bench_select.py).
+SINGLE_THREAD_WORK = 2e8
 
 
 @torch.no_grad()
@@ -47,12 +68,16 @@ def greedy_trace_select(
     backward_steps: int = 0,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = False,
+    precision: str = "float64",
+    labeled_root: torch.Tensor | None = None,
+    refresh_rtol: float = REFRESH_RTOL,
+    info: dict | None = None,
 ) -> list[int]:
     """Pick ``n`` candidates greedily minimising tr((λI + w·F_L + Σ ṼᵀṼ)⁻¹ F_U), as BAIT does.
 
     Args:
-        embeddings: ``[N, C, k]`` candidate gradient embeddings V_i (float32; float64 is
-            computed in float64 throughout). Never copied whole; read in chunks.
+        embeddings: ``[N, C, k]`` candidate gradient embeddings V_i, float32 or float64.
+            Never copied whole; read in chunks.
         n: batch size, ``1 <= n <= N``.
         fisher: ``[k, k]`` pool Fisher F_U (mean of V_iᵀV_i over the pool).
         labeled_fisher: ``[k, k]`` mean of VᵀV over the labeled set, or ``None`` when
@@ -64,36 +89,76 @@ def greedy_trace_select(
             time the member whose removal raises the objective least, until ``n`` remain.
         chunk_size: candidates per block of the big products, ``>= 1``.
         progress: show a tqdm progress bar.
+        precision: of the ``N x C x k`` candidate products: ``"float64"`` (exact; the default)
+            or ``"float32"`` (float64 embeddings are computed in float64 either way).
+        labeled_root: optional ``[r, k]`` R with ``labeled_fisher = RᵀR`` (the labeled
+            embeddings' rows over sqrt(|L|)); with r < k the first inverse is taken by Woodbury
+            on an ``r x r`` system instead of a dense ``k x k`` inverse.
+        refresh_rtol: float32 only: the largest relative drift of the picked row's stored gain
+            from its fresh float64 value before all A_i, B_i are recomputed (``0``: at every
+            pick, ``inf``: never, the unchecked incremental greedy).
+        info: when a dict, filled with ``gains`` (each forward pick's gain as the argmax saw it),
+            ``refreshes`` (the picks at which A_i, B_i were recomputed) and ``drift`` (float32:
+            the picked row's relative drift at each pick).
 
     Returns:
         ``n`` distinct indices into ``embeddings``, in pick order (after pruning, the
-        survivors in pick order). Ties, up to a relative 1e-5 (float32) or 1e-9 (float64),
+        survivors in pick order). Ties, up to a relative 1e-5 (float32 products) or 1e-9 (float64),
         favour low indices: a pick takes the lowest, a removal the highest.
     """
     num, _, _ = _check_inputs(embeddings, n, fisher, labeled_fisher, n_labeled, lamb, backward_steps, chunk_size)
     n, n_labeled, backward_steps, chunk_size = int(n), int(n_labeled), int(backward_steps), int(chunk_size)
     n_forward = min((backward_steps + 1) * n, num)
     device = embeddings.device
-    work = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    float32 = precision == "float32" and embeddings.dtype != torch.float64
+    work = torch.float32 if float32 else torch.float64
     rtol = _TIE_RTOL[work]
     scale = math.sqrt(n / (n_labeled + n))
     f = _symmetric(fisher.to(device, torch.float64))  # [k, k]
-    m = _initial_inverse(f.shape[0], lamb, labeled_fisher, n_labeled / (n_labeled + n), device)  # [k, k]
+    weight = n_labeled / (n_labeled + n)
+    low_rank = labeled_root is not None and labeled_root.shape[0] < f.shape[0]
+    if low_rank and labeled_fisher is not None:
+        m = _woodbury_inverse(labeled_root, lamb, weight)  # [k, k]
+    else:
+        m = _initial_inverse(f.shape[0], lamb, labeled_fisher, weight, device)  # [k, k]
 
     bar = tqdm(total=n_forward, desc="greedy_trace_select", leave=False, disable=not progress)
     a, b = _pair_products(embeddings, m, f, scale, chunk_size, work)  # [N, C, C] each, float64
     ids = torch.arange(num, device=device)
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=device)
+    check = work == torch.float32 and refresh_rtol < math.inf
+    refreshes, drifts, picked_gains = [], [], []
     picked: list[int] = []
-    for _ in range(n_forward):
-        gains = _trace_ratio(eye + a, b)  # [N]
-        gains[picked] = -math.inf
-        p = _best(gains, ids, rtol, largest=True)
-        picked.append(p)
-        v = embeddings[p].to(torch.float64) * scale  # [C, k]
-        m = _rank_c_update(embeddings, a, b, m, f, v, scale, chunk_size, work, remove=False)
-        bar.update()
+    c, k = a.shape[-1], f.shape[0]
+    with _pick_threads(num * c * 2 * c * k + 3 * c * k * k):
+        for step in range(n_forward):
+            gains = _trace_ratio(eye + a, b)  # [N]
+            gains[picked] = -math.inf
+            p = _best(gains, ids, rtol, largest=True)
+            v = embeddings[p].to(torch.float64) * scale  # [C, k]
+            x = v @ m  # [C, k], float64: serves the drift check and the update
+            if check:
+                drift = abs(float(gains[p]) / _fresh_gain(x, v, f) - 1.0)
+                drifts.append(drift)
+                if drift > refresh_rtol and step > 0:
+                    refreshes.append(step)
+                    a, b = _pair_products(embeddings, m, f, scale, chunk_size, work)
+                    gains = _trace_ratio(eye + a, b)
+                    gains[picked] = -math.inf
+                    p = _best(gains, ids, rtol, largest=True)
+                    v = embeddings[p].to(torch.float64) * scale
+                    x = v @ m
+            picked.append(p)
+            picked_gains.append(float(gains[p]))
+            m = _rank_c_update(
+                embeddings, a, b, m, f, v, scale, chunk_size, work, remove=False, x=x
+            )
+            bar.update()
     bar.close()
+    if info is not None:
+        info.update(refreshes=refreshes, drift=drifts, gains=picked_gains)
     if n_forward == n:
         return picked
 
@@ -134,7 +199,7 @@ def greedy_trace_select_naive(
     n, n_labeled, backward_steps, chunk_size = int(n), int(n_labeled), int(backward_steps), int(chunk_size)
     n_forward = min((backward_steps + 1) * n, num)
     device, f64 = embeddings.device, torch.float64
-    rtol = _TIE_RTOL[torch.float64 if embeddings.dtype == torch.float64 else torch.float32]
+    rtol = _TIE_RTOL[torch.float64]  # computed in float64 whatever the embeddings' dtype
     scale = math.sqrt(n / (n_labeled + n))
     f = fisher.to(device, f64)
     precision = lamb * torch.eye(k, dtype=f64, device=device)  # [k, k]
@@ -291,6 +356,18 @@ def _initial_inverse(k, lamb, labeled_fisher, weight, device) -> torch.Tensor:
     return _spd_inverse(precision + weight * labeled_fisher.to(device, torch.float64))
 
 
+def _woodbury_inverse(root: torch.Tensor, lamb: float, weight: float) -> torch.Tensor:
+    """(λI + w·RᵀR)⁻¹ = (I - Rᵀ(λ/w·I + RRᵀ)⁻¹R)/λ for R = ``root`` ``[r, k]``; float64 ``[k, k]``.
+
+    An ``r x r`` Cholesky and one ``k x k`` product of rank r, instead of a ``k x k`` inverse."""
+    r = root.to(torch.float64)
+    eye = torch.eye(r.shape[0], dtype=r.dtype, device=r.device)
+    chol = _cholesky(lamb / weight * eye + r @ r.T)  # [r, r]
+    y = torch.linalg.solve_triangular(chol, r, upper=False)  # [r, k]
+    m = torch.eye(r.shape[1], dtype=r.dtype, device=r.device).addmm_(y.T, y, alpha=-1.0)
+    return m.div_(lamb)
+
+
 def _pair_products(embeddings, m, f, scale, chunk_size, work):
     """A_i = Ṽ_i M Ṽ_iᵀ and B_i = Ṽ_i M F M Ṽ_iᵀ, ``[N, C, C]`` each in float64."""
     m_w, f_w = m.to(work), f.to(work)
@@ -303,7 +380,31 @@ def _pair_products(embeddings, m, f, scale, chunk_size, work):
     return scale**2 * torch.cat(a), scale**2 * torch.cat(b)
 
 
-def _rank_c_update(embeddings, a, b, m, f, v, scale, chunk_size, work, remove: bool) -> torch.Tensor:
+def _fresh_gain(x: torch.Tensor, v: torch.Tensor, f: torch.Tensor) -> float:
+    """tr(x F xᵀ (I + x vᵀ)⁻¹) of one candidate from its ``x = v M`` ``[C, k]``, float64."""
+    eye = torch.eye(len(x), dtype=x.dtype, device=x.device)
+    return float(_trace_ratio(eye + x @ v.T, x @ f @ x.T))
+
+
+class _pick_threads:
+    """Run the pick loop on one torch thread when a pick's work is small (restored after)."""
+
+    def __init__(self, work: float):
+        self.single = work < SINGLE_THREAD_WORK and torch.get_num_threads() > 1
+
+    def __enter__(self):
+        self.threads = torch.get_num_threads()
+        if self.single:
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.single:
+            torch.set_num_threads(self.threads)
+
+
+def _rank_c_update(
+    embeddings, a, b, m, f, v, scale, chunk_size, work, remove: bool, x=None
+) -> torch.Tensor:
     """Add (or remove) the scaled ``v`` ``[C, k]``: update A, B of every row and M in place; return M.
 
     M' = M - xᵀ S⁻¹ x with x = v M and S = I + v M vᵀ (adding), or M' = M + xᵀ (I - v M vᵀ)⁻¹ x
@@ -314,7 +415,7 @@ def _rank_c_update(embeddings, a, b, m, f, v, scale, chunk_size, work, remove: b
     (allocating and zeroing one cost more than the arithmetic) and M stays symmetric.
     """
     c, k = v.shape
-    x = v @ m  # [C, k]
+    x = v @ m if x is None else x  # [C, k]
     eye = torch.eye(c, dtype=m.dtype, device=m.device)
     # S from the fresh float64 x, not the stored A (which may carry float32 rounding).
     chol = _cholesky(eye - x @ v.T if remove else eye + x @ v.T)  # [C, C]

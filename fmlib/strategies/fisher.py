@@ -23,6 +23,7 @@ from fmlib.fisher.masks import ParameterMask, check_mask_options, fisher_mask
 from fmlib.strategies.base import FisherReport, Strategy, _batches, _candidates, register
 
 PRECISIONS = ("float32", "float64")  # of the Fisher strategies' computations
+FISHER_POOLS = ("candidates", "pool")  # what F_U averages over
 
 
 def head_gradient_embeddings(probs: torch.Tensor, h: torch.Tensor, *, include_bias: bool = False) -> torch.Tensor:
@@ -51,9 +52,14 @@ class _FisherStrategy(Strategy):
     1. Diagonal Fisher on a seeded subsample of ``fisher_samples`` points of ``labeled ∪ unlabeled``,
        and the mask (subclasses).
     2. Embeddings ``V(x) [C, k]`` of the candidates and of the labeled points, ``batch_size`` at a time.
-    3. ``F_U`` = mean over candidates of ``VᵀV``, ``F_L`` = mean over labeled, summed in float64
-       (sums of thousands of rank-C terms lose digits in float32; the greedy works in float64 too).
-    4. :func:`greedy_trace_select` with ``lamb`` and ``backward_steps``.
+    3. ``F_U`` = mean of ``VᵀV`` over the candidates (``fisher_pool="candidates"``) or over the
+       whole pool, labeled and unlabeled (``"pool"``, as the original BAIT and FisherMask code);
+       ``F_L`` = mean over labeled. Each block's ``VᵀV`` in the embeddings' precision, the sum over
+       blocks in float64 (a sum of thousands of rank-C terms loses digits in float32).
+    4. :func:`greedy_trace_select` with ``lamb``, ``backward_steps`` and ``greedy_precision``
+       (``"float64"``: the candidate products in float64, so float32 embeddings give the picks
+       their float64 copies give; ``"float32"``: float32 products with a drift check). The
+       labeled embeddings are passed as the root of ``F_L``: the first inverse by Woodbury.
 
     Memory: the candidates' embeddings ``[N, C, k]`` and a few ``[k, k]``. ``progress``: tqdm bars.
 
@@ -73,6 +79,8 @@ class _FisherStrategy(Strategy):
         "batch_size": 256,
         "max_candidates": None,
         "precision": "float32",
+        "greedy_precision": "float64",  # of the greedy's candidate products
+        "fisher_pool": "candidates",  # F_U over the candidates, or the whole "pool"
         "progress": False,
     }
 
@@ -86,8 +94,10 @@ class _FisherStrategy(Strategy):
             low = 0 if key == "backward_steps" else 1
             if isinstance(opts[key], bool) or not isinstance(opts[key], int) or opts[key] < low:
                 raise ValueError(f"{key} must be an int >= {low}, got {opts[key]!r}")
-        if opts["precision"] not in PRECISIONS:
-            raise ValueError(f"unknown precision {opts['precision']!r}; allowed values: {list(PRECISIONS)}")
+        choices = {"precision": PRECISIONS, "greedy_precision": PRECISIONS, "fisher_pool": FISHER_POOLS}
+        for key, allowed in choices.items():
+            if opts[key] not in allowed:
+                raise ValueError(f"unknown {key} {opts[key]!r}; allowed values: {list(allowed)}")
 
     def _mask_and_diag(self, model, inputs, *, seed) -> tuple[ParameterMask, dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -97,15 +107,16 @@ class _FisherStrategy(Strategy):
         raise NotImplementedError
 
     def _embeddings(self, model, pool, indices, mask, device, *, keep: bool):
-        """Embeddings (when ``keep``) and ``mean_x V(x)ᵀV(x)`` in float64."""
+        """Embeddings (when ``keep``) and ``mean_x V(x)ᵀV(x)`` in float64, ``[k, k]``."""
         kept, fisher = [], None
         batches = _batches(model, pool, indices, self.options["batch_size"], device)
         total = -(-len(indices) // self.options["batch_size"])
         for x in tqdm(batches, total=total, desc=f"{self.name} embeddings", leave=False,
                       disable=not self.options["progress"]):  # fmt: skip
             emb = self._embed(model, x, mask).detach()  # [b, C, k]
-            flat = emb.reshape(-1, emb.shape[-1]).double()  # [b·C, k]
-            fisher = flat.T @ flat if fisher is None else fisher.addmm_(flat.T, flat)
+            flat = emb.reshape(-1, emb.shape[-1])  # [b·C, k]
+            block = (flat.T @ flat).double()  # a block of b·C rows in the embeddings' precision
+            fisher = block if fisher is None else fisher.add_(block)
             if keep:
                 kept.append(emb)
         return (torch.cat(kept) if keep else None), fisher / len(indices)
@@ -120,19 +131,31 @@ class _FisherStrategy(Strategy):
             inputs = next(_batches(model, pool, sample, len(sample), device))  # [S, C, H, W]
             mask, fisher_diag = self._mask_and_diag(model, inputs, seed=seed)
             emb, fisher_u = self._embeddings(model, pool, cand, mask, device, keep=True)  # [N, C, k], [k, k]
-            fisher_l = None
+            fisher_l, root_l = None, None
             if len(labeled):
-                _, fisher_l = self._embeddings(model, pool, labeled, mask, device, keep=False)
+                emb_l, fisher_l = self._embeddings(model, pool, labeled, mask, device, keep=True)
+                root_l = emb_l.reshape(-1, emb_l.shape[-1]) / math.sqrt(len(labeled))  # [|L|·C, k]
+            if self.options["fisher_pool"] == "pool":
+                fisher_u = fisher_u * len(cand)
+                if len(labeled):
+                    fisher_u += fisher_l * len(labeled)
+                rest = np.setdiff1d(unlabeled, cand)
+                if len(rest):
+                    _, fisher_rest = self._embeddings(model, pool, rest, mask, device, keep=False)
+                    fisher_u += fisher_rest * len(rest)
+                fisher_u /= len(cand) + len(labeled) + len(rest)
         with self._timed("select_time", device):
             picks = greedy_trace_select(
                 emb,
                 n,
                 fisher=fisher_u,
                 labeled_fisher=fisher_l,
+                labeled_root=root_l,
                 n_labeled=len(labeled),
                 lamb=self.options["lamb"],
                 backward_steps=self.options["backward_steps"],
                 progress=self.options["progress"],
+                precision=self.options["greedy_precision"],
             )
         picks = np.asarray(picks, dtype=np.int64)
         self.report.fisher = FisherReport(

@@ -1,0 +1,157 @@
+"""One FisherMask query at the authors' scale, phase by phase, against floors and the previous code.
+
+Their ResNet-18 (``build_model("authors_resnet18")``) on the imbalanced FashionMNIST pool (5750
+images, 4 classes), |L| = 155 labels, the whole rest as candidates, mask fraction 0.01
+(k ≈ 7000), 70 picks; ``--quick``: 600 candidates, fraction 0.002, 20 picks. Untrained weights
+(timing does not depend on them). Each phase is timed in the current code and in the previous
+one, beside its floor measured in the same run:
+
+- embeddings (``gradient_embeddings``): floor = C batched forward + backward passes of the
+  whole network over the same inputs;
+- F_U = mean VᵀV: previous = float64 blocks, current = float32 blocks summed in float64;
+  floor = N·C·k² multiply-adds at this machine's float32 GEMM rate;
+- first inverse (λI + w·F_L)⁻¹: previous = dense Cholesky inverse, current = Woodbury on the
+  |L|·C labeled rows; floor = |L|·C·k² multiply-adds at the float64 GEMM rate;
+- greedy (float64 products, the default): floor = its first pass, 2·N·C·k² multiply-adds at the
+  float64 GEMM rate. The picks of the previous and current code are compared.
+
+Usage: python benchmarks/bench_authors_round.py [--quick] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from fmlib.experiment import ExperimentConfig, load_data
+from fmlib.fisher import greedy
+from fmlib.fisher.embeddings import fisher_diagonal, gradient_embeddings
+from fmlib.fisher.masks import fisher_mask
+from fmlib.models import build_model
+
+
+def clock(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def gemm_rate(dtype, k, rows=2048):
+    """Multiply-adds per second of a ``[rows, k]ᵀ[rows, k]`` product (best of 3)."""
+    a = torch.randn(rows, k, dtype=dtype)
+    best = min(clock(lambda: a.T @ a)[1] for _ in range(3))
+    return rows * k * k / best
+
+
+def fisher_sum(emb, batch, dtype):
+    total = None
+    for start in range(0, len(emb), batch):
+        flat = emb[start : start + batch].reshape(-1, emb.shape[-1]).to(dtype)  # [b·C, k]
+        block = (flat.T @ flat).double()
+        total = block if total is None else total.add_(block)
+    return total / len(emb)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=256)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    n_cand, fraction, picks = (600, 0.002, 20) if args.quick else (None, 0.01, 70)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.2f} "
+          f"(shared machine: ratios within this run are what counts)")  # fmt: skip
+    pool = load_data(ExperimentConfig(seed=0, model="authors_resnet18")).pool
+    rng = np.random.default_rng(0)
+    labeled = np.sort(rng.choice(len(pool), 155, replace=False))
+    unlabeled = np.setdiff1d(np.arange(len(pool)), labeled)
+    cand = unlabeled if n_cand is None else np.sort(rng.choice(unlabeled, n_cand, replace=False))
+    torch.manual_seed(0)
+    model = build_model("authors_resnet18", pool.num_classes, 1, 28).eval()
+    cpu = torch.device("cpu")
+    sample = pool.inputs(np.sort(rng.choice(len(pool), 1024, replace=False)), cpu)
+    diag = fisher_diagonal(model, sample)
+    mask = fisher_mask(diag, fraction, method="global", include_head=True, model=model, seed=0)
+    x = pool.inputs(cand, cpu)
+    x_l = pool.inputs(labeled, cpu)
+    classes = pool.num_classes
+    rows = {}
+
+    def embed(inputs):
+        return torch.cat(
+            [gradient_embeddings(model, b, mask, scale="none") for b in inputs.split(args.batch)]
+        )
+
+    emb, t_emb = clock(lambda: embed(x))  # [N, C, k] float32
+    emb_l = embed(x_l)
+    num, _, k = emb.shape
+
+    def floor_passes():
+        for b in x.split(args.batch):
+            logp = torch.log_softmax(model(b), -1)
+            for c in range(classes):
+                model.zero_grad()
+                logp[:, c].sum().backward(retain_graph=c < classes - 1)
+
+    _, t_emb_floor = clock(floor_passes)
+    rows["embeddings"] = (t_emb, t_emb, t_emb_floor)
+    print(f"N={num} candidates, C={classes}, k={k}, |L|={len(labeled)}, {picks} picks")
+
+    rate32, rate64 = gemm_rate(torch.float32, k), gemm_rate(torch.float64, k)
+    print(
+        f"GEMM rate [2048, k]ᵀ[2048, k]: float32 {rate32 / 1e9:.1f}, float64 {rate64 / 1e9:.1f} G multiply-adds/s"
+    )
+    f_old, t_f_old = clock(lambda: fisher_sum(emb, args.batch, torch.float64))
+    f_new, t_f_new = clock(lambda: fisher_sum(emb, args.batch, torch.float32))
+    rows["F_U"] = (t_f_old, t_f_new, num * classes * k * k / rate32)
+    rel = float((f_new - f_old).norm() / f_old.norm())
+    print(f"F_U float32 blocks vs float64: relative Frobenius difference {rel:.1e}")
+
+    n_l = len(labeled)
+    root = emb_l.reshape(-1, k).double() / math.sqrt(n_l)  # [|L|·C, k]
+    fisher_l = root.T @ root
+    weight = n_l / (n_l + picks)
+    m_old, t_i_old = clock(lambda: greedy._initial_inverse(k, 1.0, fisher_l, weight, cpu))
+    m_new, t_i_new = clock(lambda: greedy._woodbury_inverse(root, 1.0, weight))
+    rows["first inverse"] = (t_i_old, t_i_new, root.shape[0] * k * k / rate64)
+    print(
+        f"first inverse: Woodbury vs dense, max abs difference {float((m_new - m_old).abs().max()):.1e}"
+    )
+
+    common = dict(fisher=f_old, labeled_fisher=fisher_l, n_labeled=n_l)
+    p_old, t_g_old = clock(lambda: greedy.greedy_trace_select(emb, picks, **common))
+    p_new, t_g_new = clock(
+        lambda: greedy.greedy_trace_select(emb, picks, labeled_root=root, **common)
+    )
+    # the first inverse is inside both greedy times: count it once, under its own row
+    rows["greedy"] = (t_g_old - t_i_old, t_g_new - t_i_new, 2 * num * classes * k * k / rate64)
+    print(f"greedy: same picks as the previous code (float64): {p_old == p_new}")
+
+    print("| phase | previous s | current s | floor s | current / floor | previous / current |")
+    print("|---|---|---|---|---|---|")
+    total = [0.0, 0.0, 0.0]
+    for name, (old, new, floor) in rows.items():
+        total = [a + b for a, b in zip(total, (old, new, floor))]
+        print(
+            f"| {name} | {old:.2f} | {new:.2f} | {floor:.2f} | {new / floor:.2f} | {old / new:.2f} |"
+        )
+    old, new, floor = total
+    print(
+        f"| whole query | {old:.2f} | {new:.2f} | {floor:.2f} | {new / floor:.2f} | {old / new:.2f} |"
+    )
+    print(
+        f"goals: current / floors <= 1.5: {'met' if new / floor <= 1.5 else 'MISSED'}; "
+        f"previous / current >= 3: {'met' if old / new >= 3 else 'MISSED'}; load {os.getloadavg()[0]:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
