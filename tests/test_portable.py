@@ -1,0 +1,53 @@
+"""Portability: fmlib imports without ``fcntl`` (Windows), the run-directory lock never follows a
+symlinked ``.lock``, and caches follow one XDG rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fmlib.records import RunDirectory, RunLockedError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_fmlib_imports_without_fcntl():
+    code = ("import sys; sys.modules['fcntl'] = None\n"
+            "import fmlib, fmlib.records, fmlib.cli, fmlib.grid, fmlib.experiment\n"
+            "print('ok')")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_the_lock_names_its_holder_and_releases(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    with run.lock():
+        holder = json.loads((tmp_path / "run" / ".lock").read_text())
+        assert holder["pid"] == os.getpid()
+        with pytest.raises(RunLockedError, match=rf"process {os.getpid()} on"):
+            with RunDirectory(tmp_path / "run").lock():
+                pass
+    with run.lock():  # released: taken again without a stale warning
+        pass
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or sys.platform == "win32", reason="needs symlinks")
+def test_a_symlinked_lock_is_never_written_through(tmp_path):
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / ".lock").symlink_to(outside)
+    with pytest.warns(UserWarning, match=r"\.lock is a symbolic link.*replaced"):
+        with RunDirectory(run).lock():
+            assert not (run / ".lock").is_symlink()
+            assert json.loads((run / ".lock").read_text())["pid"] == os.getpid()
+            assert outside.read_text() == "keep me\n"
+    assert outside.read_text() == "keep me\n"
