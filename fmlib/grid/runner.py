@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fmlib.grid.spec import GridRun
-from fmlib.notebook import repo_root
+from fmlib.notebook import notebook_path
 
 RESULTS, EXECUTED, SUMMARY, RUNS = "results.json", "active_learning.ipynb", "grid_summary.json", "grid.json"
 EXECUTORS = ("local", "submitit", "inline")
-NOTEBOOK = repo_root() / "notebooks" / EXECUTED
+NOTEBOOK = notebook_path(EXECUTED)  # the checkout's, else the copy in the wheel
 
 
 @dataclass
