@@ -109,6 +109,7 @@ def _run(parts: RunParts, run_dir: RunDirectory | None, checkpoint: dict | None,
     if checkpoint is not None:
         records = RunRecords.from_state(checkpoint["records"], run_dir.path)
         _check_threads(records, threads, config.allow_thread_change, run_dir.path)
+        _check_torch(records, config.allow_torch_change, run_dir.path)
         loop.load_state_dict(checkpoint["loop"])
     else:
         meta = {
@@ -118,6 +119,8 @@ def _run(parts: RunParts, run_dir: RunDirectory | None, checkpoint: dict | None,
             "environment": environment(parts.device),
             "torch_threads": [threads],  # every count used, in order
             "threads_mixed": False,
+            "torch_versions": [str(torch.__version__)],  # every torch version used, in order
+            "torch_mixed": False,
             "data": {"source": parts.source, "name": pool.name,
                      "pool_size": len(pool), "test_size": len(parts.data.test), "classes": list(pool.classes),
                      "pool_counts": pool.class_counts().tolist(), "test_counts": parts.data.test.class_counts().tolist()},
@@ -166,6 +169,22 @@ def _check_threads(records: RunRecords, threads: int, allowed: bool, path) -> No
                          "(the records then say the thread count was mixed)")  # fmt: skip
     meta["torch_threads"] = [*used, threads]
     meta["threads_mixed"] = len(set(meta["torch_threads"])) > 1
+
+
+def _check_torch(records: RunRecords, allowed: bool, path) -> None:
+    """Refuse to resume with another torch version than the run's last one, unless allowed; then
+    record the change (``torch_versions``, ``torch_mixed``)."""
+    meta, version = records.meta, str(torch.__version__)
+    used = meta.get("torch_versions") or [meta.get("environment", {}).get("torch")]
+    if used[-1] is None or used[-1] == version:
+        return
+    if not allowed:
+        raise ValueError(f"{path} was made with torch {used[-1]} and this process has torch {version}: the rounds "
+                         "still to run would not give the results of an uninterrupted run. Resume with torch "
+                         f"{used[-1]}, or set allow_torch_change=True (the records then say the torch version "
+                         "was mixed)")  # fmt: skip
+    meta["torch_versions"] = [*used, version]
+    meta["torch_mixed"] = True
 
 
 def _query_rows(round: int, picked: np.ndarray, labels: np.ndarray) -> list[dict]:

@@ -4,6 +4,7 @@ symlinked ``.lock``, and caches follow one XDG rule."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -51,3 +52,34 @@ def test_a_symlinked_lock_is_never_written_through(tmp_path):
             assert json.loads((run / ".lock").read_text())["pid"] == os.getpid()
             assert outside.read_text() == "keep me\n"
     assert outside.read_text() == "keep me\n"
+
+
+def test_fmlib_and_the_toy_primer_import_without_ipywidgets():
+    code = ("import sys; sys.modules['ipywidgets'] = None\n"
+            "import fmlib, fmlib.primer, fmlib.primer.toy, fmlib.experiment\n"
+            "print('ok')")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_resuming_with_another_torch_version_is_refused_unless_allowed_and_recorded(
+    fashion_root, tmp_path, monkeypatch
+):
+    import pandas as pd
+    import torch
+
+    from fmlib.experiment import run_experiment
+    from tests.test_hostile import small_config
+
+    run = tmp_path / "run"
+    config = small_config(fashion_root, run)
+    run_experiment(config, max_rounds=1)
+    here = str(torch.__version__)
+    monkeypatch.setattr(torch, "__version__", "2.99.0")
+    with pytest.raises(ValueError, match=rf"made with torch {re.escape(here)}.*has torch 2\.99\.0.*allow_torch_change=True"):
+        run_experiment(config)
+    assert len(pd.read_csv(run / "rounds.csv")) == 1  # nothing ran
+    run_experiment({**config, "allow_torch_change": True})
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["torch_versions"] == [here, "2.99.0"] and meta["torch_mixed"] is True
