@@ -83,3 +83,16 @@ def test_resuming_with_another_torch_version_is_refused_unless_allowed_and_recor
     run_experiment({**config, "allow_torch_change": True})
     meta = json.loads((run / "config.json").read_text())
     assert meta["torch_versions"] == [here, "2.99.0"] and meta["torch_mixed"] is True
+
+
+def test_every_cache_path_follows_xdg_cache_home(tmp_path, monkeypatch):
+    from fmlib.data import cache_dir
+    from fmlib.datasets import load_dataset
+    from fmlib.primer.toy import default_figures_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if sys.platform.startswith("linux"):
+        assert cache_dir() == tmp_path / "xdg" / "fmlib"
+    assert default_figures_dir() == cache_dir() / "primer"
+    with pytest.raises(FileNotFoundError, match=rf"{re.escape(str(cache_dir()))}"):
+        load_dataset("cifar10")
