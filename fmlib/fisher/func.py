@@ -197,7 +197,7 @@ def _warn_fallback(model, names, err: RuntimeError) -> None:
     """One line naming the layers of ``names`` (those with backward hooks first) and torch's reason."""
     owners = {}
     for module_name, module in model.named_modules():
-        for attr, p in module.named_parameters(recurse=False):
+        for p in module.parameters(recurse=False):
             owners.setdefault(id(p), (module_name or "<model>", module))
     params = dict(model.named_parameters())
     layers = dict(owners[id(params[name])] for name in names)

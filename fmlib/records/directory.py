@@ -157,9 +157,10 @@ class RunDirectory:
         """Hold the directory for this process (created when missing) inside the block.
 
         A second holder, in this process or another, gets :class:`RunLockedError` naming the
-        holder's process id and host at once. The lock is an ``flock`` (``LockFileEx`` on Windows, through
-        ``filelock``) on ``.lock``, so the operating system releases it when its holder dies; a dead holder's record left in the file
-        is taken over with a warning. A directory this call created is removed again when the
+        holder's process id and host at once. The lock is an ``flock`` (``LockFileEx`` on
+        Windows, through ``filelock``) on ``.lock``, so the operating system releases it when its
+        holder dies; a dead holder's record left in the file is taken over with a warning. A
+        ``.lock`` that is a symbolic link is replaced, never followed. A directory this call created is removed again when the
         block leaves it empty (a config refused before anything was written).
         """
         created = not self.path.exists()
