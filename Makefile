@@ -27,16 +27,15 @@ browser: ## install Debian's chromium and chromium-driver (the browser test driv
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e ".[notebooks,test,grid,docs]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[notebooks,test,grid,docs]"
 	@touch $(STAMP)
 
-setup: data $(STAMP) ## data + virtual environment with torch 2.14.1 and fmlib
+setup: data $(STAMP) ## data + virtual environment with fmlib and the pins of constraints.txt
 
 # The notebook's printed lines (config, one per round with its accuracy, results) come to this terminal
 # as they are printed: --stdout-file - forwards the kernel's stdout; the cell bar would garble them.

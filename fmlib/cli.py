@@ -8,6 +8,7 @@ Usage (``fmlib <command> --help`` shows each command's options; ``python -m fmli
     fmlib grid grids/fashion_mnist_cpu.json --dry-run
     fmlib compare "runs/fashion_mnist_cpu/*" --output comparison --target 0.85
     fmlib bench --quick
+    fmlib notebooks my-notebooks
 
 Mistakes a user can fix (a bad config field, an unknown strategy, a missing file) print one line
 ``fmlib <command>: error: ...`` to stderr and exit with status 2, without a traceback.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from fmlib.grid.cli import json_or_text
 
-COMMANDS = ("run", "grid", "compare", "bench")
+COMMANDS = ("run", "grid", "compare", "bench", "notebooks")
 DICT_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")  # --set FIELD.KEY=VALUE merges into these
 BENCHMARKS = ("bench_fisher.py", "bench_select.py")
 
@@ -342,6 +343,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- fmlib notebooks
+
+
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    from fmlib.notebook import copy_notebooks
+
+    try:
+        copies = copy_notebooks(args.dir, overwrite=args.force)
+    except (FileExistsError, FileNotFoundError) as err:
+        raise UserError(str(err)) from None
+    for copy in copies:
+        print(copy)
+    return 0
+
+
 # ----------------------------------------------------------------------------- the parser
 
 
@@ -410,6 +426,14 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: each script's, 2)")
     bench.add_argument("--benchmarks", metavar="DIR", help="folder holding the benchmark scripts (default: the checkout's)")
     bench.set_defaults(handler=cmd_bench)
+
+    nbs = commands.add_parser(
+        "notebooks", help="copy fmlib's notebooks (active_learning, compare, ...) into DIR, e.g. for papermill",
+        description="Copy the notebooks this fmlib runs (the checkout's, or those the wheel carries) into DIR.",
+    )  # fmt: skip
+    nbs.add_argument("dir", metavar="DIR", help="folder to copy them into (created)")
+    nbs.add_argument("--force", action="store_true", help="replace notebooks already in DIR")
+    nbs.set_defaults(handler=cmd_notebooks)
     return top
 
 

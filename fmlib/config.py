@@ -27,7 +27,8 @@ from fmlib.named import is_named, resolve_callable
 from fmlib.stopping import rule_specs, stop_rules
 from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
 
-RESULT_NEUTRAL_FIELDS = ("data_root", "download", "device", "output_dir", "progress", "allow_thread_change")
+RESULT_NEUTRAL_FIELDS = ("data_root", "download", "device", "output_dir", "progress", "allow_thread_change",
+                         "allow_torch_change")
 # Who makes round 0's query. "trained" (ours, the fair protocol): every strategy queries with the
 # model trained on the initial labels. "initial": the query is made by the initial, untrained
 # weights (seeded by (seed, 0, "init"), the same for every strategy) and round 0 records that
@@ -35,7 +36,7 @@ RESULT_NEUTRAL_FIELDS = ("data_root", "download", "device", "output_dir", "progr
 # but BAIT, which trains first.
 FIRST_QUERY = ("trained", "initial", "authors")
 _IMAGE_SHAPES = {"fashion_mnist": (1, 28), "cifar10": (3, 32)}  # (channels, side) to check model choices
-_FLAGS = ("download", "full_fisher", "progress", "allow_thread_change")  # fields that must be true or false
+_FLAGS = ("download", "full_fisher", "progress", "allow_thread_change", "allow_torch_change")  # fields that must be true or false
 _OPTIONS = ("dataset_options", "model_options", "strategy_options", "train_options")  # fields that must be dicts
 
 
@@ -80,6 +81,7 @@ class ExperimentConfig:
     full_fisher: bool = False  # save the whole Fisher diagonal in the snapshots (large)
     progress: bool = True  # tqdm bar over rounds
     allow_thread_change: bool = False  # resume a run made with another torch thread count (its records then say so)
+    allow_torch_change: bool = False  # resume a run made with another torch version (its records then say so)
 
     @classmethod
     def from_dict(cls, values: Mapping) -> ExperimentConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -245,3 +246,11 @@ def num_inputs(inputs) -> int:
     if isinstance(inputs, DataLoader):
         return len(inputs.dataset)
     return len(inputs)
+
+
+def cache_dir() -> Path:
+    """fmlib's cache folder, the one rule for every cache path: ``platformdirs.user_cache_dir``
+    (``$XDG_CACHE_HOME/fmlib``, else ``~/.cache/fmlib`` on Linux; the platform's own elsewhere)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("fmlib", appauthor=False))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmlib.data import ALData, DatasetData, ImageData, as_al_data
+from fmlib.data import ALData, DatasetData, ImageData, as_al_data, cache_dir
 from fmlib.named import is_named, resolve_callable
 
 DATASETS = ("fashion_mnist", "cifar10")
@@ -58,7 +58,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     (Debian package ``dataset-fashion-mnist``), then downloaded. CIFAR-10 is read by
     ``torchvision.datasets.CIFAR10`` from ``root/cifar-10-batches-py`` (the python format),
     whose files must pass torchvision's md5 checks. Downloads go to ``root``, by default
-    ``~/.cache/fmlib``.
+    :func:`fmlib.data.cache_dir` (``$XDG_CACHE_HOME/fmlib``, ``~/.cache/fmlib``).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; allowed values: {list(DATASETS)}")
@@ -104,7 +104,7 @@ def _load_fashion_mnist(root, download: bool) -> Splits:
             )
         from torchvision.datasets import FashionMNIST
 
-        target = Path(root or Path.home() / ".cache" / "fmlib")
+        target = Path(root or cache_dir())
         for train in (True, False):
             FashionMNIST(str(target), train=train, download=True)
         return _load_fashion_mnist(target, download=False)
@@ -121,7 +121,7 @@ def _load_cifar10(root, download: bool) -> Splits:
     from torchvision.datasets import CIFAR10
     from torchvision.datasets.utils import check_integrity
 
-    target = Path(root) if root is not None else Path.home() / ".cache" / "fmlib"
+    target = Path(root) if root is not None else cache_dir()
     folder = target / CIFAR10.base_folder
     try:  # md5-checks every file; with download, first fetches cifar-10-python.tar.gz into target unless they pass
         splits = [CIFAR10(str(target), train=train, download=download and train) for train in (True, False)]

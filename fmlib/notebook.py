@@ -25,6 +25,36 @@ def repo_root() -> Path:
     return root if (root / "notebooks").is_dir() else Path.cwd()
 
 
+def notebooks_dir() -> Path:
+    """The notebooks fmlib runs: the checkout's ``notebooks/`` (editable install), else the copies
+    the wheel carries in ``fmlib/notebooks/``."""
+    checkout = Path(__file__).resolve().parents[1] / "notebooks"
+    return checkout if checkout.is_dir() else Path(__file__).resolve().parent / "notebooks"
+
+
+def notebook_path(name: str) -> Path:
+    """One notebook of :func:`notebooks_dir` by file name, e.g. ``"active_learning.ipynb"``."""
+    return notebooks_dir() / name
+
+
+def copy_notebooks(target, *, overwrite: bool = False) -> list[Path]:
+    """Copy every notebook of :func:`notebooks_dir` into ``target`` (created); return the copies.
+
+    An existing file is kept unless ``overwrite`` (``FileExistsError`` naming them otherwise).
+    """
+    import shutil
+
+    target = Path(target)
+    sources = sorted(notebooks_dir().glob("*.ipynb"))
+    if not sources:
+        raise FileNotFoundError(f"{notebooks_dir()} holds no notebooks: this fmlib was installed without them")
+    there = [target / s.name for s in sources if (target / s.name).exists()]
+    if there and not overwrite:
+        raise FileExistsError(f"{', '.join(map(str, there))} exist already; pass overwrite (--force) to replace them")
+    target.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copyfile(s, target / s.name)) for s in sources]
+
+
 def assigned_names(source: str) -> list[str]:
     """Names a cell's top-level assignments bind, in order."""
     names = []

@@ -112,6 +112,7 @@ class ActiveSession:
         if checkpoint is not None:
             self.records = RunRecords.from_state(checkpoint["records"], run_dir.path)
             _check_threads(self.records, threads, config.allow_thread_change, run_dir.path)
+            _check_torch(self.records, config.allow_torch_change, run_dir.path)
             self.loop.load_state_dict(checkpoint["loop"])
         else:
             meta = {
@@ -121,6 +122,8 @@ class ActiveSession:
                 "environment": environment(parts.device),
                 "torch_threads": [threads],  # every count used, in order
                 "threads_mixed": False,
+                "torch_versions": [str(torch.__version__)],  # every torch version used, in order
+                "torch_mixed": False,
                 "data": {
                     "source": parts.source,
                     "name": pool.name,
@@ -466,3 +469,24 @@ def _query_rows(round: int, picked, labels, sources) -> list[dict]:
         {"round": round, "order": i, "pool_index": int(p), "label": int(y), "source": s}
         for i, (p, y, s) in enumerate(zip(picked, labels, sources))
     ]
+
+
+def _check_torch(records: RunRecords, allowed: bool, path) -> None:
+    """Refuse to resume with another torch version than the run's last one, unless allowed; then
+    record the change (``torch_versions``, ``torch_mixed``)."""
+    meta, version = records.meta, str(torch.__version__)
+    used = meta.get("torch_versions") or [meta.get("environment", {}).get("torch")]
+    if used[-1] is None or used[-1] == version:
+        return
+    if not allowed:
+        raise ValueError(f"{path} was made with torch {used[-1]} and this process has torch {version}: the rounds "
+                         "still to run would not give the results of an uninterrupted run. Resume with torch "
+                         f"{used[-1]}, or set allow_torch_change=True (the records then say the torch version "
+                         "was mixed)")  # fmt: skip
+    meta["torch_versions"] = [*used, version]
+    meta["torch_mixed"] = True
+
+
+def _query_rows(round: int, picked: np.ndarray, labels: np.ndarray) -> list[dict]:
+    return [{"round": round, "order": i, "pool_index": int(p), "label": int(y)}
+            for i, (p, y) in enumerate(zip(picked, labels))]  # fmt: skip

@@ -252,28 +252,37 @@ def markdown_report(tables: dict[str, pd.DataFrame], *, intro: str = "", digits:
 
 
 def t_quantile(p: float, df: int) -> float:
-    """Quantile ``p`` of Student's t with ``df`` degrees of freedom (no scipy: bisection on the
-    CDF, which is the integral of the closed-form density by Simpson's rule in u = atan(t))."""
+    """Quantile ``p`` of Student's t with ``df`` degrees of freedom (``scipy.stats.t.ppf``)."""
+    from scipy import stats
+
     if not 0 < p < 1 or df < 1:
         raise ValueError(f"need 0 < p < 1 and df >= 1, got p={p}, df={df}")
-    if p < 0.5:
-        return -t_quantile(1 - p, df)
-    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    return float(stats.t.ppf(p, df))
 
-    def cdf(t: float) -> float:  # P(T <= t) for t >= 0; dt = sec²u du turns the tails into a finite range
-        u = np.linspace(0.0, math.atan(t), 2001)
-        x = np.tan(u)
-        f = np.exp(log_c - (df + 1) / 2 * np.log1p(x * x / df)) / np.cos(u) ** 2
-        h = u[1] - u[0]
-        return 0.5 + h / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
 
-    low, high = 0.0, 1.0
-    while cdf(high) < p:
-        low, high = high, high * 2
-    for _ in range(60):
-        mid = (low + high) / 2
-        low, high = (mid, high) if cdf(mid) < p else (low, mid)
-    return (low + high) / 2
+EXACT_SIGN_FLIPS = 20  # up to 2^20 sign patterns enumerated; more pairs: 10^5 seeded random flips
+
+
+def sign_flip_p_value(diff) -> float:
+    """Two-sided p-value of the paired sign-flip (permutation) test of mean difference 0.
+
+    Under the null each paired difference is as likely to have either sign; the p-value is the
+    share of the 2^n sign patterns whose mean is at least as far from 0 as the observed one
+    (exact; with n = 5 its least value is 2/32 = 0.0625). NaN without pairs.
+    """
+    diff = np.asarray(diff, dtype=float)
+    n = len(diff)
+    if n == 0:
+        return float("nan")
+    if n > EXACT_SIGN_FLIPS:
+        from scipy import stats
+
+        return float(stats.permutation_test((diff,), np.mean, permutation_type="samples", n_resamples=100_000,
+                                            alternative="two-sided", random_state=0).pvalue)  # fmt: skip
+    signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)  # [2^n, n] of ±1
+    means = np.abs(signs @ diff) / n
+    observed = abs(diff.mean())
+    return float(np.mean(means >= observed * (1 - 1e-12) - 1e-15))  # ties (equal |mean|) count as extreme
 
 
 def paired_differences(per_run: pd.DataFrame, value: str, *, treatment: str, baselines: Sequence[str] | None = None,
@@ -291,7 +300,8 @@ def paired_differences(per_run: pd.DataFrame, value: str, *, treatment: str, bas
     Returns:
         One row per group and baseline: ``n`` pairs (seeds where both have a value),
         ``treatment_mean``, ``baseline_mean``, ``diff`` (mean paired difference), ``ci_low`` and
-        ``ci_high`` (NaN with fewer than 2 pairs), ``wins`` / ``losses`` (pairs where the treatment
+        ``ci_high`` (NaN with fewer than 2 pairs), ``p_value`` (exact paired sign-flip test,
+        :func:`sign_flip_p_value`), ``t_p_value`` (paired t test), ``wins`` / ``losses`` (pairs where the treatment
         is higher / lower) and ``excludes_zero``.
     """
     group = [c for c in group if c in per_run]
@@ -307,15 +317,27 @@ def paired_differences(per_run: pd.DataFrame, value: str, *, treatment: str, bas
             diff = (both[treatment] - both[base]).to_numpy(float)
             n = len(diff)
             mean = float(diff.mean()) if n else float("nan")
-            half = float("nan")
+            half = t_p = float("nan")
             if n >= 2:
-                half = t_quantile(0.5 + confidence / 2, n - 1) * float(diff.std(ddof=1)) / math.sqrt(n)
+                se = float(diff.std(ddof=1)) / math.sqrt(n)
+                half = t_quantile(0.5 + confidence / 2, n - 1) * se
+                t_p = _t_p_value(mean, se, n - 1)
             rows.append({**dict(zip(group, key)), "baseline": base, "n": n,
                          "treatment_mean": float(both[treatment].mean()) if n else float("nan"),
                          "baseline_mean": float(both[base].mean()) if n else float("nan"),
                          "diff": mean, "ci_low": mean - half, "ci_high": mean + half,
+                         "p_value": sign_flip_p_value(diff), "t_p_value": t_p,
                          "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()),
                          "excludes_zero": bool(n >= 2 and (mean - half > 0 or mean + half < 0))})  # fmt: skip
-    columns = [*group, "baseline", "n", "treatment_mean", "baseline_mean", "diff", "ci_low", "ci_high", "wins",
-               "losses", "excludes_zero"]  # fmt: skip
+    columns = [*group, "baseline", "n", "treatment_mean", "baseline_mean", "diff", "ci_low", "ci_high", "p_value",
+               "t_p_value", "wins", "losses", "excludes_zero"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+def _t_p_value(mean: float, se: float, df: int) -> float:
+    """Two-sided p of the paired t statistic (``scipy.stats.ttest_rel``'s); 1 when all differences are 0."""
+    from scipy import stats
+
+    if se == 0:
+        return 1.0 if mean == 0 else 0.0
+    return float(2 * stats.t.sf(abs(mean / se), df))

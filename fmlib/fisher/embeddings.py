@@ -27,6 +27,9 @@ GroupNorm, Conv1d, Embedding, grouped convolutions, a custom module's own parame
 hook-engine layers that are subclassed with another forward, shared, tied, called other than
 once, or whose parameters are used outside their own forward. The split is per parameter,
 decided by one traced forward of one sample; ``engine="func"`` sends every parameter there.
+A model torch.func cannot transform (an ``autograd.Function`` without ``setup_context``, as
+torch's full backward hooks that BackPACK's ``extend`` registers) falls back for those
+parameters to plain autograd per sample: exact, slower, with a one-line warning.
 
 The brute-force references ``*_naive`` (one sample at a time, C ``autograd.grad`` calls,
 flatten and index) are the oracles of the tests and the baselines of the benchmark.

@@ -15,6 +15,8 @@ so :mod:`fmlib.fisher.embeddings` imports this module and never the reverse.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from torch.func import functional_call, vjp, vmap
@@ -121,8 +123,34 @@ def _func_embeddings(model, indices: dict, x, weighted: bool, classes: int) -> d
     """Per-sample, per-class gradients at the masked entries of the parameters in ``indices``: name -> ``[B, C, k_p]``.
 
     Per sample: a forward with those parameters swapped in (``functional_call``), its ``vjp`` to
-    the logits ``[C]``, and the C rows of :func:`_log_softmax_rows` pulled back at once.
+    the logits ``[C]``, and the C rows of :func:`_log_softmax_rows` pulled back at once. A model
+    torch.func cannot transform goes through :func:`_autograd_embeddings` (exact, slower).
     """
+    try:
+        return _vmap_embeddings(model, indices, x, weighted, classes)
+    except RuntimeError as err:
+        if not _untransformable(err):
+            raise
+        _warn_fallback(model, indices, err)
+    return _autograd_embeddings(model, indices, x, weighted)
+
+
+def _func_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
+    """``Σ_n Σ_c p_c g_c²`` over the chunk of the parameters in ``names``: name -> flat ``[numel]``."""
+    try:
+        return _vmap_squared_sums(model, names, x)
+    except RuntimeError as err:
+        if not _untransformable(err):
+            raise
+        _warn_fallback(model, names, err)
+    sums = {name: 0 for name in names}
+    for grads in _autograd_grads(model, names, x, weighted=True):
+        for name, g in zip(names, grads):
+            sums[name] = sums[name] + g.flatten(1).pow(2).sum(0)
+    return sums
+
+
+def _vmap_embeddings(model, indices: dict, x, weighted: bool, classes: int) -> dict[str, torch.Tensor]:
     theta = _detached(model, indices)
 
     def one(xi):  # one sample -> [C, k_F]
@@ -137,8 +165,7 @@ def _func_embeddings(model, indices: dict, x, weighted: bool, classes: int) -> d
     return dict(zip(indices, emb.split([len(idx) for idx in indices.values()], dim=-1)))
 
 
-def _func_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
-    """``Σ_n Σ_c p_c g_c²`` over the chunk of the parameters in ``names``: name -> flat ``[numel]``."""
+def _vmap_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
     theta = _detached(model, names)
 
     def one(xi):  # one sample -> [P_F]
@@ -155,6 +182,62 @@ def _func_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
         sums = _by_samples(lambda s: vmap(one)(tree(x[s])).sum(0), len(x), 2 * numel,
                            reduce=True)  # [P_F]  # fmt: skip
     return dict(zip(names, sums.split([t.numel() for t in theta.values()])))
+
+
+# ----------------------------------------------------------------------------- autograd fallback
+
+# What torch.func says when it cannot transform a model: an autograd.Function without
+# setup_context (torch's own full backward hooks, as BackPACK's extend registers them), or
+# data-dependent control flow / .item() under vmap.
+_UNTRANSFORMABLE = ("setup_context", "functorch", "vmap", "data-dependent")
+
+
+def _untransformable(err: RuntimeError) -> bool:
+    return any(key in str(err) for key in _UNTRANSFORMABLE)
+
+
+def _warn_fallback(model, names, err: RuntimeError) -> None:
+    """One line naming the layers of ``names`` (those with backward hooks first) and torch's reason."""
+    owners = {}
+    for module_name, module in model.named_modules():
+        for p in module.parameters(recurse=False):
+            owners.setdefault(id(p), (module_name or "<model>", module))
+    params = dict(model.named_parameters())
+    layers = dict(owners[id(params[name])] for name in names)
+    hooked = {n: m for n, m in layers.items() if m._backward_hooks or m._backward_pre_hooks}
+    shown = ", ".join(f"{n} ({type(m).__name__})" for n, m in (hooked or layers).items())
+    reason = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    why = "backward hooks: " if hooked else ""
+    warnings.warn(f"torch.func cannot transform the model at {shown} ({why}{reason[:160]}); "
+                  "their per-sample gradients use plain autograd per sample (exact, slower)",
+                  stacklevel=4)  # fmt: skip
+
+
+def _autograd_grads(model, names: list[str], x, weighted: bool):
+    """Per sample of ``x``, the gradients ``[C, *shape]`` of the C rows, one per name in ``names``.
+
+    One forward and C ``autograd.grad`` calls per sample: no transform, so any autograd.Function
+    and any hook run as in training.
+    """
+    params = dict(model.named_parameters())
+    ps = [params[name] for name in names]
+    for i in range(len(x)):
+        with warnings.catch_warnings():  # torch's note that a full backward hook fires without input grads
+            warnings.filterwarnings("ignore", "Full backward hook is firing", UserWarning)
+            z = model(x[i : i + 1])  # [1, C]
+            _, rows = _log_softmax_rows(z, weighted)  # [C, 1, C]
+            per_class = [torch.autograd.grad(z, ps, rows[c], retain_graph=c < len(rows) - 1, allow_unused=True)
+                         for c in range(len(rows))]  # fmt: skip
+        yield [torch.stack([torch.zeros_like(p) if g[j] is None else g[j] for g in per_class])
+               for j, p in enumerate(ps)]  # fmt: skip
+
+
+def _autograd_embeddings(model, indices: dict, x, weighted: bool) -> dict[str, torch.Tensor]:
+    names = list(indices)
+    rows = [torch.cat([g.flatten(1)[:, indices[name]] for name, g in zip(names, grads)], dim=1)
+            for grads in _autograd_grads(model, names, x, weighted)]  # [C, k_F] each
+    emb = torch.stack(rows).detach()  # [B, C, k_F]
+    return dict(zip(names, emb.split([len(idx) for idx in indices.values()], dim=-1)))
 
 
 def _detached(model, names) -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,11 +22,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fmlib.grid.spec import GridRun
-from fmlib.notebook import repo_root
+from fmlib.notebook import notebook_path
 
 RESULTS, EXECUTED, SUMMARY, RUNS = "results.json", "active_learning.ipynb", "grid_summary.json", "grid.json"
 EXECUTORS = ("local", "submitit", "inline")
-NOTEBOOK = repo_root() / "notebooks" / EXECUTED
+NOTEBOOK = notebook_path(EXECUTED)  # the checkout's, else the copy in the wheel
 
 
 @dataclass
@@ -38,17 +39,32 @@ class RunOutcome:
     error: str | None = None  # for "stale": how the config changed
     notebook: str | None = None  # the executed notebook (read it for the error)
     moved: str | None = None  # where a stale run's old directory went before it was rerun
+    gpu: str | None = None  # the CUDA_VISIBLE_DEVICES its kernel had (local executor): cuda:0 there
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs local workers share: ``CUDA_VISIBLE_DEVICES``'s entries when it is set (empty: none),
+    else torch's device count when torch is already imported (the grid never imports it for this)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [d.strip() for d in listed.split(",") if d.strip()]
+    torch = sys.modules.get("torch")
+    count = torch.cuda.device_count() if torch is not None and torch.cuda.is_available() else 0
+    return [str(i) for i in range(count)]
 
 
 @contextmanager
-def _kernel_env(threads: int | None):
-    """Set what a kernel started inside the block inherits: the thread counts, and the directory the
-    grid was started from first on ``PYTHONPATH`` (the kernel runs in the run directory, and a
-    config may name the user's own modules: ``"package.module:Class"``)."""
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH")
+def _kernel_env(threads: int | None, gpu: str | None = None):
+    """Set what a kernel started inside the block inherits: the thread counts, its one GPU
+    (``CUDA_VISIBLE_DEVICES``: it sees it as ``cuda:0``), and the directory the grid was started
+    from first on ``PYTHONPATH`` (the kernel runs in the run directory, and a config may name the
+    user's own modules: ``"package.module:Class"``)."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH", "CUDA_VISIBLE_DEVICES")
     old = {n: os.environ.get(n) for n in names}
     if threads:
         os.environ.update({n: str(threads) for n in names[:2]})
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     os.environ["PYTHONPATH"] = os.pathsep.join([os.getcwd(), *filter(None, [old["PYTHONPATH"]])])
     try:
         yield
@@ -61,7 +77,8 @@ def _kernel_env(threads: int | None):
 
 
 def execute_run(
-    run: GridRun, root, *, notebook=NOTEBOOK, kernel_name: str | None = None, threads: int | None = None
+    run: GridRun, root, *, notebook=NOTEBOOK, kernel_name: str | None = None, threads: int | None = None,
+    gpu: str | None = None,
 ) -> RunOutcome:
     """Execute the notebook for one run with papermill into ``<root>/<name>/``; never raises."""
     run_dir = run.path(root).resolve()
@@ -71,15 +88,15 @@ def execute_run(
         import papermill as pm
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        with _kernel_env(threads):
+        with _kernel_env(threads, gpu):
             pm.execute_notebook(str(notebook), str(output), parameters={**run.params, "output_dir": str(run_dir)},
                                 kernel_name=kernel_name, progress_bar=False, cwd=str(run_dir))  # fmt: skip
         _check_done(run_dir)
-        return RunOutcome(run.name, "done", time.perf_counter() - start, None, str(output))
+        return RunOutcome(run.name, "done", time.perf_counter() - start, None, str(output), gpu=gpu)
     except Exception as err:  # a run's failure is reported, never raised: the grid goes on
         message = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}"
         kept = str(output) if output.is_file() else None
-        return RunOutcome(run.name, "failed", time.perf_counter() - start, message.strip(), kept)
+        return RunOutcome(run.name, "failed", time.perf_counter() - start, message.strip(), kept, gpu=gpu)
 
 
 def run_inline(run: GridRun, root, *, threads: int | None = None) -> RunOutcome:
@@ -117,6 +134,7 @@ def run_grid(
     submitit: Mapping | None = None,
     progress: bool = True,
     rerun_stale: bool = False,
+    gpus: Sequence[str] | None = None,
 ) -> list[RunOutcome]:
     """Run every unfinished run of a grid; failures are collected, not raised.
 
@@ -130,6 +148,8 @@ def run_grid(
         executor: ``"local"`` (process pool, papermill), ``"submitit"`` (Slurm, or submitit's
             local executor with ``submitit={"cluster": "local"}``), ``"inline"`` (this process,
             no notebook, one at a time).
+        gpus: GPUs the local executor deals to its runs round-robin, one each (the kernel's
+            ``CUDA_VISIBLE_DEVICES``, recorded in the outcome); default :func:`visible_gpus`.
         threads: torch threads per run (``OMP_NUM_THREADS`` of the kernel); default: for a run
             that resumes, the count its records say it ran with (results depend on it, and a run
             refuses to resume with another); for the others ``submitit["cpus"]`` when given, else
@@ -175,9 +195,12 @@ def run_grid(
     else:  # with submitit, cores / workers of this machine say nothing about the nodes
         threads = (submitit or {}).get("cpus") or (None if executor == "submitit" else max(1, (os.cpu_count() or 1) // workers))
         per_run = {r.name: _recorded_threads(r.path(root)) or threads for r in todo}  # --workers changes no result
+    devices = list(visible_gpus() if gpus is None else gpus) if executor == "local" else []
+    options = {**(submitit or {}), "_gpus": {r.name: devices[i % len(devices)] for i, r in enumerate(todo)}
+               if devices else {}}  # fmt: skip
     bar = tqdm(total=len(todo), unit="run", desc="grid", disable=not progress)
     failed = 0
-    for outcome in _outcomes(todo, root, notebook, workers, executor, per_run, kernel_name, dict(submitit or {})):
+    for outcome in _outcomes(todo, root, notebook, workers, executor, per_run, kernel_name, options):
         outcomes[outcome.name] = outcome
         outcome.moved = moved.get(outcome.name)
         failed += outcome.status == "failed"
@@ -241,18 +264,20 @@ def _absolute_data_root(run: GridRun) -> GridRun:
 def _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, options) -> Iterator[RunOutcome]:
     if not todo:
         return
+    gpu = options.pop("_gpus", {})  # run name -> its GPU (local executor, round-robin)
     if executor == "inline":
         for run in todo:
             yield run_inline(run, root, threads=threads[run.name])
     elif executor == "local" and workers == 1:
         for run in todo:
-            yield execute_run(run, root, notebook=notebook, kernel_name=kernel_name, threads=threads[run.name])
+            yield execute_run(run, root, notebook=notebook, kernel_name=kernel_name, threads=threads[run.name],
+                              gpu=gpu.get(run.name))  # fmt: skip
     elif executor == "local":
         # spawn: the parent has torch imported (config checks); forking that is not safe
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = {pool.submit(execute_run, run, root, notebook=notebook, kernel_name=kernel_name,
-                                   threads=threads[run.name]): run for run in todo}  # fmt: skip
+                                   threads=threads[run.name], gpu=gpu.get(run.name)): run for run in todo}  # fmt: skip
             for future in as_completed(futures):
                 try:
                     yield future.result()

@@ -9,7 +9,6 @@ when a slider moves.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -29,8 +28,9 @@ def default_figures_dir() -> Path:
     """Where the primer writes its figures and record unless told: ``$XDG_CACHE_HOME/fmlib/primer``
     (``~/.cache/fmlib/primer``). Outside any checkout, so running the primer leaves ``git status``
     clean, and the same for an installed fmlib; each run overwrites the last."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "fmlib" / "primer"
+    from fmlib.data import cache_dir
+
+    return cache_dir() / "primer"
 
 
 def rounded(value: float) -> str:

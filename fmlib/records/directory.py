@@ -8,7 +8,7 @@ so a crash leaves the derived files at most one round behind, never ahead. Openi
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import json
 import os
 import socket
@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+import filelock
 import pandas as pd
 import torch
 
@@ -156,42 +157,39 @@ class RunDirectory:
         """Hold the directory for this process (created when missing) inside the block.
 
         A second holder, in this process or another, gets :class:`RunLockedError` naming the
-        holder's process id and host at once. The lock is an ``flock`` on ``.lock``, so the
-        operating system releases it when its holder dies; a dead holder's record left in the file
-        is taken over with a warning. A directory this call created is removed again when the
+        holder's process id and host at once. The lock is an ``flock`` (``LockFileEx`` on
+        Windows, through ``filelock``) on ``.lock``, so the operating system releases it when its
+        holder dies; a dead holder's record left in the file is taken over with a warning. A
+        ``.lock`` that is a symbolic link is replaced, never followed. A directory this call created is removed again when the
         block leaves it empty (a config refused before anything was written).
         """
         created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         file = self.path / LOCK
-        fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = _open_lock_file(file)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not filelock.lock_descriptor(fd, blocking=False):  # flock (POSIX), LockFileEx (Windows)
                 holder = _read_holder(fd)
-                who = (
-                    f"process {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
-                    if holder
-                    else "another process"
-                )
+                who = _who(holder) if holder else "another process"
                 raise RunLockedError(f"{self.path} is in use by {who}; wait for it to finish or use another "
                                      f"output_dir (if that process is gone, delete {file})") from None  # fmt: skip
             stale = _read_holder(fd)
             if stale:
                 warnings.warn(f"{self.path}: taking over the stale lock of {_who(stale)}: that process is gone", stacklevel=3)
             holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(holder).encode(), 0)
+            _write_holder(fd, json.dumps(holder).encode())
             try:
                 yield self
             finally:
-                os.ftruncate(fd, 0)  # released cleanly: no stale record
+                _write_holder(fd, b"")  # released cleanly: no stale record
                 if created and [p.name for p in self.path.iterdir()] == [LOCK]:
+                    os.close(fd)  # Windows removes no open file
+                    fd = None
                     file.unlink()
                     self.path.rmdir()
         finally:
-            os.close(fd)  # releases the flock
+            if fd is not None:
+                os.close(fd)  # releases the lock
 
     # ------------------------------------------------------------------------- opening and writing
 
@@ -328,8 +326,36 @@ def _who(holder: dict) -> str:
     return f"process {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
 
 
+def _open_lock_file(file: Path) -> int:
+    """``.lock`` opened read-write, never through a symbolic link: a link (to anything, anywhere)
+    is replaced by a plain file with a warning, its target left as it was."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDWR | os.O_CREAT | nofollow | getattr(os, "O_BINARY", 0)
+    for _ in range(3):
+        if file.is_symlink():
+            warnings.warn(f"{file} is a symbolic link (to {os.readlink(file)}): replaced by a plain lock file, "
+                          "its target untouched", stacklevel=4)  # fmt: skip
+            file.unlink()
+        try:
+            return os.open(file, flags, 0o666)
+        except OSError as err:  # ELOOP: made a link between the check and the open
+            if err.errno != errno.ELOOP or not nofollow:
+                raise
+    raise RunDirectoryError(f"{file} keeps turning into a symbolic link; refusing to lock {file.parent}")
+
+
+def _write_holder(fd: int, data: bytes) -> None:
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, data)
+
+
 def _read_holder(fd: int) -> dict:
-    raw = os.pread(fd, 4096, 0)
+    try:  # os.pread is POSIX-only; on Windows the holder's locked byte cannot be read
+        os.lseek(fd, 0, os.SEEK_SET)
+        raw = os.read(fd, 4096)
+    except OSError:
+        return {}
     try:
         holder = json.loads(raw) if raw.strip() else {}
     except ValueError:

@@ -161,6 +161,7 @@ def environment(device=None) -> dict:
         "numpy": np.__version__,
         "device": str(device),
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # a grid worker's one GPU
         "torch_threads": torch.get_num_threads(),
     }
 

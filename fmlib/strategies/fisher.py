@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 
 import numpy as np
 import torch
@@ -44,6 +45,41 @@ def _head_names(model: nn.Module, include_bias: bool) -> list[str]:
     by_id = {id(p): name for name, p in model.named_parameters()}
     params = [model.head.weight] + ([model.head.bias] if include_bias and model.head.bias is not None else [])
     return [by_id[id(p)] for p in params]
+
+
+def available_memory(device) -> int | None:
+    """Bytes free on ``device`` (``torch.cuda.mem_get_info`` for a GPU; available physical pages
+    from ``os.sysconf`` on Linux for the CPU), ``None`` where it cannot be known."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not on Linux / not exposed
+        return None
+
+
+def check_embedding_memory(n: int, classes: int, k: int, dtype, device) -> None:
+    """``MemoryError`` before computing ``[n, C, k]`` embeddings (and the two ``[k, k]`` float64
+    Fishers) that do not fit in what ``device`` has free, naming the ``max_candidates`` that would."""
+    free = available_memory(device)
+    if free is None:
+        return
+    item = torch.empty((), dtype=dtype).element_size()
+    fixed = 2 * k * k * 8  # fisher_u and fisher_l, float64
+    need = n * classes * k * item + fixed
+    if need <= free:
+        return
+    fits = max(0, (free - fixed) // max(classes * k * item, 1))
+    gib = 2**30
+    if fits == 0:
+        raise MemoryError(f"the [{k}, {k}] float64 Fisher matrices of a mask of {k} entries alone need "
+                          f"{fixed / gib:.1f} GiB and {device} has {free / gib:.1f} GiB free: choose a smaller "
+                          "fraction (FisherMask) so the mask has fewer entries")  # fmt: skip
+    raise MemoryError(f"the candidate embeddings [{n}, {classes}, {k}] ({dtype}) and the Fisher matrices need "
+                      f"{need / gib:.1f} GiB and {device} has {free / gib:.1f} GiB free: set "
+                      f"max_candidates={fits} or fewer in strategy_options (or a smaller fraction for "
+                      "FisherMask, a smaller batch_size does not shrink them)")  # fmt: skip
 
 
 class _FisherStrategy(Strategy):
@@ -130,6 +166,10 @@ class _FisherStrategy(Strategy):
             sample = everyone[fisher_subsample(len(everyone), self.options["fisher_samples"], seed)]
             inputs = next(_batches(model, pool, sample, len(sample), device))  # [S, C, H, W]
             mask, fisher_diag = self._mask_and_diag(model, inputs, seed=seed)
+            dtype = next(model.parameters()).dtype
+            with torch.no_grad():
+                classes = model(inputs[:1]).shape[1]
+            check_embedding_memory(len(cand), classes, mask.size, dtype, device)  # before [N, C, k] is made
             emb, fisher_u = self._embeddings(model, pool, cand, mask, device, keep=True)  # [N, C, k], [k, k]
             fisher_l, root_l = None, None
             if len(labeled):
