@@ -259,7 +259,7 @@ def test_a_margin_adds_the_tests_with_holm_over_each_measure():
                         for i, (lab, acc) in enumerate((("fm", 0.8), ("random", 0.5), ("entropy", 0.8)))])  # fmt: skip
     arms = (Arm("ours", "ours", "anchor", "ours"),)
     out = arm_differences(frame, budgets=(85,), arms=arms, baselines=("random", "entropy"), margin=0.02)
-    assert {"p_t", "p_sign", "p_holm", "p_tost", "verdict", "seeds_needed"} <= set(out)
+    assert {"p_value", "t_p_value", "p_holm", "p_tost", "verdict", "seeds_needed"} <= set(out)
     assert set(out.loc[out["baseline"] == "random", "verdict"]) == {"ahead"}
     effects = factor_effects(frame, arms=arms, margin=0.02)
     assert effects.empty or "p_holm" in effects

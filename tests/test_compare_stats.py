@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from fmlib.analysis.compare import paired_differences, sign_flip_p_value, t_quantile
+from fmlib.analysis.compare import paired_differences, t_quantile
+from fmlib.analysis.stats import sign_flip_p as sign_flip_p_value
 
 
 @pytest.mark.parametrize("p, df", [(0.975, 1), (0.975, 4), (0.995, 9), (0.025, 3), (0.9, 30)])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmlib.analysis.compare import area_under_curve, at_budget, paired_differences
+from fmlib.analysis.compare import area_under_curve, at_budget, judged_differences, paired_differences
 
 BASELINES = ("entropy", "margin", "bait", "random")
 TREATMENT = "fm"
@@ -104,12 +104,11 @@ def _measures(frame: pd.DataFrame, budgets: Sequence[int], metric: str,
 
 def _paired(margin: float | None):
     """The paired comparison: plain differences, or (``margin``) with every test of
-    :func:`fmlib.analysis.stats.judge` beside each row, one Holm family per measure's table."""
+    :func:`fmlib.analysis.compare.judged_differences` beside each row, one Holm family per
+    measure's table."""
     if margin is None:
         return paired_differences
-    from fmlib.analysis.stats import judge
-
-    return lambda per_run, value, **kw: judge(per_run, value, margin=margin, **kw)
+    return lambda per_run, value, **kw: judged_differences(per_run, value, margin=margin, **kw)
 
 
 def arm_differences(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: str = "accuracy",
@@ -119,7 +118,7 @@ def arm_differences(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric:
     ``"auc_from_first_query"`` with ``from_first_query``) and in ``metric`` at each of ``budgets``
     labels (``measure == "<budget>"``). ``frame``: a :func:`label_runs` table. Arms without
     FisherMask runs are left out. With an equivalence ``margin`` every row also carries the tests
-    of :func:`fmlib.analysis.stats.judge` (Holm over each measure's rows)."""
+    of :func:`fmlib.analysis.compare.judged_differences` (Holm over each measure's rows)."""
     measures = _measures(frame, budgets, metric, from_first_query)
     paired = _paired(margin)
     tables = []

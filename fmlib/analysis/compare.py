@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fmlib.analysis.stats import holm, seeds_for_power, sign_flip_p, tost, verdict
+
 GROUP = ("dataset", "setting", "strategy")  # what a comparison row stands for; seeds are averaged over
 
 
@@ -260,31 +262,6 @@ def t_quantile(p: float, df: int) -> float:
     return float(stats.t.ppf(p, df))
 
 
-EXACT_SIGN_FLIPS = 20  # up to 2^20 sign patterns enumerated; more pairs: 10^5 seeded random flips
-
-
-def sign_flip_p_value(diff) -> float:
-    """Two-sided p-value of the paired sign-flip (permutation) test of mean difference 0.
-
-    Under the null each paired difference is as likely to have either sign; the p-value is the
-    share of the 2^n sign patterns whose mean is at least as far from 0 as the observed one
-    (exact; with n = 5 its least value is 2/32 = 0.0625). NaN without pairs.
-    """
-    diff = np.asarray(diff, dtype=float)
-    n = len(diff)
-    if n == 0:
-        return float("nan")
-    if n > EXACT_SIGN_FLIPS:
-        from scipy import stats
-
-        return float(stats.permutation_test((diff,), np.mean, permutation_type="samples", n_resamples=100_000,
-                                            alternative="two-sided", random_state=0).pvalue)  # fmt: skip
-    signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)  # [2^n, n] of ±1
-    means = np.abs(signs @ diff) / n
-    observed = abs(diff.mean())
-    return float(np.mean(means >= observed * (1 - 1e-12) - 1e-15))  # ties (equal |mean|) count as extreme
-
-
 def paired_differences(per_run: pd.DataFrame, value: str, *, treatment: str, baselines: Sequence[str] | None = None,
                        group: Sequence[str] = ("arm",), label: str = "label", pair: str = "seed",
                        confidence: float = 0.95) -> pd.DataFrame:  # fmt: skip
@@ -301,7 +278,7 @@ def paired_differences(per_run: pd.DataFrame, value: str, *, treatment: str, bas
         One row per group and baseline: ``n`` pairs (seeds where both have a value),
         ``treatment_mean``, ``baseline_mean``, ``diff`` (mean paired difference), ``ci_low`` and
         ``ci_high`` (NaN with fewer than 2 pairs), ``p_value`` (exact paired sign-flip test,
-        :func:`sign_flip_p_value`), ``t_p_value`` (paired t test), ``wins`` / ``losses`` (pairs where the treatment
+        :func:`fmlib.analysis.stats.sign_flip_p`), ``t_p_value`` (paired t test), ``wins`` / ``losses`` (pairs where the treatment
         is higher / lower) and ``excludes_zero``.
     """
     group = [c for c in group if c in per_run]
@@ -326,7 +303,7 @@ def paired_differences(per_run: pd.DataFrame, value: str, *, treatment: str, bas
                          "treatment_mean": float(both[treatment].mean()) if n else float("nan"),
                          "baseline_mean": float(both[base].mean()) if n else float("nan"),
                          "diff": mean, "ci_low": mean - half, "ci_high": mean + half,
-                         "p_value": sign_flip_p_value(diff), "t_p_value": t_p,
+                         "p_value": sign_flip_p(diff), "t_p_value": t_p,
                          "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()),
                          "excludes_zero": bool(n >= 2 and (mean - half > 0 or mean + half < 0))})  # fmt: skip
     columns = [*group, "baseline", "n", "treatment_mean", "baseline_mean", "diff", "ci_low", "ci_high", "p_value",
@@ -341,3 +318,46 @@ def _t_p_value(mean: float, se: float, df: int) -> float:
     if se == 0:
         return 1.0 if mean == 0 else 0.0
     return float(2 * stats.t.sf(abs(mean / se), df))
+
+
+def judged_differences(per_run: pd.DataFrame, value: str, *, treatment: str, margin: float,
+                       alpha: float = 0.05, power: float = 0.8, gap: float | None = None,
+                       **options) -> pd.DataFrame:  # fmt: skip
+    """:func:`paired_differences` (``options`` are its keywords) with the verdict of each row, the
+    whole table one family (Holm).
+
+    Args:
+        margin: equivalence margin of :func:`fmlib.analysis.stats.tost`, in ``value``'s units
+            (e.g. 0.02 AUC).
+        gap: the gap ``seeds_needed`` is computed for (default ``margin``).
+
+    Returns:
+        ``paired_differences``' table plus ``p_holm`` (``t_p_value`` adjusted), ``p_tost`` and
+        ``p_tost_holm``, ``verdict`` (:func:`fmlib.analysis.stats.verdict` of the two adjusted
+        p-values) and ``seeds_needed`` (pairs for ``power`` against ``gap`` at the row's spread;
+        NaN with fewer than 2 pairs or no spread).
+    """
+    table = paired_differences(per_run, value, treatment=treatment, **options)
+    group = [c for c in options.get("group", ("arm",)) if c in per_run]
+    label, pair = options.get("label", "label"), options.get("pair", "seed")
+    p_tost, needed = [], []
+    for _, row in table.iterrows():
+        part = per_run
+        for column in group:
+            part = part[part[column] == row[column]]
+        values = part.pivot_table(index=pair, columns=label, values=value, aggfunc="first")
+        both = values[[treatment, row["baseline"]]].dropna()
+        d = (both[treatment] - both[row["baseline"]]).to_numpy(float)
+        spread = float(d.std(ddof=1)) if len(d) >= 2 else float("nan")
+        ok = len(d) >= 2 and spread > 0
+        p_tost.append(tost(d, margin) if ok else float("nan"))
+        needed.append(seeds_for_power(gap or margin, spread, alpha=alpha, power=power) if ok else float("nan"))
+    table["p_holm"] = holm(table["t_p_value"].where(table["n"] >= 2))
+    table["p_tost"] = p_tost
+    table["p_tost_holm"] = holm(p_tost)
+    table["verdict"] = [
+        "undecided" if np.isnan(h) else verdict(h, e, diff, alpha=alpha)
+        for h, e, diff in zip(table["p_holm"], table["p_tost_holm"], table["diff"])
+    ]
+    table["seeds_needed"] = needed
+    return table

@@ -12,6 +12,9 @@ what n can carry:
 * :func:`seeds_for_power` — the seeds a paired t test needs to detect a gap with the given power,
   from the spread the seeds showed (noncentral t, exact).
 * :func:`verdict` — one word per comparison from the adjusted p and the equivalence p.
+
+:func:`fmlib.analysis.compare.judged_differences` puts all of them beside a table of paired
+differences.
 """
 
 from __future__ import annotations
@@ -107,50 +110,3 @@ def verdict(p_adjusted: float, p_equivalent: float, diff: float, *, alpha: float
     if p_equivalent < alpha:
         return "level"
     return "undecided"
-
-
-
-def judge(per_run, value: str, *, treatment: str, margin: float, baselines: Sequence[str] | None = None,
-          group: Sequence[str] = ("arm",), label: str = "label", pair: str = "seed",
-          alpha: float = 0.05, power: float = 0.8, gap: float | None = None):  # fmt: skip
-    """:func:`~fmlib.analysis.compare.paired_differences` with every test beside each row, Holm
-    over the whole table (one table = one family).
-
-    Args:
-        per_run: one row per run, as for ``paired_differences``.
-        margin: equivalence margin of :func:`tost`, in ``value``'s units (e.g. 0.02 AUC).
-        gap: the gap ``seeds_needed`` is computed for (default ``margin``).
-
-    Returns:
-        ``paired_differences``' table plus ``p_t`` (paired t), ``p_sign`` (exact sign flip),
-        ``p_holm`` (``p_t`` adjusted), ``p_tost`` and ``p_tost_holm`` (adjusted over the table
-        too), ``verdict`` (:func:`verdict` of the two adjusted p-values) and ``seeds_needed``
-        (pairs for ``power`` against ``gap`` at the row's spread).
-    """
-    from fmlib.analysis.compare import paired_differences
-
-    table = paired_differences(per_run, value, treatment=treatment, baselines=baselines, group=group,
-                               label=label, pair=pair)  # fmt: skip
-    group = [c for c in group if c in per_run]
-    p_t, p_sign, p_tost, needed = [], [], [], []
-    for _, row in table.iterrows():
-        part = per_run
-        for column in group:
-            part = part[part[column] == row[column]]
-        values = part.pivot_table(index=pair, columns=label, values=value, aggfunc="first")
-        both = values[[treatment, row["baseline"]]].dropna()
-        d = (both[treatment] - both[row["baseline"]]).to_numpy(float)
-        spread = float(d.std(ddof=1)) if len(d) >= 2 else float("nan")
-        ok = len(d) >= 2 and spread > 0
-        p_t.append(float(stats.ttest_1samp(d, 0.0).pvalue) if ok else float("nan"))
-        p_sign.append(sign_flip_p(d))
-        p_tost.append(tost(d, margin) if ok else float("nan"))
-        needed.append(seeds_for_power(gap or margin, spread, alpha=alpha, power=power) if ok else float("nan"))
-    table["p_t"], table["p_sign"], table["p_tost"] = p_t, p_sign, p_tost
-    table["p_holm"], table["p_tost_holm"] = holm(p_t), holm(p_tost)
-    table["verdict"] = [
-        "undecided" if np.isnan(h) else verdict(h, e, diff, alpha=alpha)
-        for h, e, diff in zip(table["p_holm"], table["p_tost_holm"], table["diff"])
-    ]
-    table["seeds_needed"] = needed
-    return table

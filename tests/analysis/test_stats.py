@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from fmlib.analysis.compare import judged_differences
 from fmlib.analysis.stats import (
     holm,
-    judge,
     paired_t_power,
     seeds_for_power,
     sign_flip_p,
@@ -79,15 +79,15 @@ def test_verdict_words():
     assert verdict(0.4, 0.01, 0.001) == "level" and verdict(0.4, 0.3, 0.001) == "undecided"
 
 
-def test_judge_adds_every_test_and_adjusts_over_the_table():
+def test_judged_differences_add_every_test_and_adjust_over_the_table():
     rows = []
     for seed in range(5):
         rows += [{"arm": "a", "label": "fm", "seed": seed, "auc": 0.80 + 0.01 * seed},
                  {"arm": "a", "label": "entropy", "seed": seed, "auc": 0.70 + 0.01 * seed + 0.001 * (-1) ** seed},
                  {"arm": "a", "label": "margin", "seed": seed, "auc": 0.80 + 0.01 * seed + 0.002 * (-1) ** seed}]  # fmt: skip
-    table = judge(pd.DataFrame(rows), "auc", treatment="fm", margin=0.02)
+    table = judged_differences(pd.DataFrame(rows), "auc", treatment="fm", margin=0.02)
     by = table.set_index("baseline")
     assert by.loc["entropy", "verdict"] == "ahead" and by.loc["margin", "verdict"] == "level"
-    assert by.loc["entropy", "p_sign"] == pytest.approx(2 / 32)
-    assert list(table["p_holm"]) == pytest.approx(list(holm(table["p_t"])))
+    assert by.loc["entropy", "p_value"] == pytest.approx(2 / 32)
+    assert list(table["p_holm"]) == pytest.approx(list(holm(table["t_p_value"])))
     assert list(table["p_tost_holm"]) == pytest.approx(list(holm(table["p_tost"])))
