@@ -128,8 +128,9 @@ def _slug(text) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text)).strip("_") or "_"
 
 
-def build_config(args: argparse.Namespace):
-    """The validated :class:`~fmlib.ExperimentConfig` of ``fmlib run``'s arguments (``UserError`` when invalid)."""
+def build_config(args: argparse.Namespace, built: dict | None = None):
+    """The validated :class:`~fmlib.ExperimentConfig` of ``fmlib run``'s arguments (``UserError`` when
+    invalid); ``built`` receives the strategy the check built (:meth:`~fmlib.ExperimentConfig.problems`)."""
     values = config_values(args)  # before importing torch: a bad config file is reported at once
     from fmlib import ExperimentConfig
 
@@ -141,7 +142,7 @@ def build_config(args: argparse.Namespace):
             config = ExperimentConfig.from_dict(values)
         if args.smoke:
             config = _smoke_config(config)
-        config.validate()
+        config.validate(built=built)
     except (TypeError, ValueError) as err:
         raise UserError(str(err)) from None
     return config
@@ -165,7 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fmlib import run_experiment
     from fmlib.watch import watch_rounds
 
-    config = build_config(args)
+    built = {}  # the strategy validation builds is the run's: built once
+    config = build_config(args, built)
     output = Path(config.output_dir)
     print(f"{config.strategy} on {config.dataset} (imbalance {config.imbalance!r}, seed {config.seed}), "
           f"labels per round {config.schedule()}" + (" [SMOKE: tiny run, not a result]" if args.smoke else ""))  # fmt: skip
@@ -175,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     try:
         with watch_rounds(output, _line, interval=args.interval) as watcher:
-            records = run_experiment(config, max_rounds=args.max_rounds)
+            records = run_experiment(config, strategy=built["strategy"], max_rounds=args.max_rounds)
     except (ValueError, FileNotFoundError) as err:
         if watcher.new:  # failed after rounds ran: not a mistake in the config, keep the traceback
             raise

@@ -1,7 +1,7 @@
 """Whole AL runs: the one place that joins a config (:mod:`fmlib.config`), the loop
 (:mod:`fmlib.loop`) and the records (:mod:`fmlib.records`).
 
-:func:`run_experiment` checks the config completely and builds its parts before it writes anything,
+:func:`run_experiment` validates the config once and builds its parts before it writes anything,
 holds the run directory's lock while it works, and writes the records after every round.
 
 Resume. After each round the run directory gets ``checkpoint.pt``: the round reached, the
@@ -86,9 +86,8 @@ def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=No
         The run's records (all finished rounds so far).
     """
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
-    problems = config.problems(check_dataset=data is None, check_strategy=False, parts=False)
-    if problems:  # before any directory is made
-        raise ValueError(problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems]))
+    # once, before any directory is made; build() builds the strategy, the model and the training
+    config.validate(check_dataset=data is None, check_strategy=False, parts=False)
     if config.output_dir is None:
         return _run(build(config, data=data, strategy=strategy, model=model), None, None, max_rounds)
     run_dir = RunDirectory(config.output_dir)
