@@ -190,11 +190,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"stopped after {len(records.rounds)} of {len(records.meta['schedule'])} rounds (--max-rounds): "
               "rerun the same command to continue")  # fmt: skip
         return 0
-    from fmlib.analysis.compare import run_summary
-    from fmlib.records import write_json
+    from fmlib.records import RESULTS, write_results
 
-    summary = run_summary(records.frame())
-    write_json(output / "results.json", {**summary, "smoke": bool(args.smoke)})
+    write_results(output, records, smoke=bool(args.smoke))
+    summary = json.loads((output / RESULTS).read_text())
     print(f"done: {summary['rounds']} rounds, {summary['n_labeled']} labels, final accuracy {summary['final_accuracy']:.3f}, "
           f"area under the learning curve {summary['auc']:.3f}")  # fmt: skip
     print(f"records: {output} (config.json, rounds.csv, queries.csv, results.json)")

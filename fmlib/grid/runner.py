@@ -23,7 +23,8 @@ from pathlib import Path
 from fmlib.grid.spec import GridRun
 from fmlib.notebook import repo_root
 
-RESULTS, EXECUTED, SUMMARY, RUNS = "results.json", "active_learning.ipynb", "grid_summary.json", "grid.json"
+RESULTS = "results.json"  # fmlib.records.RESULTS; not imported: workers start without torch
+EXECUTED, SUMMARY, RUNS = "active_learning.ipynb", "grid_summary.json", "grid.json"
 EXECUTORS = ("local", "submitit", "inline")
 NOTEBOOK = repo_root() / "notebooks" / EXECUTED
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fmlib.records.files import CONFIG, QUERIES, ROUNDS, read_meta
@@ -64,11 +65,38 @@ class RunRecords:
         return cls(state["meta"], list(state["rounds"]), list(state["queries"]), Path(path) if path else None, snapshots)
 
 
-def results_summary(records: RunRecords) -> dict:
-    """The summary in ``results.json``: :func:`fmlib.analysis.compare.run_summary` of the records (rounds,
-    finished, final and per-round accuracy, AUC) and the torch thread counts that computed them."""
-    from fmlib.analysis.compare import run_summary  # the numbers are compare's; compare reads only tables
+def curve_area(n_labeled, values) -> float:
+    """Normalised area under one learning curve: the trapezoid area of ``values`` against
+    ``n_labeled`` divided by the label range, i.e. the mean value over the budget (one point, or
+    one label count: the last value; no points: NaN)."""
+    x, y = np.asarray(n_labeled, dtype=float), np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return float("nan")
+    if len(x) == 1 or x[-1] == x[0]:
+        return float(y[-1])
+    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
 
+
+def run_summary(frame: pd.DataFrame, *, metric: str = "accuracy") -> dict:
+    """Small JSON-able summary of one run's tidy table: rounds, finished, final and per-round
+    accuracy, the area under its learning curve (:func:`curve_area`)."""
+    rounds = frame.sort_values("n_labeled")
+    last = rounds.iloc[-1] if len(rounds) else None
+    return {
+        "rounds": len(rounds),
+        "finished": bool(rounds["finished"].iloc[-1]) if "finished" in rounds and len(rounds) else False,
+        "n_labeled": int(last["n_labeled"]) if last is not None else 0,
+        "final_accuracy": float(last["accuracy"]) if last is not None else float("nan"),
+        "final_balanced_accuracy": float(last["balanced_accuracy"]) if last is not None else float("nan"),
+        "auc": curve_area(rounds["n_labeled"], rounds[metric]),
+        "accuracy": [float(a) for a in rounds["accuracy"]],
+        "n_labeled_per_round": [int(n) for n in rounds["n_labeled"]],
+    }
+
+
+def results_summary(records: RunRecords) -> dict:
+    """The summary in ``results.json``: :func:`run_summary` of the records (rounds, finished, final
+    and per-round accuracy, AUC) and the torch thread counts that computed them."""
     meta = records.meta
     threads = meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
     return {**run_summary(records.frame()), "torch_threads": threads, "threads_mixed": len(set(threads)) > 1}
