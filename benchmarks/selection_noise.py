@@ -1,4 +1,4 @@
-"""How stable is FisherMask's first query under rounding-level noise? (issue 11)
+"""How stable is FisherMask's first query under rounding-level noise?
 
 Rerunning a committed FisherMask run on another machine of the same kind reproduced round 0 but
 not the first query. Rounding differs between machines, thread counts and library versions in the

@@ -1,4 +1,4 @@
-"""The issue-11 ablation: which difference between the authors' runs and ours decides whether
+"""The ablation: which difference between the authors' runs and ours decides whether
 FisherMask wins. Arms, their runs, and paired differences against the baselines.
 
 Two anchors: ``ours`` (first query by the trained model, our CNN, FisherMask rows scaled by

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11 ablation: every arm of grids/ablation/, cheapest and most decisive first, resumable
+# The ablation: every arm of grids/ablation/, cheapest and most decisive first, resumable
 # (a rerun skips finished runs). Usage: grids/ablation/run.sh [PYTHON] [extra fmlib.grid.spec flags]
 # e.g. grids/ablation/run.sh .venv/bin/python --workers 2 --threads 1
 # A failed or stale run does not stop the later grids; the exit status says whether any grid had one.
