@@ -48,6 +48,7 @@ from fmlib.records import (
     fmlib_version,
     git_commit,
     snapshot_bytes,
+    thread_counts,
 )
 
 __all__ = [
@@ -154,7 +155,7 @@ def _check_threads(records: RunRecords, threads: int, allowed: bool, path) -> No
     """Refuse to resume with another torch thread count than the run's last round, unless allowed;
     then record the change."""
     meta = records.meta
-    used = meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
+    used = thread_counts(meta)
     last = records.rounds[-1].get("torch_threads", used[-1]) if records.rounds else used[-1]
     if last is None or threads == last:
         return

@@ -117,6 +117,7 @@ class ActiveLoop:
             "n_queried": len(picked),
             "accuracy": metrics["accuracy"],
             "balanced_accuracy": metrics["balanced_accuracy"],
+            # per-class columns as fmlib.records.class_column names them (the loop writes no records)
             **{f"acc_{c}": float(metrics["per_class_accuracy"][c]) for c in classes},
             **{f"count_{c}": int(counts[c]) for c in classes},
             **{f"query_{c}": int(queried[c]) for c in classes},

@@ -208,13 +208,13 @@ def run_state(run: GridRun, root) -> tuple[str, list[str]]:
 
 def _recorded_threads(run_dir: Path) -> int | None:
     """The torch thread count a started run last ran with (``None``: new, or unknown)."""
-    from fmlib.records import DamagedRunError, RunDirectory
+    from fmlib.records import DamagedRunError, RunDirectory, thread_counts
 
     try:
         meta = RunDirectory(run_dir).read_meta()
     except DamagedRunError:
         return None
-    used = (meta or {}).get("torch_threads") or [(meta or {}).get("environment", {}).get("torch_threads")]
+    used = thread_counts(meta or {})
     return used[-1] if isinstance(used[-1], int) else None
 
 

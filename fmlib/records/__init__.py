@@ -68,7 +68,11 @@ from fmlib.records.snapshots import (
     snapshot_masks,
 )
 from fmlib.records.tables import (
+    CLASS_KINDS,
     RunRecords,
+    class_column,
+    class_columns,
+    column_class,
     curve_area,
     is_finished,
     load_queries,
@@ -77,9 +81,11 @@ from fmlib.records.tables import (
     results_summary,
     run_columns,
     run_summary,
+    thread_counts,
 )
 
 __all__ = [
+    "CLASS_KINDS",
     "CHECKPOINT",
     "CONFIG",
     "FORMAT_VERSION",
@@ -97,6 +103,9 @@ __all__ = [
     "RunRecords",
     "atomic_write",
     "config_differences",
+    "class_column",
+    "class_columns",
+    "column_class",
     "curve_area",
     "environment",
     "export_runs",
@@ -112,6 +121,7 @@ __all__ = [
     "read_meta",
     "results_summary",
     "run_summary",
+    "thread_counts",
     "run_columns",
     "run_status",
     "save_npz",

@@ -15,6 +15,32 @@ import pandas as pd
 from fmlib.records.files import CONFIG, QUERIES, ROUNDS, read_meta
 
 QUERY_COLUMNS = ["round", "order", "pool_index", "label"]
+# rounds.csv per-class columns, f"{kind}_{c}" for class index c: test accuracy, labeled count (before
+# the round's query) and queried count of class c
+CLASS_KINDS = ("acc", "count", "query")
+
+
+def class_column(kind: str, c: int) -> str:
+    """The rounds.csv column of class ``c`` for ``kind`` (one of :data:`CLASS_KINDS`)."""
+    return f"{kind}_{c}"
+
+
+def class_columns(columns, kind: str) -> list[str]:
+    """The ``kind`` per-class columns among ``columns`` (a frame or names), in class order."""
+    prefix = f"{kind}_"
+    found = [c for c in columns if isinstance(c, str) and c.startswith(prefix) and c[len(prefix) :].isdigit()]
+    return sorted(found, key=column_class)
+
+
+def column_class(column: str) -> int:
+    """The class index of a per-class column: ``column_class("acc_3") == 3``."""
+    return int(column.rpartition("_")[2])
+
+
+def thread_counts(meta: Mapping) -> list:
+    """The torch thread counts a run used, in order (``config.json``'s ``torch_threads``; an
+    older one has only the environment's count)."""
+    return meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
 
 
 def is_finished(meta: Mapping, n_rounds: int) -> bool:
@@ -98,7 +124,7 @@ def results_summary(records: RunRecords) -> dict:
     """The summary in ``results.json``: :func:`run_summary` of the records (rounds, finished, final
     and per-round accuracy, AUC) and the torch thread counts that computed them."""
     meta = records.meta
-    threads = meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
+    threads = thread_counts(meta)
     return {**run_summary(records.frame()), "torch_threads": threads, "threads_mixed": len(set(threads)) > 1}
 
 
