@@ -18,27 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fmlib.grid.cli import json_or_text
+from fmlib.grid.cli import assignment, usage_examples
+from fmlib.grid.spec import slug
 
 COMMANDS = ("run", "grid", "compare", "bench")
-DICT_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")  # --set FIELD.KEY=VALUE merges into these
 BENCHMARKS = ("bench_fisher.py", "bench_select.py")
 
 
 class UserError(Exception):
     """A mistake the user can fix: reported as one line on stderr, exit status 2."""
-
-
-def usage_examples() -> str:
-    """The command lines under "Usage" in the module docstring (the top-level ``--help`` epilog)."""
-    text = (__doc__ or "").split("::\n\n", 1)[-1]
-    return text.split("\n\n", 1)[0] + "\n"
 
 
 # ----------------------------------------------------------------------------- fmlib run
@@ -76,13 +69,6 @@ runs/<dataset>-<imbalance>-<strategy>-seed<seed> (with -smoke appended for --smo
 """
 
 
-def _assignment(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE or FIELD.KEY=VALUE (VALUE as JSON or a string), got {text!r}")
-    return key.strip(), json_or_text(value)
-
-
 def read_config_file(path) -> dict:
     """Config fields from a JSON file: an object of fields, or a run directory's ``config.json``
     (``{"config": {...}, "fmlib_version": ...}``)."""
@@ -105,16 +91,18 @@ def read_config_file(path) -> dict:
 def config_values(args: argparse.Namespace) -> dict:
     """Config fields from ``--config``, the flags and ``--set``, in that order of precedence (last wins)."""
     values = read_config_file(args.config) if args.config else {}
+    from fmlib.config import OPTION_FIELDS  # after reading the file: a bad one is reported at once
+
     for name in ("dataset", "imbalance", "model", "strategy", "seed", "device"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     for key, value in args.set:
         name, dot, sub = key.partition(".")
-        if dot and name in DICT_FIELDS:
+        if dot and name in OPTION_FIELDS:
             old = values.get(name) or {}
             values[name] = {**old, sub: value} if isinstance(old, dict) else old  # a non-dict is reported by validate
         elif dot:
-            raise UserError(f"--set {key}: FIELD.KEY is for {list(DICT_FIELDS)}; set other fields as FIELD=VALUE")
+            raise UserError(f"--set {key}: FIELD.KEY is for {list(OPTION_FIELDS)}; set other fields as FIELD=VALUE")
         else:
             values[name] = value
     if args.output:
@@ -122,10 +110,6 @@ def config_values(args: argparse.Namespace) -> dict:
     if args.no_progress:
         values["progress"] = False
     return values
-
-
-def _slug(text) -> str:
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text)).strip("_") or "_"
 
 
 def build_config(args: argparse.Namespace, built: dict | None = None):
@@ -137,8 +121,8 @@ def build_config(args: argparse.Namespace, built: dict | None = None):
     try:
         config = ExperimentConfig.from_dict(values)
         if not config.output_dir:
-            name = "-".join(_slug(v) for v in (config.dataset, config.imbalance, config.strategy))
-            values["output_dir"] = str(Path("runs") / f"{name}-seed{_slug(config.seed)}{'-smoke' if args.smoke else ''}")
+            name = "-".join(slug(v) for v in (config.dataset, config.imbalance, config.strategy))
+            values["output_dir"] = str(Path("runs") / f"{name}-seed{slug(config.seed)}{'-smoke' if args.smoke else ''}")
             config = ExperimentConfig.from_dict(values)
         if args.smoke:
             config = _smoke_config(config)
@@ -338,7 +322,7 @@ def parser() -> argparse.ArgumentParser:
         prog="fmlib",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="fmlib: Fisher-information-based active learning (FisherMask, BAIT and baselines).",
-        epilog=f"examples:\n{usage_examples()}\nfmlib COMMAND --help shows the options and more examples of each command.",
+        epilog=f"examples:\n{usage_examples(__doc__)}\nfmlib COMMAND --help shows the options and more examples of each command.",
     )
     top.add_argument("--version", action="version", version=f"fmlib {_version()}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -355,7 +339,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="cnn, resnet18, authors_resnet18 or module:function (your model factory)")
     run.add_argument("--imbalance", help="none, step, longtail or paper")
     run.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
-    run.add_argument("--set", action="append", default=[], type=_assignment, metavar="FIELD=VALUE",
+    run.add_argument("--set", action="append", default=[], type=field_assignment, metavar="FIELD=VALUE",
                      help="any config field (repeatable), e.g. --set query_size=10 --set train_options.epochs=5")  # fmt: skip
     run.add_argument("-o", "--output", metavar="DIR", help="run directory (records, checkpoint; resumed when rerun)")
     run.add_argument("--smoke", action="store_true", help="shrink to a tiny run (pool 200, 2 query rounds of 10, 2 epochs)")
@@ -425,3 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def field_assignment(text: str) -> tuple[str, object]:
+    """``--set FIELD=VALUE`` or ``FIELD.KEY=VALUE`` (:func:`fmlib.grid.cli.assignment`)."""
+    return assignment(text, "FIELD=VALUE or FIELD.KEY=VALUE (VALUE as JSON or a string)")
