@@ -2,7 +2,7 @@
 training on a few imbalanced FashionMNIST labels, with and without ``recompute_bn``.
 
 With the paper recipe (train until 99 % training accuracy) a network on 15-155 labels stops after
-2-6 epochs of 1-3 steps; its BatchNorm running statistics have barely moved from 0/1 and the
+2-6 epochs of 1-3 steps; its BatchNorm running statistics have barely left 0/1 and the
 eval-mode network is near chance. ``recompute_bn`` (the default now) sets them to the labeled
 set's statistics after training (``fmlib.train``). One training per cell: the first N of a seeded
 random order of the imbalanced pool, seed 0.

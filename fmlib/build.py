@@ -1,7 +1,7 @@
-"""The parts of an AL run, built from a config and checked.
+"""The parts of an AL run, built from a validated config and checked against the data.
 
-:func:`build` checks what :meth:`fmlib.config.ExperimentConfig.validate` cannot check without the
-data and hands on the built parts (:class:`RunParts`: data, model, strategy, training, schedule,
+:func:`build` trusts a config that :meth:`fmlib.config.ExperimentConfig.validate` passed, checks
+what only the data can show and hands on the built parts (:class:`RunParts`: data, model, strategy, training, schedule,
 initial set, device), so nothing is written for a config that cannot run and nothing is built
 twice. :data:`MODEL_CONTRACT` says what a model must offer; :func:`check_model` checks it.
 """
@@ -19,9 +19,10 @@ from fmlib.config import ExperimentConfig
 from fmlib.data import ALData, as_al_data
 from fmlib.datasets import initial_labeled, prepare_data
 from fmlib.inputs import DictBatch
-from fmlib.models import build_model, default_device
+from fmlib.models import default_device, eval_mode, trial_model
 from fmlib.named import is_named, resolve_callable
 from fmlib.seeds import round_seed, seeded
+from fmlib.strategies import build_strategy
 from fmlib.train import TrainConfig
 
 
@@ -36,7 +37,7 @@ def load_data(config: ExperimentConfig) -> ALData:
         minority_classes=config.minority_classes,
         pool_size=config.pool_size,
         test_size=config.test_size,
-        seed=config.seed if config.data_seed is None else config.data_seed,
+        seed=config.data_seed_or_seed(),
         options=config.dataset_options,
     )
 
@@ -58,13 +59,13 @@ class RunParts:
     train: object = None  # (model, data, labeled, *, seed, device) -> stats; None: fit
 
 
-def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None,
-          train=None) -> RunParts:  # fmt: skip
-    """Check a config completely and build its parts; raises ``ValueError`` naming the field
-    before anything is written.
+def build(config: ExperimentConfig, *, data=None, strategy=None, model=None, train=None) -> RunParts:
+    """Build a validated config's parts and check them against the data; raises ``ValueError``
+    naming the field before anything is written.
 
     Args:
-        config: an :class:`ExperimentConfig` or a plain dict of its fields.
+        config: an :class:`ExperimentConfig` that :meth:`~ExperimentConfig.validate` passed
+            (``check_dataset`` unless ``data`` is given); it is not checked again here.
         data: a pool and test set instead of loading ``config.dataset``: an :class:`ALData` or a
             ``(pool, test)`` pair of torch Datasets of ``(x, y)`` items (:func:`fmlib.data.as_al_data`).
         strategy: a strategy object instead of ``get_strategy(config.strategy, **strategy_options)``.
@@ -73,12 +74,8 @@ def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model
         train: a training hook ``train(model, data, labeled, *, seed, device) -> dict`` instead of
             ``config.trainer`` (by name) or :func:`fmlib.train.fit`.
     """
-    config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
-    problems = config.problems(check_dataset=data is None, check_strategy=False, parts=False)
-    if problems:
-        raise ValueError(problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems]))
     training = config.training()
-    strategy = strategy if strategy is not None else _strategy(config.strategy, config.strategy_options)
+    strategy = strategy if strategy is not None else build_strategy(config.strategy, config.strategy_options)
     device = torch.device(config.device) if config.device is not None else default_device()
     if model is not None and not callable(model):
         raise ValueError(f"model must be a factory: model(num_classes) -> nn.Module, got {type(model).__name__}")
@@ -103,10 +100,10 @@ def build(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model
             if len(pool.shape) != 3 or pool.shape[1] != pool.shape[2]:
                 raise ValueError(f"model {config.model!r} takes square images [C, H, W], but the pool's inputs have "
                                  f"shape {pool.shape}; pass model=factory (factory(num_classes) -> nn.Module)")  # fmt: skip
-            model = _trial_model(config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1])
+            model = trial_model(config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1])
             check_model(model, strategy, pool, what=f"model {config.model!r}")
-    data_seed = config.seed if config.data_seed is None else config.data_seed
-    initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method, seed=data_seed)
+    initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method,
+                              seed=config.data_seed_or_seed())  # fmt: skip
     factory_name = None
     if factory is not None:
         factory_name = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
@@ -137,12 +134,8 @@ def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") ->
     except StopIteration:
         raise ValueError(f"{what} has no parameters to train") from None
     try:
-        with torch.no_grad():
-            training = model.training
-            try:
-                logits = model.eval()(x.to(dtype) if x.is_floating_point() else x)
-            finally:
-                model.train(training)
+        with torch.no_grad(), eval_mode(model):
+            logits = model(x.to(dtype) if x.is_floating_point() else x)
     except Exception as err:  # noqa: BLE001 - whatever the user's forward raises, say where
         shown, hint = f"shape {tuple(x.shape)}", ""
         if isinstance(x, DictBatch):  # name the keys: the usual mistake is a key it does not read
@@ -172,21 +165,6 @@ def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") ->
 # ----------------------------------------------------------------------------- checks
 
 
-def _trial_model(name: str, options: Mapping, num_classes: int, channels: int, side: int) -> nn.Module:
-    """Build a model and run it on a dummy batch: an option that builds but cannot run fails here."""
-    try:
-        model = build_model(name, num_classes, channels, side, **options)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"model_options: {err}") from None
-    try:
-        _dry_forward(model, torch.zeros(2, channels, side, side))
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(
-            f"model_options {dict(options)!r}: model {name!r} fails on a batch of {side}x{side} images: {err}"
-        ) from None
-    return model
-
-
 def _named_model(name: str, options: Mapping, num_classes: int) -> nn.Module:
     """The model of the factory ``name`` (``"package.module:function"``): ``function(num_classes, **options)``."""
     try:
@@ -196,24 +174,3 @@ def _named_model(name: str, options: Mapping, num_classes: int) -> nn.Module:
             f"model {name!r} cannot be called as {name.partition(':')[2]}(num_classes, "
             f"**model_options) with model_options {dict(options)!r}: {err}"
         ) from None
-
-
-@torch.no_grad()
-def _dry_forward(model: nn.Module, x: torch.Tensor) -> None:
-    training = model.training
-    try:
-        logits = model.eval()(x)
-    finally:
-        model.train(training)
-    if logits.ndim != 2 or len(logits) != len(x):
-        raise ValueError(f"the model must return logits [N, C], got shape {tuple(logits.shape)}")
-
-
-def _strategy(name, options: Mapping):
-    from fmlib.strategies import strategy_class  # strategies import torch-heavy modules; only when needed
-
-    cls = strategy_class(name)  # ValueError: unknown name, module, attribute, or not a Strategy
-    try:
-        return cls(**options)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"strategy_options: {err}") from None

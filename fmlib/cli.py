@@ -19,27 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fmlib.grid.cli import json_or_text
+from fmlib.grid.cli import assignment, usage_examples
+from fmlib.grid.spec import slug
 
 COMMANDS = ("run", "grid", "compare", "bench", "notebooks")
-DICT_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")  # --set FIELD.KEY=VALUE merges into these
 BENCHMARKS = ("bench_fisher.py", "bench_select.py")
 
 
 class UserError(Exception):
     """A mistake the user can fix: reported as one line on stderr, exit status 2."""
-
-
-def usage_examples() -> str:
-    """The command lines under "Usage" in the module docstring (the top-level ``--help`` epilog)."""
-    text = (__doc__ or "").split("::\n\n", 1)[-1]
-    return text.split("\n\n", 1)[0] + "\n"
 
 
 # ----------------------------------------------------------------------------- fmlib run
@@ -77,13 +70,6 @@ runs/<dataset>-<imbalance>-<strategy>-seed<seed> (with -smoke appended for --smo
 """
 
 
-def _assignment(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE or FIELD.KEY=VALUE (VALUE as JSON or a string), got {text!r}")
-    return key.strip(), json_or_text(value)
-
-
 def read_config_file(path) -> dict:
     """Config fields from a JSON file: an object of fields, or a run directory's ``config.json``
     (``{"config": {...}, "fmlib_version": ...}``)."""
@@ -106,16 +92,18 @@ def read_config_file(path) -> dict:
 def config_values(args: argparse.Namespace) -> dict:
     """Config fields from ``--config``, the flags and ``--set``, in that order of precedence (last wins)."""
     values = read_config_file(args.config) if args.config else {}
+    from fmlib.config import OPTION_FIELDS  # after reading the file: a bad one is reported at once
+
     for name in ("dataset", "imbalance", "model", "strategy", "seed", "device"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     for key, value in args.set:
         name, dot, sub = key.partition(".")
-        if dot and name in DICT_FIELDS:
+        if dot and name in OPTION_FIELDS:
             old = values.get(name) or {}
             values[name] = {**old, sub: value} if isinstance(old, dict) else old  # a non-dict is reported by validate
         elif dot:
-            raise UserError(f"--set {key}: FIELD.KEY is for {list(DICT_FIELDS)}; set other fields as FIELD=VALUE")
+            raise UserError(f"--set {key}: FIELD.KEY is for {list(OPTION_FIELDS)}; set other fields as FIELD=VALUE")
         else:
             values[name] = value
     if args.output:
@@ -125,24 +113,21 @@ def config_values(args: argparse.Namespace) -> dict:
     return values
 
 
-def _slug(text) -> str:
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text)).strip("_") or "_"
-
-
-def build_config(args: argparse.Namespace):
-    """The validated :class:`~fmlib.ExperimentConfig` of ``fmlib run``'s arguments (``UserError`` when invalid)."""
+def build_config(args: argparse.Namespace, built: dict | None = None):
+    """The validated :class:`~fmlib.ExperimentConfig` of ``fmlib run``'s arguments (``UserError`` when
+    invalid); ``built`` receives the strategy the check built (:meth:`~fmlib.ExperimentConfig.problems`)."""
     values = config_values(args)  # before importing torch: a bad config file is reported at once
     from fmlib import ExperimentConfig
 
     try:
         config = ExperimentConfig.from_dict(values)
         if not config.output_dir:
-            name = "-".join(_slug(v) for v in (config.dataset, config.imbalance, config.strategy))
-            values["output_dir"] = str(Path("runs") / f"{name}-seed{_slug(config.seed)}{'-smoke' if args.smoke else ''}")
+            name = "-".join(slug(v) for v in (config.dataset, config.imbalance, config.strategy))
+            values["output_dir"] = str(Path("runs") / f"{name}-seed{slug(config.seed)}{'-smoke' if args.smoke else ''}")
             config = ExperimentConfig.from_dict(values)
         if args.smoke:
             config = _smoke_config(config)
-        config.validate()
+        config.validate(built=built)
     except (TypeError, ValueError) as err:
         raise UserError(str(err)) from None
     return config
@@ -178,7 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fmlib import run_experiment
     from fmlib.watch import watch_rounds
 
-    config = build_config(args)
+    built = {}  # the strategy validation builds is the run's: built once
+    config = build_config(args, built)
     output = Path(config.output_dir)
     print(f"{config.strategy} on {config.dataset} (imbalance {config.imbalance!r}, seed {config.seed}), "
           f"labels per round {config.schedule()}" + (" [SMOKE: tiny run, not a result]" if args.smoke else ""))  # fmt: skip
@@ -189,7 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with watch_rounds(output, _line, interval=args.interval) as watcher:  # lines from on_round
             callbacks = [watcher, *_tensorboard(args.tensorboard)]
-            records = run_experiment(config, max_rounds=args.max_rounds, callbacks=callbacks)
+            records = run_experiment(config, strategy=built["strategy"], max_rounds=args.max_rounds,
+                                     callbacks=callbacks)  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         if watcher.new:  # failed after rounds ran: not a mistake in the config, keep the traceback
             raise
@@ -202,11 +189,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"stopped after {len(records.rounds)} of {len(records.meta['schedule'])} rounds (--max-rounds): "
               "rerun the same command to continue")  # fmt: skip
         return 0
-    from fmlib.analysis.compare import run_summary
-    from fmlib.records import write_json
+    from fmlib.records import RESULTS, write_results
 
-    summary = run_summary(records.frame())
-    write_json(output / "results.json", {**summary, "smoke": bool(args.smoke)})
+    write_results(output, records, smoke=bool(args.smoke))
+    summary = json.loads((output / RESULTS).read_text())
     print(f"done: {summary['rounds']} rounds, {summary['n_labeled']} labels, final accuracy {summary['final_accuracy']:.3f}, "
           f"area under the learning curve {summary['auc']:.3f}")  # fmt: skip
     print(f"records: {output} (config.json, rounds.csv, queries.csv, results.json)")
@@ -366,7 +352,7 @@ def parser() -> argparse.ArgumentParser:
         prog="fmlib",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="fmlib: Fisher-information-based active learning (FisherMask, BAIT and baselines).",
-        epilog=f"examples:\n{usage_examples()}\nfmlib COMMAND --help shows the options and more examples of each command.",
+        epilog=f"examples:\n{usage_examples(__doc__)}\nfmlib COMMAND --help shows the options and more examples of each command.",
     )
     top.add_argument("--version", action="version", version=f"fmlib {_version()}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -383,7 +369,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="cnn, resnet18, authors_resnet18 or module:function (your model factory)")
     run.add_argument("--imbalance", help="none, step, longtail or paper")
     run.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
-    run.add_argument("--set", action="append", default=[], type=_assignment, metavar="FIELD=VALUE",
+    run.add_argument("--set", action="append", default=[], type=field_assignment, metavar="FIELD=VALUE",
                      help="any config field (repeatable), e.g. --set query_size=10 --set train_options.epochs=5")  # fmt: skip
     run.add_argument("-o", "--output", metavar="DIR", help="run directory (records, checkpoint; resumed when rerun)")
     run.add_argument("--smoke", action="store_true", help="shrink to a tiny run (pool 200, 2 query rounds of 10, 2 epochs)")
@@ -463,3 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def field_assignment(text: str) -> tuple[str, object]:
+    """``--set FIELD=VALUE`` or ``FIELD.KEY=VALUE`` (:func:`fmlib.grid.cli.assignment`)."""
+    return assignment(text, "FIELD=VALUE or FIELD.KEY=VALUE (VALUE as JSON or a string)")

@@ -2,7 +2,10 @@
 
 :class:`ExperimentConfig` holds plain values (papermill parameters, ``config.json``).
 :meth:`~ExperimentConfig.validate` checks every field without data and names every problem at
-once; :func:`fmlib.build.build` checks the rest with the data and builds the run's parts.
+once, building a trial model (:func:`fmlib.models.trial_model`) and the strategy
+(:func:`fmlib.strategies.build_strategy`) where asked; a run calls it once, and
+:func:`fmlib.build.build` trusts the config it passed, checks the rest with the data and builds the
+run's parts.
 
 Comparing configs. A run directory refuses a config that differs from the one it was made with in
 a field that changes results; ``RESULT_NEUTRAL_FIELDS`` (where the data and the outputs live, the
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 
 from fmlib.datasets import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS
-from fmlib.models import MODELS
+from fmlib.models import MODELS, trial_model
 from fmlib.named import is_named, resolve_callable
 from fmlib.stopping import rule_specs, stop_rules
 from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
@@ -36,8 +39,9 @@ RESULT_NEUTRAL_FIELDS = ("data_root", "download", "device", "output_dir", "progr
 # but BAIT, which trains first.
 FIRST_QUERY = ("trained", "initial", "authors")
 _IMAGE_SHAPES = {"fashion_mnist": (1, 28), "cifar10": (3, 32)}  # (channels, side) to check model choices
-_FLAGS = ("download", "full_fisher", "progress", "allow_thread_change", "allow_torch_change")  # fields that must be true or false
-_OPTIONS = ("dataset_options", "model_options", "strategy_options", "train_options")  # fields that must be dicts
+_FLAGS = ("download", "full_fisher", "progress", "allow_thread_change", "allow_torch_change")  # must be true or false
+# fields that must be dicts: keyword arguments merged key by key (``--set FIELD.KEY=VALUE``, grids)
+OPTION_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")
 
 
 @dataclass
@@ -128,17 +132,20 @@ class ExperimentConfig:
         except (TypeError, ValueError) as err:
             raise ValueError(f"train_options: {err}") from None
 
-    def problems(self, *, check_dataset: bool = True, check_strategy: bool = True, parts: bool = True) -> list[str]:
+    def problems(self, *, check_dataset: bool = True, check_strategy: bool = True, parts: bool = True,
+                 built: dict | None = None) -> list[str]:  # fmt: skip
         """Every problem of this config that can be found without data, one message per problem,
         each naming the field and what is allowed.
 
         Args:
             check_dataset: check ``dataset`` and ``data_root`` (off when the caller brings the data).
             check_strategy: check ``strategy`` and ``strategy_options`` by building the strategy.
-            parts: build the training config, a model (and run it on a dummy batch) and the
-                strategy; :func:`fmlib.build.build` builds the real ones instead.
+            parts: build the training config and a model (and run it on a dummy batch);
+                :func:`fmlib.build.build` builds the real ones instead.
+            built: a dict that receives the strategy built by ``check_strategy`` (key
+                ``"strategy"``), for a caller that runs it instead of building another.
         """
-        from fmlib.build import _strategy, _trial_model  # parts imports this module; only when called
+        from fmlib.strategies import build_strategy  # strategies import the Fisher engine; only when called
 
         out: list[str] = []
 
@@ -177,7 +184,7 @@ class ExperimentConfig:
             check(self.check_pool, self.pool_size, "pool_size")
         if self.output_dir is not None and not (isinstance(self.output_dir, (str, os.PathLike)) and os.fspath(self.output_dir)):
             out.append(f"output_dir must be a directory path or None, got {self.output_dir!r}")
-        for name in _OPTIONS:
+        for name in OPTION_FIELDS:
             if not isinstance(getattr(self, name), Mapping):
                 out.append(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
         check(_device, self.device)
@@ -188,17 +195,35 @@ class ExperimentConfig:
         if parts and not is_named(self.model) and not any(p.startswith(("unknown model", "model_options")) for p in out):
             channels, side = _IMAGE_SHAPES.get(self.dataset, (1, 28))
             with torch.random.fork_rng(devices=[]):  # a trial build leaves the global RNG alone
-                check(_trial_model, self.model, self.model_options, 2, channels, side)
+                check(trial_model, self.model, self.model_options, 2, channels, side)
         if check_strategy and not any(p.startswith("strategy_options") for p in out):
-            check(_strategy, self.strategy, self.strategy_options)
+            check(lambda: (built if built is not None else {}).update(
+                strategy=build_strategy(self.strategy, self.strategy_options)))
         return out
 
-    def validate(self, *, check_dataset: bool = True, check_strategy: bool = True) -> None:
-        """Check every field that can be checked without data; ``ValueError`` names every problem
-        (field and allowed values) at once."""
-        problems = self.problems(check_dataset=check_dataset, check_strategy=check_strategy)
+    def validate(self, *, check_dataset: bool = True, check_strategy: bool = True, parts: bool = True,
+                 built: dict | None = None) -> None:  # fmt: skip
+        """Check every field that can be checked without data (:meth:`problems`, same arguments);
+        ``ValueError`` names every problem (field and allowed values) at once.
+
+        A config passes once per run: called again with the same field values and no more
+        checks than passed before, it returns at once (the CLI validates before it starts the
+        run, and :func:`fmlib.experiment.run_experiment` validates what it is given).
+        """
+        checks = (check_dataset, check_strategy, parts)
+        passed = self.__dict__.get("_passed")  # (field values, checks) of the last pass
+        if built is None and passed is not None and passed[0] == self.to_dict():
+            if all(before >= now for before, now in zip(passed[1], checks)):
+                return
+        problems = self.problems(check_dataset=check_dataset, check_strategy=check_strategy, parts=parts,
+                                 built=built)  # fmt: skip
         if problems:
-            raise ValueError(problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems]))
+            raise ValueError(problem_message(problems))
+        self.__dict__["_passed"] = (self.to_dict(), checks)
+
+    def data_seed_or_seed(self) -> int:
+        """The seed of the pool, the test subset and the initial set: ``data_seed``, else ``seed``."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     def trains_first(self) -> bool:
         """Whether round 0 trains before its query (``first_query``; "authors": only BAIT does)."""
@@ -217,6 +242,12 @@ class ExperimentConfig:
             raise ValueError(f"budget: the run would label {final} samples, beyond {what} ({pool_size}); "
                              f"lower budget/rounds (initial_size {self.initial_size} + query_size {self.query_size} "
                              "per round)")  # fmt: skip
+
+
+def problem_message(problems: list[str]) -> str:
+    """One ``ValueError`` message for a list of problems: the problem itself when there is one,
+    else a count and one indented line per problem."""
+    return problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems])
 
 
 def comparison() -> dict:

@@ -1,7 +1,7 @@
 """Whole AL runs: the one place that joins a config (:mod:`fmlib.config`), the loop
 (:mod:`fmlib.loop`) and the records (:mod:`fmlib.records`).
 
-:func:`run_experiment` checks the config completely and builds its parts before it writes anything,
+:func:`run_experiment` validates the config once and builds its parts before it writes anything,
 holds the run directory's lock while it works, and writes the records after every round.
 The rounds themselves go through :class:`fmlib.session.ActiveSession` (ask/tell): a query
 waiting for labels is kept in the run directory with every answer given, and resumes as it was.

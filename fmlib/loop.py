@@ -194,6 +194,7 @@ class ActiveLoop:
             "n_queried": len(picked),
             "accuracy": metrics["accuracy"],
             "balanced_accuracy": metrics["balanced_accuracy"],
+            # per-class columns as fmlib.records.class_column names them (the loop writes no records)
             **{f"acc_{c}": float(metrics["per_class_accuracy"][c]) for c in classes},
             **{f"count_{c}": 0 for c in classes},  # label() fills them in: labels not known yet
             **{f"query_{c}": 0 for c in classes},

@@ -10,6 +10,9 @@ layer's input and the gradient of its output, and an in-place op would overwrite
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
@@ -135,3 +138,37 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int =
 def default_device() -> torch.device:
     """``cuda`` when available, else ``cpu``."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def trial_model(name: str, options: Mapping, num_classes: int, channels: int, side: int) -> nn.Module:
+    """Build model ``name`` and run it on a dummy batch of ``side`` x ``side`` images, so that an
+    option that builds but cannot run fails here; ``ValueError`` names ``model_options``."""
+    try:
+        model = build_model(name, num_classes, channels, side, **options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"model_options: {err}") from None
+    try:
+        with torch.no_grad(), eval_mode(model):
+            logits = model(torch.zeros(2, channels, side, side))
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"model_options {dict(options)!r}: model {name!r} fails on a batch of {side}x{side} images: {err}"
+        ) from None
+    if logits.ndim != 2 or len(logits) != 2:
+        raise ValueError(
+            f"model_options {dict(options)!r}: model {name!r} fails on a batch of {side}x{side} images: "
+            f"the model must return logits [N, C], got shape {tuple(logits.shape)}"
+        )
+    return model
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode inside; every submodule's own train/eval mode restored after."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training

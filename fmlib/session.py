@@ -42,6 +42,7 @@ from fmlib.records import (
     load_snapshot,
     save_torch,
     snapshot_bytes,
+    thread_counts,
     write_json,
 )
 from fmlib.stopping import check_stop, stop_rules
@@ -384,13 +385,8 @@ def open_session(
     run, with any pending query): the ask/tell way into a run. Arguments as
     :func:`fmlib.run_experiment`. The session holds the directory's lock until ``close()``."""
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
-    problems = config.problems(check_dataset=data is None, check_strategy=False, parts=False)
-    if problems:  # before any directory is made
-        raise ValueError(
-            problems[0]
-            if len(problems) == 1
-            else "\n  ".join([f"{len(problems)} problems:", *problems])
-        )
+    # once, before any directory is made; build() builds the strategy, the model and the training
+    config.validate(check_dataset=data is None, check_strategy=False, parts=False)
     train_name = None
     if train is not None:
         if not callable(train):
@@ -447,7 +443,7 @@ def _check_threads(records: RunRecords, threads: int, allowed: bool, path) -> No
     """Refuse to resume with another torch thread count than the run's last round, unless allowed;
     then record the change."""
     meta = records.meta
-    used = meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
+    used = thread_counts(meta)
     last = records.rounds[-1].get("torch_threads", used[-1]) if records.rounds else used[-1]
     if last is None or threads == last:
         return
@@ -485,8 +481,3 @@ def _check_torch(records: RunRecords, allowed: bool, path) -> None:
                          "was mixed)")  # fmt: skip
     meta["torch_versions"] = [*used, version]
     meta["torch_mixed"] = True
-
-
-def _query_rows(round: int, picked: np.ndarray, labels: np.ndarray) -> list[dict]:
-    return [{"round": round, "order": i, "pool_index": int(p), "label": int(y)}
-            for i, (p, y) in enumerate(zip(picked, labels))]  # fmt: skip

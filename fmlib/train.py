@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fmlib.data import DatasetData, ImageData, as_data, iter_batches
+from fmlib.models import eval_mode
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -197,24 +198,21 @@ def recompute_batchnorm(model: nn.Module, inputs: torch.Tensor, *, batch_size: i
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms or len(inputs) < 2:
         return False
-    modes = {m: m.training for m in model.modules()}
     momenta = [m.momentum for m in norms]
     try:
-        model.eval()
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None
-            m.train()
-        blocks = list(inputs.split(batch_size))
-        if len(blocks) > 1 and len(blocks[-1]) == 1:
-            blocks.pop()
-        for x in blocks:
-            model(x)
+        with eval_mode(model):
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None
+                m.train()
+            blocks = list(inputs.split(batch_size))
+            if len(blocks) > 1 and len(blocks[-1]) == 1:
+                blocks.pop()
+            for x in blocks:
+                model(x)
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-        for m, mode in modes.items():
-            m.train(mode)
     return True
 
 
@@ -225,12 +223,8 @@ def predict_proba(model: nn.Module, inputs, *, batch_size: int = 512, device=Non
     ``inputs``: a float tensor, an :class:`ImageData`, a Dataset or a DataLoader.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = [F.softmax(model(x), dim=1).cpu() for x in iter_batches(inputs, batch_size, device)]
-    finally:
-        model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 

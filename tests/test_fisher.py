@@ -86,7 +86,7 @@ def _frozen_stem():  # frozen parameters are neither embedded nor in the Fisher
 # torch.func engine, mixed with hooks (the Linear layers)
 
 
-def _conv1d_layernorm():  # issue 12's criterion: Conv1d and LayerNorm (torch.func) beside Linear (hooks)
+def _conv1d_layernorm():  # Conv1d and LayerNorm (torch.func) beside Linear (hooks)
     return TinyNet(
         nn.Sequential(
             nn.Conv1d(3, 4, 3, padding=1), nn.LayerNorm(10), nn.ReLU(), nn.Dropout(0.5),
@@ -406,7 +406,7 @@ def test_split_per_sample_blocks(name, mask_name, engine, block, monkeypatch):
 
 
 def test_layernorm_and_conv1d_model_is_exact():
-    """Issue 12's criterion: Conv1d, LayerNorm (and BatchNorm1d, Dropout) beside Linear layers."""
+    """Conv1d, LayerNorm (and BatchNorm1d, Dropout) beside Linear layers."""
     name = "tiny-conv1d-layernorm"
     model, x, J, p = problem(name)
     mask = ParameterMask.full(model)

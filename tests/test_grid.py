@@ -315,7 +315,7 @@ def test_inline_executor_runs_in_this_process_and_reports_failures(tmp_path, fas
     failed = outcomes[1]
     assert failed.notebook is None  # no notebook: the error says where it was raised
     assert failed.error.startswith("ValueError: strategy_options: unknown options ['no_such_option']")
-    assert "(build.py:" in failed.error
+    assert "(base.py:" in failed.error  # build_strategy, fmlib/strategies/base.py
     assert json.loads((out / RUNS).read_text())[0]["params"]["data_root"] == fashion_root  # made absolute
 
 

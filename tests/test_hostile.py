@@ -1,7 +1,7 @@
-"""Issue 10, run directories: what a hostile but realistic user does to a run directory and its config.
+"""Run directories: what a hostile but realistic user does to a run directory and its config.
 
-Each test reproduces one item of the issue on a tiny FashionMNIST config (fake IDX files): two
-processes on one directory, damaged or edited records, values that used to pass validation and
+Each test is one such case on a tiny FashionMNIST config (fake IDX files): two
+processes on one directory, damaged or edited records, values that look valid but are not and
 fail after ``config.json`` was written, resuming with another torch thread count, a full disk,
 the user's umask.
 """
@@ -311,7 +311,7 @@ def test_a_checkpoint_of_an_older_fmlib_resumes_and_adopts_its_snapshot_files(fa
     config = small_config(fashion_root, run, strategy="bait", strategy_options={"fisher_samples": 16})
     torch.set_num_threads(1)
     run_experiment(config, max_rounds=1)
-    state = torch.load(run / "checkpoint.pt", weights_only=True)  # as fmlib wrote it before issue 10:
+    state = torch.load(run / "checkpoint.pt", weights_only=True)  # in the older format:
     del state["records"]["snapshots"]  # no snapshot bytes,
     for key in ("torch_threads", "threads_mixed"):  # no thread counts but the environment's
         del state["records"]["meta"][key]

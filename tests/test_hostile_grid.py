@@ -1,4 +1,4 @@
-"""Issue 10, grids: an edited grid reports the runs whose config changed as stale (never done) and
+"""Grids: an edited grid reports the runs whose config changed as stale (never done) and
 reruns exactly those on request; broken grid files are named; a dry run shows every problem."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 10, notebooks: a misspelled papermill parameter fails the notebook, listing the valid names."""
+"""Notebooks: a misspelled papermill parameter fails the notebook, listing the valid names."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Issue 10, structure: the package split by jobs keeps every public name, and the loop never
-touches records."""
+"""The shape of the package: every public name imports, each family in its own module, and the
+import graph (top-level and function-level imports, package ``__init__`` files counted) runs one
+way: no cycle, no arrow up the layers."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def test_the_loop_never_touches_records_and_config_builds_without_them():
 
 def test_split_modules_import_one_way():
     """Each split imports one way: build -> config, datasets -> data, fisher embeddings -> its engines."""
-    assert "fmlib.build" not in imports("config", top_level=True)  # problems() builds trial parts when called
+    assert "fmlib.build" not in imports("config")  # trial builds live with what they build
     assert "fmlib.config" in imports("build", top_level=True)
     assert "fmlib.datasets" not in imports("data") and "fmlib.data" in imports("datasets", top_level=True)
     assert "fmlib.fisher.embeddings" not in imports("fisher/func")
@@ -73,9 +74,99 @@ def test_split_modules_import_one_way():
     assert "fmlib.fisher.hooks" in imports("fisher/embeddings", top_level=True)
 
 
-def test_records_import_nothing_of_the_loop_the_config_or_the_grid():
-    outside = {m for m in imports("records") if not m.startswith("fmlib.records")}
-    assert outside <= {"fmlib", "fmlib.analysis.compare"}  # the version; the summary's numbers (at call time)
+def _outside(package: str) -> set[str]:
+    return {m for m in imports(package) if not m.startswith(f"fmlib.{package}")}
+
+
+def test_the_fisher_engine_never_imports_more_than_the_data_and_the_models():
+    assert _outside("fisher") <= {"fmlib.data", "fmlib.inputs", "fmlib.models"}
+
+
+def test_records_never_import_analysis_the_loop_the_config_or_the_grid():
+    assert _outside("records") <= {"fmlib"}  # the version
+
+
+def test_analysis_never_imports_the_experiment_the_loop_or_the_grid():
+    forbidden = {"fmlib.experiment", "fmlib.loop", "fmlib.build", "fmlib.config"}
+    assert not {m for m in _outside("analysis") if m in forbidden or m.startswith("fmlib.grid")}
+
+
+# Lowest first; a module may import its own layer or a lower one, never a higher one.
+LAYERS = [
+    ["fmlib", "fmlib.seeds", "fmlib.named", "fmlib.inputs", "fmlib.stopping", "fmlib.callbacks"],
+    ["fmlib.data", "fmlib.notebook"],
+    ["fmlib.models", "fmlib.datasets", "fmlib.hf"],
+    ["fmlib.train"],
+    ["fmlib.fisher"],
+    ["fmlib.strategies"],
+    ["fmlib.records"],
+    ["fmlib.config"],
+    ["fmlib.build", "fmlib.loop"],
+    ["fmlib.session"],
+    ["fmlib.experiment"],
+    ["fmlib.analysis", "fmlib.primer", "fmlib.labeling"],
+    ["fmlib.grid", "fmlib.watch"],
+    ["fmlib.cli", "fmlib.__main__"],
+]
+
+
+def module_names() -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its ``__init__``)."""
+    out = {}
+    for source in PACKAGE.rglob("*.py"):
+        parts = list(source.relative_to(PACKAGE.parent).with_suffix("").parts)
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = source
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package modules it imports anywhere in its file; importing ``a.b.c`` runs
+    ``a/__init__`` and ``a/b/__init__`` too, so those count as imported (but for the packages the
+    importing module is itself inside, whose ``__init__`` runs first anyway)."""
+    names = module_names()
+
+    def known(name: str) -> set[str]:
+        parts = name.split(".")
+        return {".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in names}
+
+    graph = {}
+    for module, source in names.items():
+        found = set()
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {n for alias in node.names for n in known(alias.name)}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fmlib"):
+                found |= known(node.module) | {n for a in node.names for n in known(f"{node.module}.{a.name}")}
+        graph[module] = found - known(module)  # itself, and the packages it is inside (already running)
+    return graph
+
+
+def layer(module: str) -> int:
+    for index, members in enumerate(LAYERS):
+        if any(module == m or (m != "fmlib" and module.startswith(f"{m}.")) for m in members):
+            return index
+    raise AssertionError(f"{module} is in no layer of LAYERS")
+
+
+def test_the_import_graph_has_no_cycle():
+    graph, state = import_graph(), {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            assert state.get(target) != "open", " -> ".join([*path, module, target])
+            if target not in state:
+                visit(target, [*path, module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_no_import_points_up_the_layers():
+    upward = [f"{a} -> {b}" for a, targets in import_graph().items() for b in targets if layer(b) > layer(a)]
+    assert not upward
 
 
 def test_what_a_strategy_reports_is_declared():

@@ -1,4 +1,4 @@
-"""Issue 10: one test per hand-made mutant of main that survived the whole suite.
+"""One test per hand-made one-line bug that the rest of the suite lets through.
 
 Each test builds the input that tells the right code from the mutant; the comment says which
 one-line bug it kills.

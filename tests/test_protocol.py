@@ -1,4 +1,4 @@
-"""The authors' protocol and model beside ours (issue 11): first query, their ResNet-18,
+"""The authors' protocol and model beside ours: first query, their ResNet-18,
 BatchNorm statistics after short training, float64 selection."""
 
 import copy

@@ -1,4 +1,4 @@
-"""The issue-11 ablation: which difference between the authors' runs and ours decides whether
+"""The ablation: which difference between the authors' runs and ours decides whether
 FisherMask wins. Arms, their runs, and paired differences against the baselines.
 
 Two anchors: ``ours`` (first query by the trained model, our CNN, FisherMask rows scaled by
@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from fmlib.analysis.compare import area_under_curve, at_budget, judged_differences, paired_differences
+from fmlib.records.tables import class_columns, column_class
 
 BASELINES = ("entropy", "margin", "bait", "random")
 TREATMENT = "fm"
@@ -189,12 +190,12 @@ def query_shares(frame: pd.DataFrame, *, by: Sequence[str] = ("protocol", "label
     """Which classes each strategy asked for: the share of every class among the points queried
     over a run's rounds (``query_<c>`` columns; only round 0's query with ``first=True``), mean over
     the seeds. One row per ``by`` group, columns ``class <c>`` and ``seeds``."""
-    columns = sorted((c for c in frame if c.startswith("query_") and c[6:].isdigit()), key=lambda c: int(c[6:]))
+    columns = class_columns(frame, "query")
     rows = frame[frame["round"] == 0] if first else frame
     per_run = rows.groupby([*by, "path"], sort=False)[columns].sum()
     shares = per_run.div(per_run.sum(axis=1).where(lambda s: s > 0), axis=0)
     out = shares.groupby(list(by), sort=False).mean()
-    out.columns = [f"class {c[6:]}" for c in columns]
+    out.columns = [f"class {column_class(c)}" for c in columns]
     return out.assign(seeds=shares.notna().all(axis=1).groupby(list(by), sort=False).sum()).reset_index()
 
 
@@ -203,7 +204,7 @@ def class_coverage(frame: pd.DataFrame, *, round: int = 1, by: Sequence[str] = (
     query): per ``by`` group, ``seeds``, ``seeds_missing_a_class`` (runs with a class without a
     single label) and ``smallest_class`` (the smallest class count, mean over the seeds), from the
     ``count_<c>`` columns."""
-    columns = [c for c in frame if c.startswith("count_") and c[6:].isdigit()]
+    columns = class_columns(frame, "count")
     rows = frame[frame["round"] == round].drop_duplicates("path")
     smallest = rows[columns].min(axis=1)
     table = rows[list(by)].assign(smallest=smallest, missing=smallest == 0)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fmlib.analysis.stats import holm, seeds_for_power, sign_flip_p, tost, verdict
+from fmlib.records.tables import curve_area
 
 GROUP = ("dataset", "setting", "strategy")  # what a comparison row stands for; seeds are averaged over
 
@@ -71,12 +72,7 @@ def area_under_curve(
     def auc(rounds: pd.DataFrame) -> float:
         if upto is not None:
             rounds = rounds[rounds["n_labeled"] <= upto]
-        x, y = rounds["n_labeled"].to_numpy(float), rounds[metric].to_numpy(float)
-        if len(x) == 0:
-            return float("nan")
-        if len(x) == 1 or x[-1] == x[0]:
-            return float(y[-1])
-        return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
+        return curve_area(rounds["n_labeled"], rounds[metric])
 
     return _per_run(frame, auc, "auc", by)
 
@@ -169,23 +165,6 @@ def comparison_table(
         table[f"labels_to_{target:g}"] = reach["text"].to_numpy()
         table["reached"] = [f"{v}/{n}" for v, n in zip(reach["n_valid"], reach["n"])]
     return table
-
-
-def run_summary(frame: pd.DataFrame, *, metric: str = "accuracy") -> dict:
-    """Small JSON-able summary of one run's tidy table (the ``results.json`` of a notebook)."""
-    rounds = frame.sort_values("n_labeled")
-    last = rounds.iloc[-1] if len(rounds) else None
-    auc = area_under_curve(rounds, metric=metric, by=())["auc"]
-    return {
-        "rounds": len(rounds),
-        "finished": bool(rounds["finished"].iloc[-1]) if "finished" in rounds and len(rounds) else False,
-        "n_labeled": int(last["n_labeled"]) if last is not None else 0,
-        "final_accuracy": float(last["accuracy"]) if last is not None else float("nan"),
-        "final_balanced_accuracy": float(last["balanced_accuracy"]) if last is not None else float("nan"),
-        "auc": float(auc.iloc[0]) if len(auc) else float("nan"),
-        "accuracy": [float(a) for a in rounds["accuracy"]],
-        "n_labeled_per_round": [int(n) for n in rounds["n_labeled"]],
-    }
 
 
 def budget_table(frame: pd.DataFrame, budgets: Sequence[int], *, metric: str = "accuracy", by: Sequence[str] = GROUP,

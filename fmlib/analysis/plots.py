@@ -18,6 +18,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from fmlib.records.tables import class_columns, column_class
+
 
 def save_figure(fig: Figure, path_stem, formats=("png", "svg"), dpi: int = 150) -> list[Path]:
     """Write ``fig`` as ``path_stem.png`` and ``path_stem.svg`` (folders created); return the paths."""
@@ -57,13 +59,8 @@ def _label_counts(ax, counts: dict) -> None:
             text.set_text(f"{key} (n={counts[match]})")
 
 
-def _class_columns(frame: pd.DataFrame, prefix: str) -> list[str]:
-    columns = [c for c in frame.columns if c.startswith(prefix) and c[len(prefix) :].isdigit()]
-    return sorted(columns, key=lambda c: int(c[len(prefix) :]))
-
-
-def _class_name(column: str, prefix: str, classes) -> str:
-    c = int(column[len(prefix) :])
+def _class_name(column: str, classes) -> str:
+    c = column_class(column)
     return classes[c] if classes is not None else str(c)
 
 
@@ -96,9 +93,9 @@ def learning_curve_panels(runs: pd.DataFrame, *, col="setting", x="n_labeled", y
 def per_class_accuracy(runs: pd.DataFrame, *, x="n_labeled", classes=None, errorbar=("ci", 95), ax=None) -> Figure:
     """Per-class test accuracy (``acc_<c>`` columns) against labels, one line per class."""
     ax = _axes(ax)
-    columns = _class_columns(runs, "acc_")
+    columns = class_columns(runs, "acc")
     long = runs[[x, *columns]].melt(id_vars=[x], value_vars=columns, var_name="class", value_name="class_accuracy")
-    long["class"] = [_class_name(c, "acc_", classes) for c in long["class"]]
+    long["class"] = [_class_name(c, classes) for c in long["class"]]
     sns.lineplot(data=long, x=x, y="class_accuracy", hue="class", errorbar=errorbar, marker=".", ax=ax)
     ax.set(xlabel="labeled samples" if x == "n_labeled" else x, ylabel="per-class accuracy")
     ax.grid(alpha=0.3)
@@ -110,10 +107,10 @@ def class_histogram(runs: pd.DataFrame, *, kind: str = "count", classes=None, ax
     or of the batch each round queried (``kind="query"``)."""
     if kind not in ("count", "query"):
         raise ValueError(f"kind must be 'count' or 'query', got {kind!r}")
-    ax, prefix = _axes(ax), f"{kind}_"
-    columns = _class_columns(runs, prefix)
+    ax = _axes(ax)
+    columns = class_columns(runs, kind)
     table = runs.groupby("round")[columns].mean()
-    table.columns = [_class_name(c, prefix, classes) for c in columns]
+    table.columns = [_class_name(c, classes) for c in columns]
     if kind == "query":
         table = table.loc[table.sum(axis=1) > 0]  # the last round queries nothing
     table.plot(kind="bar", stacked=True, ax=ax, width=0.85, colormap="tab10")

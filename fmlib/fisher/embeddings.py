@@ -37,7 +37,6 @@ flatten and index) are the oracles of the tests and the baselines of the benchma
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from itertools import chain
 
 import numpy as np
@@ -58,6 +57,7 @@ from fmlib.fisher.hooks import (
     _squared_sum,
 )
 from fmlib.fisher.masks import ParameterMask
+from fmlib.models import eval_mode
 
 SCALES = ("fisher", "none")
 ENGINES = ("auto", "func")  # auto: hooks where they apply, torch.func for the rest; func: torch.func for all
@@ -101,7 +101,7 @@ def fisher_diagonal(
     _check_engine(engine)
     owners, params = _owners(model), dict(model.named_parameters())
     total = {name: torch.zeros_like(params[name]) for name in owners}
-    with _eval_mode(model):
+    with eval_mode(model), torch.enable_grad():
         batches = _chunks(inputs, chunk, _device(model))
         first = next(batches)
         hooked, func, _ = _route(model, owners, first, engine)
@@ -153,7 +153,7 @@ def gradient_embeddings(
     _check_mask(mask, model)
     owners, device, indices = _owners(model), _device(model), mask.indices()
     out, start = None, 0
-    with _eval_mode(model):
+    with eval_mode(model), torch.enable_grad():
         batches = _chunks(inputs, chunk, device)
         first = next(batches)
         hooked, func, classes = _route(model, owners, first, engine)
@@ -223,7 +223,7 @@ def _naive_grads(model, inputs):
     """Yield, per sample, (per class the list of parameter gradients, p ``[C]``)."""
     _check_inputs(inputs, 1)
     params = [p for p in model.parameters() if p.requires_grad]
-    with _eval_mode(model):
+    with eval_mode(model), torch.enable_grad():
         for x in iter_batches(inputs, 1, _device(model)):
             logp = model(x)[0].log_softmax(0)  # [C]
             grads = [torch.autograd.grad(logp[c], params, retain_graph=True) for c in range(len(logp))]
@@ -287,16 +287,3 @@ def _chunks(inputs, chunk: int, device):
 
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
-
-
-@contextmanager
-def _eval_mode(model: nn.Module):
-    """Eval mode and grad enabled inside; every module's previous mode restored after."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for m, training in modes:
-            m.training = training

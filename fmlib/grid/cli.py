@@ -24,16 +24,20 @@ def json_or_text(text: str):
         return text
 
 
-def _assignment(text: str) -> tuple[str, object]:
+def assignment(text: str, form: str = "FIELD=VALUE (VALUE as JSON or a plain string)") -> tuple[str, object]:
+    """``KEY=VALUE`` on the command line: the stripped key and :func:`json_or_text` of the value;
+    ``argparse.ArgumentTypeError`` naming ``form`` when there is no ``=`` or no key."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE (VALUE as JSON or a plain string), got {text!r}")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected {form}, got {text!r}")
     return key.strip(), json_or_text(value)
 
 
-def usage_examples() -> str:
-    """The command lines under "Usage" in :mod:`fmlib.grid.spec`'s docstring (also shown by ``--help``)."""
-    text = (fmlib.grid.spec.__doc__ or "").split("Usage", 1)[-1].split("::\n\n", 1)[-1]
+def usage_examples(doc: str | None = None) -> str:
+    """The command lines under "Usage" in a module docstring (default :mod:`fmlib.grid.spec`'s),
+    shown by ``--help``."""
+    doc = fmlib.grid.spec.__doc__ if doc is None else doc
+    text = (doc or "").split("Usage", 1)[-1].split("::\n\n", 1)[-1]
     return text.split("\n\n", 1)[0] + "\n"
 
 
@@ -64,9 +68,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--imbalance", nargs="+", type=json_or_text, default=[], help="imbalance axis values or variant labels")
     p.add_argument("--strategy", nargs="+", type=json_or_text, default=[], help="strategy axis values or labels")
     p.add_argument("--seed", nargs="+", type=json_or_text, default=[], help="seed axis values")
-    p.add_argument("--axis", action="append", default=[], type=_assignment, metavar="NAME=V1,V2",
+    p.add_argument("--axis", action="append", default=[], type=assignment, metavar="NAME=V1,V2",
                    help="any other axis, comma-separated values (or a JSON list), e.g. --axis query_size=35,70")  # fmt: skip
-    p.add_argument("--set", action="append", default=[], type=_assignment, metavar="FIELD=VALUE",
+    p.add_argument("--set", action="append", default=[], type=assignment, metavar="FIELD=VALUE",
                    help="config field for every run, e.g. --set budget=155 --set 'train_options={\"epochs\": 5}'")  # fmt: skip
     p.add_argument("-j", "--workers", type=int, default=1,
                    help="runs at a time: local processes, or the Slurm array parallelism (default 1)")  # fmt: skip

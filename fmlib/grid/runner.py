@@ -24,7 +24,8 @@ from pathlib import Path
 from fmlib.grid.spec import GridRun
 from fmlib.notebook import notebook_path
 
-RESULTS, EXECUTED, SUMMARY, RUNS = "results.json", "active_learning.ipynb", "grid_summary.json", "grid.json"
+RESULTS = "results.json"  # fmlib.records.RESULTS; not imported: workers start without torch
+EXECUTED, SUMMARY, RUNS = "active_learning.ipynb", "grid_summary.json", "grid.json"
 EXECUTORS = ("local", "submitit", "inline")
 NOTEBOOK = notebook_path(EXECUTED)  # the checkout's, else the copy in the wheel
 
@@ -230,13 +231,13 @@ def run_state(run: GridRun, root) -> tuple[str, list[str]]:
 
 def _recorded_threads(run_dir: Path) -> int | None:
     """The torch thread count a started run last ran with (``None``: new, or unknown)."""
-    from fmlib.records import DamagedRunError, RunDirectory
+    from fmlib.records import DamagedRunError, RunDirectory, thread_counts
 
     try:
         meta = RunDirectory(run_dir).read_meta()
     except DamagedRunError:
         return None
-    used = (meta or {}).get("torch_threads") or [(meta or {}).get("environment", {}).get("torch_threads")]
+    used = thread_counts(meta or {})
     return used[-1] if isinstance(used[-1], int) else None
 
 

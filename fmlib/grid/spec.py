@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CANONICAL_AXES = ("dataset", "imbalance", "strategy", "seed")
-_MERGED = ("dataset_options", "model_options", "strategy_options", "train_options")  # dict fields merged, not replaced
 _RESERVED = ("output_dir",)  # set by the runner
 
 
@@ -99,22 +98,23 @@ def _kind(value) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def _slug(text: str) -> str:
+def slug(text) -> str:
+    """``text`` as a file-name part: runs of other characters than ``A-Za-z0-9._=+-`` become ``_``."""
     return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text)).strip("_") or "_"
 
 
 def _label(axis: str, value) -> str:
     if isinstance(value, str):
-        return _slug(value)
+        return slug(value)
     if value is None or isinstance(value, (bool, int, float)):
-        return _slug(f"{axis}{json.dumps(value)}")
+        return slug(f"{axis}{json.dumps(value)}")
     raise ValueError(f"axis {axis!r}: cannot name a run after {value!r}; give dict elements a 'name'")
 
 
 def _axis_items(axis: str, values) -> list[tuple[str, dict]]:
     """``(label, fields)`` for every value of an axis."""
     if isinstance(values, Mapping):
-        return [(_slug(name), dict(fields)) for name, fields in values.items()]
+        return [(slug(name), dict(fields)) for name, fields in values.items()]
     if not isinstance(values, (list, tuple)) or not values:
         raise ValueError(f"axis {axis!r} must be a non-empty list or a dict of named variants, got {values!r}")
     items = []
@@ -124,16 +124,18 @@ def _axis_items(axis: str, values) -> list[tuple[str, dict]]:
             name = fields.pop("name", None)
             if name is None and axis not in fields:
                 raise ValueError(f"axis {axis!r}: dict element {value!r} needs a 'name' or a {axis!r} field")
-            items.append((_slug(name) if name is not None else _label(axis, fields[axis]), fields))
+            items.append((slug(name) if name is not None else _label(axis, fields[axis]), fields))
         else:
             items.append((_label(axis, value), {axis: value}))
     return items
 
 
 def _merge(params: dict, update: Mapping) -> dict:
+    from fmlib.config import OPTION_FIELDS  # dict fields merged key by key, not replaced
+
     out = dict(params)
     for key, value in copy.deepcopy(dict(update)).items():  # runs share no nested dicts with the grid
-        if key in _MERGED and isinstance(out.get(key), Mapping) and isinstance(value, Mapping):
+        if key in OPTION_FIELDS and isinstance(out.get(key), Mapping) and isinstance(value, Mapping):
             out[key] = {**out[key], **value}
         else:
             out[key] = value

@@ -7,7 +7,7 @@ One directory per run::
     queries.csv              one row per labeled sample: round it joined (0 = initial set), order, pool index, label
     sensitivity/round_XXX.npz  Fisher strategies only: summaries of the Fisher diagonal and the mask of round XXX
     checkpoint.pt            loop state and all of the above after the last finished round (resume, repair)
-    results.json             summary of a finished run (written by the notebook's last cell)
+    results.json             summary of a finished run (write_results: the notebook, the CLI, the grid)
     .lock                    who holds the directory (process id, host, since when)
 
 What a run directory guarantees (:class:`RunDirectory`):
@@ -67,9 +67,25 @@ from fmlib.records.snapshots import (
     snapshot_bytes,
     snapshot_masks,
 )
-from fmlib.records.tables import RunRecords, is_finished, load_queries, load_run, load_runs, results_summary, run_columns
+from fmlib.records.tables import (
+    CLASS_KINDS,
+    RunRecords,
+    class_column,
+    class_columns,
+    column_class,
+    curve_area,
+    is_finished,
+    load_queries,
+    load_run,
+    load_runs,
+    results_summary,
+    run_columns,
+    run_summary,
+    thread_counts,
+)
 
 __all__ = [
+    "CLASS_KINDS",
     "CHECKPOINT",
     "CONFIG",
     "FORMAT_VERSION",
@@ -87,6 +103,10 @@ __all__ = [
     "RunRecords",
     "atomic_write",
     "config_differences",
+    "class_column",
+    "class_columns",
+    "column_class",
+    "curve_area",
     "environment",
     "export_runs",
     "fisher_snapshot",
@@ -100,6 +120,8 @@ __all__ = [
     "load_snapshots",
     "read_meta",
     "results_summary",
+    "run_summary",
+    "thread_counts",
     "run_columns",
     "run_status",
     "save_npz",

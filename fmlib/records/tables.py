@@ -9,11 +9,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fmlib.records.files import CONFIG, QUERIES, ROUNDS, read_meta
 
 QUERY_COLUMNS = ["round", "order", "pool_index", "label", "source"]  # source: "pool" | "oracle"
+# rounds.csv per-class columns, f"{kind}_{c}" for class index c: test accuracy, labeled count (before
+# the round's query) and queried count of class c
+CLASS_KINDS = ("acc", "count", "query")
+
+
+def class_column(kind: str, c: int) -> str:
+    """The rounds.csv column of class ``c`` for ``kind`` (one of :data:`CLASS_KINDS`)."""
+    return f"{kind}_{c}"
+
+
+def class_columns(columns, kind: str) -> list[str]:
+    """The ``kind`` per-class columns among ``columns`` (a frame or names), in class order."""
+    prefix = f"{kind}_"
+    found = [c for c in columns if isinstance(c, str) and c.startswith(prefix) and c[len(prefix) :].isdigit()]
+    return sorted(found, key=column_class)
+
+
+def column_class(column: str) -> int:
+    """The class index of a per-class column: ``column_class("acc_3") == 3``."""
+    return int(column.rpartition("_")[2])
+
+
+def thread_counts(meta: Mapping) -> list:
+    """The torch thread counts a run used, in order (``config.json``'s ``torch_threads``; an
+    older one has only the environment's count)."""
+    return meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
 
 
 def is_finished(meta: Mapping, n_rounds: int) -> bool:
@@ -67,15 +94,41 @@ class RunRecords:
         return cls(state["meta"], list(state["rounds"]), list(state["queries"]), Path(path) if path else None, snapshots)
 
 
-def results_summary(records: RunRecords) -> dict:
-    """The summary in ``results.json``: :func:`fmlib.analysis.compare.run_summary` of the records (rounds,
-    finished, final and per-round accuracy, AUC) and the torch thread counts that computed them."""
-    from fmlib.analysis.compare import run_summary  # the numbers are compare's; compare reads only tables
+def curve_area(n_labeled, values) -> float:
+    """Normalised area under one learning curve: the trapezoid area of ``values`` against
+    ``n_labeled`` divided by the label range, i.e. the mean value over the budget (one point, or
+    one label count: the last value; no points: NaN)."""
+    x, y = np.asarray(n_labeled, dtype=float), np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return float("nan")
+    if len(x) == 1 or x[-1] == x[0]:
+        return float(y[-1])
+    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
 
+
+def run_summary(frame: pd.DataFrame, *, metric: str = "accuracy") -> dict:
+    """Small JSON-able summary of one run's tidy table: rounds, finished, final and per-round
+    accuracy, the area under its learning curve (:func:`curve_area`)."""
+    rounds = frame.sort_values("n_labeled")
+    last = rounds.iloc[-1] if len(rounds) else None
+    return {
+        "rounds": len(rounds),
+        "finished": bool(rounds["finished"].iloc[-1]) if "finished" in rounds and len(rounds) else False,
+        "n_labeled": int(last["n_labeled"]) if last is not None else 0,
+        "final_accuracy": float(last["accuracy"]) if last is not None else float("nan"),
+        "final_balanced_accuracy": float(last["balanced_accuracy"]) if last is not None else float("nan"),
+        "auc": curve_area(rounds["n_labeled"], rounds[metric]),
+        "accuracy": [float(a) for a in rounds["accuracy"]],
+        "n_labeled_per_round": [int(n) for n in rounds["n_labeled"]],
+    }
+
+
+def results_summary(records: RunRecords) -> dict:
+    """The summary in ``results.json``: :func:`run_summary` of the records (rounds, finished, final
+    and per-round accuracy, AUC) and the torch thread counts that computed them."""
     meta = records.meta
-    threads = meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
-    mixed = len(set(threads)) > 1
-    summary = {**run_summary(records.frame()), "torch_threads": threads, "threads_mixed": mixed}
+    threads = thread_counts(meta)
+    summary = {**run_summary(records.frame()), "torch_threads": threads, "threads_mixed": len(set(threads)) > 1}
     if "stopped" in meta:
         summary["stopped"] = meta["stopped"]
     return summary

@@ -17,10 +17,10 @@ One module per family:
 
 ==========================  ==========================================================
 ``strategies.base``         :class:`Strategy`, the registry (:func:`register`,
-                            :func:`get_strategy`, ``STRATEGIES``), the reports, ``random``
+                            :func:`get_strategy`, :func:`build_strategy`, ``STRATEGIES``), the reports, ``random``
 ``strategies.uncertainty``  ``entropy``, ``margin``, ``least_confidence``, ``bald``
 ``strategies.diversity``    ``coreset`` (k-center greedy), ``badge`` (k-means++ on gradients)
-``strategies.fishermask``   ``bait`` and ``fishermask``: BAIT's greedy on Fisher embeddings
+``strategies.fisher``       ``bait`` and ``fishermask``: BAIT's greedy on Fisher embeddings
 ==========================  ==========================================================
 """
 
@@ -30,6 +30,7 @@ from fmlib.strategies.base import (
     Random,
     SelectionReport,
     Strategy,
+    build_strategy,
     get_strategy,
     register,
     strategy_class,
@@ -53,6 +54,7 @@ __all__ = [
     "SelectionReport",
     "Strategy",
     "bald_scores",
+    "build_strategy",
     "entropy",
     "get_strategy",
     "head_gradient_embeddings",

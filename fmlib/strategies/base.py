@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from torch import nn
 
 from fmlib.data import ImageData, as_data
 from fmlib.fisher.masks import ParameterMask
+from fmlib.models import eval_mode
 from fmlib.named import resolve
 
 STRATEGIES: dict[str, type[Strategy]] = {}
@@ -77,6 +79,16 @@ def get_strategy(name: str, **options) -> Strategy:
     """Build a strategy by name (registered, or ``"package.module:Class"``: :func:`strategy_class`);
     unknown names or options raise ``ValueError`` listing the valid ones."""
     return strategy_class(name)(**options)
+
+
+def build_strategy(name, options: Mapping) -> Strategy:
+    """The strategy of a config's ``strategy`` and ``strategy_options``: as :func:`get_strategy`,
+    but a bad option's ``ValueError`` names ``strategy_options``."""
+    cls = strategy_class(name)  # ValueError: unknown name, module, attribute, or not a Strategy
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"strategy_options: {err}") from None
 
 
 @dataclass
@@ -178,14 +190,11 @@ class Strategy:
         params = list(model.parameters())
         home = params[0].device if params else torch.device("cpu")
         device = torch.device(device) if device is not None else home
-        modes = [(module, module.training) for module in model.modules()]  # each one's, not just the top's
-        model.eval().to(device)
         try:
-            picks = self._select(model, pool, labeled, unlabeled, int(n), seed=int(seed), device=device)
+            with eval_mode(model.to(device)):  # each module's mode restored, not just the top's
+                picks = self._select(model, pool, labeled, unlabeled, int(n), seed=int(seed), device=device)
         finally:
             model.to(home)
-            for module, training in modes:
-                module.training = training
         picks = np.asarray(picks, dtype=np.int64).reshape(-1)
         if len(picks) != n or len(np.unique(picks)) != n or not np.isin(picks, unlabeled).all():
             raise RuntimeError(f"strategy {self.name!r} returned invalid picks {picks.tolist()}")

@@ -111,7 +111,7 @@ def test_every_arm_names_a_grid_and_a_strategy_label_in_it():
     import json
     from pathlib import Path
 
-    grids = Path(__file__).resolve().parents[1] / "grids" / "ablation"
+    grids = Path(__file__).resolve().parents[2] / "grids" / "ablation"
     for arm in ARMS:
         grid = json.loads((grids / f"{arm.protocol}.json").read_text())
         labels = [s if isinstance(s, str) else s.get("name", s.get("strategy")) for s in grid["axes"]["strategy"]]

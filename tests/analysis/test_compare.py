@@ -16,7 +16,6 @@ from fmlib.analysis.compare import (
     markdown_report,
     markdown_table,
     mean_std,
-    run_summary,
 )
 
 
@@ -86,6 +85,8 @@ def test_comparison_table_groups_by_setting_and_strategy():
 
 
 def test_run_summary_is_json_ready():
+    from fmlib.records import run_summary
+
     one = FRAME[FRAME["path"] == "runs/none-a-seed0"]
     summary = run_summary(one)
     assert summary["n_labeled"] == 30 and summary["final_accuracy"] == 0.6 and summary["rounds"] == 3
