@@ -36,6 +36,7 @@ from fmlib.config import (
     RESULT_NEUTRAL_FIELDS,
     ExperimentConfig,
     comparison,
+    _is_int,
     label_schedule,
     smoke_config,
 )
@@ -87,6 +88,8 @@ def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=No
     """
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
     problems = config.problems(check_dataset=data is None, check_strategy=False, parts=False)
+    if max_rounds is not None and not (_is_int(max_rounds) and max_rounds >= 1):
+        problems.append(f"max_rounds must be an integer >= 1 or None, got {max_rounds!r}")
     if problems:  # before any directory is made
         raise ValueError(problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems]))
     if config.output_dir is None:

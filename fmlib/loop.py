@@ -26,7 +26,8 @@ from fmlib.data import ALData, as_al_data
 from fmlib.models import default_device
 from fmlib.seeds import round_seed, seeded
 from fmlib.strategies import SelectionReport
-from fmlib.train import TrainConfig, evaluate, fit
+from fmlib.strategies.base import check_picks
+from fmlib.train import NonFiniteError, TrainConfig, evaluate, fit
 
 
 @dataclass
@@ -86,6 +87,12 @@ class ActiveLoop:
         """Run one round; return whether another one follows."""
         if self.finished:
             raise RuntimeError("the loop is finished")
+        try:
+            return self._step()
+        except NonFiniteError as err:
+            raise NonFiniteError(f"round {self.round}: {err}") from None
+
+    def _step(self) -> bool:
         r, pool, classes = self.round, self.data.pool, range(self.data.pool.num_classes)
         if r == 0 and not self.train_first:
             self.model.to(self.device).eval()  # the initial weights query; nothing trained
@@ -105,10 +112,10 @@ class ActiveLoop:
                 picked = self.strategy.select(self.model, pool, self.labeled.copy(), self.unlabeled(), n,
                                               seed=round_seed(self.seed, r, "select"), device=self.device)  # fmt: skip
             select_time = time.perf_counter() - start
-            picked = np.asarray(picked, dtype=np.int64).reshape(-1)
+            name = getattr(self.strategy, "name", "") or type(self.strategy).__name__
+            picked = check_picks(picked, n, self.unlabeled(), self.labeled, what=f"round {r}: strategy {name!r}",
+                                 pool_size=len(pool))  # fmt: skip
             report = getattr(self.strategy, "report", None) or SelectionReport()
-            if len(picked) != n or len(np.unique(picked)) != n or np.isin(picked, self.labeled).any():
-                raise RuntimeError(f"strategy returned {len(picked)} picks, expected {n} distinct unlabeled positions")
         counts, queried = pool.class_counts(self.labeled), pool.class_counts(picked)
         fisher = report.fisher
         row = {
