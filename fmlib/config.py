@@ -375,7 +375,7 @@ def _device(device) -> None:
 _TRAINING_RULES = {
     "epochs": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
     "batch_size": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-    "lr": ("a number in (0, 10]", lambda v: _is_real(v) and 0 < v <= 10),
+    "lr": ("a finite number > 0 (at most 10)", lambda v: _is_real(v) and 0 < v <= 10),
     "momentum": ("a finite number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1),
     "weight_decay": ("a finite number >= 0", lambda v: _is_real(v) and v >= 0),
     "target_train_acc": ("a number in (0, 1] or None", lambda v: v is None or (_is_real(v) and 0 < v <= 1)),

@@ -81,7 +81,7 @@ class _FisherStrategy(Strategy):
         opts = self.options
         lamb = opts["lamb"]
         if isinstance(lamb, bool) or not isinstance(lamb, (int, float)) or not 0 < lamb <= MAX_LAMB:
-            raise ValueError(f"lamb must be a finite number in (0, {MAX_LAMB:g}], got {lamb!r}")
+            raise ValueError(f"lamb must be a finite number > 0, got {lamb!r}; at most {MAX_LAMB:g}")
         for key in ("backward_steps", "fisher_samples"):
             low = 0 if key == "backward_steps" else 1
             if isinstance(opts[key], bool) or not isinstance(opts[key], int) or opts[key] < low:
