@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import fmlib.grid.spec
-from fmlib.grid.runner import EXECUTORS, NOTEBOOK, dry_run, run_grid, summarize
+from fmlib.grid.runner import EXECUTORS, NOTEBOOK, GridInterrupted, dry_run, run_grid, summarize
 from fmlib.grid.spec import expand_grid, load_grid
 from fmlib.notebook import repo_root
 
@@ -133,6 +133,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fmlib.grid") 
                             progress=not args.no_progress, rerun_stale=args.rerun_stale)  # fmt: skip
     except (FileNotFoundError, ImportError, ValueError) as err:
         return error(err)
+    except GridInterrupted as err:
+        print(summarize(err.outcomes), file=sys.stderr)
+        print(f"{prog}: {err}: workers stopped, summary in {output}; rerun to resume", file=sys.stderr)
+        return 128 + err.signum
     print(summarize(outcomes))
     print(f"outputs: {output}")
     return 1 if any(o.status in ("failed", "stale") for o in outcomes) else 0
