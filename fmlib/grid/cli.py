@@ -98,13 +98,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m fmlib.grid") -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """The command line; returns the exit status (1: a run failed or is stale; 2: bad grid or
-    arguments, one line ``<prog>: error: ...``; 128 + N: stopped by signal N)."""
+    arguments, one line ``error: ...``, ``<prog>: error: ...`` when ``prog`` is given (``fmlib
+    grid``); 128 + N: stopped by signal N)."""
     args = parser().parse_args(argv)
 
     def error(err) -> int:
-        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"{prog + ': ' if prog else ''}error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
 
     for name in ("workers", "threads", "cpus", "gpus", "timeout"):
@@ -135,7 +136,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fmlib.grid") 
         return error(err)
     except GridInterrupted as err:
         print(summarize(err.outcomes), file=sys.stderr)
-        print(f"{prog}: {err}: workers stopped, summary in {output}; rerun to resume", file=sys.stderr)
+        print(f"{prog or 'grid'}: {err}: workers stopped, summary in {output}; rerun to resume", file=sys.stderr)
         return 128 + err.signum
     print(summarize(outcomes))
     print(f"outputs: {output}")
