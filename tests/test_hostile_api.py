@@ -84,6 +84,11 @@ DATA = (blobs(60, 0), blobs(30, 1))
 # id, keyword arguments of run_experiment beside the config (and config overrides), error, pattern
 CASES = [
     ("max_rounds_negative", {"max_rounds": -1}, ValueError, r"max_rounds must be an integer >= 1"),
+    ("max_rounds_zero", {"max_rounds": 0}, ValueError, r"max_rounds must be an integer >= 1.*got 0"),
+    ("budget_just_beyond_the_pool", {"data": (blobs(9, 0), blobs(30, 1)), "config": {"budget": 10, "rounds": None}},
+     ValueError, r"would label 10 samples, beyond the pool \(9\)"),
+    ("strategy_one_duplicate_pair", {"strategy": Picks(lambda u, lab, n: np.r_[u[:2], u[:1]])}, RuntimeError,
+     r"1 duplicated positions: \[\d+\]"),
     ("max_rounds_float", {"max_rounds": 1.5}, ValueError, r"max_rounds must be an integer >= 1.*1\.5"),
     ("max_rounds_string", {"max_rounds": "2"}, ValueError, r"max_rounds must be an integer >= 1.*'2'"),
     ("budget_huge", {"config": {"budget": 10**12, "rounds": None}}, ValueError, r"budget 10+: .*at most 10000"),
@@ -129,3 +134,13 @@ def test_a_bad_value_at_the_api_is_refused_clearly_and_early(tmp_path, one_threa
     assert time.perf_counter() - start < 30
     trained = error is RuntimeError or "round 0" in pattern  # found in round 0: the directory stays, unfinished
     assert trained or not output.exists(), "refused before anything was written"
+
+
+def test_fit_and_predict_proba_name_the_samples_with_nan():
+    from fmlib.train import NonFiniteError, fit, predict_proba
+
+    pool, _ = with_nan_input(7)
+    with pytest.raises(NonFiniteError, match=r"training inputs hold NaN or inf: labeled samples \[7\]"):
+        fit(MLP(3), pool, np.arange(10))
+    with pytest.raises(NonFiniteError, match=r"NaN or inf logits for samples \[7\] of the non-finite inputs"):
+        predict_proba(MLP(3), pool.tensors[0][:10])
