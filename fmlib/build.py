@@ -77,10 +77,12 @@ def build(config: ExperimentConfig, *, data=None, strategy=None, model=None, tra
     training = config.training()
     strategy = strategy if strategy is not None else build_strategy(config.strategy, config.strategy_options)
     device = torch.device(config.device) if config.device is not None else default_device()
-    if model is not None and not callable(model):
-        raise ValueError(f"model must be a factory: model(num_classes) -> nn.Module, got {type(model).__name__}")
+    if model is not None and (isinstance(model, nn.Module) or not callable(model)):
+        got = f"an nn.Module instance ({type(model).__name__})" if isinstance(model, nn.Module) else type(model).__name__
+        raise ValueError(f"model must be a factory: model(num_classes) -> nn.Module (a class or a function), got {got}")
     source = "config" if data is None else "in-memory"
     data = as_al_data(data) if data is not None else load_data(config)
+    check_data(data)
     pool = data.pool
     empty = [c for c, n in enumerate(pool.class_counts()) if n == 0]
     if empty:
@@ -117,6 +119,26 @@ def build(config: ExperimentConfig, *, data=None, strategy=None, model=None, tra
                     factory_name, train)  # fmt: skip
 
 
+def check_data(data: ALData) -> None:
+    """``ValueError`` unless both sets are non-empty, their labels are class indices of the class
+    names, and in-memory inputs are finite (naming the first bad samples)."""
+    for part, name in ((data.pool, "pool"), (data.test, "test set")):
+        if len(part) == 0:
+            raise ValueError(f"data: the {name} is empty")
+        labels = part.labels
+        bad = torch.nonzero((labels < 0) | (labels >= part.num_classes)).flatten()
+        if len(bad):
+            raise ValueError(f"data: the {name}'s labels must be class indices 0..{part.num_classes - 1} (its "
+                             f"{part.num_classes} class names {list(part.classes)}), but sample {int(bad[0])} has "
+                             f"label {int(labels[bad[0]])} ({len(bad)} such samples); pass every class name")  # fmt: skip
+        x = getattr(part, "_x", None)  # a TensorDataset's inputs: in memory, cheap to check
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            rows = torch.nonzero(~torch.isfinite(x.reshape(len(x), -1)).all(1)).flatten()
+            if len(rows):
+                raise ValueError(f"data: the {name}'s inputs must be finite, but samples {rows[:5].tolist()} "
+                                 f"({len(rows)} in all) hold NaN or inf")  # fmt: skip
+
+
 MODEL_CONTRACT = """A model factory is called as factory(num_classes) and returns an nn.Module whose forward(x)
 gives logits [N, num_classes] for a batch of the data's inputs; strategies that need more name it:
 embed(x) -> penultimate features [N, d] (coreset, badge, bald, bait) and head, the final nn.Linear
@@ -148,6 +170,9 @@ def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") ->
     if not isinstance(logits, torch.Tensor) or logits.shape != (len(x), pool.num_classes):
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"{what} must return logits [N, {pool.num_classes}] (one per class), got {got}")
+    if logits.is_floating_point() and not torch.isfinite(logits).all():
+        raise ValueError(f"{what} returns NaN or inf logits on pool samples {list(range(len(x)))}, whose inputs "
+                         f"are {'finite' if torch.isfinite(x.float()).all() else 'not finite'}: fix the model")  # fmt: skip
     needs = tuple(strategy.model_needs()) if hasattr(strategy, "model_needs") else ()
     name = getattr(strategy, "name", "") or type(strategy).__name__
     missing = []

@@ -82,6 +82,8 @@ def read_config_file(path) -> dict:
         raise UserError(f"cannot read config file {path}: {err.strerror or err}") from None
     except json.JSONDecodeError as err:
         raise UserError(f"config file {path} is not valid JSON: {err}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {err.start}: {err.reason})") from None
     if isinstance(values, dict) and isinstance(values.get("config"), dict) and "fmlib_version" in values:
         values = values["config"]  # a run directory's config.json
     if not isinstance(values, dict):
@@ -161,8 +163,11 @@ def _tensorboard(log_dir) -> list:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fmlib import run_experiment
+    from fmlib.records import RunDirectoryError
     from fmlib.watch import watch_rounds
 
+    if args.max_rounds is not None and args.max_rounds < 1:
+        raise UserError(f"--max-rounds must be an integer >= 1, got {args.max_rounds}")
     built = {}  # the strategy validation builds is the run's: built once
     config = build_config(args, built)
     output = Path(config.output_dir)
@@ -177,8 +182,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             callbacks = [watcher, *_tensorboard(args.tensorboard)]
             records = run_experiment(config, strategy=built["strategy"], max_rounds=args.max_rounds,
                                      callbacks=callbacks)  # fmt: skip
-    except (ValueError, FileNotFoundError) as err:
-        if watcher.new:  # failed after rounds ran: not a mistake in the config, keep the traceback
+    except (ValueError, FileNotFoundError, RunDirectoryError) as err:
+        if watcher.new and not isinstance(err, RunDirectoryError):  # failed after rounds ran: keep the traceback
             raise
         raise UserError(str(err)) from None
     except KeyboardInterrupt:
@@ -216,8 +221,28 @@ figures learning_curves, learning_curves_balanced_accuracy and round_timings (PN
 """
 
 
-def load_frame(patterns: Sequence[str], include_unfinished: bool = False):
-    """The tidy table of every run directory the globs match (``UserError`` when none)."""
+def check_compare_args(args: argparse.Namespace) -> None:
+    """``UserError`` for values ``fmlib compare`` cannot use, before any run is read."""
+    import math
+
+    if args.target is not None and not (math.isfinite(args.target) and 0 < args.target <= 1):
+        raise UserError(f"--target must be an accuracy in (0, 1], got {args.target}")
+    bad = [b for b in args.budgets or [] if b < 1]
+    if bad:
+        raise UserError(f"--budgets must be label counts >= 1, got {bad}")
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UserError(f"--output {args.output} is a file, not a folder: name a folder for the tables and figures")
+
+
+def _numeric(column) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def load_frame(patterns: Sequence[str], include_unfinished: bool = False, include_smoke: bool = False):
+    """The tidy table of every run directory the globs match (``UserError`` when none); smoke runs
+    (``fmlib run --smoke``, ``FMLIB_SMOKE=1``) only with ``include_smoke``."""
     import glob
 
     from fmlib.analysis.compare import with_setting
@@ -230,7 +255,10 @@ def load_frame(patterns: Sequence[str], include_unfinished: bool = False):
         if not runs:
             raise UserError(f"no run directories (holding config.json) match {pattern!r}")
         paths += runs
-    every = with_setting(load_runs(paths))
+    try:
+        every = with_setting(load_runs(paths, include_smoke=include_smoke))
+    except FileNotFoundError:
+        raise UserError("every run matched is a smoke run (a test, not a result); --smoke includes them") from None
     frame = every if include_unfinished else every[every["finished"]]
     if frame.empty:
         raise UserError(f"none of the {every['run'].nunique()} runs matched is finished; --all includes unfinished runs")
@@ -246,9 +274,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from fmlib.analysis import compare, plots
     from fmlib.records import write_json
 
-    frame, every = load_frame(args.runs, args.all)
-    if args.metric not in frame.columns:
-        raise UserError(f"unknown metric {args.metric!r}; e.g. accuracy, balanced_accuracy")
+    check_compare_args(args)
+    frame, every = load_frame(args.runs, args.all, args.smoke)
+    if args.metric not in frame.columns or not _numeric(frame[args.metric]):
+        what = "unknown" if args.metric not in frame.columns else "non-numeric"
+        raise UserError(f"{what} metric {args.metric!r}: a numeric rounds.csv column, e.g. accuracy, balanced_accuracy")
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     table = compare.comparison_table(frame, target=args.target, metric=args.metric)
@@ -399,6 +429,7 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--budgets", type=int, nargs="+", metavar="N", help="label budgets of an accuracy table per setting")
     cmp.add_argument("--metric", default="accuracy", help="rounds.csv column to compare (default: %(default)s)")
     cmp.add_argument("--all", action="store_true", help="include unfinished runs")
+    cmp.add_argument("--smoke", action="store_true", help="include smoke runs (fmlib run --smoke, FMLIB_SMOKE=1)")
     cmp.set_defaults(handler=cmd_compare)
 
     bench = commands.add_parser(
@@ -438,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "grid":
         from fmlib.grid.cli import main as grid_main
 
-        return grid_main(argv[argv.index("grid") + 1 :])
+        return grid_main(argv[argv.index("grid") + 1 :], prog="fmlib grid")
     args = parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -42,6 +42,7 @@ _IMAGE_SHAPES = {"fashion_mnist": (1, 28), "cifar10": (3, 32)}  # (channels, sid
 _FLAGS = ("download", "full_fisher", "progress", "allow_thread_change", "allow_torch_change")  # must be true or false
 # fields that must be dicts: keyword arguments merged key by key (``--set FIELD.KEY=VALUE``, grids)
 OPTION_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")
+MAX_ROUNDS = 10_000  # query rounds of one run: a schedule is a list, bounded before it is built
 
 
 @dataclass
@@ -180,7 +181,9 @@ class ExperimentConfig:
         check(_integer, "data_seed", self.data_seed, 0, optional=True)
         if self.budget is None and self.rounds is None:
             out.append("set budget (total labels) or rounds (query rounds); both are None")
-        if self.pool_size is not None and len(out) == sizes:  # the sizes are valid: does the schedule fit?
+        if len(out) == sizes:  # the sizes are valid: is the schedule bounded, does it fit?
+            check(_schedule_rounds, self.initial_size, self.query_size, self.budget, self.rounds)
+        if self.pool_size is not None and len(out) == sizes:
             check(self.check_pool, self.pool_size, "pool_size")
         if self.output_dir is not None and not (isinstance(self.output_dir, (str, os.PathLike)) and os.fspath(self.output_dir)):
             out.append(f"output_dir must be a directory path or None, got {self.output_dir!r}")
@@ -237,7 +240,9 @@ class ExperimentConfig:
         """``ValueError`` when the initial set or the label budget does not fit in ``pool_size``."""
         if self.initial_size > pool_size:
             raise ValueError(f"initial_size {self.initial_size} is larger than {what} ({pool_size})")
-        final = self.schedule()[-1]
+        rounds = _schedule_rounds(self.initial_size, self.query_size, self.budget, self.rounds)
+        final = self.initial_size + rounds * self.query_size
+        final = final if self.budget is None else min(final, self.budget)
         if final > pool_size:
             raise ValueError(f"budget: the run would label {final} samples, beyond {what} ({pool_size}); "
                              f"lower budget/rounds (initial_size {self.initial_size} + query_size {self.query_size} "
@@ -252,9 +257,19 @@ def problem_message(problems: list[str]) -> str:
 
 def comparison() -> dict:
     """Keyword arguments of the run directories' config comparison
-    (:meth:`fmlib.records.RunDirectory.differences`): the fields that do not change results, and
-    the defaults that stand in for fields an older ``config.json`` lacks."""
-    return {"neutral": RESULT_NEUTRAL_FIELDS, "defaults": ExperimentConfig.defaults()}
+    (:meth:`fmlib.records.RunDirectory.differences`): the fields that do not change results, the
+    defaults that stand in for fields an older ``config.json`` lacks, and :func:`filled_in`."""
+    return {"neutral": RESULT_NEUTRAL_FIELDS, "defaults": ExperimentConfig.defaults(), "normalize": filled_in}
+
+
+def filled_in(values: Mapping) -> dict:
+    """Config fields as compared: ``train_options`` with the preset's values filled in, so an
+    option set to the value it has anyway is the same config."""
+    out = dict(values)
+    preset, options = out.get("train_preset"), out.get("train_options")
+    if isinstance(preset, str) and preset in TRAIN_PRESETS and isinstance(options, Mapping):
+        out["train_options"] = {**TRAIN_PRESETS[preset].to_dict(), **options}
+    return out
 
 
 def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, test_size: int = 200,
@@ -293,10 +308,24 @@ def label_schedule(initial_size: int, query_size: int, *, budget: int | None = N
     whichever comes first."""
     if query_size < 1:
         raise ValueError(f"query_size must be >= 1, got {query_size}")
+    _schedule_rounds(initial_size, query_size, budget, rounds)  # bounded before the list is built
     sizes = [initial_size]
     while (rounds is None or len(sizes) <= rounds) and (budget is None or sizes[-1] < budget):
         sizes.append(sizes[-1] + query_size if budget is None else min(sizes[-1] + query_size, budget))
     return sizes
+
+
+def _schedule_rounds(initial_size: int, query_size: int, budget: int | None, rounds: int | None) -> int:
+    """Query rounds of a label schedule, computed without building it; ``ValueError`` beyond
+    ``MAX_ROUNDS``."""
+    by_budget = math.inf if budget is None else max(0, -(-(budget - initial_size) // query_size))
+    n = min(math.inf if rounds is None else rounds, by_budget)
+    if n > MAX_ROUNDS:
+        what = f"rounds {rounds}" if rounds is not None and rounds <= by_budget else f"budget {budget}"
+        raise ValueError(f"{what}: the run would have {'unbounded' if n == math.inf else n} query rounds "
+                         f"(initial_size {initial_size}, query_size {query_size} per round); at most "
+                         f"{MAX_ROUNDS}: lower budget/rounds or raise query_size")  # fmt: skip
+    return int(n)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -396,7 +425,7 @@ def _device(device) -> None:
 _TRAINING_RULES = {
     "epochs": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
     "batch_size": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-    "lr": ("a finite number > 0", lambda v: _is_real(v) and v > 0),
+    "lr": ("a finite number > 0 (at most 10)", lambda v: _is_real(v) and 0 < v <= 10),
     "momentum": ("a finite number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1),
     "weight_decay": ("a finite number >= 0", lambda v: _is_real(v) and v >= 0),
     "target_train_acc": ("a number in (0, 1] or None", lambda v: v is None or (_is_real(v) and 0 < v <= 1)),

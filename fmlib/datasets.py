@@ -340,6 +340,9 @@ def _from_factory(name: str, options: Mapping):
         return factory(**options)
     except TypeError as err:
         raise ValueError(f"dataset {name!r} cannot be called with dataset_options {dict(options)!r}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - whatever the user's factory raises, before anything is written
+        raise ValueError(f"dataset {name!r} fails with dataset_options {dict(options)!r}: "
+                         f"{type(err).__name__}: {err}") from None  # fmt: skip
 
 
 def _part(data: ImageData | DatasetData, indices: np.ndarray, classes: list[str]):

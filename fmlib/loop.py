@@ -30,7 +30,8 @@ from fmlib.data import ALData, as_al_data
 from fmlib.models import default_device
 from fmlib.seeds import round_seed, seeded
 from fmlib.strategies import SelectionReport
-from fmlib.train import TrainConfig, evaluate, fit
+from fmlib.strategies.base import check_picks
+from fmlib.train import NonFiniteError, TrainConfig, evaluate, fit
 
 
 @dataclass
@@ -163,6 +164,12 @@ class ActiveLoop:
             raise RuntimeError("the loop is finished")
         if self.pending is not None:
             return self.pending
+        try:
+            return self._query()
+        except NonFiniteError as err:
+            raise NonFiniteError(f"round {self.round}: {err}") from None
+
+    def _query(self) -> Query:
         r, pool = self.round, self.known_pool()
         if r == 0 and not self.train_first:
             self.model.to(self.device).eval()  # the initial weights query; nothing trained
@@ -183,10 +190,10 @@ class ActiveLoop:
                 picked = self.strategy.select(self.model, pool, self.labeled.copy(), self.unlabeled(), n,
                                               seed=round_seed(self.seed, r, "select"), device=self.device)  # fmt: skip
             select_time = time.perf_counter() - start
-            picked = np.asarray(picked, dtype=np.int64).reshape(-1)
+            name = getattr(self.strategy, "name", "") or type(self.strategy).__name__
+            picked = check_picks(picked, n, self.unlabeled(), self.labeled, what=f"round {r}: strategy {name!r}",
+                                 pool_size=len(pool))  # fmt: skip
             report = getattr(self.strategy, "report", None) or SelectionReport()
-            if len(picked) != n or len(np.unique(picked)) != n or np.isin(picked, self.labeled).any():
-                raise RuntimeError(f"strategy returned {len(picked)} picks, expected {n} distinct unlabeled positions")
         classes, fisher = range(pool.num_classes), report.fisher
         row = {
             "round": r,

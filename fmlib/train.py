@@ -32,6 +32,18 @@ from fmlib.models import eval_mode
 OPTIMIZERS = ("adam", "sgd")
 
 
+class NonFiniteError(ValueError):
+    """NaN or inf in the inputs, logits or loss of training or prediction; the message names the
+    samples (the loop adds the round)."""
+
+
+def _nonfinite(values: torch.Tensor) -> list[int]:
+    """Rows of ``values`` ``[N, ...]`` holding NaN or inf."""
+    if not values.is_floating_point():
+        return []
+    return torch.nonzero(~torch.isfinite(values.reshape(len(values), -1)).all(1)).flatten().tolist()
+
+
 @dataclass
 class TrainConfig:
     """Training hyperparameters (one round of AL)."""
@@ -149,6 +161,10 @@ def fit(
         optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     inputs = data.inputs(indices, device)  # [n, ...], small: the labeled set
     labels = data.labels[indices].to(device)
+    bad = _nonfinite(inputs)
+    if bad:
+        raise NonFiniteError(f"training inputs hold NaN or inf: labeled samples {indices[bad].tolist()[:5]} "
+                             f"({len(bad)} in all)")  # fmt: skip
     start, stats = time.perf_counter(), {}
     model.train()
     bar = tqdm(range(config.epochs), desc="train", leave=False, disable=not progress)
@@ -162,6 +178,11 @@ def fit(
             x = _augment(inputs[batch], generator) if config.augment else inputs[batch]
             logits = model(x)
             loss = F.cross_entropy(logits, labels[batch])
+            if not torch.isfinite(loss):
+                rows = _nonfinite(logits.detach()) or list(range(len(batch)))
+                raise NonFiniteError(f"the training loss is {loss.item()} in epoch {epoch + 1}: NaN or inf logits "
+                                     f"for labeled samples {indices[batch.cpu()[rows]].tolist()[:5]} (lower lr, or "
+                                     "check the model)")  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip_value is not None:
@@ -224,7 +245,15 @@ def predict_proba(model: nn.Module, inputs, *, batch_size: int = 512, device=Non
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     with eval_mode(model):
-        out = [F.softmax(model(x), dim=1).cpu() for x in iter_batches(inputs, batch_size, device)]
+        out, seen = [], 0
+        for x in iter_batches(inputs, batch_size, device):
+            logits = model(x)
+            bad = _nonfinite(logits)
+            if bad:
+                raise NonFiniteError(f"the model gives NaN or inf logits for samples {[seen + i for i in bad][:5]} "
+                                     f"of the {'finite' if not _nonfinite(x) else 'non-finite'} inputs it scored")  # fmt: skip
+            out.append(F.softmax(logits, dim=1).cpu())
+            seen += len(x)
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 

@@ -220,7 +220,7 @@ def test_bench_finds_the_checkout_and_says_when_there_is_none(tmp_path, monkeypa
 
 def test_grid_hands_its_arguments_to_the_grid_command_line(monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(fmlib.grid.cli, "main", lambda argv: calls.append(list(argv)) or 7)
+    monkeypatch.setattr(fmlib.grid.cli, "main", lambda argv, **kw: calls.append(list(argv)) or 7)
     assert main(["grid", "grids/x.json", "--dry-run", "--seed", "0"]) == 7
     assert calls == [["grids/x.json", "--dry-run", "--seed", "0"]]
     monkeypatch.undo()

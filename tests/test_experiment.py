@@ -274,7 +274,7 @@ def test_mismatched_config_refuses(fashion_root, tmp_path):
         ({"initial_method": "kmeans"}, r"unknown initial_method"),
         ({"train_preset": "fast"}, r"unknown train_preset 'fast'"),
         ({"train_options": {"epoch": 3}}, r"train_options: unknown training options \['epoch'\]"),
-        ({"train_options": {"lr": -1}}, r"train_options: lr must be a finite number > 0, got -1"),
+        ({"train_options": {"lr": -1}}, r"train_options: lr must be a finite number > 0 \(at most 10\), got -1"),
         ({"query_size": 0}, r"query_size must be an integer >= 1"),
         ({"initial_size": 0}, r"initial_size must be an integer >= 1"),
         ({"rounds": None, "budget": None}, r"set budget .* or rounds"),

@@ -197,7 +197,7 @@ BAD_VALUES = [
     ({"train_options": {"batch_size": 2.5}}, r"train_options: batch_size must be an integer >= 1, got 2.5"),
     ({"train_options": {"weight_decay": -1}}, r"train_options: weight_decay must be a finite number >= 0, got -1"),
     ({"train_options": {"momentum": -1}}, r"train_options: momentum must be a finite number in \[0, 1\), got -1"),
-    ({"train_options": {"lr": float("inf")}}, r"train_options: lr must be a finite number > 0, got inf"),
+    ({"train_options": {"lr": float("inf")}}, r"train_options: lr must be a finite number > 0 \(at most 10\), got inf"),
     ({"model": "resnet18", "model_options": {"width": 0}}, r"model_options.*width.* 0"),
     ({"strategy": "bait", "strategy_options": {"lamb": float("inf")}}, r"strategy_options: lamb must be a finite number > 0"),
     ({"ratio": float("inf")}, r"ratio must be a finite number >= 1, got inf"),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import fmlib.grid.spec
-from fmlib.grid.runner import EXECUTORS, NOTEBOOK, dry_run, run_grid, summarize
+from fmlib.grid.runner import EXECUTORS, NOTEBOOK, GridInterrupted, dry_run, run_grid, summarize
 from fmlib.grid.spec import expand_grid, load_grid
 from fmlib.notebook import repo_root
 
@@ -102,9 +102,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The command line; returns the exit status (1: a run failed or is stale; 2: bad grid or arguments)."""
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """The command line; returns the exit status (1: a run failed or is stale; 2: bad grid or
+    arguments, one line ``error: ...``, ``<prog>: error: ...`` when ``prog`` is given (``fmlib
+    grid``); 128 + N: stopped by signal N)."""
     args = parser().parse_args(argv)
+
+    def error(err) -> int:
+        print(f"{prog + ': ' if prog else ''}error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+
+    for name in ("workers", "threads", "cpus", "gpus", "timeout"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "gpus" else 1):
+            return error(f"--{name} must be an integer >= {0 if name == 'gpus' else 1}, got {value}")
+    if args.mem_gb is not None and not args.mem_gb > 0:
+        return error(f"--mem-gb must be a number > 0, got {args.mem_gb}")
     select = {"dataset": args.dataset, "imbalance": args.imbalance, "strategy": args.strategy, "seed": args.seed}
     for name, values in args.axis:
         select[name] = [json_or_text(v) for v in values.split(",")] if isinstance(values, str) else values
@@ -113,8 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         grid = load_grid(args.grid) if args.grid else {}
         runs = expand_grid(grid, select=select, overrides=dict(args.set))
     except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err)
     output = Path(args.output) if args.output else repo_root() / "runs" / (Path(args.grid).stem if args.grid else "grid")
     if args.dry_run:
         return dry_run(runs, output)
@@ -124,9 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcomes = run_grid(runs, output, notebook=args.notebook, workers=args.workers, executor=args.executor,
                             threads=args.threads, kernel_name=args.kernel, submitit=options,
                             progress=not args.no_progress, rerun_stale=args.rerun_stale)  # fmt: skip
-    except (FileNotFoundError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (FileNotFoundError, ImportError, ValueError) as err:
+        return error(err)
+    except GridInterrupted as err:
+        print(summarize(err.outcomes), file=sys.stderr)
+        print(f"{prog or 'grid'}: {err}: workers stopped, summary in {output}; rerun to resume", file=sys.stderr)
+        return 128 + err.signum
     print(summarize(outcomes))
     print(f"outputs: {output}")
     return 1 if any(o.status in ("failed", "stale") for o in outcomes) else 0

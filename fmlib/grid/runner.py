@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -41,6 +44,7 @@ class RunOutcome:
     notebook: str | None = None  # the executed notebook (read it for the error)
     moved: str | None = None  # where a stale run's old directory went before it was rerun
     gpu: str | None = None  # the CUDA_VISIBLE_DEVICES its kernel had (local executor): cuda:0 there
+    repaired: str | None = None  # what reopening a finished run rebuilt from its checkpoint
 
 
 def visible_gpus() -> list[str]:
@@ -52,6 +56,33 @@ def visible_gpus() -> list[str]:
     torch = sys.modules.get("torch")
     count = torch.cuda.device_count() if torch is not None and torch.cuda.is_available() else 0
     return [str(i) for i in range(count)]
+
+
+class GridInterrupted(KeyboardInterrupt):
+    """The grid was stopped by SIGTERM or SIGHUP: its workers were stopped and ``grid_summary.json``
+    written; ``outcomes`` holds every run's outcome (the unfinished ones failed)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum, self.outcomes = signum, []
+
+
+@contextmanager
+def _signals_interrupt():
+    """Inside the block SIGTERM and SIGHUP raise :class:`GridInterrupted` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise GridInterrupted(signum)
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 @contextmanager
@@ -185,7 +216,7 @@ def run_grid(
     for run in runs:
         status, changes = run_state(run, root)
         if status == "done":
-            outcomes[run.name] = RunOutcome(run.name, "skipped")
+            outcomes[run.name] = _reopen_done(run, root)
         elif status == "stale" and rerun_stale:
             moved[run.name] = str(RunDirectory(run.path(root)).move_aside())
         elif status == "stale":
@@ -200,17 +231,52 @@ def run_grid(
     options = {**(submitit or {}), "_gpus": {r.name: devices[i % len(devices)] for i, r in enumerate(todo)}
                if devices else {}}  # fmt: skip
     bar = tqdm(total=len(todo), unit="run", desc="grid", disable=not progress)
-    failed = 0
-    for outcome in _outcomes(todo, root, notebook, workers, executor, per_run, kernel_name, options):
-        outcomes[outcome.name] = outcome
-        outcome.moved = moved.get(outcome.name)
-        failed += outcome.status == "failed"
-        bar.update(1)
-        bar.set_postfix(failed=failed, last=outcome.name)
+    failed, stopped = 0, None
+    results = _outcomes(todo, root, notebook, workers, executor, per_run, kernel_name, options)
+    with _signals_interrupt():
+        try:
+            for outcome in results:
+                outcomes[outcome.name] = outcome
+                outcome.moved = moved.get(outcome.name)
+                failed += outcome.status == "failed"
+                bar.update(1)
+                bar.set_postfix(failed=failed, last=outcome.name)
+        except GridInterrupted as err:
+            stopped = err
+        finally:
+            results.close()  # stops the workers when interrupted
     bar.close()
+    for run in todo:
+        if run.name not in outcomes:
+            outcomes[run.name] = RunOutcome(run.name, "failed", error=f"not finished: the grid was {stopped}; rerun "
+                                            "the grid to resume it")  # fmt: skip
     ordered = [outcomes[r.name] for r in runs]
     write_json(root / SUMMARY, [asdict(o) for o in ordered])
+    if stopped is not None:
+        stopped.outcomes = ordered
+        raise stopped
     return ordered
+
+
+def _reopen_done(run: GridRun, root) -> RunOutcome:
+    """Reopen a finished run under its lock (verify its records, rebuild what disagrees with its
+    checkpoint: :meth:`fmlib.records.RunDirectory.open`) instead of trusting its files; cheap: no
+    training, no notebook."""
+    from fmlib.config import ExperimentConfig, comparison
+    from fmlib.records import RunDirectory
+
+    start = time.perf_counter()
+    config = ExperimentConfig.from_dict({**run.params, "output_dir": str(run.path(root))}).to_dict()
+    directory = RunDirectory(run.path(root))
+    try:
+        with warnings.catch_warnings(record=True) as caught, directory.lock():
+            warnings.simplefilter("always")
+            directory.open(config, **comparison())
+    except Exception as err:  # damaged, busy, refused: reported like a failed run
+        return RunOutcome(run.name, "failed", time.perf_counter() - start,
+                          f"reopening the finished run: {type(err).__name__}: {err}")  # fmt: skip
+    repaired = "; ".join(str(w.message) for w in caught) or None
+    return RunOutcome(run.name, "skipped", time.perf_counter() - start, repaired=repaired)
 
 
 def run_state(run: GridRun, root) -> tuple[str, list[str]]:
@@ -276,7 +342,8 @@ def _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, opt
     elif executor == "local":
         # spawn: the parent has torch imported (config checks); forking that is not safe
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        try:
             futures = {pool.submit(execute_run, run, root, notebook=notebook, kernel_name=kernel_name,
                                    threads=threads[run.name], gpu=gpu.get(run.name)): run for run in todo}  # fmt: skip
             for future in as_completed(futures):
@@ -284,8 +351,29 @@ def _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, opt
                     yield future.result()
                 except Exception as err:  # the worker process died
                     yield RunOutcome(futures[future].name, "failed", error=f"{type(err).__name__}: {err}")
+        except BaseException:  # interrupted (or the consumer left): stop the workers, never wait for them
+            _stop_pool(pool)
+            raise
+        pool.shutdown()
     else:
         yield from _submitit_outcomes(todo, root, notebook, workers, threads, kernel_name, options)
+
+
+def _stop_pool(pool: ProcessPoolExecutor, grace: float = 20.0) -> None:
+    """Cancel what has not started and SIGTERM the workers (papermill's client then shuts its
+    kernel down); SIGKILL the ones still alive after ``grace`` seconds."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join(5)
 
 
 def _submitit_outcomes(todo, root, notebook, workers, threads, kernel_name, options) -> Iterator[RunOutcome]:
@@ -332,6 +420,8 @@ def summarize(outcomes: Sequence[RunOutcome]) -> str:
             lines.append(f"  STALE {o.name}: made with another config, {o.error.removeprefix('config changed: ')}")
         if o.moved:
             lines.append(f"  rerun {o.name}: its old directory is now {o.moved}")
+        if o.repaired:
+            lines.append(f"  REPAIRED {o.name} (finished; reopened): {o.repaired}")
     if counts["stale"]:
         lines.append("  stale runs are neither done nor rerun: --rerun-stale moves them aside (never deletes) and reruns them")
     return "\n".join(lines)

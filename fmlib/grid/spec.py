@@ -41,6 +41,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class GridRun:
     params: dict = field(hash=False)
 
     def path(self, root) -> Path:
+        _check_name(self.name)
         return Path(root) / self.name
 
 
@@ -153,6 +155,14 @@ def _check_fields(params: Mapping, where: str) -> None:
         raise ValueError(f"{where}: unknown config fields {unknown}; allowed: {valid}")
 
 
+def _check_name(name: str) -> None:
+    """``ValueError`` unless ``name`` is one directory inside the grid's output: not ``.`` or
+    ``..``, no path separator, not absolute."""
+    if name in (".", "..") or "/" in name or "\\" in name or os.sep in name or os.path.isabs(name):
+        raise ValueError(f"run name {name!r} would leave its grid directory (a run's directory is <output>/<name>): "
+                         "name the axis values with letters, digits or . _ = + - (not '.' or '..', no separators)")
+
+
 def expand_grid(
     grid: Mapping | None = None, *, select: Mapping[str, Sequence] | None = None, overrides: Mapping | None = None
 ) -> list[GridRun]:
@@ -196,6 +206,7 @@ def expand_grid(
             params = _merge(params, fields)
         params = _merge(params, overrides or {})
         name = "-".join(label for label, _ in combo) or "run"
+        _check_name(name)
         if name in seen:
             raise ValueError(f"two runs are both named {name!r}: give the axis values distinct labels")
         seen[name] = True

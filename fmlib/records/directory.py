@@ -14,7 +14,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,16 +53,20 @@ class RunLockedError(RunDirectoryError):
     """Another process holds the run directory."""
 
 
-def config_differences(old: Mapping, new: Mapping, ignore: Iterable[str] = (), defaults: Mapping | None = None) -> list[str]:
+def config_differences(old: Mapping, new: Mapping, ignore: Iterable[str] = (), defaults: Mapping | None = None,
+                       normalize: Callable[[Mapping], Mapping] | None = None) -> list[str]:  # fmt: skip
     """Lines ``field: old there, new here`` for every differing field not in ``ignore``.
 
     A field ``old`` lacks compares as its value in ``defaults`` (a config written before the field
-    existed was made with its default), else as ``<absent>``.
+    existed was made with its default), else as ``<absent>``. ``normalize`` maps both configs to
+    the form compared (e.g. option defaults filled in).
     """
     ignore, defaults = set(ignore), dict(defaults or {})
     keys = [k for k in dict.fromkeys([*old, *new]) if k not in ignore]
     missing = object()
     old = {**{k: v for k, v in defaults.items() if k in new}, **old}
+    if normalize is not None:
+        old, new = normalize(old), normalize(new)
     return [f"{k}: {old.get(k, missing)!r} there, {new.get(k, missing)!r} here".replace(repr(missing), "<absent>")
             for k in keys if _jsonable(old.get(k, missing)) != _jsonable(new.get(k, missing))]  # fmt: skip
 
@@ -121,14 +125,16 @@ class RunDirectory:
                                   f"writes {FORMAT_VERSION}); {advice}")  # fmt: skip
         return state
 
-    def differences(self, config: Mapping, *, neutral: Iterable[str] = (), defaults: Mapping | None = None) -> list[str]:
+    def differences(self, config: Mapping, *, neutral: Iterable[str] = (), defaults: Mapping | None = None,
+                    normalize: Callable | None = None) -> list[str]:  # fmt: skip
         """How ``config`` differs from the one this directory was made with (fields in ``neutral``
         ignored); empty when it holds no run. Raises :class:`DamagedRunError` for a damaged
         ``config.json``."""
         meta = self.read_meta()
-        return [] if meta is None else config_differences(meta["config"], config, neutral, defaults)
+        return [] if meta is None else config_differences(meta["config"], config, neutral, defaults, normalize)
 
-    def status(self, config: Mapping | None = None, *, neutral: Iterable[str] = (), defaults: Mapping | None = None) -> str:
+    def status(self, config: Mapping | None = None, *, neutral: Iterable[str] = (), defaults: Mapping | None = None,
+               normalize: Callable | None = None) -> str:  # fmt: skip
         """``"new"`` (nothing there), ``"stale"`` (made with a config that differs from ``config``
         in a field not in ``neutral``), ``"done"`` (finished, and ``results.json`` written by a real
         run, not a ``FMLIB_SMOKE=1`` one) or ``"partial"`` (anything else: started, failed, damaged)."""
@@ -140,7 +146,7 @@ class RunDirectory:
             return "partial"
         if meta is None:
             return "partial"
-        if config is not None and config_differences(meta["config"], config, neutral, defaults):
+        if config is not None and config_differences(meta["config"], config, neutral, defaults, normalize):
             return "stale"
         results = self.read_results()
         if results is None or results.get("smoke", False) is not False:
@@ -175,7 +181,8 @@ class RunDirectory:
                                      f"output_dir (if that process is gone, delete {file})") from None  # fmt: skip
             stale = _read_holder(fd)
             if stale:
-                warnings.warn(f"{self.path}: taking over the stale lock of {_who(stale)}: that process is gone", stacklevel=3)
+                warnings.warn(f"{self.path}: taking over the stale lock of {_who(stale)}: {_why_stale(stale)}",
+                              stacklevel=3)  # fmt: skip
             holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
             _write_holder(fd, json.dumps(holder).encode())
             try:
@@ -193,7 +200,8 @@ class RunDirectory:
 
     # ------------------------------------------------------------------------- opening and writing
 
-    def open(self, config: Mapping, *, neutral: Iterable[str] = (), defaults: Mapping | None = None) -> dict | None:
+    def open(self, config: Mapping, *, neutral: Iterable[str] = (), defaults: Mapping | None = None,
+             normalize: Callable | None = None) -> dict | None:  # fmt: skip
         """Verify the directory for a run of ``config`` (hold :meth:`lock`); return its checkpoint,
         or ``None`` when the run starts from scratch.
 
@@ -203,14 +211,15 @@ class RunDirectory:
         every derived file (``config.json``, ``rounds.csv``, ``queries.csv``, the snapshots,
         ``results.json``'s summary) that differs from it is rewritten, with a warning naming them.
         """
+        self._refuse_links()
         for tmp in [*self.path.glob(".*.tmp"), *(self.path / SENSITIVITY).glob(".*.tmp")]:
             tmp.unlink(missing_ok=True)
         checkpoint = self.load_checkpoint()
         if checkpoint is None:
-            self._check_fresh(config, neutral, defaults)
+            self._check_fresh(config, neutral, defaults, normalize)
             return None
         records = RunRecords.from_state(checkpoint["records"], self.path)
-        diff = config_differences(records.config, config, neutral, defaults)
+        diff = config_differences(records.config, config, neutral, defaults, normalize)
         if diff:
             raise ValueError(f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
                              "use another output_dir or delete that one")  # fmt: skip
@@ -221,7 +230,16 @@ class RunDirectory:
             warnings.warn(f"{self.path}: rebuilt from {CHECKPOINT}: {', '.join(sorted(rebuilt))}", stacklevel=3)
         return checkpoint
 
-    def _check_fresh(self, config, neutral, defaults) -> None:
+    def _refuse_links(self) -> None:
+        """Records never follow a link out of the run directory: a linked ``sensitivity/`` (whose
+        files reopening would rewrite or delete) is refused, and nothing behind it is touched."""
+        folder = self.path / SENSITIVITY
+        if folder.is_symlink():
+            raise DamagedRunError(f"{folder} is a symbolic link (to {os.readlink(folder)}), not a folder of this run: "
+                                  "records never follow links out of their run directory, and nothing behind it "
+                                  f"was touched; delete the link (the snapshots are rebuilt from {CHECKPOINT})")  # fmt: skip
+
+    def _check_fresh(self, config, neutral, defaults, normalize=None) -> None:
         """No checkpoint: nothing to resume. Refuse records it would overwrite or a config that differs."""
         leftovers = [p.name for p in (self.path / ROUNDS, self.path / QUERIES, self.path / RESULTS) if p.is_file()]
         leftovers += [f"{SENSITIVITY}/{p.name}" for p in sorted((self.path / SENSITIVITY).glob("*.npz"))]
@@ -234,7 +252,7 @@ class RunDirectory:
                                   "an export, or a deleted checkpoint): they cannot be resumed or verified, and a new "
                                   f"run would overwrite them; move or delete {self.path}")  # fmt: skip
         try:
-            diff = self.differences(config, neutral=neutral, defaults=defaults)
+            diff = self.differences(config, neutral=neutral, defaults=defaults, normalize=normalize)
         except DamagedRunError as err:
             raise DamagedRunError(f"{err}, and there is no {CHECKPOINT} to rebuild it from: delete it to start the "
                                   "run again") from None  # fmt: skip
@@ -348,6 +366,21 @@ def _write_holder(fd: int, data: bytes) -> None:
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, data)
+def _why_stale(holder: dict) -> str:
+    """Why a lock record nobody holds is stale: its process is gone, or its pid (or host) now
+    belongs to another process, which does not hold the lock."""
+    pid, host = holder.get("pid"), holder.get("host")
+    if host != socket.gethostname():
+        return f"it was written on host {host!r}, and no process holds the lock now"
+    if not isinstance(pid, int) or pid <= 0:
+        return "its process is unknown, and no process holds the lock now"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "that process is gone"
+    except PermissionError:
+        pass  # alive, another user's
+    return f"pid {pid} is alive but does not hold the lock (the pid was reused by another process)"
 
 
 def _read_holder(fd: int) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fmlib.records.files import CONFIG, QUERIES, ROUNDS, read_meta
+from fmlib.records.files import CONFIG, QUERIES, RESULTS, ROUNDS, read_meta
 
 QUERY_COLUMNS = ["round", "order", "pool_index", "label", "source"]  # source: "pool" | "oracle"
 # rounds.csv per-class columns, f"{kind}_{c}" for class index c: test accuracy, labeled count (before
@@ -175,20 +175,32 @@ def load_run(path) -> pd.DataFrame:
     return _tidy(meta, rounds, path)
 
 
+def is_smoke(path) -> bool:
+    """Whether the run in ``path`` is a smoke run: its ``results.json`` says ``smoke``."""
+    try:
+        results = json.loads((Path(path) / RESULTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(results, dict) and results.get("smoke", False) is not False
+
+
 def load_queries(path) -> pd.DataFrame:
     """One run's ``queries.csv`` (round, order, pool_index, label)."""
     return pd.read_csv(Path(path) / QUERIES)
 
 
-def load_runs(pattern) -> pd.DataFrame:
+def load_runs(pattern, *, include_smoke: bool = False) -> pd.DataFrame:
     """Tidy table of every run directory matching a glob pattern (or in an iterable of paths).
 
     Matches that are not run directories (no ``config.json``) are skipped; a ``config.json``
     match stands for its directory. Runs moved aside as stale (``.stale/``) do not match ``*``.
+    Smoke runs (``results.json`` says ``smoke``: ``fmlib run --smoke``, ``FMLIB_SMOKE=1``) are
+    tests, not results: left out unless ``include_smoke``.
     """
     paths = sorted(globlib.glob(str(pattern), recursive=True)) if isinstance(pattern, (str, Path)) else list(pattern)
     runs = [Path(p).parent if Path(p).name == CONFIG else Path(p) for p in paths]
-    frames = [load_run(r) for r in dict.fromkeys(runs) if (r / CONFIG).is_file()]
+    runs = [r for r in dict.fromkeys(runs) if (r / CONFIG).is_file() and (include_smoke or not is_smoke(r))]
+    frames = [load_run(r) for r in runs]
     if not frames:
         raise FileNotFoundError(f"no run directories match {pattern!r}")
     return pd.concat(frames, ignore_index=True)

@@ -195,10 +195,7 @@ class Strategy:
                 picks = self._select(model, pool, labeled, unlabeled, int(n), seed=int(seed), device=device)
         finally:
             model.to(home)
-        picks = np.asarray(picks, dtype=np.int64).reshape(-1)
-        if len(picks) != n or len(np.unique(picks)) != n or not np.isin(picks, unlabeled).all():
-            raise RuntimeError(f"strategy {self.name!r} returned invalid picks {picks.tolist()}")
-        return picks
+        return check_picks(picks, n, unlabeled, labeled, what=f"strategy {self.name!r}")
 
     def _select(self, model, pool, labeled, unlabeled, n, *, seed, device) -> np.ndarray:
         raise NotImplementedError
@@ -215,6 +212,36 @@ class Strategy:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def check_picks(picks, n: int, unlabeled: np.ndarray, labeled: np.ndarray = (), *, what: str = "the strategy",
+                pool_size: int | None = None) -> np.ndarray:  # fmt: skip
+    """``picks`` as ``int64 [n]`` pool positions, or ``RuntimeError`` saying what is wrong with
+    them: not an array of integers, how many, out of range, duplicates, already labeled."""
+    array = None if picks is None else np.asarray(picks)
+    if array is None or array.dtype == object or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
+        got = "None" if array is None else f"{array.dtype} values {array.reshape(-1)[:5].tolist()}"
+        raise RuntimeError(f"{what} must return integer pool positions (an int array of {n}), got {got}")
+    array = array.astype(np.int64).reshape(-1)
+    problems = []
+    if len(array) != n:
+        problems.append(f"{len(array)} picks where {n} were asked for")
+    if pool_size is not None and ((array < 0) | (array >= pool_size)).any():
+        problems.append(f"positions out of range 0..{pool_size - 1}: {array[(array < 0) | (array >= pool_size)][:5].tolist()}")
+    values, counts = np.unique(array, return_counts=True)
+    if (counts > 1).any():
+        problems.append(f"{int((counts > 1).sum())} duplicated positions: {values[counts > 1][:5].tolist()}")
+    done = np.isin(array, np.asarray(labeled, dtype=np.int64))
+    if done.any():
+        problems.append(f"{int(done.sum())} already labeled: {array[done][:5].tolist()}")
+    elsewhere = ~np.isin(array, unlabeled) & ~done
+    if pool_size is not None:
+        elsewhere &= (array >= 0) & (array < pool_size)
+    if elsewhere.any():
+        problems.append(f"{int(elsewhere.sum())} not among the unlabeled candidates: {array[elsewhere][:5].tolist()}")
+    if problems:
+        raise RuntimeError(f"{what} returned invalid picks: {'; '.join(problems)}")
+    return array
 
 
 def _candidates(unlabeled: np.ndarray, n: int, max_candidates: int | None, seed: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from fmlib.strategies.base import FisherReport, Strategy, _batches, _candidates,
 
 PRECISIONS = ("float32", "float64")  # of the Fisher strategies' computations
 FISHER_POOLS = ("candidates", "pool")  # what F_U averages over
+MAX_LAMB = 1e6  # the ridge lamb*I: beyond it the Fisher is lost in float rounding and every batch scores alike
 
 
 def head_gradient_embeddings(probs: torch.Tensor, h: torch.Tensor, *, include_bias: bool = False) -> torch.Tensor:
@@ -124,8 +125,8 @@ class _FisherStrategy(Strategy):
         super().__init__(**options)
         opts = self.options
         lamb = opts["lamb"]
-        if isinstance(lamb, bool) or not isinstance(lamb, (int, float)) or not (lamb > 0 and math.isfinite(lamb)):
-            raise ValueError(f"lamb must be a finite number > 0, got {lamb!r}")
+        if isinstance(lamb, bool) or not isinstance(lamb, (int, float)) or not 0 < lamb <= MAX_LAMB:
+            raise ValueError(f"lamb must be a finite number > 0, got {lamb!r}; at most {MAX_LAMB:g}")
         for key in ("backward_steps", "fisher_samples"):
             low = 0 if key == "backward_steps" else 1
             if isinstance(opts[key], bool) or not isinstance(opts[key], int) or opts[key] < low:
