@@ -29,8 +29,7 @@ from torch import nn
 from fmlib.data import ALData, as_al_data
 from fmlib.models import default_device
 from fmlib.seeds import round_seed, seeded
-from fmlib.strategies import SelectionReport
-from fmlib.strategies.base import check_picks
+from fmlib.strategies import SelectionReport, check_picks
 from fmlib.train import NonFiniteError, TrainConfig, evaluate, fit
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fmlib.build import build
+from fmlib.config import ExperimentConfig
 from fmlib.fisher.masks import _top
 from fmlib.loop import ActiveLoop
 from fmlib.records.files import atomic_write
@@ -112,6 +113,8 @@ def test_build_draws_the_initial_set_from_data_seed():
     def initial(data_seed):
         config = dict(initial_size=6, query_size=3, budget=None, rounds=1, strategy="random", train_preset="default",
                       seed=0, data_seed=data_seed, device="cpu", progress=False)  # fmt: skip
+        config = ExperimentConfig.from_dict(config)
+        config.validate(check_dataset=False, check_strategy=False, parts=False)
         return build(config, data=(blobs(200, 0), blobs(30, 1)), model=lambda c: nn.Linear(20, c)).initial.tolist()
 
     assert initial(0) == initial(0) and initial(0) != initial(1)

@@ -31,6 +31,7 @@ from fmlib.strategies.base import (
     SelectionReport,
     Strategy,
     build_strategy,
+    check_picks,
     get_strategy,
     register,
     strategy_class,
@@ -40,6 +41,7 @@ from fmlib.strategies.fisher import BAIT, FisherMask, head_gradient_embeddings
 from fmlib.strategies.uncertainty import BALD, Entropy, LeastConfidence, Margin, bald_scores, entropy
 
 __all__ = [
+    "check_picks",
     "BADGE",
     "BAIT",
     "BALD",
