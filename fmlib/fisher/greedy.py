@@ -92,7 +92,7 @@ def greedy_trace_select(
         precision: of the ``N x C x k`` candidate products: ``"float64"`` (exact; the default)
             or ``"float32"`` (float64 embeddings are computed in float64 either way).
         labeled_root: optional ``[r, k]`` R with ``labeled_fisher = RᵀR`` (the labeled
-            embeddings' rows over sqrt(|L|)); with r < k the first inverse is taken by Woodbury
+            embeddings' rows over ``sqrt(|L|)``); with r < k the first inverse is taken by Woodbury
             on an ``r x r`` system instead of a dense ``k x k`` inverse.
         refresh_rtol: float32 only: the largest relative drift of the picked row's stored gain
             from its fresh float64 value before all A_i, B_i are recomputed (``0``: at every
