@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml constraints.txt
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[notebooks,test,grid,docs]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[notebooks,test,grid,docs,hf,tensorboard,bench]"
 	@touch $(STAMP)
 
 setup: data $(STAMP) ## data + virtual environment with fmlib and the pins of constraints.txt

@@ -28,7 +28,8 @@ pytestmark = pytest.mark.slow
 
 
 def _run(command, cwd, **kwargs):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # FMLIB_SMOKE of the suite stays out: the grid cell must be a real (tiny) run, not a smoke one
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "FMLIB_SMOKE")}
     out = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env={**env, **kwargs}, timeout=600)
     assert out.returncode == 0, f"{command}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
