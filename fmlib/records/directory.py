@@ -88,7 +88,7 @@ class RunDirectory:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._written: set[int] = set()  # snapshot rounds already on disk in this session
+        self._written: set[int] = set()  # snapshot rounds already on disk since this directory was opened
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"
