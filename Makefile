@@ -53,7 +53,7 @@ results: setup ## the FashionMNIST grid behind README's table (hours on 2 CPU co
 		$(PY) -m papermill notebooks/sensitivity.ipynb runs/sensitivity-$(GRID).ipynb -p run_dir results/$(GRID)/imbalanced-fishermask-seed0 \
 			-p by parameter -p figures_dir figures/$(GRID)/sensitivity-imbalanced-fishermask-seed0; fi
 
-ablation: setup ## issue 11's ablation (grids/ablation, resumable, 1 thread a run; days on 2 CPU cores for every arm), records into results/ablation, figures/ablation
+ablation: setup ## the claim study's ablation (grids/ablation, resumable, 1 thread a run; days on 2 CPU cores for every arm), records into results/ablation, figures/ablation
 	grids/ablation/run.sh $(PY) --workers 2 --threads 1
 	$(MAKE) ablation-figures
 

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import platform
+import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -151,12 +152,27 @@ def git_commit(path=None) -> dict | None:
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip()) if not status.returncode else None}
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment(device=None) -> dict:
-    """Versions and hardware a run used."""
+    """Versions and hardware a run used: the machine (host name, CPU model and cores) names which
+    runs can be compared without cross-machine noise."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
         "torch": str(torch.__version__),
         "numpy": np.__version__,
         "device": str(device),
