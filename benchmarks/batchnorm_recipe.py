@@ -30,8 +30,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = load_data(ExperimentConfig())
     order = initial_labeled(data.pool.labels.numpy(), 575, "random", seed=0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); imbalanced FashionMNIST, test of {len(data.test)}")
-    print("| model | labels | epochs | accuracy, statistics as trained | accuracy, recomputed on the labels |")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); imbalanced FashionMNIST, test of {len(data.test)}"
+    )
+    print(
+        "| model | labels | epochs | accuracy, statistics as trained | accuracy, recomputed on the labels |"
+    )
     print("|---|---|---|---|---|")
     for name in ("authors_resnet18", "cnn"):
         for n in (15, 85, 155, 575):
@@ -39,9 +43,18 @@ def main() -> None:
             for recompute in (False, True):
                 torch.manual_seed(0)
                 model = build_model(name, data.pool.num_classes, 1, 28)
-                stats = fit(model, data.pool, order[:n], train_config("paper", recompute_bn=recompute), seed=1)
+                stats = fit(
+                    model,
+                    data.pool,
+                    order[:n],
+                    train_config("paper", recompute_bn=recompute),
+                    seed=1,
+                )
                 accuracy[recompute] = evaluate(model, data.test)["accuracy"]
-            print(f"| {name} | {n} | {stats['epochs']} | {accuracy[False]:.3f} | {accuracy[True]:.3f} |", flush=True)
+            print(
+                f"| {name} | {n} | {stats['epochs']} | {accuracy[False]:.3f} | {accuracy[True]:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,12 @@ import warnings
 
 import torch
 
-from fmlib.fisher.embeddings import DEFAULT_CHUNK_SIZE, fisher_diagonal, gradient_embeddings, gradient_embeddings_naive
+from fmlib.fisher.embeddings import (
+    DEFAULT_CHUNK_SIZE,
+    fisher_diagonal,
+    gradient_embeddings,
+    gradient_embeddings_naive,
+)
 from fmlib.fisher.masks import fisher_mask
 from fmlib.models import CifarResNet18, SmallCNN
 
@@ -135,7 +140,9 @@ def backpack_diagonal(model, x):
     except ImportError:
         return None
     model = copy.deepcopy(model)
-    if isinstance(model, SmallCNN):  # BackPACK wants a Sequential; the ResNet goes through its fx converter
+    if isinstance(
+        model, SmallCNN
+    ):  # BackPACK wants a Sequential; the ResNet goes through its fx converter
         model = extend(torch.nn.Sequential(*model.features, model.head))
     else:
         model = extend(model, use_converter=True)
@@ -199,7 +206,8 @@ def run(name, model, x, args, device):
         "ours: gradient_embeddings": t["ours"] / n,
         "lower bound: C batched fwd+bwd": t["lower"] / n,
         f"batch-1 loop (naive, {m} samples)": t["loop"] / m,
-        f"original method (extrapolated from {s})": (t["original"] - t["forward"]) / s + t["forward"] / BATCH,
+        f"original method (extrapolated from {s})": (t["original"] - t["forward"]) / s
+        + t["forward"] / BATCH,
     }
     if args.torch_func:
         per[f"torch.func vmap(jacrev), full then index ({m})"] = t["torch.func"] / m
@@ -223,7 +231,9 @@ def run(name, model, x, args, device):
     if "backpack" in out:
         ref = torch.cat([b.flatten() for b in out["backpack"]])
         got = torch.cat([d.flatten() for d in out["fisher"].values()])
-        print(f"  {'BackPACK DiagGGNExact':46s} {1e3 * t['backpack'] / n:10.2f} {t['backpack'] / t['fisher']:11.2f}x")
+        print(
+            f"  {'BackPACK DiagGGNExact':46s} {1e3 * t['backpack'] / n:10.2f} {t['backpack'] / t['fisher']:11.2f}x"
+        )
         print(f"  agreement with BackPACK: max abs diff / max abs {rel_err(got, ref):.1e}, "
               f"max entrywise relative diff {max_rel_diff(got, ref):.1e} (entries above 1e-6 of the max)")  # fmt: skip
         goals.append(("BackPACK / ours (diagonal)", t["backpack"] / t["fisher"], ">=", 1.0))
@@ -247,7 +257,9 @@ def run_engines(model, x, mask, args, device):
         "diag-func": lambda: fisher_diagonal(model, xf, chunk_size=chunk, engine="func"),
     }
     out, t = interleaved_times(fns, device, args.repeats)
-    print(f"  {'torch.func engine vs hooks (N=' + str(f) + ')':46s} {'hooks ms/s':>10s} {'func ms/s':>10s} {'func/hooks':>11s}")
+    print(
+        f"  {'torch.func engine vs hooks (N=' + str(f) + ')':46s} {'hooks ms/s':>10s} {'func ms/s':>10s} {'func/hooks':>11s}"
+    )
     for label, key in (("gradient_embeddings", "emb"), ("fisher_diagonal", "diag")):
         hooks, func = t[f"{key}-hooks"], t[f"{key}-func"]
         print(f"  {label:46s} {1e3 * hooks / f:10.2f} {1e3 * func / f:10.2f} {func / hooks:10.2f}x")
@@ -261,19 +273,43 @@ def run_engines(model, x, mask, args, device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--samples", type=int, default=256, help="N for ours, the lower bound and BackPACK")
-    parser.add_argument("--loop-samples", type=int, default=32, help="samples for the batch-1 loop and torch.func")
-    parser.add_argument("--original-samples", type=int, default=4, help="samples for the original method")
+    parser.add_argument(
+        "--samples", type=int, default=256, help="N for ours, the lower bound and BackPACK"
+    )
+    parser.add_argument(
+        "--loop-samples", type=int, default=32, help="samples for the batch-1 loop and torch.func"
+    )
+    parser.add_argument(
+        "--original-samples", type=int, default=4, help="samples for the original method"
+    )
     parser.add_argument("--fraction", type=float, default=0.01)
-    parser.add_argument("--chunk", type=int, default=None, help="chunk_size (default: the library's)")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds (the median is reported)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--chunk", type=int, default=None, help="chunk_size (default: the library's)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="interleaved timing rounds (the median is reported)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads (0: torch's default)"
+    )
     parser.add_argument("--models", default="cnn,resnet18")
-    parser.add_argument("--torch-func", action="store_true", help="also time torch.func (memory hungry)")
-    parser.add_argument("--func-samples", type=int, default=32, help="samples for torch.func vs hooks")
-    parser.add_argument("--engines-only", action="store_true", help="only torch.func vs hooks (N = --func-samples)")
-    parser.add_argument("--quick", action="store_true", help="64 samples, 8 loop samples, 16 func samples, 2 repeats")
-    parser.add_argument("--round", action="store_true", help="also time one FisherMask round on the trained CNN")
+    parser.add_argument(
+        "--torch-func", action="store_true", help="also time torch.func (memory hungry)"
+    )
+    parser.add_argument(
+        "--func-samples", type=int, default=32, help="samples for torch.func vs hooks"
+    )
+    parser.add_argument(
+        "--engines-only", action="store_true", help="only torch.func vs hooks (N = --func-samples)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="64 samples, 8 loop samples, 16 func samples, 2 repeats",
+    )
+    parser.add_argument(
+        "--round", action="store_true", help="also time one FisherMask round on the trained CNN"
+    )
     args = parser.parse_args()
     if args.quick:
         args.samples, args.loop_samples, args.original_samples, args.repeats = 64, 8, 2, 2
@@ -310,7 +346,9 @@ def trained_cnn(labels: int = 300, seed: int = 0):
     from fmlib.datasets import initial_labeled, prepare_data
     from fmlib.train import fit, train_config
 
-    data = prepare_data("fashion_mnist", imbalance="none", pool_size=5000, test_size=1000, seed=seed)
+    data = prepare_data(
+        "fashion_mnist", imbalance="none", pool_size=5000, test_size=1000, seed=seed
+    )
     labeled = initial_labeled(data.pool.labels.numpy(), labels, "balanced", seed=seed)
     torch.manual_seed(seed)
     model = SmallCNN(10, 1, 28)
@@ -318,7 +356,9 @@ def trained_cnn(labels: int = 300, seed: int = 0):
     return model.eval(), data.pool, np.asarray(labeled)
 
 
-def time_round(model, pool, labeled, fraction: float, device, candidates: int = 2000, picks: int = 200):
+def time_round(
+    model, pool, labeled, fraction: float, device, candidates: int = 2000, picks: int = 200
+):
     """One FisherMask round, phase by phase, as the strategy runs it (1024 Fisher samples)."""
     import numpy as np
 

@@ -67,31 +67,46 @@ def timed(fn, device):
 
 
 def speed(args, device):
-    print(f"speed: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled} on {device}")
+    print(
+        f"speed: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled} on {device}"
+    )
     v, kwargs = make_problem(args.num, args.classes, args.k, args.n_labeled, device)
     one, t_one = timed(lambda: greedy_trace_select(v, 1, **kwargs), device)
-    runs = [timed(lambda: greedy_trace_select(v, args.picks, **kwargs), device) for _ in range(args.repeats)]
+    runs = [
+        timed(lambda: greedy_trace_select(v, args.picks, **kwargs), device)
+        for _ in range(args.repeats)
+    ]
     picks, t_fast = runs[0][0], statistics.median(t for _, t in runs)
     assert all(p == picks for p, _ in runs)
     per_pick = (t_fast - t_one) / max(args.picks - 1, 1)
     times = ", ".join(f"{t:.2f}" for _, t in runs)
-    print(f"  incremental: {t_fast:8.2f} s for {args.picks} picks (median of {args.repeats}: {times})")
+    print(
+        f"  incremental: {t_fast:8.2f} s for {args.picks} picks (median of {args.repeats}: {times})"
+    )
     print(f"    setup + 1st pick {t_one:.2f} s, then {per_pick * 1e3:.1f} ms/pick")
 
     naive_n = min(args.naive_picks or args.picks, args.picks)
     # The candidate scaling sqrt(n/(|L|+n)) depends on n, so only with |L| = 0 are the first
     # picks of a 100-pick run those of a shorter run; otherwise compare equal-n runs.
-    reference = picks if args.n_labeled == 0 or naive_n == args.picks else greedy_trace_select(v, naive_n, **kwargs)
+    reference = (
+        picks
+        if args.n_labeled == 0 or naive_n == args.picks
+        else greedy_trace_select(v, naive_n, **kwargs)
+    )
     slow, t_slow = timed(lambda: greedy_trace_select_naive(v, naive_n, **kwargs), device)
     naive_per_pick = t_slow / naive_n
     same = slow == reference[:naive_n]
     print(f"  naive:       {t_slow:8.2f} s for {naive_n} picks ({naive_per_pick:.2f} s/pick)")
     if naive_n < args.picks:
-        print(f"  naive over {args.picks} picks EXTRAPOLATED from {naive_n} measured: {naive_per_pick * args.picks:.1f} s")
+        print(
+            f"  naive over {args.picks} picks EXTRAPOLATED from {naive_n} measured: {naive_per_pick * args.picks:.1f} s"
+        )
     print(f"  same picks as naive over the first {naive_n}: {same}")
     if not same:
         first = next(i for i, (a, b) in enumerate(zip(slow, reference)) if a != b)
-        print(f"    first difference at pick {first}: incremental {reference[first]}, naive {slow[first]}")
+        print(
+            f"    first difference at pick {first}: incremental {reference[first]}, naive {slow[first]}"
+        )
     ratio = naive_per_pick * args.picks / t_fast
     print(f"  speed-up (naive {args.picks} picks / incremental {args.picks} picks): {ratio:.1f}x "
           f"(goal >= 30x: {'met' if ratio >= 30 else 'MISSED'})")  # fmt: skip
@@ -135,41 +150,69 @@ def busy(args, device):
 
 
 def memory(args, device):
-    print(f"memory: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled} on {device}")
+    print(
+        f"memory: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled} on {device}"
+    )
     v, kwargs = make_problem(args.num, args.classes, args.k, args.n_labeled, device)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
     print(f"  embeddings: {v.numel() * v.element_size() / GIB:.2f} GiB float32")
     print(f"  peak RSS after building the problem: {rss_before / GIB:.2f} GiB")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    picks, t = timed(lambda: greedy_trace_select(v, args.picks, progress=args.progress, **kwargs), device)
+    picks, t = timed(
+        lambda: greedy_trace_select(v, args.picks, progress=args.progress, **kwargs), device
+    )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"  selected {len(picks)} in {t:.1f} s; first picks {picks[:5]}")
-    print(f"  peak RSS of the process: {rss / GIB:.2f} GiB (goal < 6 GiB: {'met' if rss < 6 * GIB else 'MISSED'})")
+    print(
+        f"  peak RSS of the process: {rss / GIB:.2f} GiB (goal < 6 GiB: {'met' if rss < 6 * GIB else 'MISSED'})"
+    )
     if device.type == "cuda":
         print(f"  peak CUDA memory allocated: {torch.cuda.max_memory_allocated() / GIB:.2f} GiB")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num", type=int, default=None, help="candidates N (default 3000; 20000 with --memory)")
+    parser.add_argument(
+        "--num", type=int, default=None, help="candidates N (default 3000; 20000 with --memory)"
+    )
     parser.add_argument("--classes", type=int, default=10, help="rows per embedding C")
-    parser.add_argument("--k", type=int, default=None, help="embedding width k (default 1000; 2000 with --memory)")
+    parser.add_argument(
+        "--k", type=int, default=None, help="embedding width k (default 1000; 2000 with --memory)"
+    )
     parser.add_argument("--picks", type=int, default=100, help="batch size n")
-    parser.add_argument("--naive-picks", type=int, default=10, help="picks the naive run makes, extrapolated to --picks (0: all)")
-    parser.add_argument("--n-labeled", type=int, default=0, help="labeled-set size |L| (0: no labeled Fisher)")
+    parser.add_argument(
+        "--naive-picks",
+        type=int,
+        default=10,
+        help="picks the naive run makes, extrapolated to --picks (0: all)",
+    )
+    parser.add_argument(
+        "--n-labeled", type=int, default=0, help="labeled-set size |L| (0: no labeled Fisher)"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: N=600, k=200, 20 picks")
     parser.add_argument("--memory", action="store_true", help="peak-memory mode")
     parser.add_argument("--busy", action="store_true", help="1 vs 2 threads beside a busy process")
     parser.add_argument("--progress", action="store_true", help="progress bar in memory mode")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: torch's choice)")
-    parser.add_argument("--repeats", type=int, default=3, help="incremental runs in speed mode (median)")
-    parser.add_argument("--memory-picks", type=int, default=10, help="picks of the memory run after speed mode")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads (0: torch's choice)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="incremental runs in speed mode (median)"
+    )
+    parser.add_argument(
+        "--memory-picks", type=int, default=10, help="picks of the memory run after speed mode"
+    )
     parser.add_argument("--no-memory", action="store_true", help="speed mode only")
     args = parser.parse_args()
     if args.quick:
-        args.num, args.k, args.picks, args.naive_picks = args.num or 600, args.k or 200, min(args.picks, 20), 0
+        args.num, args.k, args.picks, args.naive_picks = (
+            args.num or 600,
+            args.k or 200,
+            min(args.picks, 20),
+            0,
+        )
         args.no_memory = True
     if args.memory:
         args.num, args.k = args.num or 20000, args.k or 2000
@@ -189,7 +232,15 @@ def main():
         return
     speed(args, device)
     if not args.no_memory:  # a fresh process, so that its peak RSS is the memory run's own
-        cmd = [sys.executable, __file__, "--memory", "--picks", str(args.memory_picks), "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--memory",
+            "--picks",
+            str(args.memory_picks),
+            "--threads",
+            str(args.threads),
+        ]
         print(f"\n$ {' '.join(cmd[1:])}", flush=True)
         subprocess.run(cmd + ["--device", args.device], check=True)
 

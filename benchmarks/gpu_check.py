@@ -67,7 +67,8 @@ def phases(device, x, x_l, picks, fraction):
     chosen = {}
     for precision in ("float64", "float32"):
         chosen[precision], out[f"greedy {precision}"] = timed(
-            lambda p=precision: greedy.greedy_trace_select(emb, picks, precision=p, **kwargs), device
+            lambda p=precision: greedy.greedy_trace_select(emb, picks, precision=p, **kwargs),
+            device,
         )
     return out, chosen, k
 

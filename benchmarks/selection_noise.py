@@ -48,7 +48,9 @@ class Jittered(FisherMask):
         self.eps, self.generator = eps, torch.Generator().manual_seed(noise_seed)
 
     def _jitter(self, t: torch.Tensor) -> torch.Tensor:
-        z = torch.randn(t.shape, generator=self.generator, dtype=torch.float64).to(t.device, t.dtype)
+        z = torch.randn(t.shape, generator=self.generator, dtype=torch.float64).to(
+            t.device, t.dtype
+        )
         return t * (1 + self.eps * z)
 
     def _embed(self, model, x, mask):
@@ -64,25 +66,37 @@ class Jittered(FisherMask):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--weights-eps", type=float, default=None, help="perturb the weights instead (relative)")
+    parser.add_argument(
+        "--weights-eps", type=float, default=None, help="perturb the weights instead (relative)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     options = {"fraction": 0.005, "scale": "fisher", "max_candidates": 2000}
-    what = f"weights x (1 + {args.weights_eps:g} z)" if args.weights_eps else "Fisher diagonal and embeddings x (1 + ulp z)"
+    what = (
+        f"weights x (1 + {args.weights_eps:g} z)"
+        if args.weights_eps
+        else "Fisher diagonal and embeddings x (1 + ulp z)"
+    )
     print(
         f"torch {torch.__version__}, {args.threads} thread(s); FisherMask {options}, first query of 70 at 15 labels; "
         f"perturbed: {what}"
     )
-    print("| seed | precision | picks in common (of 70) | first differing pick | mask entries in common | seconds |")
+    print(
+        "| seed | precision | picks in common (of 70) | first differing pick | mask entries in common | seconds |"
+    )
     print("|---|---|---|---|---|---|")
     for seed in args.seeds:
         config = ExperimentConfig(seed=seed, **{"strategy_options": options})
         data = load_data(config)
         pool = data.pool
-        initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method, seed=seed)
+        initial = initial_labeled(
+            pool.labels.numpy(), config.initial_size, config.initial_method, seed=seed
+        )
         with seeded(round_seed(seed, 0, "init")):
             model = build_model("cnn", pool.num_classes, 1, 28)
         fit(model, pool, initial, config.training(), seed=round_seed(seed, 0, "train"))

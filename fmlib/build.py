@@ -55,11 +55,15 @@ class RunParts:
     initial: np.ndarray  # int64 [initial_size] pool positions labeled before round 0
     device: torch.device
     source: str  # "config" (data loaded from the config) | "in-memory" (the caller's data)
-    model_factory: str | None = None  # module.qualname of the caller's model factory, None: config.model
+    model_factory: str | None = (
+        None  # module.qualname of the caller's model factory, None: config.model
+    )
     train: object = None  # (model, data, labeled, *, seed, device) -> stats; None: fit
 
 
-def build(config: ExperimentConfig, *, data=None, strategy=None, model=None, train=None) -> RunParts:
+def build(
+    config: ExperimentConfig, *, data=None, strategy=None, model=None, train=None
+) -> RunParts:
     """Build a validated config's parts and check them against the data; raises ``ValueError``
     naming the field before anything is written.
 
@@ -75,18 +79,32 @@ def build(config: ExperimentConfig, *, data=None, strategy=None, model=None, tra
             ``config.trainer`` (by name) or :func:`fmlib.train.fit`.
     """
     training = config.training()
-    strategy = strategy if strategy is not None else build_strategy(config.strategy, config.strategy_options)
+    strategy = (
+        strategy
+        if strategy is not None
+        else build_strategy(config.strategy, config.strategy_options)
+    )
     device = torch.device(config.device) if config.device is not None else default_device()
     if model is not None and (isinstance(model, nn.Module) or not callable(model)):
-        got = f"an nn.Module instance ({type(model).__name__})" if isinstance(model, nn.Module) else type(model).__name__
-        raise ValueError(f"model must be a factory: model(num_classes) -> nn.Module (a class or a function), got {got}")
+        got = (
+            f"an nn.Module instance ({type(model).__name__})"
+            if isinstance(model, nn.Module)
+            else type(model).__name__
+        )
+        raise ValueError(
+            f"model must be a factory: model(num_classes) -> nn.Module (a class or a function), got {got}"
+        )
     source = "config" if data is None else "in-memory"
     data = as_al_data(data) if data is not None else load_data(config)
     check_data(data)
     pool = data.pool
     empty = [c for c, n in enumerate(pool.class_counts()) if n == 0]
     if empty:
-        cause = f"ratio {config.ratio:g}" if config.imbalance in ("step", "longtail") else f"pool_size {config.pool_size}"
+        cause = (
+            f"ratio {config.ratio:g}"
+            if config.imbalance in ("step", "longtail")
+            else f"pool_size {config.pool_size}"
+        )
         raise ValueError(f"{cause} leaves classes {empty} without samples in the pool "
                          f"({dict(enumerate(pool.class_counts().tolist()))}); lower it")  # fmt: skip
     config.check_pool(len(pool))
@@ -94,7 +112,12 @@ def build(config: ExperimentConfig, *, data=None, strategy=None, model=None, tra
         factory = model
         if factory is not None:
             model = factory(pool.num_classes)
-            check_model(model, strategy, pool, what=f"the model of {getattr(factory, '__qualname__', factory)!r}")
+            check_model(
+                model,
+                strategy,
+                pool,
+                what=f"the model of {getattr(factory, '__qualname__', factory)!r}",
+            )
         elif is_named(config.model):
             model = _named_model(config.model, config.model_options, pool.num_classes)
             check_model(model, strategy, pool, what=f"model {config.model!r}")
@@ -102,7 +125,9 @@ def build(config: ExperimentConfig, *, data=None, strategy=None, model=None, tra
             if len(pool.shape) != 3 or pool.shape[1] != pool.shape[2]:
                 raise ValueError(f"model {config.model!r} takes square images [C, H, W], but the pool's inputs have "
                                  f"shape {pool.shape}; pass model=factory (factory(num_classes) -> nn.Module)")  # fmt: skip
-            model = trial_model(config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1])
+            model = trial_model(
+                config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1]
+            )
             check_model(model, strategy, pool, what=f"model {config.model!r}")
     initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method,
                               seed=config.data_seed_or_seed())  # fmt: skip
@@ -169,7 +194,9 @@ def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") ->
                          f"{type(err).__name__}: {err}{hint}") from None  # fmt: skip
     if not isinstance(logits, torch.Tensor) or logits.shape != (len(x), pool.num_classes):
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"{what} must return logits [N, {pool.num_classes}] (one per class), got {got}")
+        raise ValueError(
+            f"{what} must return logits [N, {pool.num_classes}] (one per class), got {got}"
+        )
     if logits.is_floating_point() and not torch.isfinite(logits).all():
         raise ValueError(f"{what} returns NaN or inf logits on pool samples {list(range(len(x)))}, whose inputs "
                          f"are {'finite' if torch.isfinite(x.float()).all() else 'not finite'}: fix the model")  # fmt: skip

@@ -83,11 +83,19 @@ def read_config_file(path) -> dict:
     except json.JSONDecodeError as err:
         raise UserError(f"config file {path} is not valid JSON: {err}") from None
     except UnicodeDecodeError as err:
-        raise UserError(f"config file {path} is not UTF-8 text (byte {err.start}: {err.reason})") from None
-    if isinstance(values, dict) and isinstance(values.get("config"), dict) and "fmlib_version" in values:
+        raise UserError(
+            f"config file {path} is not UTF-8 text (byte {err.start}: {err.reason})"
+        ) from None
+    if (
+        isinstance(values, dict)
+        and isinstance(values.get("config"), dict)
+        and "fmlib_version" in values
+    ):
         values = values["config"]  # a run directory's config.json
     if not isinstance(values, dict):
-        raise UserError(f"config file {path} must hold a JSON object of config fields, got {type(values).__name__}")
+        raise UserError(
+            f"config file {path} must hold a JSON object of config fields, got {type(values).__name__}"
+        )
     return values
 
 
@@ -103,9 +111,13 @@ def config_values(args: argparse.Namespace) -> dict:
         name, dot, sub = key.partition(".")
         if dot and name in OPTION_FIELDS:
             old = values.get(name) or {}
-            values[name] = {**old, sub: value} if isinstance(old, dict) else old  # a non-dict is reported by validate
+            values[name] = (
+                {**old, sub: value} if isinstance(old, dict) else old
+            )  # a non-dict is reported by validate
         elif dot:
-            raise UserError(f"--set {key}: FIELD.KEY is for {list(OPTION_FIELDS)}; set other fields as FIELD=VALUE")
+            raise UserError(
+                f"--set {key}: FIELD.KEY is for {list(OPTION_FIELDS)}; set other fields as FIELD=VALUE"
+            )
         else:
             values[name] = value
     if args.output:
@@ -125,7 +137,9 @@ def build_config(args: argparse.Namespace, built: dict | None = None):
         config = ExperimentConfig.from_dict(values)
         if not config.output_dir:
             name = "-".join(slug(v) for v in (config.dataset, config.imbalance, config.strategy))
-            values["output_dir"] = str(Path("runs") / f"{name}-seed{slug(config.seed)}{'-smoke' if args.smoke else ''}")
+            values["output_dir"] = str(
+                Path("runs") / f"{name}-seed{slug(config.seed)}{'-smoke' if args.smoke else ''}"
+            )
             config = ExperimentConfig.from_dict(values)
         if args.smoke:
             config = _smoke_config(config)
@@ -183,7 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             records = run_experiment(config, strategy=built["strategy"], max_rounds=args.max_rounds,
                                      callbacks=callbacks)  # fmt: skip
     except (ValueError, FileNotFoundError, RunDirectoryError) as err:
-        if watcher.new and not isinstance(err, RunDirectoryError):  # failed after rounds ran: keep the traceback
+        if watcher.new and not isinstance(
+            err, RunDirectoryError
+        ):  # failed after rounds ran: keep the traceback
             raise
         raise UserError(str(err)) from None
     except KeyboardInterrupt:
@@ -231,7 +247,9 @@ def check_compare_args(args: argparse.Namespace) -> None:
     if bad:
         raise UserError(f"--budgets must be label counts >= 1, got {bad}")
     if Path(args.output).exists() and not Path(args.output).is_dir():
-        raise UserError(f"--output {args.output} is a file, not a folder: name a folder for the tables and figures")
+        raise UserError(
+            f"--output {args.output} is a file, not a folder: name a folder for the tables and figures"
+        )
 
 
 def _numeric(column) -> bool:
@@ -240,7 +258,9 @@ def _numeric(column) -> bool:
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
 
 
-def load_frame(patterns: Sequence[str], include_unfinished: bool = False, include_smoke: bool = False):
+def load_frame(
+    patterns: Sequence[str], include_unfinished: bool = False, include_smoke: bool = False
+):
     """The tidy table of every run directory the globs match (``UserError`` when none); smoke runs
     (``fmlib run --smoke``, ``FMLIB_SMOKE=1``) only with ``include_smoke``."""
     import glob
@@ -251,17 +271,25 @@ def load_frame(patterns: Sequence[str], include_unfinished: bool = False, includ
     paths = []
     for pattern in patterns:
         matches = sorted(glob.glob(pattern, recursive=True))
-        runs = [p for p in matches if (Path(p) / "config.json").is_file() or Path(p).name == "config.json"]
+        runs = [
+            p
+            for p in matches
+            if (Path(p) / "config.json").is_file() or Path(p).name == "config.json"
+        ]
         if not runs:
             raise UserError(f"no run directories (holding config.json) match {pattern!r}")
         paths += runs
     try:
         every = with_setting(load_runs(paths, include_smoke=include_smoke))
     except FileNotFoundError:
-        raise UserError("every run matched is a smoke run (a test, not a result); --smoke includes them") from None
+        raise UserError(
+            "every run matched is a smoke run (a test, not a result); --smoke includes them"
+        ) from None
     frame = every if include_unfinished else every[every["finished"]]
     if frame.empty:
-        raise UserError(f"none of the {every['run'].nunique()} runs matched is finished; --all includes unfinished runs")
+        raise UserError(
+            f"none of the {every['run'].nunique()} runs matched is finished; --all includes unfinished runs"
+        )
     return frame, every
 
 
@@ -278,11 +306,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     frame, every = load_frame(args.runs, args.all, args.smoke)
     if args.metric not in frame.columns or not _numeric(frame[args.metric]):
         what = "unknown" if args.metric not in frame.columns else "non-numeric"
-        raise UserError(f"{what} metric {args.metric!r}: a numeric rounds.csv column, e.g. accuracy, balanced_accuracy")
+        raise UserError(
+            f"{what} metric {args.metric!r}: a numeric rounds.csv column, e.g. accuracy, balanced_accuracy"
+        )
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     table = compare.comparison_table(frame, target=args.target, metric=args.metric)
-    tables = {"AUC, final accuracy" + (", labels to reach the target" if args.target is not None else ""): table}
+    tables = {
+        "AUC, final accuracy"
+        + (", labels to reach the target" if args.target is not None else ""): table
+    }
     if args.budgets:
         for setting in sorted(frame["setting"].unique()):
             tables[f"Accuracy at fixed label budgets, {setting}"] = compare.budget_table(
@@ -297,7 +330,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     figures = []
     for y in dict.fromkeys([args.metric, "balanced_accuracy"]):  # the compared metric first
         fig = plots.learning_curve_panels(frame, col="setting", y=y)
-        figures += plots.save_figure(fig, output / ("learning_curves" if y == args.metric else f"learning_curves_{y}"))
+        figures += plots.save_figure(
+            fig, output / ("learning_curves" if y == args.metric else f"learning_curves_{y}")
+        )
         plt.close(fig)
     fig = plots.round_timings(frame)
     figures += plots.save_figure(fig, output / "round_timings")
@@ -307,7 +342,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                          "metric": args.metric, "auc": auc.drop(columns="text").to_dict("records"),
                                          "figures": [p.name for p in figures] + ["results_table.md"]})  # fmt: skip
     print(report)
-    print(f"written to {output}: results_table.md, compare.json, {', '.join(p.name for p in figures)}")
+    print(
+        f"written to {output}: results_table.md, compare.json, {', '.join(p.name for p in figures)}"
+    )
     return 0
 
 
@@ -392,23 +429,55 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run one active-learning experiment (fmlib.run_experiment) and keep its records in --output.",
     )  # fmt: skip
-    run.add_argument("-c", "--config", metavar="FILE", help="JSON file of config fields (or a run's config.json)")
-    run.add_argument("--strategy", help="e.g. random, entropy, badge, bait, fishermask, or module:Class (yours)")
-    run.add_argument("--seed", type=int, help="seed of training and selection (and of the data unless data_seed is set)")
-    run.add_argument("--dataset", help="fashion_mnist, cifar10 or module:function (your dataset factory)")
-    run.add_argument("--model", help="cnn, resnet18, authors_resnet18 or module:function (your model factory)")
+    run.add_argument(
+        "-c", "--config", metavar="FILE", help="JSON file of config fields (or a run's config.json)"
+    )
+    run.add_argument(
+        "--strategy", help="e.g. random, entropy, badge, bait, fishermask, or module:Class (yours)"
+    )
+    run.add_argument(
+        "--seed",
+        type=int,
+        help="seed of training and selection (and of the data unless data_seed is set)",
+    )
+    run.add_argument(
+        "--dataset", help="fashion_mnist, cifar10 or module:function (your dataset factory)"
+    )
+    run.add_argument(
+        "--model", help="cnn, resnet18, authors_resnet18 or module:function (your model factory)"
+    )
     run.add_argument("--imbalance", help="none, step, longtail or paper")
     run.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     run.add_argument("--set", action="append", default=[], type=field_assignment, metavar="FIELD=VALUE",
                      help="any config field (repeatable), e.g. --set query_size=10 --set train_options.epochs=5")  # fmt: skip
-    run.add_argument("-o", "--output", metavar="DIR", help="run directory (records, checkpoint; resumed when rerun)")
-    run.add_argument("--smoke", action="store_true", help="shrink to a tiny run (pool 200, 2 query rounds of 10, 2 epochs)")
-    run.add_argument("--max-rounds", type=int, metavar="N", help="stop after N rounds in this call (rerun to continue)")
-    run.add_argument("-n", "--dry-run", action="store_true", help="check the config, print it, run nothing")
-    run.add_argument("--no-progress", action="store_true", help="no tqdm bars (the round lines stay)")
+    run.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="run directory (records, checkpoint; resumed when rerun)",
+    )
+    run.add_argument(
+        "--smoke",
+        action="store_true",
+        help="shrink to a tiny run (pool 200, 2 query rounds of 10, 2 epochs)",
+    )
+    run.add_argument(
+        "--max-rounds",
+        type=int,
+        metavar="N",
+        help="stop after N rounds in this call (rerun to continue)",
+    )
+    run.add_argument(
+        "-n", "--dry-run", action="store_true", help="check the config, print it, run nothing"
+    )
+    run.add_argument(
+        "--no-progress", action="store_true", help="no tqdm bars (the round lines stay)"
+    )
     run.add_argument("--tensorboard", metavar="DIR",
                      help="each round's metrics as TensorBoard event files in DIR")  # fmt: skip
-    run.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)  # seconds between looks at rounds.csv
+    run.add_argument(
+        "--interval", type=float, default=1.0, help=argparse.SUPPRESS
+    )  # seconds between looks at rounds.csv
     run.set_defaults(handler=cmd_run)
 
     commands.add_parser(
@@ -421,15 +490,33 @@ def parser() -> argparse.ArgumentParser:
         epilog=COMPARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Compare strategies over seeds: markdown tables printed and written, figures written to --output.",
     )  # fmt: skip
-    cmp.add_argument("runs", nargs="+", metavar="RUNS", help="run directories, as globs (quote them)")
     cmp.add_argument(
-        "-o", "--output", default="comparison", metavar="DIR", help="tables and figures go here (default: %(default)s)"
+        "runs", nargs="+", metavar="RUNS", help="run directories, as globs (quote them)"
     )
-    cmp.add_argument("--target", type=float, help="accuracy of the labels-to-reach column, e.g. 0.85")
-    cmp.add_argument("--budgets", type=int, nargs="+", metavar="N", help="label budgets of an accuracy table per setting")
-    cmp.add_argument("--metric", default="accuracy", help="rounds.csv column to compare (default: %(default)s)")
+    cmp.add_argument(
+        "-o",
+        "--output",
+        default="comparison",
+        metavar="DIR",
+        help="tables and figures go here (default: %(default)s)",
+    )
+    cmp.add_argument(
+        "--target", type=float, help="accuracy of the labels-to-reach column, e.g. 0.85"
+    )
+    cmp.add_argument(
+        "--budgets",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="label budgets of an accuracy table per setting",
+    )
+    cmp.add_argument(
+        "--metric", default="accuracy", help="rounds.csv column to compare (default: %(default)s)"
+    )
     cmp.add_argument("--all", action="store_true", help="include unfinished runs")
-    cmp.add_argument("--smoke", action="store_true", help="include smoke runs (fmlib run --smoke, FMLIB_SMOKE=1)")
+    cmp.add_argument(
+        "--smoke", action="store_true", help="include smoke runs (fmlib run --smoke, FMLIB_SMOKE=1)"
+    )
     cmp.set_defaults(handler=cmd_compare)
 
     bench = commands.add_parser(
@@ -441,7 +528,11 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", choices=("fisher", "select"), help="run one of the two")
     bench.add_argument("--device", help="cpu or cuda (default: each script's)")
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: each script's, 2)")
-    bench.add_argument("--benchmarks", metavar="DIR", help="folder holding the benchmark scripts (default: the checkout's)")
+    bench.add_argument(
+        "--benchmarks",
+        metavar="DIR",
+        help="folder holding the benchmark scripts (default: the checkout's)",
+    )
     bench.set_defaults(handler=cmd_bench)
 
     nbs = commands.add_parser(
@@ -463,7 +554,9 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``fmlib``'s entry point; returns the exit status (2: a mistake in the arguments or the config)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if os.getcwd() not in sys.path and "" not in sys.path:  # "module:attribute" names find the user's modules here
+    if (
+        os.getcwd() not in sys.path and "" not in sys.path
+    ):  # "module:attribute" names find the user's modules here
         sys.path.insert(0, os.getcwd())
     command = next((a for a in argv if not a.startswith("-")), None)
     if command == "grid":

@@ -30,16 +30,32 @@ from fmlib.named import is_named, resolve_callable
 from fmlib.stopping import rule_specs, stop_rules
 from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
 
-RESULT_NEUTRAL_FIELDS = ("data_root", "download", "device", "output_dir", "progress", "allow_thread_change",
-                         "allow_torch_change")
+RESULT_NEUTRAL_FIELDS = (
+    "data_root",
+    "download",
+    "device",
+    "output_dir",
+    "progress",
+    "allow_thread_change",
+    "allow_torch_change",
+)
 # Who makes round 0's query. "trained" (ours, the fair protocol): every strategy queries with the
 # model trained on the initial labels. "initial": the query is made by the initial, untrained
 # weights (seeded by (seed, 0, "init"), the same for every strategy) and round 0 records that
 # model's accuracy. "authors": the FisherMask authors' experiments.py, "initial" for every strategy
 # but BAIT, which trains first.
 FIRST_QUERY = ("trained", "initial", "authors")
-_IMAGE_SHAPES = {"fashion_mnist": (1, 28), "cifar10": (3, 32)}  # (channels, side) to check model choices
-_FLAGS = ("download", "full_fisher", "progress", "allow_thread_change", "allow_torch_change")  # must be true or false
+_IMAGE_SHAPES = {
+    "fashion_mnist": (1, 28),
+    "cifar10": (3, 32),
+}  # (channels, side) to check model choices
+_FLAGS = (
+    "download",
+    "full_fisher",
+    "progress",
+    "allow_thread_change",
+    "allow_torch_change",
+)  # must be true or false
 # fields that must be dicts: keyword arguments merged key by key (``--set FIELD.KEY=VALUE``, grids)
 OPTION_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")
 MAX_ROUNDS = 10_000  # query rounds of one run: a schedule is a list, bounded before it is built
@@ -56,7 +72,9 @@ class ExperimentConfig:
     dataset_options: dict = field(default_factory=dict)  # keyword arguments of a dataset factory
     data_root: str | None = None  # folder holding the data; None: the loaders' default places
     download: bool = False  # fetch through torchvision when missing (needs internet)
-    imbalance: str = "paper"  # "none" | "step" | "longtail" | "paper" (classes 0-3: 250/5000/250/250)
+    imbalance: str = (
+        "paper"  # "none" | "step" | "longtail" | "paper" (classes 0-3: 250/5000/250/250)
+    )
     ratio: float = 1.0  # largest / smallest class for "step" and "longtail"
     minority_classes: list[int] | None = None  # classes "step" shrinks; None: the first half
     pool_size: int | None = None  # cap on the pool (stratified subset); None: all
@@ -64,16 +82,24 @@ class ExperimentConfig:
     data_seed: int | None = None  # pool, test subset and initial set; None: seed
     # model
     model: str = "cnn"  # "cnn" (28x28) | "resnet18" (32x32, 28x28) | "authors_resnet18" | "package.module:function"
-    model_options: dict = field(default_factory=dict)  # e.g. {"width": 16} for resnet18; a factory's keyword arguments
+    model_options: dict = field(
+        default_factory=dict
+    )  # e.g. {"width": 16} for resnet18; a factory's keyword arguments
     # active learning
     initial_size: int = 15  # labels before round 0
     initial_method: str = "random"  # "random" | "balanced"
     query_size: int = 70  # labels added per round (the last batch may be smaller to hit the budget)
     budget: int | None = 575  # total labels at the end; None: initial_size + rounds * query_size
-    rounds: int | None = None  # query rounds (the run trains rounds + 1 times); None: up to the budget
+    rounds: int | None = (
+        None  # query rounds (the run trains rounds + 1 times); None: up to the budget
+    )
     strategy: str = "fishermask"  # a name in fmlib.strategies.STRATEGIES, or "package.module:Class" (your Strategy)
-    strategy_options: dict = field(default_factory=dict)  # passed to get_strategy, e.g. {"fraction": 0.003}
-    first_query: str = "trained"  # "trained" | "initial" | "authors": who makes round 0's query (see FIRST_QUERY)
+    strategy_options: dict = field(
+        default_factory=dict
+    )  # passed to get_strategy, e.g. {"fraction": 0.003}
+    first_query: str = (
+        "trained"  # "trained" | "initial" | "authors": who makes round 0's query (see FIRST_QUERY)
+    )
     # training
     train_preset: str = "paper"  # "default" | "paper"
     train_options: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"epochs": 50}
@@ -82,11 +108,17 @@ class ExperimentConfig:
     # run
     seed: int = 0  # training and selection seeds derive from (seed, round)
     device: str | None = None  # "cpu" | "cuda" | "cuda:1"; None: cuda when available
-    output_dir: str | None = None  # run directory (records, resume); None: keep records in memory only
+    output_dir: str | None = (
+        None  # run directory (records, resume); None: keep records in memory only
+    )
     full_fisher: bool = False  # save the whole Fisher diagonal in the snapshots (large)
     progress: bool = True  # tqdm bar over rounds
-    allow_thread_change: bool = False  # resume a run made with another torch thread count (its records then say so)
-    allow_torch_change: bool = False  # resume a run made with another torch version (its records then say so)
+    allow_thread_change: bool = (
+        False  # resume a run made with another torch thread count (its records then say so)
+    )
+    allow_torch_change: bool = (
+        False  # resume a run made with another torch version (its records then say so)
+    )
 
     @classmethod
     def from_dict(cls, values: Mapping) -> ExperimentConfig:
@@ -110,7 +142,10 @@ class ExperimentConfig:
     @classmethod
     def defaults(cls) -> dict:
         """Every field's default, as :meth:`to_dict` writes it."""
-        return {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(cls)}
+        return {
+            f.name: f.default if f.default is not MISSING else f.default_factory()
+            for f in fields(cls)
+        }
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -124,8 +159,12 @@ class ExperimentConfig:
 
     def training(self) -> TrainConfig:
         """The per-round training config: ``train_preset`` with ``train_options``, every value checked."""
-        preset = TRAIN_PRESETS[self.train_preset].to_dict() if self.train_preset in TRAIN_PRESETS else {}
-        problems = [f"train_options: {p}" for p in _training_problems({**preset, **self.train_options})]
+        preset = (
+            TRAIN_PRESETS[self.train_preset].to_dict() if self.train_preset in TRAIN_PRESETS else {}
+        )
+        problems = [
+            f"train_options: {p}" for p in _training_problems({**preset, **self.train_options})
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         try:
@@ -146,7 +185,9 @@ class ExperimentConfig:
             built: a dict that receives the strategy built by ``check_strategy`` (key
                 ``"strategy"``), for a caller that runs it instead of building another.
         """
-        from fmlib.strategies import build_strategy  # strategies import the Fisher engine; only when called
+        from fmlib.strategies import (
+            build_strategy,
+        )  # strategies import the Fisher engine; only when called
 
         out: list[str] = []
 
@@ -185,7 +226,9 @@ class ExperimentConfig:
             check(_schedule_rounds, self.initial_size, self.query_size, self.budget, self.rounds)
         if self.pool_size is not None and len(out) == sizes:
             check(self.check_pool, self.pool_size, "pool_size")
-        if self.output_dir is not None and not (isinstance(self.output_dir, (str, os.PathLike)) and os.fspath(self.output_dir)):
+        if self.output_dir is not None and not (
+            isinstance(self.output_dir, (str, os.PathLike)) and os.fspath(self.output_dir)
+        ):
             out.append(f"output_dir must be a directory path or None, got {self.output_dir!r}")
         for name in OPTION_FIELDS:
             if not isinstance(getattr(self, name), Mapping):
@@ -195,13 +238,20 @@ class ExperimentConfig:
         check(stop_rules, self.stopping)
         if parts and not any(p.startswith(("train_preset", "train_options")) for p in out):
             check(self.training)
-        if parts and not is_named(self.model) and not any(p.startswith(("unknown model", "model_options")) for p in out):
+        if (
+            parts
+            and not is_named(self.model)
+            and not any(p.startswith(("unknown model", "model_options")) for p in out)
+        ):
             channels, side = _IMAGE_SHAPES.get(self.dataset, (1, 28))
             with torch.random.fork_rng(devices=[]):  # a trial build leaves the global RNG alone
                 check(trial_model, self.model, self.model_options, 2, channels, side)
         if check_strategy and not any(p.startswith("strategy_options") for p in out):
-            check(lambda: (built if built is not None else {}).update(
-                strategy=build_strategy(self.strategy, self.strategy_options)))
+            check(
+                lambda: (built if built is not None else {}).update(
+                    strategy=build_strategy(self.strategy, self.strategy_options)
+                )
+            )
         return out
 
     def validate(self, *, check_dataset: bool = True, check_strategy: bool = True, parts: bool = True,
@@ -230,16 +280,22 @@ class ExperimentConfig:
 
     def trains_first(self) -> bool:
         """Whether round 0 trains before its query (``first_query``; "authors": only BAIT does)."""
-        return self.first_query == "trained" or (self.first_query == "authors" and self.strategy == "bait")
+        return self.first_query == "trained" or (
+            self.first_query == "authors" and self.strategy == "bait"
+        )
 
     def schedule(self) -> list[int]:
         """Labeled-set size of every round: ``[initial_size, ..., final]``."""
-        return label_schedule(self.initial_size, self.query_size, budget=self.budget, rounds=self.rounds)
+        return label_schedule(
+            self.initial_size, self.query_size, budget=self.budget, rounds=self.rounds
+        )
 
     def check_pool(self, pool_size: int, what: str = "the pool") -> None:
         """``ValueError`` when the initial set or the label budget does not fit in ``pool_size``."""
         if self.initial_size > pool_size:
-            raise ValueError(f"initial_size {self.initial_size} is larger than {what} ({pool_size})")
+            raise ValueError(
+                f"initial_size {self.initial_size} is larger than {what} ({pool_size})"
+            )
         rounds = _schedule_rounds(self.initial_size, self.query_size, self.budget, self.rounds)
         final = self.initial_size + rounds * self.query_size
         final = final if self.budget is None else min(final, self.budget)
@@ -252,14 +308,22 @@ class ExperimentConfig:
 def problem_message(problems: list[str]) -> str:
     """One ``ValueError`` message for a list of problems: the problem itself when there is one,
     else a count and one indented line per problem."""
-    return problems[0] if len(problems) == 1 else "\n  ".join([f"{len(problems)} problems:", *problems])
+    return (
+        problems[0]
+        if len(problems) == 1
+        else "\n  ".join([f"{len(problems)} problems:", *problems])
+    )
 
 
 def comparison() -> dict:
     """Keyword arguments of the run directories' config comparison
     (:meth:`fmlib.records.RunDirectory.differences`): the fields that do not change results, the
     defaults that stand in for fields an older ``config.json`` lacks, and :func:`filled_in`."""
-    return {"neutral": RESULT_NEUTRAL_FIELDS, "defaults": ExperimentConfig.defaults(), "normalize": filled_in}
+    return {
+        "neutral": RESULT_NEUTRAL_FIELDS,
+        "defaults": ExperimentConfig.defaults(),
+        "normalize": filled_in,
+    }
 
 
 def filled_in(values: Mapping) -> dict:
@@ -288,7 +352,9 @@ def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, te
     except ValueError:  # validation names the bad strategy later
         defaults = {}
     if "fisher_samples" in defaults:
-        options["fisher_samples"] = min(options.get("fisher_samples", defaults["fisher_samples"]), fisher_samples)
+        options["fisher_samples"] = min(
+            options.get("fisher_samples", defaults["fisher_samples"]), fisher_samples
+        )
     return replace(
         config,
         pool_size=min(config.pool_size or pool_size, pool_size),
@@ -302,7 +368,9 @@ def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, te
     )
 
 
-def label_schedule(initial_size: int, query_size: int, *, budget: int | None = None, rounds: int | None = None) -> list[int]:
+def label_schedule(
+    initial_size: int, query_size: int, *, budget: int | None = None, rounds: int | None = None
+) -> list[int]:
     """Labeled-set size per round: start at ``initial_size``, add ``query_size`` per round, stop
     after ``rounds`` query rounds or at ``budget`` labels (the last step shrinks to hit it),
     whichever comes first."""
@@ -311,17 +379,23 @@ def label_schedule(initial_size: int, query_size: int, *, budget: int | None = N
     _schedule_rounds(initial_size, query_size, budget, rounds)  # bounded before the list is built
     sizes = [initial_size]
     while (rounds is None or len(sizes) <= rounds) and (budget is None or sizes[-1] < budget):
-        sizes.append(sizes[-1] + query_size if budget is None else min(sizes[-1] + query_size, budget))
+        sizes.append(
+            sizes[-1] + query_size if budget is None else min(sizes[-1] + query_size, budget)
+        )
     return sizes
 
 
-def _schedule_rounds(initial_size: int, query_size: int, budget: int | None, rounds: int | None) -> int:
+def _schedule_rounds(
+    initial_size: int, query_size: int, budget: int | None, rounds: int | None
+) -> int:
     """Query rounds of a label schedule, computed without building it; ``ValueError`` beyond
     ``MAX_ROUNDS``."""
     by_budget = math.inf if budget is None else max(0, -(-(budget - initial_size) // query_size))
     n = min(math.inf if rounds is None else rounds, by_budget)
     if n > MAX_ROUNDS:
-        what = f"rounds {rounds}" if rounds is not None and rounds <= by_budget else f"budget {budget}"
+        what = (
+            f"rounds {rounds}" if rounds is not None and rounds <= by_budget else f"budget {budget}"
+        )
         raise ValueError(f"{what}: the run would have {'unbounded' if n == math.inf else n} query rounds "
                          f"(initial_size {initial_size}, query_size {query_size} per round); at most "
                          f"{MAX_ROUNDS}: lower budget/rounds or raise query_size")  # fmt: skip
@@ -349,7 +423,9 @@ def _integer(name: str, value, minimum: int, optional: bool = False) -> None:
     if value is None and optional:
         return
     if not _is_int(value) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, got {value!r}")
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, got {value!r}"
+        )
 
 
 def _flag(name: str, value) -> None:
@@ -404,7 +480,9 @@ def _minority(classes, imbalance) -> None:
     if classes is None:
         return
     if not isinstance(classes, (list, tuple)) or not all(_is_int(c) for c in classes):
-        raise ValueError(f"minority_classes must be a list of class indices or None, got {classes!r}")
+        raise ValueError(
+            f"minority_classes must be a list of class indices or None, got {classes!r}"
+        )
     if imbalance != "step":
         raise ValueError(f"minority_classes {list(classes)} is used only with imbalance 'step' (got imbalance "
                          f"{imbalance!r}); set it to None")  # fmt: skip
@@ -428,8 +506,14 @@ _TRAINING_RULES = {
     "lr": ("a finite number > 0 (at most 10)", lambda v: _is_real(v) and 0 < v <= 10),
     "momentum": ("a finite number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1),
     "weight_decay": ("a finite number >= 0", lambda v: _is_real(v) and v >= 0),
-    "target_train_acc": ("a number in (0, 1] or None", lambda v: v is None or (_is_real(v) and 0 < v <= 1)),
-    "grad_clip_value": ("a finite number > 0 or None", lambda v: v is None or (_is_real(v) and v > 0)),
+    "target_train_acc": (
+        "a number in (0, 1] or None",
+        lambda v: v is None or (_is_real(v) and 0 < v <= 1),
+    ),
+    "grad_clip_value": (
+        "a finite number > 0 or None",
+        lambda v: v is None or (_is_real(v) and v > 0),
+    ),
 }
 
 

@@ -36,7 +36,11 @@ class _Labeled:
 
     def class_counts(self, indices=None) -> np.ndarray:
         """Samples per class ``int [num_classes]`` among ``indices`` (all when ``None``)."""
-        labels = self.labels if indices is None else self.labels[torch.as_tensor(np.asarray(indices), dtype=torch.long)]
+        labels = (
+            self.labels
+            if indices is None
+            else self.labels[torch.as_tensor(np.asarray(indices), dtype=torch.long)]
+        )
         return np.bincount(labels.numpy(), minlength=self.num_classes)
 
 
@@ -60,9 +64,13 @@ class ImageData(_Labeled):
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.labels.shape != (len(self.images),):
-            raise ValueError(f"labels must have shape [{len(self.images)}], got {tuple(self.labels.shape)}")
+            raise ValueError(
+                f"labels must have shape [{len(self.images)}], got {tuple(self.labels.shape)}"
+            )
         self.labels = self.labels.long()
 
     @property
@@ -72,7 +80,11 @@ class ImageData(_Labeled):
 
     def inputs(self, indices=None, device=None) -> torch.Tensor:
         """Normalised ``float32 [n, C, H, W]`` for ``indices`` (all when ``None``)."""
-        x = self.images if indices is None else self.images[torch.as_tensor(indices, dtype=torch.long)]
+        x = (
+            self.images
+            if indices is None
+            else self.images[torch.as_tensor(indices, dtype=torch.long)]
+        )
         x = x.to(device).float().div_(255.0)  # convert before scaling: uint8 arithmetic overflows
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
@@ -80,7 +92,14 @@ class ImageData(_Labeled):
 
     def subset(self, indices, classes: list[str] | None = None) -> ImageData:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return ImageData(self.images[idx], self.labels[idx], list(classes or self.classes), self.mean, self.std, self.name)
+        return ImageData(
+            self.images[idx],
+            self.labels[idx],
+            list(classes or self.classes),
+            self.mean,
+            self.std,
+            self.name,
+        )
 
 
 class DatasetData(_Labeled):
@@ -109,11 +128,17 @@ class DatasetData(_Labeled):
         if isinstance(dataset, DataLoader):
             dataset = dataset.dataset
         if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
-            raise ValueError(f"data must be a map-style torch Dataset of (x, y) items, got {type(dataset).__name__}")
+            raise ValueError(
+                f"data must be a map-style torch Dataset of (x, y) items, got {type(dataset).__name__}"
+            )
         if len(dataset) == 0:
             raise ValueError("data: the dataset is empty")
         self.dataset, self.name, self.label_key = dataset, name or type(dataset).__name__, label_key
-        tensors = getattr(dataset, "tensors", None) if isinstance(dataset, torch.utils.data.TensorDataset) else None
+        tensors = (
+            getattr(dataset, "tensors", None)
+            if isinstance(dataset, torch.utils.data.TensorDataset)
+            else None
+        )
         if tensors is not None and len(tensors) < 2:
             raise ValueError("data: a TensorDataset needs two tensors (inputs, labels)")
         self._x = tensors[0] if tensors is not None else None
@@ -121,14 +146,20 @@ class DatasetData(_Labeled):
             y = tensors[1] if tensors is not None else torch.as_tensor(
                 [int(_item(dataset, i, label_key)[1]) for i in range(len(dataset))])  # fmt: skip
         except (TypeError, ValueError) as err:
-            raise ValueError(f"data: the items must be (x, y) with an integer class y ({err})") from None
+            raise ValueError(
+                f"data: the items must be (x, y) with an integer class y ({err})"
+            ) from None
         if y.ndim != 1 or y.is_floating_point() or y.is_complex() or (len(y) and int(y.min()) < 0):
-            raise ValueError(f"data: labels must be integer classes >= 0 [N], got {y.dtype} {tuple(y.shape)}")
+            raise ValueError(
+                f"data: labels must be integer classes >= 0 [N], got {y.dtype} {tuple(y.shape)}"
+            )
         self.labels = y.long()
         count = int(self.labels.max()) + 1
         self.classes = [str(c) for c in range(count)] if classes is None else list(classes)
         if count > len(self.classes):
-            raise ValueError(f"data: labels reach {count - 1} but classes has {len(self.classes)} names")
+            raise ValueError(
+                f"data: labels reach {count - 1} but classes has {len(self.classes)} names"
+            )
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -139,7 +170,11 @@ class DatasetData(_Labeled):
         """Inputs ``[n, ...]`` for ``indices`` (all when ``None``), on ``device``, as the dataset gives
         them (integer token ids stay integers); dict inputs as a
         :class:`~fmlib.inputs.DictBatch`."""
-        idx = torch.arange(len(self)) if indices is None else torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        idx = (
+            torch.arange(len(self))
+            if indices is None
+            else torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        )
         if self._x is not None:
             x = self._x[idx]
         elif len(idx):
@@ -178,7 +213,9 @@ def as_data(data, classes: list[str] | None = None) -> ImageData | DatasetData:
         return data
     if isinstance(data, (Dataset, DataLoader)):
         return DatasetData(data, classes)
-    raise ValueError(f"data must be an ImageData or a torch Dataset/DataLoader of (x, y) items, got {type(data).__name__}")
+    raise ValueError(
+        f"data must be an ImageData or a torch Dataset/DataLoader of (x, y) items, got {type(data).__name__}"
+    )
 
 
 @dataclass
@@ -201,7 +238,9 @@ def as_al_data(data) -> ALData:
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         pool, test = data
     else:
-        raise ValueError(f"data must be an ALData or a (pool, test) pair of Datasets, got {type(data).__name__}")
+        raise ValueError(
+            f"data must be an ALData or a (pool, test) pair of Datasets, got {type(data).__name__}"
+        )
     if isinstance(pool, ImageData) and isinstance(test, ImageData):
         return ALData(pool, test)
     pool, test = as_data(pool), as_data(test)
@@ -211,7 +250,9 @@ def as_al_data(data) -> ALData:
     if isinstance(test, DatasetData) and test.num_classes != pool.num_classes:
         test.classes = list(pool.classes) if test.num_classes <= pool.num_classes else test.classes
     if pool.num_classes != test.num_classes:
-        raise ValueError(f"data: the pool has {pool.num_classes} classes and the test set {test.num_classes}")
+        raise ValueError(
+            f"data: the pool has {pool.num_classes} classes and the test set {test.num_classes}"
+        )
     return ALData(pool, test)
 
 
@@ -233,12 +274,16 @@ def iter_batches(inputs, batch_size: int, device=None) -> Iterator[torch.Tensor]
         for start in range(0, len(inputs), batch_size):
             yield inputs.inputs(range(start, min(start + batch_size, len(inputs))), device)
     elif isinstance(inputs, (DataLoader, Dataset)):
-        loader = inputs if isinstance(inputs, DataLoader) else DataLoader(inputs, batch_size=batch_size)
+        loader = (
+            inputs if isinstance(inputs, DataLoader) else DataLoader(inputs, batch_size=batch_size)
+        )
         for batch in loader:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             yield as_batch(x).to(device)
     else:
-        raise ValueError(f"inputs must be a Tensor, ImageData, Dataset or DataLoader, got {type(inputs).__name__}")
+        raise ValueError(
+            f"inputs must be a Tensor, ImageData, Dataset or DataLoader, got {type(inputs).__name__}"
+        )
 
 
 def num_inputs(inputs) -> int:

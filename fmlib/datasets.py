@@ -45,7 +45,9 @@ class Splits:
     classes: list[str] = field(default_factory=list)
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False) -> Splits:
+def load_dataset(
+    name: str, root: str | os.PathLike | None = None, download: bool = False
+) -> Splits:
     """Load a dataset's train and test splits as uint8 images and int64 labels.
 
     Args:
@@ -75,7 +77,12 @@ def _read_idx(path: Path) -> np.ndarray:
         ndim = raw[3]
         dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
         return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-    except (EOFError, OSError, IndexError, ValueError) as err:  # truncated gzip, bad header, short data
+    except (
+        EOFError,
+        OSError,
+        IndexError,
+        ValueError,
+    ) as err:  # truncated gzip, bad header, short data
         raise OSError(f"cannot read {path}: the file is damaged or truncated ({type(err).__name__}: {err}); "
                       "delete it and install or download it again") from err  # fmt: skip
 
@@ -91,7 +98,9 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 def _load_fashion_mnist(root, download: bool) -> Splits:
     folders = ([Path(root)] if root is not None else []) + [DEBIAN_FASHION_MNIST]
     for folder in folders:
-        found = {split: [_find_idx(folder, s) for s in stems] for split, stems in _FASHION_FILES.items()}
+        found = {
+            split: [_find_idx(folder, s) for s in stems] for split, stems in _FASHION_FILES.items()
+        }
         if all(p is not None for paths in found.values() for p in paths):
             break
     else:
@@ -124,9 +133,16 @@ def _load_cifar10(root, download: bool) -> Splits:
     target = Path(root) if root is not None else cache_dir()
     folder = target / CIFAR10.base_folder
     try:  # md5-checks every file; with download, first fetches cifar-10-python.tar.gz into target unless they pass
-        splits = [CIFAR10(str(target), train=train, download=download and train) for train in (True, False)]
+        splits = [
+            CIFAR10(str(target), train=train, download=download and train)
+            for train in (True, False)
+        ]
     except RuntimeError as err:
-        checks = [(CIFAR10.meta["filename"], CIFAR10.meta["md5"]), *CIFAR10.train_list, *CIFAR10.test_list]
+        checks = [
+            (CIFAR10.meta["filename"], CIFAR10.meta["md5"]),
+            *CIFAR10.train_list,
+            *CIFAR10.test_list,
+        ]
         missing = [name for name, _ in checks if not (folder / name).is_file()]
         if missing:
             raise FileNotFoundError(
@@ -173,13 +189,17 @@ def imbalanced_counts(counts, profile: str, ratio: float, minority_classes=None)
     counts = np.asarray(counts, dtype=np.int64)
     num_classes = len(counts)
     if profile not in IMBALANCE_PROFILES or profile == "paper":
-        raise ValueError(f"profile must be one of {list(IMBALANCE_PROFILES[:3])} here, got {profile!r}")
+        raise ValueError(
+            f"profile must be one of {list(IMBALANCE_PROFILES[:3])} here, got {profile!r}"
+        )
     if not ratio >= 1:
         raise ValueError(f"ratio must be >= 1, got {ratio}")
     if profile == "none":
         return counts.copy()
     if profile == "step":
-        minority = list(range(num_classes // 2)) if minority_classes is None else list(minority_classes)
+        minority = (
+            list(range(num_classes // 2)) if minority_classes is None else list(minority_classes)
+        )
         bad = [c for c in minority if not 0 <= c < num_classes]
         if bad:
             raise ValueError(f"minority_classes must be in 0..{num_classes - 1}, got {bad}")
@@ -191,7 +211,9 @@ def imbalanced_counts(counts, profile: str, ratio: float, minority_classes=None)
     return np.floor(base * decay + 1e-9).astype(np.int64)
 
 
-def make_imbalanced(labels, profile: str, ratio: float = 1.0, seed: int = 0, minority_classes=None) -> np.ndarray:
+def make_imbalanced(
+    labels, profile: str, ratio: float = 1.0, seed: int = 0, minority_classes=None
+) -> np.ndarray:
     """Indices of an imbalanced subset of ``labels``.
 
     Args:
@@ -216,7 +238,9 @@ def make_imbalanced(labels, profile: str, ratio: float = 1.0, seed: int = 0, min
         target[: len(PAPER_TRAIN_COUNTS)] = PAPER_TRAIN_COUNTS
         short = [c for c in range(num_classes) if target[c] > available[c]]
         if short:
-            raise ValueError(f"profile 'paper' needs {PAPER_TRAIN_COUNTS} samples of classes 0-3; classes {short} have fewer")
+            raise ValueError(
+                f"profile 'paper' needs {PAPER_TRAIN_COUNTS} samples of classes 0-3; classes {short} have fewer"
+            )
     else:
         target = imbalanced_counts(available, profile, ratio, minority_classes)
     return _sample_per_class(labels, target, seed)
@@ -224,7 +248,11 @@ def make_imbalanced(labels, profile: str, ratio: float = 1.0, seed: int = 0, min
 
 def _sample_per_class(labels: np.ndarray, target, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    keep = [rng.choice(np.flatnonzero(labels == c), size=int(n), replace=False) for c, n in enumerate(target) if n]
+    keep = [
+        rng.choice(np.flatnonzero(labels == c), size=int(n), replace=False)
+        for c, n in enumerate(target)
+        if n
+    ]
     return np.sort(np.concatenate(keep)).astype(np.int64) if keep else np.zeros(0, dtype=np.int64)
 
 
@@ -248,7 +276,9 @@ def initial_labeled(labels, size: int, method: str = "random", seed: int = 0) ->
     """
     labels = np.asarray(labels)
     if method not in INITIAL_METHODS:
-        raise ValueError(f"unknown initial method {method!r}; allowed values: {list(INITIAL_METHODS)}")
+        raise ValueError(
+            f"unknown initial method {method!r}; allowed values: {list(INITIAL_METHODS)}"
+        )
     if not 1 <= size <= len(labels):
         raise ValueError(f"initial size must be in 1..{len(labels)} (the pool size), got {size}")
     rng = np.random.default_rng(seed)
@@ -324,7 +354,9 @@ def prepare_data(
         if pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {pool_size}")
         if pool_size < len(pool_idx):
-            pool_idx = np.sort(_stratified(train.labels.numpy()[pool_idx], pool_size, rng, pool_idx))
+            pool_idx = np.sort(
+                _stratified(train.labels.numpy()[pool_idx], pool_size, rng, pool_idx)
+            )
     if test_size is not None:
         if test_size < 1:
             raise ValueError(f"test_size must be >= 1, got {test_size}")
@@ -339,7 +371,9 @@ def _from_factory(name: str, options: Mapping):
     try:
         return factory(**options)
     except TypeError as err:
-        raise ValueError(f"dataset {name!r} cannot be called with dataset_options {dict(options)!r}: {err}") from None
+        raise ValueError(
+            f"dataset {name!r} cannot be called with dataset_options {dict(options)!r}: {err}"
+        ) from None
     except Exception as err:  # noqa: BLE001 - whatever the user's factory raises, before anything is written
         raise ValueError(f"dataset {name!r} fails with dataset_options {dict(options)!r}: "
                          f"{type(err).__name__}: {err}") from None  # fmt: skip
@@ -347,15 +381,23 @@ def _from_factory(name: str, options: Mapping):
 
 def _part(data: ImageData | DatasetData, indices: np.ndarray, classes: list[str]):
     """``data.subset(indices, classes)``; ``data`` itself when that is all of it, in order, with its classes."""
-    if len(indices) == len(data) and np.array_equal(indices, np.arange(len(data))) and list(classes) == data.classes:
+    if (
+        len(indices) == len(data)
+        and np.array_equal(indices, np.arange(len(data)))
+        and list(classes) == data.classes
+    ):
         return data
     return data.subset(indices, classes)
 
 
-def _stratified(labels: np.ndarray, size: int, rng: np.random.Generator, ids: np.ndarray) -> np.ndarray:
+def _stratified(
+    labels: np.ndarray, size: int, rng: np.random.Generator, ids: np.ndarray
+) -> np.ndarray:
     """``size`` of ``ids`` keeping class proportions (largest remainders)."""
     counts = np.bincount(labels)
     exact = counts * size / len(labels)
     take = np.floor(exact).astype(int)
     take[np.argsort(-(exact - take), kind="stable")[: size - take.sum()]] += 1
-    return np.concatenate([rng.choice(ids[labels == c], size=n, replace=False) for c, n in enumerate(take) if n])
+    return np.concatenate(
+        [rng.choice(ids[labels == c], size=n, replace=False) for c, n in enumerate(take) if n]
+    )

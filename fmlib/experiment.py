@@ -30,7 +30,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fmlib.build import RunParts, build, load_data
-from fmlib.config import RESULT_NEUTRAL_FIELDS, ExperimentConfig, _is_int, label_schedule, smoke_config
+from fmlib.config import (
+    RESULT_NEUTRAL_FIELDS,
+    ExperimentConfig,
+    _is_int,
+    label_schedule,
+    smoke_config,
+)
 from fmlib.loop import ActiveLoop, RoundResult
 from fmlib.records import RunRecords
 from fmlib.session import ActiveSession, open_session

@@ -130,12 +130,21 @@ class ActiveLoop:
                  *, initial, seed: int = 0, device=None, train_first: bool = True,
                  progress: bool = False, train: Callable | None = None):  # fmt: skip
         self.progress, self.train = progress, train
-        self.data, self.model, self.strategy, self.train_first = as_al_data(data), model, strategy, train_first
+        self.data, self.model, self.strategy, self.train_first = (
+            as_al_data(data),
+            model,
+            strategy,
+            train_first,
+        )
         self.schedule, self.train_config, self.seed = list(schedule), train_config, seed
         self.device = torch.device(device) if device is not None else default_device()
         self.labeled = np.asarray(initial, dtype=np.int64)
-        if len(self.labeled) != self.schedule[0] or len(np.unique(self.labeled)) != len(self.labeled):
-            raise ValueError(f"initial must hold {self.schedule[0]} distinct positions, got {len(self.labeled)}")
+        if len(self.labeled) != self.schedule[0] or len(np.unique(self.labeled)) != len(
+            self.labeled
+        ):
+            raise ValueError(
+                f"initial must hold {self.schedule[0]} distinct positions, got {len(self.labeled)}"
+            )
         self.round = 0
         self.known = self.data.pool.labels.clone()  # int64 [N]: the pool's labels, answers over
         self.pending: Query | None = None
@@ -172,7 +181,12 @@ class ActiveLoop:
         r, pool = self.round, self.known_pool()
         if r == 0 and not self.train_first:
             self.model.to(self.device).eval()  # the initial weights query; nothing trained
-            stats = {"epochs": 0, "train_accuracy": float("nan"), "train_loss": float("nan"), "seconds": 0.0}
+            stats = {
+                "epochs": 0,
+                "train_accuracy": float("nan"),
+                "train_loss": float("nan"),
+                "seconds": 0.0,
+            }
         else:
             stats = self._train(r, pool)
         start = time.perf_counter()

@@ -63,7 +63,9 @@ class CifarResNet18(nn.Module):
     the authors' fixed ``avg_pool2d(out, 4)`` does.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 16, head_bias: bool = True):
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 3, width: int = 16, head_bias: bool = True
+    ):
         super().__init__()
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be an integer >= 1, got {width!r}")
@@ -101,7 +103,9 @@ class CifarResNet18(nn.Module):
         return self.head(self.embed(x))
 
 
-def build_model(name: str, num_classes: int, in_channels: int, image_size: int = 28, **options) -> nn.Module:
+def build_model(
+    name: str, num_classes: int, in_channels: int, image_size: int = 28, **options
+) -> nn.Module:
     """Build a model by name.
 
     Args:
@@ -125,7 +129,9 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int =
     if name == "resnet18":
         unknown = set(options) - {"width", "head_bias"}
         if unknown:
-            raise ValueError(f"unknown options {sorted(unknown)} for model 'resnet18'; allowed: ['head_bias', 'width']")
+            raise ValueError(
+                f"unknown options {sorted(unknown)} for model 'resnet18'; allowed: ['head_bias', 'width']"
+            )
         return CifarResNet18(num_classes, in_channels, **options)
     if name == "authors_resnet18":
         if options:
@@ -140,7 +146,9 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def trial_model(name: str, options: Mapping, num_classes: int, channels: int, side: int) -> nn.Module:
+def trial_model(
+    name: str, options: Mapping, num_classes: int, channels: int, side: int
+) -> nn.Module:
     """Build model ``name`` and run it on a dummy batch of ``side`` x ``side`` images, so that an
     option that builds but cannot run fails here; ``ValueError`` names ``model_options``."""
     try:

@@ -21,7 +21,9 @@ def resolve(spec: str, field: str, what: str = "attribute"):
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"{field} {spec!r}: cannot import module {module_name!r} ({err})") from None
+        raise ValueError(
+            f"{field} {spec!r}: cannot import module {module_name!r} ({err})"
+        ) from None
     found = module
     for part in attr.split("."):
         if not hasattr(found, part):
@@ -34,5 +36,7 @@ def resolve_callable(spec: str, field: str, what: str = "function"):
     """:func:`resolve`, and ``ValueError`` unless the object can be called."""
     found = resolve(spec, field, what)
     if not callable(found):
-        raise ValueError(f"{field} {spec!r} is a {type(found).__name__}, not a {what} that can be called")
+        raise ValueError(
+            f"{field} {spec!r} is a {type(found).__name__}, not a {what} that can be called"
+        )
     return found

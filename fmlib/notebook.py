@@ -47,10 +47,14 @@ def copy_notebooks(target, *, overwrite: bool = False) -> list[Path]:
     target = Path(target)
     sources = sorted(notebooks_dir().glob("*.ipynb"))
     if not sources:
-        raise FileNotFoundError(f"{notebooks_dir()} holds no notebooks: this fmlib was installed without them")
+        raise FileNotFoundError(
+            f"{notebooks_dir()} holds no notebooks: this fmlib was installed without them"
+        )
     there = [target / s.name for s in sources if (target / s.name).exists()]
     if there and not overwrite:
-        raise FileExistsError(f"{', '.join(map(str, there))} exist already; pass overwrite (--force) to replace them")
+        raise FileExistsError(
+            f"{', '.join(map(str, there))} exist already; pass overwrite (--force) to replace them"
+        )
     target.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copyfile(s, target / s.name)) for s in sources]
 
@@ -59,7 +63,13 @@ def assigned_names(source: str) -> list[str]:
     """Names a cell's top-level assignments bind, in order."""
     names = []
     for node in ast.parse(source).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
         names += [t.id for t in targets if isinstance(t, ast.Name)]
     return names
 
@@ -91,4 +101,6 @@ def check_parameters() -> None:
     parameters_cell, injected = history[-3], history[-2]  # history[-1] is the calling cell
     unknown = unknown_parameters(parameters_cell, injected)
     if unknown:
-        raise ValueError(f"unknown notebook parameters {unknown}; valid names: {sorted(assigned_names(parameters_cell))}")
+        raise ValueError(
+            f"unknown notebook parameters {unknown}; valid names: {sorted(assigned_names(parameters_cell))}"
+        )

@@ -18,7 +18,11 @@ _PURPOSES = {"init": 0, "train": 1, "select": 2}
 
 def round_seed(seed: int, round: int, purpose: str) -> int:
     """Independent 32-bit seed for one purpose (``"init"``, ``"train"``, ``"select"``) in one round."""
-    return int(np.random.SeedSequence(entropy=seed, spawn_key=(round, _PURPOSES[purpose])).generate_state(1)[0])
+    return int(
+        np.random.SeedSequence(entropy=seed, spawn_key=(round, _PURPOSES[purpose])).generate_state(
+            1
+        )[0]
+    )
 
 
 @contextmanager

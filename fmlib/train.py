@@ -55,10 +55,14 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 coefficient
     batch_size: int = 64  # samples per step
     augment: bool = False  # random crop (pad 4) + horizontal flip, for CIFAR-like data
-    target_train_acc: float | None = None  # stop after the first epoch at or above this training accuracy
+    target_train_acc: float | None = (
+        None  # stop after the first epoch at or above this training accuracy
+    )
     grad_clip_value: float | None = None  # clamp every gradient entry to +-value
     reinit: bool = True  # re-initialise weights (and BatchNorm statistics) before training
-    recompute_bn: bool = True  # after training, set BatchNorm running statistics to the labeled set's (module doc)
+    recompute_bn: bool = (
+        True  # after training, set BatchNorm running statistics to the labeled set's (module doc)
+    )
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -69,7 +73,9 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.target_train_acc is not None and not 0 < self.target_train_acc <= 1:
-            raise ValueError(f"target_train_acc must be in (0, 1] or None, got {self.target_train_acc}")
+            raise ValueError(
+                f"target_train_acc must be in (0, 1] or None, got {self.target_train_acc}"
+            )
         if self.grad_clip_value is not None and not self.grad_clip_value > 0:
             raise ValueError(f"grad_clip_value must be > 0 or None, got {self.grad_clip_value}")
 
@@ -79,7 +85,9 @@ class TrainConfig:
         valid = {f.name for f in fields(cls)}
         unknown = set(values) - valid
         if unknown:
-            raise ValueError(f"unknown training options {sorted(unknown)}; allowed: {sorted(valid)}")
+            raise ValueError(
+                f"unknown training options {sorted(unknown)}; allowed: {sorted(valid)}"
+            )
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -88,14 +96,18 @@ class TrainConfig:
 
 TRAIN_PRESETS = {
     "default": TrainConfig(),
-    "paper": TrainConfig(epochs=100, lr=1e-3, optimizer="adam", target_train_acc=0.99, grad_clip_value=0.1),
+    "paper": TrainConfig(
+        epochs=100, lr=1e-3, optimizer="adam", target_train_acc=0.99, grad_clip_value=0.1
+    ),
 }
 
 
 def train_config(preset: str = "default", **overrides) -> TrainConfig:
     """A named preset (``"default"`` or ``"paper"``) with ``overrides`` applied."""
     if preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown training preset {preset!r}; allowed values: {list(TRAIN_PRESETS)}")
+        raise ValueError(
+            f"unknown training preset {preset!r}; allowed values: {list(TRAIN_PRESETS)}"
+        )
     return TrainConfig.from_dict({**TRAIN_PRESETS[preset].to_dict(), **overrides})
 
 
@@ -158,7 +170,9 @@ def fit(
     if config.optimizer == "adam":
         optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     else:
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        optimizer = torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     inputs = data.inputs(indices, device)  # [n, ...], small: the labeled set
     labels = data.labels[indices].to(device)
     bad = _nonfinite(inputs)
@@ -190,9 +204,16 @@ def fit(
             optimizer.step()
             correct += (logits.argmax(1) == labels[batch]).sum().item()
             loss_sum += loss.item() * len(batch)
-        stats = {"epochs": epoch + 1, "train_accuracy": correct / len(order), "train_loss": loss_sum / len(order)}
+        stats = {
+            "epochs": epoch + 1,
+            "train_accuracy": correct / len(order),
+            "train_loss": loss_sum / len(order),
+        }
         bar.set_postfix(acc=f"{stats['train_accuracy']:.3f}")
-        if config.target_train_acc is not None and stats["train_accuracy"] >= config.target_train_acc:
+        if (
+            config.target_train_acc is not None
+            and stats["train_accuracy"] >= config.target_train_acc
+        ):
             break
     if config.recompute_bn:
         recompute_batchnorm(model, inputs)
@@ -216,7 +237,11 @@ def recompute_batchnorm(model: nn.Module, inputs: torch.Tensor, *, batch_size: i
     Returns:
         Whether statistics were recomputed (``False``: no BatchNorm layer, or fewer than 2 samples).
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
     if not norms or len(inputs) < 2:
         return False
     momenta = [m.momentum for m in norms]

@@ -36,7 +36,10 @@ def round_line(row: Mapping, total: int | None = None, *, earlier: bool = False)
     parts = [f"[{r + 1}/{total if total else '?'}] round {r}: {int(row['n_labeled'])} labels"]
     accuracy, balanced = _number(row.get("accuracy")), _number(row.get("balanced_accuracy"))
     if accuracy is not None:
-        parts.append(f"accuracy {accuracy:.3f}" + (f" (balanced {balanced:.3f})" if balanced is not None else ""))
+        parts.append(
+            f"accuracy {accuracy:.3f}"
+            + (f" (balanced {balanced:.3f})" if balanced is not None else "")
+        )
     for name in ("train", "select"):
         seconds = _number(row.get(f"{name}_time"))
         if seconds is not None:
@@ -76,7 +79,9 @@ class RoundWatcher:
     def __init__(self, path, write: Callable[[str], object] = print):
         self.path, self.write = Path(path), write
         self.shown: set[int] = set()  # rounds seen, written or pending
-        self.pending: list[str] = []  # lines of rounds recorded before the watch, written with the first new one
+        self.pending: list[
+            str
+        ] = []  # lines of rounds recorded before the watch, written with the first new one
         self.new = 0  # rounds recorded since the watch began
         self.total: int | None = None
         self._stamp = None
@@ -127,7 +132,9 @@ class RoundWatcher:
 
 
 @contextmanager
-def watch_rounds(path, write: Callable[[str], object] = print, *, interval: float = 1.0) -> Iterator[RoundWatcher]:
+def watch_rounds(
+    path, write: Callable[[str], object] = print, *, interval: float = 1.0
+) -> Iterator[RoundWatcher]:
     """Inside the block, write one line per round as the run in ``path`` records it.
 
     Rounds recorded before the block (a resumed or finished run) are marked "recorded earlier"

@@ -59,5 +59,6 @@ def fashion_mnist_available() -> bool:
 
 
 requires_fashion_mnist = pytest.mark.skipif(
-    not fashion_mnist_available(), reason="FashionMNIST not installed (apt-get install dataset-fashion-mnist)"
+    not fashion_mnist_available(),
+    reason="FashionMNIST not installed (apt-get install dataset-fashion-mnist)",
 )

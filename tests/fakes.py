@@ -26,7 +26,9 @@ def fake_images(labels: np.ndarray, shape: tuple[int, ...], seed: int = 0) -> np
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     with gzip.open(path, "wb") as f:
         f.write(header + array.astype(np.uint8).tobytes())
 
@@ -44,7 +46,18 @@ def write_fake_fashion_mnist(root, n_train: int = 200, n_test: int = 100, seed: 
     return root
 
 
-CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 def write_fake_cifar10(root, per_batch: int = 20, n_test: int = 30, seed: int = 0) -> Path:
@@ -62,11 +75,20 @@ def write_fake_cifar10(root, per_batch: int = 20, n_test: int = 30, seed: int = 
         labels = rng.integers(0, 10, size=n)
         hwc = fake_images(labels, (32, 32, 3), seed + k)
         data = hwc.transpose(0, 3, 1, 2).reshape(n, 3072)
-        batch = {"batch_label": name, "labels": labels.tolist(), "data": data, "filenames": [""] * n}
+        batch = {
+            "batch_label": name,
+            "labels": labels.tolist(),
+            "data": data,
+            "filenames": [""] * n,
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f, protocol=2)
     with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": CIFAR_CLASSES, "num_vis": 3072, "num_cases_per_batch": 10000}, f, protocol=2)
+        pickle.dump(
+            {"label_names": CIFAR_CLASSES, "num_vis": 3072, "num_cases_per_batch": 10000},
+            f,
+            protocol=2,
+        )
     return Path(root)
 
 
@@ -79,6 +101,8 @@ def accept_fake_cifar10(monkeypatch, root) -> None:
 
     folder = Path(root) / CIFAR10.base_folder
     md5 = lambda name: hashlib.md5((folder / name).read_bytes()).hexdigest()  # noqa: E731
-    monkeypatch.setattr(CIFAR10, "train_list", [[name, md5(name)] for name, _ in CIFAR10.train_list])
+    monkeypatch.setattr(
+        CIFAR10, "train_list", [[name, md5(name)] for name, _ in CIFAR10.train_list]
+    )
     monkeypatch.setattr(CIFAR10, "test_list", [[name, md5(name)] for name, _ in CIFAR10.test_list])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(CIFAR10.meta["filename"])})

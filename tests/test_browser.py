@@ -40,7 +40,9 @@ def browser_paths() -> tuple[str, str]:
     """``(chromium, chromedriver)`` from the system, or skip (fail under CI) saying what is missing."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
-    missing = [name for name, path in (("chromium", chromium), ("chromium-driver", driver)) if path is None]
+    missing = [
+        name for name, path in (("chromium", chromium), ("chromium-driver", driver)) if path is None
+    ]
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -79,7 +81,9 @@ class JupyterLab:
         self.root, self.port, self.token = root, free_port(), os.urandom(16).hex()
         settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True)  # no news or update pop-ups over the notebook
-        (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        (settings / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False})
+        )
         env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
                "JUPYTER_DATA_DIR": str(tmp / "data"), "PYDEVD_DISABLE_FILE_VALIDATION": "1",
                "FMLIB_SMOKE": "1"}  # fmt: skip  # smoke: a small primer, live figures built and checked
@@ -92,14 +96,19 @@ class JupyterLab:
                    "--LabApp.extension_manager=readonly",
                    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]  # fmt: skip
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path}?token={self.token}"
 
     def ready(self) -> bool:
         if self.process.poll() is not None:
-            pytest.fail(f"JupyterLab exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}", pytrace=False)
+            pytest.fail(
+                f"JupyterLab exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}",
+                pytrace=False,
+            )
         try:
             with urllib.request.urlopen(self.url("api/status"), timeout=5) as response:
                 return response.status == 200
@@ -126,7 +135,9 @@ def lab(tmp_path):
     browser_paths()  # skip or fail before starting anything
     root = tmp_path / "lab"
     root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)  # JupyterLab saves what it runs: never into the checkout
+    shutil.copy(
+        NOTEBOOK, root / NOTEBOOK.name
+    )  # JupyterLab saves what it runs: never into the checkout
     server = JupyterLab(root, tmp_path)
     try:
         wait_for(server.ready, START_TIMEOUT, "the Jupyter server to answer")
@@ -143,7 +154,9 @@ def browser(tmp_path):
     chromium, driver_path = browser_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console, for failure messages
+    options.set_capability(
+        "goog:loggingPrefs", {"browser": "ALL"}
+    )  # the page's console, for failure messages
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000",
                      "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
         options.add_argument(argument)
@@ -201,12 +214,21 @@ def test_primer_runs_in_jupyterlab_and_a_slider_redraws_its_figure(lab, browser)
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    screenshot = Path(tempfile.mkdtemp(prefix="fmlib-browser-test-")) / "primer_live_mask.png"  # kept after pytest's tmp
+    screenshot = (
+        Path(tempfile.mkdtemp(prefix="fmlib-browser-test-")) / "primer_live_mask.png"
+    )  # kept after pytest's tmp
     try:
         browser.get(lab.url(f"lab/tree/{NOTEBOOK.name}"))
-        wait_for(lambda: page(browser, KERNEL_IDLE), START_TIMEOUT, "the notebook and an idle kernel")
+        wait_for(
+            lambda: page(browser, KERNEL_IDLE), START_TIMEOUT, "the notebook and an idle kernel"
+        )
         browser.execute_script(RUN_ALL)
-        ran = wait_for(lambda: page(browser, RUN_ALL_RESULT), RUN_TIMEOUT, "Run All Cells to finish", interval=2)
+        ran = wait_for(
+            lambda: page(browser, RUN_ALL_RESULT),
+            RUN_TIMEOUT,
+            "Run All Cells to finish",
+            interval=2,
+        )
         cells = browser.execute_script(CELL_ERRORS)
         errors = [e for cell in cells for e in cell["errors"]]
         assert errors == [], "\n\n".join(errors)
@@ -222,17 +244,31 @@ def test_primer_runs_in_jupyterlab_and_a_slider_redraws_its_figure(lab, browser)
         live = browser.find_element(By.CSS_SELECTOR, ".fmlib-live-mask")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", live)
         image = live.find_element(By.CSS_SELECTOR, "img")
-        wait_for(lambda: page(browser, IMAGE_LOADED, image), REDRAW_TIMEOUT, "the live mask figure to load")
+        wait_for(
+            lambda: page(browser, IMAGE_LOADED, image),
+            REDRAW_TIMEOUT,
+            "the live mask figure to load",
+        )
         readout = live.find_element(By.CSS_SELECTOR, ".widget-readout")
-        before_src, before_pixels, before_value = image.get_attribute("src"), image.screenshot_as_png, readout.text
+        before_src, before_pixels, before_value = (
+            image.get_attribute("src"),
+            image.screenshot_as_png,
+            readout.text,
+        )
 
         handle = live.find_element(By.CSS_SELECTOR, ".widget-slider .noUi-handle")
-        ActionChains(browser).drag_and_drop_by_offset(handle, 15, 0).perform()  # as a user drags it: 0.25 -> ~0.6
+        ActionChains(browser).drag_and_drop_by_offset(
+            handle, 15, 0
+        ).perform()  # as a user drags it: 0.25 -> ~0.6
 
-        wait_for(lambda: readout.text != before_value, REDRAW_TIMEOUT, "the slider's readout to change")
+        wait_for(
+            lambda: readout.text != before_value, REDRAW_TIMEOUT, "the slider's readout to change"
+        )
         wait_for(lambda: image.get_attribute("src") != before_src, REDRAW_TIMEOUT,
                  f"the figure to be redrawn after moving the fraction from {before_value} to {readout.text}")  # fmt: skip
-        wait_for(lambda: page(browser, IMAGE_LOADED, image), REDRAW_TIMEOUT, "the redrawn figure to load")
+        wait_for(
+            lambda: page(browser, IMAGE_LOADED, image), REDRAW_TIMEOUT, "the redrawn figure to load"
+        )
         assert image.screenshot_as_png != before_pixels, "a new image, but the same pixels"
         assert float(readout.text) > float(before_value)  # dragged right: a larger fraction
         assert live.find_elements(By.CSS_SELECTOR, ".fmlib-live-error") == [], live.text

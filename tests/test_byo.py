@@ -62,12 +62,18 @@ def test_dataset_data_reads_a_tensor_dataset_and_a_plain_dataset_alike():
     base = blobs(30, 0)
     fast, slow = DatasetData(base), DatasetData(ItemDataset(base))
     idx = [3, 0, 17]
-    assert torch.equal(fast.inputs(idx), base.tensors[0][idx]) and torch.equal(slow.inputs(idx), fast.inputs(idx))
+    assert torch.equal(fast.inputs(idx), base.tensors[0][idx]) and torch.equal(
+        slow.inputs(idx), fast.inputs(idx)
+    )
     assert torch.equal(fast.labels, slow.labels) and fast.num_classes == 3 and fast.shape == (20,)
-    assert fast.class_counts().tolist() == [10, 10, 10] and fast.class_counts([0, 1, 4]).tolist() == [1, 2, 0]
+    assert fast.class_counts().tolist() == [10, 10, 10] and fast.class_counts(
+        [0, 1, 4]
+    ).tolist() == [1, 2, 0]
     for sub in (slow.subset([5, 6]), fast.subset([5, 6])):
         assert torch.equal(sub.inputs(), base.tensors[0][[5, 6]]) and sub.labels.tolist() == [2, 0]
-    assert isinstance(fast.subset([5, 6]).dataset, TensorDataset)  # the fast path survives subsetting
+    assert isinstance(
+        fast.subset([5, 6]).dataset, TensorDataset
+    )  # the fast path survives subsetting
     assert as_data(DataLoader(base, batch_size=4)).num_classes == 3
 
 
@@ -106,7 +112,9 @@ def test_every_strategy_selects_from_a_tensor_dataset(name):
     model = MLP(3)
     fit(model, base, np.arange(9), TrainConfig(epochs=2, batch_size=8), seed=0)
     options = {"fisher_samples": 16} if "fisher_samples" in STRATEGIES[name].defaults else {}
-    picks = get_strategy(name, **options).select(model, base, np.arange(9), np.arange(9, 40), 5, seed=0)
+    picks = get_strategy(name, **options).select(
+        model, base, np.arange(9), np.arange(9, 40), 5, seed=0
+    )
     assert len(set(picks.tolist())) == 5 and set(picks.tolist()) <= set(range(9, 40))
 
 
@@ -129,7 +137,9 @@ class TokenBag(nn.Module):
 def test_integer_token_inputs_stay_integers_through_a_run(strategy):
     g = torch.Generator().manual_seed(0)
     y = torch.arange(60) % 3
-    tokens = (y[:, None] * 4 + torch.randint(0, 4, (60, 5), generator=g)).long()  # class c uses tokens 4c..4c+3
+    tokens = (
+        y[:, None] * 4 + torch.randint(0, 4, (60, 5), generator=g)
+    ).long()  # class c uses tokens 4c..4c+3
     data = TensorDataset(tokens, y)
     options = {"fisher_samples": 16, "fraction": 0.05} if strategy == "fishermask" else {}
     records = run_experiment(config(strategy=strategy, budget=12, strategy_options=options), data=(data, data),
@@ -142,7 +152,9 @@ def test_integer_token_inputs_stay_integers_through_a_run(strategy):
 
 def test_run_experiment_runs_a_tensor_dataset_an_mlp_and_a_user_strategy(tmp_path):
     data = (blobs(90, 3), blobs(45, 4))
-    records = run_experiment(config(strategy=USER, output_dir=str(tmp_path / "run")), data=data, model=MLP)
+    records = run_experiment(
+        config(strategy=USER, output_dir=str(tmp_path / "run")), data=data, model=MLP
+    )
     rounds = pd.read_csv(tmp_path / "run" / "rounds.csv")
     assert list(rounds["n_labeled"]) == [6, 12, 18] and rounds["accuracy"].iloc[-1] > 0.8
     meta = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -164,7 +176,9 @@ def test_the_user_strategy_picks_what_it_says():
 
 @pytest.mark.parametrize("strategy", ["entropy", "margin", "least_confidence", "random", USER])
 def test_strategies_that_need_only_logits_run_without_embed_or_head(strategy):
-    records = run_experiment(config(strategy=strategy, budget=12), data=(blobs(60, 6), blobs(30, 7)), model=LogitsOnly)
+    records = run_experiment(
+        config(strategy=strategy, budget=12), data=(blobs(60, 6), blobs(30, 7)), model=LogitsOnly
+    )
     assert [r["n_labeled"] for r in records.rounds] == [6, 12]
 
 
@@ -234,7 +248,9 @@ def test_a_bad_strategy_name_says_what_is_wrong(name, message):
 # ----------------------------------------------------------------------------- the user's parts by name
 
 DATA, MODEL = "tests.user_parts:blob_data", "tests.user_parts:mlp"
-NAMED = dict(dataset=DATA, imbalance="none", model=MODEL, strategy=USER)  # a TensorDataset, an MLP, a strategy
+NAMED = dict(
+    dataset=DATA, imbalance="none", model=MODEL, strategy=USER
+)  # a TensorDataset, an MLP, a strategy
 
 
 def test_a_config_names_the_users_dataset_and_model_and_runs_as_the_objects_do(tmp_path):
@@ -243,18 +259,34 @@ def test_a_config_names_the_users_dataset_and_model_and_runs_as_the_objects_do(t
     records = run_experiment(named)
     from tests.user_parts import blob_data, mlp
 
-    by_object = run_experiment(config(strategy=USER), data=blob_data(pool=60, seed=5), model=lambda c: mlp(c, hidden=8))
+    by_object = run_experiment(
+        config(strategy=USER), data=blob_data(pool=60, seed=5), model=lambda c: mlp(c, hidden=8)
+    )
     assert [r["accuracy"] for r in records.rounds] == [r["accuracy"] for r in by_object.rounds]
     assert [r["query_0"] for r in records.rounds] == [r["query_0"] for r in by_object.rounds]
     meta = json.loads((tmp_path / "named" / "config.json").read_text())
-    assert meta["config"]["dataset"] == DATA and meta["config"]["model"] == MODEL and meta["data"]["source"] == "config"
+    assert (
+        meta["config"]["dataset"] == DATA
+        and meta["config"]["model"] == MODEL
+        and meta["data"]["source"] == "config"
+    )
     assert meta["data"]["pool_size"] == 60 and "model_factory" not in meta
-    again = run_experiment(named)  # the config alone reopens the finished run: nothing in memory needed
+    again = run_experiment(
+        named
+    )  # the config alone reopens the finished run: nothing in memory needed
     assert [r["accuracy"] for r in again.rounds] == [r["accuracy"] for r in records.rounds]
 
 
 def test_the_users_dataset_is_shaped_like_a_built_in_one():
-    parts = build(config(**{**NAMED, "imbalance": "step"}, ratio=3.0, minority_classes=[0], pool_size=45, test_size=30))
+    parts = build(
+        config(
+            **{**NAMED, "imbalance": "step"},
+            ratio=3.0,
+            minority_classes=[0],
+            pool_size=45,
+            test_size=30,
+        )
+    )
     # blob_data's pool: 30 per class; step 3 keeps 10 of class 0 (70 in all), pool_size 45 keeps the proportions
     assert parts.data.pool.class_counts().tolist() == [7, 19, 19] and len(parts.data.test) == 30
     assert parts.data.test.class_counts().tolist() == [10, 10, 10]
@@ -286,7 +318,9 @@ def test_bad_names_of_the_users_parts_are_named_before_any_data_is_read(changes,
     ({"dataset": "tests.user_parts:blobs", "dataset_options": {"n": 9, "seed": 0}},
      "dataset 'tests.user_parts:blobs' must return a (pool, test) pair of Datasets or an ALData, got TensorDataset"),
 ])  # fmt: skip
-def test_the_users_factories_failing_on_their_options_are_named_before_anything_is_written(tmp_path, changes, message):
+def test_the_users_factories_failing_on_their_options_are_named_before_anything_is_written(
+    tmp_path, changes, message
+):
     with pytest.raises(ValueError) as err:
         run_experiment(config(**{**NAMED, **changes}, output_dir=str(tmp_path / "run")))
     assert message in str(err.value)
@@ -309,13 +343,47 @@ def test_the_cli_runs_the_users_dataset_model_and_strategy_by_name(tmp_path, cap
     from fmlib.cli import main
 
     out = tmp_path / "run"
-    rest = {k: v for k, v in small_run().items() if k not in ("dataset", "model", "strategy", "imbalance", "progress")}
-    flags = ["--dataset", DATA, "--model", MODEL, "--strategy", USER, "--imbalance", "none", "--no-progress"]
-    assert main(["run", *flags, *cli_flags(rest), "--set", "model_options.hidden=8", "-o", str(out)]) == 0
+    rest = {
+        k: v
+        for k, v in small_run().items()
+        if k not in ("dataset", "model", "strategy", "imbalance", "progress")
+    }
+    flags = [
+        "--dataset",
+        DATA,
+        "--model",
+        MODEL,
+        "--strategy",
+        USER,
+        "--imbalance",
+        "none",
+        "--no-progress",
+    ]
+    assert (
+        main(["run", *flags, *cli_flags(rest), "--set", "model_options.hidden=8", "-o", str(out)])
+        == 0
+    )
     saved = json.loads((out / "config.json").read_text())["config"]
-    assert (saved["dataset"], saved["model"], saved["strategy"], saved["model_options"]) == (DATA, MODEL, USER, {"hidden": 8})
+    assert (saved["dataset"], saved["model"], saved["strategy"], saved["model_options"]) == (
+        DATA,
+        MODEL,
+        USER,
+        {"hidden": 8},
+    )
     assert list(pd.read_csv(out / "rounds.csv")["n_labeled"]) == [6, 12]
-    assert main(["run", "--strategy", "tests.user_strategy:Missing", *flags[:4], "-o", str(tmp_path / "bad")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--strategy",
+                "tests.user_strategy:Missing",
+                *flags[:4],
+                "-o",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     assert "has no attribute 'Missing'" in capsys.readouterr().err
 
 
@@ -331,7 +399,9 @@ def test_the_console_script_finds_the_users_modules_in_the_working_directory(tmp
     (tmp_path / "mine").mkdir()
     for name in ("user_parts.py", "user_strategy.py"):
         shutil.copy(ROOT / "tests" / name, tmp_path / "mine" / name)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only the working directory can find mine/
+    env = {
+        k: v for k, v in os.environ.items() if k != "PYTHONPATH"
+    }  # only the working directory can find mine/
     values = small_run(dataset="mine.user_parts:blob_data", model="mine.user_parts:mlp",
                        strategy="mine.user_strategy:LowestMaxProb")  # fmt: skip
     (tmp_path / "config.json").write_text(json.dumps(values))
@@ -348,7 +418,9 @@ def test_the_inline_grid_runs_the_users_dataset_model_and_strategy_by_name(tmp_p
     threads = torch.get_num_threads()
     grid = {"base": small_run(), "axes": {"seed": [0, 1]}}
     try:
-        outcomes = run_grid(expand_grid(grid), tmp_path, executor="inline", threads=threads, progress=False)
+        outcomes = run_grid(
+            expand_grid(grid), tmp_path, executor="inline", threads=threads, progress=False
+        )
     finally:
         torch.set_num_threads(threads)
     assert [o.status for o in outcomes] == ["done", "done"], [o.error for o in outcomes]
@@ -365,7 +437,9 @@ def test_the_notebook_grid_finds_the_users_modules_from_where_it_started(tmp_pat
 
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("PYTHONPATH", raising=False)
-    monkeypatch.delenv("FMLIB_SMOKE", raising=False)  # a grid refuses smoke results: this run is tiny anyway
+    monkeypatch.delenv(
+        "FMLIB_SMOKE", raising=False
+    )  # a grid refuses smoke results: this run is tiny anyway
     options = {"fisher_samples": 16, "fraction": 0.05}
     grid = {"base": small_run(strategy="fishermask", strategy_options=options)}
     (outcome,) = run_grid(expand_grid(grid), tmp_path, workers=1, threads=1, progress=False)
@@ -386,7 +460,11 @@ def test_papermill_runs_the_users_dataset_model_and_strategy_by_name(tmp_path, m
                         cwd=str(tmp_path), progress_bar=False, kernel_name="python3")  # fmt: skip
     results = json.loads((run / "results.json").read_text())
     saved = json.loads((run / "config.json").read_text())["config"]
-    assert results["finished"] and (saved["dataset"], saved["model"], saved["strategy"]) == (DATA, MODEL, USER)
+    assert results["finished"] and (saved["dataset"], saved["model"], saved["strategy"]) == (
+        DATA,
+        MODEL,
+        USER,
+    )
 
 
 # ----------------------------------------------------------------------------- progress
@@ -398,6 +476,12 @@ def test_progress_shows_nested_bars_for_training_fisher_embeddings_and_greedy(ca
     cfg = config(strategy="fishermask", budget=12, progress=progress)
     run_experiment(cfg, data=(blobs(60, 6), blobs(30, 7)), model=MLP, strategy=strategy)
     err = capsys.readouterr().err
-    bars = ("train:", "fisher diagonal:", "fishermask embeddings:", "greedy_trace_select:", "fishermask:")
+    bars = (
+        "train:",
+        "fisher diagonal:",
+        "fishermask embeddings:",
+        "greedy_trace_select:",
+        "fishermask:",
+    )
     assert [bar in err for bar in bars] == [progress] * len(bars), err
     assert strategy.options["progress"] is False  # turned on only while it selected

@@ -42,17 +42,35 @@ def error_line(capsys, command: str) -> str:
 
 def test_run_records_a_run_and_prints_a_line_per_round(tmp_path, fashion_root, capsys):
     out = tmp_path / "run"
-    assert main(["run", "--strategy", "entropy", "--seed", "1", *tiny(fashion_root), "-o", str(out)]) == 0
+    assert (
+        main(["run", "--strategy", "entropy", "--seed", "1", *tiny(fashion_root), "-o", str(out)])
+        == 0
+    )
     printed = capsys.readouterr().out
-    for line in ("[1/3] round 0: 10 labels, accuracy", "[2/3] round 1: 15 labels", "[3/3] round 2: 20 labels", "done: 3 rounds"):
+    for line in (
+        "[1/3] round 0: 10 labels, accuracy",
+        "[2/3] round 1: 15 labels",
+        "[3/3] round 2: 20 labels",
+        "done: 3 rounds",
+    ):
         assert line in printed
     config = json.loads((out / "config.json").read_text())["config"]
-    assert (config["strategy"], config["seed"], config["query_size"], config["imbalance"]) == ("entropy", 1, 5, "none")
+    assert (config["strategy"], config["seed"], config["query_size"], config["imbalance"]) == (
+        "entropy",
+        1,
+        5,
+        "none",
+    )
     assert config["train_options"] == {"epochs": 1, "batch_size": 16}
     rounds = pd.read_csv(out / "rounds.csv")
     results = json.loads((out / "results.json").read_text())
-    assert results["accuracy"] == pytest.approx(rounds["accuracy"].tolist()) and results["smoke"] is False
-    assert f"accuracy {rounds['accuracy'].iloc[-1]:.3f}" in printed.split("[3/3]")[1].splitlines()[0]
+    assert (
+        results["accuracy"] == pytest.approx(rounds["accuracy"].tolist())
+        and results["smoke"] is False
+    )
+    assert (
+        f"accuracy {rounds['accuracy'].iloc[-1]:.3f}" in printed.split("[3/3]")[1].splitlines()[0]
+    )
 
 
 def test_run_resumes_where_it_stopped_with_the_records_of_one_call(tmp_path, fashion_root, capsys):
@@ -67,13 +85,19 @@ def test_run_resumes_where_it_stopped_with_the_records_of_one_call(tmp_path, fas
     columns = ["round", "n_labeled", "accuracy", "train_loss"]
     whole, parts = (pd.read_csv(tmp_path / d / "rounds.csv")[columns] for d in ("whole", "parts"))
     pd.testing.assert_frame_equal(whole, parts)
-    assert main([*args, "-o", str(tmp_path / "parts"), "--seed", "7"]) == 2  # another config there: refused
+    assert (
+        main([*args, "-o", str(tmp_path / "parts"), "--seed", "7"]) == 2
+    )  # another config there: refused
     assert "different config" in error_line(capsys, "run")
 
 
 def test_run_config_is_file_then_flags_then_set(tmp_path, capsys):
     file = tmp_path / "cfg.json"
-    file.write_text(json.dumps({"strategy": "margin", "seed": 5, "query_size": 7, "train_options": {"epochs": 3}}))
+    file.write_text(
+        json.dumps(
+            {"strategy": "margin", "seed": 5, "query_size": 7, "train_options": {"epochs": 3}}
+        )
+    )
     assert main(["run", "--config", str(file), "--seed", "2", "--set", "query_size=6", "--set", "query_size=5",
                  "--set", "train_options.batch_size=8", "--set", "budget=null", "--set", "rounds=2", "-n"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
@@ -84,10 +108,27 @@ def test_run_config_is_file_then_flags_then_set(tmp_path, capsys):
     assert config == ExperimentConfig.from_dict(expected).to_dict()
     # a run directory's config.json is a config file too
     (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "config.json").write_text(json.dumps({"config": config, "fmlib_version": "0.1.0"}))
-    assert main(["run", "--config", str(tmp_path / "old" / "config.json"), "-o", str(tmp_path / "new"), "-n"]) == 0
+    (tmp_path / "old" / "config.json").write_text(
+        json.dumps({"config": config, "fmlib_version": "0.1.0"})
+    )
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(tmp_path / "old" / "config.json"),
+                "-o",
+                str(tmp_path / "new"),
+                "-n",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
-    assert json.loads(printed[printed.index("{") :]) == {**config, "output_dir": str(tmp_path / "new")}
+    assert json.loads(printed[printed.index("{") :]) == {
+        **config,
+        "output_dir": str(tmp_path / "new"),
+    }
     assert not (tmp_path / "new").exists()  # a dry run writes nothing
 
 
@@ -135,11 +176,23 @@ def test_run_reports_a_dotted_set_of_a_plain_field(capsys):
 # ----------------------------------------------------------------------------- fmlib compare
 
 
-def write_run(path: Path, strategy: str, imbalance: str, seed: int, accuracy: list[float], finished: bool = True):
+def write_run(
+    path: Path,
+    strategy: str,
+    imbalance: str,
+    seed: int,
+    accuracy: list[float],
+    finished: bool = True,
+):
     """A run directory (config.json, rounds.csv) whose learning curve is ``accuracy`` at 10, 20, ... labels."""
     path.mkdir(parents=True)
     schedule = [10 * (r + 1) for r in range(len(accuracy) + (0 if finished else 1))]
-    config = {"dataset": "fashion_mnist", "imbalance": imbalance, "strategy": strategy, "seed": seed}
+    config = {
+        "dataset": "fashion_mnist",
+        "imbalance": imbalance,
+        "strategy": strategy,
+        "seed": seed,
+    }
     (path / "config.json").write_text(json.dumps({"config": config, "schedule": schedule}))
     pd.DataFrame([{"round": r, "n_labeled": 10 * (r + 1), "accuracy": a, "balanced_accuracy": a / 2, "train_time": 1.0,
                    "embed_time": float("nan"), "select_time": 2.0, "eval_time": 0.1}
@@ -149,20 +202,54 @@ def write_run(path: Path, strategy: str, imbalance: str, seed: int, accuracy: li
 def test_compare_writes_tables_and_figures_of_the_finished_runs(tmp_path, capsys):
     runs = tmp_path / "runs"
     for seed, shift in ((0, 0.0), (1, 0.2)):
-        write_run(runs / f"fm-{seed}", "fishermask", "paper", seed, [0.2 + shift, 0.4 + shift, 0.6 + shift])
+        write_run(
+            runs / f"fm-{seed}",
+            "fishermask",
+            "paper",
+            seed,
+            [0.2 + shift, 0.4 + shift, 0.6 + shift],
+        )
         write_run(runs / f"rnd-{seed}", "random", "paper", seed, [0.1, 0.2, 0.3])
     write_run(runs / "fm-2", "fishermask", "paper", 2, [0.9, 0.9], finished=False)  # left out
     (runs / "notes").mkdir()  # not a run: skipped
     out = tmp_path / "out"
-    assert main(["compare", str(runs / "*"), "-o", str(out), "--target", "0.55", "--budgets", "20", "30"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(runs / "*"),
+                "-o",
+                str(out),
+                "--target",
+                "0.55",
+                "--budgets",
+                "20",
+                "30",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     table = (out / "results_table.md").read_text()
-    assert table in printed and "4 finished runs from" in table and "(1 unfinished left out)" in table
-    assert "| fashion_mnist | imbalanced | fishermask | 2 | 0.500 ± 0.141 | 0.700 ± 0.141 | 25 ± 7 | 2/2 |" in table
-    assert "| fashion_mnist | imbalanced | random | 2 | 0.200 ± 0.000 | 0.300 ± 0.000 | – | 0/2 |" in table
-    assert "| fashion_mnist | imbalanced | fishermask | 0.500 ± 0.141 | 0.700 ± 0.141 |" in table  # at 20 and 30 labels
+    assert (
+        table in printed and "4 finished runs from" in table and "(1 unfinished left out)" in table
+    )
+    assert (
+        "| fashion_mnist | imbalanced | fishermask | 2 | 0.500 ± 0.141 | 0.700 ± 0.141 | 25 ± 7 | 2/2 |"
+        in table
+    )
+    assert (
+        "| fashion_mnist | imbalanced | random | 2 | 0.200 ± 0.000 | 0.300 ± 0.000 | – | 0/2 |"
+        in table
+    )
+    assert (
+        "| fashion_mnist | imbalanced | fishermask | 0.500 ± 0.141 | 0.700 ± 0.141 |" in table
+    )  # at 20 and 30 labels
     record = json.loads((out / "compare.json").read_text())
-    assert {(r["strategy"], round(r["mean"], 6)) for r in record["auc"]} == {("fishermask", 0.5), ("random", 0.2)}
+    assert {(r["strategy"], round(r["mean"], 6)) for r in record["auc"]} == {
+        ("fishermask", 0.5),
+        ("random", 0.2),
+    }
     for figure in ("learning_curves", "learning_curves_balanced_accuracy", "round_timings"):
         assert (out / f"{figure}.png").stat().st_size > 0 and (out / f"{figure}.svg").is_file()
     assert main(["compare", str(runs / "fm-2"), "-o", str(out)]) == 2
@@ -207,11 +294,15 @@ def test_bench_runs_both_benchmarks_with_the_flags(tmp_path, capsys):
 
 
 def test_bench_finds_the_checkout_and_says_when_there_is_none(tmp_path, monkeypatch, capsys):
-    if (ROOT / "benchmarks" / "bench_fisher.py").is_file() and Path(fmlib.__file__).resolve().parents[1] == ROOT:
+    if (ROOT / "benchmarks" / "bench_fisher.py").is_file() and Path(
+        fmlib.__file__
+    ).resolve().parents[1] == ROOT:
         assert benchmarks_dir() == ROOT / "benchmarks"
     site = tmp_path / "site-packages" / "fmlib"
     site.mkdir(parents=True)
-    monkeypatch.setattr(fmlib, "__file__", str(site / "__init__.py"))  # as if installed from a wheel
+    monkeypatch.setattr(
+        fmlib, "__file__", str(site / "__init__.py")
+    )  # as if installed from a wheel
     monkeypatch.chdir(tmp_path)  # no checkout here either: never the real benchmarks
     assert main(["bench", "--quick"]) == 2
     line = error_line(capsys, "bench")
@@ -243,20 +334,47 @@ def test_help_at_every_level_has_examples(command, capsys):
 
 @pytest.mark.slow
 def test_python_dash_m_fmlib_runs_and_reports_errors_without_traceback(tmp_path, fashion_root):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "fmlib", "run", "--strategy", "random", *tiny(fashion_root), "-o", str(tmp_path / "r")]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "fmlib",
+        "run",
+        "--strategy",
+        "random",
+        *tiny(fashion_root),
+        "-o",
+        str(tmp_path / "r"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "[3/3] round 2: 20 labels, accuracy" in done.stdout and (tmp_path / "r" / "results.json").is_file()
-    bad = subprocess.run([*command, "--set", "query_size=-1"], capture_output=True, text=True, env=env, timeout=300)
-    assert bad.returncode == 2 and bad.stderr.startswith("fmlib run: error: query_size must be an integer >= 1")
-    missing = subprocess.run([*command, "-c", "missing.json"], capture_output=True, text=True, env=env, timeout=300)
-    assert missing.returncode == 2 and missing.stderr == "fmlib run: error: config file missing.json not found\n"
+    assert (
+        "[3/3] round 2: 20 labels, accuracy" in done.stdout
+        and (tmp_path / "r" / "results.json").is_file()
+    )
+    bad = subprocess.run(
+        [*command, "--set", "query_size=-1"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith(
+        "fmlib run: error: query_size must be an integer >= 1"
+    )
+    missing = subprocess.run(
+        [*command, "-c", "missing.json"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert (
+        missing.returncode == 2
+        and missing.stderr == "fmlib run: error: config file missing.json not found\n"
+    )
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_the_console_script_is_installed_when_fmlib_is():
-    scripts = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "fmlib"]
+    scripts = [
+        e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "fmlib"
+    ]
     if not scripts:
         pytest.skip("fmlib is installed without its console script (reinstall: pip install -e .)")
     assert scripts[0].value == "fmlib.cli:main"

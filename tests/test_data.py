@@ -4,18 +4,36 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from fmlib.data import ImageData, iter_batches
-from fmlib.datasets import imbalanced_counts, initial_labeled, load_dataset, make_imbalanced, prepare_data
+from fmlib.datasets import (
+    imbalanced_counts,
+    initial_labeled,
+    load_dataset,
+    make_imbalanced,
+    prepare_data,
+)
 from tests.conftest import requires_fashion_mnist
-from tests.fakes import accept_fake_cifar10, fake_images, write_fake_cifar10, write_fake_fashion_mnist
+from tests.fakes import (
+    accept_fake_cifar10,
+    fake_images,
+    write_fake_cifar10,
+    write_fake_fashion_mnist,
+)
 
 
 @requires_fashion_mnist
 def test_real_fashion_mnist_from_debian_package():
     splits = load_dataset("fashion_mnist")
-    assert splits.train.images.shape == (60000, 1, 28, 28) and splits.test.images.shape == (10000, 1, 28, 28)
+    assert splits.train.images.shape == (60000, 1, 28, 28) and splits.test.images.shape == (
+        10000,
+        1,
+        28,
+        28,
+    )
     assert splits.train.images.dtype == torch.uint8 and splits.train.labels.dtype == torch.int64
     assert splits.classes[0] == "T-shirt/top" and len(splits.classes) == 10
-    assert np.all(splits.train.class_counts() == 6000) and np.all(splits.test.class_counts() == 1000)
+    assert np.all(splits.train.class_counts() == 6000) and np.all(
+        splits.test.class_counts() == 1000
+    )
 
 
 def test_fashion_mnist_from_root_takes_precedence(tmp_path):
@@ -41,7 +59,10 @@ def test_missing_fashion_mnist_says_where_it_looked(tmp_path, monkeypatch):
 def no_network(monkeypatch):
     """torchvision's CIFAR-10 download records its calls instead of fetching."""
     calls = []
-    monkeypatch.setattr("torchvision.datasets.cifar.download_and_extract_archive", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(
+        "torchvision.datasets.cifar.download_and_extract_archive",
+        lambda *a, **k: calls.append((a, k)),
+    )
     return calls
 
 
@@ -50,7 +71,12 @@ def test_cifar10_through_torchvision(tmp_path, monkeypatch):
     write_fake_cifar10(tmp_path, per_batch=8, n_test=12, seed=3)
     accept_fake_cifar10(monkeypatch, tmp_path)
     splits = load_dataset("cifar10", root=tmp_path)
-    assert splits.train.images.shape == (40, 3, 32, 32) and splits.test.images.shape == (12, 3, 32, 32)
+    assert splits.train.images.shape == (40, 3, 32, 32) and splits.test.images.shape == (
+        12,
+        3,
+        32,
+        32,
+    )
     assert splits.train.images.dtype == torch.uint8 and splits.train.labels.dtype == torch.int64
     assert splits.classes[0] == "airplane" and len(splits.classes) == 10
     # pixel layout: channel planes, row-major, exactly as written; labels in file order
@@ -90,13 +116,17 @@ def test_cifar10_download_goes_to_root_or_cache(tmp_path, monkeypatch, no_networ
         load_dataset("cifar10", root=tmp_path / "data", download=True)
     roots = [call[0][1] for call in no_network]
     assert roots == [str(tmp_path / "home" / ".cache" / "fmlib"), str(tmp_path / "data")]
-    assert all(call[1]["md5"] == "c58f30108f718f92721af3b95e74349a" for call in no_network)  # the release's tarball
+    assert all(
+        call[1]["md5"] == "c58f30108f718f92721af3b95e74349a" for call in no_network
+    )  # the release's tarball
 
 
 def test_missing_cifar10_is_explained(tmp_path):
     with pytest.raises(FileNotFoundError, match="download=True") as err:
         load_dataset("cifar10", root=tmp_path)
-    assert str(tmp_path / "cifar-10-batches-py") in str(err.value) and "test_batch" in str(err.value)
+    assert str(tmp_path / "cifar-10-batches-py") in str(err.value) and "test_batch" in str(
+        err.value
+    )
 
 
 def test_unknown_dataset():
@@ -135,7 +165,9 @@ def test_imbalance_counts_exact(profile, ratio, minority, expected):
     idx = make_imbalanced(LABELS, profile, ratio, seed=1, minority_classes=minority)
     assert np.bincount(LABELS[idx], minlength=5).tolist() == expected
     assert len(np.unique(idx)) == len(idx)
-    assert np.array_equal(idx, make_imbalanced(LABELS, profile, ratio, seed=1, minority_classes=minority))
+    assert np.array_equal(
+        idx, make_imbalanced(LABELS, profile, ratio, seed=1, minority_classes=minority)
+    )
 
 
 def test_longtail_ratio_is_largest_over_smallest():
@@ -146,7 +178,18 @@ def test_longtail_ratio_is_largest_over_smallest():
 def test_paper_preset_counts():
     labels = np.repeat(np.arange(10), 6000)
     idx = make_imbalanced(labels, "paper", seed=0)
-    assert np.bincount(labels[idx], minlength=10).tolist() == [250, 5000, 250, 250, 0, 0, 0, 0, 0, 0]
+    assert np.bincount(labels[idx], minlength=10).tolist() == [
+        250,
+        5000,
+        250,
+        250,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]
 
 
 @requires_fashion_mnist
@@ -161,12 +204,17 @@ def test_prepare_data_caps_pool_and_test_stratified(tmp_path):
     write_fake_fashion_mnist(tmp_path, n_train=200, n_test=100)
     data = prepare_data("fashion_mnist", root=tmp_path, pool_size=50, test_size=30, seed=2)
     assert len(data.pool) == 50 and len(data.test) == 30
-    assert data.pool.class_counts().tolist() == [5] * 10 and data.test.class_counts().tolist() == [3] * 10
+    assert (
+        data.pool.class_counts().tolist() == [5] * 10
+        and data.test.class_counts().tolist() == [3] * 10
+    )
     again = prepare_data("fashion_mnist", root=tmp_path, pool_size=50, test_size=30, seed=2)
     assert torch.equal(data.pool.images, again.pool.images)
 
 
-@pytest.mark.parametrize("bad", [dict(profile="zipf"), dict(profile="step", ratio=0.5)], ids=["profile", "ratio"])
+@pytest.mark.parametrize(
+    "bad", [dict(profile="zipf"), dict(profile="step", ratio=0.5)], ids=["profile", "ratio"]
+)
 def test_imbalance_bad_input(bad):
     with pytest.raises(ValueError, match=next(iter(bad)) if "ratio" not in bad else "ratio"):
         make_imbalanced(LABELS, **{"ratio": 2.0, **bad})
@@ -189,7 +237,8 @@ def test_initial_balanced_per_class():
 
 
 @pytest.mark.parametrize(
-    "size,method,match", [(0, "random", "initial size"), (501, "random", "pool size"), (5, "stratified", "balanced")]
+    "size,method,match",
+    [(0, "random", "initial size"), (501, "random", "pool size"), (5, "stratified", "balanced")],
 )
 def test_initial_labeled_bad_input(size, method, match):
     with pytest.raises(ValueError, match=match):

@@ -46,14 +46,18 @@ def site(tmp_path_factory) -> Path:
         html = Path(given)
         if not html.is_absolute():
             html = ROOT / html
-        assert (html / "index.html").is_file(), f"FMLIB_DOCS_HTML={given}: no index.html there (run make docs)"
+        assert (html / "index.html").is_file(), (
+            f"FMLIB_DOCS_HTML={given}: no index.html there (run make docs)"
+        )
         return html
     out = tmp_path_factory.mktemp("docs")
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-d", str(out / "doctrees"),
                str(ROOT / "docs"), str(out / "html")]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, env={**os.environ, "FMLIB_DOCS_OFFLINE": "1"}, capture_output=True, text=True,
                           timeout=BUILD_TIMEOUT)  # fmt: skip
-    assert done.returncode == 0, f"the docs build failed ({' '.join(command)}):\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    assert done.returncode == 0, (
+        f"the docs build failed ({' '.join(command)}):\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    )
     return out / "html"
 
 
@@ -70,8 +74,16 @@ class Page(HTMLParser):
         for key in ("id", "name"):
             if attrs.get(key):
                 self.ids.add(attrs[key])
-        url = attrs.get("href") if tag in ("a", "link") else attrs.get("src") if tag in ("img", "script") else None
-        if url and not urlsplit(url).scheme and not url.startswith("//"):  # local: no http:, mailto:, data:
+        url = (
+            attrs.get("href")
+            if tag in ("a", "link")
+            else attrs.get("src")
+            if tag in ("img", "script")
+            else None
+        )
+        if (
+            url and not urlsplit(url).scheme and not url.startswith("//")
+        ):  # local: no http:, mailto:, data:
             self.refs.append((tag, url))
 
 
@@ -94,7 +106,11 @@ def test_every_local_link_and_image_of_every_page_exists(site):
             where = f"{path.relative_to(site)}: <{tag}> {url}"
             if not target.is_file() or site.resolve() not in target.parents:
                 broken.append(f"{where}: no file {target}")
-            elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in pages[target].ids:
+            elif (
+                parts.fragment
+                and target.suffix == ".html"
+                and unquote(parts.fragment) not in pages[target].ids
+            ):
                 broken.append(f"{where}: no id {parts.fragment!r} in {target.relative_to(site)}")
     assert broken == [], f"{len(broken)} broken local links or images:\n" + "\n".join(broken[:50])
 
@@ -129,7 +145,9 @@ def browser(tmp_path):
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000",
                      "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
         options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)  # no Selenium Manager
+    driver = webdriver.Chrome(
+        service=Service(executable_path=driver_path), options=options
+    )  # no Selenium Manager
     driver.set_page_load_timeout(PAGE_TIMEOUT)
     try:
         yield driver
@@ -138,7 +156,9 @@ def browser(tmp_path):
 
 
 IMAGES_LOADED = "return Array.from(document.images).every(i => i.complete);"
-BROKEN_IMAGES = "return Array.from(document.images).filter(i => i.naturalWidth === 0).map(i => i.src);"
+BROKEN_IMAGES = (
+    "return Array.from(document.images).filter(i => i.naturalWidth === 0).map(i => i.src);"
+)
 
 
 def test_the_site_in_chromium_navigation_images_and_search(site, server, browser):
@@ -149,23 +169,44 @@ def test_the_site_in_chromium_navigation_images_and_search(site, server, browser
 
     def open_page(url: str, shot: str | None = None) -> None:
         browser.get(url)
-        wait_for(lambda: browser.execute_script(IMAGES_LOADED), PAGE_TIMEOUT, f"the images of {url} to load")
-        assert browser.title and "404" not in browser.title and "Error response" not in browser.title, (url, browser.title)
+        wait_for(
+            lambda: browser.execute_script(IMAGES_LOADED),
+            PAGE_TIMEOUT,
+            f"the images of {url} to load",
+        )
+        assert (
+            browser.title and "404" not in browser.title and "Error response" not in browser.title
+        ), (url, browser.title)
         assert browser.find_elements(By.CSS_SELECTOR, "article h1"), f"{url}: no page title (h1)"
         assert browser.execute_script(BROKEN_IMAGES) == [], f"{url}: images that did not load"
         if shot:
             browser.save_screenshot(str(shots / f"{shot}.png"))
 
     open_page(server, "index")
-    entries = browser.find_elements(By.CSS_SELECTOR, "article .toctree-wrapper a.reference.internal")
-    links = list(dict.fromkeys(a.get_attribute("href").split("#")[0] for a in entries))  # in order, once each
-    expected = ["getting-started", "tutorials/index", "guide/index", "results/index", "api/index", "changelog"]
-    assert [e for e in expected if not any(link.endswith(f"/{e}.html") for link in links)] == [], links
+    entries = browser.find_elements(
+        By.CSS_SELECTOR, "article .toctree-wrapper a.reference.internal"
+    )
+    links = list(
+        dict.fromkeys(a.get_attribute("href").split("#")[0] for a in entries)
+    )  # in order, once each
+    expected = [
+        "getting-started",
+        "tutorials/index",
+        "guide/index",
+        "results/index",
+        "api/index",
+        "changelog",
+    ]
+    assert [e for e in expected if not any(link.endswith(f"/{e}.html") for link in links)] == [], (
+        links
+    )
     followed = []
     for link in links:
         open_page(link)
         followed.append(link)
-    assert len(followed) >= 30, f"the index's toctree leads to {len(followed)} pages only"  # sections, their pages, API
+    assert len(followed) >= 30, (
+        f"the index's toctree leads to {len(followed)} pages only"
+    )  # sections, their pages, API
 
     # the pages a reader checks by eye, shot for a look
     for name, path in (("tutorial", "tutorials/1_fisher_primer.html"), ("results", "results/claim.html"),
@@ -179,7 +220,9 @@ def test_the_site_in_chromium_navigation_images_and_search(site, server, browser
     results = lambda: browser.find_elements(By.CSS_SELECTOR, "#search-results ul.search li")  # noqa: E731
     wait_for(lambda: len(results()) > 0, PAGE_TIMEOUT, "search results for 'FisherMask'")
     summary = lambda: browser.find_element(By.CSS_SELECTOR, "#search-results .search-summary").text  # noqa: E731
-    wait_for(lambda: "found" in summary().lower(), PAGE_TIMEOUT, "the search to finish")  # results are shown one by one
+    wait_for(
+        lambda: "found" in summary().lower(), PAGE_TIMEOUT, "the search to finish"
+    )  # results are shown one by one
     found = [r.find_element(By.TAG_NAME, "a").get_attribute("href") for r in results()]
     browser.save_screenshot(str(shots / "search.png"))
     assert any("results/claim.html" in url for url in found), found

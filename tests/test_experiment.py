@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from fmlib.data import ALData, ImageData
-from fmlib.experiment import ActiveLoop, ExperimentConfig, label_schedule, run_experiment, smoke_config
+from fmlib.experiment import (
+    ActiveLoop,
+    ExperimentConfig,
+    label_schedule,
+    run_experiment,
+    smoke_config,
+)
 from fmlib.records import load_queries, load_run, load_snapshots
 from fmlib.seeds import round_seed
 from fmlib.strategies import FisherReport, SelectionReport
@@ -49,7 +55,9 @@ class FakeFisher(FirstUnlabeled):
         threshold = flat.topk(k).values[-1]
         mask = {name: d >= threshold for name, d in diag.items()}
         picks = np.sort(unlabeled)[::-1][:n].copy()
-        fisher = FisherReport(diag, mask, picked_scores=np.linspace(2, 1, n), fisher_trace=float(flat.sum()))
+        fisher = FisherReport(
+            diag, mask, picked_scores=np.linspace(2, 1, n), fisher_trace=float(flat.sum())
+        )
         self.report = SelectionReport(embed_time=0.1, fisher=fisher)
         return picks
 
@@ -96,13 +104,17 @@ def check_consistent(records, config):
     rounds, queries = records.rounds_frame(), records.queries_frame()
     num_classes = len(records.meta["data"]["classes"])
     assert list(rounds["round"]) == list(range(config["rounds"] + 1))
-    assert list(rounds["n_labeled"]) == label_schedule(config["initial_size"], config["query_size"], rounds=config["rounds"])
+    assert list(rounds["n_labeled"]) == label_schedule(
+        config["initial_size"], config["query_size"], rounds=config["rounds"]
+    )
     assert (rounds["n_labeled"].diff().dropna() == config["query_size"]).all()
     assert queries["pool_index"].is_unique
     assert len(queries) == rounds["n_labeled"].iloc[-1]
     counts = rounds[[f"count_{c}" for c in range(num_classes)]].to_numpy()
     query = rounds[[f"query_{c}" for c in range(num_classes)]].to_numpy()
-    assert (counts.sum(1) == rounds["n_labeled"]).all() and (query.sum(1) == rounds["n_queried"]).all()
+    assert (counts.sum(1) == rounds["n_labeled"]).all() and (
+        query.sum(1) == rounds["n_queried"]
+    ).all()
     assert (counts[1:] == counts[:-1] + query[:-1]).all() and query[-1].sum() == 0
     for r in range(len(rounds)):  # the labeled histogram is that of queries up to round r
         hist = np.bincount(queries.loc[queries["round"] <= r, "label"], minlength=num_classes)
@@ -123,7 +135,14 @@ def check_consistent(records, config):
         (10, 5, 10, None, [10]),
         (10, 5, None, 0, [10]),
     ],
-    ids=["paper-tiny", "rounds", "budget-truncates-last", "rounds-first", "budget-is-initial", "zero-rounds"],
+    ids=[
+        "paper-tiny",
+        "rounds",
+        "budget-truncates-last",
+        "rounds-first",
+        "budget-is-initial",
+        "zero-rounds",
+    ],
 )
 def test_label_schedule(initial, query, budget, rounds, expected):
     assert label_schedule(initial, query, budget=budget, rounds=rounds) == expected
@@ -135,9 +154,14 @@ def test_round_seeds_differ_by_round_and_purpose():
 
 
 def test_config_round_trips_through_plain_dicts():
-    config = ExperimentConfig(strategy="bait", strategy_options={"lam": 1.0}, minority_classes=(0, 1))
+    config = ExperimentConfig(
+        strategy="bait", strategy_options={"lam": 1.0}, minority_classes=(0, 1)
+    )
     again = ExperimentConfig.from_dict(json.loads(json.dumps(config.to_dict())))
-    assert again == ExperimentConfig.from_dict(config.to_dict()) and again.minority_classes == [0, 1]
+    assert again == ExperimentConfig.from_dict(config.to_dict()) and again.minority_classes == [
+        0,
+        1,
+    ]
     with pytest.raises(ValueError, match="unknown config fields.*'nope'"):
         ExperimentConfig.from_dict({"nope": 1})
 
@@ -161,7 +185,11 @@ def test_active_loop_steps_with_known_picks():
     assert loop.step() and loop.last.picked.tolist() == [7, 8, 9]
     assert loop.last.row["n_labeled"] == 7 and loop.last.row["n_queried"] == 3
     assert not loop.step() and len(loop.last.picked) == 0 and loop.last.report == SelectionReport()
-    assert loop.labeled.tolist() == list(range(10)) and loop.finished and loop.last.row["n_labeled"] == 10
+    assert (
+        loop.labeled.tolist() == list(range(10))
+        and loop.finished
+        and loop.last.row["n_labeled"] == 10
+    )
     with pytest.raises(RuntimeError, match="finished"):
         loop.step()
 
@@ -183,13 +211,20 @@ def test_run_writes_every_file(fashion_root, tmp_path):
     check_consistent(records, config)
     run = tmp_path / "run"
     meta = json.loads((run / "config.json").read_text())
-    assert meta["config"]["strategy"] == "fake_fisher" and meta["environment"]["torch"] == torch.__version__
+    assert (
+        meta["config"]["strategy"] == "fake_fisher"
+        and meta["environment"]["torch"] == torch.__version__
+    )
     assert meta["schedule"] == [10, 15, 20, 25] and len(meta["data"]["classes"]) == 10
     assert {"fmlib_version", "git"} <= set(meta)
     frame = load_run(run)
-    pd.testing.assert_frame_equal(frame.drop(columns=["run", "path"]), records.frame().drop(columns=["run", "path"]))
+    pd.testing.assert_frame_equal(
+        frame.drop(columns=["run", "path"]), records.frame().drop(columns=["run", "path"])
+    )
     assert (frame["strategy"] == "fake_fisher").all() and (frame["imbalance"] == "step").all()
-    assert load_queries(run)["pool_index"].tolist() == records.queries_frame()["pool_index"].tolist()
+    assert (
+        load_queries(run)["pool_index"].tolist() == records.queries_frame()["pool_index"].tolist()
+    )
     snapshots = load_snapshots(run)
     assert sorted(snapshots) == [0, 1, 2]  # the last round picks nothing
     batch = records.queries_frame().query("round == 2")
@@ -199,12 +234,25 @@ def test_run_writes_every_file(fashion_root, tmp_path):
     assert not list(run.glob(".*.tmp")) and not list((run / "sensitivity").glob(".*.tmp"))
 
 
-ALL_STRATEGIES = ["random", "entropy", "margin", "least_confidence", "bald", "coreset", "badge", "bait", "fishermask"]
+ALL_STRATEGIES = [
+    "random",
+    "entropy",
+    "margin",
+    "least_confidence",
+    "bald",
+    "coreset",
+    "badge",
+    "bait",
+    "fishermask",
+]
 SMALL_OPTIONS = {"bald": {"samples": 3}, "bait": {"fisher_samples": 16},
                  "fishermask": {"fisher_samples": 16, "fraction": 0.001}}  # fmt: skip
 
 
-@pytest.mark.parametrize("name", [n if n == "random" else pytest.param(n, marks=pytest.mark.slow) for n in ALL_STRATEGIES])
+@pytest.mark.parametrize(
+    "name",
+    [n if n == "random" else pytest.param(n, marks=pytest.mark.slow) for n in ALL_STRATEGIES],
+)
 def test_every_strategy_gives_complete_records(tmp_path, name):
     strategies = pytest.importorskip("fmlib.strategies")
     if name not in strategies.STRATEGIES:
@@ -220,7 +268,10 @@ def test_every_strategy_gives_complete_records(tmp_path, name):
         assert sorted(snapshots) == [0, 1, 2]
         for r, snap in snapshots.items():
             assert snap["mask_size"] == rounds["mask_size"][r] > 0 and snap["fisher_trace"] > 0
-            assert len(snap["picked_score"]) == config["query_size"] and np.isfinite(snap["picked_score"]).all()
+            assert (
+                len(snap["picked_score"]) == config["query_size"]
+                and np.isfinite(snap["picked_score"]).all()
+            )
             batch = records.queries_frame().query(f"round == {r + 1}")
             assert snap["picked_pool_index"].tolist() == batch["pool_index"].tolist()
     else:
@@ -232,17 +283,23 @@ def test_every_strategy_gives_complete_records(tmp_path, name):
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(fashion_root, tmp_path):
     config = small_config(fashion_root, strategy="seeded_random")
-    whole = run_experiment({**config, "output_dir": str(tmp_path / "whole")}, strategy=SeededRandom())
+    whole = run_experiment(
+        {**config, "output_dir": str(tmp_path / "whole")}, strategy=SeededRandom()
+    )
     part = {**config, "output_dir": str(tmp_path / "part")}
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(part, strategy=CrashAfter(SeededRandom(), calls=1))  # dies selecting in round 1
+        run_experiment(
+            part, strategy=CrashAfter(SeededRandom(), calls=1)
+        )  # dies selecting in round 1
     assert len(load_run(tmp_path / "part")) == 1
     partial = run_experiment(part, strategy=SeededRandom(), max_rounds=1)  # round 1 only
     assert len(partial.rounds) == 2 and not partial.finished
     resumed = run_experiment(part, strategy=SeededRandom())
     timing = ["train_time", "eval_time", "select_time", "embed_time"]
     pd.testing.assert_frame_equal(
-        resumed.rounds_frame().drop(columns=timing), whole.rounds_frame().drop(columns=timing), check_exact=True
+        resumed.rounds_frame().drop(columns=timing),
+        whole.rounds_frame().drop(columns=timing),
+        check_exact=True,
     )
     pd.testing.assert_frame_equal(resumed.queries_frame(), whole.queries_frame())
     assert resumed.finished
@@ -251,7 +308,9 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(fashion_root, tmp_p
         def select(self, *args, **kwargs):
             raise AssertionError("a finished run must not select again")
 
-    again = run_experiment({**part, "progress": True, "device": None}, strategy=Untouchable())  # neutral fields
+    again = run_experiment(
+        {**part, "progress": True, "device": None}, strategy=Untouchable()
+    )  # neutral fields
     pd.testing.assert_frame_equal(again.rounds_frame(), resumed.rounds_frame(), check_exact=True)
 
 
@@ -268,18 +327,27 @@ def test_mismatched_config_refuses(fashion_root, tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"dataset": "mnist"}, r"unknown dataset 'mnist'; allowed values: \['fashion_mnist', 'cifar10'\]"),
+        (
+            {"dataset": "mnist"},
+            r"unknown dataset 'mnist'; allowed values: \['fashion_mnist', 'cifar10'\]",
+        ),
         ({"model": "vgg"}, r"unknown model 'vgg'; allowed values"),
         ({"imbalance": "zipf"}, r"unknown imbalance 'zipf'"),
         ({"initial_method": "kmeans"}, r"unknown initial_method"),
         ({"train_preset": "fast"}, r"unknown train_preset 'fast'"),
         ({"train_options": {"epoch": 3}}, r"train_options: unknown training options \['epoch'\]"),
-        ({"train_options": {"lr": -1}}, r"train_options: lr must be a finite number > 0 \(at most 10\), got -1"),
+        (
+            {"train_options": {"lr": -1}},
+            r"train_options: lr must be a finite number > 0 \(at most 10\), got -1",
+        ),
         ({"query_size": 0}, r"query_size must be an integer >= 1"),
         ({"initial_size": 0}, r"initial_size must be an integer >= 1"),
         ({"rounds": None, "budget": None}, r"set budget .* or rounds"),
         ({"budget": 5}, r"budget must be an integer >= 10"),
-        ({"pool_size": 20, "rounds": 3}, r"budget: the run would label 25 samples, beyond pool_size \(20\)"),
+        (
+            {"pool_size": 20, "rounds": 3},
+            r"budget: the run would label 25 samples, beyond pool_size \(20\)",
+        ),
         ({"pool_size": 5}, r"initial_size 10 is larger than pool_size \(5\)"),
         ({"seed": -1}, r"seed must be an integer >= 0"),
         ({"device": "tpu:0"}, r"device"),
@@ -295,14 +363,24 @@ def test_bad_configs_fail_before_any_work(fashion_root, overrides, message, monk
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"pool_size": None, "rounds": 40}, r"budget: the run would label 210 samples, beyond the pool \(150\)"),
-        ({"model_options": {"depth": 3}}, r"model_options: model 'cnn' takes no options"),  # the model is built once
+        (
+            {"pool_size": None, "rounds": 40},
+            r"budget: the run would label 210 samples, beyond the pool \(150\)",
+        ),
+        (
+            {"model_options": {"depth": 3}},
+            r"model_options: model 'cnn' takes no options",
+        ),  # the model is built once
     ],
     ids=["budget", "model_options"],
 )
-def test_what_needs_the_data_fails_before_training_and_writing(fashion_root, tmp_path, monkeypatch, overrides, message):
+def test_what_needs_the_data_fails_before_training_and_writing(
+    fashion_root, tmp_path, monkeypatch, overrides, message
+):
     monkeypatch.setattr("fmlib.loop.fit", lambda *a, **k: pytest.fail("trained"))
-    config = small_config(fashion_root, output_dir=str(tmp_path / "run"), **overrides)  # the pool (150) is known once loaded
+    config = small_config(
+        fashion_root, output_dir=str(tmp_path / "run"), **overrides
+    )  # the pool (150) is known once loaded
     with pytest.raises(ValueError, match=message):
         run_experiment(config, strategy=FirstUnlabeled())
     assert not (tmp_path / "run").exists()
@@ -320,17 +398,45 @@ def test_unknown_strategy_and_options_fail_early(fashion_root):
 
 
 def test_smoke_config_shrinks_sizes_and_keeps_everything_else():
-    config = ExperimentConfig(strategy="fishermask", strategy_options={"fraction": 0.005}, seed=3, train_options={"lr": 0.01})
+    config = ExperimentConfig(
+        strategy="fishermask",
+        strategy_options={"fraction": 0.005},
+        seed=3,
+        train_options={"lr": 0.01},
+    )
     small = smoke_config(config)
     assert small.schedule() == [15, 25, 35] and small.budget is None
-    assert (small.pool_size, small.test_size, small.train_options) == (200, 200, {"lr": 0.01, "epochs": 2})
+    assert (small.pool_size, small.test_size, small.train_options) == (
+        200,
+        200,
+        {"lr": 0.01, "epochs": 2},
+    )
     assert small.strategy_options == {"fraction": 0.005, "fisher_samples": 64}
-    assert (small.seed, small.imbalance, small.strategy) == (3, "paper", "fishermask") and config.pool_size is None
+    assert (small.seed, small.imbalance, small.strategy) == (
+        3,
+        "paper",
+        "fishermask",
+    ) and config.pool_size is None
     small.validate()
     # smaller sizes stay; options a strategy does not take are not added
-    tiny = smoke_config({"strategy": "random", "pool_size": 50, "query_size": 4, "rounds": 1, "train_options": {"epochs": 1}})
-    assert (tiny.pool_size, tiny.schedule(), tiny.train_options, tiny.strategy_options) == (50, [15, 19], {"epochs": 1}, {})
-    assert smoke_config(ExperimentConfig(strategy="bait"), fisher_samples=8).strategy_options == {"fisher_samples": 8}
+    tiny = smoke_config(
+        {
+            "strategy": "random",
+            "pool_size": 50,
+            "query_size": 4,
+            "rounds": 1,
+            "train_options": {"epochs": 1},
+        }
+    )
+    assert (tiny.pool_size, tiny.schedule(), tiny.train_options, tiny.strategy_options) == (
+        50,
+        [15, 19],
+        {"epochs": 1},
+        {},
+    )
+    assert smoke_config(ExperimentConfig(strategy="bait"), fisher_samples=8).strategy_options == {
+        "fisher_samples": 8
+    }
 
 
 def test_config_from_a_run_directory(fashion_root, tmp_path):

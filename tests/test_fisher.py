@@ -109,7 +109,13 @@ def _groupnorm_grouped_conv():  # grouped (and grouped dilated) convs and GroupN
 
 def _embedding():  # integer token ids [N, T]: Embedding (with a padding row), a Linear on [B, T, d], LayerNorm
     return TinyNet(
-        nn.Sequential(nn.Embedding(7, 4, padding_idx=0), nn.Linear(4, 5), nn.GELU(), nn.LayerNorm(5), nn.Flatten()),
+        nn.Sequential(
+            nn.Embedding(7, 4, padding_idx=0),
+            nn.Linear(4, 5),
+            nn.GELU(),
+            nn.LayerNorm(5),
+            nn.Flatten(),
+        ),
         nn.Linear(5 * 5, 3),
     )
 
@@ -189,7 +195,9 @@ TINY = [name for name in PROBLEMS if name.startswith("tiny")]
 pytestmark = [  # one list: a second `pytestmark =` would silently replace the first
     pytest.mark.usefixtures("one_thread"),
     pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel"),
-    pytest.mark.filterwarnings("ignore:There is a performance drop because we have not yet implemented the batching"),
+    pytest.mark.filterwarnings(
+        "ignore:There is a performance drop because we have not yet implemented the batching"
+    ),
 ]
 
 
@@ -200,7 +208,9 @@ def make_model(name: str, dtype=torch.float64) -> nn.Module:
     model = builder().to(dtype)
     gen = torch.Generator().manual_seed(1)
     for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):  # not the identity at initialisation
+        if isinstance(
+            module, nn.modules.batchnorm._BatchNorm
+        ):  # not the identity at initialisation
             c = module.num_features
             module.running_mean.copy_(torch.randn(c, generator=gen) * 0.3)
             module.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
@@ -221,7 +231,9 @@ def make_inputs(name: str, dtype=torch.float64) -> torch.Tensor:
 def jacobian_oracle(model: nn.Module, x: torch.Tensor):
     """Every g_c(x_n) by ``vmap(jacrev)``: (J ``[N, C, P]`` in named_parameters order, p ``[N, C]``)."""
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-    fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad} | dict(model.named_buffers())
+    fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad} | dict(
+        model.named_buffers()
+    )
 
     def log_probs(theta, xi):
         return functional_call(model, {**theta, **fixed}, (xi[None],))[0].log_softmax(0)  # [C]
@@ -241,7 +253,9 @@ def problem(name: str):
 
 def flat(mask_or_diag, model) -> torch.Tensor:
     """Concatenate name -> tensor in the model's trainable-parameter order."""
-    return torch.cat([mask_or_diag[n].flatten() for n, p in model.named_parameters() if p.requires_grad])
+    return torch.cat(
+        [mask_or_diag[n].flatten() for n, p in model.named_parameters() if p.requires_grad]
+    )
 
 
 def expected_embeddings(J, p, mask, model, scale):
@@ -280,7 +294,10 @@ def _one_entry(value: torch.Tensor) -> torch.Tensor:
 @functools.cache
 def mask_for(problem_name: str, mask_name: str) -> ParameterMask:
     model, x, J, p = problem(problem_name)
-    diag = {n: v.view_as(q) for (n, q), v in zip(_trainable(model), expected_fisher(J, p).split(_sizes(model)))}
+    diag = {
+        n: v.view_as(q)
+        for (n, q), v in zip(_trainable(model), expected_fisher(J, p).split(_sizes(model)))
+    }
     return MASKS[mask_name](model, diag)
 
 
@@ -300,7 +317,10 @@ def test_naive_references_match_jacobian_oracle(name):
     model, x, J, p = problem(name)
     mask = mask_for(name, "random-10%")
     for scale in ("fisher", "none"):
-        assert_close(gradient_embeddings_naive(model, x, mask, scale=scale), expected_embeddings(J, p, mask, model, scale))
+        assert_close(
+            gradient_embeddings_naive(model, x, mask, scale=scale),
+            expected_embeddings(J, p, mask, model, scale),
+        )
     assert_close(flat(fisher_diagonal_naive(model, x), model), expected_fisher(J, p))
 
 
@@ -354,13 +374,20 @@ CHUNKS = {"default": None, "chunk1": 1, "chunk2": 2, "chunk3": 3, "chunk-N": 7, 
 
 @pytest.mark.parametrize("chunk", CHUNKS.values(), ids=CHUNKS.keys())
 @pytest.mark.parametrize("form", INPUT_FORMS)
-@pytest.mark.parametrize("name", ["tiny-conv-nobias-bn", "tiny-embedding"])  # hooks only; both engines, integer ids
+@pytest.mark.parametrize(
+    "name", ["tiny-conv-nobias-bn", "tiny-embedding"]
+)  # hooks only; both engines, integer ids
 def test_input_forms_and_chunks(name, form, chunk):
     model, x, J, p = problem(name)
     mask = mask_for(name, "global-30%")
     inputs = INPUT_FORMS[form](x)
-    assert_close(gradient_embeddings(model, inputs, mask, chunk_size=chunk), expected_embeddings(J, p, mask, model, "fisher"))
-    assert_close(flat(fisher_diagonal(model, inputs, chunk_size=chunk), model), expected_fisher(J, p))
+    assert_close(
+        gradient_embeddings(model, inputs, mask, chunk_size=chunk),
+        expected_embeddings(J, p, mask, model, "fisher"),
+    )
+    assert_close(
+        flat(fisher_diagonal(model, inputs, chunk_size=chunk), model), expected_fisher(J, p)
+    )
 
 
 @pytest.mark.parametrize("form", INPUT_FORMS)
@@ -370,11 +397,15 @@ def test_chunk_size_bounds_every_forward(form):
     sizes = []
     handle = model.register_forward_hook(lambda module, args, out: sizes.append(len(args[0])))
     try:
-        gradient_embeddings(model, INPUT_FORMS[form](x), mask_for("tiny-conv-nobias-bn", "full"), chunk_size=2)
+        gradient_embeddings(
+            model, INPUT_FORMS[form](x), mask_for("tiny-conv-nobias-bn", "full"), chunk_size=2
+        )
         fisher_diagonal(model, INPUT_FORMS[form](x), chunk_size=2)
     finally:
         handle.remove()
-    assert max(sizes) <= 2 and sum(sizes) == 2 * len(x) + 2  # + the one-sample forward of _route, per call
+    assert (
+        max(sizes) <= 2 and sum(sizes) == 2 * len(x) + 2
+    )  # + the one-sample forward of _route, per call
 
 
 @pytest.mark.parametrize("chunk", [1, 2], ids=["chunk1", "chunk2"])
@@ -383,7 +414,10 @@ def test_chunks_on_the_real_models(name, chunk):
     model, x, J, p = problem(name)
     mask = mask_for(name, "global-1%")
     inputs = DataLoader(TensorDataset(x), batch_size=3)
-    assert_close(gradient_embeddings(model, inputs, mask, chunk_size=chunk), expected_embeddings(J, p, mask, model, "fisher"))
+    assert_close(
+        gradient_embeddings(model, inputs, mask, chunk_size=chunk),
+        expected_embeddings(J, p, mask, model, "fisher"),
+    )
     assert_close(flat(fisher_diagonal(model, x, chunk_size=chunk), model), expected_fisher(J, p))
 
 
@@ -391,7 +425,9 @@ SPLITS = [("cnn", "global-30%", "auto", 2000), ("resnet18-w4", "full", "auto", 2
           ("tiny-conv1d-layernorm", "full", "auto", 1), ("cnn", "global-1%", "func", 2000)]  # fmt: skip
 
 
-@pytest.mark.parametrize("name,mask_name,engine,block", SPLITS, ids=[f"{n}-{m}-{e}-{b}" for n, m, e, b in SPLITS])
+@pytest.mark.parametrize(
+    "name,mask_name,engine,block", SPLITS, ids=[f"{n}-{m}-{e}-{b}" for n, m, e, b in SPLITS]
+)
 def test_split_per_sample_blocks(name, mask_name, engine, block, monkeypatch):
     """A tiny BLOCK_ELEMENTS forces the per-sample gradient blocks to be split inside a chunk."""
     monkeypatch.setattr(fisher_func, "BLOCK_ELEMENTS", block)
@@ -438,7 +474,9 @@ def test_masks_on_one_engine_or_both(name, side, monkeypatch):
     names = [n for n, _ in _trainable(model)]
     chosen = {"hooks": [n for n in names if n not in FUNC_ROUTE[name]], "func": FUNC_ROUTE[name],
               "both": names[1::2]}[side]  # fmt: skip
-    assert side != "both" or (set(chosen) & set(FUNC_ROUTE[name]) and set(chosen) - set(FUNC_ROUTE[name]))
+    assert side != "both" or (
+        set(chosen) & set(FUNC_ROUTE[name]) and set(chosen) - set(FUNC_ROUTE[name])
+    )
     mask = ParameterMask.full(model, chosen)
     unused = {"hooks": "_func_embeddings", "func": "_per_class_output_grads"}.get(side)
     if unused:
@@ -451,7 +489,11 @@ def test_masks_on_one_engine_or_both(name, side, monkeypatch):
 def test_model_without_head_or_embed():
     """The engine needs only logits: no `head`, no `embed` (a mask without the head)."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Embedding(6, 3), nn.Flatten(), nn.LayerNorm(12), nn.Linear(12, 4)).double().eval()
+    model = (
+        nn.Sequential(nn.Embedding(6, 3), nn.Flatten(), nn.LayerNorm(12), nn.Linear(12, 4))
+        .double()
+        .eval()
+    )
     x = torch.randint(6, (5, 4), generator=torch.Generator().manual_seed(3))
     diag = fisher_diagonal(model, x)
     ref = fisher_diagonal_naive(model, x)
@@ -463,7 +505,12 @@ def test_model_without_head_or_embed():
 # ----------------------------------------------------------------------------- identities
 
 
-GRAM = [(name, mask) for name in PROBLEMS for mask in ("global-30%", "per_layer-10%", "full") if (name, mask) != ("cnn", "full")]
+GRAM = [
+    (name, mask)
+    for name in PROBLEMS
+    for mask in ("global-30%", "per_layer-10%", "full")
+    if (name, mask) != ("cnn", "full")
+]
 
 
 @pytest.mark.parametrize("name,mask_name", GRAM, ids=[f"{n}-{m}" for n, m in GRAM])
@@ -492,7 +539,9 @@ def test_fisher_scale_is_sqrt_p_times_plain_gradients():
     mask = mask_for("cnn", "global-1%")
     plain = gradient_embeddings(model, x, mask, scale="none")
     assert_close(gradient_embeddings(model, x, mask, scale="fisher"), plain * p.sqrt()[:, :, None])
-    assert_close((p[:, :, None] * plain).sum(1), torch.zeros_like(plain[:, 0]))  # E_c[∇ log p_c] = 0
+    assert_close(
+        (p[:, :, None] * plain).sum(1), torch.zeros_like(plain[:, 0])
+    )  # E_c[∇ log p_c] = 0
 
 
 def test_head_only_mask_reproduces_closed_form_bait():
@@ -525,7 +574,9 @@ def test_float32_model_gives_float32_close_to_float64(name):
     emb = gradient_embeddings(model, x64.float(), mask)
     diag = fisher_diagonal(model, x64.float())
     assert emb.dtype == torch.float32 and all(v.dtype == torch.float32 for v in diag.values())
-    torch.testing.assert_close(emb.double(), expected_embeddings(J, p, mask, model64, "fisher"), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        emb.double(), expected_embeddings(J, p, mask, model64, "fisher"), rtol=1e-4, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("name", ["tiny-conv-nobias-bn", "tiny-conv1d-layernorm"])
@@ -537,7 +588,9 @@ def test_restores_train_mode_and_leaves_model_untouched(name):
     emb, diag = gradient_embeddings(model, x, mask), fisher_diagonal(model, x)
     gradient_embeddings_naive(model, x[:2], mask), fisher_diagonal_naive(model, x[:2])
     assert all(m.training for m in model.modules())
-    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())  # BN statistics unchanged
+    assert all(
+        torch.equal(v, state[k]) for k, v in model.state_dict().items()
+    )  # BN statistics unchanged
     assert all(q.grad is None for q in model.parameters())
     assert_close(emb, expected_embeddings(J, p, mask, model, "fisher"))  # computed in eval mode
     assert_close(flat(diag, model), expected_fisher(J, p))
@@ -548,7 +601,10 @@ def test_results_on_the_model_device():
     model, x, J, p = problem("tiny-conv-nobias-bn")
     model = make_model("tiny-conv-nobias-bn").cuda()
     mask = mask_for("tiny-conv-nobias-bn", "global-30%")
-    emb, diag = gradient_embeddings(model, x, mask), fisher_diagonal(model, x)  # CPU inputs are moved
+    emb, diag = (
+        gradient_embeddings(model, x, mask),
+        fisher_diagonal(model, x),
+    )  # CPU inputs are moved
     assert emb.device.type == "cuda" and all(v.device.type == "cuda" for v in diag.values())
     assert_close(emb.cpu(), expected_embeddings(J, p, mask, model, "fisher"))
 
@@ -588,16 +644,33 @@ def _bad_calls():
         ("engine", lambda f: f(model, x, engine="hooks"), r"engine 'hooks'.*\['auto', 'func'\]"),
         ("no-trainable", lambda f: f(frozen, x3), "no trainable parameters"),
     ]  # fmt: skip
-    embed = lambda m, i, **kw: gradient_embeddings(m, i, mask if m is model else ParameterMask.full(m), **kw)
-    calls = [(f"fisher_diagonal-{cid}", functools.partial(call, fisher_diagonal), pat) for cid, call, pat in cases]
+    embed = lambda m, i, **kw: gradient_embeddings(
+        m, i, mask if m is model else ParameterMask.full(m), **kw
+    )
+    calls = [
+        (f"fisher_diagonal-{cid}", functools.partial(call, fisher_diagonal), pat)
+        for cid, call, pat in cases
+    ]
     calls += [(f"gradient_embeddings-{cid}", functools.partial(call, embed), pat) for cid, call, pat in cases
               if cid != "no-trainable"]  # fmt: skip
     calls += [
         ("scale", lambda: gradient_embeddings(model, x, mask, scale="sqrt"), "scale"),
         ("naive-scale", lambda: gradient_embeddings_naive(model, x, mask, scale="sqrt"), "scale"),
-        ("mask-of-another-model", lambda: gradient_embeddings(model, x, other), "mask does not match"),
-        ("naive-mask-of-another-model", lambda: gradient_embeddings_naive(model, x, other), "mask does not match"),
-        ("mask-not-a-mask", lambda: gradient_embeddings(model, x, dict(mask)), "mask must be a ParameterMask"),
+        (
+            "mask-of-another-model",
+            lambda: gradient_embeddings(model, x, other),
+            "mask does not match",
+        ),
+        (
+            "naive-mask-of-another-model",
+            lambda: gradient_embeddings_naive(model, x, other),
+            "mask does not match",
+        ),
+        (
+            "mask-not-a-mask",
+            lambda: gradient_embeddings(model, x, dict(mask)),
+            "mask must be a ParameterMask",
+        ),
         ("empty-mask", lambda: gradient_embeddings(model, x, empty), "mask selects no entries"),
         ("naive-empty-inputs", lambda: fisher_diagonal_naive(model, x[:0]), "inputs"),
     ]
@@ -616,11 +689,17 @@ def test_bad_input_raises_value_error(call, pattern):
 # ----------------------------------------------------------------------------- pool subsample
 
 
-@pytest.mark.parametrize("n_pool,size", [(10_000, 1024), (50, 1024), (1, 1), (7, 7)], ids=["large", "small-pool", "one", "exact"])
+@pytest.mark.parametrize(
+    "n_pool,size",
+    [(10_000, 1024), (50, 1024), (1, 1), (7, 7)],
+    ids=["large", "small-pool", "one", "exact"],
+)
 def test_fisher_subsample(n_pool, size):
     idx = fisher_subsample(n_pool, size, seed=4)
     assert idx.dtype.name == "int64" and len(idx) == min(n_pool, size)
-    assert (idx[1:] > idx[:-1]).all() and idx[0] >= 0 and idx[-1] < n_pool  # sorted, distinct, in range
+    assert (
+        (idx[1:] > idx[:-1]).all() and idx[0] >= 0 and idx[-1] < n_pool
+    )  # sorted, distinct, in range
     assert (fisher_subsample(n_pool, size, seed=4) == idx).all()
 
 
@@ -629,7 +708,11 @@ def test_fisher_subsample_seeds_differ_and_cover_the_pool():
     assert (a != b).any() and a[-1] > 9_000  # not the first items of a possibly class-sorted pool
 
 
-@pytest.mark.parametrize("n_pool,size,name", [(0, 5, "n_pool"), (5, 0, "size"), (-1, 5, "n_pool")], ids=["empty", "size0", "neg"])
+@pytest.mark.parametrize(
+    "n_pool,size,name",
+    [(0, 5, "n_pool"), (5, 0, "size"), (-1, 5, "n_pool")],
+    ids=["empty", "size0", "neg"],
+)
 def test_fisher_subsample_bad(n_pool, size, name):
     with pytest.raises(ValueError, match=name):
         fisher_subsample(n_pool, size)

@@ -72,7 +72,10 @@ def test_backpack_extended_model_matches_plain_and_oracles():
     with pytest.warns(UserWarning, match=r"torch\.func cannot transform"):
         emb = gradient_embeddings(extended, x, mask, chunk_size=3)
     want_diag, want_emb = fisher_diagonal(plain, x), gradient_embeddings(plain, x, mask)
-    naive_diag, naive_emb = fisher_diagonal_naive(plain, x), gradient_embeddings_naive(plain, x, mask)
+    naive_diag, naive_emb = (
+        fisher_diagonal_naive(plain, x),
+        gradient_embeddings_naive(plain, x, mask),
+    )
     assert emb.shape == want_emb.shape == (7, 3, mask.size)
     torch.testing.assert_close(emb, want_emb)
     torch.testing.assert_close(emb, naive_emb)

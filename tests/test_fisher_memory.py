@@ -10,9 +10,13 @@ from fmlib.strategies import fisher as fs
 
 def test_embeddings_that_do_not_fit_fail_naming_max_candidates_and_what_fits(monkeypatch):
     monkeypatch.setattr(fs, "available_memory", lambda device: 10 * 2**30)  # 10 GiB
-    with pytest.raises(MemoryError, match=r"\[50000, 10, 9000\].*18\.0 GiB.*10\.0 GiB.*max_candidates=26226 "):
+    with pytest.raises(
+        MemoryError, match=r"\[50000, 10, 9000\].*18\.0 GiB.*10\.0 GiB.*max_candidates=26226 "
+    ):
         fs.check_embedding_memory(50_000, 10, 9_000, torch.float32, "cpu")
-    with pytest.raises(MemoryError, match=r"\[90000, 90000\] float64 Fisher.*120\.7 GiB.*smaller fraction"):
+    with pytest.raises(
+        MemoryError, match=r"\[90000, 90000\] float64 Fisher.*120\.7 GiB.*smaller fraction"
+    ):
         fs.check_embedding_memory(50_000, 10, 90_000, torch.float32, "cpu")
     fs.check_embedding_memory(100, 10, 1000, torch.float32, "cpu")  # fits: nothing raised
 

@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 GRID_FILES = sorted((ROOT / "grids").glob("*.json"))
 READY_GRIDS = ("cifar10_gpu", "cifar10_cpu", "fashion_mnist_gpu", "fashion_mnist_cpu")
 STRATEGIES = {"fishermask", "bait", "badge", "coreset", "entropy", "margin", "random", "bald"}
-BROKEN = {"name": "broken", "strategy": "margin", "strategy_options": {"no_such_option": 1}}  # fails in validate
+BROKEN = {
+    "name": "broken",
+    "strategy": "margin",
+    "strategy_options": {"no_such_option": 1},
+}  # fails in validate
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -32,7 +36,10 @@ BROKEN = {"name": "broken", "strategy": "margin", "strategy_options": {"no_such_
 def notebook(tmp_path_factory) -> Path:
     """A stand-in for notebooks/active_learning.ipynb: every ExperimentConfig field (output_dir
     included) in a ``parameters`` cell, then run_experiment and write_results as its last cell."""
-    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(ExperimentConfig)}
+    defaults = {
+        f.name: f.default if f.default is not MISSING else f.default_factory()
+        for f in fields(ExperimentConfig)
+    }
     parameters = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in defaults.items()))
     parameters.metadata["tags"] = ["parameters"]
     body = nbformat.v4.new_code_cell(
@@ -43,7 +50,10 @@ def notebook(tmp_path_factory) -> Path:
     )
     kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path_factory.mktemp("notebook") / "active_learning.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[parameters, body], metadata={"kernelspec": kernelspec}), path)
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[parameters, body], metadata={"kernelspec": kernelspec}),
+        path,
+    )
     return path
 
 
@@ -65,17 +75,31 @@ def write_grid(path: Path, grid: dict) -> str:
 
 
 def test_axes_come_in_canonical_order_and_name_the_runs():
-    axes = {"query_size": [35, 70], "seed": [0, 1], "strategy": ["random", "entropy"], "dataset": ["fashion_mnist"]}
+    axes = {
+        "query_size": [35, 70],
+        "seed": [0, 1],
+        "strategy": ["random", "entropy"],
+        "dataset": ["fashion_mnist"],
+    }
     runs = expand_grid({"base": {"model": "cnn"}, "axes": axes})
-    assert [r.name for r in runs[:5]] == [
-        "fashion_mnist-random-seed0-query_size35",  # dataset, imbalance, strategy, seed, then the others
-        "fashion_mnist-random-seed0-query_size70",  # the last axis varies fastest
-        "fashion_mnist-random-seed1-query_size35",
-        "fashion_mnist-random-seed1-query_size70",
-        "fashion_mnist-entropy-seed0-query_size35",
-    ]
+    assert (
+        [r.name for r in runs[:5]]
+        == [
+            "fashion_mnist-random-seed0-query_size35",  # dataset, imbalance, strategy, seed, then the others
+            "fashion_mnist-random-seed0-query_size70",  # the last axis varies fastest
+            "fashion_mnist-random-seed1-query_size35",
+            "fashion_mnist-random-seed1-query_size70",
+            "fashion_mnist-entropy-seed0-query_size35",
+        ]
+    )
     assert len(runs) == 8 and len({r.name for r in runs}) == 8
-    assert runs[0].params == {"model": "cnn", "dataset": "fashion_mnist", "strategy": "random", "seed": 0, "query_size": 35}
+    assert runs[0].params == {
+        "model": "cnn",
+        "dataset": "fashion_mnist",
+        "strategy": "random",
+        "seed": 0,
+        "query_size": 35,
+    }
     assert runs[0].path("out") == Path("out") / runs[0].name
 
 
@@ -84,11 +108,21 @@ def option_grid() -> dict:
         "base": {"strategy_options": {"batch_size": 64}, "train_options": {"epochs": 5}},
         "axes": {
             "strategy": [
-                {"strategy": "fishermask", "strategy_options": {"fraction": 0.003}},  # labelled by its strategy
-                {"name": "fm_random", "strategy": "fishermask", "strategy_options": {"method": "random"}},
+                {
+                    "strategy": "fishermask",
+                    "strategy_options": {"fraction": 0.003},
+                },  # labelled by its strategy
+                {
+                    "name": "fm_random",
+                    "strategy": "fishermask",
+                    "strategy_options": {"method": "random"},
+                },
                 "entropy",
             ],
-            "imbalance": {"imbalanced": {"imbalance": "paper", "budget": 575}, "balanced": {"imbalance": "none"}},
+            "imbalance": {
+                "imbalanced": {"imbalance": "paper", "budget": 575},
+                "balanced": {"imbalance": "none"},
+            },
         },
     }
 
@@ -97,26 +131,46 @@ def test_dict_variants_and_dict_elements_merge_into_the_base():
     grid = option_grid()
     before = copy.deepcopy(grid)
     runs = {r.name: r.params for r in expand_grid(grid)}
-    assert list(runs) == [f"{i}-{s}" for i in ("imbalanced", "balanced") for s in ("fishermask", "fm_random", "entropy")]
+    assert list(runs) == [
+        f"{i}-{s}"
+        for i in ("imbalanced", "balanced")
+        for s in ("fishermask", "fm_random", "entropy")
+    ]
     assert runs["imbalanced-fishermask"] == {
-        "strategy_options": {"batch_size": 64, "fraction": 0.003},  # dict fields merge one level deep
+        "strategy_options": {
+            "batch_size": 64,
+            "fraction": 0.003,
+        },  # dict fields merge one level deep
         "train_options": {"epochs": 5},
         "imbalance": "paper",
         "budget": 575,
         "strategy": "fishermask",
     }
-    assert runs["balanced-fm_random"]["strategy_options"] == {"batch_size": 64, "method": "random"}  # no "name" field
+    assert runs["balanced-fm_random"]["strategy_options"] == {
+        "batch_size": 64,
+        "method": "random",
+    }  # no "name" field
     assert runs["balanced-entropy"] == {"strategy_options": {"batch_size": 64}, "train_options": {"epochs": 5},
                                         "imbalance": "none", "strategy": "entropy"}  # fmt: skip
-    runs["balanced-entropy"]["strategy_options"]["batch_size"] = 1  # runs share no dicts with each other or the grid
+    runs["balanced-entropy"]["strategy_options"]["batch_size"] = (
+        1  # runs share no dicts with each other or the grid
+    )
     assert grid == before and runs["imbalanced-entropy"]["strategy_options"] == {"batch_size": 64}
 
 
 def test_overrides_apply_after_the_axes_and_merge_dict_fields():
-    overrides = {"budget": 155, "strategy_options": {"max_candidates": 500}, "train_options": {"epochs": 1}}
+    overrides = {
+        "budget": 155,
+        "strategy_options": {"max_candidates": 500},
+        "train_options": {"epochs": 1},
+    }
     runs = {r.name: r.params for r in expand_grid(option_grid(), overrides=overrides)}
     assert {p["budget"] for p in runs.values()} == {155}
-    assert runs["imbalanced-fishermask"]["strategy_options"] == {"batch_size": 64, "fraction": 0.003, "max_candidates": 500}
+    assert runs["imbalanced-fishermask"]["strategy_options"] == {
+        "batch_size": 64,
+        "fraction": 0.003,
+        "max_candidates": 500,
+    }
     assert runs["balanced-entropy"]["train_options"] == {"epochs": 1}
 
 
@@ -136,12 +190,19 @@ def test_select_keeps_axis_elements_by_label_or_value_or_adds_an_axis(select, na
 
 
 def test_select_of_a_missing_value_is_an_error():
-    with pytest.raises(ValueError, match=r"axis 'strategy' has no values \['bald'\]; it has \['fishermask', 'fm_random', "):
+    with pytest.raises(
+        ValueError,
+        match=r"axis 'strategy' has no values \['bald'\]; it has \['fishermask', 'fm_random', ",
+    ):
         expand_grid(option_grid(), select={"strategy": ["bald", "entropy"]})
 
 
 def test_runs_with_the_same_name_are_an_error():
-    grid = {"axes": {"strategy": ["random", {"strategy": "random", "strategy_options": {"batch_size": 8}}]}}
+    grid = {
+        "axes": {
+            "strategy": ["random", {"strategy": "random", "strategy_options": {"batch_size": 8}}]
+        }
+    }
     with pytest.raises(ValueError, match="two runs are both named 'random'"):
         expand_grid(grid)
 
@@ -181,7 +242,9 @@ def test_run_status_follows_the_files_a_run_leaves(tmp_path):
     assert run_status(tmp_path) == "partial"  # not every round of the schedule ran
     (tmp_path / RESULTS).write_text('{"smoke": false, "rounds": 2}')
     assert run_status(tmp_path) == "done"
-    assert run_status(tmp_path, {"seed": 1}) == "stale" and run_status(tmp_path, {"seed": 0}) == "done"
+    assert (
+        run_status(tmp_path, {"seed": 1}) == "stale" and run_status(tmp_path, {"seed": 0}) == "done"
+    )
     (tmp_path / "config.json").write_text("{}")
     assert run_status(tmp_path) == "partial"  # damaged: running it again says what is wrong
 
@@ -248,7 +311,9 @@ def test_dry_run_lists_the_runs_and_flags_invalid_configs(tmp_path, capsys, fash
     assert main([path, "-o", str(out_dir), "--axis", "query_size=4,5", "--dry-run"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"new      {out_dir / 'random-query_size4'}"
-    assert lines[2].startswith(f"new      {out_dir / 'broken-query_size4'}  INVALID: strategy_options: unknown options")
+    assert lines[2].startswith(
+        f"new      {out_dir / 'broken-query_size4'}  INVALID: strategy_options: unknown options"
+    )
     assert lines[-1] == f"4 runs in {out_dir}, 2 invalid"
     assert not out_dir.exists()
 
@@ -259,7 +324,19 @@ def test_main_reports_a_bad_grid_without_a_traceback(tmp_path, capsys):
     assert main(["--strategy", "random", "--set", "sed=1", "--dry-run"]) == 2
     assert "error: --set: unknown config fields ['sed']" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.json"), "--dry-run"]) == 2
-    assert main(["--strategy", "random", "-o", str(tmp_path), "--notebook", str(tmp_path / "none.ipynb")]) == 2
+    assert (
+        main(
+            [
+                "--strategy",
+                "random",
+                "-o",
+                str(tmp_path),
+                "--notebook",
+                str(tmp_path / "none.ipynb"),
+            ]
+        )
+        == 2
+    )
     assert "none.ipynb not found" in capsys.readouterr().err
 
 
@@ -271,13 +348,20 @@ def run_outputs(path: Path) -> dict:
 
 
 @pytest.mark.notebook
-def test_papermill_pool_writes_outputs_reports_a_failure_and_skips_done_runs(tmp_path, fashion_root, notebook, capsys):
+def test_papermill_pool_writes_outputs_reports_a_failure_and_skips_done_runs(
+    tmp_path, fashion_root, notebook, capsys
+):
     path = write_grid(tmp_path / "tiny.json", tiny_grid(fashion_root, "random", "entropy", BROKEN))
     out = tmp_path / "out"
-    assert main([path, "-o", str(out), "--notebook", str(notebook), "--workers", "2", "--no-progress"]) == 1
+    assert (
+        main([path, "-o", str(out), "--notebook", str(notebook), "--workers", "2", "--no-progress"])
+        == 1
+    )
     printed = capsys.readouterr().out
     assert "3 runs: 2 done, 0 skipped (finished before), 1 failed" in printed
-    assert "FAILED broken: ValueError: strategy_options: unknown options ['no_such_option']" in printed
+    assert (
+        "FAILED broken: ValueError: strategy_options: unknown options ['no_such_option']" in printed
+    )
     assert f"notebook: {out / 'broken' / EXECUTED}" in printed
     summary = {o["name"]: o for o in json.loads((out / SUMMARY).read_text())}
     assert [o["status"] for o in summary.values()] == ["done", "done", "failed"]  # in grid order
@@ -285,44 +369,86 @@ def test_papermill_pool_writes_outputs_reports_a_failure_and_skips_done_runs(tmp
 
     for name in ("random", "entropy"):
         run_dir = out / name
-        assert summary[name]["notebook"] == str(run_dir / EXECUTED) and summary[name]["error"] is None
-        assert {RESULTS, EXECUTED, "rounds.csv", "config.json"} <= {p.name for p in run_dir.iterdir()}
+        assert (
+            summary[name]["notebook"] == str(run_dir / EXECUTED) and summary[name]["error"] is None
+        )
+        assert {RESULTS, EXECUTED, "rounds.csv", "config.json"} <= {
+            p.name for p in run_dir.iterdir()
+        }
         results = run_outputs(run_dir)
         assert results["n_labeled_per_round"] == [10, 15] and results["finished"]
         assert len(pd.read_csv(run_dir / "rounds.csv")) == 2
-        injected = nbformat.read(run_dir / EXECUTED, as_version=4).cells[1]  # papermill's cell after "parameters"
-        assert "injected-parameters" in injected.metadata.tags and f'output_dir = "{run_dir}"' in injected.source
+        injected = nbformat.read(run_dir / EXECUTED, as_version=4).cells[
+            1
+        ]  # papermill's cell after "parameters"
+        assert (
+            "injected-parameters" in injected.metadata.tags
+            and f'output_dir = "{run_dir}"' in injected.source
+        )
 
     # the failed run keeps its executed notebook, with the error, to read
     assert run_status(out / "broken") == "partial" and not (out / "broken" / RESULTS).exists()
     executed = nbformat.read(out / "broken" / EXECUTED, as_version=4)
-    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    errors = [
+        o
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.output_type == "error"
+    ]
     assert errors and errors[0].ename == "ValueError" and "no_such_option" in errors[0].evalue
 
     # run again: the finished runs are skipped (nothing executes)
-    assert main([path, "-o", str(out), "--notebook", str(notebook), "--strategy", "random", "entropy", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                path,
+                "-o",
+                str(out),
+                "--notebook",
+                str(notebook),
+                "--strategy",
+                "random",
+                "entropy",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "2 runs: 0 done, 2 skipped (finished before), 0 failed" in capsys.readouterr().out
     assert [o["status"] for o in json.loads((out / SUMMARY).read_text())] == ["skipped", "skipped"]
 
 
-def test_inline_executor_runs_in_this_process_and_reports_failures(tmp_path, fashion_root, monkeypatch, torch_threads):
+def test_inline_executor_runs_in_this_process_and_reports_failures(
+    tmp_path, fashion_root, monkeypatch, torch_threads
+):
     monkeypatch.chdir(Path(fashion_root).parent)
     grid = tiny_grid(Path(fashion_root).name, "random", BROKEN)  # a relative data_root
     out = tmp_path / "out"
-    outcomes = run_grid(expand_grid(grid), out, executor="inline", threads=torch_threads, progress=False)
+    outcomes = run_grid(
+        expand_grid(grid), out, executor="inline", threads=torch_threads, progress=False
+    )
     assert [(o.name, o.status) for o in outcomes] == [("random", "done"), ("broken", "failed")]
-    assert run_outputs(out / "random")["n_labeled"] == 15 and not (out / "random" / EXECUTED).exists()
+    assert (
+        run_outputs(out / "random")["n_labeled"] == 15 and not (out / "random" / EXECUTED).exists()
+    )
     failed = outcomes[1]
     assert failed.notebook is None  # no notebook: the error says where it was raised
-    assert failed.error.startswith("ValueError: strategy_options: unknown options ['no_such_option']")
+    assert failed.error.startswith(
+        "ValueError: strategy_options: unknown options ['no_such_option']"
+    )
     assert "(base.py:" in failed.error  # build_strategy, fmlib/strategies/base.py
-    assert json.loads((out / RUNS).read_text())[0]["params"]["data_root"] == fashion_root  # made absolute
+    assert (
+        json.loads((out / RUNS).read_text())[0]["params"]["data_root"] == fashion_root
+    )  # made absolute
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, fashion_root, torch_threads):
     (run,) = expand_grid(tiny_grid(fashion_root, "random"), overrides={"budget": 20})
     run_dir = run.path(tmp_path)
-    run_experiment({**run.params, "output_dir": str(run_dir)}, max_rounds=1)  # stopped after round 0
+    run_experiment(
+        {**run.params, "output_dir": str(run_dir)}, max_rounds=1
+    )  # stopped after round 0
     first = pd.read_csv(run_dir / "rounds.csv")
     assert run_status(run_dir) == "partial" and len(first) == 1
     (outcome,) = run_grid([run], tmp_path, executor="inline", threads=torch_threads, progress=False)
@@ -342,7 +468,9 @@ def test_submitit_local_cluster_runs_jobs_and_reports_failures(tmp_path, fashion
                         submitit={"cluster": "local", "timeout": 10, "cpus": 1})  # fmt: skip
     assert [(o.name, o.status) for o in outcomes] == [("random", "done"), ("broken", "failed")]
     assert run_outputs(out / "random")["n_labeled"] == 15
-    assert "no_such_option" in outcomes[1].error and outcomes[1].notebook == str(out / "broken" / EXECUTED)
+    assert "no_such_option" in outcomes[1].error and outcomes[1].notebook == str(
+        out / "broken" / EXECUTED
+    )
     assert any((out / ".submitit").rglob("*_log.out"))  # the jobs' logs
 
 

@@ -26,7 +26,11 @@ def test_local_workers_take_the_visible_gpus_round_robin(tmp_path, fashion_root,
     outcomes = runner.run_grid(runs, tmp_path, progress=False)
     assert seen == {"random": "3", "entropy": "5", "margin": "3"}
     assert [o.gpu for o in outcomes] == ["3", "5", "3"]
-    assert [o["gpu"] for o in json.loads((tmp_path / runner.SUMMARY).read_text())] == ["3", "5", "3"]
+    assert [o["gpu"] for o in json.loads((tmp_path / runner.SUMMARY).read_text())] == [
+        "3",
+        "5",
+        "3",
+    ]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "3,5"  # restored
 
     seen.clear()

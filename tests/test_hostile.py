@@ -67,7 +67,9 @@ run_experiment(json.loads(sys.argv[1]), strategy=Blocking())
 """
 
 
-def test_a_second_run_on_a_busy_directory_refuses_naming_the_holder_and_takes_over_a_dead_ones_lock(fashion_root, tmp_path):
+def test_a_second_run_on_a_busy_directory_refuses_naming_the_holder_and_takes_over_a_dead_ones_lock(
+    fashion_root, tmp_path
+):
     run = tmp_path / "run"
     signal_file = tmp_path / "selecting"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -80,10 +82,16 @@ def test_a_second_run_on_a_busy_directory_refuses_naming_the_holder_and_takes_ov
             assert time.monotonic() < deadline, "the child never reached its first selection"
             time.sleep(0.2)
         start = time.monotonic()
-        with pytest.raises(RuntimeError, match=rf"{run}.*is in use by process {child.pid} on {os.uname().nodename}"):
-            run_experiment(small_config(fashion_root, run, seed=1))  # another config on the same directory
+        with pytest.raises(
+            RuntimeError, match=rf"{run}.*is in use by process {child.pid} on {os.uname().nodename}"
+        ):
+            run_experiment(
+                small_config(fashion_root, run, seed=1)
+            )  # another config on the same directory
         assert time.monotonic() - start < 30  # at once: no data loaded, nothing trained
-        assert json.loads((run / "config.json").read_text())["config"]["seed"] == 0  # the owner's config stays
+        assert (
+            json.loads((run / "config.json").read_text())["config"]["seed"] == 0
+        )  # the owner's config stays
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
@@ -106,11 +114,15 @@ def test_the_lock_holder_is_named_within_one_process_too(fashion_root, tmp_path)
 # ----------------------------------------------------------------------------- 3. reruns check and repair the records
 
 
-def test_rerunning_a_finished_run_repairs_its_derived_files_from_the_checkpoint(fashion_root, tmp_path):
+def test_rerunning_a_finished_run_repairs_its_derived_files_from_the_checkpoint(
+    fashion_root, tmp_path
+):
     from fmlib.records import write_results
 
     run = tmp_path / "run"
-    config = small_config(fashion_root, run, strategy="bait", strategy_options={"fisher_samples": 16})
+    config = small_config(
+        fashion_root, run, strategy="bait", strategy_options={"fisher_samples": 16}
+    )
     records = run_experiment(config)
     write_results(run, records)
     truth = files(run)
@@ -126,13 +138,17 @@ def test_rerunning_a_finished_run_repairs_its_derived_files_from_the_checkpoint(
     meta["config"]["seed"] = 7  # config.json no longer says what the checkpoint holds
     (run / "config.json").write_text(json.dumps(meta))
 
-    with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: .*config.json.*queries.csv.*rounds.csv"):
+    with pytest.warns(
+        UserWarning, match=r"rebuilt from checkpoint.pt: .*config.json.*queries.csv.*rounds.csv"
+    ):
         again = run_experiment(config)
     write_results(run, again)
     assert files(run) == truth  # every derived file as the run left it, results.json included
     assert load_run(run)["accuracy"].tolist() == records.rounds_frame()["accuracy"].tolist()
     assert all(np.array_equal(load_snapshots(run)[1][k], snapshots[1][k]) for k in snapshots[1])
-    with pytest.raises(ValueError, match="different config.*seed: 0 there, 7 here"):  # the checkpoint's config rules
+    with pytest.raises(
+        ValueError, match="different config.*seed: 0 there, 7 here"
+    ):  # the checkpoint's config rules
         run_experiment({**config, "seed": 7})
 
 
@@ -145,29 +161,43 @@ def test_a_leftover_temporary_file_of_a_killed_write_is_removed_on_reopen(fashio
     assert not list(run.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("content", [b"", b"garbage, not a zip", b"PK\x03\x04 truncated zip"], ids=["empty", "garbage", "zip"])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"garbage, not a zip", b"PK\x03\x04 truncated zip"],
+    ids=["empty", "garbage", "zip"],
+)
 def test_a_damaged_checkpoint_is_named_with_what_to_delete(fashion_root, tmp_path, content):
     run = tmp_path / "run"
     run_experiment(small_config(fashion_root, run), max_rounds=1)
     (run / "checkpoint.pt").write_bytes(content)
-    with pytest.raises(RuntimeError, match=rf"{run / 'checkpoint.pt'} is damaged.*delete {run}") as err:
+    with pytest.raises(
+        RuntimeError, match=rf"{run / 'checkpoint.pt'} is damaged.*delete {run}"
+    ) as err:
         run_experiment(small_config(fashion_root, run))
     assert "weights_only" not in str(err.value)  # never the unsafe advice
 
 
 @pytest.mark.parametrize(
-    "content", ["{not json", "{}", "[1, 2]", '{"config": [1]}'], ids=["syntax", "no-config", "list", "config-list"]
+    "content",
+    ["{not json", "{}", "[1, 2]", '{"config": [1]}'],
+    ids=["syntax", "no-config", "list", "config-list"],
 )
 def test_a_damaged_config_json_is_named(fashion_root, tmp_path, content):
     run = tmp_path / "run"
     run_experiment(small_config(fashion_root, run))
     (run / "config.json").write_text(content)
     for read in (load_run, ExperimentConfig.from_run):
-        with pytest.raises(RuntimeError, match=rf"{run / 'config.json'} is damaged"):  # DamagedRunError
+        with pytest.raises(
+            RuntimeError, match=rf"{run / 'config.json'} is damaged"
+        ):  # DamagedRunError
             read(run)
-    with pytest.warns(UserWarning, match="rebuilt from checkpoint.pt: config.json"):  # the checkpoint knows it
+    with pytest.warns(
+        UserWarning, match="rebuilt from checkpoint.pt: config.json"
+    ):  # the checkpoint knows it
         run_experiment(small_config(fashion_root, run))
-    assert ExperimentConfig.from_run(run) == ExperimentConfig.from_dict(small_config(fashion_root, run))
+    assert ExperimentConfig.from_run(run) == ExperimentConfig.from_dict(
+        small_config(fashion_root, run)
+    )
 
 
 def test_a_damaged_config_json_without_a_checkpoint_is_refused(fashion_root, tmp_path):
@@ -194,15 +224,33 @@ def test_records_without_a_checkpoint_are_never_overwritten(fashion_root, tmp_pa
 BAD_VALUES = [
     ({"train_options": {"epochs": "3"}}, r"train_options: epochs must be an integer >= 1, got '3'"),
     ({"train_options": {"epochs": 1.5}}, r"train_options: epochs must be an integer >= 1, got 1.5"),
-    ({"train_options": {"batch_size": 2.5}}, r"train_options: batch_size must be an integer >= 1, got 2.5"),
-    ({"train_options": {"weight_decay": -1}}, r"train_options: weight_decay must be a finite number >= 0, got -1"),
-    ({"train_options": {"momentum": -1}}, r"train_options: momentum must be a finite number in \[0, 1\), got -1"),
-    ({"train_options": {"lr": float("inf")}}, r"train_options: lr must be a finite number > 0 \(at most 10\), got inf"),
+    (
+        {"train_options": {"batch_size": 2.5}},
+        r"train_options: batch_size must be an integer >= 1, got 2.5",
+    ),
+    (
+        {"train_options": {"weight_decay": -1}},
+        r"train_options: weight_decay must be a finite number >= 0, got -1",
+    ),
+    (
+        {"train_options": {"momentum": -1}},
+        r"train_options: momentum must be a finite number in \[0, 1\), got -1",
+    ),
+    (
+        {"train_options": {"lr": float("inf")}},
+        r"train_options: lr must be a finite number > 0 \(at most 10\), got inf",
+    ),
     ({"model": "resnet18", "model_options": {"width": 0}}, r"model_options.*width.* 0"),
-    ({"strategy": "bait", "strategy_options": {"lamb": float("inf")}}, r"strategy_options: lamb must be a finite number > 0"),
+    (
+        {"strategy": "bait", "strategy_options": {"lamb": float("inf")}},
+        r"strategy_options: lamb must be a finite number > 0",
+    ),
     ({"ratio": float("inf")}, r"ratio must be a finite number >= 1, got inf"),
     ({"ratio": 1e9}, r"ratio 1e\+09 leaves classes \[0, 1, 2, 3, 4\] without samples"),
-    ({"imbalance": "none", "minority_classes": [99]}, r"minority_classes .* only with imbalance 'step'"),
+    (
+        {"imbalance": "none", "minority_classes": [99]},
+        r"minority_classes .* only with imbalance 'step'",
+    ),
     ({"minority_classes": [99]}, r"minority_classes must be in 0..9, got \[99\]"),
     ({"download": "no"}, r"download must be true or false, got 'no'"),
     ({"data_root": "/nonexistent/fashion"}, r"data_root '/nonexistent/fashion' does not exist"),
@@ -211,12 +259,16 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize("bad, message", BAD_VALUES, ids=lambda v: v if isinstance(v, str) else "-".join(
     f"{k}={v}" for k, v in v.items()))  # fmt: skip
-def test_a_bad_value_is_refused_before_anything_is_written_and_the_fix_then_runs(fashion_root, tmp_path, bad, message):
+def test_a_bad_value_is_refused_before_anything_is_written_and_the_fix_then_runs(
+    fashion_root, tmp_path, bad, message
+):
     run = tmp_path / "run"
     config = small_config(fashion_root, run, rounds=0)
     with pytest.raises(ValueError, match=message):
         run_experiment({**config, **bad})
-    assert not run.exists() or not any(run.iterdir())  # nothing written: the corrected config is welcome
+    assert not run.exists() or not any(
+        run.iterdir()
+    )  # nothing written: the corrected config is welcome
     assert run_experiment(config).finished
 
 
@@ -258,7 +310,9 @@ def test_resuming_with_another_thread_count_is_refused_unless_allowed_and_then_r
     run_experiment(config, max_rounds=1)
     assert json.loads((run / "config.json").read_text())["torch_threads"] == [1]
     torch.set_num_threads(2)
-    with pytest.raises(ValueError, match=r"made with 1 torch thread.*this process has 2.*allow_thread_change=True"):
+    with pytest.raises(
+        ValueError, match=r"made with 1 torch thread.*this process has 2.*allow_thread_change=True"
+    ):
         run_experiment(config)
     assert len(pd.read_csv(run / "rounds.csv")) == 1  # nothing ran
     records = run_experiment({**config, "allow_thread_change": True})
@@ -267,7 +321,9 @@ def test_resuming_with_another_thread_count_is_refused_unless_allowed_and_then_r
     assert meta["torch_threads"] == [1, 2] and meta["threads_mixed"] is True
     assert pd.read_csv(run / "rounds.csv")["torch_threads"].tolist() == [1, 2, 2]
     torch.set_num_threads(1)
-    assert run_experiment(config).finished  # a finished run reloads whatever the threads: nothing is computed
+    assert run_experiment(
+        config
+    ).finished  # a finished run reloads whatever the threads: nothing is computed
 
 
 def test_one_thread_count_is_recorded_per_round(fashion_root, tmp_path, torch_threads):
@@ -292,40 +348,67 @@ def test_a_full_disk_says_so_and_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(OSError) as err:
         fmlib.records.save_torch(target, {"weights": torch.zeros(100_000)})
     monkeypatch.undo()
-    assert err.value.errno == errno.ENOSPC and str(target) in str(err.value) and "No space left" in str(err.value)
+    assert (
+        err.value.errno == errno.ENOSPC
+        and str(target) in str(err.value)
+        and "No space left" in str(err.value)
+    )
     assert not list(tmp_path.iterdir())  # no temporary file left
 
 
 def test_records_follow_the_umask(fashion_root, tmp_path):
     old = os.umask(0o022)
     try:
-        run_experiment(small_config(fashion_root, tmp_path / "run", strategy="bait", strategy_options={"fisher_samples": 8}))
+        run_experiment(
+            small_config(
+                fashion_root,
+                tmp_path / "run",
+                strategy="bait",
+                strategy_options={"fisher_samples": 8},
+            )
+        )
     finally:
         os.umask(old)
-    modes = {name: (tmp_path / "run" / name).stat().st_mode & 0o777 for name in files(tmp_path / "run")}
+    modes = {
+        name: (tmp_path / "run" / name).stat().st_mode & 0o777 for name in files(tmp_path / "run")
+    }
     assert modes and set(modes.values()) == {0o644}, modes
 
 
-def test_a_checkpoint_of_an_older_fmlib_resumes_and_adopts_its_snapshot_files(fashion_root, tmp_path, torch_threads):
+def test_a_checkpoint_of_an_older_fmlib_resumes_and_adopts_its_snapshot_files(
+    fashion_root, tmp_path, torch_threads
+):
     run = tmp_path / "run"
-    config = small_config(fashion_root, run, strategy="bait", strategy_options={"fisher_samples": 16})
+    config = small_config(
+        fashion_root, run, strategy="bait", strategy_options={"fisher_samples": 16}
+    )
     torch.set_num_threads(1)
     run_experiment(config, max_rounds=1)
     state = torch.load(run / "checkpoint.pt", weights_only=True)  # in the older format:
     del state["records"]["snapshots"]  # no snapshot bytes,
     for key in ("torch_threads", "threads_mixed"):  # no thread counts but the environment's
         del state["records"]["meta"][key]
-    state["records"]["rounds"] = [{k: v for k, v in row.items() if k != "torch_threads"} for row in state["records"]["rounds"]]
+    state["records"]["rounds"] = [
+        {k: v for k, v in row.items() if k != "torch_threads"} for row in state["records"]["rounds"]
+    ]
     fmlib.records.save_torch(run / "checkpoint.pt", state)
     snapshot = (run / "sensitivity" / "round_000.npz").read_bytes()
 
     (run / "sensitivity" / "round_000.npz").write_bytes(b"damaged")
-    with pytest.raises(RuntimeError, match=r"round_000.npz is damaged .*predates stored snapshots.*delete"):
+    with pytest.raises(
+        RuntimeError, match=r"round_000.npz is damaged .*predates stored snapshots.*delete"
+    ):
         run_experiment(config)
     (run / "sensitivity" / "round_000.npz").write_bytes(snapshot)
-    with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: config.json, rounds.csv$"):  # the edited checkpoint rules
+    with pytest.warns(
+        UserWarning, match=r"rebuilt from checkpoint.pt: config.json, rounds.csv$"
+    ):  # the edited checkpoint rules
         records = run_experiment(config)
-    assert records.finished and records.snapshots[0] == snapshot and sorted(records.snapshots) == [0, 1]
+    assert (
+        records.finished
+        and records.snapshots[0] == snapshot
+        and sorted(records.snapshots) == [0, 1]
+    )
     (run / "sensitivity" / "round_000.npz").write_bytes(b"damaged")  # now the checkpoint holds it
     with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: sensitivity/round_000.npz"):
         run_experiment(config)

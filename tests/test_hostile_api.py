@@ -83,47 +83,144 @@ DATA = (blobs(60, 0), blobs(30, 1))
 # id, keyword arguments of run_experiment beside the config (and config overrides), error, pattern
 CASES = [
     ("max_rounds_negative", {"max_rounds": -1}, ValueError, r"max_rounds must be an integer >= 1"),
-    ("max_rounds_zero", {"max_rounds": 0}, ValueError, r"max_rounds must be an integer >= 1.*got 0"),
-    ("budget_just_beyond_the_pool", {"data": (blobs(9, 0), blobs(30, 1)), "config": {"budget": 10, "rounds": None}},
-     ValueError, r"would label 10 samples, beyond the pool \(9\)"),
-    ("strategy_one_duplicate_pair", {"strategy": Picks(lambda u, lab, n: np.r_[u[:2], u[:1]])}, RuntimeError,
-     r"1 duplicated positions: \[\d+\]"),
-    ("max_rounds_float", {"max_rounds": 1.5}, ValueError, r"max_rounds must be an integer >= 1.*1\.5"),
-    ("max_rounds_string", {"max_rounds": "2"}, ValueError, r"max_rounds must be an integer >= 1.*'2'"),
-    ("budget_huge", {"config": {"budget": 10**12, "rounds": None}}, ValueError, r"budget 10+: .*at most 10000"),
+    (
+        "max_rounds_zero",
+        {"max_rounds": 0},
+        ValueError,
+        r"max_rounds must be an integer >= 1.*got 0",
+    ),
+    (
+        "budget_just_beyond_the_pool",
+        {"data": (blobs(9, 0), blobs(30, 1)), "config": {"budget": 10, "rounds": None}},
+        ValueError,
+        r"would label 10 samples, beyond the pool \(9\)",
+    ),
+    (
+        "strategy_one_duplicate_pair",
+        {"strategy": Picks(lambda u, lab, n: np.r_[u[:2], u[:1]])},
+        RuntimeError,
+        r"1 duplicated positions: \[\d+\]",
+    ),
+    (
+        "max_rounds_float",
+        {"max_rounds": 1.5},
+        ValueError,
+        r"max_rounds must be an integer >= 1.*1\.5",
+    ),
+    (
+        "max_rounds_string",
+        {"max_rounds": "2"},
+        ValueError,
+        r"max_rounds must be an integer >= 1.*'2'",
+    ),
+    (
+        "budget_huge",
+        {"config": {"budget": 10**12, "rounds": None}},
+        ValueError,
+        r"budget 10+: .*at most 10000",
+    ),
     ("rounds_huge", {"config": {"rounds": 10**12}}, ValueError, r"rounds 10+: .*at most 10000"),
-    ("lr_huge", {"config": {"train_options": {"lr": 1e6}}}, ValueError, r"lr must be a finite number > 0 \(at most 10\), got 1000000.0"),
-    ("lamb_huge", {"config": {"strategy": "bait", "strategy_options": {"lamb": 1e300}}}, ValueError,
-     r"lamb must be a finite number > 0, got 1e\+300; at most 1e\+06"),
-    ("model_instance", {"model": MLP(3)}, ValueError, r"model must be a factory.*nn.Module instance \(MLP\)"),
+    (
+        "lr_huge",
+        {"config": {"train_options": {"lr": 1e6}}},
+        ValueError,
+        r"lr must be a finite number > 0 \(at most 10\), got 1000000.0",
+    ),
+    (
+        "lamb_huge",
+        {"config": {"strategy": "bait", "strategy_options": {"lamb": 1e300}}},
+        ValueError,
+        r"lamb must be a finite number > 0, got 1e\+300; at most 1e\+06",
+    ),
+    (
+        "model_instance",
+        {"model": MLP(3)},
+        ValueError,
+        r"model must be a factory.*nn.Module instance \(MLP\)",
+    ),
     ("nan_logits", {"model": NanLogits}, ValueError, r"NaN or inf logits on pool samples"),
-    ("nan_input", {"data": with_nan_input(7)}, ValueError, r"pool's inputs must be finite.*samples \[7\]"),
-    ("labels_beyond_class_names", {"data": labels_beyond_names()}, ValueError,
-     r"class indices 0\.\.3 .*sample 4 has label 4"),
-    ("dataset_factory_fails", {"data": None, "config": {"dataset": "tests.user_parts:blob_data", "imbalance": "none",
-                                                        "dataset_options": {"pool": -5}}},
-     ValueError, r"dataset 'tests.user_parts:blob_data' fails with dataset_options \{'pool': -5\}"),
-    ("strategy_returns_none", {"strategy": Picks(lambda u, lab, n: None)}, RuntimeError,
-     r"must return integer pool positions .*got None"),
-    ("strategy_returns_floats", {"strategy": Picks(lambda u, lab, n: u[:n] + 0.5)}, RuntimeError,
-     r"must return integer pool positions .*float64"),
-    ("strategy_too_few", {"strategy": Picks(lambda u, lab, n: u[: n - 1])}, RuntimeError,
-     r"2 picks where 3 were asked for"),
-    ("strategy_duplicates", {"strategy": Picks(lambda u, lab, n: np.repeat(u[:1], n))}, RuntimeError,
-     r"1 duplicated positions"),
-    ("strategy_labeled", {"strategy": Picks(lambda u, lab, n: np.r_[lab[:1], u[: n - 1]])}, RuntimeError,
-     r"1 already labeled"),
-    ("raw_strategy_out_of_range", {"strategy": RawPicks(lambda u, lab, n: np.r_[u[: n - 1], 10**6])}, RuntimeError,
-     r"round 0: strategy 'raw' returned invalid picks: positions out of range 0\.\.59: \[1000000\]"),
-    ("raw_strategy_none", {"strategy": RawPicks(lambda u, lab, n: None)}, RuntimeError,
-     r"round 0: strategy 'raw' must return integer pool positions"),
-    ("nan_training_loss", {"model": NanWhenTraining}, ValueError,
-     r"round 0: the training loss is nan in epoch 1: NaN or inf logits for labeled samples"),
+    (
+        "nan_input",
+        {"data": with_nan_input(7)},
+        ValueError,
+        r"pool's inputs must be finite.*samples \[7\]",
+    ),
+    (
+        "labels_beyond_class_names",
+        {"data": labels_beyond_names()},
+        ValueError,
+        r"class indices 0\.\.3 .*sample 4 has label 4",
+    ),
+    (
+        "dataset_factory_fails",
+        {
+            "data": None,
+            "config": {
+                "dataset": "tests.user_parts:blob_data",
+                "imbalance": "none",
+                "dataset_options": {"pool": -5},
+            },
+        },
+        ValueError,
+        r"dataset 'tests.user_parts:blob_data' fails with dataset_options \{'pool': -5\}",
+    ),
+    (
+        "strategy_returns_none",
+        {"strategy": Picks(lambda u, lab, n: None)},
+        RuntimeError,
+        r"must return integer pool positions .*got None",
+    ),
+    (
+        "strategy_returns_floats",
+        {"strategy": Picks(lambda u, lab, n: u[:n] + 0.5)},
+        RuntimeError,
+        r"must return integer pool positions .*float64",
+    ),
+    (
+        "strategy_too_few",
+        {"strategy": Picks(lambda u, lab, n: u[: n - 1])},
+        RuntimeError,
+        r"2 picks where 3 were asked for",
+    ),
+    (
+        "strategy_duplicates",
+        {"strategy": Picks(lambda u, lab, n: np.repeat(u[:1], n))},
+        RuntimeError,
+        r"1 duplicated positions",
+    ),
+    (
+        "strategy_labeled",
+        {"strategy": Picks(lambda u, lab, n: np.r_[lab[:1], u[: n - 1]])},
+        RuntimeError,
+        r"1 already labeled",
+    ),
+    (
+        "raw_strategy_out_of_range",
+        {"strategy": RawPicks(lambda u, lab, n: np.r_[u[: n - 1], 10**6])},
+        RuntimeError,
+        r"round 0: strategy 'raw' returned invalid picks: positions out of range 0\.\.59: \[1000000\]",
+    ),
+    (
+        "raw_strategy_none",
+        {"strategy": RawPicks(lambda u, lab, n: None)},
+        RuntimeError,
+        r"round 0: strategy 'raw' must return integer pool positions",
+    ),
+    (
+        "nan_training_loss",
+        {"model": NanWhenTraining},
+        ValueError,
+        r"round 0: the training loss is nan in epoch 1: NaN or inf logits for labeled samples",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("changes", "error", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_a_bad_value_at_the_api_is_refused_clearly_and_early(tmp_path, one_thread, changes, error, pattern):
+@pytest.mark.parametrize(
+    ("changes", "error", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_a_bad_value_at_the_api_is_refused_clearly_and_early(
+    tmp_path, one_thread, changes, error, pattern
+):
     changes = dict(changes)
     output = tmp_path / "run"
     kwargs = {"data": DATA, "model": MLP, **{k: v for k, v in changes.items() if k != "config"}}
@@ -131,7 +228,9 @@ def test_a_bad_value_at_the_api_is_refused_clearly_and_early(tmp_path, one_threa
     with pytest.raises(error, match=pattern):
         run_experiment(config(str(output), **changes.get("config", {})), **kwargs)
     assert time.perf_counter() - start < 30
-    trained = error is RuntimeError or "round 0" in pattern  # found in round 0: the directory stays, unfinished
+    trained = (
+        error is RuntimeError or "round 0" in pattern
+    )  # found in round 0: the directory stays, unfinished
     assert trained or not output.exists(), "refused before anything was written"
 
 
@@ -139,7 +238,11 @@ def test_fit_and_predict_proba_name_the_samples_with_nan():
     from fmlib.train import NonFiniteError, fit, predict_proba
 
     pool, _ = with_nan_input(7)
-    with pytest.raises(NonFiniteError, match=r"training inputs hold NaN or inf: labeled samples \[7\]"):
+    with pytest.raises(
+        NonFiniteError, match=r"training inputs hold NaN or inf: labeled samples \[7\]"
+    ):
         fit(MLP(3), pool, np.arange(10))
-    with pytest.raises(NonFiniteError, match=r"NaN or inf logits for samples \[7\] of the non-finite inputs"):
+    with pytest.raises(
+        NonFiniteError, match=r"NaN or inf logits for samples \[7\] of the non-finite inputs"
+    ):
         predict_proba(MLP(3), pool.tensors[0][:10])

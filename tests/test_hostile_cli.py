@@ -50,7 +50,9 @@ def damaged(tmp: Path):
 
 @contextlib.contextmanager
 def latin1_config(tmp: Path):
-    (tmp / "config.json").write_bytes('{"strategy": "entropy", "dataset": "caf\xe9"}'.encode("latin-1"))
+    (tmp / "config.json").write_bytes(
+        '{"strategy": "entropy", "dataset": "caf\xe9"}'.encode("latin-1")
+    )
     yield
 
 
@@ -71,35 +73,117 @@ NOTHING = contextlib.nullcontext
 
 # id, setup, command, arguments, pattern of the error line
 CASES = [
-    ("run_locked", locked, "run", ["--strategy", "random", *tiny("{data}"), "-o", "{tmp}/run"], r"is in use by process"),
-    ("run_damaged_checkpoint", damaged, "run", ["--strategy", "random", *tiny("{data}"), "-o", "{tmp}/run"],
-     r"checkpoint.pt is damaged"),
-    ("run_config_not_utf8", latin1_config, "run", ["--config", "{tmp}/config.json", "-n"], r"is not UTF-8 text"),
-    ("run_max_rounds_negative", NOTHING, "run", ["--max-rounds", "-1", "-n"], r"--max-rounds must be an integer >= 1"),
-    ("run_budget_huge", NOTHING, "run", ["--set", "budget=1000000000000", "-n"], r"budget 10+: .*at most 10000"),
-    ("run_rounds_huge", NOTHING, "run", ["--set", "rounds=1000000000000", "--set", "budget=null", "-n"],
-     r"rounds 10+: .*at most 10000"),
-    ("compare_output_is_a_file", runs, "compare", ["{tmp}/runs/*", "-o", "{tmp}/afile"], r"--output .*afile is a file"),
-    ("compare_metric_not_numeric", runs, "compare", ["{tmp}/runs/*", "-o", "{tmp}/out", "--metric", "strategy"],
-     r"non-numeric metric 'strategy'"),
-    ("compare_target_nan", runs, "compare", ["{tmp}/runs/*", "-o", "{tmp}/out", "--target", "nan"],
-     r"--target must be an accuracy in \(0, 1\], got nan"),
-    ("compare_target_zero", runs, "compare", ["{tmp}/runs/*", "-o", "{tmp}/out", "--target", "0"],
-     r"--target must be an accuracy in \(0, 1\], got 0"),
-    ("compare_budgets_zero", runs, "compare", ["{tmp}/runs/*", "-o", "{tmp}/out", "--budgets", "0"],
-     r"--budgets must be label counts >= 1, got \[0\]"),
-    ("compare_budgets_negative", runs, "compare", ["{tmp}/runs/*", "-o", "{tmp}/out", "--budgets", "-5"],
-     r"--budgets must be label counts >= 1, got \[-5\]"),
-    ("compare_only_smoke_runs", only_smoke_runs, "compare", ["{tmp}/runs/*", "-o", "{tmp}/out"],
-     r"every run matched is a smoke run.*--smoke"),
-    ("grid_workers_zero", NOTHING, "grid", ["--strategy", "random", "--seed", "0", "--workers", "0", "-o", "{tmp}/g"],
-     r"--workers must be an integer >= 1, got 0"),
-    ("grid_threads_zero", NOTHING, "grid", ["--strategy", "random", "--seed", "0", "--threads", "0", "-o", "{tmp}/g"],
-     r"--threads must be an integer >= 1, got 0"),
+    (
+        "run_locked",
+        locked,
+        "run",
+        ["--strategy", "random", *tiny("{data}"), "-o", "{tmp}/run"],
+        r"is in use by process",
+    ),
+    (
+        "run_damaged_checkpoint",
+        damaged,
+        "run",
+        ["--strategy", "random", *tiny("{data}"), "-o", "{tmp}/run"],
+        r"checkpoint.pt is damaged",
+    ),
+    (
+        "run_config_not_utf8",
+        latin1_config,
+        "run",
+        ["--config", "{tmp}/config.json", "-n"],
+        r"is not UTF-8 text",
+    ),
+    (
+        "run_max_rounds_negative",
+        NOTHING,
+        "run",
+        ["--max-rounds", "-1", "-n"],
+        r"--max-rounds must be an integer >= 1",
+    ),
+    (
+        "run_budget_huge",
+        NOTHING,
+        "run",
+        ["--set", "budget=1000000000000", "-n"],
+        r"budget 10+: .*at most 10000",
+    ),
+    (
+        "run_rounds_huge",
+        NOTHING,
+        "run",
+        ["--set", "rounds=1000000000000", "--set", "budget=null", "-n"],
+        r"rounds 10+: .*at most 10000",
+    ),
+    (
+        "compare_output_is_a_file",
+        runs,
+        "compare",
+        ["{tmp}/runs/*", "-o", "{tmp}/afile"],
+        r"--output .*afile is a file",
+    ),
+    (
+        "compare_metric_not_numeric",
+        runs,
+        "compare",
+        ["{tmp}/runs/*", "-o", "{tmp}/out", "--metric", "strategy"],
+        r"non-numeric metric 'strategy'",
+    ),
+    (
+        "compare_target_nan",
+        runs,
+        "compare",
+        ["{tmp}/runs/*", "-o", "{tmp}/out", "--target", "nan"],
+        r"--target must be an accuracy in \(0, 1\], got nan",
+    ),
+    (
+        "compare_target_zero",
+        runs,
+        "compare",
+        ["{tmp}/runs/*", "-o", "{tmp}/out", "--target", "0"],
+        r"--target must be an accuracy in \(0, 1\], got 0",
+    ),
+    (
+        "compare_budgets_zero",
+        runs,
+        "compare",
+        ["{tmp}/runs/*", "-o", "{tmp}/out", "--budgets", "0"],
+        r"--budgets must be label counts >= 1, got \[0\]",
+    ),
+    (
+        "compare_budgets_negative",
+        runs,
+        "compare",
+        ["{tmp}/runs/*", "-o", "{tmp}/out", "--budgets", "-5"],
+        r"--budgets must be label counts >= 1, got \[-5\]",
+    ),
+    (
+        "compare_only_smoke_runs",
+        only_smoke_runs,
+        "compare",
+        ["{tmp}/runs/*", "-o", "{tmp}/out"],
+        r"every run matched is a smoke run.*--smoke",
+    ),
+    (
+        "grid_workers_zero",
+        NOTHING,
+        "grid",
+        ["--strategy", "random", "--seed", "0", "--workers", "0", "-o", "{tmp}/g"],
+        r"--workers must be an integer >= 1, got 0",
+    ),
+    (
+        "grid_threads_zero",
+        NOTHING,
+        "grid",
+        ["--strategy", "random", "--seed", "0", "--threads", "0", "-o", "{tmp}/g"],
+        r"--threads must be an integer >= 1, got 0",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("setup", "command", "arguments", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("setup", "command", "arguments", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_a_user_error_at_the_cli_is_one_line_and_exit_status_2(tmp_path, fashion_root, capsys, setup, command,
                                                                  arguments, pattern):  # fmt: skip
     argv = [a.replace("{tmp}", str(tmp_path)).replace("{data}", fashion_root) for a in arguments]
@@ -117,5 +201,8 @@ def test_compare_leaves_smoke_runs_out_unless_asked(tmp_path, capsys):
     write_run(tmp_path / "runs" / "smoke", smoke=True)
     assert main(["compare", str(tmp_path / "runs" / "*"), "-o", str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / "compare.json").read_text())["runs"] == 1
-    assert main(["compare", str(tmp_path / "runs" / "*"), "-o", str(tmp_path / "with"), "--smoke"]) == 0
+    assert (
+        main(["compare", str(tmp_path / "runs" / "*"), "-o", str(tmp_path / "with"), "--smoke"])
+        == 0
+    )
     assert json.loads((tmp_path / "with" / "compare.json").read_text())["runs"] == 2

@@ -24,10 +24,21 @@ CASES = [
     ("budget_huge", js({"budget": 10**12}), r"budget 10+: .*at most 10000"),
     ("rounds_huge", js({"rounds": 10**12, "budget": None}), r"rounds 10+: .*at most 10000"),
     ("budget_float", js({"budget": 1.5e3}), r"budget must be an integer"),
-    ("lr_huge", js({"train_options": {"lr": 1e6}}), r"lr must be a finite number > 0 \(at most 10\)"),
-    ("lamb_huge", js({"strategy": "bait", "strategy_options": {"lamb": 1e300}}), r"lamb must be a finite number > 0"),
-    ("run_config_json_with_bad_seed", js({"config": {"seed": -1}, "fmlib_version": "0"}),
-     r"seed must be an integer >= 0"),
+    (
+        "lr_huge",
+        js({"train_options": {"lr": 1e6}}),
+        r"lr must be a finite number > 0 \(at most 10\)",
+    ),
+    (
+        "lamb_huge",
+        js({"strategy": "bait", "strategy_options": {"lamb": 1e300}}),
+        r"lamb must be a finite number > 0",
+    ),
+    (
+        "run_config_json_with_bad_seed",
+        js({"config": {"seed": -1}, "fmlib_version": "0"}),
+        r"seed must be an integer >= 0",
+    ),
 ]
 
 
@@ -38,6 +49,8 @@ def test_a_bad_config_file_is_one_line_and_exit_status_2(tmp_path, capsys, conte
     assert main(["run", "--config", str(file), "-o", str(tmp_path / "run"), "-n"]) == 2
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
-    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("fmlib run: error: "), err
+    assert (
+        "Traceback" not in err and len(lines) == 1 and lines[0].startswith("fmlib run: error: ")
+    ), err
     assert re.search(pattern, lines[0]), lines[0]
     assert not (tmp_path / "run").exists()

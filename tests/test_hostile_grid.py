@@ -58,11 +58,15 @@ def test_an_edited_grid_reports_exactly_the_changed_runs_as_stale_and_reruns_the
     (aside,) = (out / ".stale").iterdir()  # moved aside, never deleted, out of the runs/* glob
     assert (
         aside.name.startswith("entropy.")
-        and json.loads((aside / "config.json").read_text())["config"]["train_options"]["epochs"] == 1
+        and json.loads((aside / "config.json").read_text())["config"]["train_options"]["epochs"]
+        == 1
     )
     pd.testing.assert_frame_equal(pd.read_csv(aside / "rounds.csv"), old_entropy)
     assert main([str(path), "-o", str(out), "--dry-run"]) == 0
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[:2]] == ["done", "done"]
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[:2]] == [
+        "done",
+        "done",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -86,22 +90,33 @@ def test_a_broken_grid_file_is_named_without_a_traceback(tmp_path, capsys, conte
 
 def test_a_dry_run_shows_every_problem_of_a_run(tmp_path, capsys, fashion_root):
     bad = {"name": "bad", "strategy": "random", "query_size": 0, "seed": -1}
-    path = write(tmp_path / "g.json", {"base": {"data_root": fashion_root}, "axes": {"strategy": [bad]}})
+    path = write(
+        tmp_path / "g.json", {"base": {"data_root": fashion_root}, "axes": {"strategy": [bad]}}
+    )
     assert main([path, "-o", str(tmp_path / "out"), "--dry-run"]) == 1
     out = capsys.readouterr().out
     assert "query_size must be an integer >= 1" in out and "seed must be an integer >= 0" in out
 
 
-def test_a_resumed_grid_run_keeps_its_thread_count_whatever_the_workers(tmp_path, fashion_root, monkeypatch, torch_threads):
+def test_a_resumed_grid_run_keeps_its_thread_count_whatever_the_workers(
+    tmp_path, fashion_root, monkeypatch, torch_threads
+):
     from fmlib.experiment import run_experiment
     from fmlib.grid.runner import run_grid
     from fmlib.grid.spec import expand_grid
 
     (run,) = expand_grid(grid(fashion_root, 1), select={"strategy": ["random"]})
     torch.set_num_threads(1)
-    run_experiment({**run.params, "output_dir": str(run.path(tmp_path))}, max_rounds=1)  # interrupted after round 0
-    (failed,) = run_grid([run], tmp_path, executor="inline", threads=2, progress=False)  # asked for another count
-    assert failed.status == "failed" and "made with 1 torch thread(s) and this process has 2" in failed.error
+    run_experiment(
+        {**run.params, "output_dir": str(run.path(tmp_path))}, max_rounds=1
+    )  # interrupted after round 0
+    (failed,) = run_grid(
+        [run], tmp_path, executor="inline", threads=2, progress=False
+    )  # asked for another count
+    assert (
+        failed.status == "failed"
+        and "made with 1 torch thread(s) and this process has 2" in failed.error
+    )
     monkeypatch.setattr(os, "cpu_count", lambda: 4)  # the default would be 4 threads for 1 worker
     (outcome,) = run_grid([run], tmp_path, executor="inline", progress=False)
     assert outcome.status == "done"

@@ -22,13 +22,20 @@ LEAVES = r"would leave its grid directory"
 CASES = [
     ("variant_dotdot", {"base": BASE, "axes": {"variant": {"..": {"seed": 1}}}}, None, LEAVES),
     ("variant_dot", {"base": BASE, "axes": {"variant": {".": {"seed": 1}}}}, None, LEAVES),
-    ("element_named_dotdot", {"base": BASE, "axes": {"seed": [{"name": "..", "seed": 1}]}}, None, LEAVES),
+    (
+        "element_named_dotdot",
+        {"base": BASE, "axes": {"seed": [{"name": "..", "seed": 1}]}},
+        None,
+        LEAVES,
+    ),
     ("value_dotdot", {"base": BASE, "axes": {"strategy": [".."]}}, None, LEAVES),
     ("selected_axis_dotdot", {"base": {}}, {"strategy": [".."]}, LEAVES),
 ]
 
 
-@pytest.mark.parametrize(("grid", "select", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("grid", "select", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_a_run_name_that_leaves_the_grid_directory_is_refused_at_expansion(grid, select, pattern):
     with pytest.raises(ValueError, match=pattern):
         expand_grid(grid, select=select)
@@ -39,19 +46,28 @@ def test_a_hand_made_grid_run_with_a_path_for_a_name_writes_nothing(tmp_path, na
     root = tmp_path / "grid" / "out"
     with pytest.raises(ValueError, match=LEAVES):
         run_grid([GridRun(name, dict(BASE))], root, executor="inline", progress=False)
-    assert not (tmp_path / "grid" / "rounds.csv").exists() and not (tmp_path / "rounds.csv").exists()
+    assert (
+        not (tmp_path / "grid" / "rounds.csv").exists() and not (tmp_path / "rounds.csv").exists()
+    )
 
 
 def test_the_grid_cli_names_a_dotdot_variant_in_one_line(tmp_path, capsys):
     file = tmp_path / "g.json"
     file.write_text(json.dumps({"base": BASE, "axes": {"variant": {"..": {"seed": 1}}}}))
-    assert grid_main([str(file), "-o", str(tmp_path / "out"), "--executor", "inline"], prog="fmlib grid") == 2
+    assert (
+        grid_main(
+            [str(file), "-o", str(tmp_path / "out"), "--executor", "inline"], prog="fmlib grid"
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("fmlib grid: error: ") and "'..'" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json"]
 
 
-def test_a_grid_rerun_reopens_a_finished_run_and_rebuilds_an_edited_rounds_csv(tmp_path, fashion_root, torch_threads):
+def test_a_grid_rerun_reopens_a_finished_run_and_rebuilds_an_edited_rounds_csv(
+    tmp_path, fashion_root, torch_threads
+):
     base = dict(dataset="fashion_mnist", data_root=fashion_root, imbalance="none", initial_size=10, query_size=5,
                 budget=15, train_preset="default", train_options={"epochs": 1, "batch_size": 16}, device="cpu",
                 progress=False, strategy="random")  # fmt: skip

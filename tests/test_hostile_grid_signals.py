@@ -24,7 +24,11 @@ def sleeping_notebook(path: Path) -> Path:
                                      "pathlib.Path(output_dir, 'kernel.pid').write_text(str(os.getpid()))\n"
                                      "time.sleep(600)")  # fmt: skip
     nb = nbformat.v4.new_notebook(cells=[params, body])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
     return path
 

@@ -26,6 +26,9 @@ def test_the_parameter_check_reads_the_cells_papermill_ran():
     from fmlib.notebook import unknown_parameters
 
     parameters = "a = 1  # first\nb = 'x'  # second\n"
-    assert unknown_parameters(parameters, "# Parameters\nb = 'y'\nc = 2\nquey = 3\n") == ["c", "quey"]
+    assert unknown_parameters(parameters, "# Parameters\nb = 'y'\nc = 2\nquey = 3\n") == [
+        "c",
+        "quey",
+    ]
     assert unknown_parameters(parameters, "# Parameters\na = 2\n") == []
     assert unknown_parameters(parameters, "print('an ordinary cell')") == []  # nothing injected

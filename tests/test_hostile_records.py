@@ -26,7 +26,9 @@ def config(output_dir, **overrides) -> dict:
     return {**values, **overrides}
 
 
-def test_reopening_a_run_whose_sensitivity_links_to_another_run_touches_neither(tmp_path, one_thread):
+def test_reopening_a_run_whose_sensitivity_links_to_another_run_touches_neither(
+    tmp_path, one_thread
+):
     first, second = tmp_path / "first", tmp_path / "second"
     run_experiment(config(second, seed=1), data=DATA, model=MLP)
     run_experiment(config(first, rounds=2), data=DATA, model=MLP, max_rounds=1)
@@ -68,7 +70,9 @@ def test_a_stale_lock_of_a_live_reused_pid_is_called_reused_not_gone(tmp_path):
     ("default", {"epochs": 29}, False),
     ("default", {"lr": 1e-2}, False),
 ])  # fmt: skip
-def test_an_option_set_to_its_default_is_the_same_config_and_another_value_is_not(tmp_path, preset, options, same):
+def test_an_option_set_to_its_default_is_the_same_config_and_another_value_is_not(
+    tmp_path, preset, options, same
+):
     run = RunDirectory(tmp_path)
     made = ExperimentConfig(train_preset=preset, train_options={}).to_dict()
     run.write_meta({"config": made, "schedule": [15, 20]})

@@ -51,14 +51,24 @@ def imports(module: str, top_level: bool = False) -> set[str]:
     for source in sources:
         tree = ast.parse(source.read_text())
         nodes = tree.body if top_level else list(ast.walk(tree))
-        found |= {alias.name for node in nodes if isinstance(node, ast.Import) for alias in node.names}
+        found |= {
+            alias.name for node in nodes if isinstance(node, ast.Import) for alias in node.names
+        }
         found |= {node.module for node in nodes if isinstance(node, ast.ImportFrom) and node.module}
     return {m for m in found if m.startswith("fmlib")}
 
 
 def test_the_loop_never_touches_records_and_config_builds_without_them():
-    assert imports("loop") <= {"fmlib.seeds", "fmlib.data", "fmlib.models", "fmlib.train", "fmlib.strategies"}
-    assert "fmlib.records" not in imports("config", top_level=True)  # from_run reads a run directory when called
+    assert imports("loop") <= {
+        "fmlib.seeds",
+        "fmlib.data",
+        "fmlib.models",
+        "fmlib.train",
+        "fmlib.strategies",
+    }
+    assert "fmlib.records" not in imports(
+        "config", top_level=True
+    )  # from_run reads a run directory when called
     assert "fmlib.records" not in imports("build")  # build: the parts of a run, nothing written
     assert {"fmlib.config", "fmlib.build", "fmlib.loop", "fmlib.records"} <= imports("experiment")
 
@@ -67,7 +77,9 @@ def test_split_modules_import_one_way():
     """Each split imports one way: build -> config, datasets -> data, fisher embeddings -> its engines."""
     assert "fmlib.build" not in imports("config")  # trial builds live with what they build
     assert "fmlib.config" in imports("build", top_level=True)
-    assert "fmlib.datasets" not in imports("data") and "fmlib.data" in imports("datasets", top_level=True)
+    assert "fmlib.datasets" not in imports("data") and "fmlib.data" in imports(
+        "datasets", top_level=True
+    )
     assert "fmlib.fisher.embeddings" not in imports("fisher/func")
     assert "fmlib.fisher.func" in imports("fisher/embeddings", top_level=True)
     assert "fmlib.fisher.embeddings" not in imports("fisher/hooks")
@@ -127,7 +139,9 @@ def import_graph() -> dict[str, set[str]]:
 
     def known(name: str) -> set[str]:
         parts = name.split(".")
-        return {".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in names}
+        return {
+            ".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in names
+        }
 
     graph = {}
     for module, source in names.items():
@@ -135,9 +149,15 @@ def import_graph() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Import):
                 found |= {n for alias in node.names for n in known(alias.name)}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fmlib"):
-                found |= known(node.module) | {n for a in node.names for n in known(f"{node.module}.{a.name}")}
-        graph[module] = found - known(module)  # itself, and the packages it is inside (already running)
+            elif (
+                isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fmlib")
+            ):
+                found |= known(node.module) | {
+                    n for a in node.names for n in known(f"{node.module}.{a.name}")
+                }
+        graph[module] = found - known(
+            module
+        )  # itself, and the packages it is inside (already running)
     return graph
 
 
@@ -165,7 +185,12 @@ def test_the_import_graph_has_no_cycle():
 
 
 def test_no_import_points_up_the_layers():
-    upward = [f"{a} -> {b}" for a, targets in import_graph().items() for b in targets if layer(b) > layer(a)]
+    upward = [
+        f"{a} -> {b}"
+        for a, targets in import_graph().items()
+        for b in targets
+        if layer(b) > layer(a)
+    ]
     assert not upward
 
 
@@ -177,7 +202,11 @@ def test_what_a_strategy_reports_is_declared():
     from fmlib.strategies import FisherReport, SelectionReport, get_strategy
 
     labels = np.arange(12) % 3
-    pool = ImageData(torch.randint(0, 255, (12, 1, 8, 8), dtype=torch.uint8), torch.from_numpy(labels), ["a", "b", "c"])
+    pool = ImageData(
+        torch.randint(0, 255, (12, 1, 8, 8), dtype=torch.uint8),
+        torch.from_numpy(labels),
+        ["a", "b", "c"],
+    )
     model = torch.nn.Sequential()
     model.embed = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
     model.head = torch.nn.Linear(4, 3)
@@ -193,17 +222,23 @@ def test_dead_code_is_gone():
     import fmlib.grid.spec
     from fmlib.experiment import ExperimentConfig
 
-    assert not hasattr(fmlib.grid.spec, "default_run_dir") and not hasattr(ExperimentConfig, "result_fields")
+    assert not hasattr(fmlib.grid.spec, "default_run_dir") and not hasattr(
+        ExperimentConfig, "result_fields"
+    )
     assert not hasattr(importlib.import_module("fmlib.records"), "mask_tensors")
 
 
 def test_notebooks_take_repo_root_from_the_notebook_helpers_not_the_grid():
     for name in ("active_learning", "sensitivity", "compare"):
         source = (PACKAGE.parent / "notebooks" / f"{name}.ipynb").read_text()
-        assert "from fmlib.grid.spec import repo_root" not in source and "fmlib.notebook" in source, name
+        assert (
+            "from fmlib.grid.spec import repo_root" not in source and "fmlib.notebook" in source
+        ), name
 
 
 def test_mask_fraction_and_method_are_checked_in_one_place():
     sources = {p.relative_to(PACKAGE).as_posix(): p.read_text() for p in PACKAGE.rglob("*.py")}
     for message in ("fraction must be a number in (0, 1]", "unknown method {method!r}"):
-        assert [name for name, text in sources.items() if message in text] == ["fisher/masks.py"], message
+        assert [name for name, text in sources.items() if message in text] == ["fisher/masks.py"], (
+            message
+        )

@@ -15,7 +15,9 @@ from fmlib.models import build_model
     ids=["cnn", "resnet18-paper", "resnet18-w8"],
 )
 def test_models_expose_logits_embed_and_head(name, shape, options, params):
-    model = build_model(name, num_classes=10, in_channels=shape[0], image_size=shape[1], **options).eval()
+    model = build_model(
+        name, num_classes=10, in_channels=shape[0], image_size=shape[1], **options
+    ).eval()
     x = torch.randn(3, *shape)
     features = model.embed(x)
     assert isinstance(model.head, nn.Linear) and model.head.out_features == 10
@@ -51,4 +53,9 @@ def test_public_surface_is_lazy_and_complete():
     for name in fmlib.__all__:
         assert getattr(fmlib, name) is not None
     code = "import sys, fmlib, fmlib.grid.spec; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )

@@ -23,8 +23,12 @@ from tests.fakes import fake_images
 
 def test_badge_starts_at_the_largest_gradient_embedding_not_the_largest_feature():
     # kills: first centre = argmax ||h||² instead of argmax ||a||² ||h||²
-    h = torch.tensor([[10.0, 0.0], [1.0, 0.0], [0.5, 0.5]], dtype=torch.float64)  # point 0: largest features
-    a = torch.tensor([[0.01, -0.01], [0.5, -0.5], [0.1, -0.1]], dtype=torch.float64)  # ... but confident
+    h = torch.tensor(
+        [[10.0, 0.0], [1.0, 0.0], [0.5, 0.5]], dtype=torch.float64
+    )  # point 0: largest features
+    a = torch.tensor(
+        [[0.01, -0.01], [0.5, -0.5], [0.1, -0.1]], dtype=torch.float64
+    )  # ... but confident
     assert kmeans_pp(a, h, 1, first="norm") == [1]  # ||a||²||h||²: 0.02, 0.5, 0.01
 
 
@@ -51,7 +55,9 @@ class Constant(nn.Module):
 def test_balanced_accuracy_is_the_mean_recall_on_an_imbalanced_test_set():
     # kills: evaluate's balanced accuracy replaced by plain accuracy
     labels = np.array([0] * 8 + [1] * 2)
-    data = ImageData(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.from_numpy(labels), ["a", "b"])
+    data = ImageData(
+        torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.from_numpy(labels), ["a", "b"]
+    )
     metrics = evaluate(Constant(), data, device="cpu")
     assert metrics["accuracy"] == pytest.approx(0.8)
     assert metrics["balanced_accuracy"] == pytest.approx(0.5)  # (8/8 + 0/2) / 2
@@ -60,7 +66,9 @@ def test_balanced_accuracy_is_the_mean_recall_on_an_imbalanced_test_set():
 
 def test_the_area_under_an_unevenly_spaced_curve_weighs_each_step_by_its_labels():
     # kills: the trapezoid taken as if labels were evenly spaced (a budget-truncated last step is not)
-    frame = pd.DataFrame({"path": "run", "seed": 0, "n_labeled": [10, 20, 22], "accuracy": [0.5, 0.7, 0.9]})
+    frame = pd.DataFrame(
+        {"path": "run", "seed": 0, "n_labeled": [10, 20, 22], "accuracy": [0.5, 0.7, 0.9]}
+    )
     (auc,) = area_under_curve(frame, by=())["auc"]
     assert auc == pytest.approx((0.6 * 10 + 0.8 * 2) / 12)  # evenly spaced would give 0.7
 
@@ -71,5 +79,11 @@ def test_training_stops_when_the_target_accuracy_is_met_exactly():
     data = ImageData(torch.from_numpy(fake_images(labels, (28, 28))).unsqueeze(1), torch.from_numpy(labels),
                      ["a", "b", "c", "d"], (0.3,), (0.3,))  # fmt: skip
     torch.manual_seed(0)
-    stats = fit(build_model("cnn", 4, 1), data, labels, TrainConfig(epochs=60, lr=1e-2, target_train_acc=1.0), seed=0)
+    stats = fit(
+        build_model("cnn", 4, 1),
+        data,
+        labels,
+        TrainConfig(epochs=60, lr=1e-2, target_train_acc=1.0),
+        seed=0,
+    )
     assert stats["train_accuracy"] == 1.0 and stats["epochs"] < 60

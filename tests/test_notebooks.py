@@ -32,7 +32,9 @@ def read(name: str) -> nbformat.NotebookNode:
 def parameters(name: str) -> dict:
     """The parameters cell's assignments, evaluated as literals."""
     (cell,) = [c for c in read(name).cells if "parameters" in c.metadata.get("tags", [])]
-    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body}
+    return {
+        node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body
+    }
 
 
 def execute(name: str, tmp_path: Path, **params) -> nbformat.NotebookNode:
@@ -65,15 +67,27 @@ def test_notebooks_follow_the_template(name):
     tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged `parameters`"
     i = tagged[0]
-    assert cells[i].cell_type == "code" and cells[i + 1].cell_type == "code"  # papermill injects in between
+    assert (
+        cells[i].cell_type == "code" and cells[i + 1].cell_type == "code"
+    )  # papermill injects in between
     body = ast.parse(cells[i].source).body
     assert body and all(isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
                         for n in body), "plain assignments only"  # fmt: skip
     lines = [line for line in cells[i].source.splitlines() if line and not line.startswith("#")]
-    assert all("  # " in line for line in lines), "every parameter has a comment (allowed values, units)"
+    assert all("  # " in line for line in lines), (
+        "every parameter has a comment (allowed values, units)"
+    )
     assert "smoke" in parameters(name)
-    headings = [line for c in cells if c.cell_type == "markdown" for line in c.source.splitlines() if line.startswith("## ")]
-    assert [int(re.match(r"## (\d+)\. ", h).group(1)) for h in headings] == list(range(1, len(headings) + 1))
+    headings = [
+        line
+        for c in cells
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
+        if line.startswith("## ")
+    ]
+    assert [int(re.match(r"## (\d+)\. ", h).group(1)) for h in headings] == list(
+        range(1, len(headings) + 1)
+    )
 
 
 def test_active_learning_parameters_are_the_config_fields_with_their_defaults():
@@ -103,9 +117,18 @@ def test_active_learning_records_a_smoke_run(tmp_path):
     assert len(results["accuracy"]) == 3 and all(0 <= a <= 1 for a in results["accuracy"])
     assert 0 <= results["auc"] <= 1 and results["smoke"] is True
     config = json.loads((run / "config.json").read_text())["config"]
-    assert config["data_root"] == str(data_root) and config["strategy_options"] == {"fraction": 0.004, "fisher_samples": 64}
+    assert config["data_root"] == str(data_root) and config["strategy_options"] == {
+        "fraction": 0.004,
+        "fisher_samples": 64,
+    }
     assert config["pool_size"] == 200 and config["imbalance"] == "none"
-    for figure in ("learning_curve", "labeled_classes", "round_timings", "mask_overlap", "class_sensitivity"):
+    for figure in (
+        "learning_curve",
+        "labeled_classes",
+        "round_timings",
+        "mask_overlap",
+        "class_sensitivity",
+    ):
         assert (run / "figures" / f"{figure}.png").stat().st_size > 0, figure
         assert f"{figure}.png" in results["figures"]
 
@@ -121,11 +144,24 @@ def test_sensitivity_makes_the_run_it_is_missing_and_records_its_summary(tmp_pat
     assert 0 <= summary["jaccard_previous_mean"] <= 1 and 0 <= summary["jaccard_last_first"] <= 1
     assert 0 < summary["masked_share_mean"] <= 1 and "head" in summary["top_layers"]
     assert (tmp_path / "run" / "config.json").is_file()  # the smoke run went where run_dir said
-    for figure in ("mask_overlap", "mask_layer_fraction", "fisher_trace", "top_samples", "class_sensitivity"):
+    for figure in (
+        "mask_overlap",
+        "mask_layer_fraction",
+        "fisher_trace",
+        "top_samples",
+        "class_sensitivity",
+    ):
         assert (tmp_path / "figures" / f"{figure}.png").stat().st_size > 0, figure
 
 
-def write_fake_run(path: Path, strategy: str, imbalance: str, seed: int, accuracy: list[float], finished: bool = True):
+def write_fake_run(
+    path: Path,
+    strategy: str,
+    imbalance: str,
+    seed: int,
+    accuracy: list[float],
+    finished: bool = True,
+):
     """A run directory whose learning curve is ``accuracy`` at 10, 20, 30, ... labels."""
     schedule = [10 * (r + 1) for r in range(len(accuracy) + (0 if finished else 1))]
     meta = {"config": {"dataset": "fashion_mnist", "imbalance": imbalance, "strategy": strategy, "seed": seed},
@@ -144,25 +180,46 @@ def test_compare_tables_runs_it_finds(tmp_path, monkeypatch):
     monkeypatch.delenv("FMLIB_SMOKE", raising=False)  # real runs, not the demo
     runs = tmp_path / "results"
     for seed, shift in ((0, 0.0), (1, 0.2)):
-        write_fake_run(runs / f"imb-fm-{seed}", "fishermask", "paper", seed, [0.2 + shift, 0.4 + shift, 0.6 + shift])
+        write_fake_run(
+            runs / f"imb-fm-{seed}",
+            "fishermask",
+            "paper",
+            seed,
+            [0.2 + shift, 0.4 + shift, 0.6 + shift],
+        )
         write_fake_run(runs / f"imb-rnd-{seed}", "random", "paper", seed, [0.1, 0.2, 0.3])
         write_fake_run(runs / f"bal-rnd-{seed}", "random", "none", seed, [0.5, 0.6, 0.7])
-    write_fake_run(runs / "imb-fm-2", "fishermask", "paper", 2, [0.9, 0.9], finished=False)  # left out
+    write_fake_run(
+        runs / "imb-fm-2", "fishermask", "paper", 2, [0.9, 0.9], finished=False
+    )  # left out
     figures = tmp_path / "figures"
     execute("compare", tmp_path, runs_glob=str(runs / "*"), figures_dir=str(figures), target=0.55,
             budgets={"imbalanced": [20, 30], "balanced": [10]}, smoke=False)  # fmt: skip
     record = json.loads((figures / "compare.json").read_text())
     assert record["demo"] is False and record["runs"] == 6
     auc = {(r["setting"], r["strategy"]): r for r in record["auc"]}
-    assert auc[("imbalanced", "fishermask")]["mean"] == pytest.approx(0.5) and auc[("imbalanced", "fishermask")]["n"] == 2
-    assert auc[("imbalanced", "random")]["mean"] == pytest.approx(0.2) and auc[("balanced", "random")]["n"] == 2
+    assert (
+        auc[("imbalanced", "fishermask")]["mean"] == pytest.approx(0.5)
+        and auc[("imbalanced", "fishermask")]["n"] == 2
+    )
+    assert (
+        auc[("imbalanced", "random")]["mean"] == pytest.approx(0.2)
+        and auc[("balanced", "random")]["n"] == 2
+    )
     table = (figures / "results_table.md").read_text()
     assert "6 finished runs from" in table and "DEMO" not in table
-    assert "| fashion_mnist | imbalanced | fishermask | 2 | 0.500 ± 0.141 | 0.700 ± 0.141 | 25 ± 7 | 2/2 |" in table
-    assert "| fashion_mnist | imbalanced | fishermask | 0.500 ± 0.141 | 0.700 ± 0.141 |" in table  # at 20 and 30 labels
+    assert (
+        "| fashion_mnist | imbalanced | fishermask | 2 | 0.500 ± 0.141 | 0.700 ± 0.141 | 25 ± 7 | 2/2 |"
+        in table
+    )
+    assert (
+        "| fashion_mnist | imbalanced | fishermask | 0.500 ± 0.141 | 0.700 ± 0.141 |" in table
+    )  # at 20 and 30 labels
     assert "| fashion_mnist | balanced | random | 0.500 ± 0.000 |" in table
     for figure in ("learning_curves", "round_timings"):
-        assert (figures / f"{figure}.png").stat().st_size > 0 and f"{figure}.png" in record["figures"]
+        assert (figures / f"{figure}.png").stat().st_size > 0 and f"{figure}.png" in record[
+            "figures"
+        ]
 
 
 @pytest.mark.slow
@@ -171,7 +228,9 @@ def test_fisher_primer_records_the_mask_and_bait_batch(tmp_path):
     execute("fisher_primer", tmp_path, n_points=60, train_steps=60, fraction=0.3, batch_size=4, lamb=0.5,
             figures_dir=str(tmp_path / "primer"), smoke=True)  # fmt: skip
     record = json.loads((tmp_path / "primer" / "fisher_primer.json").read_text())
-    assert record["parameters"] == 2 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3  # the ToyMLP for 3 classes
+    assert (
+        record["parameters"] == 2 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
+    )  # the ToyMLP for 3 classes
     assert record["mask_size"] == int(0.3 * record["parameters"])
     assert 0 < record["fisher_trace_masked"] <= record["fisher_trace"]
     assert len(set(record["bait_picks"])) == 4 and all(0 <= i < 60 for i in record["bait_picks"])

@@ -22,7 +22,9 @@ def test_fmlib_imports_without_fcntl():
             "import fmlib, fmlib.records, fmlib.cli, fmlib.grid, fmlib.experiment\n"
             "print('ok')")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
@@ -59,7 +61,9 @@ def test_fmlib_and_the_toy_primer_import_without_ipywidgets():
             "import fmlib, fmlib.primer, fmlib.primer.toy, fmlib.experiment\n"
             "print('ok')")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
@@ -77,7 +81,10 @@ def test_resuming_with_another_torch_version_is_refused_unless_allowed_and_recor
     run_experiment(config, max_rounds=1)
     here = str(torch.__version__)
     monkeypatch.setattr(torch, "__version__", "2.99.0")
-    with pytest.raises(ValueError, match=rf"made with torch {re.escape(here)}.*has torch 2\.99\.0.*allow_torch_change=True"):
+    with pytest.raises(
+        ValueError,
+        match=rf"made with torch {re.escape(here)}.*has torch 2\.99\.0.*allow_torch_change=True",
+    ):
         run_experiment(config)
     assert len(pd.read_csv(run / "rounds.csv")) == 1  # nothing ran
     run_experiment({**config, "allow_torch_change": True})

@@ -19,7 +19,9 @@ from tests.fakes import fake_images
 def image_data(n, seed, classes=4):
     labels = np.arange(n) % classes
     images = torch.from_numpy(fake_images(labels, (28, 28), seed)).unsqueeze(1)
-    return ImageData(images, torch.from_numpy(labels), [str(c) for c in range(classes)], (0.3,), (0.3,))
+    return ImageData(
+        images, torch.from_numpy(labels), [str(c) for c in range(classes)], (0.3,), (0.3,)
+    )
 
 
 # ----------------------------------------------------------------------------- the authors' model
@@ -44,16 +46,22 @@ def test_authors_resnet18_equals_resnet18_width16_without_head_bias():
     theirs = build_model("authors_resnet18", 4, 1)
     torch.manual_seed(1)
     ours = build_model("resnet18", 4, 1, width=16, head_bias=False)
-    assert all(torch.equal(a, b) for a, b in zip(theirs.state_dict().values(), ours.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(theirs.state_dict().values(), ours.state_dict().values())
+    )
 
 
-@pytest.mark.parametrize("options, match", [({"width": 8}, "no options"), ({"depth": 3}, "no options")])
+@pytest.mark.parametrize(
+    "options, match", [({"width": 8}, "no options"), ({"depth": 3}, "no options")]
+)
 def test_authors_resnet18_takes_no_options(options, match):
     with pytest.raises(ValueError, match=match):
         build_model("authors_resnet18", 4, 1, **options)
 
 
-@pytest.mark.parametrize("options, match", [({"width": 0}, "width"), ({"head_bias": "no"}, "head_bias")])
+@pytest.mark.parametrize(
+    "options, match", [({"width": 0}, "width"), ({"head_bias": "no"}, "head_bias")]
+)
 def test_resnet18_rejects_bad_options(options, match):
     with pytest.raises(ValueError, match=match):
         build_model("resnet18", 4, 1, **options)
@@ -65,7 +73,11 @@ def test_resnet18_rejects_bad_options(options, match):
 def test_recompute_batchnorm_sets_the_statistics_of_the_inputs(float64):
     model = build_model("cnn", 4, 1).train()
     x = torch.randn(40, 1, 28, 28) * 3 + 1
-    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    weights = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if "running" not in k and "num_batches" not in k
+    }
     assert recompute_batchnorm(model, x)
     conv, bn = model.features[0], model.features[1]
     out = conv(x)  # [40, 32, 28, 28]: what the first BatchNorm normalises
@@ -93,7 +105,9 @@ def test_a_resnet_trained_on_a_few_labels_beats_chance_in_eval_mode():
     accuracy = {}
     for recompute in (False, True):
         model = build_model("authors_resnet18", 4, 1)
-        stats = fit(model, pool, np.arange(48), train_config("paper", recompute_bn=recompute), seed=0)
+        stats = fit(
+            model, pool, np.arange(48), train_config("paper", recompute_bn=recompute), seed=0
+        )
         accuracy[recompute] = evaluate(model, test)["accuracy"]
     assert stats["epochs"] <= 10
     assert accuracy[True] >= 0.6, accuracy
@@ -129,7 +143,9 @@ def test_first_query_initial_is_made_by_the_untrained_model(strategy):
     unlabeled = np.setdiff1d(np.arange(len(data.pool)), initial)
     strat = get_strategy(strategy)
     with seeded(round_seed(config.seed, 0, "select")):
-        expected = strat.select(model, data.pool, initial, unlabeled, 6, seed=round_seed(config.seed, 0, "select"))
+        expected = strat.select(
+            model, data.pool, initial, unlabeled, 6, seed=round_seed(config.seed, 0, "select")
+        )
     assert first.tolist() == expected.tolist()
     row0 = rounds.iloc[0]
     assert row0["train_epochs"] == 0 and np.isnan(row0["train_accuracy"])
@@ -141,8 +157,14 @@ def test_first_query_trained_differs_from_initial():
     _, _, trained = tiny_run("entropy", "trained")
     _, _, initial = tiny_run("entropy", "initial")
     t, i = trained.queries_frame(), initial.queries_frame()
-    assert t.loc[t["round"] == 0, "pool_index"].tolist() == i.loc[i["round"] == 0, "pool_index"].tolist()
-    assert t.loc[t["round"] == 1, "pool_index"].tolist() != i.loc[i["round"] == 1, "pool_index"].tolist()
+    assert (
+        t.loc[t["round"] == 0, "pool_index"].tolist()
+        == i.loc[i["round"] == 0, "pool_index"].tolist()
+    )
+    assert (
+        t.loc[t["round"] == 1, "pool_index"].tolist()
+        != i.loc[i["round"] == 1, "pool_index"].tolist()
+    )
     assert trained.rounds_frame()["train_epochs"].iloc[0] >= 1
 
 
@@ -181,7 +203,9 @@ def test_float64_precision_equals_the_strategy_on_a_float64_model(name, options,
     oracle = get_strategy(name, fisher_samples=40, **options)
     expected = oracle.select(copy.deepcopy(model).double(), pool, labeled, unlabeled, 8, seed=1)
     assert picks.tolist() == expected.tolist()
-    assert fast.report.fisher.fisher_trace == pytest.approx(oracle.report.fisher.fisher_trace, rel=1e-12)
+    assert fast.report.fisher.fisher_trace == pytest.approx(
+        oracle.report.fisher.fisher_trace, rel=1e-12
+    )
 
 
 def test_precision_rejects_unknown_values():

@@ -82,7 +82,9 @@ def test_fit_shuffles_by_its_seed():
     def weights(seed):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(20, 3))
-        fit(model, POOL, np.arange(60), TrainConfig(epochs=2, batch_size=8, reinit=False), seed=seed)
+        fit(
+            model, POOL, np.arange(60), TrainConfig(epochs=2, batch_size=8, reinit=False), seed=seed
+        )
         return model[0].weight.detach().clone()
 
     assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))
@@ -115,7 +117,9 @@ def test_build_draws_the_initial_set_from_data_seed():
                       seed=0, data_seed=data_seed, device="cpu", progress=False)  # fmt: skip
         config = ExperimentConfig.from_dict(config)
         config.validate(check_dataset=False, check_strategy=False, parts=False)
-        return build(config, data=(blobs(200, 0), blobs(30, 1)), model=lambda c: nn.Linear(20, c)).initial.tolist()
+        return build(
+            config, data=(blobs(200, 0), blobs(30, 1)), model=lambda c: nn.Linear(20, c)
+        ).initial.tolist()
 
     assert initial(0) == initial(0) and initial(0) != initial(1)
 
@@ -127,7 +131,9 @@ def test_a_full_disk_hidden_in_an_exceptions_chain_is_said_plainly(tmp_path, lin
         setattr(error, link, OSError(errno.ENOSPC, "No space left on device"))
         raise error
 
-    with pytest.raises(OSError, match=r"No space left on the device while writing .*checkpoint.pt") as caught:
+    with pytest.raises(
+        OSError, match=r"No space left on the device while writing .*checkpoint.pt"
+    ) as caught:
         atomic_write(tmp_path / "checkpoint.pt", write)
     assert caught.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []

@@ -62,7 +62,9 @@ def make_pool(n: int = 40, side: int = 8, seed: int = 0) -> ImageData:
     images = rng.integers(0, 256, size=(n, 1, side, side), dtype=np.uint8)
     images[:, 0, 0, 0] = np.arange(n) % 256
     labels = rng.integers(0, NUM_CLASSES, size=n)
-    return ImageData(torch.from_numpy(images), torch.from_numpy(labels), ["a", "b", "c"], (0.0,), (1.0,))
+    return ImageData(
+        torch.from_numpy(images), torch.from_numpy(labels), ["a", "b", "c"], (0.0,), (1.0,)
+    )
 
 
 FAST_OPTIONS = {  # small settings so every strategy runs in well under a second
@@ -98,7 +100,9 @@ def test_contract(name, n_labeled):
     assert len(set(picks.tolist())) == 5 and set(picks.tolist()) <= set(unlabeled.tolist())
     assert model.training and not model.features[1].training, "every module's mode must be restored"
     assert strategy.report.embed_time >= 0 and strategy.report.select_time >= 0
-    again = get_strategy(name, **FAST_OPTIONS[name]).select(model, pool, labeled, unlabeled, 5, seed=3)
+    again = get_strategy(name, **FAST_OPTIONS[name]).select(
+        model, pool, labeled, unlabeled, 5, seed=3
+    )
     np.testing.assert_array_equal(picks, again)
 
 
@@ -118,9 +122,13 @@ def test_fewer_unlabeled_than_asked_warns_and_returns_all(name):
 def test_max_candidates_scores_a_seeded_subset(name):
     pool, model = make_pool(30), TinyNet()
     strategy = get_strategy(name, max_candidates=4)
-    picks = strategy.select(model, pool, np.arange(5), np.arange(5, 30), 6, seed=1)  # n > max_candidates
+    picks = strategy.select(
+        model, pool, np.arange(5), np.arange(5, 30), 6, seed=1
+    )  # n > max_candidates
     assert len(set(picks.tolist())) == 6
-    np.testing.assert_array_equal(picks, strategy.select(model, pool, np.arange(5), np.arange(5, 30), 6, seed=1))
+    np.testing.assert_array_equal(
+        picks, strategy.select(model, pool, np.arange(5), np.arange(5, 30), 6, seed=1)
+    )
 
 
 def test_random_depends_on_the_seed():
@@ -232,9 +240,14 @@ def test_k_center_greedy_never_repeats_duplicates():
 
 def test_factorised_distances_equal_materialised(float64):
     a, h, a2, h2 = torch.randn(7, 3), torch.randn(7, 5), torch.randn(4, 3), torch.randn(4, 5)
-    g, g2 = torch.einsum("nc,nd->ncd", a, h).flatten(1), torch.einsum("nc,nd->ncd", a2, h2).flatten(1)
+    g, g2 = (
+        torch.einsum("nc,nd->ncd", a, h).flatten(1),
+        torch.einsum("nc,nd->ncd", a2, h2).flatten(1),
+    )
     expected = torch.cdist(g, g2).square()
-    torch.testing.assert_close(kronecker_sq_distances(a, h, a2, h2), expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        kronecker_sq_distances(a, h, a2, h2), expected, rtol=1e-10, atol=1e-10
+    )
 
 
 def test_kmeans_pp_spreads_over_clusters_and_starts_at_the_largest(float64):
@@ -254,9 +267,13 @@ def test_badge_first_pick_is_the_largest_gradient_embedding(float64):
     with torch.no_grad():
         h = model.embed(pool.inputs(unlabeled).double())
         probs = model.head(h).softmax(-1)
-    g = torch.einsum("nc,nd->ncd", nn.functional.one_hot(probs.argmax(-1), NUM_CLASSES) - probs, h).flatten(1)
+    g = torch.einsum(
+        "nc,nd->ncd", nn.functional.one_hot(probs.argmax(-1), NUM_CLASSES) - probs, h
+    ).flatten(1)
     assert picks[0] == unlabeled[int(g.norm(dim=1).argmax())]
-    other = get_strategy("badge", first="random").select(model, pool, np.arange(3), unlabeled, 4, seed=0)
+    other = get_strategy("badge", first="random").select(
+        model, pool, np.arange(3), unlabeled, 4, seed=0
+    )
     assert len(set(other.tolist())) == 4
 
 
@@ -292,7 +309,9 @@ def test_bait_report(float64):
     np.testing.assert_allclose(info.picked_scores, norms[picks].numpy(), rtol=1e-10)
     assert info.fisher_trace == pytest.approx(float(norms[4:].mean()), rel=1e-10)
     assert set(info.fisher_diag) == {"head.weight"}
-    torch.testing.assert_close(info.fisher_diag["head.weight"].flatten(), emb.square().sum(1).mean(0))
+    torch.testing.assert_close(
+        info.fisher_diag["head.weight"].flatten(), emb.square().sum(1).mean(0)
+    )
     assert info.mask.size == model.head.weight.numel()
 
 
@@ -306,9 +325,15 @@ def test_fishermask_with_the_head_mask_is_bait(float64, n_labeled):
     mask = ParameterMask.full(model, ["head.weight"])
     fishermask = get_strategy("fishermask", fisher_samples=8, mask=mask)
     picks = bait.select(model, pool, labeled, unlabeled, 6, seed=1)
-    np.testing.assert_array_equal(picks, fishermask.select(model, pool, labeled, unlabeled, 6, seed=1))
-    np.testing.assert_allclose(bait.report.fisher.picked_scores, fishermask.report.fisher.picked_scores, rtol=1e-9)
-    assert bait.report.fisher.fisher_trace == pytest.approx(fishermask.report.fisher.fisher_trace, rel=1e-9)
+    np.testing.assert_array_equal(
+        picks, fishermask.select(model, pool, labeled, unlabeled, 6, seed=1)
+    )
+    np.testing.assert_allclose(
+        bait.report.fisher.picked_scores, fishermask.report.fisher.picked_scores, rtol=1e-9
+    )
+    assert bait.report.fisher.fisher_trace == pytest.approx(
+        fishermask.report.fisher.fisher_trace, rel=1e-9
+    )
 
 
 def test_bait_fisher_diag_matches_the_fisher_engine(float64):

@@ -5,7 +5,15 @@ import torch
 from fmlib.data import ImageData
 from fmlib.datasets import initial_labeled, prepare_data
 from fmlib.models import build_model
-from fmlib.train import TrainConfig, _augment, evaluate, fit, predict_proba, reset_parameters, train_config
+from fmlib.train import (
+    TrainConfig,
+    _augment,
+    evaluate,
+    fit,
+    predict_proba,
+    reset_parameters,
+    train_config,
+)
 from tests.conftest import requires_fashion_mnist
 from tests.fakes import fake_images
 
@@ -48,8 +56,16 @@ def test_target_accuracy_stops_early_and_clamps_gradients():
 def test_grad_clip_value_is_applied(monkeypatch):
     seen = []
     real = torch.nn.utils.clip_grad_value_
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_value_", lambda p, v: (seen.append(v), real(p, v)))
-    fit(build_model("cnn", 4, 1), tiny_data(), np.arange(16), TrainConfig(epochs=1, grad_clip_value=0.1), seed=0)
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_value_", lambda p, v: (seen.append(v), real(p, v))
+    )
+    fit(
+        build_model("cnn", 4, 1),
+        tiny_data(),
+        np.arange(16),
+        TrainConfig(epochs=1, grad_clip_value=0.1),
+        seed=0,
+    )
     assert seen and set(seen) == {0.1}
 
 
@@ -90,7 +106,9 @@ def test_bad_train_config(kwargs, match):
 
 
 def test_presets_and_unknown_options():
-    assert train_config("paper").grad_clip_value == 0.1 and train_config("paper", epochs=5).epochs == 5
+    assert (
+        train_config("paper").grad_clip_value == 0.1 and train_config("paper", epochs=5).epochs == 5
+    )
     with pytest.raises(ValueError, match="allowed"):
         train_config("fast")
     with pytest.raises(ValueError, match="momentumm"):
@@ -101,5 +119,11 @@ def test_presets_and_unknown_options():
 def test_short_training_beats_chance_on_fashion_mnist():
     data = prepare_data("fashion_mnist", pool_size=2000, test_size=1000, seed=0)
     model = build_model("cnn", 10, 1)
-    fit(model, data.pool, initial_labeled(data.pool.labels.numpy(), 300, "balanced", 0), TrainConfig(epochs=5), seed=0)
+    fit(
+        model,
+        data.pool,
+        initial_labeled(data.pool.labels.numpy(), 300, "balanced", 0),
+        TrainConfig(epochs=5),
+        seed=0,
+    )
     assert evaluate(model, data.test)["accuracy"] > 0.6  # chance is 0.1

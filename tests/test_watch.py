@@ -20,7 +20,9 @@ def write_rounds(path, rows, total: int = 3) -> None:
     """What run_experiment writes after each round: config.json once, rounds.csv atomically."""
     path.mkdir(parents=True, exist_ok=True)
     if not (path / "config.json").exists():
-        (path / "config.json").write_text(json.dumps({"config": {}, "schedule": [10 + 5 * r for r in range(total)]}))
+        (path / "config.json").write_text(
+            json.dumps({"config": {}, "schedule": [10 + 5 * r for r in range(total)]})
+        )
     write_csv(path / "rounds.csv", rows)
 
 
@@ -34,8 +36,13 @@ def wait_for(condition, timeout: float = 10.0) -> bool:
 
 
 def test_round_line_shows_progress_labels_accuracy_and_times():
-    assert round_line(row(1, 0.7123), 4) == "[2/4] round 1: 15 labels, accuracy 0.712 (balanced 0.612), train 1.2 s, select 2.0 s"
-    last = {k: str(v) for k, v in row(3, select=math.nan).items()}  # as read from rounds.csv; the last round selects nothing
+    assert (
+        round_line(row(1, 0.7123), 4)
+        == "[2/4] round 1: 15 labels, accuracy 0.712 (balanced 0.612), train 1.2 s, select 2.0 s"
+    )
+    last = {
+        k: str(v) for k, v in row(3, select=math.nan).items()
+    }  # as read from rounds.csv; the last round selects nothing
     assert round_line(last, None, earlier=True) == (
         "[4/?] round 3: 25 labels, accuracy 0.500 (balanced 0.400), train 1.2 s (recorded earlier)"
     )
@@ -51,7 +58,11 @@ def test_poll_writes_each_new_round_once_in_order(tmp_path):
     assert watcher.poll() == 2
     write_rounds(tmp_path / "run", [row(0), row(1), row(2)])  # rewritten, nothing new
     assert watcher.poll() == 0
-    assert [line.split(":")[0] for line in lines] == ["[1/3] round 0", "[2/3] round 1", "[3/3] round 2"]
+    assert [line.split(":")[0] for line in lines] == [
+        "[1/3] round 0",
+        "[2/3] round 1",
+        "[3/3] round 2",
+    ]
 
 
 def test_lines_arrive_while_the_run_is_still_going(tmp_path):

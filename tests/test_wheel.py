@@ -29,8 +29,12 @@ pytestmark = pytest.mark.slow
 
 def _run(command, cwd, **kwargs):
     # FMLIB_SMOKE of the suite stays out: the grid cell must be a real (tiny) run, not a smoke one
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "FMLIB_SMOKE")}
-    out = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env={**env, **kwargs}, timeout=600)
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "FMLIB_SMOKE")
+    }
+    out = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, env={**env, **kwargs}, timeout=600
+    )
     assert out.returncode == 0, f"{command}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
 
@@ -46,7 +50,9 @@ def wheel(tmp_path_factory) -> Path:
 
 def _venv(path: Path) -> Path:
     """A venv without pip that sees this interpreter's site-packages after its own."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120
+    )
     python = path / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
@@ -68,7 +74,10 @@ def test_installing_beside_another_torch_leaves_it(wheel, tmp_path):
     python = _venv(tmp_path / "venv")
     purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                   capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
-    for name, version in (("torch", "2.1.0"), ("torchvision", "0.16.0")):  # an older torch "already installed"
+    for name, version in (
+        ("torch", "2.1.0"),
+        ("torchvision", "0.16.0"),
+    ):  # an older torch "already installed"
         info = purelib / f"{name}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
@@ -92,7 +101,11 @@ def test_run_notebooks_and_a_grid_cell_from_the_installed_wheel(wheel, tmp_path)
     work.mkdir()
     where = _run([str(python), "-c", "import fmlib, fmlib.grid.runner as r; print(fmlib.__file__); print(r.NOTEBOOK)"],
                  cwd=work).stdout.split()  # fmt: skip
-    assert str(tmp_path / "venv") in where[0] and Path(where[1]).is_file() and str(ROOT) not in where[1]
+    assert (
+        str(tmp_path / "venv") in where[0]
+        and Path(where[1]).is_file()
+        and str(ROOT) not in where[1]
+    )
 
     data = write_fake_fashion_mnist(tmp_path / "data", n_train=200, n_test=60)
     out = _run([fmlib, "run", "--smoke", "--strategy", "random", "--imbalance", "none", "--set", f"data_root={data}",
@@ -101,12 +114,16 @@ def test_run_notebooks_and_a_grid_cell_from_the_installed_wheel(wheel, tmp_path)
     assert json.loads((work / "smoke" / "results.json").read_text())["finished"], out.stdout
 
     copied = _run([fmlib, "notebooks", str(work / "nb")], cwd=work).stdout.split()
-    assert sorted(Path(p).name for p in copied) == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert sorted(Path(p).name for p in copied) == sorted(
+        p.name for p in (ROOT / "notebooks").glob("*.ipynb")
+    )
 
     base = dict(dataset="fashion_mnist", data_root=str(data), imbalance="none", model="cnn", initial_size=10,
                 query_size=5, budget=15, train_preset="default", train_options={"epochs": 1, "batch_size": 16},
                 device="cpu", progress=False)  # fmt: skip
     (work / "grid.json").write_text(json.dumps({"base": base, "axes": {"strategy": ["random"]}}))
-    out = _run([fmlib, "grid", "grid.json", "-o", "cells", "--no-progress", "--threads", "1"], cwd=work)
+    out = _run(
+        [fmlib, "grid", "grid.json", "-o", "cells", "--no-progress", "--threads", "1"], cwd=work
+    )
     results = json.loads((work / "cells" / "random" / "results.json").read_text())
     assert results["finished"] and results["n_labeled_per_round"] == [10, 15], out.stdout

@@ -15,7 +15,9 @@ def blobs(n: int, seed: int, dim: int = 20, classes: int = 3) -> TensorDataset:
     return TensorDataset(centres[y] + torch.randn(n, dim, generator=g), y)
 
 
-def blob_data(pool: int = 90, test: int = 45, dim: int = 20, seed: int = 3) -> tuple[TensorDataset, TensorDataset]:
+def blob_data(
+    pool: int = 90, test: int = 45, dim: int = 20, seed: int = 3
+) -> tuple[TensorDataset, TensorDataset]:
     """A dataset factory: the (pool, test) pair of TensorDatasets of blobs."""
     return blobs(pool, seed, dim), blobs(test, seed + 1, dim)
 

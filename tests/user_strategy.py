@@ -13,7 +13,9 @@ class LowestMaxProb(Strategy):
     defaults = {"batch_size": 256}
 
     def _select(self, model, pool, labeled, unlabeled, n, *, seed, device):
-        probs = predict_proba(model, pool.inputs(unlabeled, device), batch_size=self.options["batch_size"])
+        probs = predict_proba(
+            model, pool.inputs(unlabeled, device), batch_size=self.options["batch_size"]
+        )
         return unlabeled[np.argsort(probs.max(1).values.numpy(), kind="stable")[:n]]
 
 

@@ -20,7 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmlib.analysis.compare import area_under_curve, at_budget, judged_differences, paired_differences
+from fmlib.analysis.compare import (
+    area_under_curve,
+    at_budget,
+    judged_differences,
+    paired_differences,
+)
 from fmlib.records.tables import class_columns, column_class
 
 BASELINES = ("entropy", "margin", "bait", "random")
@@ -53,14 +58,26 @@ ARMS = (
     Arm("ours + float64 selection", "ours", "precision", "ours", "fm-float64"),
     Arm("ours + whole pool", "ours", "candidates", "ours-whole-pool", borrow={"random": "ours"}),
     Arm("authors", "authors", "anchor", "authors"),
-    Arm("authors + trained first query", "authors", "first query", "authors-first-trained", borrow={"bait": "authors"}),
+    Arm(
+        "authors + trained first query",
+        "authors",
+        "first query",
+        "authors-first-trained",
+        borrow={"bait": "authors"},
+    ),
     Arm("authors + sqrt(p) rows", "authors", "scale", "authors", "fm-scale-fisher"),
     Arm("authors + our CNN", "authors", "model", "authors-cnn"),
     Arm("authors + fraction 0.002", "authors", "fraction", "authors", "fm-fraction0.002"),
     Arm("authors + fraction 0.005", "authors", "fraction", "authors", "fm-fraction0.005"),
     Arm("authors + fraction 0.03", "authors", "fraction", "authors", "fm-fraction0.03"),
     Arm("authors + random mask", "authors", "mask method", "authors", "fm-random-mask"),
-    Arm("authors + 2000 candidates", "authors", "candidates", "authors-2000", borrow={"random": "authors"}),
+    Arm(
+        "authors + 2000 candidates",
+        "authors",
+        "candidates",
+        "authors-2000",
+        borrow={"random": "authors"},
+    ),
 )
 
 _SEEDED = re.compile(r"^(?P<label>.+)-seed(?P<seed>\d+)$")
@@ -72,16 +89,22 @@ def label_runs(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     paths = out["path"].map(Path)
     out["protocol"] = paths.map(lambda p: p.parent.name)
-    out["label"] = paths.map(lambda p: _SEEDED.match(p.name).group("label") if _SEEDED.match(p.name) else p.name)
+    out["label"] = paths.map(
+        lambda p: _SEEDED.match(p.name).group("label") if _SEEDED.match(p.name) else p.name
+    )
     return out
 
 
-def arm_runs(per_run: pd.DataFrame, arms: Sequence[Arm] = ARMS, baselines: Sequence[str] = BASELINES) -> pd.DataFrame:
+def arm_runs(
+    per_run: pd.DataFrame, arms: Sequence[Arm] = ARMS, baselines: Sequence[str] = BASELINES
+) -> pd.DataFrame:
     """Per-run rows (with ``protocol`` and ``label``) assigned to arms: each arm's FisherMask runs as
     label ``fm`` and its baselines' runs, a run appearing in every arm that uses it. Column ``arm``."""
     parts = []
     for arm in arms:
-        fm = per_run[(per_run["protocol"] == arm.protocol) & (per_run["label"] == arm.label)].assign(label=TREATMENT)
+        fm = per_run[
+            (per_run["protocol"] == arm.protocol) & (per_run["label"] == arm.label)
+        ].assign(label=TREATMENT)
         parts.append(fm.assign(arm=arm.name))
         for base in baselines:
             source = arm.borrow.get(base, arm.protocol)
@@ -99,7 +122,9 @@ def _measures(frame: pd.DataFrame, budgets: Sequence[int], metric: str,
     measures = [("auc", area_under_curve(frame, metric=metric, by=by), "auc")]
     if from_first_query:
         queried = frame[frame["round"] >= 1]
-        measures.append(("auc_from_first_query", area_under_curve(queried, metric=metric, by=by), "auc"))
+        measures.append(
+            ("auc_from_first_query", area_under_curve(queried, metric=metric, by=by), "auc")
+        )
     return measures + [(str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets]
 
 
@@ -124,7 +149,9 @@ def arm_differences(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric:
     paired = _paired(margin)
     tables = []
     for measure, per_run, value in measures:
-        table = paired(arm_runs(per_run, arms, baselines), value, treatment=TREATMENT, baselines=baselines)
+        table = paired(
+            arm_runs(per_run, arms, baselines), value, treatment=TREATMENT, baselines=baselines
+        )
         tables.append(table.assign(measure=measure))
     out = pd.concat(tables, ignore_index=True)
     info = pd.DataFrame([{"arm": a.name, "anchor": a.anchor, "factor": a.factor} for a in arms])
@@ -149,7 +176,9 @@ def factor_effects(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: 
             if arm.factor == "anchor" or anchor is None:
                 continue
             for source, label in ((arm, "changed"), (anchor, anchor.name)):
-                runs = per_run[(per_run["protocol"] == source.protocol) & (per_run["label"] == source.label)]
+                runs = per_run[
+                    (per_run["protocol"] == source.protocol) & (per_run["label"] == source.label)
+                ]
                 parts.append(runs.assign(arm=arm.name, label=label))
         if parts:
             table = paired(pd.concat(parts, ignore_index=True), value, treatment="changed")
@@ -173,7 +202,9 @@ def anchor_differences(frame: pd.DataFrame, *, treatment: str = "authors", refer
     ``from_first_query`` and ``margin`` as for :func:`arm_differences`."""
     anchors = {a.anchor: a for a in arms if a.factor == "anchor"}
     if treatment not in anchors or reference not in anchors:
-        raise ValueError(f"treatment and reference must be anchors of arms; anchors: {sorted(anchors)}")
+        raise ValueError(
+            f"treatment and reference must be anchors of arms; anchors: {sorted(anchors)}"
+        )
     measures = _measures(frame, budgets, metric, from_first_query)
     paired = _paired(margin)
     tables = []
@@ -186,7 +217,9 @@ def anchor_differences(frame: pd.DataFrame, *, treatment: str = "authors", refer
     return pd.concat(tables, ignore_index=True)
 
 
-def query_shares(frame: pd.DataFrame, *, by: Sequence[str] = ("protocol", "label"), first: bool = False) -> pd.DataFrame:
+def query_shares(
+    frame: pd.DataFrame, *, by: Sequence[str] = ("protocol", "label"), first: bool = False
+) -> pd.DataFrame:
     """Which classes each strategy asked for: the share of every class among the points queried
     over a run's rounds (``query_<c>`` columns; only round 0's query with ``first=True``), mean over
     the seeds. One row per ``by`` group, columns ``class <c>`` and ``seeds``."""
@@ -196,10 +229,14 @@ def query_shares(frame: pd.DataFrame, *, by: Sequence[str] = ("protocol", "label
     shares = per_run.div(per_run.sum(axis=1).where(lambda s: s > 0), axis=0)
     out = shares.groupby(list(by), sort=False).mean()
     out.columns = [f"class {column_class(c)}" for c in columns]
-    return out.assign(seeds=shares.notna().all(axis=1).groupby(list(by), sort=False).sum()).reset_index()
+    return out.assign(
+        seeds=shares.notna().all(axis=1).groupby(list(by), sort=False).sum()
+    ).reset_index()
 
 
-def class_coverage(frame: pd.DataFrame, *, round: int = 1, by: Sequence[str] = ("protocol", "label")) -> pd.DataFrame:
+def class_coverage(
+    frame: pd.DataFrame, *, round: int = 1, by: Sequence[str] = ("protocol", "label")
+) -> pd.DataFrame:
     """How well the labeled set covers the classes after ``round`` rounds (round 1: after the first
     query): per ``by`` group, ``seeds``, ``seeds_missing_a_class`` (runs with a class without a
     single label) and ``smallest_class`` (the smallest class count, mean over the seeds), from the
@@ -223,9 +260,18 @@ def noise_and_spread(frame: pd.DataFrame, *, protocol: str = "ours", label: str 
     table = runs[runs["label"].isin([label, anchor])].pivot_table(index=["n_labeled", "seed"], columns="label",
                                                                   values=metric, aggfunc="first")  # fmt: skip
     if label not in table or anchor not in table:
-        return pd.DataFrame(columns=["n_labeled", "seeds", "mean_abs_diff", "max_abs_diff", "seed_sd"])
+        return pd.DataFrame(
+            columns=["n_labeled", "seeds", "mean_abs_diff", "max_abs_diff", "seed_sd"]
+        )
     paired = table.dropna(subset=[label, anchor])
     gap = (paired[label] - paired[anchor]).abs().groupby(level="n_labeled")
     spread = table[anchor].groupby(level="n_labeled").std(ddof=1)
-    out = pd.DataFrame({"seeds": gap.size(), "mean_abs_diff": gap.mean(), "max_abs_diff": gap.max(), "seed_sd": spread})
+    out = pd.DataFrame(
+        {
+            "seeds": gap.size(),
+            "mean_abs_diff": gap.mean(),
+            "max_abs_diff": gap.max(),
+            "seed_sd": spread,
+        }
+    )
     return out.dropna(subset=["seeds"]).reset_index()

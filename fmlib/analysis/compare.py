@@ -17,7 +17,11 @@ import pandas as pd
 from fmlib.analysis.stats import holm, seeds_for_power, sign_flip_p, tost, verdict
 from fmlib.records.tables import curve_area
 
-GROUP = ("dataset", "setting", "strategy")  # what a comparison row stands for; seeds are averaged over
+GROUP = (
+    "dataset",
+    "setting",
+    "strategy",
+)  # what a comparison row stands for; seeds are averaged over
 
 
 def with_setting(frame: pd.DataFrame) -> pd.DataFrame:
@@ -57,7 +61,11 @@ def _per_run(frame: pd.DataFrame, value, name: str, by: Sequence[str]) -> pd.Dat
 
 
 def area_under_curve(
-    frame: pd.DataFrame, *, metric: str = "accuracy", upto: int | None = None, by: Sequence[str] = GROUP
+    frame: pd.DataFrame,
+    *,
+    metric: str = "accuracy",
+    upto: int | None = None,
+    by: Sequence[str] = GROUP,
 ) -> pd.DataFrame:
     """Normalised area under each run's learning curve (``metric`` against ``n_labeled``).
 
@@ -77,7 +85,9 @@ def area_under_curve(
     return _per_run(frame, auc, "auc", by)
 
 
-def labels_to_reach(frame: pd.DataFrame, target: float, *, metric: str = "accuracy", by: Sequence[str] = GROUP) -> pd.DataFrame:
+def labels_to_reach(
+    frame: pd.DataFrame, target: float, *, metric: str = "accuracy", by: Sequence[str] = GROUP
+) -> pd.DataFrame:
     """Labels each run needed before ``metric`` first reached ``target`` (NaN: never reached).
 
     Returns:
@@ -92,7 +102,11 @@ def labels_to_reach(frame: pd.DataFrame, target: float, *, metric: str = "accura
 
 
 def at_budget(
-    frame: pd.DataFrame, budget: int | None = None, *, metric: str = "accuracy", by: Sequence[str] = GROUP
+    frame: pd.DataFrame,
+    budget: int | None = None,
+    *,
+    metric: str = "accuracy",
+    by: Sequence[str] = GROUP,
 ) -> pd.DataFrame:
     """``metric`` of each run's last round with at most ``budget`` labels (``None``: its last round).
 
@@ -116,14 +130,20 @@ def at_budget(
     return out.drop(columns="_pair")
 
 
-def mean_std(per_run: pd.DataFrame, value: str, *, by: Sequence[str] = GROUP, digits: int = 3) -> pd.DataFrame:
+def mean_std(
+    per_run: pd.DataFrame, value: str, *, by: Sequence[str] = GROUP, digits: int = 3
+) -> pd.DataFrame:
     """Mean, sample std (ddof 1; NaN for one run) and count of ``value`` over runs (seeds) per group.
 
     NaN values (e.g. a target never reached) are left out of mean and std; ``n`` counts all runs,
     ``n_valid`` those with a value. ``text`` is ``"mean ± std"`` rounded to ``digits``.
     """
     by = [c for c in by if c in per_run]
-    grouped = per_run.groupby(by, sort=True, dropna=False)[value] if by else per_run.assign(_all=0).groupby("_all")[value]
+    grouped = (
+        per_run.groupby(by, sort=True, dropna=False)[value]
+        if by
+        else per_run.assign(_all=0).groupby("_all")[value]
+    )
     out = grouped.agg(mean="mean", std="std", n="size", n_valid="count").reset_index()
     if not by:
         out = out.drop(columns="_all")
@@ -161,7 +181,9 @@ def comparison_table(
     table["auc"] = auc["text"].to_numpy()
     table[f"{metric}_at_{budget if budget is not None else 'end'}"] = final["text"].to_numpy()
     if target is not None:
-        reach = mean_std(labels_to_reach(frame, target, metric=metric, by=by), "labels", by=by, digits=0)
+        reach = mean_std(
+            labels_to_reach(frame, target, metric=metric, by=by), "labels", by=by, digits=0
+        )
         table[f"labels_to_{target:g}"] = reach["text"].to_numpy()
         table["reached"] = [f"{v}/{n}" for v, n in zip(reach["n_valid"], reach["n"])]
     return table
@@ -185,7 +207,11 @@ def budget_table(frame: pd.DataFrame, budgets: Sequence[int], *, metric: str = "
     return table if table is not None else pd.DataFrame(columns=by)
 
 
-PHASES = ("train_time", "embed_time", "select_time")  # rounds.csv seconds; select_time is the whole select call
+PHASES = (
+    "train_time",
+    "embed_time",
+    "select_time",
+)  # rounds.csv seconds; select_time is the whole select call
 
 
 def cost_table(frame: pd.DataFrame, *, phases: Sequence[str] = PHASES, by: Sequence[str] = GROUP,
@@ -218,7 +244,9 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
         return str(value).replace("|", "\\|")
 
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -330,7 +358,9 @@ def judged_differences(per_run: pd.DataFrame, value: str, *, treatment: str, mar
         spread = float(d.std(ddof=1)) if len(d) >= 2 else float("nan")
         ok = len(d) >= 2 and spread > 0
         p_tost.append(tost(d, margin) if ok else float("nan"))
-        needed.append(seeds_for_power(gap or margin, spread, alpha=alpha, power=power) if ok else float("nan"))
+        needed.append(
+            seeds_for_power(gap or margin, spread, alpha=alpha, power=power) if ok else float("nan")
+        )
     table["p_holm"] = holm(table["t_p_value"].where(table["n"] >= 2))
     table["p_tost"] = p_tost
     table["p_tost_holm"] = holm(p_tost)

@@ -68,7 +68,16 @@ def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="str
                     hue_order=None, ax=None) -> Figure:  # fmt: skip
     """Test ``y`` against labels, one line per ``hue`` value, mean and band over runs (seeds)."""
     ax, hue = _axes(ax), _hue(runs, hue)
-    sns.lineplot(data=runs, x=x, y=y, hue=hue, hue_order=hue_order if hue else None, errorbar=errorbar, marker="o", ax=ax)
+    sns.lineplot(
+        data=runs,
+        x=x,
+        y=y,
+        hue=hue,
+        hue_order=hue_order if hue else None,
+        errorbar=errorbar,
+        marker="o",
+        ax=ax,
+    )
     _label_counts(ax, _runs_per_hue(runs, hue))
     ax.set(xlabel="labeled samples" if x == "n_labeled" else x, ylabel=y.replace("_", " "))
     ax.grid(alpha=0.3)
@@ -85,18 +94,26 @@ def learning_curve_panels(runs: pd.DataFrame, *, col="setting", x="n_labeled", y
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.6 * max(1, len(panels)), 4.2), layout="constrained",
                              squeeze=False)  # fmt: skip
     for ax, value in zip(axes.flat, panels):
-        learning_curves(runs[runs[col] == value], x=x, y=y, hue=hue, errorbar=errorbar, hue_order=order, ax=ax)
+        learning_curves(
+            runs[runs[col] == value], x=x, y=y, hue=hue, errorbar=errorbar, hue_order=order, ax=ax
+        )
         ax.set_title(f"{col}: {value}")
     return fig
 
 
-def per_class_accuracy(runs: pd.DataFrame, *, x="n_labeled", classes=None, errorbar=("ci", 95), ax=None) -> Figure:
+def per_class_accuracy(
+    runs: pd.DataFrame, *, x="n_labeled", classes=None, errorbar=("ci", 95), ax=None
+) -> Figure:
     """Per-class test accuracy (``acc_<c>`` columns) against labels, one line per class."""
     ax = _axes(ax)
     columns = class_columns(runs, "acc")
-    long = runs[[x, *columns]].melt(id_vars=[x], value_vars=columns, var_name="class", value_name="class_accuracy")
+    long = runs[[x, *columns]].melt(
+        id_vars=[x], value_vars=columns, var_name="class", value_name="class_accuracy"
+    )
     long["class"] = [_class_name(c, classes) for c in long["class"]]
-    sns.lineplot(data=long, x=x, y="class_accuracy", hue="class", errorbar=errorbar, marker=".", ax=ax)
+    sns.lineplot(
+        data=long, x=x, y="class_accuracy", hue="class", errorbar=errorbar, marker=".", ax=ax
+    )
     ax.set(xlabel="labeled samples" if x == "n_labeled" else x, ylabel="per-class accuracy")
     ax.grid(alpha=0.3)
     return ax.figure
@@ -125,7 +142,11 @@ def round_timings(runs: pd.DataFrame, *, phases=("train_time", "embed_time", "se
     ax = _axes(ax)
     phases = [p for p in phases if p in runs.columns]
     ids = ["round"] + (["strategy"] if "strategy" in runs.columns else [])
-    long = runs[ids + phases].melt(id_vars=ids, value_vars=phases, var_name="phase", value_name="seconds").dropna()
+    long = (
+        runs[ids + phases]
+        .melt(id_vars=ids, value_vars=phases, var_name="phase", value_name="seconds")
+        .dropna()
+    )
     style = "strategy" if "strategy" in long.columns and long["strategy"].nunique() > 1 else None
     sns.lineplot(data=long, x="round", y="seconds", hue="phase", style=style, marker="o", ax=ax)
     ax.set(yscale="log" if (long["seconds"] > 0).all() and len(long) else "linear")
@@ -140,8 +161,19 @@ def mask_overlap(overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), 
     value_vars = ["jaccard_previous", "jaccard_first"]
     long = overlap[ids + value_vars].melt(id_vars=ids, value_vars=value_vars, var_name="against",
                         value_name="jaccard").dropna()  # fmt: skip
-    long["against"] = long["against"].map({"jaccard_previous": "previous round", "jaccard_first": "first round"})
-    sns.lineplot(data=long, x="round", y="jaccard", hue=hue, style="against", errorbar=errorbar, marker="o", ax=ax)
+    long["against"] = long["against"].map(
+        {"jaccard_previous": "previous round", "jaccard_first": "first round"}
+    )
+    sns.lineplot(
+        data=long,
+        x="round",
+        y="jaccard",
+        hue=hue,
+        style="against",
+        errorbar=errorbar,
+        marker="o",
+        ax=ax,
+    )
     ax.set(ylim=(0, 1.02), ylabel="mask overlap (Jaccard)")
     ax.grid(alpha=0.3)
     return ax.figure
@@ -150,7 +182,16 @@ def mask_overlap(overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), 
 def mask_overlap_matrix(matrix: pd.DataFrame, *, ax=None) -> Figure:
     """Heatmap of the Jaccard of every pair of rounds' masks."""
     ax = _axes(ax, figsize=(5.2, 4.4))
-    sns.heatmap(matrix, vmin=0, vmax=1, cmap="viridis", annot=len(matrix) <= 12, fmt=".2f", square=True, ax=ax)
+    sns.heatmap(
+        matrix,
+        vmin=0,
+        vmax=1,
+        cmap="viridis",
+        annot=len(matrix) <= 12,
+        fmt=".2f",
+        square=True,
+        ax=ax,
+    )
     ax.set(xlabel="round", ylabel="round", title="mask overlap (Jaccard)")
     return ax.figure
 
@@ -161,7 +202,9 @@ def layer_share(shares: pd.DataFrame, *, value: str = "fraction", ax=None) -> Fi
     if value not in ("fraction", "share"):
         raise ValueError(f"value must be 'fraction' or 'share', got {value!r}")
     layers = list(dict.fromkeys(shares["layer"]))
-    table = shares.pivot_table(index="layer", columns="round", values=value, aggfunc="mean").reindex(layers)
+    table = shares.pivot_table(
+        index="layer", columns="round", values=value, aggfunc="mean"
+    ).reindex(layers)
     ax = _axes(ax, figsize=(max(5.0, 0.45 * table.shape[1] + 3), max(3.0, 0.28 * len(layers) + 1)))
     sns.heatmap(table, cmap="magma", vmin=0, ax=ax, cbar_kws={"label": value})
     ax.set(xlabel="round", ylabel="")
@@ -173,7 +216,13 @@ def layer_share_summary(summary: pd.DataFrame, *, value: str = "fraction", ax=No
     """Mean (bar) and std over rounds (whisker) of each layer's ``fraction`` or ``share``."""
     ax = _axes(ax, figsize=(6.4, max(3.0, 0.28 * len(summary) + 1)))
     y = np.arange(len(summary))
-    ax.barh(y, summary[f"{value}_mean"], xerr=summary[f"{value}_std"].fillna(0), color="tab:blue", alpha=0.8)
+    ax.barh(
+        y,
+        summary[f"{value}_mean"],
+        xerr=summary[f"{value}_std"].fillna(0),
+        color="tab:blue",
+        alpha=0.8,
+    )
     ax.set(yticks=y, yticklabels=summary["layer"], xlabel=f"{value} (mean ± std over rounds)")
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
@@ -221,12 +270,17 @@ def top_samples(top: pd.DataFrame, *, pool=None, classes=None, ncols: int = 5) -
         ax.invert_yaxis()
         return ax.figure
     nrows = max(1, -(-len(top) // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.2 * nrows), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(1.9 * ncols, 2.2 * nrows), layout="constrained", squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, row in zip(axes.flat, top.itertuples()):
         image = pool.images[int(row.pool_index)].permute(1, 2, 0).numpy()  # [H, W, C] uint8
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        ax.imshow(
+            image[..., 0] if image.shape[-1] == 1 else image,
+            cmap="gray" if image.shape[-1] == 1 else None,
+        )
         ax.set_title(caption(row), fontsize=8)
     return fig
 
@@ -252,10 +306,16 @@ def paired_differences(table: pd.DataFrame, *, measure: str = "auc", row: str = 
                     label=f"{name}")  # fmt: skip
     ax.axvline(0, color="black", lw=0.8)
     n = table["n"].max() if len(table) else 0
-    fewest = table.groupby(row, sort=False)["n"].min()  # a row with fewer seeds than the others says so
-    ax.set_yticks(np.arange(len(rows)), [r if fewest[r] == n else f"{r} ({fewest[r]} seeds)" for r in rows])
+    fewest = table.groupby(row, sort=False)[
+        "n"
+    ].min()  # a row with fewer seeds than the others says so
+    ax.set_yticks(
+        np.arange(len(rows)), [r if fewest[r] == n else f"{r} ({fewest[r]} seeds)" for r in rows]
+    )
     ax.invert_yaxis()
-    ax.set_xlabel(f"FisherMask − baseline, {measure} (mean of paired differences over ≤{n} seeds, 95 % t interval)")
+    ax.set_xlabel(
+        f"FisherMask − baseline, {measure} (mean of paired differences over ≤{n} seeds, 95 % t interval)"
+    )
     ax.legend(title=hue, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.grid(axis="x", alpha=0.3)
     return ax.figure

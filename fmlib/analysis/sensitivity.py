@@ -35,7 +35,9 @@ def global_mask_indices(snapshot: Mapping[str, np.ndarray]) -> np.ndarray:
     """Sorted indices of the mask in the concatenation of all parameters (snapshot order)."""
     starts = np.concatenate([[0], np.cumsum(snapshot["param_numel"])[:-1]])
     offsets, flat = snapshot["mask_offsets"], snapshot["mask_indices"].astype(np.int64)
-    return np.concatenate([flat[offsets[p] : offsets[p + 1]] + starts[p] for p in range(len(starts))])
+    return np.concatenate(
+        [flat[offsets[p] : offsets[p + 1]] + starts[p] for p in range(len(starts))]
+    )
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,9 +48,14 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _same_parameters(snapshots: Snapshots) -> None:
-    names = {tuple(s["param_names"].tolist()) + tuple(s["param_numel"].tolist()) for s in snapshots.values()}
+    names = {
+        tuple(s["param_names"].tolist()) + tuple(s["param_numel"].tolist())
+        for s in snapshots.values()
+    }
     if len(names) > 1:
-        raise ValueError("snapshots cover different parameters; masks of different models cannot be compared")
+        raise ValueError(
+            "snapshots cover different parameters; masks of different models cannot be compared"
+        )
 
 
 def mask_overlap(source) -> pd.DataFrame:
@@ -74,7 +81,11 @@ def mask_overlap_matrix(source) -> pd.DataFrame:
     _same_parameters(snapshots)
     masks = {r: global_mask_indices(s) for r, s in snapshots.items()}
     values = [[jaccard(masks[a], masks[b]) for b in masks] for a in masks]
-    return pd.DataFrame(values, index=pd.Index(list(masks), name="round"), columns=pd.Index(list(masks), name="round"))
+    return pd.DataFrame(
+        values,
+        index=pd.Index(list(masks), name="round"),
+        columns=pd.Index(list(masks), name="round"),
+    )
 
 
 def _grouper(by) -> Callable[[str], str]:
@@ -99,7 +110,9 @@ def layer_mask_share(source, by="parameter") -> pd.DataFrame:
     frames = []
     for r, snap in as_snapshots(source).items():
         names = [group(str(n)) for n in snap["param_names"]]
-        frame = pd.DataFrame({"layer": names, "numel": snap["param_numel"], "in_mask": snap["mask_count"]})
+        frame = pd.DataFrame(
+            {"layer": names, "numel": snap["param_numel"], "in_mask": snap["mask_count"]}
+        )
         frame = frame.groupby("layer", sort=False, as_index=False).sum()
         frame.insert(0, "round", r)
         frame["fraction"] = frame["in_mask"] / frame["numel"].clip(lower=1)
@@ -130,7 +143,11 @@ def fisher_over_rounds(source) -> pd.DataFrame:
     """
     rows = []
     for r, snap in as_snapshots(source).items():
-        total, masked, means = float(snap["fisher_sum"].sum()), float(snap["fisher_masked_sum"].sum()), snap["fisher_mean"]
+        total, masked, means = (
+            float(snap["fisher_sum"].sum()),
+            float(snap["fisher_masked_sum"].sum()),
+            snap["fisher_mean"],
+        )
         rows.append({
             "round": r,
             "fisher_trace": float(snap["fisher_trace"]),
@@ -162,14 +179,21 @@ def fisher_by_layer(source, by="parameter") -> pd.DataFrame:
         if by == "parameter":
             for level, column in zip(snap["quantile_levels"], snap["fisher_quantiles"].T):
                 frame[f"q{100 * level:g}"] = column
-        agg = {c: ("max" if c == "fisher_max" else "sum") for c in frame.columns if c != "layer" and c[0] != "q"}
+        agg = {
+            c: ("max" if c == "fisher_max" else "sum")
+            for c in frame.columns
+            if c != "layer" and c[0] != "q"
+        }
         agg.update({c: "first" for c in frame.columns if c[0] == "q"})
         frame = frame.groupby("layer", sort=False, as_index=False).agg(agg)
         frame.insert(0, "round", r)
         frame.insert(3, "fisher_mean", frame["fisher_sum"] / frame["numel"].clip(lower=1))
         frame["fisher_share"] = frame["fisher_sum"] / frame["fisher_sum"].sum()
         frames.append(frame)
-    return _concat(frames, ["round", "layer", "numel", "fisher_mean", "fisher_sum", "fisher_max", "fisher_masked_sum"])
+    return _concat(
+        frames,
+        ["round", "layer", "numel", "fisher_mean", "fisher_sum", "fisher_max", "fisher_masked_sum"],
+    )
 
 
 def picked_samples(source, classes: list[str] | None = None) -> pd.DataFrame:
@@ -194,13 +218,17 @@ def picked_samples(source, classes: list[str] | None = None) -> pd.DataFrame:
     return out
 
 
-def top_sensitive_samples(source, k: int = 10, *, per_round: bool = False, classes=None) -> pd.DataFrame:
+def top_sensitive_samples(
+    source, k: int = 10, *, per_round: bool = False, classes=None
+) -> pd.DataFrame:
     """The ``k`` picked samples the masked parameters are most sensitive to (largest score), over
     the whole run or in every round (``per_round``), with a ``rank`` (1 = largest)."""
     samples = picked_samples(source, classes)
     if samples.empty:
         return samples.assign(rank=pd.Series(dtype=np.int64))
-    ordered = samples.sort_values(["score", "round", "order"], ascending=[False, True, True], kind="stable")
+    ordered = samples.sort_values(
+        ["score", "round", "order"], ascending=[False, True, True], kind="stable"
+    )
     if per_round:
         top = ordered.groupby("round", sort=True, group_keys=False).head(k)
         top = top.sort_values(["round", "score"], ascending=[True, False], kind="stable")
@@ -235,10 +263,14 @@ def sensitivity_summary(source, *, by="module", top: int = 3) -> dict:
     return {
         "rounds": len(snapshots),
         "mask_size": float(overlap["mask_size"].mean()),
-        "jaccard_previous_mean": float(overlap["jaccard_previous"].mean()) if len(overlap) > 1 else float("nan"),
+        "jaccard_previous_mean": float(overlap["jaccard_previous"].mean())
+        if len(overlap) > 1
+        else float("nan"),
         "jaccard_last_first": float(overlap["jaccard_first"].iloc[-1]),
         "masked_share_mean": float(fisher["masked_share"].mean()),
-        "top_layers": {str(k): float(v) for k, v in shares.sort_values(ascending=False).head(top).items()},
+        "top_layers": {
+            str(k): float(v) for k, v in shares.sort_values(ascending=False).head(top).items()
+        },
     }
 
 

@@ -60,7 +60,10 @@ from fmlib.fisher.masks import ParameterMask
 from fmlib.models import eval_mode
 
 SCALES = ("fisher", "none")
-ENGINES = ("auto", "func")  # auto: hooks where they apply, torch.func for the rest; func: torch.func for all
+ENGINES = (
+    "auto",
+    "func",
+)  # auto: hooks where they apply, torch.func for the rest; func: torch.func for all
 DEFAULT_CHUNK_SIZE = 64  # samples per forward; the backward holds C x as many activations
 FISH_SAMPLES = 1024  # FISH's and FisherMask's number of pool samples for the diagonal Fisher
 
@@ -81,7 +84,12 @@ def fisher_subsample(n_pool: int, size: int = FISH_SAMPLES, seed: int = 0) -> np
 
 
 def fisher_diagonal(
-    model: nn.Module, inputs, *, chunk_size: int | None = None, engine: str = "auto", progress: bool = False
+    model: nn.Module,
+    inputs,
+    *,
+    chunk_size: int | None = None,
+    engine: str = "auto",
+    progress: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Diagonal of the true Fisher, ``1/N Σ_n Σ_c p_c(x_n) g_c(x_n)²``, of every trainable parameter.
 
@@ -164,14 +172,20 @@ def gradient_embeddings(
         for x in chain([first], batches):
             pieces = {}  # name -> [B, C, k_p]
             if groups:
-                _, captured = _per_class_output_grads(model, list(groups), x, weighted=scale == "fisher")
+                _, captured = _per_class_output_grads(
+                    model, list(groups), x, weighted=scale == "fisher"
+                )
                 for layer, attrs in groups.items():
                     A, G = _operands(layer, *captured.pop(layer))
-                    pieces |= {name: _masked_grads(layer, attr, plan, A, G) for attr, (name, plan) in attrs}
+                    pieces |= {
+                        name: _masked_grads(layer, attr, plan, A, G) for attr, (name, plan) in attrs
+                    }
             if func_indices:
                 pieces |= _func_embeddings(model, func_indices, x, scale == "fisher", classes)
             # Model order, not the mask's insertion order: entries follow named_parameters().
-            emb = torch.cat([pieces[name] for name in owners if name in pieces], dim=-1)  # [B, C, k]
+            emb = torch.cat(
+                [pieces[name] for name in owners if name in pieces], dim=-1
+            )  # [B, C, k]
             if out is None:
                 out = emb.new_empty(n, emb.shape[1], emb.shape[2])
             out[start : start + len(emb)] = emb
@@ -194,7 +208,9 @@ def fisher_trace(fisher_diag, mask: ParameterMask | None = None) -> float:
 # ----------------------------------------------------------------------------- brute-force oracles
 
 
-def gradient_embeddings_naive(model: nn.Module, inputs, mask: ParameterMask, *, scale: str = "fisher") -> torch.Tensor:
+def gradient_embeddings_naive(
+    model: nn.Module, inputs, mask: ParameterMask, *, scale: str = "fisher"
+) -> torch.Tensor:
     """:func:`gradient_embeddings` by brute force: per sample one forward and C ``autograd.grad``."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; allowed values: {list(SCALES)}")
@@ -226,7 +242,9 @@ def _naive_grads(model, inputs):
     with eval_mode(model), torch.enable_grad():
         for x in iter_batches(inputs, 1, _device(model)):
             logp = model(x)[0].log_softmax(0)  # [C]
-            grads = [torch.autograd.grad(logp[c], params, retain_graph=True) for c in range(len(logp))]
+            grads = [
+                torch.autograd.grad(logp[c], params, retain_graph=True) for c in range(len(logp))
+            ]
             yield grads, logp.detach().exp()
 
 

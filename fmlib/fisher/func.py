@@ -24,8 +24,14 @@ from torch.overrides import TorchFunctionMode
 
 from fmlib.inputs import one_sample, tree
 
-BLOCK_ELEMENTS = 2**24  # cap on one per-sample gradient block (64 MB in float32): splits a chunk further
-_LAYERS = (nn.Linear, nn.Conv2d, nn.BatchNorm2d)  # the hook engine's layers (their own forward, groups=1)
+BLOCK_ELEMENTS = (
+    2**24
+)  # cap on one per-sample gradient block (64 MB in float32): splits a chunk further
+_LAYERS = (
+    nn.Linear,
+    nn.Conv2d,
+    nn.BatchNorm2d,
+)  # the hook engine's layers (their own forward, groups=1)
 
 
 # ----------------------------------------------------------------------------- routing
@@ -35,7 +41,9 @@ def _hookable(module: nn.Module, attr: str) -> bool:
     """Whether the hook engine's formulas hold for ``module.<attr>``: the layer's own forward, no groups."""
     if attr not in ("weight", "bias") or not isinstance(module, _LAYERS):
         return False
-    if module._forward_pre_hooks or module._forward_hooks:  # a user's hook may change the input or output
+    if (
+        module._forward_pre_hooks or module._forward_hooks
+    ):  # a user's hook may change the input or output
         return False
     base = next(cls for cls in _LAYERS if isinstance(module, cls))
     if type(module).forward is not base.forward:  # a subclass computing something else
@@ -56,7 +64,11 @@ def _route(model, owners, x, engine: str):
         (name -> (layer, attr) for the hooks, names for torch.func, C), in model order.
     """
     params = dict(model.named_parameters())
-    candidates = {} if engine == "func" else {name: owner for name, owner in owners.items() if _hookable(*owner)}
+    candidates = (
+        {}
+        if engine == "func"
+        else {name: owner for name, owner in owners.items() if _hookable(*owner)}
+    )
     trace = _Trace({id(params[name]): layer for name, (layer, _) in candidates.items()})
     handles = [h for layer in trace.calls for h in (layer.register_forward_pre_hook(trace.enter, with_kwargs=True),
                                                      layer.register_forward_hook(trace.leave))]  # fmt: skip
@@ -119,7 +131,9 @@ def _describe(z) -> str:
 # ----------------------------------------------------------------------------- torch.func engine
 
 
-def _func_embeddings(model, indices: dict, x, weighted: bool, classes: int) -> dict[str, torch.Tensor]:
+def _func_embeddings(
+    model, indices: dict, x, weighted: bool, classes: int
+) -> dict[str, torch.Tensor]:
     """Per-sample, per-class gradients at the masked entries of the parameters in ``indices``: name -> ``[B, C, k_p]``.
 
     Per sample: a forward with those parameters swapped in (``functional_call``), its ``vjp`` to
@@ -150,7 +164,9 @@ def _func_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
     return sums
 
 
-def _vmap_embeddings(model, indices: dict, x, weighted: bool, classes: int) -> dict[str, torch.Tensor]:
+def _vmap_embeddings(
+    model, indices: dict, x, weighted: bool, classes: int
+) -> dict[str, torch.Tensor]:
     theta = _detached(model, indices)
 
     def one(xi):  # one sample -> [C, k_F]
@@ -160,7 +176,9 @@ def _vmap_embeddings(model, indices: dict, x, weighted: bool, classes: int) -> d
         return torch.cat([grads[name].flatten(1)[:, idx] for name, idx in indices.items()], dim=1)
 
     numel = sum(t.numel() for t in theta.values())
-    with torch.no_grad():  # torch.func differentiates inside; no autograd graph of the other parameters
+    with (
+        torch.no_grad()
+    ):  # torch.func differentiates inside; no autograd graph of the other parameters
         emb = _by_samples(lambda s: vmap(one)(tree(x[s])), len(x), classes * numel)  # [B, C, k_F]
     return dict(zip(indices, emb.split([len(idx) for idx in indices.values()], dim=-1)))
 
@@ -172,7 +190,9 @@ def _vmap_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
         z, pull = vjp(lambda th: functional_call(model, th, (one_sample(xi),))[0], theta)  # z [C]
         _, rows = _log_softmax_rows(z[None], weighted=True)  # [C, 1, C]
         total = 0
-        for c in range(rows.shape[0]):  # one class at a time: no [C, P_F] block, as in the hook engine
+        for c in range(
+            rows.shape[0]
+        ):  # one class at a time: no [C, P_F] block, as in the hook engine
             grads = pull(rows[c, 0])[0]
             total = total + torch.cat([grads[name].flatten() for name in names]).pow(2)
         return total
@@ -222,7 +242,9 @@ def _autograd_grads(model, names: list[str], x, weighted: bool):
     params = dict(model.named_parameters())
     ps = [params[name] for name in names]
     for i in range(len(x)):
-        with warnings.catch_warnings():  # torch's note that a full backward hook fires without input grads
+        with (
+            warnings.catch_warnings()
+        ):  # torch's note that a full backward hook fires without input grads
             warnings.filterwarnings("ignore", "Full backward hook is firing", UserWarning)
             z = model(x[i : i + 1])  # [1, C]
             _, rows = _log_softmax_rows(z, weighted)  # [C, 1, C]
@@ -234,8 +256,10 @@ def _autograd_grads(model, names: list[str], x, weighted: bool):
 
 def _autograd_embeddings(model, indices: dict, x, weighted: bool) -> dict[str, torch.Tensor]:
     names = list(indices)
-    rows = [torch.cat([g.flatten(1)[:, indices[name]] for name, g in zip(names, grads)], dim=1)
-            for grads in _autograd_grads(model, names, x, weighted)]  # [C, k_F] each
+    rows = [
+        torch.cat([g.flatten(1)[:, indices[name]] for name, g in zip(names, grads)], dim=1)
+        for grads in _autograd_grads(model, names, x, weighted)
+    ]  # [C, k_F] each
     emb = torch.stack(rows).detach()  # [B, C, k_F]
     return dict(zip(names, emb.split([len(idx) for idx in indices.values()], dim=-1)))
 

@@ -106,8 +106,15 @@ def greedy_trace_select(
         survivors in pick order). Ties, up to a relative 1e-5 (float32 products) or 1e-9 (float64),
         favour low indices: a pick takes the lowest, a removal the highest.
     """
-    num, _, _ = _check_inputs(embeddings, n, fisher, labeled_fisher, n_labeled, lamb, backward_steps, chunk_size)
-    n, n_labeled, backward_steps, chunk_size = int(n), int(n_labeled), int(backward_steps), int(chunk_size)
+    num, _, _ = _check_inputs(
+        embeddings, n, fisher, labeled_fisher, n_labeled, lamb, backward_steps, chunk_size
+    )
+    n, n_labeled, backward_steps, chunk_size = (
+        int(n),
+        int(n_labeled),
+        int(backward_steps),
+        int(chunk_size),
+    )
     n_forward = min((backward_steps + 1) * n, num)
     device = embeddings.device
     if precision not in PRECISIONS:
@@ -166,14 +173,18 @@ def greedy_trace_select(
     # (I - A can be ill-conditioned when a member dominates its own precision).
     members = embeddings[picked].to(torch.float64)  # [(b+1)n, C, k]
     a, b = _pair_products(members, m, f, scale, chunk_size, torch.float64)
-    ids = -torch.tensor(picked, device=device)  # negated: ties remove the highest index, keep the lowest
+    ids = -torch.tensor(
+        picked, device=device
+    )  # negated: ties remove the highest index, keep the lowest
     alive = torch.ones(len(picked), dtype=torch.bool, device=device)
     for _ in tqdm(range(n_forward - n), desc="backward pruning", leave=False, disable=not progress):
         raises = torch.full((len(picked),), math.inf, dtype=a.dtype, device=device)  # [(b+1)n]
         raises[alive] = _trace_ratio(eye - a[alive], b[alive])  # removed rows: I - A need not be PD
         j = _best(raises, ids, rtol, largest=False)
         alive[j] = False
-        m = _rank_c_update(members, a, b, m, f, members[j] * scale, scale, chunk_size, torch.float64, remove=True)
+        m = _rank_c_update(
+            members, a, b, m, f, members[j] * scale, scale, chunk_size, torch.float64, remove=True
+        )
     return [p for p, keep in zip(picked, alive.tolist()) if keep]
 
 
@@ -195,8 +206,15 @@ def greedy_trace_select_naive(
     Each step inverts the current precision and evaluates BAIT's gain for every candidate
     directly (O(N·C·k²) a step, float64). Slow; the oracle for tests and benchmarks.
     """
-    num, c, k = _check_inputs(embeddings, n, fisher, labeled_fisher, n_labeled, lamb, backward_steps, chunk_size)
-    n, n_labeled, backward_steps, chunk_size = int(n), int(n_labeled), int(backward_steps), int(chunk_size)
+    num, c, k = _check_inputs(
+        embeddings, n, fisher, labeled_fisher, n_labeled, lamb, backward_steps, chunk_size
+    )
+    n, n_labeled, backward_steps, chunk_size = (
+        int(n),
+        int(n_labeled),
+        int(backward_steps),
+        int(chunk_size),
+    )
     n_forward = min((backward_steps + 1) * n, num)
     device, f64 = embeddings.device, torch.float64
     rtol = _TIE_RTOL[torch.float64]  # computed in float64 whatever the embeddings' dtype
@@ -216,7 +234,9 @@ def greedy_trace_select_naive(
         gains, m = [], torch.linalg.inv(precision)
         for start in range(0, num, chunk_size):
             a, b = gain_terms(embeddings[start : start + chunk_size].to(f64) * scale, m)
-            gains.append(torch.linalg.solve(eye + a, b, left=False).diagonal(dim1=-2, dim2=-1).sum(-1))
+            gains.append(
+                torch.linalg.solve(eye + a, b, left=False).diagonal(dim1=-2, dim2=-1).sum(-1)
+            )
         gains = torch.cat(gains)
         gains[picked] = -math.inf
         p = _best(gains, torch.arange(num, device=device), rtol, largest=True)
@@ -267,10 +287,20 @@ def trace_objective(
 # ----------------------------------------------------------------------------- internals
 
 
-def _check_inputs(embeddings, n, fisher, labeled_fisher, n_labeled, lamb, backward_steps, chunk_size):
+def _check_inputs(
+    embeddings, n, fisher, labeled_fisher, n_labeled, lamb, backward_steps, chunk_size
+):
     """Validate arguments before any work; returns ``(N, C, k)``."""
-    if not isinstance(embeddings, torch.Tensor) or embeddings.ndim != 3 or not embeddings.is_floating_point():
-        got = tuple(embeddings.shape) if isinstance(embeddings, torch.Tensor) else type(embeddings).__name__
+    if (
+        not isinstance(embeddings, torch.Tensor)
+        or embeddings.ndim != 3
+        or not embeddings.is_floating_point()
+    ):
+        got = (
+            tuple(embeddings.shape)
+            if isinstance(embeddings, torch.Tensor)
+            else type(embeddings).__name__
+        )
         raise ValueError(f"embeddings must be a floating tensor [N, C, k], got {got}")
     num, c, k = embeddings.shape
     if num < 1 or c < 1 or k < 1:
@@ -325,7 +355,9 @@ def _cholesky(mat: torch.Tensor) -> torch.Tensor:
         bad = bad[info > 0]
         if not len(bad):
             return chol.reshape(mat.shape)
-    raise RuntimeError("matrix is not positive definite even with jitter; embeddings may hold NaN or inf")
+    raise RuntimeError(
+        "matrix is not positive definite even with jitter; embeddings may hold NaN or inf"
+    )
 
 
 def _spd_inverse(mat: torch.Tensor) -> torch.Tensor:
@@ -427,7 +459,9 @@ def _rank_c_update(
     right = (scale * torch.cat([x.T, m @ fx], dim=1)).to(work)  # [k, 2C]
     gh = torch.cat(
         [
-            (embeddings[start : start + chunk_size].to(work).reshape(-1, k) @ right).to(torch.float64)
+            (embeddings[start : start + chunk_size].to(work).reshape(-1, k) @ right).to(
+                torch.float64
+            )
             for start in range(0, len(embeddings), chunk_size)
         ]
     ).view(-1, c, 2 * c)  # [N, C, 2C]

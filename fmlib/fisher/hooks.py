@@ -78,7 +78,9 @@ def _input_operand(module, a):
             mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
             a, padding = F.pad(a, module._reversed_padding_repeated_twice, mode=mode), 0
         return F.unfold(a, module.kernel_size, module.dilation, padding, module.stride)
-    scale = torch.rsqrt(module.running_var + module.eps)  # BatchNorm2d in eval: per-channel affine of x̂
+    scale = torch.rsqrt(
+        module.running_var + module.eps
+    )  # BatchNorm2d in eval: per-channel affine of x̂
     x_hat = (a - module.running_mean[:, None, None]) * scale[:, None, None]
     return x_hat.flatten(2)
 
@@ -113,8 +115,12 @@ def _masked_grads(module, attr, plan, A, G) -> torch.Tensor:
         return (G[:, :, idx] * A[:, None, idx]).sum(-1)
     if L == 1:  # Linear on [B, I]: outer products, gathered
         return G[:, :, o, 0] * A[:, None, j, 0]
-    if len(idx) * L <= len(rows) * len(cols):  # gathered dot products are cheaper than the sub-block
-        return _by_samples(lambda s: (G[s][:, :, o] * A[s][:, None, j]).sum(-1), B, C * len(idx) * L)
+    if len(idx) * L <= len(rows) * len(
+        cols
+    ):  # gathered dot products are cheaper than the sub-block
+        return _by_samples(
+            lambda s: (G[s][:, :, o] * A[s][:, None, j]).sum(-1), B, C * len(idx) * L
+        )
     G_sub, A_sub = G[:, :, rows], A[:, cols]  # [B, C, O', L], [B, J', L]
 
     def block(s):  # per-sample sub-block of the weight gradient, then the masked entries

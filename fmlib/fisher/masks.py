@@ -30,7 +30,10 @@ class ParameterMask(Mapping):
     """
 
     def __init__(self, masks: Mapping):
-        self._masks = {name: torch.as_tensor(np.asarray(m), dtype=torch.bool).cpu() for name, m in masks.items()}
+        self._masks = {
+            name: torch.as_tensor(np.asarray(m), dtype=torch.bool).cpu()
+            for name, m in masks.items()
+        }
         if not self._masks:
             raise ValueError("a ParameterMask needs at least one parameter")
 
@@ -45,7 +48,9 @@ class ParameterMask(Mapping):
         unknown = sorted(chosen - set(params))
         if unknown:
             raise ValueError(f"names {unknown} are not trainable parameters of the model")
-        return cls({n: torch.full(shape, n in chosen, dtype=torch.bool) for n, shape in params.items()})
+        return cls(
+            {n: torch.full(shape, n in chosen, dtype=torch.bool) for n, shape in params.items()}
+        )
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return self._masks[name]
@@ -100,7 +105,9 @@ class ParameterMask(Mapping):
     def jaccard(self, other: ParameterMask) -> float:
         """``|A ∩ B| / |A ∪ B|`` of the selected entries (1.0 when both are empty)."""
         if self.shapes() != other.shapes():
-            raise ValueError("jaccard needs two masks over the same parameters (names and shapes differ)")
+            raise ValueError(
+                "jaccard needs two masks over the same parameters (names and shapes differ)"
+            )
         inter = sum(int((self[n] & other[n]).sum()) for n in self)
         union = sum(int((self[n] | other[n]).sum()) for n in self)
         return inter / union if union else 1.0
@@ -144,7 +151,9 @@ def head_names(model: nn.Module | None = None, names=None) -> list[str]:
     if model is not None:
         head = getattr(model, "head", None)
         if not isinstance(head, nn.Module):
-            raise ValueError(f"model {type(model).__name__} has no `head` module; pass include_head=False")
+            raise ValueError(
+                f"model {type(model).__name__} has no `head` module; pass include_head=False"
+            )
         ids = {id(p) for p in head.parameters()}
         return [n for n, p in model.named_parameters() if id(p) in ids and p.requires_grad]
     return [n for n in names if n.startswith("head.")]
@@ -183,7 +192,9 @@ def fisher_mask(
     shapes = {n: tuple(v.shape) for n, v in fisher_diag.items()}
     if model is not None:
         check_shapes("fisher_diag", shapes, _trainable_shapes(model))
-    values = {n: torch.as_tensor(v).detach().cpu().double().flatten() for n, v in fisher_diag.items()}
+    values = {
+        n: torch.as_tensor(v).detach().cpu().double().flatten() for n, v in fisher_diag.items()
+    }
     bad = [n for n, v in values.items() if not torch.isfinite(v).all()]
     if bad:
         raise ValueError(f"fisher_diag has non-finite values in {bad}")
@@ -214,7 +225,9 @@ def fisher_mask(
             flat[n] = part
     mask = ParameterMask({n: flat[n].view(shapes[n]) for n in values})
     if mask.size == 0:
-        raise ValueError(f"fraction={fraction} selects no entries of {mask.numel}; use a larger fraction")
+        raise ValueError(
+            f"fraction={fraction} selects no entries of {mask.numel}; use a larger fraction"
+        )
     return mask
 
 
@@ -226,7 +239,11 @@ def check_mask_options(fraction, method: str = "global") -> None:
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; allowed values: {list(METHODS)}")
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, (int, float))
+        or not 0 < fraction <= 1
+    ):
         raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
 
 
@@ -245,7 +262,11 @@ def check_shapes(what: str, got: Mapping, expected: Mapping) -> None:
         return
     missing = [n for n in expected if n not in got]
     extra = [n for n in got if n not in expected]
-    differ = {n: (tuple(got[n]), tuple(expected[n])) for n in expected if n in got and got[n] != expected[n]}
+    differ = {
+        n: (tuple(got[n]), tuple(expected[n]))
+        for n in expected
+        if n in got and got[n] != expected[n]
+    }
     raise ValueError(
         f"{what} does not match the model's trainable parameters (from another model?): missing {missing[:5]}, "
         f"unexpected {extra[:5]}, shape (got, expected) {dict(list(differ.items())[:5])}"

@@ -24,7 +24,9 @@ def json_or_text(text: str):
         return text
 
 
-def assignment(text: str, form: str = "FIELD=VALUE (VALUE as JSON or a plain string)") -> tuple[str, object]:
+def assignment(
+    text: str, form: str = "FIELD=VALUE (VALUE as JSON or a plain string)"
+) -> tuple[str, object]:
     """``KEY=VALUE`` on the command line: the stripped key and :func:`json_or_text` of the value;
     ``argparse.ArgumentTypeError`` naming ``form`` when there is no ``=`` or no key."""
     key, sep, value = text.partition("=")
@@ -62,11 +64,29 @@ def parser() -> argparse.ArgumentParser:
             "'axes'; the format: python -c 'import fmlib.grid.spec; help(fmlib.grid.spec)'."
         ),
     )
-    p.add_argument("grid", nargs="?", help="grid file (grids/*.json); optional when axis flags give the axes")
-    p.add_argument("-o", "--output", help="output tree, one directory per run (default: runs/<grid file name>)")
-    p.add_argument("--dataset", nargs="+", type=json_or_text, default=[], help="dataset axis values")
-    p.add_argument("--imbalance", nargs="+", type=json_or_text, default=[], help="imbalance axis values or variant labels")
-    p.add_argument("--strategy", nargs="+", type=json_or_text, default=[], help="strategy axis values or labels")
+    p.add_argument(
+        "grid", nargs="?", help="grid file (grids/*.json); optional when axis flags give the axes"
+    )
+    p.add_argument(
+        "-o", "--output", help="output tree, one directory per run (default: runs/<grid file name>)"
+    )
+    p.add_argument(
+        "--dataset", nargs="+", type=json_or_text, default=[], help="dataset axis values"
+    )
+    p.add_argument(
+        "--imbalance",
+        nargs="+",
+        type=json_or_text,
+        default=[],
+        help="imbalance axis values or variant labels",
+    )
+    p.add_argument(
+        "--strategy",
+        nargs="+",
+        type=json_or_text,
+        default=[],
+        help="strategy axis values or labels",
+    )
     p.add_argument("--seed", nargs="+", type=json_or_text, default=[], help="seed axis values")
     p.add_argument("--axis", action="append", default=[], type=assignment, metavar="NAME=V1,V2",
                    help="any other axis, comma-separated values (or a JSON list), e.g. --axis query_size=35,70")  # fmt: skip
@@ -89,7 +109,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=int, help="CPUs per run (submitit); also the torch threads")
     p.add_argument("--mem-gb", type=float, help="memory per run in GB (submitit)")
     p.add_argument("--timeout", type=int, help="minutes per run (submitit)")
-    p.add_argument("--notebook", default=str(NOTEBOOK), help="notebook to execute per run (default: %(default)s)")
+    p.add_argument(
+        "--notebook",
+        default=str(NOTEBOOK),
+        help="notebook to execute per run (default: %(default)s)",
+    )
     p.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's)")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="list the runs, their status (new, partial, done, stale: with how the config changed) and "
@@ -115,19 +139,32 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     for name in ("workers", "threads", "cpus", "gpus", "timeout"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "gpus" else 1):
-            return error(f"--{name} must be an integer >= {0 if name == 'gpus' else 1}, got {value}")
+            return error(
+                f"--{name} must be an integer >= {0 if name == 'gpus' else 1}, got {value}"
+            )
     if args.mem_gb is not None and not args.mem_gb > 0:
         return error(f"--mem-gb must be a number > 0, got {args.mem_gb}")
-    select = {"dataset": args.dataset, "imbalance": args.imbalance, "strategy": args.strategy, "seed": args.seed}
+    select = {
+        "dataset": args.dataset,
+        "imbalance": args.imbalance,
+        "strategy": args.strategy,
+        "seed": args.seed,
+    }
     for name, values in args.axis:
-        select[name] = [json_or_text(v) for v in values.split(",")] if isinstance(values, str) else values
+        select[name] = (
+            [json_or_text(v) for v in values.split(",")] if isinstance(values, str) else values
+        )
         select[name] = select[name] if isinstance(select[name], list) else [select[name]]
     try:
         grid = load_grid(args.grid) if args.grid else {}
         runs = expand_grid(grid, select=select, overrides=dict(args.set))
     except (OSError, ValueError) as err:
         return error(err)
-    output = Path(args.output) if args.output else repo_root() / "runs" / (Path(args.grid).stem if args.grid else "grid")
+    output = (
+        Path(args.output)
+        if args.output
+        else repo_root() / "runs" / (Path(args.grid).stem if args.grid else "grid")
+    )
     if args.dry_run:
         return dry_run(runs, output)
     options = {"cluster": args.cluster, "partition": args.partition, "gpus": args.gpus, "cpus": args.cpus,
@@ -140,7 +177,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         return error(err)
     except GridInterrupted as err:
         print(summarize(err.outcomes), file=sys.stderr)
-        print(f"{prog or 'grid'}: {err}: workers stopped, summary in {output}; rerun to resume", file=sys.stderr)
+        print(
+            f"{prog or 'grid'}: {err}: workers stopped, summary in {output}; rerun to resume",
+            file=sys.stderr,
+        )
         return 128 + err.signum
     print(summarize(outcomes))
     print(f"outputs: {output}")

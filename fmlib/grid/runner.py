@@ -38,7 +38,9 @@ class RunOutcome:
     """What became of one run."""
 
     name: str
-    status: str  # "done" | "skipped" (already done) | "failed" | "stale" (another config; not rerun)
+    status: (
+        str  # "done" | "skipped" (already done) | "failed" | "stale" (another config; not rerun)
+    )
     seconds: float = 0.0
     error: str | None = None  # for "stale": how the config changed
     notebook: str | None = None  # the executed notebook (read it for the error)
@@ -109,7 +111,12 @@ def _kernel_env(threads: int | None, gpu: str | None = None):
 
 
 def execute_run(
-    run: GridRun, root, *, notebook=NOTEBOOK, kernel_name: str | None = None, threads: int | None = None,
+    run: GridRun,
+    root,
+    *,
+    notebook=NOTEBOOK,
+    kernel_name: str | None = None,
+    threads: int | None = None,
     gpu: str | None = None,
 ) -> RunOutcome:
     """Execute the notebook for one run with papermill into ``<root>/<name>/``; never raises."""
@@ -128,7 +135,9 @@ def execute_run(
     except Exception as err:  # a run's failure is reported, never raised: the grid goes on
         message = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}"
         kept = str(output) if output.is_file() else None
-        return RunOutcome(run.name, "failed", time.perf_counter() - start, message.strip(), kept, gpu=gpu)
+        return RunOutcome(
+            run.name, "failed", time.perf_counter() - start, message.strip(), kept, gpu=gpu
+        )
 
 
 def run_inline(run: GridRun, root, *, threads: int | None = None) -> RunOutcome:
@@ -205,7 +214,9 @@ def run_grid(
         raise ValueError(f"workers must be >= 1, got {workers}")
     notebook = Path(notebook).resolve()  # kernels run in their run directory, jobs maybe elsewhere
     if executor != "inline" and not notebook.is_file():
-        raise FileNotFoundError(f"notebook {notebook} not found (--notebook to execute another one)")
+        raise FileNotFoundError(
+            f"notebook {notebook} not found (--notebook to execute another one)"
+        )
     runs = [_absolute_data_root(r) for r in runs]
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -220,13 +231,19 @@ def run_grid(
         elif status == "stale" and rerun_stale:
             moved[run.name] = str(RunDirectory(run.path(root)).move_aside())
         elif status == "stale":
-            outcomes[run.name] = RunOutcome(run.name, "stale", error=f"config changed: {'; '.join(changes)}")
+            outcomes[run.name] = RunOutcome(
+                run.name, "stale", error=f"config changed: {'; '.join(changes)}"
+            )
     todo = [r for r in runs if r.name not in outcomes]
     if threads is not None:
         per_run = dict.fromkeys([r.name for r in todo], threads)
     else:  # with submitit, cores / workers of this machine say nothing about the nodes
-        threads = (submitit or {}).get("cpus") or (None if executor == "submitit" else max(1, (os.cpu_count() or 1) // workers))
-        per_run = {r.name: _recorded_threads(r.path(root)) or threads for r in todo}  # --workers changes no result
+        threads = (submitit or {}).get("cpus") or (
+            None if executor == "submitit" else max(1, (os.cpu_count() or 1) // workers)
+        )
+        per_run = {
+            r.name: _recorded_threads(r.path(root)) or threads for r in todo
+        }  # --workers changes no result
     devices = list(visible_gpus() if gpus is None else gpus) if executor == "local" else []
     options = {**(submitit or {}), "_gpus": {r.name: devices[i % len(devices)] for i, r in enumerate(todo)}
                if devices else {}}  # fmt: skip
@@ -316,7 +333,9 @@ def _check_done(run_dir: Path) -> None:
         return
     results = directory.read_results()
     if results is not None and results.get("smoke"):
-        raise RuntimeError(f"the run wrote a smoke {RESULTS} (FMLIB_SMOKE=1): a smoke run is not a result")
+        raise RuntimeError(
+            f"the run wrote a smoke {RESULTS} (FMLIB_SMOKE=1): a smoke run is not a result"
+        )
     raise RuntimeError(f"the notebook finished without writing {RESULTS} for a finished run")
 
 
@@ -324,11 +343,15 @@ def _absolute_data_root(run: GridRun) -> GridRun:
     """``data_root`` made absolute: a relative one would be read from the run's directory."""
     root = run.params.get("data_root")
     if isinstance(root, str) and root != os.path.abspath(os.path.expanduser(root)):
-        return GridRun(run.name, {**run.params, "data_root": os.path.abspath(os.path.expanduser(root))})
+        return GridRun(
+            run.name, {**run.params, "data_root": os.path.abspath(os.path.expanduser(root))}
+        )
     return run
 
 
-def _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, options) -> Iterator[RunOutcome]:
+def _outcomes(
+    todo, root, notebook, workers, executor, threads, kernel_name, options
+) -> Iterator[RunOutcome]:
     if not todo:
         return
     gpu = options.pop("_gpus", {})  # run name -> its GPU (local executor, round-robin)
@@ -350,8 +373,12 @@ def _outcomes(todo, root, notebook, workers, executor, threads, kernel_name, opt
                 try:
                     yield future.result()
                 except Exception as err:  # the worker process died
-                    yield RunOutcome(futures[future].name, "failed", error=f"{type(err).__name__}: {err}")
-        except BaseException:  # interrupted (or the consumer left): stop the workers, never wait for them
+                    yield RunOutcome(
+                        futures[future].name, "failed", error=f"{type(err).__name__}: {err}"
+                    )
+        except (
+            BaseException
+        ):  # interrupted (or the consumer left): stop the workers, never wait for them
             _stop_pool(pool)
             raise
         pool.shutdown()
@@ -376,7 +403,9 @@ def _stop_pool(pool: ProcessPoolExecutor, grace: float = 20.0) -> None:
             process.join(5)
 
 
-def _submitit_outcomes(todo, root, notebook, workers, threads, kernel_name, options) -> Iterator[RunOutcome]:
+def _submitit_outcomes(
+    todo, root, notebook, workers, threads, kernel_name, options
+) -> Iterator[RunOutcome]:
     try:
         import submitit
     except ImportError as err:
@@ -410,20 +439,29 @@ def _submitit_outcomes(todo, root, notebook, workers, threads, kernel_name, opti
 def summarize(outcomes: Sequence[RunOutcome]) -> str:
     """Counts, then one line per failure (error, executed notebook), per stale run (how its config
     changed) and per stale run rerun (where its old directory went)."""
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "stale")}
+    counts = {
+        s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "stale")
+    }
     lines = [f"{len(outcomes)} runs: {counts['done']} done, {counts['skipped']} skipped (finished before), "
              f"{counts['failed']} failed" + (f", {counts['stale']} stale" if counts["stale"] else "")]  # fmt: skip
     for o in outcomes:
         if o.status == "failed":
-            lines.append(f"  FAILED {o.name}: {o.error}" + (f"\n         notebook: {o.notebook}" if o.notebook else ""))
+            lines.append(
+                f"  FAILED {o.name}: {o.error}"
+                + (f"\n         notebook: {o.notebook}" if o.notebook else "")
+            )
         elif o.status == "stale":
-            lines.append(f"  STALE {o.name}: made with another config, {o.error.removeprefix('config changed: ')}")
+            lines.append(
+                f"  STALE {o.name}: made with another config, {o.error.removeprefix('config changed: ')}"
+            )
         if o.moved:
             lines.append(f"  rerun {o.name}: its old directory is now {o.moved}")
         if o.repaired:
             lines.append(f"  REPAIRED {o.name} (finished; reopened): {o.repaired}")
     if counts["stale"]:
-        lines.append("  stale runs are neither done nor rerun: --rerun-stale moves them aside (never deletes) and reruns them")
+        lines.append(
+            "  stale runs are neither done nor rerun: --rerun-stale moves them aside (never deletes) and reruns them"
+        )
     return "\n".join(lines)
 
 

@@ -74,10 +74,14 @@ def load_grid(path) -> dict:
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON: {err}") from None
     if not isinstance(grid, dict):
-        raise ValueError(f"{path}: a grid file holds a JSON object with 'base' and 'axes', got {_kind(grid)}")
+        raise ValueError(
+            f"{path}: a grid file holds a JSON object with 'base' and 'axes', got {_kind(grid)}"
+        )
     unknown = sorted(set(grid) - {"description", "base", "axes"})
     if unknown:
-        raise ValueError(f"{path}: unknown grid keys {unknown}; allowed: ['axes', 'base', 'description']")
+        raise ValueError(
+            f"{path}: unknown grid keys {unknown}; allowed: ['axes', 'base', 'description']"
+        )
     try:
         _check_shape(grid)
     except ValueError as err:
@@ -89,14 +93,23 @@ def _check_shape(grid: Mapping) -> None:
     if not isinstance(grid.get("base", {}), Mapping):
         raise ValueError(f"base must be an object of config fields, got {_kind(grid['base'])}")
     if not isinstance(grid.get("axes", {}), Mapping):
-        raise ValueError(f"axes must be an object of axis name -> values, got {_kind(grid['axes'])}")
+        raise ValueError(
+            f"axes must be an object of axis name -> values, got {_kind(grid['axes'])}"
+        )
 
 
 def _kind(value) -> str:
     """How JSON would name a value's type: 'a list', 'null', ..."""
     if value is None:
         return "null"
-    names = {list: "a list", tuple: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    names = {
+        list: "a list",
+        tuple: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }
     return names.get(type(value), f"a {type(value).__name__}")
 
 
@@ -110,7 +123,9 @@ def _label(axis: str, value) -> str:
         return slug(value)
     if value is None or isinstance(value, (bool, int, float)):
         return slug(f"{axis}{json.dumps(value)}")
-    raise ValueError(f"axis {axis!r}: cannot name a run after {value!r}; give dict elements a 'name'")
+    raise ValueError(
+        f"axis {axis!r}: cannot name a run after {value!r}; give dict elements a 'name'"
+    )
 
 
 def _axis_items(axis: str, values) -> list[tuple[str, dict]]:
@@ -118,14 +133,18 @@ def _axis_items(axis: str, values) -> list[tuple[str, dict]]:
     if isinstance(values, Mapping):
         return [(slug(name), dict(fields)) for name, fields in values.items()]
     if not isinstance(values, (list, tuple)) or not values:
-        raise ValueError(f"axis {axis!r} must be a non-empty list or a dict of named variants, got {values!r}")
+        raise ValueError(
+            f"axis {axis!r} must be a non-empty list or a dict of named variants, got {values!r}"
+        )
     items = []
     for value in values:
         if isinstance(value, Mapping):
             fields = dict(value)
             name = fields.pop("name", None)
             if name is None and axis not in fields:
-                raise ValueError(f"axis {axis!r}: dict element {value!r} needs a 'name' or a {axis!r} field")
+                raise ValueError(
+                    f"axis {axis!r}: dict element {value!r} needs a 'name' or a {axis!r} field"
+                )
             items.append((slug(name) if name is not None else _label(axis, fields[axis]), fields))
         else:
             items.append((_label(axis, value), {axis: value}))
@@ -136,8 +155,14 @@ def _merge(params: dict, update: Mapping) -> dict:
     from fmlib.config import OPTION_FIELDS  # dict fields merged key by key, not replaced
 
     out = dict(params)
-    for key, value in copy.deepcopy(dict(update)).items():  # runs share no nested dicts with the grid
-        if key in OPTION_FIELDS and isinstance(out.get(key), Mapping) and isinstance(value, Mapping):
+    for key, value in copy.deepcopy(
+        dict(update)
+    ).items():  # runs share no nested dicts with the grid
+        if (
+            key in OPTION_FIELDS
+            and isinstance(out.get(key), Mapping)
+            and isinstance(value, Mapping)
+        ):
             out[key] = {**out[key], **value}
         else:
             out[key] = value
@@ -159,12 +184,17 @@ def _check_name(name: str) -> None:
     """``ValueError`` unless ``name`` is one directory inside the grid's output: not ``.`` or
     ``..``, no path separator, not absolute."""
     if name in (".", "..") or "/" in name or "\\" in name or os.sep in name or os.path.isabs(name):
-        raise ValueError(f"run name {name!r} would leave its grid directory (a run's directory is <output>/<name>): "
-                         "name the axis values with letters, digits or . _ = + - (not '.' or '..', no separators)")
+        raise ValueError(
+            f"run name {name!r} would leave its grid directory (a run's directory is <output>/<name>): "
+            "name the axis values with letters, digits or . _ = + - (not '.' or '..', no separators)"
+        )
 
 
 def expand_grid(
-    grid: Mapping | None = None, *, select: Mapping[str, Sequence] | None = None, overrides: Mapping | None = None
+    grid: Mapping | None = None,
+    *,
+    select: Mapping[str, Sequence] | None = None,
+    overrides: Mapping | None = None,
 ) -> list[GridRun]:
     """The runs of a grid.
 
@@ -193,7 +223,9 @@ def expand_grid(
         found = {label for label, _ in keep} | {str(f.get(axis)) for _, f in keep}
         missing = [w for w in wanted if str(w) not in found and w not in found]
         if missing:
-            raise ValueError(f"axis {axis!r} has no values {missing}; it has {[label for label, _ in axes[axis]]}")
+            raise ValueError(
+                f"axis {axis!r} has no values {missing}; it has {[label for label, _ in axes[axis]]}"
+            )
         axes[axis] = keep
     order = [a for a in CANONICAL_AXES if a in axes] + [a for a in axes if a not in CANONICAL_AXES]
     _check_fields(base, "base")
@@ -208,8 +240,9 @@ def expand_grid(
         name = "-".join(label for label, _ in combo) or "run"
         _check_name(name)
         if name in seen:
-            raise ValueError(f"two runs are both named {name!r}: give the axis values distinct labels")
+            raise ValueError(
+                f"two runs are both named {name!r}: give the axis values distinct labels"
+            )
         seen[name] = True
         runs.append(GridRun(name, params))
     return runs
-

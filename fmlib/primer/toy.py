@@ -43,7 +43,9 @@ class ToyMLP(nn.Module):
 
     def __init__(self, num_classes: int = 3, hidden: int = 16, in_features: int = 2):
         super().__init__()
-        self.features = nn.Sequential(nn.Linear(in_features, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
+        self.features = nn.Sequential(
+            nn.Linear(in_features, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
+        )
         self.head = nn.Linear(hidden, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +55,9 @@ class ToyMLP(nn.Module):
         return self.head(self.embed(x))
 
 
-def toy_data(n: int = 300, num_classes: int = 3, *, spread: float = 0.9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def toy_data(
+    n: int = 300, num_classes: int = 3, *, spread: float = 0.9, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` points ``[n, 2]`` from ``num_classes`` Gaussian blobs on a circle of radius 2, labels ``[n]``."""
     gen = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % num_classes
@@ -62,7 +66,15 @@ def toy_data(n: int = 300, num_classes: int = 3, *, spread: float = 0.9, seed: i
     return centres + spread * torch.randn(n, 2, generator=gen), y
 
 
-def train_toy(x: torch.Tensor, y: torch.Tensor, *, hidden: int = 16, steps: int = 300, lr: float = 0.03, seed: int = 0) -> ToyMLP:
+def train_toy(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    hidden: int = 16,
+    steps: int = 300,
+    lr: float = 0.03,
+    seed: int = 0,
+) -> ToyMLP:
     """A :class:`ToyMLP` fitted full-batch with Adam, returned in eval mode."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -77,7 +89,9 @@ def train_toy(x: torch.Tensor, y: torch.Tensor, *, hidden: int = 16, steps: int 
 
 def _grid(x: torch.Tensor, steps: int, margin: float = 1.0):
     lo, hi = x.min(0).values - margin, x.max(0).values + margin
-    g0, g1 = torch.meshgrid(torch.linspace(lo[0], hi[0], steps), torch.linspace(lo[1], hi[1], steps), indexing="xy")
+    g0, g1 = torch.meshgrid(
+        torch.linspace(lo[0], hi[0], steps), torch.linspace(lo[1], hi[1], steps), indexing="xy"
+    )
     return g0, g1, torch.stack([g0.reshape(-1), g1.reshape(-1)], dim=1)  # [steps², 2]
 
 
@@ -95,7 +109,9 @@ def draw_fisher_map(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps
     g0, g1, grid = _grid(x, steps)
     with torch.no_grad():
         conf = model(grid).softmax(-1).max(-1).values.reshape(g0.shape)
-    trace = sample_scores(gradient_embeddings(model, grid, ParameterMask.full(model))).reshape(g0.shape)
+    trace = sample_scores(gradient_embeddings(model, grid, ParameterMask.full(model))).reshape(
+        g0.shape
+    )
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
     for ax, values, title, cmap in ((axes[0], conf, "confidence max_c p(c|x)", "Greys"),
                                     (axes[1], trace, "Fisher trace tr F(x)", "magma")):  # fmt: skip
@@ -143,11 +159,17 @@ def draw_mask(fisher_diag, fraction: float = 0.1, *, model: nn.Module | None = N
     share = [mask[n].float().mean().item() for n in names]
     right.barh(names, share, color=plt.get_cmap("tab10")(np.arange(len(names)) % 10))
     right.invert_yaxis()
-    right.set(xlim=(0, 1), xlabel="share of the tensor in the mask", title=f"method={method!r}, include_head={include_head}")
+    right.set(
+        xlim=(0, 1),
+        xlabel="share of the tensor in the mask",
+        title=f"method={method!r}, include_head={include_head}",
+    )
     return fig
 
 
-def draw_mask_vs_fraction(fisher_diag, *, model: nn.Module | None = None, fractions=None, method: str = "global"):
+def draw_mask_vs_fraction(
+    fisher_diag, *, model: nn.Module | None = None, fractions=None, method: str = "global"
+):
     """Share of each tensor inside the mask as the fraction grows (log axis): the head is in from
     the start (``include_head``), then the entries with the most Fisher information fill in."""
     fractions = np.geomspace(1e-3, 1, 25) if fractions is None else np.asarray(fractions)
@@ -156,7 +178,9 @@ def draw_mask_vs_fraction(fisher_diag, *, model: nn.Module | None = None, fracti
                         for n in names] for f in fractions])  # fmt: skip  # [F, P]
     fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
     for i, name in enumerate(names):
-        ax.plot(fractions, shares[:, i], marker=".", label=name, color=plt.get_cmap("tab10")(i % 10))
+        ax.plot(
+            fractions, shares[:, i], marker=".", label=name, color=plt.get_cmap("tab10")(i % 10)
+        )
     ax.set(xscale="log", xlabel="mask fraction (of all entries)", ylabel="share of the tensor in the mask",
            title=f"mask composition against the fraction ({method})")  # fmt: skip
     ax.legend(fontsize=8, loc="upper left")
@@ -168,7 +192,9 @@ def draw_mask_vs_fraction(fisher_diag, *, model: nn.Module | None = None, fracti
 
 def bait_objective(embeddings: torch.Tensor, picked, fisher: torch.Tensor, lamb: float) -> float:
     """``tr((λI + Σ_{j in picked} V_jᵀV_j)⁻¹ F_U)``: what BAIT's greedy lowers pick by pick (no labeled set)."""
-    return trace_objective(embeddings[torch.as_tensor(list(picked), dtype=torch.long)], fisher, lamb=lamb)
+    return trace_objective(
+        embeddings[torch.as_tensor(list(picked), dtype=torch.long)], fisher, lamb=lamb
+    )
 
 
 def bait_picks(model: nn.Module, pool: torch.Tensor, batch_size: int, lamb: float):
@@ -198,10 +224,19 @@ def draw_bait(model: nn.Module, pool: torch.Tensor, labels: torch.Tensor, *, bat
     left.set(title=f"BAIT picks {batch_size} (λ={rounded(lamb)}); size = tr F(x)", aspect="equal", xlabel="$x_1$",
              ylabel="$x_2$")  # fmt: skip
     right.plot(sizes, greedy, marker="o", label="BAIT greedy")
-    low, median, high = np.quantile(randoms, [0.1, 0.5, 0.9], axis=0)  # quantiles: mean - std can be < 0 on a log axis
-    right.plot(sizes, median, color="grey", label=f"random batches (median, 10-90 % of {random_draws})")
+    low, median, high = np.quantile(
+        randoms, [0.1, 0.5, 0.9], axis=0
+    )  # quantiles: mean - std can be < 0 on a log axis
+    right.plot(
+        sizes, median, color="grey", label=f"random batches (median, 10-90 % of {random_draws})"
+    )
     right.fill_between(sizes, low, high, color="grey", alpha=0.25)
-    right.set(xlabel="batch size", ylabel="tr((λI + Σ VᵀV)⁻¹ F_U)", yscale="log", title="BAIT's objective (lower is better)")
+    right.set(
+        xlabel="batch size",
+        ylabel="tr((λI + Σ VᵀV)⁻¹ F_U)",
+        yscale="log",
+        title="BAIT's objective (lower is better)",
+    )
     right.legend()
     label_points(left, p, ring_size=140)  # last: it places the labels in the final layout
     return fig
@@ -217,10 +252,14 @@ def label_points(ax, points, *, ring_size: float = 140, fontsize: float = 8, lab
     fig.canvas.draw()  # fixes the layout (constrained, equal aspect): the pixel positions below hold
     renderer = fig.canvas.get_renderer()
     points = np.asarray(points, dtype=float).reshape(-1, 2)
-    labels = [str(i) for i in range(1, len(points) + 1)] if labels is None else [str(t) for t in labels]
+    labels = (
+        [str(i) for i in range(1, len(points) + 1)] if labels is None else [str(t) for t in labels]
+    )
     centres = ax.transData.transform(points)  # [K, 2] pixels
     ring = np.sqrt(ring_size) / 2 * fig.dpi / 72  # ring radius in pixels
-    taken = [np.array([x - ring, y - ring, x + ring, y + ring]) for x, y in centres]  # boxes nothing may cover
+    taken = [
+        np.array([x - ring, y - ring, x + ring, y + ring]) for x, y in centres
+    ]  # boxes nothing may cover
     frame = ax.get_window_extent(renderer)
     angles = np.deg2rad(np.arange(0, 360, 30))
     style = {"fontsize": fontsize, "fontweight": "bold"}
@@ -235,8 +274,15 @@ def label_points(ax, points, *, ring_size: float = 140, fontsize: float = 8, lab
             for angle in angles:
                 at = centre + radius * np.array([np.cos(angle), np.sin(angle)])
                 box = np.concatenate([at - half, at + half])
-                inside = frame.x0 <= box[0] and box[2] <= frame.x1 and frame.y0 <= box[1] and box[3] <= frame.y1
-                clashes = sum(_overlap(box, other) for other in taken) + (0 if inside else len(taken))
+                inside = (
+                    frame.x0 <= box[0]
+                    and box[2] <= frame.x1
+                    and frame.y0 <= box[1]
+                    and box[3] <= frame.y1
+                )
+                clashes = sum(_overlap(box, other) for other in taken) + (
+                    0 if inside else len(taken)
+                )
                 if fewest is None or clashes < fewest:
                     best, fewest = (at, box), clashes
                 if clashes == 0:
@@ -245,7 +291,9 @@ def label_points(ax, points, *, ring_size: float = 140, fontsize: float = 8, lab
                 break
         at, box = best
         taken.append(box)
-        offset = (at - centre) * 72 / fig.dpi  # pixels -> points, so a saved figure at another dpi keeps it
+        offset = (
+            (at - centre) * 72 / fig.dpi
+        )  # pixels -> points, so a saved figure at another dpi keeps it
         note = ax.annotate(text, tuple(points[len(annotations)]), xytext=tuple(offset), textcoords="offset points",
                            ha="center", va="center", annotation_clip=False, zorder=5,
                            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},

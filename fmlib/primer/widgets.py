@@ -37,7 +37,9 @@ class LiveFigure(w.VBox):
         redraws: how many figures were drawn (1 after construction).
     """
 
-    def __init__(self, draw, controls: dict[str, w.ValueWidget], *, name: str, dpi: int = 100, **fixed):
+    def __init__(
+        self, draw, controls: dict[str, w.ValueWidget], *, name: str, dpi: int = 100, **fixed
+    ):
         self._draw, self._fixed, self.controls, self.dpi = draw, fixed, dict(controls), dpi
         self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.error = w.HTML()  # a failed redraw says why here, under the figure
@@ -60,9 +62,13 @@ class LiveFigure(w.VBox):
                 buffer = io.BytesIO()
                 fig.savefig(buffer, format="png", dpi=self.dpi)
             finally:
-                plt.close(fig)  # else the inline backend shows it a second time at the end of the cell
+                plt.close(
+                    fig
+                )  # else the inline backend shows it a second time at the end of the cell
         except Exception as exc:
-            self.error.value = f"<pre class='fmlib-live-error'>{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"
+            self.error.value = (
+                f"<pre class='fmlib-live-error'>{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"
+            )
             raise
         self.image.value = buffer.getvalue()
         self.error.value = ""
@@ -80,7 +86,9 @@ class LiveFigure(w.VBox):
         moved, after = control.value, self.image.value
         control.value = old
         if moved == old or after == before:
-            raise RuntimeError(f"moving {control.description!r} from {old!r} to {moved!r} did not redraw the figure")
+            raise RuntimeError(
+                f"moving {control.description!r} from {old!r} to {moved!r} did not redraw the figure"
+            )
 
 
 def _step(control: w.ValueWidget):
@@ -90,7 +98,11 @@ def _step(control: w.ValueWidget):
         return options[(options.index(control.value) + 1) % len(options)]
     if isinstance(control, w.FloatLogSlider):
         exponent = math.log(control.value, control.base)
-        exponent = exponent + control.step if exponent + control.step <= control.max else exponent - control.step
+        exponent = (
+            exponent + control.step
+            if exponent + control.step <= control.max
+            else exponent - control.step
+        )
         return control.base**exponent
     value = control.value + control.step
     return value if value <= control.max else control.value - control.step
@@ -107,7 +119,9 @@ def show(live: LiveFigure, *, check: bool = False) -> LiveFigure:
     return live
 
 
-def interactive_mask(fisher_diag, *, model: nn.Module | None = None, fraction: float = 0.1) -> LiveFigure:
+def interactive_mask(
+    fisher_diag, *, model: nn.Module | None = None, fraction: float = 0.1
+) -> LiveFigure:
     """:func:`fmlib.primer.toy.draw_mask` with a log slider for the fraction and a menu for the method."""
     controls = {
         "fraction": w.FloatLogSlider(value=fraction, base=10, min=-3, max=0, step=0.1, description="fraction",
@@ -121,21 +135,33 @@ def interactive_bait(model: nn.Module, pool: torch.Tensor, labels: torch.Tensor,
                      lamb: float = 1.0) -> LiveFigure:  # fmt: skip
     """:func:`fmlib.primer.toy.draw_bait` with sliders for λ (log) and the batch size."""
     controls = {
-        "lamb": w.FloatLogSlider(value=lamb, base=10, min=-3, max=2, step=0.25, description="λ", continuous_update=False),
-        "batch_size": w.IntSlider(value=batch_size, min=1, max=40, description="batch size", continuous_update=False),
+        "lamb": w.FloatLogSlider(
+            value=lamb, base=10, min=-3, max=2, step=0.25, description="λ", continuous_update=False
+        ),
+        "batch_size": w.IntSlider(
+            value=batch_size, min=1, max=40, description="batch size", continuous_update=False
+        ),
     }
-    return LiveFigure(primer.draw_bait, controls, name="bait", model=model, pool=pool, labels=labels)
+    return LiveFigure(
+        primer.draw_bait, controls, name="bait", model=model, pool=pool, labels=labels
+    )
 
 
-def interactive_fisher_map(x: torch.Tensor, y: torch.Tensor, *, steps: int = 300, hidden: int = 16, seed: int = 0) -> LiveFigure:
+def interactive_fisher_map(
+    x: torch.Tensor, y: torch.Tensor, *, steps: int = 300, hidden: int = 16, seed: int = 0
+) -> LiveFigure:
     """:func:`fmlib.primer.toy.draw_fisher_map` of a model trained for a chosen number of steps (Fisher moves as it learns);
     ``hidden`` and ``seed`` as for :func:`fmlib.primer.toy.train_toy`, so the first figure is the notebook's model."""
     models = {}  # train steps -> model: moving back to a value redraws without training again
 
     def draw(train_steps: int):
         if train_steps not in models:
-            models[train_steps] = primer.train_toy(x, y, hidden=hidden, steps=train_steps, seed=seed)
+            models[train_steps] = primer.train_toy(
+                x, y, hidden=hidden, steps=train_steps, seed=seed
+            )
         return primer.draw_fisher_map(models[train_steps], x, y)
 
-    slider = w.IntSlider(value=steps, min=0, max=1000, step=50, description="train steps", continuous_update=False)
+    slider = w.IntSlider(
+        value=steps, min=0, max=1000, step=50, description="train steps", continuous_update=False
+    )
     return LiveFigure(draw, {"train_steps": slider}, name="fisher-map")

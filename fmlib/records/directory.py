@@ -80,7 +80,9 @@ def _jsonable(value):
 
 def _same(a, b) -> bool:
     """Equal as JSON (NaN equals NaN here)."""
-    return json.dumps(a, sort_keys=True, default=_json_default) == json.dumps(b, sort_keys=True, default=_json_default)
+    return json.dumps(a, sort_keys=True, default=_json_default) == json.dumps(
+        b, sort_keys=True, default=_json_default
+    )
 
 
 class RunDirectory:
@@ -88,7 +90,9 @@ class RunDirectory:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._written: set[int] = set()  # snapshot rounds already on disk since this directory was opened
+        self._written: set[int] = (
+            set()
+        )  # snapshot rounds already on disk since this directory was opened
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"
@@ -118,8 +122,14 @@ class RunDirectory:
             state = torch.load(file, map_location="cpu", weights_only=True)
         except Exception as err:  # EOFError, UnpicklingError, RuntimeError from the zip reader, ...
             reason = "empty" if file.stat().st_size == 0 else f"unreadable: {type(err).__name__}"
-            raise DamagedRunError(f"{file} is damaged ({reason}); {advice}") from None  # never torch's weights_only advice
-        if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION or "records" not in state:
+            raise DamagedRunError(
+                f"{file} is damaged ({reason}); {advice}"
+            ) from None  # never torch's weights_only advice
+        if (
+            not isinstance(state, dict)
+            or state.get("format") != FORMAT_VERSION
+            or "records" not in state
+        ):
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise DamagedRunError(f"{file} is damaged or not an fmlib checkpoint (format {got!r}, this fmlib "
                                   f"writes {FORMAT_VERSION}); {advice}")  # fmt: skip
@@ -131,7 +141,11 @@ class RunDirectory:
         ignored); empty when it holds no run. Raises :class:`DamagedRunError` for a damaged
         ``config.json``."""
         meta = self.read_meta()
-        return [] if meta is None else config_differences(meta["config"], config, neutral, defaults, normalize)
+        return (
+            []
+            if meta is None
+            else config_differences(meta["config"], config, neutral, defaults, normalize)
+        )
 
     def status(self, config: Mapping | None = None, *, neutral: Iterable[str] = (), defaults: Mapping | None = None,
                normalize: Callable | None = None) -> str:  # fmt: skip
@@ -146,7 +160,9 @@ class RunDirectory:
             return "partial"
         if meta is None:
             return "partial"
-        if config is not None and config_differences(meta["config"], config, neutral, defaults, normalize):
+        if config is not None and config_differences(
+            meta["config"], config, neutral, defaults, normalize
+        ):
             return "stale"
         results = self.read_results()
         if results is None or results.get("smoke", False) is not False:
@@ -174,7 +190,9 @@ class RunDirectory:
         file = self.path / LOCK
         fd = _open_lock_file(file)
         try:
-            if not filelock.lock_descriptor(fd, blocking=False):  # flock (POSIX), LockFileEx (Windows)
+            if not filelock.lock_descriptor(
+                fd, blocking=False
+            ):  # flock (POSIX), LockFileEx (Windows)
                 holder = _read_holder(fd)
                 who = _who(holder) if holder else "another process"
                 raise RunLockedError(f"{self.path} is in use by {who}; wait for it to finish or use another "
@@ -183,7 +201,11 @@ class RunDirectory:
             if stale:
                 warnings.warn(f"{self.path}: taking over the stale lock of {_who(stale)}: {_why_stale(stale)}",
                               stacklevel=3)  # fmt: skip
-            holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+            holder = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
             _write_holder(fd, json.dumps(holder).encode())
             try:
                 yield self
@@ -223,11 +245,18 @@ class RunDirectory:
         if diff:
             raise ValueError(f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
                              "use another output_dir or delete that one")  # fmt: skip
-        if "snapshots" not in checkpoint["records"]:  # written before checkpoints kept them: adopt the files
-            checkpoint["records"]["snapshots"] = records.snapshots = self._adopt_snapshots(len(records.rounds))
+        if (
+            "snapshots" not in checkpoint["records"]
+        ):  # written before checkpoints kept them: adopt the files
+            checkpoint["records"]["snapshots"] = records.snapshots = self._adopt_snapshots(
+                len(records.rounds)
+            )
         rebuilt = self._rebuild(records)
         if rebuilt:
-            warnings.warn(f"{self.path}: rebuilt from {CHECKPOINT}: {', '.join(sorted(rebuilt))}", stacklevel=3)
+            warnings.warn(
+                f"{self.path}: rebuilt from {CHECKPOINT}: {', '.join(sorted(rebuilt))}",
+                stacklevel=3,
+            )
         return checkpoint
 
     def _refuse_links(self) -> None:
@@ -241,8 +270,14 @@ class RunDirectory:
 
     def _check_fresh(self, config, neutral, defaults, normalize=None) -> None:
         """No checkpoint: nothing to resume. Refuse records it would overwrite or a config that differs."""
-        leftovers = [p.name for p in (self.path / ROUNDS, self.path / QUERIES, self.path / RESULTS) if p.is_file()]
-        leftovers += [f"{SENSITIVITY}/{p.name}" for p in sorted((self.path / SENSITIVITY).glob("*.npz"))]
+        leftovers = [
+            p.name
+            for p in (self.path / ROUNDS, self.path / QUERIES, self.path / RESULTS)
+            if p.is_file()
+        ]
+        leftovers += [
+            f"{SENSITIVITY}/{p.name}" for p in sorted((self.path / SENSITIVITY).glob("*.npz"))
+        ]
         if leftovers:
             try:
                 n_rounds = len(pd.read_csv(self.path / ROUNDS))
@@ -279,14 +314,21 @@ class RunDirectory:
         """Rewrite every derived file that differs from ``records``; return their names."""
         expected = {CONFIG: json_bytes(records.meta), ROUNDS: csv_bytes(records.rounds_frame()),
                     QUERIES: csv_bytes(records.queries_frame())}  # fmt: skip
-        expected.update({self.snapshot_path(r).relative_to(self.path).as_posix(): b for r, b in records.snapshots.items()})
+        expected.update(
+            {
+                self.snapshot_path(r).relative_to(self.path).as_posix(): b
+                for r, b in records.snapshots.items()
+            }
+        )
         rebuilt = []
         for name, data in expected.items():
             file = self.path / name
             if not file.is_file() or file.read_bytes() != data:
                 write_bytes(file, data)
                 rebuilt.append(name)
-        for file in (self.path / SENSITIVITY).glob("round_*.npz"):  # a round the checkpoint does not have
+        for file in (self.path / SENSITIVITY).glob(
+            "round_*.npz"
+        ):  # a round the checkpoint does not have
             if file.relative_to(self.path).as_posix() not in expected:
                 file.unlink()
                 rebuilt.append(file.relative_to(self.path).as_posix())
@@ -299,7 +341,9 @@ class RunDirectory:
                 results.unlink()  # unreadable, or not a finished run's: whoever finishes it writes it again
                 rebuilt.append(RESULTS)
             elif not _same({k: old.get(k) for k in summary}, summary):
-                write_json(results, {**old, **summary})  # the summary from the checkpoint, the writer's extras kept
+                write_json(
+                    results, {**old, **summary}
+                )  # the summary from the checkpoint, the writer's extras kept
                 rebuilt.append(RESULTS)
         return rebuilt
 
@@ -308,7 +352,10 @@ class RunDirectory:
 
     def save(self, records: RunRecords, loop_state: dict) -> None:
         """Write the checkpoint, then what derives from it: ``config.json``, new snapshots, the CSVs."""
-        save_torch(self.path / CHECKPOINT, {"format": FORMAT_VERSION, "loop": loop_state, "records": records.state()})
+        save_torch(
+            self.path / CHECKPOINT,
+            {"format": FORMAT_VERSION, "loop": loop_state, "records": records.state()},
+        )
         self.write_meta(records.meta)
         for r in sorted(set(records.snapshots) - self._written):
             write_bytes(self.snapshot_path(r), records.snapshots[r])
@@ -359,13 +406,17 @@ def _open_lock_file(file: Path) -> int:
         except OSError as err:  # ELOOP: made a link between the check and the open
             if err.errno != errno.ELOOP or not nofollow:
                 raise
-    raise RunDirectoryError(f"{file} keeps turning into a symbolic link; refusing to lock {file.parent}")
+    raise RunDirectoryError(
+        f"{file} keeps turning into a symbolic link; refusing to lock {file.parent}"
+    )
 
 
 def _write_holder(fd: int, data: bytes) -> None:
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, data)
+
+
 def _why_stale(holder: dict) -> str:
     """Why a lock record nobody holds is stale: its process is gone, or its pid (or host) now
     belongs to another process, which does not hold the lock."""
@@ -426,7 +477,9 @@ def export_runs(source, target, *, finished_only: bool = True) -> list[Path]:
         run = config.parent
         if finished_only and RunDirectory(run).status() != "done":
             continue
-        files = [run / name for name in (CONFIG, ROUNDS, QUERIES, RESULTS)] + sorted((run / SENSITIVITY).glob("*.npz"))
+        files = [run / name for name in (CONFIG, ROUNDS, QUERIES, RESULTS)] + sorted(
+            (run / SENSITIVITY).glob("*.npz")
+        )
         for file in (f for f in files if f.is_file()):
             dest = target / file.relative_to(source)
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-CONFIG, ROUNDS, QUERIES, CHECKPOINT, SENSITIVITY = "config.json", "rounds.csv", "queries.csv", "checkpoint.pt", "sensitivity"
+CONFIG, ROUNDS, QUERIES, CHECKPOINT, SENSITIVITY = (
+    "config.json",
+    "rounds.csv",
+    "queries.csv",
+    "checkpoint.pt",
+    "sensitivity",
+)
 RESULTS, LOCK, STALE = "results.json", ".lock", ".stale"
 
 
@@ -45,7 +51,9 @@ def atomic_write(path, write: Callable, binary: bool = True) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 whatever the umask
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
+        with os.fdopen(
+            fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})
+        ) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -142,14 +150,19 @@ def git_commit(path=None) -> dict | None:
     """``{"commit", "dirty"}`` of the git checkout holding ``path`` (default: fmlib's), or ``None``."""
     cwd = Path(path or Path(__file__).resolve().parent)
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
         if commit.returncode:
             return None
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
                                 capture_output=True, text=True, timeout=10)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip()) if not status.returncode else None}
+    return {
+        "commit": commit.stdout.strip(),
+        "dirty": bool(status.stdout.strip()) if not status.returncode else None,
+    }
 
 
 def cpu_model() -> str | None:

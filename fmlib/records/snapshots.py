@@ -17,7 +17,9 @@ from fmlib.records.tables import RunRecords
 QUANTILES = (0.5, 0.9, 0.99, 0.999)  # levels of the per-parameter Fisher quantiles in the snapshots
 
 
-def fisher_snapshot(report, picked, labels, *, round: int, full: bool = False, quantiles=QUANTILES) -> dict[str, np.ndarray]:
+def fisher_snapshot(
+    report, picked, labels, *, round: int, full: bool = False, quantiles=QUANTILES
+) -> dict[str, np.ndarray]:
     """Compact arrays describing one Fisher-based selection (a ``round_XXX.npz``).
 
     Args:
@@ -39,7 +41,10 @@ def fisher_snapshot(report, picked, labels, *, round: int, full: bool = False, q
         ``fisher_trace``, ``mask_size``, and the picked samples (``picked_pool_index``,
         ``picked_label``, ``picked_score``).
     """
-    diag = {name: t.detach().to("cpu", torch.float64).reshape(-1) for name, t in report.fisher_diag.items()}
+    diag = {
+        name: t.detach().to("cpu", torch.float64).reshape(-1)
+        for name, t in report.fisher_diag.items()
+    }
     mask = dict(report.mask)
     names = list(diag)
     unknown = sorted(set(mask) - set(names))
@@ -54,7 +59,9 @@ def fisher_snapshot(report, picked, labels, *, round: int, full: bool = False, q
     out = {
         "round": np.int64(round),
         "param_names": np.array(names, dtype=str),
-        "param_shapes": np.array(["x".join(map(str, report.fisher_diag[n].shape)) for n in names], dtype=str),
+        "param_shapes": np.array(
+            ["x".join(map(str, report.fisher_diag[n].shape)) for n in names], dtype=str
+        ),
         "param_numel": numel,
         "fisher_sum": np.array([diag[n].sum().item() for n in names]),
         "fisher_mean": np.array([diag[n].mean().item() if len(diag[n]) else np.nan for n in names]),
@@ -62,11 +69,15 @@ def fisher_snapshot(report, picked, labels, *, round: int, full: bool = False, q
         "fisher_max": np.array([diag[n].max().item() if len(diag[n]) else np.nan for n in names]),
         "fisher_masked_sum": np.array([diag[n][m].sum().item() for n, m in zip(names, flat_masks)]),
         "quantile_levels": levels,
-        "fisher_quantiles": np.stack([np.quantile(diag[n].numpy(), levels) for n in names]),  # [P, Q]
+        "fisher_quantiles": np.stack(
+            [np.quantile(diag[n].numpy(), levels) for n in names]
+        ),  # [P, Q]
         "mask_count": counts,
         "mask_fraction": counts / np.maximum(numel, 1),
         "mask_offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        "mask_indices": np.concatenate(indices).astype(np.int32 if numel.max(initial=0) < 2**31 else np.int64),
+        "mask_indices": np.concatenate(indices).astype(
+            np.int32 if numel.max(initial=0) < 2**31 else np.int64
+        ),
         "mask_size": np.int64(counts.sum()),
         "fisher_trace": np.float64(report.fisher_trace),
         "picked_pool_index": np.asarray(picked, dtype=np.int64),
@@ -87,7 +98,9 @@ def snapshot_bytes(snapshot: Mapping[str, np.ndarray]) -> bytes:
 
 def load_snapshot(source) -> dict[str, np.ndarray]:
     """A ``round_XXX.npz`` (a path, or its bytes) as a dict of arrays (0-d arrays for the scalars)."""
-    with np.load(io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False) as z:
+    with np.load(
+        io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False
+    ) as z:
         return {k: z[k] for k in z.files}
 
 
@@ -103,4 +116,7 @@ def load_snapshots(run) -> dict[int, dict[str, np.ndarray]]:
 def snapshot_masks(snapshot: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Parameter name -> sorted flat indices of its entries in the mask."""
     offsets = snapshot["mask_offsets"]
-    return {str(n): snapshot["mask_indices"][offsets[p] : offsets[p + 1]] for p, n in enumerate(snapshot["param_names"])}
+    return {
+        str(n): snapshot["mask_indices"][offsets[p] : offsets[p + 1]]
+        for p, n in enumerate(snapshot["param_names"])
+    }

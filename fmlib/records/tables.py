@@ -28,7 +28,11 @@ def class_column(kind: str, c: int) -> str:
 def class_columns(columns, kind: str) -> list[str]:
     """The ``kind`` per-class columns among ``columns`` (a frame or names), in class order."""
     prefix = f"{kind}_"
-    found = [c for c in columns if isinstance(c, str) and c.startswith(prefix) and c[len(prefix) :].isdigit()]
+    found = [
+        c
+        for c in columns
+        if isinstance(c, str) and c.startswith(prefix) and c[len(prefix) :].isdigit()
+    ]
     return sorted(found, key=column_class)
 
 
@@ -86,12 +90,23 @@ class RunRecords:
 
     def state(self) -> dict:
         """Plain lists, dicts and bytes (loadable with ``torch.load(weights_only=True)``)."""
-        return {"meta": self.meta, "rounds": self.rounds, "queries": self.queries, "snapshots": self.snapshots}
+        return {
+            "meta": self.meta,
+            "rounds": self.rounds,
+            "queries": self.queries,
+            "snapshots": self.snapshots,
+        }
 
     @classmethod
     def from_state(cls, state: dict, path=None) -> RunRecords:
         snapshots = {int(r): bytes(b) for r, b in state.get("snapshots", {}).items()}
-        return cls(state["meta"], list(state["rounds"]), list(state["queries"]), Path(path) if path else None, snapshots)
+        return cls(
+            state["meta"],
+            list(state["rounds"]),
+            list(state["queries"]),
+            Path(path) if path else None,
+            snapshots,
+        )
 
 
 def curve_area(n_labeled, values) -> float:
@@ -113,10 +128,14 @@ def run_summary(frame: pd.DataFrame, *, metric: str = "accuracy") -> dict:
     last = rounds.iloc[-1] if len(rounds) else None
     return {
         "rounds": len(rounds),
-        "finished": bool(rounds["finished"].iloc[-1]) if "finished" in rounds and len(rounds) else False,
+        "finished": bool(rounds["finished"].iloc[-1])
+        if "finished" in rounds and len(rounds)
+        else False,
         "n_labeled": int(last["n_labeled"]) if last is not None else 0,
         "final_accuracy": float(last["accuracy"]) if last is not None else float("nan"),
-        "final_balanced_accuracy": float(last["balanced_accuracy"]) if last is not None else float("nan"),
+        "final_balanced_accuracy": float(last["balanced_accuracy"])
+        if last is not None
+        else float("nan"),
         "auc": curve_area(rounds["n_labeled"], rounds[metric]),
         "accuracy": [float(a) for a in rounds["accuracy"]],
         "n_labeled_per_round": [int(n) for n in rounds["n_labeled"]],
@@ -128,7 +147,11 @@ def results_summary(records: RunRecords) -> dict:
     and per-round accuracy, AUC) and the torch thread counts that computed them."""
     meta = records.meta
     threads = thread_counts(meta)
-    summary = {**run_summary(records.frame()), "torch_threads": threads, "threads_mixed": len(set(threads)) > 1}
+    summary = {
+        **run_summary(records.frame()),
+        "torch_threads": threads,
+        "threads_mixed": len(set(threads)) > 1,
+    }
     if "stopped" in meta:
         summary["stopped"] = meta["stopped"]
     return summary
@@ -197,9 +220,17 @@ def load_runs(pattern, *, include_smoke: bool = False) -> pd.DataFrame:
     Smoke runs (``results.json`` says ``smoke``: ``fmlib run --smoke``, ``FMLIB_SMOKE=1``) are
     tests, not results: left out unless ``include_smoke``.
     """
-    paths = sorted(globlib.glob(str(pattern), recursive=True)) if isinstance(pattern, (str, Path)) else list(pattern)
+    paths = (
+        sorted(globlib.glob(str(pattern), recursive=True))
+        if isinstance(pattern, (str, Path))
+        else list(pattern)
+    )
     runs = [Path(p).parent if Path(p).name == CONFIG else Path(p) for p in paths]
-    runs = [r for r in dict.fromkeys(runs) if (r / CONFIG).is_file() and (include_smoke or not is_smoke(r))]
+    runs = [
+        r
+        for r in dict.fromkeys(runs)
+        if (r / CONFIG).is_file() and (include_smoke or not is_smoke(r))
+    ]
     frames = [load_run(r) for r in runs]
     if not frames:
         raise FileNotFoundError(f"no run directories match {pattern!r}")

@@ -36,9 +36,22 @@ from fmlib.strategies.base import (
     register,
     strategy_class,
 )
-from fmlib.strategies.diversity import BADGE, Coreset, k_center_greedy, kmeans_pp, kronecker_sq_distances
+from fmlib.strategies.diversity import (
+    BADGE,
+    Coreset,
+    k_center_greedy,
+    kmeans_pp,
+    kronecker_sq_distances,
+)
 from fmlib.strategies.fisher import BAIT, FisherMask, head_gradient_embeddings
-from fmlib.strategies.uncertainty import BALD, Entropy, LeastConfidence, Margin, bald_scores, entropy
+from fmlib.strategies.uncertainty import (
+    BALD,
+    Entropy,
+    LeastConfidence,
+    Margin,
+    bald_scores,
+    entropy,
+)
 
 __all__ = [
     "check_picks",

@@ -71,7 +71,9 @@ def strategy_class(name: str) -> type[Strategy]:
     cls = resolve(name, "strategy", "Class")
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         what = f"class {cls.__name__}" if isinstance(cls, type) else f"a {type(cls).__name__}"
-        raise ValueError(f"strategy {name!r} is {what}, not a subclass of fmlib.strategies.Strategy")
+        raise ValueError(
+            f"strategy {name!r} is {what}, not a subclass of fmlib.strategies.Strategy"
+        )
     return cls
 
 
@@ -95,7 +97,9 @@ def build_strategy(name, options: Mapping) -> Strategy:
 class FisherReport:
     """What a Fisher strategy (``bait``, ``fishermask``) reports about its last selection."""
 
-    fisher_diag: dict[str, torch.Tensor]  # name -> diagonal Fisher on the subsample, shaped like the parameter (CPU)
+    fisher_diag: dict[
+        str, torch.Tensor
+    ]  # name -> diagonal Fisher on the subsample, shaped like the parameter (CPU)
     mask: ParameterMask  # the parameter entries the embeddings keep
     picked_scores: np.ndarray  # [K] tr F(x) = ||V(x)||² in the mask of every pick, in pick order
     fisher_trace: float  # tr F_U: the pool Fisher's trace in the mask's subspace
@@ -126,15 +130,21 @@ class Strategy:
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
-            raise ValueError(f"unknown options {unknown} for strategy {self.name!r}; allowed: {sorted(self.defaults)}")
+            raise ValueError(
+                f"unknown options {unknown} for strategy {self.name!r}; allowed: {sorted(self.defaults)}"
+            )
         self.options = {**self.defaults, **options}
         self.report = SelectionReport()
         batch_size = self.options.get("batch_size", 1)
         if not (isinstance(batch_size, int) and batch_size >= 1):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         max_candidates = self.options.get("max_candidates")
-        if max_candidates is not None and not (isinstance(max_candidates, int) and max_candidates >= 1):
-            raise ValueError(f"max_candidates must be None or a positive int, got {max_candidates!r}")
+        if max_candidates is not None and not (
+            isinstance(max_candidates, int) and max_candidates >= 1
+        ):
+            raise ValueError(
+                f"max_candidates must be None or a positive int, got {max_candidates!r}"
+            )
 
     def model_needs(self) -> tuple[str, ...]:
         """What this strategy, with its options, needs of the model besides ``forward``."""
@@ -192,7 +202,9 @@ class Strategy:
         device = torch.device(device) if device is not None else home
         try:
             with eval_mode(model.to(device)):  # each module's mode restored, not just the top's
-                picks = self._select(model, pool, labeled, unlabeled, int(n), seed=int(seed), device=device)
+                picks = self._select(
+                    model, pool, labeled, unlabeled, int(n), seed=int(seed), device=device
+                )
         finally:
             model.to(home)
         return check_picks(picks, n, unlabeled, labeled, what=f"strategy {self.name!r}")
@@ -207,7 +219,9 @@ class Strategy:
             yield
         finally:
             if device.type == "cuda":
-                torch.cuda.synchronize(device)  # GPU work is asynchronous: wait before reading the clock
+                torch.cuda.synchronize(
+                    device
+                )  # GPU work is asynchronous: wait before reading the clock
             setattr(self.report, key, getattr(self.report, key) + time.perf_counter() - start)
 
 
@@ -219,18 +233,28 @@ def check_picks(picks, n: int, unlabeled: np.ndarray, labeled: np.ndarray = (), 
     """``picks`` as ``int64 [n]`` pool positions, or ``RuntimeError`` saying what is wrong with
     them: not an array of integers, how many, out of range, duplicates, already labeled."""
     array = None if picks is None else np.asarray(picks)
-    if array is None or array.dtype == object or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
+    if (
+        array is None
+        or array.dtype == object
+        or not (np.issubdtype(array.dtype, np.integer) or array.size == 0)
+    ):
         got = "None" if array is None else f"{array.dtype} values {array.reshape(-1)[:5].tolist()}"
-        raise RuntimeError(f"{what} must return integer pool positions (an int array of {n}), got {got}")
+        raise RuntimeError(
+            f"{what} must return integer pool positions (an int array of {n}), got {got}"
+        )
     array = array.astype(np.int64).reshape(-1)
     problems = []
     if len(array) != n:
         problems.append(f"{len(array)} picks where {n} were asked for")
     if pool_size is not None and ((array < 0) | (array >= pool_size)).any():
-        problems.append(f"positions out of range 0..{pool_size - 1}: {array[(array < 0) | (array >= pool_size)][:5].tolist()}")
+        problems.append(
+            f"positions out of range 0..{pool_size - 1}: {array[(array < 0) | (array >= pool_size)][:5].tolist()}"
+        )
     values, counts = np.unique(array, return_counts=True)
     if (counts > 1).any():
-        problems.append(f"{int((counts > 1).sum())} duplicated positions: {values[counts > 1][:5].tolist()}")
+        problems.append(
+            f"{int((counts > 1).sum())} duplicated positions: {values[counts > 1][:5].tolist()}"
+        )
     done = np.isin(array, np.asarray(labeled, dtype=np.int64))
     if done.any():
         problems.append(f"{int(done.sum())} already labeled: {array[done][:5].tolist()}")
@@ -238,7 +262,9 @@ def check_picks(picks, n: int, unlabeled: np.ndarray, labeled: np.ndarray = (), 
     if pool_size is not None:
         elsewhere &= (array >= 0) & (array < pool_size)
     if elsewhere.any():
-        problems.append(f"{int(elsewhere.sum())} not among the unlabeled candidates: {array[elsewhere][:5].tolist()}")
+        problems.append(
+            f"{int(elsewhere.sum())} not among the unlabeled candidates: {array[elsewhere][:5].tolist()}"
+        )
     if problems:
         raise RuntimeError(f"{what} returned invalid picks: {'; '.join(problems)}")
     return array
@@ -257,7 +283,9 @@ def _batches(model: nn.Module, pool: ImageData, indices: np.ndarray, batch_size:
     dtype = next(model.parameters()).dtype
     for start in range(0, len(indices), batch_size):
         x = pool.inputs(indices[start : start + batch_size], device)
-        yield x.to(dtype) if x.is_floating_point() else x  # integer inputs (token ids) stay integers
+        yield (
+            x.to(dtype) if x.is_floating_point() else x
+        )  # integer inputs (token ids) stay integers
 
 
 @torch.no_grad()
@@ -269,7 +297,9 @@ def _features(model, pool, indices, batch_size, device) -> torch.Tensor:
 @torch.no_grad()
 def _probabilities(model, pool, indices, batch_size, device) -> torch.Tensor:
     """Softmax outputs ``[N, C]`` on ``device``."""
-    return torch.cat([model(x).softmax(-1) for x in _batches(model, pool, indices, batch_size, device)])
+    return torch.cat(
+        [model(x).softmax(-1) for x in _batches(model, pool, indices, batch_size, device)]
+    )
 
 
 # ----------------------------------------------------------------------------- random

@@ -10,7 +10,9 @@ from torch import nn
 from fmlib.strategies.base import Strategy, _candidates, _features, register
 
 
-def k_center_greedy(features: torch.Tensor, centres: torch.Tensor, n: int, *, seed: int = 0) -> list[int]:
+def k_center_greedy(
+    features: torch.Tensor, centres: torch.Tensor, n: int, *, seed: int = 0
+) -> list[int]:
     """Greedy k-center (Sener & Savarese 2018): ``n`` times add the point farthest from all centres.
 
     Args:
@@ -67,7 +69,9 @@ class Coreset(Strategy):
             return cand[k_center_greedy(features, centres, n, seed=seed)]
 
 
-def kronecker_sq_distances(a: torch.Tensor, h: torch.Tensor, a2: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+def kronecker_sq_distances(
+    a: torch.Tensor, h: torch.Tensor, a2: torch.Tensor, h2: torch.Tensor
+) -> torch.Tensor:
     """Squared distances ``[N, M]`` between rows of ``a ⊗ h`` and ``a2 ⊗ h2`` without forming them.
 
     Uses ``<a⊗h, a'⊗h'> = <a, a'><h, h'>``: memory ``O((N + M)(C + d) + N M)`` instead of ``O(N C d)``.
@@ -78,7 +82,9 @@ def kronecker_sq_distances(a: torch.Tensor, h: torch.Tensor, a2: torch.Tensor, h
     return (sq[:, None] + sq2[None, :] - 2 * cross).clamp_min_(0)
 
 
-def kmeans_pp(a: torch.Tensor, h: torch.Tensor, n: int, *, seed: int = 0, first: str = "norm") -> list[int]:
+def kmeans_pp(
+    a: torch.Tensor, h: torch.Tensor, n: int, *, seed: int = 0, first: str = "norm"
+) -> list[int]:
     """k-means++ seeding on the implicit embeddings ``a ⊗ h`` (rows of ``a [N, C]``, ``h [N, d]``).
 
     Args:
@@ -97,7 +103,9 @@ def kmeans_pp(a: torch.Tensor, h: torch.Tensor, n: int, *, seed: int = 0, first:
     picks = [i]
     min_sq = torch.full((num,), float("inf"), dtype=a.dtype, device=a.device)
     while len(picks) < n:
-        min_sq = torch.minimum(min_sq, kronecker_sq_distances(a, h, a[i : i + 1], h[i : i + 1])[:, 0])
+        min_sq = torch.minimum(
+            min_sq, kronecker_sq_distances(a, h, a[i : i + 1], h[i : i + 1])[:, 0]
+        )
         weights = min_sq.double().cpu().numpy()
         weights[picks] = 0
         if weights.sum() <= 0:
@@ -133,6 +141,8 @@ class BADGE(Strategy):
             h = _features(model, pool, cand, self.options["batch_size"], device)  # [N, d]
             with torch.no_grad():
                 probs = model.head(h).softmax(-1)  # [N, C]
-            a = nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype) - probs  # [N, C]
+            a = (
+                nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype) - probs
+            )  # [N, C]
         with self._timed("select_time", device):
             return cand[kmeans_pp(a, h, n, seed=seed, first=self.options["first"])]

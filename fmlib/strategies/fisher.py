@@ -18,7 +18,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from fmlib.fisher.embeddings import FISH_SAMPLES, SCALES, fisher_diagonal, fisher_subsample, gradient_embeddings, sample_scores
+from fmlib.fisher.embeddings import (
+    FISH_SAMPLES,
+    SCALES,
+    fisher_diagonal,
+    fisher_subsample,
+    gradient_embeddings,
+    sample_scores,
+)
 from fmlib.fisher.greedy import greedy_trace_select
 from fmlib.fisher.masks import ParameterMask, check_mask_options, fisher_mask
 from fmlib.strategies.base import FisherReport, Strategy, _batches, _candidates, register
@@ -28,7 +35,9 @@ FISHER_POOLS = ("candidates", "pool")  # what F_U averages over
 MAX_LAMB = 1e6  # the ridge lamb*I: beyond it the Fisher is lost in float rounding and every batch scores alike
 
 
-def head_gradient_embeddings(probs: torch.Tensor, h: torch.Tensor, *, include_bias: bool = False) -> torch.Tensor:
+def head_gradient_embeddings(
+    probs: torch.Tensor, h: torch.Tensor, *, include_bias: bool = False
+) -> torch.Tensor:
     """BAIT's Fisher embeddings of the head, in closed form: ``[N, C, k]``.
 
     Row ``c`` is ``sqrt(p_c) ∂ log p(c|x)/∂θ`` with ``θ`` the head weight ``[C, d]`` (row-major,
@@ -36,7 +45,9 @@ def head_gradient_embeddings(probs: torch.Tensor, h: torch.Tensor, *, include_bi
     ``∂ log p_c/∂W = (e_c - p) ⊗ h`` and ``∂ log p_c/∂b = e_c - p``.
     """
     num, classes = probs.shape
-    diff = torch.eye(classes, dtype=probs.dtype, device=probs.device) - probs[:, None, :]  # [N, C, C]
+    diff = (
+        torch.eye(classes, dtype=probs.dtype, device=probs.device) - probs[:, None, :]
+    )  # [N, C, C]
     diff = diff * probs.sqrt()[:, :, None]
     emb = (diff[..., None] * h[:, None, None, :]).reshape(num, classes, -1)  # [N, C, C·d]
     return torch.cat([emb, diff], -1) if include_bias else emb
@@ -44,7 +55,9 @@ def head_gradient_embeddings(probs: torch.Tensor, h: torch.Tensor, *, include_bi
 
 def _head_names(model: nn.Module, include_bias: bool) -> list[str]:
     by_id = {id(p): name for name, p in model.named_parameters()}
-    params = [model.head.weight] + ([model.head.bias] if include_bias and model.head.bias is not None else [])
+    params = [model.head.weight] + (
+        [model.head.bias] if include_bias and model.head.bias is not None else []
+    )
     return [by_id[id(p)] for p in params]
 
 
@@ -126,17 +139,25 @@ class _FisherStrategy(Strategy):
         opts = self.options
         lamb = opts["lamb"]
         if isinstance(lamb, bool) or not isinstance(lamb, (int, float)) or not 0 < lamb <= MAX_LAMB:
-            raise ValueError(f"lamb must be a finite number > 0, got {lamb!r}; at most {MAX_LAMB:g}")
+            raise ValueError(
+                f"lamb must be a finite number > 0, got {lamb!r}; at most {MAX_LAMB:g}"
+            )
         for key in ("backward_steps", "fisher_samples"):
             low = 0 if key == "backward_steps" else 1
             if isinstance(opts[key], bool) or not isinstance(opts[key], int) or opts[key] < low:
                 raise ValueError(f"{key} must be an int >= {low}, got {opts[key]!r}")
-        choices = {"precision": PRECISIONS, "greedy_precision": PRECISIONS, "fisher_pool": FISHER_POOLS}
+        choices = {
+            "precision": PRECISIONS,
+            "greedy_precision": PRECISIONS,
+            "fisher_pool": FISHER_POOLS,
+        }
         for key, allowed in choices.items():
             if opts[key] not in allowed:
                 raise ValueError(f"unknown {key} {opts[key]!r}; allowed values: {list(allowed)}")
 
-    def _mask_and_diag(self, model, inputs, *, seed) -> tuple[ParameterMask, dict[str, torch.Tensor]]:
+    def _mask_and_diag(
+        self, model, inputs, *, seed
+    ) -> tuple[ParameterMask, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def _embed(self, model, x, mask) -> torch.Tensor:
@@ -170,8 +191,12 @@ class _FisherStrategy(Strategy):
             dtype = next(model.parameters()).dtype
             with torch.no_grad():
                 classes = model(inputs[:1]).shape[1]
-            check_embedding_memory(len(cand), classes, mask.size, dtype, device)  # before [N, C, k] is made
-            emb, fisher_u = self._embeddings(model, pool, cand, mask, device, keep=True)  # [N, C, k], [k, k]
+            check_embedding_memory(
+                len(cand), classes, mask.size, dtype, device
+            )  # before [N, C, k] is made
+            emb, fisher_u = self._embeddings(
+                model, pool, cand, mask, device, keep=True
+            )  # [N, C, k], [k, k]
             fisher_l, root_l = None, None
             if len(labeled):
                 emb_l, fisher_l = self._embeddings(model, pool, labeled, mask, device, keep=True)
@@ -227,14 +252,21 @@ class BAIT(_FisherStrategy):
     def _embed(self, model, x, mask):
         with torch.no_grad():
             h = model.embed(x)  # [b, d]
-            return head_gradient_embeddings(model.head(h).softmax(-1), h, include_bias=self.options["include_bias"])
+            return head_gradient_embeddings(
+                model.head(h).softmax(-1), h, include_bias=self.options["include_bias"]
+            )
 
     def _mask_and_diag(self, model, inputs, *, seed):
         params = dict(model.named_parameters())
         names = _head_names(model, self.options["include_bias"])
         # Over the head only (not ParameterMask.full): the report's mask and fisher_diag cover the same names.
-        mask = ParameterMask({name: torch.ones_like(params[name], dtype=torch.bool) for name in names})
-        diag = sum(self._embed(model, x, None).square().sum((0, 1)) for x in inputs.split(self.options["batch_size"]))
+        mask = ParameterMask(
+            {name: torch.ones_like(params[name], dtype=torch.bool) for name in names}
+        )
+        diag = sum(
+            self._embed(model, x, None).square().sum((0, 1))
+            for x in inputs.split(self.options["batch_size"])
+        )
         diag = diag / len(inputs)  # [k]
         sizes = [params[name].numel() for name in names]
         return mask, {name: d.view_as(params[name]) for name, d in zip(names, diag.split(sizes))}
@@ -272,21 +304,32 @@ class FisherMask(_FisherStrategy):
         if opts["scale"] not in SCALES:
             raise ValueError(f"unknown scale {opts['scale']!r}; allowed values: {list(SCALES)}")
         if opts["mask"] is not None and not isinstance(opts["mask"], ParameterMask):
-            raise ValueError(f"mask must be None or a ParameterMask, got {type(opts['mask']).__name__}")
+            raise ValueError(
+                f"mask must be None or a ParameterMask, got {type(opts['mask']).__name__}"
+            )
 
     def model_needs(self) -> tuple[str, ...]:
         """``head`` when the mask is chosen from the Fisher with ``include_head`` (the default)."""
         return ("head",) if self.options["mask"] is None and self.options["include_head"] else ()
 
     def _embed(self, model, x, mask):
-        return gradient_embeddings(model, x, mask, scale=self.options["scale"], chunk_size=self.options["chunk_size"])
+        return gradient_embeddings(
+            model, x, mask, scale=self.options["scale"], chunk_size=self.options["chunk_size"]
+        )
 
     def _mask_and_diag(self, model, inputs, *, seed):
-        diag = fisher_diagonal(model, inputs, chunk_size=self.options["chunk_size"], progress=self.options["progress"])
+        diag = fisher_diagonal(
+            model, inputs, chunk_size=self.options["chunk_size"], progress=self.options["progress"]
+        )
         mask = self.options["mask"]
         if mask is None:
             opts = self.options
             mask = fisher_mask(
-                diag, opts["fraction"], method=opts["method"], include_head=opts["include_head"], model=model, seed=seed
+                diag,
+                opts["fraction"],
+                method=opts["method"],
+                include_head=opts["include_head"],
+                model=model,
+                seed=seed,
             )
         return mask, diag

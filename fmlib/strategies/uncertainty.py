@@ -48,7 +48,11 @@ class Margin(_ScoreStrategy):
     name = "margin"
 
     def scores(self, model, pool, indices, *, seed, device):
-        top2 = _probabilities(model, pool, indices, self.options["batch_size"], device).topk(2, dim=-1).values
+        top2 = (
+            _probabilities(model, pool, indices, self.options["batch_size"], device)
+            .topk(2, dim=-1)
+            .values
+        )
         return top2[:, 1] - top2[:, 0]
 
 

@@ -36,7 +36,11 @@ def test_t_quantile_rejects_bad_arguments():
 
 
 def per_run_table(values: dict[str, list[float]], arm="a"):
-    rows = [{"arm": arm, "label": label, "seed": s, "auc": v} for label, vs in values.items() for s, v in enumerate(vs)]
+    rows = [
+        {"arm": arm, "label": label, "seed": s, "auc": v}
+        for label, vs in values.items()
+        for s, v in enumerate(vs)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -52,7 +56,9 @@ def test_paired_differences_against_a_hand_computation():
     assert row["ci_low"] == pytest.approx(mean - 2.776445 * sd / math.sqrt(5), abs=1e-6)
     assert row["ci_high"] == pytest.approx(mean + 2.776445 * sd / math.sqrt(5), abs=1e-6)
     assert row["wins"] == int((d > 0).sum()) and row["losses"] == int((d < 0).sum())
-    assert row["treatment_mean"] == pytest.approx(fm.mean()) and row["baseline_mean"] == pytest.approx(ent.mean())
+    assert row["treatment_mean"] == pytest.approx(fm.mean()) and row[
+        "baseline_mean"
+    ] == pytest.approx(ent.mean())
 
 
 def test_paired_differences_pair_by_seed_not_by_position():
@@ -61,7 +67,9 @@ def test_paired_differences_pair_by_seed_not_by_position():
                           "auc": [0.5, 0.6, 0.7, 0.65, 0.45, 0.55]})  # fmt: skip
     row = paired_differences(table, "auc", treatment="fm").iloc[0]
     assert row["diff"] == pytest.approx(0.05) and row["wins"] == 3
-    assert row["ci_low"] == pytest.approx(0.05) and row["excludes_zero"]  # no spread: the interval is a point
+    assert (
+        row["ci_low"] == pytest.approx(0.05) and row["excludes_zero"]
+    )  # no spread: the interval is a point
 
 
 def test_paired_differences_drop_unpaired_seeds_and_flag_zero():
@@ -69,7 +77,9 @@ def test_paired_differences_drop_unpaired_seeds_and_flag_zero():
     row = paired_differences(table, "auc", treatment="fm").iloc[0]
     assert row["n"] == 3 and row["wins"] == 1 and row["losses"] == 1
     assert row["ci_low"] < 0 < row["ci_high"] and not row["excludes_zero"]
-    one = paired_differences(per_run_table({"fm": [0.5], "bait": [0.4]}), "auc", treatment="fm").iloc[0]
+    one = paired_differences(
+        per_run_table({"fm": [0.5], "bait": [0.4]}), "auc", treatment="fm"
+    ).iloc[0]
     assert one["n"] == 1 and np.isnan(one["ci_low"]) and not one["excludes_zero"]
 
 
@@ -91,7 +101,9 @@ def test_arms_use_their_protocols_baselines_and_borrow_where_told():
         Arm("pool", "ours", "candidates", "pool"),
         Arm("pool-b", "ours", "candidates", "pool", borrow={"random": "ours"}),
     )
-    out = arm_differences(frame, budgets=(85,), arms=arms, baselines=("random",)).set_index(["arm", "measure"])
+    out = arm_differences(frame, budgets=(85,), arms=arms, baselines=("random",)).set_index(
+        ["arm", "measure"]
+    )
     assert out.loc[("ours", "85"), "diff"] == pytest.approx(0.2)
     assert out.loc[("x", "85"), "diff"] == pytest.approx(0.4)
     assert out.loc[("pool", "85"), "diff"] == pytest.approx(0.7)
@@ -101,7 +113,9 @@ def test_arms_use_their_protocols_baselines_and_borrow_where_told():
 
 
 def test_label_runs_and_arm_runs_keep_every_run_once_per_arm():
-    frame = fake_frame([("ours", "fm", s, 0.5) for s in range(3)] + [("ours", "entropy", s, 0.5) for s in range(3)])
+    frame = fake_frame(
+        [("ours", "fm", s, 0.5) for s in range(3)] + [("ours", "entropy", s, 0.5) for s in range(3)]
+    )
     assert set(frame["label"]) == {"fm", "entropy"} and set(frame["protocol"]) == {"ours"}
     runs = arm_runs(frame.drop_duplicates("path"), arms=ARMS[:1])
     assert len(runs) == 6 and set(runs["arm"]) == {"ours"}
@@ -114,11 +128,17 @@ def test_every_arm_names_a_grid_and_a_strategy_label_in_it():
     grids = Path(__file__).resolve().parents[2] / "grids" / "ablation"
     for arm in ARMS:
         grid = json.loads((grids / f"{arm.protocol}.json").read_text())
-        labels = [s if isinstance(s, str) else s.get("name", s.get("strategy")) for s in grid["axes"]["strategy"]]
+        labels = [
+            s if isinstance(s, str) else s.get("name", s.get("strategy"))
+            for s in grid["axes"]["strategy"]
+        ]
         assert arm.label in labels, arm
         for base, protocol in arm.borrow.items():
             other = json.loads((grids / f"{protocol}.json").read_text())
-            assert base in [s if isinstance(s, str) else s.get("name", s.get("strategy")) for s in other["axes"]["strategy"]]
+            assert base in [
+                s if isinstance(s, str) else s.get("name", s.get("strategy"))
+                for s in other["axes"]["strategy"]
+            ]
             assert base not in labels, f"{arm.name} borrows {base} but its own grid runs it"
 
 
@@ -152,7 +172,9 @@ def test_factor_effects_pair_an_arms_fishermask_with_its_anchors_by_seed():
     assert x["baseline"] == "ours" and x["n"] == 2 and x["diff"] == pytest.approx(0.125)
     assert x["treatment_mean"] == pytest.approx(0.775) and x["wins"] == 2 and x["factor"] == "f"
     pool = out.loc[("pool", "85")]
-    assert pool["n"] == 1 and pool["diff"] == pytest.approx(0.1)  # seed 1 has no pool run: unpaired, dropped
+    assert pool["n"] == 1 and pool["diff"] == pytest.approx(
+        0.1
+    )  # seed 1 has no pool run: unpaired, dropped
     assert ("lonely", "85") not in out.index  # its anchor 'authors' has no anchor arm
     assert set(out.index.get_level_values("measure")) == {"auc", "85"}
 
@@ -161,12 +183,24 @@ def test_query_shares_are_per_run_class_fractions_averaged_over_seeds():
     rows = []
     for seed, (round0, round1) in enumerate((((7, 3), (0, 10)), ((2, 8), (2, 8)))):
         for r, (q0, q1) in enumerate((round0, round1)):
-            rows.append({"path": f"/r/ours/fm-seed{seed}", "seed": seed, "round": r, "query_0": q0, "query_1": q1})
-    rows.append({"path": "/r/ours/fm-seed2", "seed": 2, "round": 0, "query_0": 0, "query_1": 0})  # nothing queried yet
+            rows.append(
+                {
+                    "path": f"/r/ours/fm-seed{seed}",
+                    "seed": seed,
+                    "round": r,
+                    "query_0": q0,
+                    "query_1": q1,
+                }
+            )
+    rows.append(
+        {"path": "/r/ours/fm-seed2", "seed": 2, "round": 0, "query_0": 0, "query_1": 0}
+    )  # nothing queried yet
     frame = label_runs(pd.DataFrame(rows))
     out = query_shares(frame).iloc[0]
     # seed 0: 7/20 of class 0, seed 1: 4/20; seed 2 queried nothing and has no share
-    assert out["class 0"] == pytest.approx((7 / 20 + 4 / 20) / 2) and out["class 1"] == pytest.approx((13 / 20 + 16 / 20) / 2)
+    assert out["class 0"] == pytest.approx((7 / 20 + 4 / 20) / 2) and out[
+        "class 1"
+    ] == pytest.approx((13 / 20 + 16 / 20) / 2)
     assert out["seeds"] == 2 and (out["protocol"], out["label"]) == ("ours", "fm")
     first = query_shares(frame, first=True).iloc[0]
     assert first["class 0"] == pytest.approx((0.7 + 0.2) / 2)
@@ -179,8 +213,16 @@ def test_class_coverage_counts_runs_that_left_a_class_without_labels():
             {"path": "/r/ours/random-seed0", "seed": 0, "round": 1, "count_0": 5, "count_1": 5, "count_2": 5}]  # fmt: skip
     out = class_coverage(label_runs(pd.DataFrame(rows))).set_index("label")
     assert out.loc["fm", "seeds"] == 2 and out.loc["fm", "seeds_missing_a_class"] == 1
-    assert out.loc["fm", "smallest_class"] == pytest.approx(1.0) and out.loc["random", "seeds_missing_a_class"] == 0
-    assert class_coverage(label_runs(pd.DataFrame(rows)), round=2).set_index("label").loc["fm", "seeds_missing_a_class"] == 1
+    assert (
+        out.loc["fm", "smallest_class"] == pytest.approx(1.0)
+        and out.loc["random", "seeds_missing_a_class"] == 0
+    )
+    assert (
+        class_coverage(label_runs(pd.DataFrame(rows)), round=2)
+        .set_index("label")
+        .loc["fm", "seeds_missing_a_class"]
+        == 1
+    )
 
 
 def test_noise_and_spread_compare_paired_gaps_with_the_seed_spread():
@@ -188,10 +230,14 @@ def test_noise_and_spread_compare_paired_gaps_with_the_seed_spread():
     for seed, (fm, f64) in enumerate(((0.70, 0.72), (0.80, 0.75), (0.60, 0.60))):
         rows += [{"path": f"/r/ours/fm-seed{seed}", "seed": seed, "n_labeled": 85, "accuracy": fm},
                  {"path": f"/r/ours/fm-float64-seed{seed}", "seed": seed, "n_labeled": 85, "accuracy": f64}]  # fmt: skip
-    rows.append({"path": "/r/ours/fm-seed3", "seed": 3, "n_labeled": 85, "accuracy": 0.9})  # unpaired: spread only
+    rows.append(
+        {"path": "/r/ours/fm-seed3", "seed": 3, "n_labeled": 85, "accuracy": 0.9}
+    )  # unpaired: spread only
     out = noise_and_spread(label_runs(pd.DataFrame(rows))).iloc[0]
     assert out["n_labeled"] == 85 and out["seeds"] == 3
-    assert out["mean_abs_diff"] == pytest.approx((0.02 + 0.05 + 0.0) / 3) and out["max_abs_diff"] == pytest.approx(0.05)
+    assert out["mean_abs_diff"] == pytest.approx((0.02 + 0.05 + 0.0) / 3) and out[
+        "max_abs_diff"
+    ] == pytest.approx(0.05)
     assert out["seed_sd"] == pytest.approx(np.std([0.7, 0.8, 0.6, 0.9], ddof=1))
     assert noise_and_spread(label_runs(pd.DataFrame(rows)), label="missing").empty
 
@@ -204,13 +250,24 @@ def test_anchor_differences_pair_each_strategy_across_anchors_by_seed():
                         ("pool-r", "random", 1, 0.2), ("au", "fm-x", 0, 0.99)])  # fmt: skip
     arms = (Arm("ours", "ours", "anchor", "ours"), Arm("authors", "authors", "anchor", "au", borrow={"random": "pool-r"}),
             Arm("x", "authors", "f", "au", "fm-x"))  # fmt: skip
-    out = anchor_differences(frame, budgets=(85,), arms=arms, baselines=("random",)).set_index(["strategy", "measure"])
+    out = anchor_differences(frame, budgets=(85,), arms=arms, baselines=("random",)).set_index(
+        ["strategy", "measure"]
+    )
     fm = out.loc[("fm", "85")]
-    assert fm["baseline"] == "ours" and fm["n"] == 2 and fm["diff"] == pytest.approx(-0.2) and fm["losses"] == 2
-    assert fm["treatment_mean"] == pytest.approx(0.45) and fm["baseline_mean"] == pytest.approx(0.65)
+    assert (
+        fm["baseline"] == "ours"
+        and fm["n"] == 2
+        and fm["diff"] == pytest.approx(-0.2)
+        and fm["losses"] == 2
+    )
+    assert fm["treatment_mean"] == pytest.approx(0.45) and fm["baseline_mean"] == pytest.approx(
+        0.65
+    )
     rnd = out.loc[("random", "85")]
     assert rnd["n"] == 1 and rnd["diff"] == pytest.approx(-0.2)
-    assert out.loc[("fm", "auc"), "diff"] == pytest.approx(-0.2)  # both rounds move by the same amount
+    assert out.loc[("fm", "auc"), "diff"] == pytest.approx(
+        -0.2
+    )  # both rounds move by the same amount
     with pytest.raises(ValueError, match="anchors of arms"):
         anchor_differences(frame, arms=arms[:1])
 
@@ -247,8 +304,12 @@ def test_the_auc_from_the_first_query_on_leaves_round_zero_out():
                              "round": r, "n_labeled": n, "accuracy": a + 0.01 * seed})  # fmt: skip
     frame = label_runs(pd.DataFrame(rows))
     arms = (Arm("ours", "ours", "anchor", "ours"),)
-    out = arm_differences(frame, arms=arms, baselines=("random",), from_first_query=True).set_index("measure")
-    assert out.loc["auc_from_first_query", "diff"] == pytest.approx(0.1)  # (0.6+0.8)/2 - (0.5+0.7)/2
+    out = arm_differences(frame, arms=arms, baselines=("random",), from_first_query=True).set_index(
+        "measure"
+    )
+    assert out.loc["auc_from_first_query", "diff"] == pytest.approx(
+        0.1
+    )  # (0.6+0.8)/2 - (0.5+0.7)/2
     whole = (0.35 + 0.7) / 2 - (0.7 + 0.6) / 2  # trapezoids over 15 -> 155, weights 70/140 each
     assert out.loc["auc", "diff"] == pytest.approx(whole)
 
@@ -258,7 +319,9 @@ def test_a_margin_adds_the_tests_with_holm_over_each_measure():
     frame = fake_frame([("ours", lab, s, acc + 0.01 * s + noise[s, i]) for s in range(5)
                         for i, (lab, acc) in enumerate((("fm", 0.8), ("random", 0.5), ("entropy", 0.8)))])  # fmt: skip
     arms = (Arm("ours", "ours", "anchor", "ours"),)
-    out = arm_differences(frame, budgets=(85,), arms=arms, baselines=("random", "entropy"), margin=0.02)
+    out = arm_differences(
+        frame, budgets=(85,), arms=arms, baselines=("random", "entropy"), margin=0.02
+    )
     assert {"p_value", "t_p_value", "p_holm", "p_tost", "verdict", "seeds_needed"} <= set(out)
     assert set(out.loc[out["baseline"] == "random", "verdict"]) == {"ahead"}
     effects = factor_effects(frame, arms=arms, margin=0.02)

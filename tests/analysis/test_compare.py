@@ -62,7 +62,10 @@ def test_labels_to_reach_and_never_reached():
 
 def test_at_budget_takes_the_last_round_within_it():
     got = at_budget(FRAME, 25).set_index("path")
-    assert got.loc["runs/none-a-seed1", "n_labeled"] == 20 and got.loc["runs/none-a-seed1", "accuracy"] == 0.6
+    assert (
+        got.loc["runs/none-a-seed1", "n_labeled"] == 20
+        and got.loc["runs/none-a-seed1", "accuracy"] == 0.6
+    )
     assert at_budget(FRAME, 5)["accuracy"].isna().all()
 
 
@@ -89,25 +92,41 @@ def test_run_summary_is_json_ready():
 
     one = FRAME[FRAME["path"] == "runs/none-a-seed0"]
     summary = run_summary(one)
-    assert summary["n_labeled"] == 30 and summary["final_accuracy"] == 0.6 and summary["rounds"] == 3
+    assert (
+        summary["n_labeled"] == 30 and summary["final_accuracy"] == 0.6 and summary["rounds"] == 3
+    )
     assert summary["auc"] == pytest.approx(0.4) and summary["n_labeled_per_round"] == [10, 20, 30]
 
 
 def test_budget_table_counts_a_run_only_at_budgets_it_reached():
     table = budget_table(FRAME, [10, 25, 30, 85]).set_index(["setting", "strategy"])
     assert list(table.columns) == ["dataset", "10", "25", "30", "85"]
-    assert table.loc[("balanced", "a"), "10"] == "0.300 ± 0.141" and table.loc[("balanced", "a"), "25"] == "0.500 ± 0.141"
+    assert (
+        table.loc[("balanced", "a"), "10"] == "0.300 ± 0.141"
+        and table.loc[("balanced", "a"), "25"] == "0.500 ± 0.141"
+    )
     assert table.loc[("balanced", "b"), "30"] == "0.300"  # one run: no std
     assert table.loc[("balanced", "a"), "85"] == "–"  # the balanced runs stop at 30 labels
-    assert table.loc[("imbalanced", "a"), "10"] == "–" and table.loc[("imbalanced", "a"), "85"] == "0.500"
+    assert (
+        table.loc[("imbalanced", "a"), "10"] == "–"
+        and table.loc[("imbalanced", "a"), "85"] == "0.500"
+    )
 
 
 def test_cost_table_averages_the_timed_rounds():
-    frame = FRAME.assign(train_time=1.0, embed_time=np.nan, select_time=[2.0, 4.0, np.nan] * 3 + [3.0, np.nan])
+    frame = FRAME.assign(
+        train_time=1.0, embed_time=np.nan, select_time=[2.0, 4.0, np.nan] * 3 + [3.0, np.nan]
+    )
     frame.loc[frame["strategy"] == "b", "embed_time"] = 0.5
     table = cost_table(frame).set_index(["setting", "strategy"])
-    assert table.loc[("balanced", "a"), "runs"] == 2 and table.loc[("balanced", "a"), "select_time [s]"] == "3.00 ± 0.00"
-    assert table.loc[("balanced", "a"), "embed_time [s]"] == "–" and table.loc[("balanced", "b"), "embed_time [s]"] == "0.50"
+    assert (
+        table.loc[("balanced", "a"), "runs"] == 2
+        and table.loc[("balanced", "a"), "select_time [s]"] == "3.00 ± 0.00"
+    )
+    assert (
+        table.loc[("balanced", "a"), "embed_time [s]"] == "–"
+        and table.loc[("balanced", "b"), "embed_time [s]"] == "0.50"
+    )
     assert table.loc[("imbalanced", "a"), "train_time [s]"] == "1.00"
 
 
@@ -116,7 +135,9 @@ def test_markdown_table_and_report():
     assert markdown_table(frame, digits=2).splitlines() == [
         "| strategy | auc | runs |", "|---|---|---|", "| a\\|b | 0.12 | 3 |", "| c | – | 1 |"]  # fmt: skip
     report = markdown_report({"First": frame, "Second": frame.head(1)}, intro="Mean ± std.")
-    assert report.startswith("Mean ± std.\n\n### First\n\n| strategy |") and report.count("### ") == 2
+    assert (
+        report.startswith("Mean ± std.\n\n### First\n\n| strategy |") and report.count("### ") == 2
+    )
 
 
 def test_learning_curve_panels_draw_one_panel_per_setting(tmp_path):
@@ -143,5 +164,10 @@ def test_learning_curve_panels_draw_one_panel_per_setting(tmp_path):
 
 def test_at_budget_is_nan_for_runs_that_stopped_before_it():
     got = at_budget(FRAME, 80).set_index("path")
-    assert got["accuracy"].drop("runs/paper-a-seed0").isna().all()  # the none-runs stopped at 30 labels
-    assert got.loc["runs/paper-a-seed0", "accuracy"] == 0.5 and got.loc["runs/paper-a-seed0", "n_labeled"] == 15
+    assert (
+        got["accuracy"].drop("runs/paper-a-seed0").isna().all()
+    )  # the none-runs stopped at 30 labels
+    assert (
+        got.loc["runs/paper-a-seed0", "accuracy"] == 0.5
+        and got.loc["runs/paper-a-seed0", "n_labeled"] == 15
+    )

@@ -31,7 +31,11 @@ from fmlib.strategies import FisherReport  # noqa: E402
 # Three parameters (a.weight [2, 3], a.bias [2], b.weight [4]); global flat index = position in
 # their concatenation: a.weight 0-5, a.bias 6-7, b.weight 8-11.
 SHAPES = {"a.weight": (2, 3), "a.bias": (2,), "b.weight": (4,)}
-DIAG = {"a.weight": torch.arange(6.0).view(2, 3), "a.bias": torch.tensor([10.0, 0.0]), "b.weight": torch.ones(4)}
+DIAG = {
+    "a.weight": torch.arange(6.0).view(2, 3),
+    "a.bias": torch.tensor([10.0, 0.0]),
+    "b.weight": torch.ones(4),
+}
 MASKS = {  # round -> name -> flat indices in the mask
     0: {"a.weight": [0, 1, 2], "b.weight": [0]},  # global {0, 1, 2, 8}
     1: {"a.weight": [1, 2], "a.bias": [0], "b.weight": [0]},  # global {1, 2, 6, 8}
@@ -96,7 +100,10 @@ def test_layer_share_summary_over_rounds():
     summary = layer_share_summary(layer_mask_share(snapshots())).set_index("layer")
     assert summary.loc["a.bias", "fraction_mean"] == pytest.approx(0.5 / 3)
     assert summary.loc["a.bias", "rounds_in_mask"] == pytest.approx(1 / 3)
-    assert summary.loc["b.weight", "fraction_std"] == 0 and summary.loc["b.weight", "rounds_in_mask"] == 1
+    assert (
+        summary.loc["b.weight", "fraction_std"] == 0
+        and summary.loc["b.weight", "rounds_in_mask"] == 1
+    )
 
 
 def test_fisher_over_rounds_and_by_layer():
@@ -109,11 +116,19 @@ def test_fisher_over_rounds_and_by_layer():
     assert fisher["layer_cv"][0] == pytest.approx(means.std() / means.mean())
     layers = fisher_by_layer(snapshots())
     r0 = layers[layers["round"] == 0].set_index("layer")
-    assert r0["fisher_sum"].tolist() == [15.0, 10.0, 4.0] and r0["fisher_max"].tolist() == [5.0, 10.0, 1.0]
-    assert r0.loc["a.weight", "q50"] == pytest.approx(2.5) and r0["fisher_share"].sum() == pytest.approx(1)
+    assert r0["fisher_sum"].tolist() == [15.0, 10.0, 4.0] and r0["fisher_max"].tolist() == [
+        5.0,
+        10.0,
+        1.0,
+    ]
+    assert r0.loc["a.weight", "q50"] == pytest.approx(2.5) and r0[
+        "fisher_share"
+    ].sum() == pytest.approx(1)
     modules = fisher_by_layer(snapshots(), by="module")
     r0 = modules[modules["round"] == 0].set_index("layer")
-    assert r0.loc["a", "fisher_sum"] == 25 and r0.loc["a", "fisher_max"] == 10 and "q50" not in modules
+    assert (
+        r0.loc["a", "fisher_sum"] == 25 and r0.loc["a", "fisher_max"] == 10 and "q50" not in modules
+    )
     assert r0.loc["a", "fisher_mean"] == pytest.approx(25 / 8)
 
 
@@ -127,7 +142,10 @@ def test_top_sensitive_samples_and_classes():
     per_round = top_sensitive_samples(snapshots(), k=1, per_round=True)
     assert per_round["pool_index"].tolist() == [5, 2, 4] and per_round["rank"].tolist() == [1, 1, 1]
     by_class = class_sensitivity(snapshots(), classes).set_index(["round", "label"])
-    assert by_class.loc[(0, 1), "score_share"] == pytest.approx(0.75) and by_class.loc[(1, 1), "n_picked"] == 2
+    assert (
+        by_class.loc[(0, 1), "score_share"] == pytest.approx(0.75)
+        and by_class.loc[(1, 1), "n_picked"] == 2
+    )
     assert by_class.loc[(0, 0), "class"] == "zero"
     assert top_sensitive_samples({}, k=3).empty and mask_overlap({}).empty
 
@@ -172,7 +190,9 @@ def test_plots_render_and_save(tmp_path, no_leaked_figures):
     figures = {
         "curves": plots.learning_curves(runs, errorbar="sd"),  # the bootstrap band is slow
         "per_class": plots.per_class_accuracy(runs[runs["run"] == "random-0"]),
-        "histogram": plots.class_histogram(runs[runs["run"] == "random-0"], classes=["zero", "one"]),
+        "histogram": plots.class_histogram(
+            runs[runs["run"] == "random-0"], classes=["zero", "one"]
+        ),
         "queries": plots.class_histogram(runs, kind="query"),
         "timings": plots.round_timings(runs),
         "overlap": plots.mask_overlap(over_runs(mask_overlap, pattern)),
@@ -184,8 +204,13 @@ def test_plots_render_and_save(tmp_path, no_leaked_figures):
         "top": plots.top_samples(top_sensitive_samples(snapshots(), k=3)),
     }
     written = plots.save_figure(figures.pop("curves"), tmp_path / "figures" / "curves")
-    assert [p.name for p in written] == ["curves.png", "curves.svg"] and all(p.stat().st_size > 0 for p in written)
-    for name, fig in figures.items():  # every figure draws (PNG only, small, to keep the test quick)
+    assert [p.name for p in written] == ["curves.png", "curves.svg"] and all(
+        p.stat().st_size > 0 for p in written
+    )
+    for (
+        name,
+        fig,
+    ) in figures.items():  # every figure draws (PNG only, small, to keep the test quick)
         (path,) = plots.save_figure(fig, tmp_path / "figures" / name, formats=("png",), dpi=40)
         assert path.stat().st_size > 0, name
 
@@ -193,7 +218,11 @@ def test_plots_render_and_save(tmp_path, no_leaked_figures):
 def test_top_samples_shows_images_from_the_pool(tmp_path, no_leaked_figures):
     from fmlib.data import ImageData
 
-    pool = ImageData(torch.randint(0, 255, (10, 1, 8, 8), dtype=torch.uint8), torch.arange(10) % 2, ["zero", "one"])
+    pool = ImageData(
+        torch.randint(0, 255, (10, 1, 8, 8), dtype=torch.uint8),
+        torch.arange(10) % 2,
+        ["zero", "one"],
+    )
     fig = plots.top_samples(top_sensitive_samples(snapshots(), k=3), pool=pool)
     assert len([ax for ax in fig.axes if ax.images]) == 3
 
@@ -201,7 +230,10 @@ def test_top_samples_shows_images_from_the_pool(tmp_path, no_leaked_figures):
 def test_sensitivity_summary_of_known_snapshots():
     summary = sensitivity_summary(snapshots(), by="module")
     assert summary["rounds"] == 3 and summary["mask_size"] == 4
-    assert summary["jaccard_previous_mean"] == pytest.approx(0.6) and summary["jaccard_last_first"] == 1.0
+    assert (
+        summary["jaccard_previous_mean"] == pytest.approx(0.6)
+        and summary["jaccard_last_first"] == 1.0
+    )
     # mask share per module: a holds 3/4, 3/4, 3/4 of the mask, b 1/4 in every round
     assert summary["top_layers"] == pytest.approx({"a": 0.75, "b": 0.25})
     total, masked = sum(DIAG[n].sum().item() for n in DIAG), {0: 3 + 1, 1: 3 + 10 + 1, 2: 3 + 1}

@@ -24,7 +24,10 @@ def sign_flip_brute(d):
     """Every sign pattern, one at a time."""
     d = np.asarray(d, float)
     observed = abs(d.mean())
-    hits = [abs(np.mean(np.array(s) * d)) >= observed - 1e-12 for s in itertools.product((1, -1), repeat=len(d))]
+    hits = [
+        abs(np.mean(np.array(s) * d)) >= observed - 1e-12
+        for s in itertools.product((1, -1), repeat=len(d))
+    ]
     return sum(hits) / len(hits)
 
 

@@ -55,13 +55,17 @@ def softmax_problem(num=40, d=5, classes=3, n_labeled=10):
             per_class = []
             for c in range(classes):
                 grads = torch.autograd.grad(logp[i, c], list(model.parameters()), retain_graph=True)
-                per_class.append(logp[i, c].detach().exp().sqrt() * torch.cat([g.flatten() for g in grads]))
+                per_class.append(
+                    logp[i, c].detach().exp().sqrt() * torch.cat([g.flatten() for g in grads])
+                )
             rows.append(torch.stack(per_class))
         return torch.stack(rows)  # [N, classes, k], k = classes·(d+1)
 
     pool = embeddings(torch.randn(num, d) * 2)
     labeled = embeddings(torch.randn(n_labeled, d) * 2)
-    return pool, dict(fisher=_fisher(pool), labeled_fisher=_fisher(labeled), n_labeled=n_labeled, lamb=1.0)
+    return pool, dict(
+        fisher=_fisher(pool), labeled_fisher=_fisher(labeled), n_labeled=n_labeled, lamb=1.0
+    )
 
 
 # ----------------------------------------------------------------------------- against the oracle
@@ -102,7 +106,10 @@ def test_float32_embeddings_match_naive(problem):
 def test_chunked_equals_unchunked(chunk_size, backward_steps, float64):
     v, n, kwargs = random_problem(**PROBLEMS[3])
     whole = greedy_trace_select(v, n, backward_steps=backward_steps, chunk_size=len(v), **kwargs)
-    assert greedy_trace_select(v, n, backward_steps=backward_steps, chunk_size=chunk_size, **kwargs) == whole
+    assert (
+        greedy_trace_select(v, n, backward_steps=backward_steps, chunk_size=chunk_size, **kwargs)
+        == whole
+    )
 
 
 # ----------------------------------------------------------------------------- against brute force
@@ -113,7 +120,9 @@ def test_each_pick_is_the_brute_force_best(problem, float64):
     """Every pick minimises the brute-force objective over the remaining candidates."""
     v, n, kwargs = random_problem(**problem)
     picks = greedy_trace_select(v, n, **kwargs)
-    objective = lambda batch: trace_objective(v[batch], n=n, **kwargs)  # scaled as the greedy scales
+    objective = lambda batch: trace_objective(
+        v[batch], n=n, **kwargs
+    )  # scaled as the greedy scales
     previous = objective([])
     for t, p in enumerate(picks):
         rest = [i for i in range(len(v)) if i not in picks[:t]]
@@ -127,7 +136,9 @@ def test_each_pick_is_the_brute_force_best(problem, float64):
 def test_first_pick_maximises_single_point_decrease(float64):
     v, n, kwargs = random_problem(**PROBLEMS[4])
     empty = trace_objective(v[:0], n=n, **kwargs)
-    decrease = torch.tensor([empty - trace_objective(v[i : i + 1], n=n, **kwargs) for i in range(len(v))])
+    decrease = torch.tensor(
+        [empty - trace_objective(v[i : i + 1], n=n, **kwargs) for i in range(len(v))]
+    )
     assert greedy_trace_select(v, n, **kwargs)[0] == int(torch.argmax(decrease))
 
 
@@ -168,9 +179,9 @@ def test_backward_steps_capped_at_pool_size(float64):
 
 def test_progress_bar(capsys):
     v, n, kwargs = random_problem(**PROBLEMS[2], dtype=torch.float32)
-    assert greedy_trace_select(v, n, progress=True, backward_steps=1, **kwargs) == greedy_trace_select(
-        v, n, backward_steps=1, **kwargs
-    )
+    assert greedy_trace_select(
+        v, n, progress=True, backward_steps=1, **kwargs
+    ) == greedy_trace_select(v, n, backward_steps=1, **kwargs)
     assert "greedy_trace_select" in capsys.readouterr().err
 
 
@@ -194,9 +205,9 @@ def test_non_finite_embeddings_raise():
 def test_cuda_matches_cpu(float64):
     v, n, kwargs = random_problem(**PROBLEMS[6])
     on_gpu = {k: (x.cuda() if isinstance(x, torch.Tensor) else x) for k, x in kwargs.items()}
-    assert greedy_trace_select(v.cuda(), n, backward_steps=1, **on_gpu) == greedy_trace_select_naive(
-        v, n, backward_steps=1, **kwargs
-    )
+    assert greedy_trace_select(
+        v.cuda(), n, backward_steps=1, **on_gpu
+    ) == greedy_trace_select_naive(v, n, backward_steps=1, **kwargs)
 
 
 BAD = [
@@ -218,7 +229,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("select", [greedy_trace_select, greedy_trace_select_naive], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "select", [greedy_trace_select, greedy_trace_select_naive], ids=lambda f: f.__name__
+)
 @pytest.mark.parametrize("name, bad", BAD, ids=[f"{name}-{i}" for i, (name, _) in enumerate(BAD)])
 def test_bad_input_raises(select, name, bad):
     v, n, kwargs = random_problem(**PROBLEMS[2], dtype=torch.float32)

@@ -25,14 +25,24 @@ class Net(nn.Module):
         raise NotImplementedError
 
 
-NET_NAMES = ["body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias", "head.weight", "head.bias"]
+NET_NAMES = [
+    "body.0.weight",
+    "body.0.bias",
+    "body.2.weight",
+    "body.2.bias",
+    "head.weight",
+    "head.bias",
+]
 NET_NUMEL, NET_HEAD = 50, 9
 
 
 def random_diag(model: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
     """Distinct positive values (no ties) shaped like the trainable parameters."""
     gen = torch.Generator().manual_seed(seed)
-    return {n: torch.rand(p.shape, generator=gen, dtype=torch.float64) for n, p in model.named_parameters()}
+    return {
+        n: torch.rand(p.shape, generator=gen, dtype=torch.float64)
+        for n, p in model.named_parameters()
+    }
 
 
 def non_head_values(diag, mask, selected: bool) -> torch.Tensor:
@@ -59,15 +69,21 @@ def test_global_and_random_sizes(fraction, method, include_head):
     k = expected_global_size(fraction, NET_NUMEL, NET_HEAD, include_head)
     if k == 0:
         with pytest.raises(ValueError, match="fraction"):
-            fisher_mask(random_diag(model), fraction, method=method, include_head=include_head, model=model)
+            fisher_mask(
+                random_diag(model), fraction, method=method, include_head=include_head, model=model
+            )
         return
-    mask = fisher_mask(random_diag(model), fraction, method=method, include_head=include_head, model=model)
+    mask = fisher_mask(
+        random_diag(model), fraction, method=method, include_head=include_head, model=model
+    )
     assert mask.size == k and mask.numel == NET_NUMEL
     if include_head:
         assert mask.counts()["head.weight"] == 6 and mask.counts()["head.bias"] == 3
 
 
-@pytest.mark.parametrize("name,options", [("cnn", {}), ("resnet18", {"width": 4})], ids=["cnn", "resnet18-w4"])
+@pytest.mark.parametrize(
+    "name,options", [("cnn", {}), ("resnet18", {"width": 4})], ids=["cnn", "resnet18-w4"]
+)
 def test_global_size_on_the_real_models(name, options):
     model = build_model(name, 10, 1 if name == "cnn" else 3, **options)
     numel = sum(p.numel() for p in model.parameters())
@@ -84,9 +100,13 @@ def test_global_size_on_the_real_models(name, options):
 @pytest.mark.parametrize("fraction", [0.1, 0.34, 0.5, 1.0], ids=["f0.1", "f0.34", "f0.5", "f1"])
 def test_per_layer_counts(fraction, include_head):
     model = Net()
-    mask = fisher_mask(random_diag(model), fraction, method="per_layer", include_head=include_head, model=model)
+    mask = fisher_mask(
+        random_diag(model), fraction, method="per_layer", include_head=include_head, model=model
+    )
     for name, p in model.named_parameters():
-        expected = p.numel() if include_head and name.startswith("head.") else int(fraction * p.numel())
+        expected = (
+            p.numel() if include_head and name.startswith("head.") else int(fraction * p.numel())
+        )
         assert mask.counts()[name] == expected, name
         assert mask.fractions()[name] == expected / p.numel()
 
@@ -94,7 +114,9 @@ def test_per_layer_counts(fraction, include_head):
 def test_fraction_one_selects_everything():
     model = Net()
     for method in METHODS:
-        assert fisher_mask(random_diag(model), 1, method=method, model=model) == ParameterMask.full(model)
+        assert fisher_mask(random_diag(model), 1, method=method, model=model) == ParameterMask.full(
+            model
+        )
 
 
 # ----------------------------------------------------------------------------- which entries
@@ -130,7 +152,9 @@ def test_per_layer_takes_the_top_of_each_tensor():
 def test_head_found_by_model_or_by_name():
     model = Net()
     diag = random_diag(model, seed=8)
-    assert fisher_mask(diag, 0.3, model=model) == fisher_mask(diag, 0.3)  # names starting with "head."
+    assert fisher_mask(diag, 0.3, model=model) == fisher_mask(
+        diag, 0.3
+    )  # names starting with "head."
     assert head_names(model) == ["head.weight", "head.bias"] == head_names(names=NET_NAMES)
 
 
@@ -191,7 +215,9 @@ def test_random_is_seeded_and_ignores_the_values():
     assert a != b and a == fisher_mask(scaled, 0.01, method="random", seed=0, model=model)
     overlap = a.jaccard(b)
     head = sum(p.numel() for p in model.head.parameters())
-    assert overlap < 0.2 and overlap >= head / (2 * a.size - head)  # only the head and chance in common
+    assert overlap < 0.2 and overlap >= head / (
+        2 * a.size - head
+    )  # only the head and chance in common
 
 
 def test_accepts_numpy_float32_and_device_tensors():
@@ -199,7 +225,10 @@ def test_accepts_numpy_float32_and_device_tensors():
     diag = random_diag(model, seed=3)
     ref = fisher_mask(diag, 0.3, model=model)
     assert fisher_mask({n: v.numpy() for n, v in diag.items()}, 0.3, model=model) == ref
-    assert fisher_mask({n: v.float().requires_grad_() for n, v in diag.items()}, 0.3, model=model) == ref
+    assert (
+        fisher_mask({n: v.float().requires_grad_() for n, v in diag.items()}, 0.3, model=model)
+        == ref
+    )
 
 
 def test_mask_follows_the_order_of_fisher_diag():
@@ -217,7 +246,9 @@ def test_mask_follows_the_order_of_fisher_diag():
 def two_masks():
     shapes = {"w": (2, 3), "b": (2,)}
     a = ParameterMask({"w": [[1, 1, 0], [0, 0, 0]], "b": [1, 0]})  # 3 selected
-    b = ParameterMask({"w": [[0, 1, 1], [0, 0, 0]], "b": [1, 1]})  # 4 selected; 2 in common, 5 in the union
+    b = ParameterMask(
+        {"w": [[0, 1, 1], [0, 0, 0]], "b": [1, 1]}
+    )  # 4 selected; 2 in common, 5 in the union
     assert a.shapes() == b.shapes() == shapes
     return a, b
 
@@ -251,7 +282,11 @@ def test_jaccard(pair, expected):
 def test_jaccard_of_different_parameters_raises():
     a, _ = two_masks()
     with pytest.raises(ValueError, match="same parameters"):
-        a.jaccard(ParameterMask({"w": torch.ones(3, 2, dtype=torch.bool), "b": torch.ones(2, dtype=torch.bool)}))
+        a.jaccard(
+            ParameterMask(
+                {"w": torch.ones(3, 2, dtype=torch.bool), "b": torch.ones(2, dtype=torch.bool)}
+            )
+        )
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".pt"])
@@ -304,11 +339,20 @@ BAD_CALLS = {
         lambda m, d: fisher_mask(random_diag(Net().body), 0.1, model=m),
         "fisher_diag does not match",
     ),
-    "fisher-diag-wrong-shape": (lambda m, d: fisher_mask({**d, "head.bias": torch.ones(4)}, 0.1, model=m), "fisher_diag"),
+    "fisher-diag-wrong-shape": (
+        lambda m, d: fisher_mask({**d, "head.bias": torch.ones(4)}, 0.1, model=m),
+        "fisher_diag",
+    ),
     "fisher-diag-empty": (lambda m, d: fisher_mask({}, 0.1), "fisher_diag"),
-    "fisher-diag-nan": (lambda m, d: fisher_mask({**d, "body.0.bias": torch.tensor([1.0, math.nan, 0])}, 0.1), "fisher_diag"),
+    "fisher-diag-nan": (
+        lambda m, d: fisher_mask({**d, "body.0.bias": torch.tensor([1.0, math.nan, 0])}, 0.1),
+        "fisher_diag",
+    ),
     "no-head-found": (lambda m, d: fisher_mask({"a": torch.ones(10)}, 0.5), "include_head"),
-    "model-without-head": (lambda m, d: fisher_mask(random_diag(m.body), 0.5, model=m.body), "include_head"),
+    "model-without-head": (
+        lambda m, d: fisher_mask(random_diag(m.body), 0.5, model=m.body),
+        "include_head",
+    ),
     "selects-nothing": (lambda m, d: fisher_mask(d, 0.01, include_head=False), "fraction"),
     "empty-mask": (lambda m, d: ParameterMask({}), "at least one parameter"),
     "full-unknown-names": (lambda m, d: ParameterMask.full(m, ["head.weight", "nope"]), "nope"),

@@ -32,7 +32,9 @@ def test_bait_picks_are_distinct_and_beat_random_batches(toy):
     greedy = [primer.bait_objective(emb, picks[:m], fisher, 1.0) for m in range(1, 9)]
     assert all(b < a for a, b in zip(greedy, greedy[1:]))  # every pick lowers the objective
     rng = np.random.default_rng(0)
-    randoms = [primer.bait_objective(emb, rng.permutation(len(x))[:8], fisher, 1.0) for _ in range(20)]
+    randoms = [
+        primer.bait_objective(emb, rng.permutation(len(x))[:8], fisher, 1.0) for _ in range(20)
+    ]
     assert greedy[-1] < np.mean(randoms)
     # the first pick is the single point with the lowest objective (brute force)
     singles = [primer.bait_objective(emb, [i], fisher, 1.0) for i in range(len(x))]
@@ -72,11 +74,17 @@ def titles(fig) -> list[str]:
 
 def test_titles_round_slider_values(toy):
     x, y, model = toy
-    mask_titles = titles(primer.draw_mask(fisher_diagonal(model, x), 10**-0.3, model=model))  # a log slider's value
+    mask_titles = titles(
+        primer.draw_mask(fisher_diagonal(model, x), 10**-0.3, model=model)
+    )  # a log slider's value
     bait_titles = titles(primer.draw_bait(model, x, y, batch_size=3, lamb=10**0.75, random_draws=2))
     assert any("(fraction 0.501)" in t for t in mask_titles), mask_titles
     assert any("(λ=5.62)" in t for t in bait_titles), bait_titles
-    assert primer.rounded(0.001) == "0.001" and primer.rounded(100.0) == "100" and primer.rounded(0.25) == "0.25"
+    assert (
+        primer.rounded(0.001) == "0.001"
+        and primer.rounded(100.0) == "100"
+        and primer.rounded(0.25) == "0.25"
+    )
     plt.close("all")
 
 
@@ -92,7 +100,9 @@ def overlapping(boxes, others=None) -> list[tuple[int, int]]:
     pairs = []
     for i, a in enumerate(boxes):
         for j, b in enumerate(boxes if others is None else others):
-            shared = min(a.x1, b.x1) - max(a.x0, b.x0) > 0.5 and min(a.y1, b.y1) - max(a.y0, b.y0) > 0.5
+            shared = (
+                min(a.x1, b.x1) - max(a.x0, b.x0) > 0.5 and min(a.y1, b.y1) - max(a.y0, b.y0) > 0.5
+            )
             if shared and (others is not None or i < j):
                 pairs.append((i, j))
     return pairs
@@ -100,7 +110,9 @@ def overlapping(boxes, others=None) -> list[tuple[int, int]]:
 
 def test_point_labels_overlap_neither_each_other_nor_the_rings():
     rng = np.random.default_rng(0)
-    points = np.concatenate([rng.normal(0, 0.04, (12, 2)), rng.normal(0, 1, (8, 2))])  # 12 in a tight cluster
+    points = np.concatenate(
+        [rng.normal(0, 0.04, (12, 2)), rng.normal(0, 1, (8, 2))]
+    )  # 12 in a tight cluster
     fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
     ax.scatter(points[:, 0], points[:, 1], s=140, facecolors="none", edgecolors="black")
     ax.set(aspect="equal", title="picks")

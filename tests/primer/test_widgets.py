@@ -39,15 +39,21 @@ def test_live_figures_have_their_controls_and_no_output_widget(toy):
     x, y, model = toy
     lives = {
         ("batch size", "λ"): widgets.interactive_bait(model, x, y, batch_size=3),
-        ("fraction", "method"): widgets.interactive_mask(fisher_diagonal(model, x), model=model, fraction=0.1),
+        ("fraction", "method"): widgets.interactive_mask(
+            fisher_diagonal(model, x), model=model, fraction=0.1
+        ),
         ("train steps",): widgets.interactive_fisher_map(x, y, steps=20),
     }
     for descriptions, live in lives.items():
         assert sorted(c.description for c in live.controls.values()) == sorted(descriptions)
-        assert live.redraws == 1 and bytes(live.image.value).startswith(b"\x89PNG")  # drawn once on construction
+        assert live.redraws == 1 and bytes(live.image.value).startswith(
+            b"\x89PNG"
+        )  # drawn once on construction
         # an Output widget is what headless executors hang on (nbclient#312)
         assert not any(isinstance(d, w.Output) for d in descendants(live))
-    assert plt.get_fignums() == []  # every drawn figure closed: the inline backend would show it again
+    assert (
+        plt.get_fignums() == []
+    )  # every drawn figure closed: the inline backend would show it again
 
 
 def test_moving_a_slider_redraws_with_the_new_value():
@@ -57,18 +63,30 @@ def test_moving_a_slider_redraws_with_the_new_value():
     before = live.image.value
     slider.value = 0.5
     assert calls == [{"extra": 7, "fraction": 0.1}, {"extra": 7, "fraction": 0.5}]
-    assert live.redraws == 2 and live.image.value != before and bytes(live.image.value).startswith(b"\x89PNG")
+    assert (
+        live.redraws == 2
+        and live.image.value != before
+        and bytes(live.image.value).startswith(b"\x89PNG")
+    )
     assert "fmlib-live-test" in live._dom_classes
 
 
 def test_check_moves_the_first_control_and_back_and_needs_a_new_figure():
     calls = []
     size = w.IntSlider(value=40, min=1, max=40, description="batch size")
-    live = widgets.LiveFigure(titled(calls), {"batch_size": size, "lamb": w.FloatSlider(value=1.0)}, name="test")
+    live = widgets.LiveFigure(
+        titled(calls), {"batch_size": size, "lamb": w.FloatSlider(value=1.0)}, name="test"
+    )
     live.check()
-    assert [c["batch_size"] for c in calls] == [40, 39, 40] and size.value == 40  # down at the top, then back
+    assert [c["batch_size"] for c in calls] == [
+        40,
+        39,
+        40,
+    ] and size.value == 40  # down at the top, then back
 
-    frozen = widgets.LiveFigure(lambda value: titled([])(), {"value": w.IntSlider(value=3)}, name="frozen")
+    frozen = widgets.LiveFigure(
+        lambda value: titled([])(), {"value": w.IntSlider(value=3)}, name="frozen"
+    )
     with pytest.raises(RuntimeError, match="did not redraw"):
         frozen.check()
 
@@ -100,7 +118,9 @@ def test_step_is_one_slider_step():
 def test_show_checks_when_asked(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", shown.append)
-    frozen = widgets.LiveFigure(lambda value: titled([])(), {"value": w.IntSlider(value=3)}, name="frozen")
+    frozen = widgets.LiveFigure(
+        lambda value: titled([])(), {"value": w.IntSlider(value=3)}, name="frozen"
+    )
     assert widgets.show(frozen) is frozen and shown == [frozen]
     with pytest.raises(RuntimeError):
         widgets.show(frozen, check=True)

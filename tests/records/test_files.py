@@ -15,6 +15,8 @@ def test_environment_names_the_machine_and_its_cpu():
 
 
 def test_cpu_model_falls_back_when_proc_cpuinfo_is_unreadable(monkeypatch):
-    monkeypatch.setattr(files.Path, "read_text", lambda self, *a, **k: (_ for _ in ()).throw(OSError("no")))
+    monkeypatch.setattr(
+        files.Path, "read_text", lambda self, *a, **k: (_ for _ in ()).throw(OSError("no"))
+    )
     monkeypatch.setattr(files.platform, "processor", lambda: "Some CPU")
     assert files.cpu_model() == "Some CPU"

@@ -32,7 +32,9 @@ def hand_info(seed=0):
     mask = {"conv.weight": torch.zeros(4, 1, 3, 3, dtype=torch.bool), "conv.bias": torch.zeros(4, dtype=torch.bool),
             "head.weight": torch.ones(3, 4, dtype=torch.bool)}  # fmt: skip
     mask["conv.weight"].view(-1)[[3, 17, 35]] = True
-    return FisherReport(fisher_diag=diag, mask=mask, picked_scores=np.array([3.0, 2.0]), fisher_trace=1.5)
+    return FisherReport(
+        fisher_diag=diag, mask=mask, picked_scores=np.array([3.0, 2.0]), fisher_trace=1.5
+    )
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -45,7 +47,9 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 
     with pytest.raises(RuntimeError):
         atomic_write(path, crash)
-    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["rounds.csv"]
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "rounds.csv"
+    ]
     write_json(tmp_path / "sub" / "a.json", {"x": np.int64(3), "y": (1, 2)})
     assert json.loads((tmp_path / "sub" / "a.json").read_text()) == {"x": 3, "y": [1, 2]}
 
@@ -116,7 +120,9 @@ def test_load_run_is_tidy_and_matches_the_records(tmp_path):
     records = make_run(tmp_path / "a", "entropy", 1)
     frame = load_run(tmp_path / "a")
     assert len(frame) == 3 and (frame["strategy"] == "entropy").all() and (frame["seed"] == 1).all()
-    assert (frame["strategy_options.fraction"] == 0.01).all() and frame["minority_classes"][0] == "[0, 1]"
+    assert (frame["strategy_options.fraction"] == 0.01).all() and frame["minority_classes"][
+        0
+    ] == "[0, 1]"
     assert frame["run"][0] == "a" and frame["finished"].all()
     pd.testing.assert_frame_equal(frame, records.frame())
     assert frame["select_time"].isna().all()
@@ -128,7 +134,12 @@ def test_load_runs_globs_run_directories(tmp_path):
             make_run(tmp_path / f"{strategy}-{seed}", strategy, seed, finished=seed == 0)
     (tmp_path / "notes").mkdir()
     frame = load_runs(str(tmp_path / "*"))
-    assert len(frame) == 12 and sorted(frame["run"].unique()) == ["entropy-0", "entropy-1", "random-0", "random-1"]
+    assert len(frame) == 12 and sorted(frame["run"].unique()) == [
+        "entropy-0",
+        "entropy-1",
+        "random-0",
+        "random-1",
+    ]
     assert frame.groupby("run")["finished"].first().to_dict() == {
         "entropy-0": True, "entropy-1": False, "random-0": True, "random-1": False
     }  # fmt: skip
@@ -145,19 +156,34 @@ def test_records_state_survives_a_safe_torch_load(tmp_path):
     state = run.load_checkpoint()
     again = RunRecords.from_state(state["records"], tmp_path / "a")
     pd.testing.assert_frame_equal(again.rounds_frame(), records.rounds_frame())
-    assert again.meta == records.meta and again.finished and torch.equal(state["loop"]["labeled"], torch.arange(5))
+    assert (
+        again.meta == records.meta
+        and again.finished
+        and torch.equal(state["loop"]["labeled"], torch.arange(5))
+    )
 
 
 def test_config_differences_names_fields_and_ignores_neutral_ones():
     old = {"strategy": "bait", "seed": 0, "device": "cpu", "strategy_options": {"lamb": 1}}
-    new = {"strategy": "bait", "seed": 1, "device": "cuda", "strategy_options": {"lamb": 1.0}, "extra": 2}
-    assert config_differences(old, new, ignore=["device"]) == ["seed: 0 there, 1 here", "extra: <absent> there, 2 here"]
+    new = {
+        "strategy": "bait",
+        "seed": 1,
+        "device": "cuda",
+        "strategy_options": {"lamb": 1.0},
+        "extra": 2,
+    }
+    assert config_differences(old, new, ignore=["device"]) == [
+        "seed: 0 there, 1 here",
+        "extra: <absent> there, 2 here",
+    ]
     assert config_differences(old, dict(old)) == []
 
 
 def test_git_commit_describes_this_checkout():
     info = git_commit()
-    assert info is None or (len(info["commit"]) == 40 and isinstance(info["dirty"], (bool, type(None))))
+    assert info is None or (
+        len(info["commit"]) == 40 and isinstance(info["dirty"], (bool, type(None)))
+    )
     assert git_commit("/") is None or isinstance(git_commit("/"), dict)
 
 
@@ -178,8 +204,18 @@ def test_export_runs_copies_small_records_of_finished_runs(tmp_path):
         (source / name / "sensitivity" / "round_000.npz").write_bytes(b"npz")
     exported = export_runs(source, tmp_path / "results")
     assert exported == [tmp_path / "results" / "a"]
-    names = sorted(p.relative_to(tmp_path / "results" / "a").as_posix() for p in exported[0].rglob("*") if p.is_file())
-    assert "checkpoint.pt" not in names and "sensitivity/round_000.npz" in names and "results.json" in names
+    names = sorted(
+        p.relative_to(tmp_path / "results" / "a").as_posix()
+        for p in exported[0].rglob("*")
+        if p.is_file()
+    )
+    assert (
+        "checkpoint.pt" not in names
+        and "sensitivity/round_000.npz" in names
+        and "results.json" in names
+    )
     moved = [c for c in ("path",) if c in load_run(exported[0])]
-    pd.testing.assert_frame_equal(load_run(exported[0]).drop(columns=moved), load_run(source / "a").drop(columns=moved))
+    pd.testing.assert_frame_equal(
+        load_run(exported[0]).drop(columns=moved), load_run(source / "a").drop(columns=moved)
+    )
     assert len(export_runs(source, tmp_path / "all", finished_only=False)) == 2
