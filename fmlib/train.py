@@ -60,6 +60,7 @@ class TrainConfig:
     )
     grad_clip_value: float | None = None  # clamp every gradient entry to +-value
     reinit: bool = True  # re-initialise weights (and BatchNorm statistics) before training
+    reinit_batchnorm: bool = True  # with reinit; False: Conv/Linear only, as the authors' code
     recompute_bn: bool = (
         True  # after training, set BatchNorm running statistics to the labeled set's (module doc)
     )
@@ -111,11 +112,22 @@ def train_config(preset: str = "default", **overrides) -> TrainConfig:
     return TrainConfig.from_dict({**TRAIN_PRESETS[preset].to_dict(), **overrides})
 
 
-def reset_parameters(model: nn.Module, seed: int) -> None:
-    """Re-initialise every layer (BatchNorm running statistics included) from ``seed``."""
+_NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def reset_parameters(model: nn.Module, seed: int, *, batchnorm: bool = True) -> None:
+    """Re-initialise every layer (BatchNorm running statistics included) from ``seed``.
+
+    ``batchnorm=False`` leaves normalisation layers (their affine weights and running statistics)
+    as they are, so they carry over from the previous round as in the FisherMask authors' code;
+    the other layers get the same initial weights either way (a normalisation layer's reset draws
+    no random numbers).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for module in model.modules():
+            if not batchnorm and isinstance(module, _NORM_LAYERS):
+                continue
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
@@ -164,7 +176,7 @@ def fit(
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     if config.reinit:
-        reset_parameters(model, seed)
+        reset_parameters(model, seed, batchnorm=config.reinit_batchnorm)
     generator = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":

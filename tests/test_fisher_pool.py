@@ -60,3 +60,46 @@ def test_fisher_pool_against_hand_computation(
 def test_fisher_pool_rejects_unknown_values():
     with pytest.raises(ValueError, match="fisher_pool"):
         get_strategy("bait", fisher_pool="everything")
+
+
+def _fisher_inputs(monkeypatch, strategy, pool, labeled, unlabeled, seed=0):
+    """The sample indices (each image's first pixel) the diagonal Fisher is taken on."""
+    seen = []
+    real = fisher_strategies.fisher_diagonal
+
+    def capture(model, inputs, **kwargs):
+        seen.append((inputs[:, 0, 0, 0] * 255).round().long().tolist())
+        return real(model, inputs, **kwargs)
+
+    monkeypatch.setattr(fisher_strategies, "fisher_diagonal", capture)
+    strategy.select(TinyNet(), pool, labeled, unlabeled, 3, seed=seed)
+    return seen[0]
+
+
+def test_class_sorted_fisher_sample_is_the_first_of_the_pool_sorted_by_class(monkeypatch):
+    pool = make_pool(24)
+    labeled, unlabeled = np.array([3, 7]), np.setdiff1d(np.arange(24), [3, 7, 11])
+    everyone = sorted([*labeled, *unlabeled])
+    by_hand = []  # class 0's points in pool order, then class 1's, ... until 10 are taken
+    for c in range(3):
+        by_hand += [i for i in everyone if int(pool.labels[i]) == c]
+    expected = sorted(by_hand[:10])
+    strategy = get_strategy(
+        "fishermask", fisher_samples=10, fraction=0.05, fisher_sample="class_sorted"
+    )
+    assert _fisher_inputs(monkeypatch, strategy, pool, labeled, unlabeled) == expected
+    assert _fisher_inputs(monkeypatch, strategy, pool, labeled, unlabeled, seed=5) == expected
+
+
+def test_random_fisher_sample_follows_the_seed(monkeypatch):
+    pool = make_pool(24)
+    labeled, unlabeled = np.arange(4), np.arange(4, 24)
+    strategy = get_strategy("fishermask", fisher_samples=10, fraction=0.05)
+    first = _fisher_inputs(monkeypatch, strategy, pool, labeled, unlabeled, seed=0)
+    assert first == _fisher_inputs(monkeypatch, strategy, pool, labeled, unlabeled, seed=0)
+    assert first != _fisher_inputs(monkeypatch, strategy, pool, labeled, unlabeled, seed=1)
+
+
+def test_unknown_fisher_sample_is_refused_with_the_allowed_values():
+    with pytest.raises(ValueError, match=r"fisher_sample 'sorted'.*\['random', 'class_sorted'\]"):
+        get_strategy("fishermask", fisher_sample="sorted")

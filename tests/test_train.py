@@ -127,3 +127,25 @@ def test_short_training_beats_chance_on_fashion_mnist():
         seed=0,
     )
     assert evaluate(model, data.test)["accuracy"] > 0.6  # chance is 0.1
+
+
+def test_reinit_without_batchnorm_keeps_its_statistics_and_draws_the_same_weights():
+    from torch import nn
+
+    from fmlib.train import reset_parameters
+
+    def net():
+        torch.manual_seed(3)
+        model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2, 2))
+        model[1].running_mean.fill_(0.7)
+        model[1].weight.data.fill_(2.0)
+        return model
+
+    kept, reset = net(), net()
+    reset_parameters(kept, seed=1, batchnorm=False)
+    reset_parameters(reset, seed=1)
+    assert torch.equal(kept[1].running_mean, torch.full((2,), 0.7))
+    assert torch.equal(kept[1].weight, torch.full((2,), 2.0))
+    assert torch.equal(reset[1].running_mean, torch.zeros(2))
+    for a, b in [(kept[0], reset[0]), (kept[3], reset[3])]:
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)

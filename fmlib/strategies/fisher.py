@@ -32,6 +32,10 @@ from fmlib.strategies.base import FisherReport, Strategy, _batches, _candidates,
 
 PRECISIONS = ("float32", "float64")  # of the Fisher strategies' computations
 FISHER_POOLS = ("candidates", "pool")  # what F_U averages over
+# which points of labeled ∪ unlabeled the diagonal Fisher is taken on: a seeded uniform subsample,
+# or the first ones of the pool sorted by class (the FisherMask authors' code, which reads the
+# first 1024 items of its class-sorted pool; on the 4-class imbalanced pool only classes 0 and 1)
+FISHER_SAMPLES = ("random", "class_sorted")
 MAX_LAMB = 1e6  # the ridge lamb*I: beyond it the Fisher is lost in float rounding and every batch scores alike
 
 
@@ -99,7 +103,8 @@ def check_embedding_memory(n: int, classes: int, k: int, dtype, device) -> None:
 class _FisherStrategy(Strategy):
     """BAIT's pipeline (Ash et al. 2021) on the parameters a :class:`ParameterMask` selects.
 
-    1. Diagonal Fisher on a seeded subsample of ``fisher_samples`` points of ``labeled ∪ unlabeled``,
+    1. Diagonal Fisher on ``fisher_samples`` points of ``labeled ∪ unlabeled`` (``fisher_sample``:
+       a seeded uniform subsample, or the first of the pool sorted by class as the authors' code),
        and the mask (subclasses).
     2. Embeddings ``V(x) [C, k]`` of the candidates and of the labeled points, ``batch_size`` at a time.
     3. ``F_U`` = mean of ``VᵀV`` over the candidates (``fisher_pool="candidates"``) or over the
@@ -131,6 +136,7 @@ class _FisherStrategy(Strategy):
         "precision": "float32",
         "greedy_precision": "float64",  # of the greedy's candidate products
         "fisher_pool": "candidates",  # F_U over the candidates, or the whole "pool"
+        "fisher_sample": "random",  # or "class_sorted" (FISHER_SAMPLES)
         "progress": False,
     }
 
@@ -150,10 +156,19 @@ class _FisherStrategy(Strategy):
             "precision": PRECISIONS,
             "greedy_precision": PRECISIONS,
             "fisher_pool": FISHER_POOLS,
+            "fisher_sample": FISHER_SAMPLES,
         }
         for key, allowed in choices.items():
             if opts[key] not in allowed:
                 raise ValueError(f"unknown {key} {opts[key]!r}; allowed values: {list(allowed)}")
+
+    def _fisher_sample(self, pool, everyone: np.ndarray, seed: int) -> np.ndarray:
+        """Sorted positions of the points the diagonal Fisher is taken on (``fisher_sample``)."""
+        size = self.options["fisher_samples"]
+        if self.options["fisher_sample"] == "class_sorted":
+            labels = pool.labels[torch.as_tensor(everyone, dtype=torch.long)].numpy()
+            return np.sort(everyone[np.argsort(labels, kind="stable")[:size]])
+        return everyone[fisher_subsample(len(everyone), size, seed)]
 
     def _mask_and_diag(
         self, model, inputs, *, seed
@@ -184,8 +199,7 @@ class _FisherStrategy(Strategy):
         with self._timed("embed_time", device):
             if self.options["precision"] == "float64":
                 model = copy.deepcopy(model).double()  # inputs follow the model's dtype (_batches)
-            everyone = np.union1d(labeled, unlabeled)
-            sample = everyone[fisher_subsample(len(everyone), self.options["fisher_samples"], seed)]
+            sample = self._fisher_sample(pool, np.union1d(labeled, unlabeled), seed)
             inputs = next(_batches(model, pool, sample, len(sample), device))  # [S, C, H, W]
             mask, fisher_diag = self._mask_and_diag(model, inputs, seed=seed)
             dtype = next(model.parameters()).dtype
