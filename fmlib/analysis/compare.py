@@ -370,3 +370,40 @@ def judged_differences(per_run: pd.DataFrame, value: str, *, treatment: str, mar
     ]
     table["seeds_needed"] = needed
     return table
+
+
+def strategy_differences(frame: pd.DataFrame, *, treatment: str, margin: float = 0.02,
+                         budgets: Sequence[int] = (), metric: str = "accuracy",
+                         baselines: Sequence[str] | None = None) -> pd.DataFrame:  # fmt: skip
+    """``treatment`` minus every other strategy, paired by seed, within each dataset and setting:
+    :func:`judged_differences` for each measure, one Holm family per measure and setting.
+
+    The measures: ``auc_from_first_query`` (the primary one: the AUC over the rounds after round
+    0, whose labels and model every strategy shares), ``auc`` (the whole curve), then ``metric``
+    at each of ``budgets``.
+
+    Returns:
+        One row per setting, measure and baseline: ``dataset``, ``setting``, ``measure``, then
+        :func:`judged_differences`' columns.
+    """
+    if "setting" not in frame:
+        frame = with_setting(frame)
+    by = ("dataset", "setting", "strategy")
+    measures = [
+        ("auc_from_first_query", area_under_curve(frame[frame["round"] >= 1], metric=metric, by=by),
+         "auc"),
+        ("auc", area_under_curve(frame, metric=metric, by=by), "auc"),
+        *((str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets),
+    ]  # fmt: skip
+    tables = []
+    for measure, per_run, value in measures:
+        for (dataset, setting), part in per_run.groupby(["dataset", "setting"], sort=True):
+            labeled = part.assign(label=part["strategy"])
+            table = judged_differences(
+                labeled, value, margin=margin, treatment=treatment, baselines=baselines, group=()
+            )
+            tables.append(table.assign(dataset=dataset, setting=setting, measure=measure))
+    if not tables:
+        return pd.DataFrame(columns=["dataset", "setting", "measure"])
+    out = pd.concat(tables, ignore_index=True)
+    return out[["dataset", "setting", "measure", *out.columns[:-3]]]

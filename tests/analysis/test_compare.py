@@ -171,3 +171,37 @@ def test_at_budget_is_nan_for_runs_that_stopped_before_it():
         got.loc["runs/paper-a-seed0", "accuracy"] == 0.5
         and got.loc["runs/paper-a-seed0", "n_labeled"] == 15
     )
+
+
+def test_strategy_differences_by_hand():
+    from scipy import stats
+
+    from fmlib.analysis.compare import strategy_differences
+
+    rng = np.random.default_rng(0)
+    rows, curve = [], {}
+    for strategy in ("fm", "b", "c"):
+        for seed in range(4):
+            accs = [0.3, *rng.uniform(0.4, 0.9, size=3)]  # round 0 shared in spirit, not in value
+            curve[strategy, seed] = accs
+            rows.append((strategy, "none", seed, list(zip([10, 20, 30, 40], accs))))
+    table = strategy_differences(curves(rows), treatment="fm", margin=0.05, budgets=(30,))
+    assert set(table["measure"]) == {"auc_from_first_query", "auc", "30"}
+
+    def first_query_auc(accs):  # trapezoid over 20, 30, 40 labels, divided by the range
+        return ((accs[1] + accs[2]) / 2 * 10 + (accs[2] + accs[3]) / 2 * 10) / 20
+
+    p = {}
+    for base in ("b", "c"):
+        diff = [first_query_auc(curve["fm", s]) - first_query_auc(curve[base, s]) for s in range(4)]
+        row = table[(table["measure"] == "auc_from_first_query") & (table["baseline"] == base)]
+        assert row["diff"].item() == pytest.approx(np.mean(diff))
+        p[base] = stats.ttest_rel(diff, np.zeros(4)).pvalue
+        at_30 = table[(table["measure"] == "30") & (table["baseline"] == base)]
+        assert at_30["diff"].item() == pytest.approx(
+            np.mean([curve["fm", s][2] - curve[base, s][2] for s in range(4)])
+        )
+    low, high = sorted(p, key=p.get)  # Holm over the two rows of one measure
+    holm = table[table["measure"] == "auc_from_first_query"].set_index("baseline")["p_holm"]
+    assert holm[low] == pytest.approx(min(1, 2 * p[low]))
+    assert holm[high] == pytest.approx(min(1, max(2 * p[low], p[high])))
