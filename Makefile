@@ -8,7 +8,7 @@ STAMP := $(VENV)/.fmlib-installed
 FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_DIR ?= runs/quickstart
-GRID ?= fashion_mnist_cpu
+GRID ?= balanced
 DOCS_OUT ?= build/docs
 
 .PHONY: help setup data browser experiment results ablation ablation-figures cifar10 test test-fast docs bench lint
@@ -45,13 +45,13 @@ experiment: setup ## run a FisherMask AL experiment on FashionMNIST through pape
 		--no-progress-bar --stdout-file -
 	@echo "results: $(RUN_DIR) (rounds.csv, figures); executed notebook: $(RUN_DIR)/active_learning.ipynb"
 
-results: setup ## the FashionMNIST grid behind README's table (hours on 2 CPU cores; resumable), then results/ and figures/
+results: setup ## a FashionMNIST grid (default grids/balanced.json, GRID=name for another; resumable), then results/ and figures/
 	$(PY) -m fmlib.grid grids/$(GRID).json --executor inline --output runs/$(GRID)
 	$(PY) -c "from fmlib.records import export_runs; print(len(export_runs('runs/$(GRID)', 'results/$(GRID)')), 'runs exported')"
 	$(PY) -m papermill notebooks/compare.ipynb runs/compare-$(GRID).ipynb -p runs_glob "results/$(GRID)/*" -p figures_dir figures/$(GRID)
-	@if [ -d results/$(GRID)/imbalanced-fishermask-seed0 ]; then \
-		$(PY) -m papermill notebooks/sensitivity.ipynb runs/sensitivity-$(GRID).ipynb -p run_dir results/$(GRID)/imbalanced-fishermask-seed0 \
-			-p by parameter -p figures_dir figures/$(GRID)/sensitivity-imbalanced-fishermask-seed0; fi
+	@run=$$(ls -d results/$(GRID)/*fishermask-seed0 2>/dev/null | head -n 1); if [ -n "$$run" ]; then \
+		$(PY) -m papermill notebooks/sensitivity.ipynb runs/sensitivity-$(GRID).ipynb -p run_dir $$run \
+			-p by parameter -p figures_dir figures/$(GRID)/sensitivity-$$(basename $$run); fi
 
 ablation: setup ## the claim study's ablation (grids/ablation, resumable, 1 thread a run; days on 2 CPU cores for every arm), records into results/ablation, figures/ablation
 	grids/ablation/run.sh $(PY) --workers 2 --threads 1
