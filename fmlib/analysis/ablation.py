@@ -189,6 +189,52 @@ def factor_effects(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: 
     return info.merge(pd.concat(tables, ignore_index=True), on="arm", how="inner")
 
 
+@dataclass(frozen=True)
+class Effect:
+    """One strategy's runs under a changed protocol against its runs under a reference protocol:
+    ``(protocol, label)`` minus ``(reference, reference_label)``, paired by seed."""
+
+    name: str
+    protocol: str
+    label: str
+    reference: str = "ours"
+    reference_label: str | None = None  # default: ``label``
+
+
+FIRST_QUERY_EFFECTS = (
+    Effect("entropy", "ours-first-authors", "entropy"),
+    Effect("margin", "ours-first-authors", "margin"),
+    Effect("FisherMask", "ours-first-authors", "fm"),
+    Effect("FisherMask, random mask", "ours-first-initial", "fm-random-mask"),
+    Effect("BAIT", "ours-first-initial", "bait"),
+)
+"""What an untrained first query does to each strategy: its runs with ``first_query`` untrained
+minus its runs under the *ours* anchor (first query by the trained model)."""
+
+
+def label_effects(frame: pd.DataFrame, effects: Sequence[Effect] = FIRST_QUERY_EFFECTS, *,
+                  budgets: Sequence[int] = (), metric: str = "accuracy",
+                  from_first_query: bool = False, margin: float | None = None) -> pd.DataFrame:  # fmt: skip
+    """Each effect's changed runs minus its reference runs, paired by seed, in AUC (and
+    ``auc_from_first_query``) and in ``metric`` at each of ``budgets``; one row per effect and
+    measure (``arm`` is the effect's name), Holm over each measure's rows with a ``margin``.
+    ``frame``: a :func:`label_runs` table."""
+    paired = _paired(margin)
+    tables = []
+    for measure, per_run, value in _measures(frame, budgets, metric, from_first_query):
+        parts = []
+        for effect in effects:
+            for protocol, label, side in (
+                (effect.protocol, effect.label, "changed"),
+                (effect.reference, effect.reference_label or effect.label, "reference"),
+            ):
+                runs = per_run[(per_run["protocol"] == protocol) & (per_run["label"] == label)]
+                parts.append(runs.assign(arm=effect.name, label=side))
+        table = paired(pd.concat(parts, ignore_index=True), value, treatment="changed")
+        tables.append(table.assign(measure=measure))
+    return pd.concat(tables, ignore_index=True)
+
+
 def anchor_differences(frame: pd.DataFrame, *, treatment: str = "authors", reference: str = "ours",
                        budgets: Sequence[int] = (), metric: str = "accuracy", arms: Sequence[Arm] = ARMS,
                        baselines: Sequence[str] = BASELINES, from_first_query: bool = False,

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from fmlib.analysis.ablation import (
+    Effect,
+    label_effects,
     ARMS,
     Arm,
     anchor_differences,
@@ -326,3 +328,17 @@ def test_a_margin_adds_the_tests_with_holm_over_each_measure():
     assert set(out.loc[out["baseline"] == "random", "verdict"]) == {"ahead"}
     effects = factor_effects(frame, arms=arms, margin=0.02)
     assert effects.empty or "p_holm" in effects
+
+
+def test_label_effects_pair_a_strategys_changed_runs_with_its_reference_runs_by_seed():
+    # bait under 'cold' 0.60, 0.80 vs under 'ours' 0.70, 0.60 -> -0.10, +0.20; fm-r against fm-x
+    frame = fake_frame([("cold", "bait", 0, 0.6), ("cold", "bait", 1, 0.8), ("ours", "bait", 1, 0.6),
+                        ("ours", "bait", 0, 0.7), ("ours", "entropy", 0, 0.9),
+                        ("cold", "fm-r", 0, 0.5), ("ours", "fm-x", 0, 0.2)])  # fmt: skip
+    effects = (Effect("BAIT", "cold", "bait"), Effect("r vs x", "cold", "fm-r", "ours", "fm-x"))
+    out = label_effects(frame, effects, budgets=(85,)).set_index(["arm", "measure"])
+    bait = out.loc[("BAIT", "85")]
+    assert bait["n"] == 2 and bait["diff"] == pytest.approx(0.05)
+    assert bait["treatment_mean"] == pytest.approx(0.7) and bait["wins"] == 1
+    assert out.loc[("r vs x", "85")]["diff"] == pytest.approx(0.3)
+    assert set(out.index.get_level_values("measure")) == {"auc", "85"}
