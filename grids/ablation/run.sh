@@ -12,6 +12,7 @@ core=(entropy margin bait random fm)
 grid ours --strategy "${core[@]}" "$@"   # seeds 0-9
 grid ours-first-authors "$@"
 grid ours-first-initial "$@"
+grid ours-large-budget "$@"   # 250 -> 5750 by 250
 grid ours --strategy fm-scale-none fm-random-mask fm-float64 --seed 0 1 2 3 4 "$@"
 grid ours --strategy fm-fraction0.002 fm-fraction0.01 --seed 0 1 2 3 4 "$@"
 grid ours-whole-pool "$@"
