@@ -64,6 +64,27 @@ def _class_name(column: str, classes) -> str:
     return classes[c] if classes is not None else str(c)
 
 
+def _class_colours(n: int) -> list:
+    """``n`` colours, one per class label: tab10 up to 10 classes, tab20 up to 20, then husl."""
+    if n <= 10:
+        return sns.color_palette("tab10", 10)[:n]
+    return sns.color_palette("tab20", 20)[:n] if n <= 20 else sns.color_palette("husl", n)
+
+
+def class_palette(class_names) -> dict:
+    """``{class name: colour}`` in class order (label 0 first): every figure that shows classes
+    colours them with it, so a class has the same colour in all of them."""
+    names = [str(name) for name in class_names]
+    return dict(zip(names, _class_colours(len(names))))
+
+
+def _labels_palette(labels, classes) -> dict:
+    """``{name: colour}`` for the class ``labels`` present, in label order, coloured by label."""
+    labels = sorted(int(c) for c in labels)
+    colours = _class_colours(max(labels, default=-1) + 1 if classes is None else len(classes))
+    return {classes[c] if classes is not None else str(c): colours[c] for c in labels}
+
+
 def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="strategy", errorbar=("ci", 95),
                     hue_order=None, ax=None) -> Figure:  # fmt: skip
     """Test ``y`` against labels, one line per ``hue`` value, mean and band over runs (seeds)."""
@@ -111,9 +132,9 @@ def per_class_accuracy(
         id_vars=[x], value_vars=columns, var_name="class", value_name="class_accuracy"
     )
     long["class"] = [_class_name(c, classes) for c in long["class"]]
-    sns.lineplot(
-        data=long, x=x, y="class_accuracy", hue="class", errorbar=errorbar, marker=".", ax=ax
-    )
+    palette = _labels_palette([column_class(c) for c in columns], classes)
+    sns.lineplot(data=long, x=x, y="class_accuracy", hue="class", hue_order=list(palette),
+                 palette=palette, errorbar=errorbar, marker=".", ax=ax)  # fmt: skip
     ax.set(xlabel="labeled samples" if x == "n_labeled" else x, ylabel="per-class accuracy")
     ax.grid(alpha=0.3)
     return ax.figure
@@ -125,12 +146,13 @@ def class_histogram(runs: pd.DataFrame, *, kind: str = "count", classes=None, ax
     if kind not in ("count", "query"):
         raise ValueError(f"kind must be 'count' or 'query', got {kind!r}")
     ax = _axes(ax)
-    columns = class_columns(runs, kind)
+    columns = sorted(class_columns(runs, kind), key=column_class)
     table = runs.groupby("round")[columns].mean()
-    table.columns = [_class_name(c, classes) for c in columns]
+    palette = _labels_palette([column_class(c) for c in columns], classes)
+    table.columns = list(palette)
     if kind == "query":
         table = table.loc[table.sum(axis=1) > 0]  # the last round queries nothing
-    table.plot(kind="bar", stacked=True, ax=ax, width=0.85, colormap="tab10")
+    table.plot(kind="bar", stacked=True, ax=ax, width=0.85, color=list(palette.values()))
     ax.set(xlabel="round", ylabel="labeled samples" if kind == "count" else "queried samples")
     ax.legend(title="class", fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return ax.figure
@@ -246,8 +268,15 @@ def class_sensitivity(by_class: pd.DataFrame, *, value: str = "score_share", ax=
     the picked samples."""
     ax = _axes(ax)
     key = "class" if "class" in by_class.columns else "label"
-    table = by_class.pivot_table(index="round", columns=key, values=value, aggfunc="mean").fillna(0)
-    table.plot(kind="bar", stacked=True, ax=ax, width=0.85, colormap="tab10")
+    table = by_class.pivot_table(index="round", columns="label", values=value, aggfunc="mean")
+    names = None
+    if key == "class":  # names by label; labels absent from every round keep their colour slot
+        named = dict(zip(by_class["label"].astype(int), by_class["class"].astype(str)))
+        names = [named.get(c, str(c)) for c in range(max(named) + 1)]
+    palette = _labels_palette(table.columns, names)
+    table = table.sort_index(axis=1).fillna(0)
+    table.columns = list(palette)
+    table.plot(kind="bar", stacked=True, ax=ax, width=0.85, color=list(palette.values()))
     ax.set(xlabel="round (model that picked)", ylabel=value.replace("_", " "))
     ax.legend(title=key, fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return ax.figure

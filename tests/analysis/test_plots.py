@@ -1,0 +1,91 @@
+"""Figure properties a reader relies on: class colours, byte-identical files, readable axes."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+
+from fmlib.analysis import plots  # noqa: E402
+
+CLASSES = ["T-shirt", "Trouser", "Pullover", "Dress"]  # not in alphabetical order
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def rounds_frame(seeds=(0, 1, 2), strategies=("random", "fishermask"), settings=None):
+    rows = []
+    for setting in settings or [None]:
+        for strategy in strategies:
+            for seed in seeds:
+                for r in range(4):
+                    row = {"run": f"{strategy}-{setting}-{seed}", "strategy": strategy, "seed": seed,
+                           "round": r, "n_labeled": 10 + 20 * r,
+                           "accuracy": 0.5 + 0.1 * r + 0.01 * seed,
+                           "train_time": 1.0 + r, "embed_time": 0.5, "select_time": 2.0,
+                           "eval_time": 0.1}  # fmt: skip
+                    if setting is not None:
+                        row["setting"] = setting
+                    for c in range(len(CLASSES)):
+                        row[f"acc_{c}"] = 0.2 * c + 0.01 * r
+                        row[f"count_{c}"] = 2 + r + c
+                        row[f"query_{c}"] = c + 1 if r < 3 else 0
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def by_class_frame():
+    rows = [{"round": r, "label": c, "class": CLASSES[c], "n_picked": c + 1,
+             "score_sum": float(c + 1), "score_share": (c + 1) / 10}
+            for r in range(3) for c in range(len(CLASSES))]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def legend_colours(fig) -> dict:
+    legend = fig.axes[0].get_legend()
+    colours = {}
+    for handle, text in zip(legend.legend_handles, legend.get_texts()):
+        colour = handle.get_color() if hasattr(handle, "get_color") else handle.get_facecolor()
+        if not isinstance(colour, str):
+            colour = tuple(np.ravel(colour)[:3])
+        colours[text.get_text()] = to_hex(colour)
+    return colours
+
+
+def test_class_palette_follows_class_order():
+    palette = plots.class_palette(CLASSES)
+    assert list(palette) == CLASSES
+    tab10 = [to_hex(c) for c in plt.get_cmap("tab10").colors]
+    assert [to_hex(c) for c in palette.values()] == tab10[: len(CLASSES)]
+
+
+def test_a_class_has_one_colour_in_every_figure():
+    frame = rounds_frame(seeds=(0,), strategies=("random",))
+    expected = {name: to_hex(c) for name, c in plots.class_palette(CLASSES).items()}
+    figures = {
+        "per_class": plots.per_class_accuracy(frame, classes=CLASSES, errorbar=None),
+        "labeled": plots.class_histogram(frame, classes=CLASSES),
+        "queried": plots.class_histogram(frame, kind="query", classes=CLASSES),
+        "sensitivity": plots.class_sensitivity(by_class_frame()),
+    }
+    for name, fig in figures.items():
+        assert legend_colours(fig) == expected, name
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert labels == CLASSES, name  # legends list classes in class order
+
+
+def test_class_colours_by_label_without_names():
+    frame = rounds_frame(seeds=(0,), strategies=("random",))
+    by_class = by_class_frame().drop(columns="class")
+    tab10 = [to_hex(c) for c in plt.get_cmap("tab10").colors]
+    expected = {str(c): tab10[c] for c in range(len(CLASSES))}
+    assert legend_colours(plots.class_histogram(frame)) == expected
+    assert legend_colours(plots.class_sensitivity(by_class)) == expected
