@@ -4,8 +4,9 @@ Every function takes a tidy DataFrame (:func:`fmlib.records.load_runs` or a func
 :mod:`fmlib.analysis.sensitivity`, possibly through :func:`fmlib.analysis.sensitivity.over_runs`), draws on
 ``ax`` (a new figure when ``None``) and returns the figure. Rows of several runs with the same
 ``x`` and ``hue`` are aggregated: the line is the mean, the band a 95 % bootstrap confidence
-interval over runs (seeds) unless ``errorbar`` says otherwise. Nothing calls ``plt.show``: the
-code works with matplotlib's Agg backend; :func:`save_figure` writes PNG and SVG.
+interval over runs (seeds), resampled with a fixed ``seed``, unless ``errorbar`` says otherwise.
+Nothing calls ``plt.show``: the code works with matplotlib's Agg backend; :func:`save_figure`
+writes PNG and SVG.
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ from matplotlib.figure import Figure
 from fmlib.records.tables import class_columns, column_class
 
 
+# Metadata that would change the bytes of a file between two renders of the same records.
+_NO_DATES = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {"Software": None}}
+
+
 def save_figure(fig: Figure, path_stem, formats=("png", "svg"), dpi: int = 150) -> list[Path]:
-    """Write ``fig`` as ``path_stem.png`` and ``path_stem.svg`` (folders created); return the paths."""
+    """Write ``fig`` as ``path_stem.png`` and ``path_stem.svg`` (folders created); return the paths.
+
+    The files carry no date and SVG ids come from a fixed salt, so the same figure gives the same
+    bytes every time (committed figures stay unchanged when a notebook is rerun)."""
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_name(f"{stem.name}.{fmt}") for fmt in formats]
-    for path in paths:
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    with plt.rc_context({"svg.hashsalt": "fmlib"}):
+        for path, fmt in zip(paths, formats):
+            fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=_NO_DATES.get(fmt))
     return paths
 
 
@@ -86,7 +95,7 @@ def _labels_palette(labels, classes) -> dict:
 
 
 def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="strategy", errorbar=("ci", 95),
-                    hue_order=None, ax=None) -> Figure:  # fmt: skip
+                    hue_order=None, ax=None, seed: int = 0) -> Figure:  # fmt: skip
     """Test ``y`` against labels, one line per ``hue`` value, mean and band over runs (seeds)."""
     ax, hue = _axes(ax), _hue(runs, hue)
     sns.lineplot(
@@ -96,6 +105,7 @@ def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="str
         hue=hue,
         hue_order=hue_order if hue else None,
         errorbar=errorbar,
+        seed=seed,
         marker="o",
         ax=ax,
     )
@@ -106,7 +116,7 @@ def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="str
 
 
 def learning_curve_panels(runs: pd.DataFrame, *, col="setting", x="n_labeled", y="accuracy", hue="strategy",
-                          errorbar=("ci", 95)) -> Figure:  # fmt: skip
+                          errorbar=("ci", 95), seed: int = 0) -> Figure:  # fmt: skip
     """:func:`learning_curves` side by side, one panel per value of ``col`` (e.g. balanced |
     imbalanced), each on its own label range; a ``hue`` value keeps its colour in every panel."""
     panels = sorted(runs[col].dropna().unique(), key=str)
@@ -116,14 +126,15 @@ def learning_curve_panels(runs: pd.DataFrame, *, col="setting", x="n_labeled", y
                              squeeze=False)  # fmt: skip
     for ax, value in zip(axes.flat, panels):
         learning_curves(
-            runs[runs[col] == value], x=x, y=y, hue=hue, errorbar=errorbar, hue_order=order, ax=ax
+            runs[runs[col] == value], x=x, y=y, hue=hue, errorbar=errorbar, hue_order=order, ax=ax,
+            seed=seed,
         )
         ax.set_title(f"{col}: {value}")
     return fig
 
 
 def per_class_accuracy(
-    runs: pd.DataFrame, *, x="n_labeled", classes=None, errorbar=("ci", 95), ax=None
+    runs: pd.DataFrame, *, x="n_labeled", classes=None, errorbar=("ci", 95), ax=None, seed: int = 0
 ) -> Figure:
     """Per-class test accuracy (``acc_<c>`` columns) against labels, one line per class."""
     ax = _axes(ax)
@@ -134,7 +145,7 @@ def per_class_accuracy(
     long["class"] = [_class_name(c, classes) for c in long["class"]]
     palette = _labels_palette([column_class(c) for c in columns], classes)
     sns.lineplot(data=long, x=x, y="class_accuracy", hue="class", hue_order=list(palette),
-                 palette=palette, errorbar=errorbar, marker=".", ax=ax)  # fmt: skip
+                 palette=palette, errorbar=errorbar, seed=seed, marker=".", ax=ax)  # fmt: skip
     ax.set(xlabel="labeled samples" if x == "n_labeled" else x, ylabel="per-class accuracy")
     ax.grid(alpha=0.3)
     return ax.figure
@@ -176,7 +187,8 @@ def round_timings(runs: pd.DataFrame, *, phases=("train_time", "embed_time", "se
     return ax.figure
 
 
-def mask_overlap(overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), ax=None) -> Figure:
+def mask_overlap(overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), ax=None,
+                 seed: int = 0) -> Figure:
     """Jaccard of each round's mask with the previous round's (solid) and the first round's (dashed)."""
     ax, hue = _axes(ax), _hue(overlap, hue)
     ids = ["round"] + ([hue] if hue else [])
@@ -193,6 +205,7 @@ def mask_overlap(overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), 
         hue=hue,
         style="against",
         errorbar=errorbar,
+        seed=seed,
         marker="o",
         ax=ax,
     )
@@ -252,10 +265,11 @@ def layer_share_summary(summary: pd.DataFrame, *, value: str = "fraction", ax=No
 
 
 def fisher_over_rounds(fisher: pd.DataFrame, *, y: str = "fisher_trace", hue="strategy", errorbar=("ci", 95),
-                       log: bool = True, ax=None) -> Figure:  # fmt: skip
+                       log: bool = True, ax=None, seed: int = 0) -> Figure:  # fmt: skip
     """A Fisher summary (default the trace) against round, mean and band over runs."""
     ax, hue = _axes(ax), _hue(fisher, hue)
-    sns.lineplot(data=fisher, x="round", y=y, hue=hue, errorbar=errorbar, marker="o", ax=ax)
+    sns.lineplot(data=fisher, x="round", y=y, hue=hue, errorbar=errorbar, seed=seed, marker="o",
+                 ax=ax)
     if log and (fisher[y] > 0).all():
         ax.set_yscale("log")
     ax.set(ylabel=y.replace("_", " "))

@@ -89,3 +89,16 @@ def test_class_colours_by_label_without_names():
     expected = {str(c): tab10[c] for c in range(len(CLASSES))}
     assert legend_colours(plots.class_histogram(frame)) == expected
     assert legend_colours(plots.class_sensitivity(by_class)) == expected
+
+
+def test_two_renders_of_the_same_records_are_byte_identical(tmp_path):
+    frame = rounds_frame()
+    frame["accuracy"] += np.random.default_rng(0).normal(0, 0.05, len(frame))  # bands to bootstrap
+    written = []
+    for name in ("a", "b"):
+        fig = plots.learning_curves(frame, errorbar=("ci", 95))
+        written.append(plots.save_figure(fig, tmp_path / name / "curves", dpi=40))
+    for first, second in zip(*written):
+        assert first.read_bytes() == second.read_bytes(), first.suffix
+    assert b"<dc:date>" not in written[0][1].read_bytes()
+    assert plt.rcParams["svg.hashsalt"] is None  # the salt is set for the save only
