@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from fmlib.records.tables import class_columns, column_class
 
@@ -171,20 +172,55 @@ def class_histogram(runs: pd.DataFrame, *, kind: str = "count", classes=None, ax
 
 def round_timings(runs: pd.DataFrame, *, phases=("train_time", "embed_time", "select_time", "eval_time"),
                   ax=None) -> Figure:  # fmt: skip
-    """Seconds per round of each phase (mean over runs; style per strategy when there are several)."""
-    ax = _axes(ax)
+    """Seconds per round, phases stacked, one panel per ``setting`` (settings are never pooled).
+
+    With several strategies a panel has one horizontal bar per strategy (mean seconds per round
+    over rounds and runs); with one strategy, one bar per round (mean over runs). ``ax`` draws one
+    panel: it takes the rows of one setting only."""
     phases = [p for p in phases if p in runs.columns]
-    ids = ["round"] + (["strategy"] if "strategy" in runs.columns else [])
-    long = (
-        runs[ids + phases]
-        .melt(id_vars=ids, value_vars=phases, var_name="phase", value_name="seconds")
-        .dropna()
-    )
-    style = "strategy" if "strategy" in long.columns and long["strategy"].nunique() > 1 else None
-    sns.lineplot(data=long, x="round", y="seconds", hue="phase", style=style, marker="o", ax=ax)
-    ax.set(yscale="log" if (long["seconds"] > 0).all() and len(long) else "linear")
-    ax.grid(alpha=0.3)
-    return ax.figure
+    colours = dict(zip(phases, sns.color_palette("tab10", 10)))
+    settings = sorted(runs["setting"].dropna().unique(), key=str) if "setting" in runs else [None]
+    if ax is not None and len(settings) > 1:
+        raise ValueError(f"ax draws one panel but the rows hold {len(settings)} settings "
+                         f"({', '.join(map(str, settings))}); pass ax=None or one setting's rows")  # fmt: skip
+    by_strategy = "strategy" in runs.columns and runs["strategy"].nunique() > 1
+    strategies = sorted(runs["strategy"].unique(), key=str) if by_strategy else []
+    if ax is None:
+        height = max(2.8, 0.38 * len(strategies) + 1.6) if by_strategy else 3.6
+        _, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings) + 1.2, height),
+                               layout="constrained", sharex=by_strategy, squeeze=False)  # fmt: skip
+        axes = list(axes.flat)
+        if settings != [None]:
+            axes[0].figure.suptitle("seconds per round by phase")
+    else:
+        axes = [ax]
+    for ax, setting in zip(axes, settings):
+        part = runs if setting is None else runs[runs["setting"] == setting]
+        if by_strategy:
+            table = part.groupby("strategy")[phases].mean().reindex(strategies)
+        else:
+            table = part.groupby("round")[phases].mean()
+        base = np.zeros(len(table))
+        for phase in phases:
+            values = table[phase].fillna(0).to_numpy()
+            label = phase.removesuffix("_time")
+            if by_strategy:
+                ax.barh(np.arange(len(table)), values, left=base, color=colours[phase], label=label)
+            else:
+                ax.bar(table.index, values, bottom=base, color=colours[phase], label=label)
+            base = base + values
+        if by_strategy:
+            ax.set(yticks=np.arange(len(table)), yticklabels=table.index,
+                   xlabel="seconds per round (mean over rounds and runs)")  # fmt: skip
+            ax.invert_yaxis()
+            ax.grid(axis="x", alpha=0.3)
+        else:
+            ax.set(xlabel="round", ylabel="seconds (mean over runs)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(axis="y", alpha=0.3)
+        ax.set_title(str(setting) if setting is not None else "seconds per round by phase")
+    axes[-1].legend(title="phase", fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return axes[0].figure
 
 
 def mask_overlap(overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), ax=None,

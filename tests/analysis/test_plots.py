@@ -102,3 +102,37 @@ def test_two_renders_of_the_same_records_are_byte_identical(tmp_path):
         assert first.read_bytes() == second.read_bytes(), first.suffix
     assert b"<dc:date>" not in written[0][1].read_bytes()
     assert plt.rcParams["svg.hashsalt"] is None  # the salt is set for the save only
+
+
+def test_round_timings_one_panel_per_setting_phases_stacked_legend_outside():
+    frame = rounds_frame(seeds=(0,), settings=["balanced", "imbalanced"])
+    frame.loc[frame["setting"] == "imbalanced", "select_time"] = 9.0
+    fig = plots.round_timings(frame)
+    axes = [ax for ax in fig.axes if ax.patches]
+    assert [ax.get_title() for ax in axes] == ["balanced", "imbalanced"]
+    for ax, select in zip(axes, (2.0, 9.0)):
+        # one stacked bar per strategy, one segment per phase: the select segment is its mean
+        assert len(ax.patches) == 2 * 4
+        widths = {round(p.get_width(), 6) for p in ax.containers[2].patches}
+        assert widths == {select}
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["fishermask", "random"]
+    fig.canvas.draw()
+    legend = fig.legends[0] if fig.legends else axes[-1].get_legend()
+    box = legend.get_window_extent()
+    for ax in axes:  # the legend covers no panel
+        assert not box.overlaps(ax.get_window_extent())
+    assert [t.get_text() for t in legend.get_texts()] == ["train", "embed", "select", "eval"]
+
+
+def test_round_timings_of_one_strategy_has_a_bar_per_round():
+    frame = rounds_frame(seeds=(0, 1), strategies=("fishermask",))
+    (ax,) = plots.round_timings(frame).axes
+    assert len(ax.containers[0].patches) == 4  # rounds 0..3
+    assert [round(p.get_height(), 6) for p in ax.containers[0].patches] == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_round_timings_refuses_to_pool_settings_on_one_axis():
+    frame = rounds_frame(seeds=(0,), settings=["balanced", "imbalanced"])
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match="ax"):
+        plots.round_timings(frame, ax=ax)
