@@ -22,7 +22,6 @@ from matplotlib.ticker import MaxNLocator
 
 from fmlib.records.tables import class_columns, column_class
 
-
 # Metadata that would change the bytes of a file between two renders of the same records.
 _NO_DATES = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {"Software": None}}
 
@@ -45,6 +44,23 @@ def _axes(ax, figsize=(6.4, 4.2)):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
+
+
+def _integer_x(ax) -> None:
+    """Ticks only at whole numbers on an x axis of counts (rounds, labels)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _title(ax, title: str) -> None:
+    """``title`` unless the caller's axes already have one (a panel of a larger figure)."""
+    if not ax.get_title():
+        ax.set_title(title)
+
+
+def _round_labels(ax) -> None:
+    """Round labels of a bar chart read horizontally unless there are too many to fit."""
+    labels = ax.get_xticklabels()
+    ax.tick_params(axis="x", labelrotation=0 if len(labels) <= 20 else 90)
 
 
 def _hue(frame: pd.DataFrame, hue):
@@ -112,6 +128,9 @@ def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="str
     )
     _label_counts(ax, _runs_per_hue(runs, hue))
     ax.set(xlabel="labeled samples" if x == "n_labeled" else x, ylabel=y.replace("_", " "))
+    if x in ("n_labeled", "round"):
+        _integer_x(ax)
+    _title(ax, f"test {y.replace('_', ' ')} against {'labels' if x == 'n_labeled' else x}")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -148,6 +167,9 @@ def per_class_accuracy(
     sns.lineplot(data=long, x=x, y="class_accuracy", hue="class", hue_order=list(palette),
                  palette=palette, errorbar=errorbar, seed=seed, marker=".", ax=ax)  # fmt: skip
     ax.set(xlabel="labeled samples" if x == "n_labeled" else x, ylabel="per-class accuracy")
+    if x in ("n_labeled", "round"):
+        _integer_x(ax)
+    _title(ax, "test accuracy per class")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -166,6 +188,8 @@ def class_histogram(runs: pd.DataFrame, *, kind: str = "count", classes=None, ax
         table = table.loc[table.sum(axis=1) > 0]  # the last round queries nothing
     table.plot(kind="bar", stacked=True, ax=ax, width=0.85, color=list(palette.values()))
     ax.set(xlabel="round", ylabel="labeled samples" if kind == "count" else "queried samples")
+    _round_labels(ax)
+    _title(ax, "classes of the labeled set" if kind == "count" else "classes of each round's query")
     ax.legend(title="class", fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return ax.figure
 
@@ -181,8 +205,9 @@ def round_timings(runs: pd.DataFrame, *, phases=("train_time", "embed_time", "se
     colours = dict(zip(phases, sns.color_palette("tab10", 10)))
     settings = sorted(runs["setting"].dropna().unique(), key=str) if "setting" in runs else [None]
     if ax is not None and len(settings) > 1:
+        names = ", ".join(map(str, settings))
         raise ValueError(f"ax draws one panel but the rows hold {len(settings)} settings "
-                         f"({', '.join(map(str, settings))}); pass ax=None or one setting's rows")  # fmt: skip
+                         f"({names}); pass ax=None or one setting's rows")  # fmt: skip
     by_strategy = "strategy" in runs.columns and runs["strategy"].nunique() > 1
     strategies = sorted(runs["strategy"].unique(), key=str) if by_strategy else []
     if ax is None:
@@ -246,6 +271,8 @@ def mask_overlap(overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), 
         ax=ax,
     )
     ax.set(ylim=(0, 1.02), ylabel="mask overlap (Jaccard)")
+    _integer_x(ax)
+    _title(ax, "mask overlap with the previous and the first round")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -263,7 +290,8 @@ def mask_overlap_matrix(matrix: pd.DataFrame, *, ax=None) -> Figure:
         square=True,
         ax=ax,
     )
-    ax.set(xlabel="round", ylabel="round", title="mask overlap (Jaccard)")
+    ax.set(xlabel="round", ylabel="round")
+    _title(ax, "mask overlap (Jaccard) of every pair of rounds")
     return ax.figure
 
 
@@ -284,17 +312,25 @@ def layer_share(shares: pd.DataFrame, *, value: str = "fraction", ax=None) -> Fi
 
 
 def layer_share_summary(summary: pd.DataFrame, *, value: str = "fraction", ax=None) -> Figure:
-    """Mean (bar) and std over rounds (whisker) of each layer's ``fraction`` or ``share``."""
+    """Mean over rounds (bar) of each layer's ``fraction`` or ``share``, whiskers from the 10 % to
+    the 90 % quantile over rounds (within [0, 1], as a fraction is; mean ± std clipped to [0, 1]
+    for a summary without the quantile columns)."""
     ax = _axes(ax, figsize=(6.4, max(3.0, 0.28 * len(summary) + 1)))
     y = np.arange(len(summary))
-    ax.barh(
-        y,
-        summary[f"{value}_mean"],
-        xerr=summary[f"{value}_std"].fillna(0),
-        color="tab:blue",
-        alpha=0.8,
-    )
-    ax.set(yticks=y, yticklabels=summary["layer"], xlabel=f"{value} (mean ± std over rounds)")
+    mean = summary[f"{value}_mean"].to_numpy(float)
+    if {f"{value}_q10", f"{value}_q90"} <= set(summary.columns):
+        low, high = summary[f"{value}_q10"].to_numpy(float), summary[f"{value}_q90"].to_numpy(float)
+        spread = "10–90 % of rounds"
+    else:
+        std = summary[f"{value}_std"].fillna(0).to_numpy(float)
+        low, high = np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1)
+        spread = "± std over rounds, within [0, 1]"
+    xerr = np.vstack([np.maximum(mean - low, 0), np.maximum(high - mean, 0)])
+    ax.barh(y, mean, xerr=xerr, color="tab:blue", alpha=0.8)
+    ax.set(yticks=y, yticklabels=summary["layer"], xlabel=f"{value} (mean, whiskers {spread})")
+    ax.set_xlim(left=0)
+    _title(ax, "layer entries in the mask, over rounds" if value == "fraction"
+           else "mask entries per layer, over rounds")  # fmt: skip
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
     return ax.figure
@@ -309,6 +345,8 @@ def fisher_over_rounds(fisher: pd.DataFrame, *, y: str = "fisher_trace", hue="st
     if log and (fisher[y] > 0).all():
         ax.set_yscale("log")
     ax.set(ylabel=y.replace("_", " "))
+    _integer_x(ax)
+    _title(ax, f"{y.replace('_', ' ')} per round")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -328,6 +366,8 @@ def class_sensitivity(by_class: pd.DataFrame, *, value: str = "score_share", ax=
     table.columns = list(palette)
     table.plot(kind="bar", stacked=True, ax=ax, width=0.85, color=list(palette.values()))
     ax.set(xlabel="round (model that picked)", ylabel=value.replace("_", " "))
+    _round_labels(ax)
+    _title(ax, f"{value.replace('_', ' ')} of each class among the picked samples")
     ax.legend(title=key, fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return ax.figure
 

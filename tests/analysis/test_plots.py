@@ -27,7 +27,8 @@ def rounds_frame(seeds=(0, 1, 2), strategies=("random", "fishermask"), settings=
         for strategy in strategies:
             for seed in seeds:
                 for r in range(4):
-                    row = {"run": f"{strategy}-{setting}-{seed}", "strategy": strategy, "seed": seed,
+                    row = {"run": f"{strategy}-{setting}-{seed}", "strategy": strategy,
+                           "seed": seed,
                            "round": r, "n_labeled": 10 + 20 * r,
                            "accuracy": 0.5 + 0.1 * r + 0.01 * seed,
                            "train_time": 1.0 + r, "embed_time": 0.5, "select_time": 2.0,
@@ -136,3 +137,70 @@ def test_round_timings_refuses_to_pool_settings_on_one_axis():
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="ax"):
         plots.round_timings(frame, ax=ax)
+
+
+def overlap_frame():
+    return pd.DataFrame({"round": [0, 1, 2, 3] * 2, "strategy": "fishermask",
+                         "seed": [0] * 4 + [1] * 4,
+                         "jaccard_previous": [np.nan, 0.5, 0.6, 0.7] * 2,
+                         "jaccard_first": [1.0, 0.5, 0.4, 0.3] * 2,
+                         "fisher_trace": [1.0, 2.0, 3.0, 4.0] * 2})  # fmt: skip
+
+
+def test_round_and_label_axes_have_integer_ticks():
+    frame = rounds_frame(seeds=(0,), strategies=("random",))
+    figures = {
+        "overlap": plots.mask_overlap(overlap_frame(), errorbar=None),
+        "fisher": plots.fisher_over_rounds(overlap_frame(), errorbar=None),
+        "curves": plots.learning_curves(frame.assign(n_labeled=frame["round"] + 1), errorbar=None),
+    }
+    for name, fig in figures.items():
+        ax = fig.axes[0]
+        ax.figure.canvas.draw()
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), (name, ticks)
+
+
+def test_short_round_labels_are_not_rotated():
+    frame = rounds_frame(seeds=(0,), strategies=("random",))
+    for fig in (plots.class_histogram(frame), plots.class_sensitivity(by_class_frame())):
+        assert {t.get_rotation() for t in fig.axes[0].get_xticklabels()} == {0.0}
+
+
+def test_standalone_figures_have_titles():
+    frame = rounds_frame(seeds=(0,), strategies=("random",))
+    summary = pd.DataFrame({"layer": ["a"], "fraction_mean": [0.5], "fraction_std": [0.1]})
+    matrix = pd.DataFrame(np.eye(2))
+    figures = {
+        "curves": plots.learning_curves(frame, errorbar=None),
+        "per_class": plots.per_class_accuracy(frame, errorbar=None),
+        "labeled": plots.class_histogram(frame),
+        "queried": plots.class_histogram(frame, kind="query"),
+        "overlap": plots.mask_overlap(overlap_frame(), errorbar=None),
+        "matrix": plots.mask_overlap_matrix(matrix),
+        "summary": plots.layer_share_summary(summary),
+        "fisher": plots.fisher_over_rounds(overlap_frame(), errorbar=None),
+        "sensitivity": plots.class_sensitivity(by_class_frame()),
+    }
+    titles = {name: fig.axes[0].get_title() for name, fig in figures.items()}
+    assert all(titles.values()), titles
+    assert len(set(titles.values())) == len(titles)  # no two figures share a title
+
+
+def test_layer_summary_range_of_a_fraction_stays_in_zero_one():
+    from fmlib.analysis.sensitivity import layer_share_summary
+
+    shares = pd.DataFrame({"round": [0, 1, 2, 3], "layer": "a", "numel": 10,
+                           "in_mask": [0, 0, 0, 9], "fraction": [0, 0, 0, 0.9],
+                           "share": [0, 0, 0, 1.0]})  # fmt: skip
+    summary = layer_share_summary(shares)
+    assert summary.loc[0, "fraction_mean"] - summary.loc[0, "fraction_std"] < 0  # mean ± std would
+    ax = plots.layer_share_summary(summary).axes[0]
+    (bars,) = [c for c in ax.containers if hasattr(c, "lines")]
+    segments = bars.lines[2][0].get_segments()
+    assert min(s[:, 0].min() for s in segments) >= 0
+    assert max(s[:, 0].max() for s in segments) <= 1
+    ax = plots.layer_share_summary(summary[["layer", "fraction_mean", "fraction_std"]]).axes[0]
+    (bars,) = [c for c in ax.containers if hasattr(c, "lines")]
+    assert min(s[:, 0].min() for s in bars.lines[2][0].get_segments()) >= 0  # clipped mean ± std
