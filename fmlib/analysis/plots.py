@@ -170,6 +170,7 @@ def per_class_accuracy(
     if x in ("n_labeled", "round"):
         _integer_x(ax)
     _title(ax, "test accuracy per class")
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), title="class", fontsize="small")
     ax.grid(alpha=0.3)
     return ax.figure
 

@@ -204,3 +204,10 @@ def test_layer_summary_range_of_a_fraction_stays_in_zero_one():
     ax = plots.layer_share_summary(summary[["layer", "fraction_mean", "fraction_std"]]).axes[0]
     (bars,) = [c for c in ax.containers if hasattr(c, "lines")]
     assert min(s[:, 0].min() for s in bars.lines[2][0].get_segments()) >= 0  # clipped mean ± std
+
+
+def test_per_class_legend_lies_beside_the_curves():
+    fig = plots.per_class_accuracy(rounds_frame(seeds=(0,), strategies=("random",)), errorbar=None)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert not ax.get_legend().get_window_extent().overlaps(ax.get_window_extent())
