@@ -122,11 +122,16 @@ def layer_mask_share(source, by="parameter") -> pd.DataFrame:
 
 
 def layer_share_summary(shares: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over rounds of each layer's ``fraction`` and ``share`` (the paper's table), and
+    """Mean and std over rounds of each layer's ``fraction`` and ``share`` (the paper's table),
+    their 10 % and 90 % quantiles over rounds (``fraction_q10``, ...: a range within [0, 1]), and
     ``rounds_in_mask``: the fraction of rounds in which the layer has any entry in the mask."""
     grouped = shares.groupby("layer", sort=False)
     out = grouped[["fraction", "share"]].agg(["mean", "std"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]
+    for q in (0.1, 0.9):
+        quantiles = grouped[["fraction", "share"]].quantile(q)
+        for column in ("fraction", "share"):
+            out[f"{column}_q{round(100 * q)}"] = quantiles[column]
     out["rounds_in_mask"] = grouped["in_mask"].apply(lambda s: float((s > 0).mean()))
     return out.reset_index()
 
