@@ -211,13 +211,7 @@ class ExperimentConfig:
             out.append(f"ratio must be a finite number >= 1, got {self.ratio!r}")
         check(_minority, self.minority_classes, self.imbalance)
         sizes = len(out)
-        for name in ("pool_size", "test_size"):
-            check(_integer, name, getattr(self, name), 1, optional=True)
-        check(_integer, "initial_size", self.initial_size, 1)
-        check(_integer, "query_size", self.query_size, 1)
-        check(_integer, "rounds", self.rounds, 0, optional=True)
-        if _is_int(self.initial_size):
-            check(_integer, "budget", self.budget, self.initial_size, optional=True)
+        out += _size_problems(self)
         check(_integer, "seed", self.seed, 0)
         check(_integer, "data_seed", self.data_seed, 0, optional=True)
         if self.budget is None and self.rounds is None:
@@ -230,9 +224,7 @@ class ExperimentConfig:
             isinstance(self.output_dir, (str, os.PathLike)) and os.fspath(self.output_dir)
         ):
             out.append(f"output_dir must be a directory path or None, got {self.output_dir!r}")
-        for name in OPTION_FIELDS:
-            if not isinstance(getattr(self, name), Mapping):
-                out.append(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
+        out += _option_problems(self)
         check(_device, self.device)
         check(_trainer, self.trainer)
         check(stop_rules, self.stopping)
@@ -342,10 +334,14 @@ def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, te
     """A tiny copy of ``config`` that runs the same code paths in seconds on a CPU (notebook smoke
     tests, demos): pool and test set, initial set and batch capped at these sizes, ``rounds`` query
     rounds (no budget), at most ``epochs`` per round, and for strategies with a ``fisher_samples``
-    option (bait, fishermask) at most that many points for the Fisher. Other fields are kept."""
+    option (bait, fishermask) at most that many points for the Fisher. Other fields are kept.
+    A bad size or option field is a ``ValueError`` naming it, never shrunk into a valid one."""
     from fmlib.strategies import strategy_class
 
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
+    problems = _size_problems(config) + _option_problems(config)  # named, never shrunk away
+    if problems:
+        raise ValueError(problem_message(problems))
     options = dict(config.strategy_options)
     try:
         defaults = strategy_class(config.strategy).defaults
@@ -412,6 +408,28 @@ def _is_int(value) -> bool:
 def _is_real(value) -> bool:
     """A finite real number (bools are not numbers here)."""
     return (_is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
+
+
+def _size_problems(config: ExperimentConfig) -> list[str]:
+    """Problems of the sizes (pool, test set, initial set, batch, rounds, budget)."""
+    out = []
+    checks = [(name, getattr(config, name), 1, True) for name in ("pool_size", "test_size")]
+    checks += [("initial_size", config.initial_size, 1, False),
+               ("query_size", config.query_size, 1, False), ("rounds", config.rounds, 0, True)]
+    if _is_int(config.initial_size):
+        checks.append(("budget", config.budget, config.initial_size, True))
+    for name, value, minimum, optional in checks:
+        try:
+            _integer(name, value, minimum, optional)
+        except ValueError as err:
+            out.append(str(err))
+    return out
+
+
+def _option_problems(config: ExperimentConfig) -> list[str]:
+    """The option fields that are not dicts."""
+    return [f"{name} must be a dict, got {type(getattr(config, name)).__name__}"
+            for name in OPTION_FIELDS if not isinstance(getattr(config, name), Mapping)]
 
 
 def _choice(name: str, value, allowed) -> None:
