@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmlib.datasets import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS
-from fmlib.models import MODELS, trial_model
+from fmlib.datasets import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS, pool_shape
+from fmlib.fisher.masks import mask_size
+from fmlib.models import MODELS, default_device, trial_model
 from fmlib.named import is_named, resolve_callable
 from fmlib.stopping import rule_specs, stop_rules
 from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
@@ -190,6 +191,9 @@ class ExperimentConfig:
         )  # strategies import the Fisher engine; only when called
 
         out: list[str] = []
+        trial: dict = {}  # the trial model, when one is built
+        shape = pool_shape(self.dataset, self.imbalance, self.ratio, self.minority_classes,
+                           self.pool_size) if check_dataset else None  # fmt: skip
 
         def check(fn, *args, **kwargs):
             try:
@@ -236,14 +240,17 @@ class ExperimentConfig:
             and not any(p.startswith(("unknown model", "model_options")) for p in out)
         ):
             channels, side = _IMAGE_SHAPES.get(self.dataset, (1, 28))
+            classes = shape[1] if shape else 2
             with torch.random.fork_rng(devices=[]):  # a trial build leaves the global RNG alone
-                check(trial_model, self.model, self.model_options, 2, channels, side)
+                check(lambda: trial.update(model=trial_model(self.model, self.model_options,
+                                                             classes, channels, side)))  # fmt: skip
+        built = {} if built is None else built
         if check_strategy and not any(p.startswith("strategy_options") for p in out):
             check(
-                lambda: (built if built is not None else {}).update(
-                    strategy=build_strategy(self.strategy, self.strategy_options)
-                )
+                lambda: built.update(strategy=build_strategy(self.strategy, self.strategy_options))
             )
+        if shape and "model" in trial and "strategy" in built:
+            check(check_mask_memory, self, built["strategy"], trial["model"], shape)
         return out
 
     def validate(self, *, check_dataset: bool = True, check_strategy: bool = True, parts: bool = True,
@@ -504,6 +511,39 @@ def _minority(classes, imbalance) -> None:
     if imbalance != "step":
         raise ValueError(f"minority_classes {list(classes)} is used only with imbalance 'step' (got imbalance "
                          f"{imbalance!r}); set it to None")  # fmt: skip
+
+
+def check_mask_memory(config, strategy, model: torch.nn.Module, shape: tuple[int, int]) -> None:
+    """``ValueError`` when FisherMask's candidate embeddings ``[N, C, k]`` and its ``[k, k]``
+    Fishers would not fit in the memory free on the device, naming ``fraction`` and
+    ``max_candidates`` and the values that would fit. ``shape``: ``(pool size, classes)``:
+    a built-in dataset's known shape at validation, the data's in :func:`fmlib.build.build`."""
+    from fmlib.strategies import fisher as fs
+
+    if not isinstance(strategy, fs.FisherMask) or strategy.options["mask"] is not None:
+        return
+    opts = strategy.options
+    device = torch.device(config.device) if config.device is not None else default_device()
+    free = fs.available_memory(device)
+    if free is None:
+        return
+    fraction, most = opts["fraction"], opts["max_candidates"]
+    k = mask_size(model, fraction, method=opts["method"], include_head=opts["include_head"])
+    pool, classes = shape
+    start = config.initial_size if isinstance(config.initial_size, int) else 0
+    n = max(pool - start, 1) if most is None else min(pool, most)
+    dtype = torch.float64 if opts["precision"] == "float64" else torch.float32
+    try:
+        fs.check_embedding_memory(n, classes, k, dtype, device)
+    except MemoryError as err:
+        total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        row = n * classes * torch.empty((), dtype=dtype).element_size()
+        k_fit = int((math.sqrt(row * row + 64 * free) - row) // 32)  # 16 k^2 + row k <= free
+        raise ValueError(
+            f"strategy_options: fraction={fraction} keeps {k} of the {total} parameters of model "
+            f"{config.model!r} and max_candidates={most} gives {n} candidates of {classes} "
+            f"classes: {err}; with {n} candidates a fraction of at most {k_fit / total:.2g} fits"
+        ) from None
 
 
 def _device(device) -> None:
