@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmlib.config import ExperimentConfig
+from fmlib.config import ExperimentConfig, check_mask_memory
 from fmlib.data import ALData, as_al_data
 from fmlib.datasets import initial_labeled, prepare_data
 from fmlib.inputs import DictBatch
@@ -129,6 +129,7 @@ def build(
                 config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1]
             )
             check_model(model, strategy, pool, what=f"model {config.model!r}")
+    check_mask_memory(config, strategy, model, (len(pool), pool.num_classes))  # before round 0
     initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method,
                               seed=config.data_seed_or_seed())  # fmt: skip
     factory_name = None

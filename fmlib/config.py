@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmlib.datasets import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS
-from fmlib.models import MODELS, trial_model
+from fmlib.datasets import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS, pool_shape
+from fmlib.fisher.masks import mask_size
+from fmlib.models import MODELS, default_device, trial_model
 from fmlib.named import is_named, resolve_callable
 from fmlib.stopping import rule_specs, stop_rules
 from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
@@ -190,6 +191,9 @@ class ExperimentConfig:
         )  # strategies import the Fisher engine; only when called
 
         out: list[str] = []
+        trial: dict = {}  # the trial model, when one is built
+        shape = pool_shape(self.dataset, self.imbalance, self.ratio, self.minority_classes,
+                           self.pool_size) if check_dataset else None  # fmt: skip
 
         def check(fn, *args, **kwargs):
             try:
@@ -211,13 +215,7 @@ class ExperimentConfig:
             out.append(f"ratio must be a finite number >= 1, got {self.ratio!r}")
         check(_minority, self.minority_classes, self.imbalance)
         sizes = len(out)
-        for name in ("pool_size", "test_size"):
-            check(_integer, name, getattr(self, name), 1, optional=True)
-        check(_integer, "initial_size", self.initial_size, 1)
-        check(_integer, "query_size", self.query_size, 1)
-        check(_integer, "rounds", self.rounds, 0, optional=True)
-        if _is_int(self.initial_size):
-            check(_integer, "budget", self.budget, self.initial_size, optional=True)
+        out += _size_problems(self)
         check(_integer, "seed", self.seed, 0)
         check(_integer, "data_seed", self.data_seed, 0, optional=True)
         if self.budget is None and self.rounds is None:
@@ -230,9 +228,7 @@ class ExperimentConfig:
             isinstance(self.output_dir, (str, os.PathLike)) and os.fspath(self.output_dir)
         ):
             out.append(f"output_dir must be a directory path or None, got {self.output_dir!r}")
-        for name in OPTION_FIELDS:
-            if not isinstance(getattr(self, name), Mapping):
-                out.append(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
+        out += _option_problems(self)
         check(_device, self.device)
         check(_trainer, self.trainer)
         check(stop_rules, self.stopping)
@@ -244,14 +240,17 @@ class ExperimentConfig:
             and not any(p.startswith(("unknown model", "model_options")) for p in out)
         ):
             channels, side = _IMAGE_SHAPES.get(self.dataset, (1, 28))
+            classes = shape[1] if shape else 2
             with torch.random.fork_rng(devices=[]):  # a trial build leaves the global RNG alone
-                check(trial_model, self.model, self.model_options, 2, channels, side)
+                check(lambda: trial.update(model=trial_model(self.model, self.model_options,
+                                                             classes, channels, side)))  # fmt: skip
+        built = {} if built is None else built
         if check_strategy and not any(p.startswith("strategy_options") for p in out):
             check(
-                lambda: (built if built is not None else {}).update(
-                    strategy=build_strategy(self.strategy, self.strategy_options)
-                )
+                lambda: built.update(strategy=build_strategy(self.strategy, self.strategy_options))
             )
+        if shape and "model" in trial and "strategy" in built:
+            check(check_mask_memory, self, built["strategy"], trial["model"], shape)
         return out
 
     def validate(self, *, check_dataset: bool = True, check_strategy: bool = True, parts: bool = True,
@@ -342,10 +341,14 @@ def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, te
     """A tiny copy of ``config`` that runs the same code paths in seconds on a CPU (notebook smoke
     tests, demos): pool and test set, initial set and batch capped at these sizes, ``rounds`` query
     rounds (no budget), at most ``epochs`` per round, and for strategies with a ``fisher_samples``
-    option (bait, fishermask) at most that many points for the Fisher. Other fields are kept."""
+    option (bait, fishermask) at most that many points for the Fisher. Other fields are kept.
+    A bad size or option field is a ``ValueError`` naming it, never shrunk into a valid one."""
     from fmlib.strategies import strategy_class
 
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
+    problems = _size_problems(config) + _option_problems(config)  # named, never shrunk away
+    if problems:
+        raise ValueError(problem_message(problems))
     options = dict(config.strategy_options)
     try:
         defaults = strategy_class(config.strategy).defaults
@@ -412,6 +415,28 @@ def _is_int(value) -> bool:
 def _is_real(value) -> bool:
     """A finite real number (bools are not numbers here)."""
     return (_is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
+
+
+def _size_problems(config: ExperimentConfig) -> list[str]:
+    """Problems of the sizes (pool, test set, initial set, batch, rounds, budget)."""
+    out = []
+    checks = [(name, getattr(config, name), 1, True) for name in ("pool_size", "test_size")]
+    checks += [("initial_size", config.initial_size, 1, False),
+               ("query_size", config.query_size, 1, False), ("rounds", config.rounds, 0, True)]
+    if _is_int(config.initial_size):
+        checks.append(("budget", config.budget, config.initial_size, True))
+    for name, value, minimum, optional in checks:
+        try:
+            _integer(name, value, minimum, optional)
+        except ValueError as err:
+            out.append(str(err))
+    return out
+
+
+def _option_problems(config: ExperimentConfig) -> list[str]:
+    """The option fields that are not dicts."""
+    return [f"{name} must be a dict, got {type(getattr(config, name)).__name__}"
+            for name in OPTION_FIELDS if not isinstance(getattr(config, name), Mapping)]
 
 
 def _choice(name: str, value, allowed) -> None:
@@ -486,6 +511,39 @@ def _minority(classes, imbalance) -> None:
     if imbalance != "step":
         raise ValueError(f"minority_classes {list(classes)} is used only with imbalance 'step' (got imbalance "
                          f"{imbalance!r}); set it to None")  # fmt: skip
+
+
+def check_mask_memory(config, strategy, model: torch.nn.Module, shape: tuple[int, int]) -> None:
+    """``ValueError`` when FisherMask's candidate embeddings ``[N, C, k]`` and its ``[k, k]``
+    Fishers would not fit in the memory free on the device, naming ``fraction`` and
+    ``max_candidates`` and the values that would fit. ``shape``: ``(pool size, classes)``:
+    a built-in dataset's known shape at validation, the data's in :func:`fmlib.build.build`."""
+    from fmlib.strategies import fisher as fs
+
+    if not isinstance(strategy, fs.FisherMask) or strategy.options["mask"] is not None:
+        return
+    opts = strategy.options
+    device = torch.device(config.device) if config.device is not None else default_device()
+    free = fs.available_memory(device)
+    if free is None:
+        return
+    fraction, most = opts["fraction"], opts["max_candidates"]
+    k = mask_size(model, fraction, method=opts["method"], include_head=opts["include_head"])
+    pool, classes = shape
+    start = config.initial_size if isinstance(config.initial_size, int) else 0
+    n = max(pool - start, 1) if most is None else min(pool, most)
+    dtype = torch.float64 if opts["precision"] == "float64" else torch.float32
+    try:
+        fs.check_embedding_memory(n, classes, k, dtype, device)
+    except MemoryError as err:
+        total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        row = n * classes * torch.empty((), dtype=dtype).element_size()
+        k_fit = int((math.sqrt(row * row + 64 * free) - row) // 32)  # 16 k^2 + row k <= free
+        raise ValueError(
+            f"strategy_options: fraction={fraction} keeps {k} of the {total} parameters of model "
+            f"{config.model!r} and max_candidates={most} gives {n} candidates of {classes} "
+            f"classes: {err}; with {n} candidates a fraction of at most {k_fit / total:.2g} fits"
+        ) from None
 
 
 def _device(device) -> None:

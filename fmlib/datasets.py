@@ -177,6 +177,30 @@ PAPER_TRAIN_COUNTS = (250, 5000, 250, 250)  # classes 0-3; class 1 is the majori
 PAPER_TEST_PER_CLASS = 1000
 
 
+TRAIN_PER_CLASS = {"fashion_mnist": 6000, "cifar10": 5000}  # training images per class (10)
+
+
+def pool_shape(name, imbalance: str, ratio: float = 1.0, minority_classes=None,
+               pool_size: int | None = None) -> tuple[int, int] | None:  # fmt: skip
+    """``(pool size, classes)`` of a built-in dataset's pool, known before it is loaded (the
+    bounds of a config's checks); ``None`` for a dataset factory or values that do not build."""
+    if not isinstance(name, str) or name not in TRAIN_PER_CLASS:
+        return None
+    if imbalance == "paper":
+        counts = np.asarray(PAPER_TRAIN_COUNTS)
+    else:
+        try:
+            counts = imbalanced_counts(
+                [TRAIN_PER_CLASS[name]] * 10, imbalance, ratio, minority_classes
+            )
+        except (TypeError, ValueError):
+            return None
+    size = int(counts.sum())
+    if isinstance(pool_size, int) and not isinstance(pool_size, bool) and pool_size >= 1:
+        size = min(size, pool_size)  # a bad pool_size is the size checks' to name
+    return size, len(counts)
+
+
 def imbalanced_counts(counts, profile: str, ratio: float, minority_classes=None) -> np.ndarray:
     """Target number of samples per class for an imbalance profile.
 

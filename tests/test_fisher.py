@@ -716,3 +716,17 @@ def test_fisher_subsample_seeds_differ_and_cover_the_pool():
 def test_fisher_subsample_bad(n_pool, size, name):
     with pytest.raises(ValueError, match=name):
         fisher_subsample(n_pool, size)
+
+
+@pytest.mark.parametrize("method", ["global", "per_layer", "random"])
+@pytest.mark.parametrize("include_head", [True, False])
+@pytest.mark.parametrize("fraction", [0.01, 0.3, 1.0])
+def test_mask_size_is_the_size_of_the_mask_fisher_mask_builds(method, include_head, fraction):
+    from fmlib.fisher.masks import mask_size
+    from fmlib.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("cnn", 10, 1, 28)
+    diag = {n: torch.rand_like(p) for n, p in model.named_parameters()}
+    mask = fisher_mask(diag, fraction, method=method, include_head=include_head, model=model)
+    assert mask_size(model, fraction, method=method, include_head=include_head) == mask.size

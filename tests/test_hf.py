@@ -266,3 +266,24 @@ def test_every_strategy_selects_from_dict_batches(one_thread, name):
         model, pool, labeled, unlabeled, 5, seed=0, device="cpu"
     )
     assert len(set(picks.tolist())) == 5 and set(picks.tolist()) <= set(unlabeled.tolist())
+
+
+@pytest.mark.parametrize("name", ["bait", "fishermask"])
+def test_nan_in_a_dict_batch_pool_is_refused_with_the_samples(one_thread, name):
+    from fmlib.train import NonFiniteError
+
+    rows = token_rows(60, 0)
+    rows["attention_mask"] = [[float(v) for v in row] for row in rows["attention_mask"]]
+    rows["attention_mask"][17][0] = float("nan")
+    features = datasets.Features({
+        "input_ids": datasets.Sequence(datasets.Value("int64")),
+        "attention_mask": datasets.Sequence(datasets.Value("float32")),
+        "label": datasets.ClassLabel(names=["a", "b", "c"]),
+        "text": datasets.Value("string"),
+    })  # fmt: skip
+    pool = from_hf(datasets.Dataset.from_dict(rows, features=features),
+                   columns=["input_ids", "attention_mask"])  # fmt: skip
+    strategy = get_strategy(name, fisher_samples=30)
+    with pytest.raises(NonFiniteError, match=r"NaN or inf: samples \[17\]"):
+        strategy.select(TinyText(CLASSES).eval(), pool, np.arange(6), np.arange(6, 60), 5,
+                        seed=0, device="cpu")  # fmt: skip

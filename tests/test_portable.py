@@ -74,7 +74,7 @@ def test_resuming_with_another_torch_version_is_refused_unless_allowed_and_recor
     import torch
 
     from fmlib.experiment import run_experiment
-    from tests.test_hostile import small_config
+    from tests.records.test_directory import small_config
 
     run = tmp_path / "run"
     config = small_config(fashion_root, run)

@@ -12,6 +12,7 @@ tensor) wins.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -229,6 +230,21 @@ def fisher_mask(
             f"fraction={fraction} selects no entries of {mask.numel}; use a larger fraction"
         )
     return mask
+
+
+def mask_size(model: nn.Module, fraction: float, *, method: str = "global",
+              include_head: bool = True) -> int:  # fmt: skip
+    """Entries :func:`fisher_mask` keeps on ``model`` with these options (``k``, whatever the
+    Fisher values): known before any Fisher is computed, to bound the memory of a mask."""
+    check_mask_options(fraction, method)
+    sizes = {n: int(math.prod(shape)) for n, shape in _trainable_shapes(model).items()}
+    head = set(head_names(model)) if include_head else set()
+    kept = sum(sizes[n] for n in head)
+    if method == "per_layer":
+        return kept + sum(int(fraction * size) for n, size in sizes.items() if n not in head)
+    if len(head) == len(sizes):
+        return kept
+    return kept + max(int(fraction * sum(sizes.values())) - kept, 0)
 
 
 def check_mask_options(fraction, method: str = "global") -> None:

@@ -22,8 +22,10 @@ from torch import nn
 
 from fmlib.data import ImageData, as_data
 from fmlib.fisher.masks import ParameterMask
+from fmlib.inputs import DictBatch
 from fmlib.models import eval_mode
 from fmlib.named import resolve
+from fmlib.train import NonFiniteError
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
@@ -283,9 +285,25 @@ def _batches(model: nn.Module, pool: ImageData, indices: np.ndarray, batch_size:
     dtype = next(model.parameters()).dtype
     for start in range(0, len(indices), batch_size):
         x = pool.inputs(indices[start : start + batch_size], device)
+        bad = _nonfinite_rows(x)
+        if bad:
+            positions = np.asarray(indices[start : start + batch_size])[bad]
+            raise NonFiniteError(f"the pool's inputs hold NaN or inf: samples {positions[:5].tolist()} "
+                                 f"({len(bad)} in a batch of {len(x)})")  # fmt: skip
         yield (
             x.to(dtype) if x.is_floating_point() else x
         )  # integer inputs (token ids) stay integers
+
+
+def _nonfinite_rows(x) -> list[int]:
+    """Rows of a batch ``[N, ...]`` (a tensor or a :class:`~fmlib.inputs.DictBatch`) whose
+    floating-point values hold NaN or inf."""
+    parts = [v for _, v in x.items()] if isinstance(x, DictBatch) else [x]
+    bad = torch.zeros(len(x), dtype=torch.bool, device=parts[0].device if parts else None)
+    for v in parts:
+        if v.is_floating_point():
+            bad |= ~torch.isfinite(v.reshape(len(v), -1)).all(1)
+    return torch.nonzero(bad).flatten().tolist()
 
 
 @torch.no_grad()

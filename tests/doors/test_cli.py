@@ -116,6 +116,14 @@ CASES = [
         r"rounds 10+: .*at most 10000",
     ),
     (
+        "run_fishermask_too_big",
+        NOTHING,
+        "run",
+        ["--strategy", "fishermask", "--set", "strategy_options.fraction=0.5", "--device", "cpu",
+         "-n"],
+        r"strategy_options: fraction=0\.5 keeps 210530 .*max_candidates=None .*at most",
+    ),
+    (
         "compare_output_is_a_file",
         runs,
         "compare",

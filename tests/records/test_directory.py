@@ -27,7 +27,7 @@ from fmlib.experiment import ExperimentConfig, run_experiment
 from fmlib.records import load_run, load_snapshots
 from tests.fakes import write_fake_fashion_mnist
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMING = ["train_time", "eval_time", "select_time", "embed_time"]
 
 

@@ -246,3 +246,44 @@ def test_fit_and_predict_proba_name_the_samples_with_nan():
         NonFiniteError, match=r"NaN or inf logits for samples \[7\] of the non-finite inputs"
     ):
         predict_proba(MLP(3), pool.tensors[0][:10])
+
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        ({"fraction": 0.5}, r"fraction=0\.5 keeps 210530 of the 421060 .*fraction of at most 0\.0"),
+        ({"fraction": 0.02}, r"fraction=0\.02 .*max_candidates=None gives 5735.*max_candidates=\d"),
+    ],
+    ids=["mask_too_big", "candidates_too_many"],
+)
+def test_a_fisher_mask_too_big_for_memory_is_refused_at_validation(
+    tmp_path, monkeypatch, fashion_root, options, pattern
+):
+    from fmlib.config import ExperimentConfig
+    from fmlib.strategies import fisher
+
+    monkeypatch.setattr(fisher, "available_memory", lambda device: int(1.5 * GIB))
+    cfg = ExperimentConfig(strategy="fishermask", strategy_options=options, device="cpu",
+                           data_root=fashion_root, output_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"strategy_options: " + pattern):
+        cfg.validate()
+    fits = {**options, "max_candidates": 500} if options["fraction"] < 0.1 else {"fraction": 0.002}
+    ExperimentConfig(strategy="fishermask", strategy_options=fits, device="cpu").validate()
+
+
+def test_run_experiment_refuses_a_fisher_mask_too_big_for_memory_before_round_0(
+    tmp_path, monkeypatch, fashion_root
+):
+    from fmlib.config import ExperimentConfig
+    from fmlib.strategies import fisher
+
+    monkeypatch.setattr(fisher, "available_memory", lambda device: int(1.5 * GIB))
+    cfg = ExperimentConfig(strategy="fishermask", strategy_options={"fraction": 0.5}, device="cpu",
+                           imbalance="none", budget=100, data_root=fashion_root,
+                           output_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"strategy_options: fraction=0\.5 keeps \d+ of the"):
+        run_experiment(cfg)
+    assert not (tmp_path / "run" / "rounds.csv").exists()
