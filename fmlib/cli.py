@@ -206,11 +206,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted; {len(watcher.shown)} rounds are recorded in {output}: "
               "rerun the same command to continue", file=sys.stderr)  # fmt: skip
         return 130
+    from fmlib.records import RESULTS, planned_rounds, write_results
+
     if not records.finished:
-        print(f"stopped after {len(records.rounds)} of {len(records.meta['schedule'])} rounds (--max-rounds): "
-              "rerun the same command to continue")  # fmt: skip
+        print(f"stopped after {len(records.rounds)} of {planned_rounds(records.meta)} rounds "
+              "(--max-rounds): rerun the same command to continue")  # fmt: skip
         return 0
-    from fmlib.records import RESULTS, write_results
 
     write_results(output, records, smoke=bool(args.smoke))
     summary = json.loads((output / RESULTS).read_text())

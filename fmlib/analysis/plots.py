@@ -18,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from fmlib.records.tables import class_columns, column_class
+from fmlib.records.formats import class_columns, column_class
 
 
 def save_figure(fig: Figure, path_stem, formats=("png", "svg"), dpi: int = 150) -> list[Path]:
