@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fmlib.checks import is_int
 from fmlib.datasets import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS
 from fmlib.models import MODELS, trial_model
 from fmlib.named import is_named, resolve_callable
@@ -150,7 +151,7 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         out = asdict(self)
         if out["minority_classes"] is not None:
-            out["minority_classes"] = [int(c) if _is_int(c) else c for c in out["minority_classes"]]
+            out["minority_classes"] = [int(c) if is_int(c) else c for c in out["minority_classes"]]
         if isinstance(out["stopping"], (list, tuple)):
             out["stopping"] = rule_specs(out["stopping"])
         if isinstance(out["output_dir"], os.PathLike):
@@ -216,7 +217,7 @@ class ExperimentConfig:
         check(_integer, "initial_size", self.initial_size, 1)
         check(_integer, "query_size", self.query_size, 1)
         check(_integer, "rounds", self.rounds, 0, optional=True)
-        if _is_int(self.initial_size):
+        if is_int(self.initial_size):
             check(_integer, "budget", self.budget, self.initial_size, optional=True)
         check(_integer, "seed", self.seed, 0)
         check(_integer, "data_seed", self.data_seed, 0, optional=True)
@@ -405,13 +406,9 @@ def _schedule_rounds(
 # ----------------------------------------------------------------------------- checks
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _is_real(value) -> bool:
     """A finite real number (bools are not numbers here)."""
-    return (_is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
+    return (is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
 
 
 def _choice(name: str, value, allowed) -> None:
@@ -422,7 +419,7 @@ def _choice(name: str, value, allowed) -> None:
 def _integer(name: str, value, minimum: int, optional: bool = False) -> None:
     if value is None and optional:
         return
-    if not _is_int(value) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(
             f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, got {value!r}"
         )
@@ -479,7 +476,7 @@ def _trainer(name) -> None:
 def _minority(classes, imbalance) -> None:
     if classes is None:
         return
-    if not isinstance(classes, (list, tuple)) or not all(_is_int(c) for c in classes):
+    if not isinstance(classes, (list, tuple)) or not all(is_int(c) for c in classes):
         raise ValueError(
             f"minority_classes must be a list of class indices or None, got {classes!r}"
         )
@@ -501,8 +498,8 @@ def _device(device) -> None:
 
 # Per-round training values (train_options over the preset): field -> (what is allowed, test)
 _TRAINING_RULES = {
-    "epochs": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-    "batch_size": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "epochs": ("an integer >= 1", lambda v: is_int(v) and v >= 1),
+    "batch_size": ("an integer >= 1", lambda v: is_int(v) and v >= 1),
     "lr": ("a finite number > 0 (at most 10)", lambda v: _is_real(v) and 0 < v <= 10),
     "momentum": ("a finite number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1),
     "weight_decay": ("a finite number >= 0", lambda v: _is_real(v) and v >= 0),
