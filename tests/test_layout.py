@@ -122,7 +122,7 @@ LAYERS = [
     ["fmlib.session"],
     ["fmlib.experiment"],
     ["fmlib.analysis", "fmlib.primer", "fmlib.labeling"],
-    ["fmlib.grid", "fmlib.watch"],
+    ["fmlib.grid", "fmlib.watch", "fmlib.cli_run"],
     ["fmlib.cli", "fmlib.__main__"],
 ]
 
