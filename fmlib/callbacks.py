@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from fmlib.records.formats import class_columns
+
 SCALARS = (
     "accuracy",
     "balanced_accuracy",
@@ -57,7 +59,7 @@ class TensorBoardLogger:
 
     def on_round(self, row: Mapping) -> None:
         step = int(row["n_labeled"])
-        names = [*self.scalars, *sorted(k for k in row if k.startswith("acc_"))]
+        names = [*self.scalars, *class_columns(row, "acc")]
         for name in names:
             value = row.get(name)
             if isinstance(value, (int, float)) and not math.isnan(float(value)):

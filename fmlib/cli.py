@@ -24,15 +24,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fmlib.grid.cli import assignment, usage_examples
-from fmlib.grid.spec import slug
+from fmlib.checks import UserError
+from fmlib.cli_run import build_config, field_assignment
+from fmlib.grid.cli import usage_examples
 
 COMMANDS = ("run", "grid", "compare", "bench", "notebooks")
 BENCHMARKS = ("bench_fisher.py", "bench_select.py")
-
-
-class UserError(Exception):
-    """A mistake the user can fix: reported as one line on stderr, exit status 2."""
 
 
 # ----------------------------------------------------------------------------- fmlib run
@@ -68,91 +65,6 @@ run just reports); a different config there is refused. One line per round shows
 test accuracy; results.json is written when the last round is done. Default --output:
 runs/<dataset>-<imbalance>-<strategy>-seed<seed> (with -smoke appended for --smoke).
 """
-
-
-def read_config_file(path) -> dict:
-    """Config fields from a JSON file: an object of fields, or a run directory's ``config.json``
-    (``{"config": {...}, "fmlib_version": ...}``)."""
-    path = Path(path)
-    try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"config file {path} not found") from None
-    except OSError as err:
-        raise UserError(f"cannot read config file {path}: {err.strerror or err}") from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"config file {path} is not valid JSON: {err}") from None
-    except UnicodeDecodeError as err:
-        raise UserError(
-            f"config file {path} is not UTF-8 text (byte {err.start}: {err.reason})"
-        ) from None
-    if (
-        isinstance(values, dict)
-        and isinstance(values.get("config"), dict)
-        and "fmlib_version" in values
-    ):
-        values = values["config"]  # a run directory's config.json
-    if not isinstance(values, dict):
-        raise UserError(
-            f"config file {path} must hold a JSON object of config fields, got {type(values).__name__}"
-        )
-    return values
-
-
-def config_values(args: argparse.Namespace) -> dict:
-    """Config fields from ``--config``, the flags and ``--set``, in that order of precedence (last wins)."""
-    values = read_config_file(args.config) if args.config else {}
-    from fmlib.config import OPTION_FIELDS  # after reading the file: a bad one is reported at once
-
-    for name in ("dataset", "imbalance", "model", "strategy", "seed", "device"):
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
-    for key, value in args.set:
-        name, dot, sub = key.partition(".")
-        if dot and name in OPTION_FIELDS:
-            old = values.get(name) or {}
-            values[name] = (
-                {**old, sub: value} if isinstance(old, dict) else old
-            )  # a non-dict is reported by validate
-        elif dot:
-            raise UserError(
-                f"--set {key}: FIELD.KEY is for {list(OPTION_FIELDS)}; set other fields as FIELD=VALUE"
-            )
-        else:
-            values[name] = value
-    if args.output:
-        values["output_dir"] = args.output
-    if args.no_progress:
-        values["progress"] = False
-    return values
-
-
-def build_config(args: argparse.Namespace, built: dict | None = None):
-    """The validated :class:`~fmlib.ExperimentConfig` of ``fmlib run``'s arguments (``UserError`` when
-    invalid); ``built`` receives the strategy the check built (:meth:`~fmlib.ExperimentConfig.problems`)."""
-    values = config_values(args)  # before importing torch: a bad config file is reported at once
-    from fmlib import ExperimentConfig
-
-    try:
-        config = ExperimentConfig.from_dict(values)
-        if not config.output_dir:
-            name = "-".join(slug(v) for v in (config.dataset, config.imbalance, config.strategy))
-            values["output_dir"] = str(
-                Path("runs") / f"{name}-seed{slug(config.seed)}{'-smoke' if args.smoke else ''}"
-            )
-            config = ExperimentConfig.from_dict(values)
-        if args.smoke:
-            config = _smoke_config(config)
-        config.validate(built=built)
-    except (TypeError, ValueError) as err:
-        raise UserError(str(err)) from None
-    return config
-
-
-def _smoke_config(config):
-    from fmlib.config import smoke_config
-
-    return smoke_config(config)
 
 
 def _line(text: str) -> None:
@@ -206,11 +118,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted; {len(watcher.shown)} rounds are recorded in {output}: "
               "rerun the same command to continue", file=sys.stderr)  # fmt: skip
         return 130
+    from fmlib.records import RESULTS, planned_rounds, write_results
+
     if not records.finished:
-        print(f"stopped after {len(records.rounds)} of {len(records.meta['schedule'])} rounds (--max-rounds): "
-              "rerun the same command to continue")  # fmt: skip
+        print(f"stopped after {len(records.rounds)} of {planned_rounds(records.meta)} rounds "
+              "(--max-rounds): rerun the same command to continue")  # fmt: skip
         return 0
-    from fmlib.records import RESULTS, write_results
 
     write_results(output, records, smoke=bool(args.smoke))
     summary = json.loads((output / RESULTS).read_text())
@@ -252,99 +165,25 @@ def check_compare_args(args: argparse.Namespace) -> None:
         )
 
 
-def _numeric(column) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
-
-
-def load_frame(
-    patterns: Sequence[str], include_unfinished: bool = False, include_smoke: bool = False
-):
-    """The tidy table of every run directory the globs match (``UserError`` when none); smoke runs
-    (``fmlib run --smoke``, ``FMLIB_SMOKE=1``) only with ``include_smoke``."""
-    import glob
-
-    from fmlib.analysis.compare import with_setting
-    from fmlib.records import load_runs
-
-    paths = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern, recursive=True))
-        runs = [
-            p
-            for p in matches
-            if (Path(p) / "config.json").is_file() or Path(p).name == "config.json"
-        ]
-        if not runs:
-            raise UserError(f"no run directories (holding config.json) match {pattern!r}")
-        paths += runs
-    try:
-        every = with_setting(load_runs(paths, include_smoke=include_smoke))
-    except FileNotFoundError:
-        raise UserError(
-            "every run matched is a smoke run (a test, not a result); --smoke includes them"
-        ) from None
-    frame = every if include_unfinished else every[every["finished"]]
-    if frame.empty:
-        raise UserError(
-            f"none of the {every['run'].nunique()} runs matched is finished; --all includes unfinished runs"
-        )
-    return frame, every
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no windows
-    import matplotlib.pyplot as plt
-
-    from fmlib.analysis import compare, plots
-    from fmlib.records import write_json
+    from fmlib.analysis.report import check_metric, load_comparison, write_comparison
 
     check_compare_args(args)
-    frame, every = load_frame(args.runs, args.all, args.smoke)
-    if args.metric not in frame.columns or not _numeric(frame[args.metric]):
-        what = "unknown" if args.metric not in frame.columns else "non-numeric"
-        raise UserError(
-            f"{what} metric {args.metric!r}: a numeric rounds.csv column, e.g. accuracy, balanced_accuracy"
-        )
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    table = compare.comparison_table(frame, target=args.target, metric=args.metric)
-    tables = {
-        "AUC, final accuracy"
-        + (", labels to reach the target" if args.target is not None else ""): table
-    }
-    if args.budgets:
-        for setting in sorted(frame["setting"].unique()):
-            tables[f"Accuracy at fixed label budgets, {setting}"] = compare.budget_table(
-                frame[frame["setting"] == setting], args.budgets, metric=args.metric
-            )
-    tables["Seconds per round"] = compare.cost_table(frame)
-    skipped = every["run"].nunique() - frame["run"].nunique()
-    intro = (f"{frame['run'].nunique()} {'' if args.all else 'finished '}runs from {' '.join(args.runs)}"
-             + (f" ({skipped} unfinished left out)" if skipped else "") + "; mean ± std over seeds.")  # fmt: skip
-    report = compare.markdown_report(tables, intro=intro)
-    (output / "results_table.md").write_text(report)
-    figures = []
-    for y in dict.fromkeys([args.metric, "balanced_accuracy"]):  # the compared metric first
-        fig = plots.learning_curve_panels(frame, col="setting", y=y)
-        figures += plots.save_figure(
-            fig, output / ("learning_curves" if y == args.metric else f"learning_curves_{y}")
-        )
-        plt.close(fig)
-    fig = plots.round_timings(frame)
-    figures += plots.save_figure(fig, output / "round_timings")
-    plt.close(fig)
-    auc = compare.mean_std(compare.area_under_curve(frame, metric=args.metric), "auc")
-    write_json(output / "compare.json", {"runs_globs": list(args.runs), "runs": int(frame["run"].nunique()),
-                                         "metric": args.metric, "auc": auc.drop(columns="text").to_dict("records"),
-                                         "figures": [p.name for p in figures] + ["results_table.md"]})  # fmt: skip
+    try:
+        frame, every = load_comparison(args.runs, include_unfinished=args.all,
+                                       include_smoke=args.smoke)  # fmt: skip
+        check_metric(frame, args.metric)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    report, figures = write_comparison(frame, every, args.output, runs=args.runs,
+                                       metric=args.metric, target=args.target,
+                                       budgets=args.budgets or (), include_unfinished=args.all)  # fmt: skip
     print(report)
-    print(
-        f"written to {output}: results_table.md, compare.json, {', '.join(p.name for p in figures)}"
-    )
+    names = ", ".join(p.name for p in figures)
+    print(f"written to {args.output}: results_table.md, compare.json, {names}")
     return 0
 
 
@@ -573,8 +412,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def field_assignment(text: str) -> tuple[str, object]:
-    """``--set FIELD=VALUE`` or ``FIELD.KEY=VALUE`` (:func:`fmlib.grid.cli.assignment`)."""
-    return assignment(text, "FIELD=VALUE or FIELD.KEY=VALUE (VALUE as JSON or a string)")

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fmlib.checks import is_int
 from fmlib.datasets import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS, pool_shape
 from fmlib.fisher.masks import mask_size
 from fmlib.models import MODELS, default_device, trial_model
@@ -151,7 +152,7 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         out = asdict(self)
         if out["minority_classes"] is not None:
-            out["minority_classes"] = [int(c) if _is_int(c) else c for c in out["minority_classes"]]
+            out["minority_classes"] = [int(c) if is_int(c) else c for c in out["minority_classes"]]
         if isinstance(out["stopping"], (list, tuple)):
             out["stopping"] = rule_specs(out["stopping"])
         if isinstance(out["output_dir"], os.PathLike):
@@ -408,13 +409,9 @@ def _schedule_rounds(
 # ----------------------------------------------------------------------------- checks
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _is_real(value) -> bool:
     """A finite real number (bools are not numbers here)."""
-    return (_is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
+    return (is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
 
 
 def _size_problems(config: ExperimentConfig) -> list[str]:
@@ -423,7 +420,7 @@ def _size_problems(config: ExperimentConfig) -> list[str]:
     checks = [(name, getattr(config, name), 1, True) for name in ("pool_size", "test_size")]
     checks += [("initial_size", config.initial_size, 1, False),
                ("query_size", config.query_size, 1, False), ("rounds", config.rounds, 0, True)]
-    if _is_int(config.initial_size):
+    if is_int(config.initial_size):
         checks.append(("budget", config.budget, config.initial_size, True))
     for name, value, minimum, optional in checks:
         try:
@@ -447,7 +444,7 @@ def _choice(name: str, value, allowed) -> None:
 def _integer(name: str, value, minimum: int, optional: bool = False) -> None:
     if value is None and optional:
         return
-    if not _is_int(value) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(
             f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, got {value!r}"
         )
@@ -504,7 +501,7 @@ def _trainer(name) -> None:
 def _minority(classes, imbalance) -> None:
     if classes is None:
         return
-    if not isinstance(classes, (list, tuple)) or not all(_is_int(c) for c in classes):
+    if not isinstance(classes, (list, tuple)) or not all(is_int(c) for c in classes):
         raise ValueError(
             f"minority_classes must be a list of class indices or None, got {classes!r}"
         )
@@ -559,8 +556,8 @@ def _device(device) -> None:
 
 # Per-round training values (train_options over the preset): field -> (what is allowed, test)
 _TRAINING_RULES = {
-    "epochs": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-    "batch_size": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "epochs": ("an integer >= 1", lambda v: is_int(v) and v >= 1),
+    "batch_size": ("an integer >= 1", lambda v: is_int(v) and v >= 1),
     "lr": ("a finite number > 0 (at most 10)", lambda v: _is_real(v) and 0 < v <= 10),
     "momentum": ("a finite number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1),
     "weight_decay": ("a finite number >= 0", lambda v: _is_real(v) and v >= 0),

@@ -30,10 +30,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fmlib.build import RunParts, build, load_data
+from fmlib.checks import is_int
 from fmlib.config import (
     RESULT_NEUTRAL_FIELDS,
     ExperimentConfig,
-    _is_int,
     label_schedule,
     smoke_config,
 )
@@ -85,7 +85,7 @@ def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=No
     Returns:
         The run's records (all finished rounds so far).
     """
-    if max_rounds is not None and not (_is_int(max_rounds) and max_rounds >= 1):
+    if max_rounds is not None and not (is_int(max_rounds) and max_rounds >= 1):
         raise ValueError(f"max_rounds must be an integer >= 1 or None, got {max_rounds!r}")
     parts = {"data": data, "strategy": strategy, "model": model, "train": train}
     with open_session(config, **parts, callbacks=callbacks) as session:

@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from fmlib.records import class_names
+
 UNSET = "?"  # the dropdown's value before a class is chosen
 
 
@@ -64,7 +66,7 @@ class LabelingWidget(w.VBox):
         columns: int = 10,
     ):
         self.session, self.render, self.columns = session, render, columns
-        known = session.records.meta["data"]["classes"]  # a finished run has no parts built
+        known = class_names(session.records.meta)  # a finished run has no parts built
         self.classes = list(
             classes or (session.parts.data.pool.classes if session.parts else known)
         )

@@ -5,13 +5,15 @@ evaluates it once on the test set, and, unless the label budget is reached, asks
 for the next batch ``B_r`` and labels it: ``L_{r+1} = L_r + B_r``. Round 0 trains on the
 initial set (unless ``train_first=False``: then the initial weights make the first query).
 A round is :meth:`ActiveLoop.query` (train, evaluate, select) then :meth:`ActiveLoop.label`
-(the batch's labels, from anyone: they are trained on from the next round); :meth:`~ActiveLoop.step`
-is both, with the pool's own labels. The loop takes injected parts (data, model, strategy, schedule,
-training, an optional training hook; see
-:func:`fmlib.build.build`), returns each round's row and batch in :class:`RoundResult`, and never
-touches records: :func:`fmlib.experiment.run_experiment` writes them. Strategies never see the
-loop. Everything random in round ``r`` is seeded from ``round_seed(seed, r, purpose)``; each row
-records the torch thread count that computed it, since float rounding depends on it.
+(the batch's labels, from anyone: they are trained on from the next round);
+:meth:`~ActiveLoop.step` is both, with the pool's own labels. The loop takes injected parts (data,
+model, strategy, schedule, training, an optional training hook; see :func:`fmlib.build.build`),
+returns each round's row and batch in :class:`RoundResult`, and never touches records:
+:func:`fmlib.experiment.run_experiment` writes them. Each row is a
+:class:`fmlib.records.RoundRow` built with the declared format (the one part of
+:mod:`fmlib.records` the loop imports). Strategies never see the loop. Everything random in round
+``r`` is seeded from ``round_seed(seed, r, purpose)``; each row records the torch thread count
+that computed it, since float rounding depends on it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from torch import nn
 
 from fmlib.data import ALData, as_al_data
 from fmlib.models import default_device
+from fmlib.records.formats import class_values, round_row
 from fmlib.seeds import round_seed, seeded
 from fmlib.strategies import SelectionReport, check_picks
 from fmlib.train import NonFiniteError, TrainConfig, evaluate, fit
@@ -208,16 +211,12 @@ class ActiveLoop:
                                  pool_size=len(pool))  # fmt: skip
             report = getattr(self.strategy, "report", None) or SelectionReport()
         classes, fisher = range(pool.num_classes), report.fisher
-        row = {
+        values = {
             "round": r,
             "n_labeled": len(self.labeled),
             "n_queried": len(picked),
             "accuracy": metrics["accuracy"],
             "balanced_accuracy": metrics["balanced_accuracy"],
-            # per-class columns as fmlib.records.class_column names them (the loop writes no records)
-            **{f"acc_{c}": float(metrics["per_class_accuracy"][c]) for c in classes},
-            **{f"count_{c}": 0 for c in classes},  # label() fills them in: labels not known yet
-            **{f"query_{c}": 0 for c in classes},
             **_train_columns(stats),
             "eval_time": eval_time,
             "select_time": select_time,
@@ -226,6 +225,9 @@ class ActiveLoop:
             "mask_size": int(sum(int(m.sum()) for m in fisher.mask.values())) if fisher else -1,
             "torch_threads": torch.get_num_threads(),
         }
+        zeros = [0] * len(classes)  # label() fills the counts in: the labels are not known yet
+        accuracies = [float(metrics["per_class_accuracy"][c]) for c in classes]
+        row = round_row(values, acc=accuracies, count=zeros, query=zeros)
         self.pending = Query(r, picked, row, report, stop)
         return self.pending
 
@@ -247,8 +249,8 @@ class ActiveLoop:
         classes = self.data.pool.num_classes
         counts = np.bincount(self.known[torch.as_tensor(self.labeled)].numpy(), minlength=classes)
         queried = np.bincount(labels, minlength=self.data.pool.num_classes)
-        row.update({f"count_{c}": int(counts[c]) for c in range(len(counts))})
-        row.update({f"query_{c}": int(queried[c]) for c in range(len(queried))})
+        row.update(class_values("count", [int(n) for n in counts]))
+        row.update(class_values("query", [int(n) for n in queried]))
         self.labeled = np.concatenate([self.labeled, picked])
         self.round += 1
         self.pending = None

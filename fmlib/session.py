@@ -35,14 +35,18 @@ from fmlib.loop import ActiveLoop, check_answer
 from fmlib.records import (
     RunDirectory,
     RunRecords,
+    data_summary,
     environment,
     fisher_snapshot,
     fmlib_version,
     git_commit,
     load_snapshot,
+    query_rows,
+    resume_threads,
+    resume_torch,
+    run_meta,
     save_torch,
     snapshot_bytes,
-    thread_counts,
     write_json,
 )
 from fmlib.stopping import check_stop, stop_rules
@@ -112,37 +116,26 @@ class ActiveSession:
         threads = torch.get_num_threads()
         if checkpoint is not None:
             self.records = RunRecords.from_state(checkpoint["records"], run_dir.path)
-            _check_threads(self.records, threads, config.allow_thread_change, run_dir.path)
-            _check_torch(self.records, config.allow_torch_change, run_dir.path)
+            meta, rounds, path = self.records.meta, self.records.rounds, run_dir.path
+            resume_threads(meta, rounds, threads, allowed=config.allow_thread_change, path=path)
+            resume_torch(meta, str(torch.__version__), allowed=config.allow_torch_change, path=path)
             self.loop.load_state_dict(checkpoint["loop"])
         else:
-            meta = {
-                "config": config.to_dict(),
-                "fmlib_version": fmlib_version(),
-                "git": git_commit(),
-                "environment": environment(parts.device),
-                "torch_threads": [threads],  # every count used, in order
-                "threads_mixed": False,
-                "torch_versions": [str(torch.__version__)],  # every torch version used, in order
-                "torch_mixed": False,
-                "data": {
-                    "source": parts.source,
-                    "name": pool.name,
-                    "pool_size": len(pool),
-                    "test_size": len(parts.data.test),
-                    "classes": list(pool.classes),
-                    "pool_counts": pool.class_counts().tolist(),
-                    "test_counts": parts.data.test.class_counts().tolist(),
-                },
-                "schedule": self.loop.schedule,
-            }
-            if parts.model_factory is not None:
-                meta["model_factory"] = parts.model_factory
-            if train_name is not None:
-                meta["train_hook"] = train_name
+            meta = run_meta(
+                config.to_dict(),
+                version=fmlib_version(),
+                git=git_commit(),
+                environment=environment(parts.device),
+                threads=threads,
+                torch_version=str(torch.__version__),
+                data=data_summary(parts.source, pool, parts.data.test),
+                schedule=self.loop.schedule,
+                model_factory=parts.model_factory,
+                train_hook=train_name,
+            )
             self.records = RunRecords(meta, path=run_dir.path if run_dir else None)
             initial = pool.labels[torch.as_tensor(parts.initial)].numpy()
-            self.records.queries += _query_rows(0, parts.initial, initial, ["pool"] * len(initial))
+            self.records.queries += query_rows(0, parts.initial, initial, ["pool"] * len(initial))
             if run_dir is not None:
                 run_dir.write_meta(meta)
         if run_dir is not None:
@@ -316,7 +309,7 @@ class ActiveSession:
     def _record(self, result, sources) -> None:
         records = self.records
         records.rounds.append(result.row)
-        records.queries += _query_rows(
+        records.queries += query_rows(
             result.round + 1, result.picked, result.picked_labels, sources
         )
         if self._snapshot is not None:
@@ -437,47 +430,3 @@ def _as_labels(labels, oracle) -> np.ndarray:
         raise ValueError(
             f"the oracle {name} returned {type(labels).__name__}, not labels: {err}"
         ) from None
-
-
-def _check_threads(records: RunRecords, threads: int, allowed: bool, path) -> None:
-    """Refuse to resume with another torch thread count than the run's last round, unless allowed;
-    then record the change."""
-    meta = records.meta
-    used = thread_counts(meta)
-    last = records.rounds[-1].get("torch_threads", used[-1]) if records.rounds else used[-1]
-    if last is None or threads == last:
-        return
-    if not allowed:
-        raise ValueError(
-            f"{path} was made with {last} torch thread(s) and this process has {threads}: "
-            "the rounds "
-            "still to run would not give the results of an uninterrupted run. Resume with "
-            f"torch.set_num_threads({last}) (or OMP_NUM_THREADS={last}), or set "
-            "allow_thread_change=True "
-            "(the records then say the thread count was mixed)"
-        )
-    meta["torch_threads"] = [*used, threads]
-    meta["threads_mixed"] = len(set(meta["torch_threads"])) > 1
-
-
-def _query_rows(round: int, picked, labels, sources) -> list[dict]:
-    return [
-        {"round": round, "order": i, "pool_index": int(p), "label": int(y), "source": s}
-        for i, (p, y, s) in enumerate(zip(picked, labels, sources))
-    ]
-
-
-def _check_torch(records: RunRecords, allowed: bool, path) -> None:
-    """Refuse to resume with another torch version than the run's last one, unless allowed; then
-    record the change (``torch_versions``, ``torch_mixed``)."""
-    meta, version = records.meta, str(torch.__version__)
-    used = meta.get("torch_versions") or [meta.get("environment", {}).get("torch")]
-    if used[-1] is None or used[-1] == version:
-        return
-    if not allowed:
-        raise ValueError(f"{path} was made with torch {used[-1]} and this process has torch {version}: the rounds "
-                         "still to run would not give the results of an uninterrupted run. Resume with torch "
-                         f"{used[-1]}, or set allow_torch_change=True (the records then say the torch version "
-                         "was mixed)")  # fmt: skip
-    meta["torch_versions"] = [*used, version]
-    meta["torch_mixed"] = True

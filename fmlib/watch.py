@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from fmlib.records import CONFIG, ROUNDS
+from fmlib.records import CONFIG, ROUNDS, planned_rounds
 
 
 def round_line(row: Mapping, total: int | None = None, *, earlier: bool = False) -> str:
@@ -64,13 +64,14 @@ def read_rounds(path) -> list[dict]:
         return []
 
 
-def planned_rounds(path) -> int | None:
-    """Rounds of the run in ``path`` (its ``config.json`` label schedule); ``None`` when unknown."""
+def _planned_rounds(path) -> int | None:
+    """Rounds of the run in ``path`` (its ``config.json`` label schedule); ``None`` when unknown
+    (no config yet, or one being written)."""
     try:
-        schedule = json.loads((Path(path) / CONFIG).read_text()).get("schedule")
-    except (OSError, ValueError, AttributeError):
+        meta = json.loads((Path(path) / CONFIG).read_text())
+    except (OSError, ValueError):
         return None
-    return len(schedule) if isinstance(schedule, list) and schedule else None
+    return planned_rounds(meta)
 
 
 class RoundWatcher:
@@ -98,7 +99,7 @@ class RoundWatcher:
             return 0
         self._stamp = stamp
         with self._lock:
-            self.total = self.total or planned_rounds(self.path)
+            self.total = self.total or _planned_rounds(self.path)
             lines = []
             for row in read_rounds(self.path):
                 if int(row["round"]) not in self.shown:
@@ -120,7 +121,7 @@ class RoundWatcher:
             if int(row["round"]) in self.shown:
                 return
             self.shown.add(int(row["round"]))
-            self.total = self.total or planned_rounds(self.path)
+            self.total = self.total or _planned_rounds(self.path)
             self.flush_pending()
             self.write(round_line(row, self.total))
             self.new += 1

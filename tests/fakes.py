@@ -106,3 +106,36 @@ def accept_fake_cifar10(monkeypatch, root) -> None:
     )
     monkeypatch.setattr(CIFAR10, "test_list", [[name, md5(name)] for name, _ in CIFAR10.test_list])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(CIFAR10.meta["filename"])})
+
+
+
+# a small run: 6 initial labels, 6 a round, 18 in all, on the CPU, quiet
+SMALL_RUN = dict(
+    initial_size=6,
+    query_size=6,
+    budget=18,
+    strategy="entropy",
+    train_preset="default",
+    device="cpu",
+    progress=False,
+)
+# on tests.user_parts' blobs (3 well separated classes, 90 pool, 45 test): seconds on a CPU
+BLOBS_RUN = dict(
+    dataset="tests.user_parts:blob_data",
+    imbalance="none",
+    model="tests.user_parts:mlp",
+    **SMALL_RUN,
+)
+
+
+def small_run(**changes) -> dict:
+    """The fields of a small run config for data and a model passed to the run
+    (:data:`SMALL_RUN` with ``changes``)."""
+    return {**SMALL_RUN, **changes}
+
+
+def blobs_run(tmp_path=None, **changes) -> dict:
+    """The fields of a small run config on blobs (:data:`BLOBS_RUN` with ``changes``), writing to
+    ``tmp_path`` when one is given."""
+    output = {"output_dir": str(tmp_path)} if tmp_path else {}
+    return {**BLOBS_RUN, **output, **changes}

@@ -5,24 +5,12 @@ import pandas as pd
 import pytest
 
 from fmlib.experiment import run_experiment
+from tests.fakes import blobs_run
 
 
 def small_run(tmp_path=None, **changes) -> dict:
-    values = dict(
-        dataset="tests.user_parts:blob_data",
-        imbalance="none",
-        model="tests.user_parts:mlp",
-        initial_size=6,
-        query_size=6,
-        budget=18,
-        strategy="bait",
-        strategy_options={"fisher_samples": 30},
-        train_preset="default",
-        device="cpu",
-        progress=False,
-        output_dir=str(tmp_path) if tmp_path else None,
-    )
-    return {**values, **changes}
+    bait = dict(strategy="bait", strategy_options={"fisher_samples": 30})
+    return blobs_run(tmp_path, **{**bait, **changes})
 
 
 class Recorder:

@@ -15,6 +15,7 @@ from fmlib.fisher import ParameterMask, fisher_diagonal, gradient_embeddings
 from fmlib.fisher.embeddings import fisher_diagonal_naive, gradient_embeddings_naive
 from fmlib.inputs import DictBatch
 from fmlib.strategies import STRATEGIES, get_strategy
+from tests.fakes import small_run
 
 datasets = pytest.importorskip("datasets")
 from fmlib.hf import KeywordModel, from_hf  # noqa: E402
@@ -137,18 +138,9 @@ def test_both_engines_are_exact_against_the_naive_oracle_on_dict_batches(float64
 def test_every_strategy_runs_end_to_end_on_a_datasets_dataset(
     one_thread, tmp_path, strategy, options
 ):
-    config = dict(
-        initial_size=6,
-        query_size=6,
-        budget=24,
-        strategy=strategy,
-        strategy_options=options,
-        train_preset="default",
-        train_options={"epochs": 30, "lr": 3e-2, "batch_size": 16},
-        device="cpu",
-        progress=False,
-        output_dir=str(tmp_path),
-    )
+    config = small_run(budget=24, strategy=strategy, strategy_options=options,
+                       train_options={"epochs": 30, "lr": 3e-2, "batch_size": 16},
+                       output_dir=str(tmp_path))  # fmt: skip
     records = run_experiment(config, data=data(), model=TinyText)
     rows = records.rounds_frame()
     assert rows["n_labeled"].tolist() == [6, 12, 18, 24] and rows["accuracy"].iloc[-1] > 0.6
@@ -160,15 +152,7 @@ def test_every_strategy_runs_end_to_end_on_a_datasets_dataset(
 
 def test_a_keyword_model_runs_through_the_adapter(one_thread):
     records = run_experiment(
-        dict(
-            initial_size=6,
-            query_size=6,
-            budget=12,
-            strategy="badge",
-            train_preset="default",
-            device="cpu",
-            progress=False,
-        ),
+        small_run(budget=12, strategy="badge"),
         data=data(),
         model=lambda c: KeywordModel(KeywordText(c)),
     )
@@ -195,15 +179,8 @@ class TextItems(Dataset):
 def test_dict_items_and_dict_pairs_run_alike(one_thread):
     runs = []
     for pairs in (True, False):
-        config = dict(
-            initial_size=6,
-            query_size=6,
-            budget=18,
-            strategy="fishermask",
-            strategy_options={"fisher_samples": 30, "fraction": 0.05},
-            train_preset="default",
-            device="cpu",
-            progress=False,
+        config = small_run(
+            strategy="fishermask", strategy_options={"fisher_samples": 30, "fraction": 0.05}
         )
         runs.append(
             run_experiment(
@@ -231,14 +208,7 @@ def test_a_dict_batch_the_model_rejects_is_named_with_its_keys():
         match=r"a dict batch with keys \['input_ids', 'attention_mask'\].*KeyError: 'ids'",
     ):
         run_experiment(
-            dict(
-                initial_size=6,
-                query_size=6,
-                budget=12,
-                strategy="entropy",
-                device="cpu",
-                progress=False,
-            ),
+            small_run(budget=12),
             data=data(),
             model=ReadsIds,
         )

@@ -65,6 +65,7 @@ def test_the_loop_never_touches_records_and_config_builds_without_them():
         "fmlib.models",
         "fmlib.train",
         "fmlib.strategies",
+        "fmlib.records.formats",  # the declared round row, nothing that writes
     }
     assert "fmlib.records" not in imports(
         "config", top_level=True
@@ -91,11 +92,15 @@ def _outside(package: str) -> set[str]:
 
 
 def test_the_fisher_engine_never_imports_more_than_the_data_and_the_models():
-    assert _outside("fisher") <= {"fmlib.data", "fmlib.inputs", "fmlib.models"}
+    assert _outside("fisher") <= {"fmlib.checks", "fmlib.data", "fmlib.inputs", "fmlib.models"}
 
 
 def test_records_never_import_analysis_the_loop_the_config_or_the_grid():
     assert _outside("records") <= {"fmlib"}  # the version
+
+
+def test_the_record_formats_import_nothing_of_the_package():
+    assert imports("records/formats") == set()
 
 
 def test_analysis_never_imports_the_experiment_the_loop_or_the_grid():
@@ -105,19 +110,19 @@ def test_analysis_never_imports_the_experiment_the_loop_or_the_grid():
 
 # Lowest first; a module may import its own layer or a lower one, never a higher one.
 LAYERS = [
-    ["fmlib", "fmlib.seeds", "fmlib.named", "fmlib.inputs", "fmlib.stopping", "fmlib.callbacks"],
+    ["fmlib", "fmlib.checks", "fmlib.seeds", "fmlib.named", "fmlib.inputs", "fmlib.stopping"],
     ["fmlib.data", "fmlib.notebook"],
     ["fmlib.models", "fmlib.datasets", "fmlib.hf"],
     ["fmlib.train"],
     ["fmlib.fisher"],
     ["fmlib.strategies"],
-    ["fmlib.records"],
+    ["fmlib.records", "fmlib.callbacks"],
     ["fmlib.config"],
     ["fmlib.build", "fmlib.loop"],
     ["fmlib.session"],
     ["fmlib.experiment"],
     ["fmlib.analysis", "fmlib.primer", "fmlib.labeling"],
-    ["fmlib.grid", "fmlib.watch"],
+    ["fmlib.grid", "fmlib.watch", "fmlib.cli_run"],
     ["fmlib.cli", "fmlib.__main__"],
 ]
 

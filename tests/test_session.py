@@ -16,6 +16,7 @@ from fmlib.config import ExperimentConfig
 from fmlib.experiment import run_experiment
 from fmlib.records import load_snapshots
 from fmlib.session import ANSWERS, PENDING, open_session
+from tests.fakes import blobs_run
 from tests.user_parts import blob_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,22 +25,10 @@ POOL_LABELS = blob_data()[0].tensors[1]
 
 
 def config(tmp_path=None, **changes) -> ExperimentConfig:
-    values = dict(
-        dataset="tests.user_parts:blob_data",
-        imbalance="none",
-        model="tests.user_parts:mlp",
-        initial_size=6,
-        query_size=5,
-        budget=21,
-        strategy="fishermask",
-        strategy_options={"fisher_samples": 40, "fraction": 0.05},
-        train_preset="default",
-        train_options={"epochs": 10, "lr": 1e-2, "batch_size": 8},
-        device="cpu",
-        progress=False,
-        output_dir=str(tmp_path) if tmp_path else None,
-    )
-    return ExperimentConfig(**{**values, **changes})
+    fishermask = dict(query_size=5, budget=21, strategy="fishermask",
+                      strategy_options={"fisher_samples": 40, "fraction": 0.05},
+                      train_options={"epochs": 10, "lr": 1e-2, "batch_size": 8})  # fmt: skip
+    return ExperimentConfig(**blobs_run(tmp_path, **{**fishermask, **changes}))
 
 
 def true_labels(positions, items):

@@ -10,24 +10,12 @@ from fmlib.config import ExperimentConfig
 from fmlib.experiment import run_experiment
 from fmlib.records import RunDirectory, write_results
 from fmlib.stopping import LabelBudget, Plateau, TargetAccuracy, check_stop, stop_rules
+from tests.fakes import blobs_run
 
 
 def small_run(tmp_path=None, **changes) -> dict:
-    values = dict(
-        dataset="tests.user_parts:blob_data",
-        imbalance="none",
-        model="tests.user_parts:mlp",
-        initial_size=6,
-        query_size=6,
-        budget=30,
-        strategy="entropy",
-        train_preset="default",
-        train_options={"epochs": 30, "lr": 1e-2, "batch_size": 8},
-        device="cpu",
-        progress=False,
-        output_dir=str(tmp_path) if tmp_path else None,
-    )
-    return {**values, **changes}
+    longer = dict(budget=30, train_options={"epochs": 30, "lr": 1e-2, "batch_size": 8})
+    return blobs_run(tmp_path, **{**longer, **changes})
 
 
 def rows(*accuracies):

@@ -356,3 +356,14 @@ def test_fishermask_report():
     assert info.mask.size >= model.head.weight.numel()  # the head is always in
     assert info.picked_scores.shape == (4,) and (info.picked_scores >= 0).all()
     assert info.fisher_trace > 0
+
+
+def test_badge_starts_at_the_largest_gradient_embedding_not_the_largest_feature():
+    # kills: first centre = argmax ||h||² instead of argmax ||a||² ||h||²
+    h = torch.tensor(
+        [[10.0, 0.0], [1.0, 0.0], [0.5, 0.5]], dtype=torch.float64
+    )  # point 0: largest features
+    a = torch.tensor(
+        [[0.01, -0.01], [0.5, -0.5], [0.1, -0.1]], dtype=torch.float64
+    )  # ... but confident
+    assert kmeans_pp(a, h, 1, first="norm") == [1]  # ||a||²||h||²: 0.02, 0.5, 0.01

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from fmlib.data import ImageData
 from fmlib.datasets import initial_labeled, prepare_data
@@ -149,3 +150,42 @@ def test_reinit_without_batchnorm_keeps_its_statistics_and_draws_the_same_weight
     assert torch.equal(reset[1].running_mean, torch.zeros(2))
     for a, b in [(kept[0], reset[0]), (kept[3], reset[3])]:
         assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+
+
+class Constant(nn.Module):
+    """Predicts class 0 for every input."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.tensor([1.0, 0.0]))
+
+    def forward(self, x):
+        return self.bias.expand(len(x), 2)
+
+
+def test_balanced_accuracy_is_the_mean_recall_on_an_imbalanced_test_set():
+    # kills: evaluate's balanced accuracy replaced by plain accuracy
+    labels = np.array([0] * 8 + [1] * 2)
+    data = ImageData(
+        torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.from_numpy(labels), ["a", "b"]
+    )
+    metrics = evaluate(Constant(), data, device="cpu")
+    assert metrics["accuracy"] == pytest.approx(0.8)
+    assert metrics["balanced_accuracy"] == pytest.approx(0.5)  # (8/8 + 0/2) / 2
+    assert metrics["per_class_accuracy"] == [1.0, 0.0]
+
+
+def test_training_stops_when_the_target_accuracy_is_met_exactly():
+    # kills: the early stop `>=` target turned into `>` (a target of 1.0 is then never met)
+    labels = np.arange(4)
+    data = ImageData(torch.from_numpy(fake_images(labels, (28, 28))).unsqueeze(1), torch.from_numpy(labels),
+                     ["a", "b", "c", "d"], (0.3,), (0.3,))  # fmt: skip
+    torch.manual_seed(0)
+    stats = fit(
+        build_model("cnn", 4, 1),
+        data,
+        labels,
+        TrainConfig(epochs=60, lr=1e-2, target_train_acc=1.0),
+        seed=0,
+    )
+    assert stats["train_accuracy"] == 1.0 and stats["epochs"] < 60

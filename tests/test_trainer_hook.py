@@ -13,25 +13,14 @@ import torch
 from fmlib.config import ExperimentConfig
 from fmlib.experiment import run_experiment
 from tests import user_trainer
+from tests.fakes import blobs_run
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOK = "tests.user_trainer:sgd"
 
 
 def small_run(**changes) -> dict:
-    values = dict(
-        dataset="tests.user_parts:blob_data",
-        imbalance="none",
-        model="tests.user_parts:mlp",
-        initial_size=6,
-        query_size=6,
-        budget=18,
-        strategy="entropy",
-        train_preset="default",
-        device="cpu",
-        progress=False,
-    )
-    return {**values, **changes}
+    return blobs_run(**changes)
 
 
 def test_the_hook_trains_every_round_and_its_stats_are_recorded(one_thread, tmp_path):

@@ -26,7 +26,7 @@ from fmlib.analysis.compare import (
     judged_differences,
     paired_differences,
 )
-from fmlib.records.tables import class_columns, column_class
+from fmlib.records.formats import class_columns, column_class
 
 BASELINES = ("entropy", "margin", "bait", "random")
 TREATMENT = "fm"

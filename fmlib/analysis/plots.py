@@ -20,7 +20,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from fmlib.records.tables import class_columns, column_class
+from fmlib.records.formats import class_columns, column_class
 
 # Metadata that would change the bytes of a file between two renders of the same records.
 _NO_DATES = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {"Software": None}}

@@ -38,10 +38,12 @@ error reaches 1e-4 on real embeddings, so this is for devices slow in float64
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import torch
 from tqdm.auto import tqdm
+
+from fmlib.checks import is_int
 
 DEFAULT_CHUNK_SIZE = 512  # candidates per block of the N x C x k products
 # Gains within this relative distance of the best count as tied (lowest index wins); the
@@ -305,7 +307,7 @@ def _check_inputs(
     num, c, k = embeddings.shape
     if num < 1 or c < 1 or k < 1:
         raise ValueError(f"embeddings must have N, C, k >= 1, got shape {tuple(embeddings.shape)}")
-    if not _is_int(n) or not 1 <= n <= num:
+    if not is_int(n) or not 1 <= n <= num:
         raise ValueError(f"n must be an int in 1..{num} (the number of candidates), got {n!r}")
     for name, mat in (("fisher", fisher), ("labeled_fisher", labeled_fisher)):
         if mat is None and name == "labeled_fisher":
@@ -313,7 +315,7 @@ def _check_inputs(
         if not isinstance(mat, torch.Tensor) or tuple(mat.shape) != (k, k):
             got = tuple(mat.shape) if isinstance(mat, torch.Tensor) else type(mat).__name__
             raise ValueError(f"{name} must be a [k, k] = [{k}, {k}] tensor, got {got}")
-    if not _is_int(n_labeled) or n_labeled < 0:
+    if not is_int(n_labeled) or n_labeled < 0:
         raise ValueError(f"n_labeled must be an int >= 0, got {n_labeled!r}")
     if (labeled_fisher is None) != (n_labeled == 0):
         raise ValueError(
@@ -323,15 +325,13 @@ def _check_inputs(
         )
     if not isinstance(lamb, Real) or isinstance(lamb, bool) or not 0 < lamb < math.inf:
         raise ValueError(f"lamb must be a finite number > 0, got {lamb!r}")
-    if not _is_int(backward_steps) or backward_steps < 0:
+    if not is_int(backward_steps) or backward_steps < 0:
         raise ValueError(f"backward_steps must be an int >= 0, got {backward_steps!r}")
-    if not _is_int(chunk_size) or chunk_size < 1:
+    if not is_int(chunk_size) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
     return num, c, k
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def _symmetric(mat: torch.Tensor) -> torch.Tensor:

@@ -13,39 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fmlib.records.files import CONFIG, QUERIES, RESULTS, ROUNDS, read_meta
-
-QUERY_COLUMNS = ["round", "order", "pool_index", "label", "source"]  # source: "pool" | "oracle"
-# rounds.csv per-class columns, f"{kind}_{c}" for class index c: test accuracy, labeled count (before
-# the round's query) and queried count of class c
-CLASS_KINDS = ("acc", "count", "query")
-
-
-def class_column(kind: str, c: int) -> str:
-    """The rounds.csv column of class ``c`` for ``kind`` (one of :data:`CLASS_KINDS`)."""
-    return f"{kind}_{c}"
-
-
-def class_columns(columns, kind: str) -> list[str]:
-    """The ``kind`` per-class columns among ``columns`` (a frame or names), in class order."""
-    prefix = f"{kind}_"
-    found = [
-        c
-        for c in columns
-        if isinstance(c, str) and c.startswith(prefix) and c[len(prefix) :].isdigit()
-    ]
-    return sorted(found, key=column_class)
-
-
-def column_class(column: str) -> int:
-    """The class index of a per-class column: ``column_class("acc_3") == 3``."""
-    return int(column.rpartition("_")[2])
-
-
-def thread_counts(meta: Mapping) -> list:
-    """The torch thread counts a run used, in order (``config.json``'s ``torch_threads``; an
-    older one has only the environment's count)."""
-    return meta.get("torch_threads") or [meta.get("environment", {}).get("torch_threads")]
-
+from fmlib.records.formats import QUERY_COLUMNS, thread_counts
 
 def is_finished(meta: Mapping, n_rounds: int) -> bool:
     """Whether a run with ``n_rounds`` finished rounds is done: every round of its schedule ran.
@@ -82,7 +50,7 @@ class RunRecords:
         return pd.DataFrame(self.rounds)
 
     def queries_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.queries, columns=QUERY_COLUMNS)
+        return pd.DataFrame(self.queries, columns=list(QUERY_COLUMNS))
 
     def frame(self) -> pd.DataFrame:
         """Tidy table: one row per round with the run's config fields as columns (as :func:`load_run`)."""

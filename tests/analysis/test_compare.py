@@ -205,3 +205,12 @@ def test_strategy_differences_by_hand():
     holm = table[table["measure"] == "auc_from_first_query"].set_index("baseline")["p_holm"]
     assert holm[low] == pytest.approx(min(1, 2 * p[low]))
     assert holm[high] == pytest.approx(min(1, max(2 * p[low], p[high])))
+
+
+def test_the_area_under_an_unevenly_spaced_curve_weighs_each_step_by_its_labels():
+    # kills: the trapezoid taken as if labels were evenly spaced (a budget-truncated last step is not)
+    frame = pd.DataFrame(
+        {"path": "run", "seed": 0, "n_labeled": [10, 20, 22], "accuracy": [0.5, 0.7, 0.9]}
+    )
+    (auc,) = area_under_curve(frame, by=())["auc"]
+    assert auc == pytest.approx((0.6 * 10 + 0.8 * 2) / 12)  # evenly spaced would give 0.7
