@@ -149,3 +149,34 @@ def test_reinit_without_batchnorm_keeps_its_statistics_and_draws_the_same_weight
     assert torch.equal(reset[1].running_mean, torch.zeros(2))
     for a, b in [(kept[0], reset[0]), (kept[3], reset[3])]:
         assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+
+
+@pytest.mark.parametrize("kind", ["std", "notebook"])
+def test_the_train_bar_ends_full_and_unfailed_when_training_stops_early(monkeypatch, kind):
+    """Stopped at the target accuracy, the bar counts the epochs run, its total is that count, and
+    the JupyterLab widget is not marked failed (red), even after the garbage collector ran."""
+    import gc
+
+    from tqdm import std
+    from tqdm import notebook
+
+    import fmlib.train
+
+    bars = []
+    base = notebook.tqdm if kind == "notebook" else std.tqdm
+
+    class Recorded(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(fmlib.train, "tqdm", Recorded)
+    model = build_model("cnn", 4, 1)
+    stats = fit(model, tiny_data(), np.arange(80), train_config("paper", epochs=50), seed=0,
+                progress=True)  # fmt: skip
+    gc.collect()
+    (bar,) = bars
+    assert stats["epochs"] < 50 and bar.n == bar.total == stats["epochs"]
+    assert bar.disable  # closed
+    if kind == "notebook":
+        assert bar.container.children[1].bar_style != "danger"
