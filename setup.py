@@ -1,4 +1,5 @@
-"""The notebooks into the wheel: ``notebooks/*.ipynb`` copied to ``fmlib/notebooks/`` at build time.
+"""The notebooks into the wheel: ``notebooks/*.ipynb`` copied to ``fmlib/notebooks/`` at build time,
+and their demo grids ``grids/demo/`` to ``fmlib/grids/demo/``.
 
 Everything else is in ``pyproject.toml``. In a checkout fmlib runs ``notebooks/`` itself
 (:func:`fmlib.notebook.notebook_path`); an installed wheel runs the copies.
@@ -20,6 +21,11 @@ class build_py_with_notebooks(build_py):  # noqa: N801 (setuptools' command nami
         target.mkdir(parents=True, exist_ok=True)
         for notebook in sorted((HERE / "notebooks").glob("*.ipynb")):
             shutil.copyfile(notebook, target / notebook.name)
+        demo = HERE / "grids" / "demo"
+        for grid in sorted(demo.rglob("*.json")):
+            copy = Path(self.build_lib) / "fmlib" / "grids" / "demo" / grid.relative_to(demo)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(grid, copy)
 
 
 setup(cmdclass={"build_py": build_py_with_notebooks})

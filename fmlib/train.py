@@ -193,8 +193,10 @@ def fit(
                              f"({len(bad)} in all)")  # fmt: skip
     start, stats = time.perf_counter(), {}
     model.train()
-    bar = tqdm(range(config.epochs), desc="train", leave=False, disable=not progress)
-    for epoch in bar:
+    # A manual bar: an iterated one left by ``break`` counts an epoch short, and tqdm.notebook
+    # marks a bar closed before its total as failed (red); a failed fit leaves it so.
+    bar = tqdm(total=config.epochs, desc="train", unit="epoch", leave=False, disable=not progress)
+    for epoch in range(config.epochs):
         order = torch.randperm(len(indices), generator=generator).to(device)
         correct, loss_sum = 0, 0.0
         for begin in range(0, len(order), config.batch_size):
@@ -221,12 +223,15 @@ def fit(
             "train_accuracy": correct / len(order),
             "train_loss": loss_sum / len(order),
         }
-        bar.set_postfix(acc=f"{stats['train_accuracy']:.3f}")
+        bar.set_postfix(acc=f"{stats['train_accuracy']:.3f}", refresh=False)
+        bar.update(1)
         if (
             config.target_train_acc is not None
             and stats["train_accuracy"] >= config.target_train_acc
         ):
+            bar.total = bar.n  # stopped early: the bar ends full at the epochs run
             break
+    bar.close()
     if config.recompute_bn:
         recompute_batchnorm(model, inputs)
     model.eval()

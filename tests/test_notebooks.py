@@ -33,7 +33,10 @@ def parameters(name: str) -> dict:
     """The parameters cell's assignments, evaluated as literals."""
     (cell,) = [c for c in read(name).cells if "parameters" in c.metadata.get("tags", [])]
     return {
-        node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body
+        (node.target if isinstance(node, ast.AnnAssign) else node.targets[0]).id: ast.literal_eval(
+            node.value
+        )
+        for node in ast.parse(cell.source).body
     }
 
 
@@ -71,8 +74,11 @@ def test_notebooks_follow_the_template(name):
         cells[i].cell_type == "code" and cells[i + 1].cell_type == "code"
     )  # papermill injects in between
     body = ast.parse(cells[i].source).body
-    assert body and all(isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
-                        for n in body), "plain assignments only"  # fmt: skip
+    assert body and all(
+        (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name))
+        or (isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None)
+        for n in body
+    ), "plain (optionally annotated) assignments only"
     lines = [line for line in cells[i].source.splitlines() if line and not line.startswith("#")]
     assert all("  # " in line for line in lines), (
         "every parameter has a comment (allowed values, units)"

@@ -189,3 +189,34 @@ def test_training_stops_when_the_target_accuracy_is_met_exactly():
         seed=0,
     )
     assert stats["train_accuracy"] == 1.0 and stats["epochs"] < 60
+
+
+@pytest.mark.parametrize("kind", ["std", "notebook"])
+def test_the_train_bar_ends_full_and_unfailed_when_training_stops_early(monkeypatch, kind):
+    """Stopped at the target accuracy, the bar counts the epochs run, its total is that count, and
+    the JupyterLab widget is not marked failed (red), even after the garbage collector ran."""
+    import gc
+
+    from tqdm import std
+    from tqdm import notebook
+
+    import fmlib.train
+
+    bars = []
+    base = notebook.tqdm if kind == "notebook" else std.tqdm
+
+    class Recorded(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(fmlib.train, "tqdm", Recorded)
+    model = build_model("cnn", 4, 1)
+    stats = fit(model, tiny_data(), np.arange(80), train_config("paper", epochs=50), seed=0,
+                progress=True)  # fmt: skip
+    gc.collect()
+    (bar,) = bars
+    assert stats["epochs"] < 50 and bar.n == bar.total == stats["epochs"]
+    assert bar.disable  # closed
+    if kind == "notebook":
+        assert bar.container.children[1].bar_style != "danger"

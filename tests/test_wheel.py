@@ -67,6 +67,8 @@ def test_the_wheel_carries_the_notebooks_and_one_version(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         assert f"fmlib/notebooks/{notebook.name}" in names
+    for grid in sorted((ROOT / "grids" / "demo").rglob("*.json")):
+        assert f"fmlib/grids/demo/{grid.relative_to(ROOT / 'grids' / 'demo').as_posix()}" in names
     assert wheel.name.startswith(f"fmlib-{fmlib.__version__}-")
 
 

@@ -10,6 +10,7 @@ so papermill, nbval and the tests build the live figures and move a slider
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import math
@@ -41,6 +42,7 @@ class LiveFigure(w.VBox):
         self, draw, controls: dict[str, w.ValueWidget], *, name: str, dpi: int = 100, **fixed
     ):
         self._draw, self._fixed, self.controls, self.dpi = draw, fixed, dict(controls), dpi
+        self.name = name
         self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.error = w.HTML()  # a failed redraw says why here, under the figure
         self.redraws = 0
@@ -50,6 +52,20 @@ class LiveFigure(w.VBox):
         for control in self.controls.values():
             control.observe(self._redraw, names="value")
         self._redraw()
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{key}={value!r}" for key, value in self.values().items())
+        return f"<live figure {self.name!r}: {values}; its sliders need a running kernel>"
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        """The widget, and beside it its current figure as a PNG: a notebook saved by papermill or
+        nbconvert (no widget state), or opened untrusted, shows the image instead of the widget's
+        text."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if self.image.value:
+            bundle["image/png"] = base64.b64encode(self.image.value).decode("ascii")
+        bundle["text/plain"] = repr(self)
+        return bundle
 
     def values(self) -> dict:
         """The controls' current values by keyword."""
@@ -75,7 +91,8 @@ class LiveFigure(w.VBox):
         self.redraws += 1
 
     def check(self) -> None:
-        """Move the first control one step, as a user would, and back; raise if the figure did not change.
+        """Move the first control one step, as a user would, and back; raise if the figure did not
+        change.
 
         Raises:
             RuntimeError: the PNG after the move equals the one before it.
@@ -87,12 +104,14 @@ class LiveFigure(w.VBox):
         control.value = old
         if moved == old or after == before:
             raise RuntimeError(
-                f"moving {control.description!r} from {old!r} to {moved!r} did not redraw the figure"
+                f"moving {control.description!r} from {old!r} to {moved!r} did not redraw the "
+                "figure"
             )
 
 
 def _step(control: w.ValueWidget):
-    """The value one step from ``control.value`` (up, or down at the top), as a click or key would."""
+    """The value one step from ``control.value`` (up, or down at the top), as a click or key
+    would."""
     if isinstance(control, w.Dropdown):
         options = [option[1] if isinstance(option, tuple) else option for option in control.options]
         return options[(options.index(control.value) + 1) % len(options)]
@@ -122,18 +141,36 @@ def show(live: LiveFigure, *, check: bool = False) -> LiveFigure:
 def interactive_mask(
     fisher_diag, *, model: nn.Module | None = None, fraction: float = 0.1
 ) -> LiveFigure:
-    """:func:`fmlib.primer.toy.draw_mask` with a log slider for the fraction and a menu for the method."""
+    """:func:`fmlib.primer.toy.draw_mask` with a log slider for the fraction and a menu for the
+    method."""
     controls = {
-        "fraction": w.FloatLogSlider(value=fraction, base=10, min=-3, max=0, step=0.1, description="fraction",
-                                     continuous_update=False),
-        "method": w.Dropdown(options=["global", "per_layer", "random"], value="global", description="method"),
-    }  # fmt: skip
+        "fraction": w.FloatLogSlider(
+            value=fraction,
+            base=10,
+            min=-3,
+            max=0,
+            step=0.1,
+            description="fraction",
+            continuous_update=False,
+        ),
+        "method": w.Dropdown(
+            options=["global", "per_layer", "random"], value="global", description="method"
+        ),
+    }
     return LiveFigure(primer.draw_mask, controls, name="mask", fisher_diag=fisher_diag, model=model)
 
 
-def interactive_bait(model: nn.Module, pool: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 10,
-                     lamb: float = 1.0) -> LiveFigure:  # fmt: skip
-    """:func:`fmlib.primer.toy.draw_bait` with sliders for λ (log) and the batch size."""
+def interactive_bait(
+    model: nn.Module,
+    pool: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int = 10,
+    lamb: float = 1.0,
+    fraction: float = 0.25,
+) -> LiveFigure:
+    """:func:`fmlib.primer.toy.draw_bait` with sliders for λ (log) and the batch size;
+    FisherMask's picks use the mask of ``fraction``."""
     controls = {
         "lamb": w.FloatLogSlider(
             value=lamb, base=10, min=-3, max=2, step=0.25, description="λ", continuous_update=False
@@ -143,15 +180,22 @@ def interactive_bait(model: nn.Module, pool: torch.Tensor, labels: torch.Tensor,
         ),
     }
     return LiveFigure(
-        primer.draw_bait, controls, name="bait", model=model, pool=pool, labels=labels
+        primer.draw_bait,
+        controls,
+        name="bait",
+        model=model,
+        pool=pool,
+        labels=labels,
+        fraction=fraction,
     )
 
 
 def interactive_fisher_map(
     x: torch.Tensor, y: torch.Tensor, *, steps: int = 300, hidden: int = 16, seed: int = 0
 ) -> LiveFigure:
-    """:func:`fmlib.primer.toy.draw_fisher_map` of a model trained for a chosen number of steps (Fisher moves as it learns);
-    ``hidden`` and ``seed`` as for :func:`fmlib.primer.toy.train_toy`, so the first figure is the notebook's model."""
+    """:func:`fmlib.primer.toy.draw_fisher_map` of a model trained for a chosen number of steps
+    (the Fisher moves as it learns); ``hidden`` and ``seed`` as for
+    :func:`fmlib.primer.toy.train_toy`, so the first figure is the notebook's model."""
     models = {}  # train steps -> model: moving back to a value redraws without training again
 
     def draw(train_steps: int):

@@ -143,3 +143,62 @@ def test_figures_go_outside_the_checkout_by_default(monkeypatch, tmp_path):
     assert default == Path.home() / ".cache" / "fmlib" / "primer"
     checkout = Path(primer.__file__).resolve().parents[2]
     assert checkout not in default.resolve().parents
+
+
+def test_the_fisher_maps_share_one_fixed_colour_scale(toy):
+    """Untrained and trained, both maps use the same log range, so concentration can be seen; the
+    titles give the largest value and the brightest tenth's share."""
+    x, y, model = toy
+    scales = []
+    for trained in (primer.train_toy(x, y, steps=0, seed=1), model):
+        fig = primer.draw_fisher_map(trained, x, y, steps=20)
+        meshes = [ax.collections[0] for ax in fig.axes[1:3]]
+        scales += [(m.norm.vmin, m.norm.vmax) for m in meshes]
+        assert all("brightest 10 % of the plane hold" in ax.get_title() for ax in fig.axes[1:3])
+        plt.close(fig)
+    assert set(scales) == {primer.toy.FISHER_SCALE}
+    assert primer.concentration(torch.tensor([1.0] * 10)) == pytest.approx(0.1)
+    assert primer.concentration(torch.tensor([91.0] + [1.0] * 9)) == pytest.approx(0.91)
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.3])
+def test_the_mask_rule_is_stated_as_fisher_mask_computes_it(toy, fraction):
+    from fmlib.fisher.masks import fisher_mask
+
+    x, _, model = toy
+    diag = fisher_diagonal(model, x)
+    numel, head = 371, 16 * 3 + 3
+    size = fisher_mask(diag, fraction, model=model).size
+    assert size == max(int(fraction * numel), head)  # the head alone when it fills the budget
+    rest = size - head
+    assert primer.mask_rule(diag, fraction, model=model) == (
+        f"k = max(⌊{fraction}·{numel}⌋, head {head}) = {size}: head + top {rest} of "
+        f"{numel - head} others"
+    )
+    fig = primer.draw_mask(diag, fraction, model=model)
+    left = fig.axes[0]
+    labels = [t.get_text() for t in left.get_legend().get_texts()]
+    assert "outside" in labels and "head.weight" in labels
+    cut = [line for line in left.get_lines() if line.get_label().startswith("cut-off")]
+    assert len(cut) == (1 if rest else 0)  # a cut-off line only when entries outside the head
+    if rest:
+        mask = fisher_mask(diag, fraction, model=model)
+        kept = torch.cat([diag[n][mask[n]] for n in diag if not n.startswith("head.")])
+        assert cut[0].get_ydata()[0] == pytest.approx(float(kept.min()))
+    plt.close(fig)
+
+
+def test_fishermask_picks_are_drawn_beside_baits(toy):
+    x, y, model = toy
+    mask, emb, _, picks = primer.fishermask_picks(model, x, 4, 1.0, 0.3)
+    assert emb.shape == (len(x), 3, mask.size) and len(set(picks)) == 4
+    fig = primer.draw_bait(model, x, y, batch_size=4, fraction=0.3, random_draws=2)
+    assert fig.axes[0].get_title().startswith("BAIT picks 4")
+    assert fig.axes[1].get_title().startswith("FisherMask picks 4")
+    assert [t.get_text() for t in fig.axes[1].texts] == ["1", "2", "3", "4"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "class 0",
+        "class 1",
+        "class 2",
+    ]
+    plt.close(fig)

@@ -124,3 +124,21 @@ def test_show_checks_when_asked(monkeypatch):
     assert widgets.show(frozen) is frozen and shown == [frozen]
     with pytest.raises(RuntimeError):
         widgets.show(frozen, check=True)
+
+
+def test_a_saved_live_figure_shows_its_image_not_the_widgets_text():
+    """Papermill and nbconvert save no widget state: JupyterLab then falls back on a safe type of
+    the output. The bundle carries the current figure as a PNG and a short text, never the
+    widget's ``LiveFigure(children=(HBox(...`` repr."""
+    import base64
+
+    slider = w.IntSlider(value=3, description="value")
+    live = widgets.LiveFigure(titled([]), {"value": slider}, name="saved")
+    bundle = live._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # live in a running kernel
+    assert base64.b64decode(bundle["image/png"]) == live.image.value
+    assert (
+        bundle["text/plain"] == "<live figure 'saved': value=3; its sliders need a running kernel>"
+    )
+    slider.value = 4
+    assert base64.b64decode(live._repr_mimebundle_()["image/png"]) == live.image.value  # the last
