@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 COMPARE_EPILOG = """\
 examples:
     fmlib compare "runs/fashion_mnist_cpu/*" --output comparison
-    fmlib compare "results/fashion_mnist_cpu/*" --target 0.85 --budgets 85 155 225 365 575
+    fmlib compare "results/balanced/*" --target 0.85 --budgets 300 700 1100
     fmlib compare runs/entropy-seed0 runs/entropy-seed1 runs/fishermask-seed0 --all
 
 Every RUNS argument is a glob (quote it, or let the shell expand it) of run directories (holding
