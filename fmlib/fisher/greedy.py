@@ -128,13 +128,19 @@ def greedy_trace_select(
     f = _symmetric(fisher.to(device, torch.float64))  # [k, k]
     weight = n_labeled / (n_labeled + n)
     low_rank = labeled_root is not None and labeled_root.shape[0] < f.shape[0]
-    if low_rank and labeled_fisher is not None:
-        m = _woodbury_inverse(labeled_root, lamb, weight)  # [k, k]
+    factor = None  # y with M = (I - yᵀy)/λ: the first pass takes V M as (V - (V yᵀ) y)/λ
+    if labeled_fisher is None or weight == 0:
+        factor = torch.zeros(0, f.shape[0], dtype=torch.float64, device=device)
+        m = _initial_inverse(f.shape[0], lamb, None, weight, device)  # [k, k]
+    elif low_rank:
+        factor = _woodbury_factor(labeled_root.to(device), lamb, weight)  # [r, k]
+        m = _from_factor(factor, lamb)  # [k, k]
     else:
         m = _initial_inverse(f.shape[0], lamb, labeled_fisher, weight, device)  # [k, k]
 
     bar = tqdm(total=n_forward, desc="greedy_trace_select", leave=False, disable=not progress)
-    a, b = _pair_products(embeddings, m, f, scale, chunk_size, work)  # [N, C, C] each, float64
+    # [N, C, C] each, float64
+    a, b = _pair_products(embeddings, m, f, scale, chunk_size, work, factor=factor, lamb=lamb)
     ids = torch.arange(num, device=device)
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=device)
     check = work == torch.float32 and refresh_rtol < math.inf
@@ -332,8 +338,6 @@ def _check_inputs(
     return num, c, k
 
 
-
-
 def _symmetric(mat: torch.Tensor) -> torch.Tensor:
     return (mat + mat.mT) / 2
 
@@ -392,21 +396,34 @@ def _woodbury_inverse(root: torch.Tensor, lamb: float, weight: float) -> torch.T
     """(λI + w·RᵀR)⁻¹ = (I - Rᵀ(λ/w·I + RRᵀ)⁻¹R)/λ for R = ``root`` ``[r, k]``; float64 ``[k, k]``.
 
     An ``r x r`` Cholesky and one ``k x k`` product of rank r, instead of a ``k x k`` inverse."""
+    return _from_factor(_woodbury_factor(root, lamb, weight), lamb)
+
+
+def _woodbury_factor(root: torch.Tensor, lamb: float, weight: float) -> torch.Tensor:
+    """y = L⁻¹R ``[r, k]`` float64, with LLᵀ = λ/w·I + RRᵀ: (λI + w·RᵀR)⁻¹ = (I - yᵀy)/λ."""
     r = root.to(torch.float64)
     eye = torch.eye(r.shape[0], dtype=r.dtype, device=r.device)
     chol = _cholesky(lamb / weight * eye + r @ r.T)  # [r, r]
-    y = torch.linalg.solve_triangular(chol, r, upper=False)  # [r, k]
-    m = torch.eye(r.shape[1], dtype=r.dtype, device=r.device).addmm_(y.T, y, alpha=-1.0)
+    return torch.linalg.solve_triangular(chol, r, upper=False)  # [r, k]
+
+
+def _from_factor(y: torch.Tensor, lamb: float) -> torch.Tensor:
+    """(I - yᵀy)/λ ``[k, k]`` float64 from the Woodbury factor y ``[r, k]``."""
+    m = torch.eye(y.shape[1], dtype=y.dtype, device=y.device).addmm_(y.T, y, alpha=-1.0)
     return m.div_(lamb)
 
 
-def _pair_products(embeddings, m, f, scale, chunk_size, work):
-    """A_i = Ṽ_i M Ṽ_iᵀ and B_i = Ṽ_i M F M Ṽ_iᵀ, ``[N, C, C]`` each in float64."""
+def _pair_products(embeddings, m, f, scale, chunk_size, work, factor=None, lamb=1.0):
+    """A_i = Ṽ_i M Ṽ_iᵀ and B_i = Ṽ_i M F M Ṽ_iᵀ, ``[N, C, C]`` each in float64.
+
+    With ``factor`` y (``M = (I - yᵀy)/λ``, ``[r, k]``, r < k) V M is taken as (V - (V yᵀ) y)/λ:
+    2·r·k multiply-adds a row instead of k², so only B's product with F costs k² a row."""
     m_w, f_w = m.to(work), f.to(work)
+    y = None if factor is None else factor.to(work)
     a, b = [], []
     for start in range(0, len(embeddings), chunk_size):
         v = embeddings[start : start + chunk_size].to(work)  # [c, C, k]
-        x = v @ m_w  # [c, C, k]
+        x = v @ m_w if y is None else (v - (v @ y.T) @ y) / lamb  # [c, C, k]
         a.append((x @ v.mT).to(torch.float64))
         b.append((x @ f_w @ x.mT).to(torch.float64))
     return scale**2 * torch.cat(a), scale**2 * torch.cat(b)

@@ -26,6 +26,7 @@ from fmlib.fisher.embeddings import (
     gradient_embeddings,
     sample_scores,
 )
+from fmlib.fisher.gram import GramSum
 from fmlib.fisher.greedy import greedy_trace_select
 from fmlib.fisher.masks import ParameterMask, check_mask_options, fisher_mask
 from fmlib.strategies.base import FisherReport, Strategy, _batches, _candidates, register
@@ -75,6 +76,17 @@ def available_memory(device) -> int | None:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, ValueError, OSError):  # not on Linux / not exposed
         return None
+
+
+def _float64_if_it_fits(emb: torch.Tensor, precision: str, device) -> torch.Tensor:
+    """The float64 greedy reads the candidates once a pick: give it a float64 copy when that fits
+    in half the free memory, so no pick converts ``[N, C, k]`` float32 again (same values)."""
+    if precision != "float64" or emb.dtype == torch.float64:
+        return emb
+    free = available_memory(device)
+    if free is None or 2 * emb.numel() * 8 > free:
+        return emb
+    return emb.double()
 
 
 def check_embedding_memory(n: int, classes: int, k: int, dtype, device) -> None:
@@ -187,12 +199,12 @@ class _FisherStrategy(Strategy):
         for x in tqdm(batches, total=total, desc=f"{self.name} embeddings", leave=False,
                       disable=not self.options["progress"]):  # fmt: skip
             emb = self._embed(model, x, mask).detach()  # [b, C, k]
-            flat = emb.reshape(-1, emb.shape[-1])  # [b·C, k]
-            block = (flat.T @ flat).double()  # a block of b·C rows in the embeddings' precision
-            fisher = block if fisher is None else fisher.add_(block)
+            if fisher is None:
+                fisher = GramSum(emb.shape[-1], emb.device)
+            fisher.add(emb.reshape(-1, emb.shape[-1]))  # b·C rows, in the embeddings' precision
             if keep:
                 kept.append(emb)
-        return (torch.cat(kept) if keep else None), fisher / len(indices)
+        return (torch.cat(kept) if keep else None), fisher.result(divide=len(indices))
 
     def _select(self, model, pool, labeled, unlabeled, n, *, seed, device):
         cand = _candidates(unlabeled, n, self.options["max_candidates"], seed)
@@ -226,7 +238,7 @@ class _FisherStrategy(Strategy):
                 fisher_u /= len(cand) + len(labeled) + len(rest)
         with self._timed("select_time", device):
             picks = greedy_trace_select(
-                emb,
+                _float64_if_it_fits(emb, self.options["greedy_precision"], device),
                 n,
                 fisher=fisher_u,
                 labeled_fisher=fisher_l,

@@ -128,3 +128,31 @@ def test_labeled_root_gives_the_same_picks(float64):
     assert (
         picks == greedy_trace_select(v, 12, **kwargs) == greedy_trace_select_naive(v, 12, **kwargs)
     )
+
+
+@pytest.mark.parametrize("rows", [0, 8, 24], ids=["unlabeled", "r8", "r24"])
+def test_first_pass_through_the_woodbury_factor_equals_the_dense_inverse(rows, float64):
+    gen = torch.Generator().manual_seed(5)
+    v = torch.randn(30, 4, 40, generator=gen)
+    root = torch.randn(rows, 40, generator=gen)  # [r, k]
+    fisher = torch.einsum("nck,ncl->kl", v, v) / 30
+    y = greedy._woodbury_factor(root, 0.3, 0.6)
+    dense = torch.linalg.inv(0.3 * torch.eye(40) + 0.6 * root.T @ root)
+    a, b = greedy._pair_products(v, dense, fisher, 0.8, 7, torch.float64)
+    a_y, b_y = greedy._pair_products(v, dense, fisher, 0.8, 7, torch.float64, factor=y, lamb=0.3)
+    torch.testing.assert_close(a_y, a, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(b_y, b, rtol=1e-10, atol=1e-12)
+
+
+def test_labeled_root_picks_match_the_naive_greedy_at_a_small_ridge(float64):
+    gen = torch.Generator().manual_seed(4)
+    v = torch.randn(50, 3, 30, generator=gen) * torch.rand(50, 1, 1, generator=gen).add(0.1)
+    root = torch.randn(15, 30, generator=gen) / 5**0.5  # [|L|·C, k] with |L| = 5
+    kwargs = dict(
+        fisher=torch.einsum("nck,ncl->kl", v, v) / 50,
+        labeled_fisher=root.T @ root,
+        n_labeled=5,
+        lamb=0.05,
+    )
+    picks = greedy_trace_select(v, 10, labeled_root=root, **kwargs)
+    assert picks == greedy_trace_select_naive(v, 10, **kwargs)
