@@ -7,6 +7,8 @@
 * :mod:`~fmlib.fisher.masks` — :class:`ParameterMask` and :func:`fisher_mask`, the top-k
   selection of parameters by Fisher information, the head always in;
 * :mod:`~fmlib.fisher.greedy` — BAIT's greedy minimisation of tr((λI + Σ F_i)^-1 F_pool).
+* :mod:`~fmlib.fisher.gram` — :class:`~fmlib.fisher.gram.GramSum`, the pool Fisher VᵀV summed
+  over blocks from its upper triangle.
 
 Everything here depends only on torch and :mod:`fmlib.data`.
 """
