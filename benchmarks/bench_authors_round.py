@@ -11,13 +11,15 @@ one, beside its floor measured in the same run:
 - F_U = mean VᵀV: previous = full float64 blocks, current = the upper triangle of float32 blocks
   summed in float64 (:class:`fmlib.fisher.gram.GramSum`); floor = one triangle, N·C·k(k+1)/2
   multiply-adds at this machine's float32 GEMM rate;
-- first inverse (λI + w·F_L)⁻¹: previous = dense Cholesky inverse, current = Woodbury on the
-  r = |L|·C labeled rows; floor = r·k² multiply-adds at the float64 GEMM rate;
-- greedy (float64 products, the default): previous = V M and V M F products in the first pass and
-  float32 candidates converted at every pick; current = V M through the Woodbury factor and a
-  float64 copy of the candidates (made when it fits, as FisherMask does; its time counted here);
-  floor = what it must multiply at the float64 GEMM rate: N·C·k² (B's product with F) + 2·N·C·k·r
-  (V M through the factor) in the first pass, and N·C·k·2C a pick. The picks of the previous and
+- first inverse (λI + w·F_L)⁻¹: previous = dense Cholesky inverse, current = its Woodbury factor
+  y (M = (I - yᵀy)/λ, an r x r Cholesky on the r = |L|·C labeled rows; the forward picks never
+  form the dense M); floor = r²·k multiply-adds at the float64 GEMM rate;
+- greedy (float64 products, the default): previous = a dense M (first pass and every pick) and
+  float32 candidates converted at every pick; current = M through the Woodbury factor, to which
+  each pick appends C rows, and a float64 copy of the candidates (made when it fits, as FisherMask does; its time counted here);
+  floor = the first pass's multiply-adds at the float64 GEMM rate, N·C·k² (B's product with F) +
+  2·N·C·k·r (V M through the factor), plus per pick the larger of N·C·k·2C multiply-adds and
+  reading the float64 candidates and F once (at the read rate measured in the same run). The picks of the previous and
   current code are compared.
 
 Usage: python benchmarks/bench_authors_round.py [--quick] [--threads 1]
@@ -47,6 +49,13 @@ def clock(fn):
     return out, time.perf_counter() - start
 
 
+def read_rate(numel):
+    """Bytes per second of reading a float64 tensor of ``numel`` entries once (best of 3)."""
+    a = torch.ones(numel, dtype=torch.float64)
+    best = min(clock(lambda: a.sum())[1] for _ in range(3))
+    return numel * 8 / best
+
+
 def gemm_rate(dtype, k, rows=2048):
     """Multiply-adds per second of a ``[rows, k]ᵀ[rows, k]`` product (best of 3)."""
     a = torch.randn(rows, k, dtype=dtype)
@@ -68,16 +77,6 @@ def upper_fisher_sum(emb, batch):
     for start in range(0, len(emb), batch):
         total.add(emb[start : start + batch].reshape(-1, emb.shape[-1]))  # [b·C, k] float32
     return total.result(divide=len(emb))
-
-
-def previous_greedy(emb, picks, **common):
-    """The greedy with its first pass on the dense M (no Woodbury factor), float32 candidates."""
-    pair = greedy._pair_products
-    greedy._pair_products = lambda *args, factor=None, lamb=1.0: pair(*args)
-    try:
-        return greedy.greedy_trace_select(emb, picks, **common)
-    finally:
-        greedy._pair_products = pair
 
 
 def main() -> None:
@@ -129,6 +128,8 @@ def main() -> None:
     print(f"N={num} candidates, C={classes}, k={k}, |L|={len(labeled)}, {picks} picks")
 
     rate32, rate64 = gemm_rate(torch.float32, k), gemm_rate(torch.float64, k)
+    bandwidth = read_rate(num * classes * k)
+    print(f"read rate of the [N, C, k] float64 candidates: {bandwidth / 1e9:.1f} GB/s")
     print(
         f"GEMM rate [2048, k]ᵀ[2048, k]: float32 {rate32 / 1e9:.1f}, float64 {rate64 / 1e9:.1f} G multiply-adds/s"
     )
@@ -143,21 +144,27 @@ def main() -> None:
     fisher_l = root.T @ root
     weight = n_l / (n_l + picks)
     m_old, t_i_old = clock(lambda: greedy._initial_inverse(k, 1.0, fisher_l, weight, cpu))
-    m_new, t_i_new = clock(lambda: greedy._woodbury_inverse(root, 1.0, weight))
-    rows["first inverse"] = (t_i_old, t_i_new, root.shape[0] * k * k / rate64)
+    y, t_i_new = clock(lambda: greedy._woodbury_factor(root, 1.0, weight))
+    m_new = greedy._from_factor(y, 1.0)
+    rows["first inverse"] = (t_i_old, t_i_new, root.shape[0] ** 2 * k / rate64)
     print(
         f"first inverse: Woodbury vs dense, max abs difference {float((m_new - m_old).abs().max()):.1e}"
     )
 
     common = dict(fisher=f_old, labeled_fisher=fisher_l, n_labeled=n_l)
-    p_old, t_g_old = clock(lambda: previous_greedy(emb, picks, **common))
+    p_old, t_g_old = clock(lambda: greedy.greedy_trace_select(emb, picks, **common))
     p_new, t_g_new = clock(
         lambda: greedy.greedy_trace_select(emb.double(), picks, labeled_root=root, **common)
     )
     # the first inverse is inside both greedy times: count it once, under its own row
     r = root.shape[0]
-    must = num * classes * k * (k + 2 * r) + picks * num * classes * k * 2 * classes
-    rows["greedy"] = (t_g_old - t_i_old, t_g_new - t_i_new, must / rate64)
+    # a pick reads every candidate row and F once: memory-bound on a CPU, so its floor is the
+    # larger of its multiply-adds at the GEMM rate and its bytes at the read rate
+    per_pick = max(
+        num * classes * k * 2 * classes / rate64, (num * classes * k + k * k) * 8 / bandwidth
+    )
+    first = num * classes * k * (k + 2 * r) / rate64
+    rows["greedy"] = (t_g_old - t_i_old, t_g_new - t_i_new, first + picks * per_pick)
     print(f"greedy: same picks as the previous code (float64): {p_old == p_new}")
 
     print("| phase | previous s | current s | floor s | current / floor | previous / current |")

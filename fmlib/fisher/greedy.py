@@ -128,19 +128,15 @@ def greedy_trace_select(
     f = _symmetric(fisher.to(device, torch.float64))  # [k, k]
     weight = n_labeled / (n_labeled + n)
     low_rank = labeled_root is not None and labeled_root.shape[0] < f.shape[0]
-    factor = None  # y with M = (I - yᵀy)/λ: the first pass takes V M as (V - (V yᵀ) y)/λ
     if labeled_fisher is None or weight == 0:
-        factor = torch.zeros(0, f.shape[0], dtype=torch.float64, device=device)
-        m = _initial_inverse(f.shape[0], lamb, None, weight, device)  # [k, k]
+        m = _Inverse(lamb, factor=torch.zeros(0, f.shape[0], dtype=torch.float64, device=device))
     elif low_rank:
-        factor = _woodbury_factor(labeled_root.to(device), lamb, weight)  # [r, k]
-        m = _from_factor(factor, lamb)  # [k, k]
+        m = _Inverse(lamb, factor=_woodbury_factor(labeled_root.to(device), lamb, weight))
     else:
-        m = _initial_inverse(f.shape[0], lamb, labeled_fisher, weight, device)  # [k, k]
+        m = _Inverse(lamb, dense=_initial_inverse(f.shape[0], lamb, labeled_fisher, weight, device))
 
     bar = tqdm(total=n_forward, desc="greedy_trace_select", leave=False, disable=not progress)
-    # [N, C, C] each, float64
-    a, b = _pair_products(embeddings, m, f, scale, chunk_size, work, factor=factor, lamb=lamb)
+    a, b = _pair_products(embeddings, m, f, scale, chunk_size, work)  # [N, C, C] each, float64
     ids = torch.arange(num, device=device)
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=device)
     check = work == torch.float32 and refresh_rtol < math.inf
@@ -153,7 +149,7 @@ def greedy_trace_select(
             gains[picked] = -math.inf
             p = _best(gains, ids, rtol, largest=True)
             v = embeddings[p].to(torch.float64) * scale  # [C, k]
-            x = v @ m  # [C, k], float64: serves the drift check and the update
+            x = m.times(v)  # [C, k], float64: serves the drift check and the update
             if check:
                 drift = abs(float(gains[p]) / _fresh_gain(x, v, f) - 1.0)
                 drifts.append(drift)
@@ -164,12 +160,10 @@ def greedy_trace_select(
                     gains[picked] = -math.inf
                     p = _best(gains, ids, rtol, largest=True)
                     v = embeddings[p].to(torch.float64) * scale
-                    x = v @ m
+                    x = m.times(v)
             picked.append(p)
             picked_gains.append(float(gains[p]))
-            m = _rank_c_update(
-                embeddings, a, b, m, f, v, scale, chunk_size, work, remove=False, x=x
-            )
+            _rank_c_update(embeddings, a, b, m, f, v, scale, chunk_size, work, remove=False, x=x)
             bar.update()
     bar.close()
     if info is not None:
@@ -190,7 +184,7 @@ def greedy_trace_select(
         raises[alive] = _trace_ratio(eye - a[alive], b[alive])  # removed rows: I - A need not be PD
         j = _best(raises, ids, rtol, largest=False)
         alive[j] = False
-        m = _rank_c_update(
+        _rank_c_update(
             members, a, b, m, f, members[j] * scale, scale, chunk_size, torch.float64, remove=True
         )
     return [p for p, keep in zip(picked, alive.tolist()) if keep]
@@ -413,20 +407,54 @@ def _from_factor(y: torch.Tensor, lamb: float) -> torch.Tensor:
     return m.div_(lamb)
 
 
-def _pair_products(embeddings, m, f, scale, chunk_size, work, factor=None, lamb=1.0):
-    """A_i = Ṽ_i M Ṽ_iᵀ and B_i = Ṽ_i M F M Ṽ_iᵀ, ``[N, C, C]`` each in float64.
-
-    With ``factor`` y (``M = (I - yᵀy)/λ``, ``[r, k]``, r < k) V M is taken as (V - (V yᵀ) y)/λ:
-    2·r·k multiply-adds a row instead of k², so only B's product with F costs k² a row."""
-    m_w, f_w = m.to(work), f.to(work)
-    y = None if factor is None else factor.to(work)
+def _pair_products(embeddings, m, f, scale, chunk_size, work):
+    """A_i = Ṽ_i M Ṽ_iᵀ and B_i = Ṽ_i M F M Ṽ_iᵀ, ``[N, C, C]`` each in float64, for the
+    :class:`_Inverse` ``m``: through its factor (2·r·k multiply-adds a row) while it has one, so
+    only B's product with F costs k² a row."""
+    f_w, m_w = f.to(work), m.cast(work)
     a, b = [], []
     for start in range(0, len(embeddings), chunk_size):
         v = embeddings[start : start + chunk_size].to(work)  # [c, C, k]
-        x = v @ m_w if y is None else (v - (v @ y.T) @ y) / lamb  # [c, C, k]
+        x = m_w.times(v)  # [c, C, k]
         a.append((x @ v.mT).to(torch.float64))
         b.append((x @ f_w @ x.mT).to(torch.float64))
     return scale**2 * torch.cat(a), scale**2 * torch.cat(b)
+
+
+class _Inverse:
+    """M = P⁻¹ ``[k, k]``, as the Woodbury factor y (M = (I - yᵀy)/λ, ``[r, k]``) while r < k, else
+    dense. Through the factor a product t M costs 2·r·k a row of t and a pick's update appends C
+    rows, instead of reading and writing k² entries: the forward picks never form M when the
+    labeled set is small. The dense M is formed once y would reach k rows, or when a removal needs
+    it (``dense()``)."""
+
+    def __init__(self, lamb: float, *, factor=None, dense=None):
+        self.lamb, self.y, self.m = lamb, factor, dense
+
+    def times(self, t: torch.Tensor) -> torch.Tensor:
+        """t M for t ``[..., k]`` (M is symmetric: also (M tᵀ)ᵀ)."""
+        if self.m is not None:
+            return t @ self.m
+        return (t - (t @ self.y.T) @ self.y) / self.lamb
+
+    def cast(self, dtype) -> _Inverse:
+        """This M with its tensors in ``dtype`` (for the products of the candidate passes)."""
+        if self.m is not None:
+            return _Inverse(self.lamb, dense=self.m.to(dtype))
+        return _Inverse(self.lamb, factor=self.y.to(dtype))
+
+    def dense(self) -> torch.Tensor:
+        """M as a ``[k, k]`` float64 matrix (formed from the factor once, then kept)."""
+        if self.m is None:
+            self.m, self.y = _from_factor(self.y, self.lamb), None
+        return self.m
+
+    def add(self, rows: torch.Tensor, sign: float) -> None:
+        """M += sign · rowsᵀ rows for ``rows`` ``[C, k]``, in place."""
+        if self.m is None and sign < 0 and len(self.y) + len(rows) < self.y.shape[1]:
+            self.y = torch.cat([self.y, math.sqrt(self.lamb) * rows])
+            return
+        self.dense().addmm_(rows.T, rows, alpha=sign)
 
 
 def _fresh_gain(x: torch.Tensor, v: torch.Tensor, f: torch.Tensor) -> float:
@@ -454,18 +482,19 @@ class _pick_threads:
 def _rank_c_update(
     embeddings, a, b, m, f, v, scale, chunk_size, work, remove: bool, x=None
 ) -> torch.Tensor:
-    """Add (or remove) the scaled ``v`` ``[C, k]``: update A, B of every row and M in place; return M.
+    """Add (or remove) the scaled ``v`` ``[C, k]``: update A, B of every row and M in place.
 
     M' = M - xᵀ S⁻¹ x with x = v M and S = I + v M vᵀ (adding), or M' = M + xᵀ (I - v M vᵀ)⁻¹ x
     (removing a member: Woodbury with -vᵀv; I - v M vᵀ is positive definite for a member).
     Every float64 quantity here is O(C·k²); the only pass over the candidates multiplies them by
     the ``k x 2C`` matrix ``[xᵀ, M F xᵀ]`` in precision ``work``. M changes in place by the
     symmetric ``yᵀy`` with y = L⁻¹x (LLᵀ the C x C matrix above): no new ``k x k`` buffer per pick
-    (allocating and zeroing one cost more than the arithmetic) and M stays symmetric.
+    (allocating and zeroing one cost more than the arithmetic) and M stays symmetric; while M is
+    a Woodbury factor, y's rows join the factor instead.
     """
     c, k = v.shape
-    x = v @ m if x is None else x  # [C, k]
-    eye = torch.eye(c, dtype=m.dtype, device=m.device)
+    x = m.times(v) if x is None else x  # [C, k]
+    eye = torch.eye(c, dtype=x.dtype, device=x.device)
     # S from the fresh float64 x, not the stored A (which may carry float32 rounding).
     chol = _cholesky(eye - x @ v.T if remove else eye + x @ v.T)  # [C, C]
     s_inv = _symmetric(torch.cholesky_inverse(chol))
@@ -473,7 +502,7 @@ def _rank_c_update(
         s_inv = -s_inv
     fx = f @ x.T  # [k, C]
     xfx = _symmetric(x @ fx)  # [C, C] = B of the picked row, fresh
-    right = (scale * torch.cat([x.T, m @ fx], dim=1)).to(work)  # [k, 2C]
+    right = (scale * torch.cat([x.T, m.times(fx.T).T], dim=1)).to(work)  # [k, 2C]; M F xᵀ
     gh = torch.cat(
         [
             (embeddings[start : start + chunk_size].to(work).reshape(-1, k) @ right).to(
@@ -492,4 +521,4 @@ def _rank_c_update(
     a -= both[..., :c]
     b -= cross + cross.mT
     y = torch.linalg.solve_triangular(chol, x, upper=False)  # [C, k]
-    return m.addmm_(y.T, y, alpha=1.0 if remove else -1.0)
+    m.add(y, 1.0 if remove else -1.0)
