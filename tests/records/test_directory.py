@@ -22,9 +22,11 @@ import pandas as pd
 import pytest
 import torch
 
+import fmlib.grid.spec
 import fmlib.records
 from fmlib.experiment import ExperimentConfig, run_experiment
-from fmlib.records import load_run, load_snapshots
+from fmlib.grid.runner import RESULTS
+from fmlib.records import load_run, load_snapshots, run_status
 from tests.fakes import write_fake_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -413,3 +415,22 @@ def test_a_checkpoint_of_an_older_fmlib_resumes_and_adopts_its_snapshot_files(
     with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: sensitivity/round_000.npz"):
         run_experiment(config)
     assert (run / "sensitivity" / "round_000.npz").read_bytes() == snapshot
+
+
+def test_run_status_follows_the_files_a_run_leaves(tmp_path):
+    assert run_status(tmp_path / "absent") == "new"
+    (tmp_path / "config.json").write_text('{"config": {"seed": 0}, "schedule": [10, 15]}')
+    assert run_status(tmp_path) == "partial"
+    (tmp_path / RESULTS).write_text('{"smoke": true, "rounds": 2}')
+    assert run_status(tmp_path) == "partial"  # a FMLIB_SMOKE=1 run is not a result
+    (tmp_path / RESULTS).write_text("{not json")
+    assert run_status(tmp_path) == "partial"
+    (tmp_path / RESULTS).write_text('{"smoke": false, "rounds": 1}')
+    assert run_status(tmp_path) == "partial"  # not every round of the schedule ran
+    (tmp_path / RESULTS).write_text('{"smoke": false, "rounds": 2}')
+    assert run_status(tmp_path) == "done"
+    assert (
+        run_status(tmp_path, {"seed": 1}) == "stale" and run_status(tmp_path, {"seed": 0}) == "done"
+    )
+    (tmp_path / "config.json").write_text("{}")
+    assert run_status(tmp_path) == "partial"  # damaged: running it again says what is wrong
