@@ -63,6 +63,7 @@ from fmlib.records.files import (
 from fmlib.records.formats import (
     CLASS_KINDS,
     QUERY_COLUMNS,
+    QUERY_TIME_COLUMNS,
     ROUND_COLUMNS,
     TIME_COLUMNS,
     DataSummary,
@@ -112,6 +113,7 @@ __all__ = [
     "QUANTILES",
     "QUERIES",
     "QUERY_COLUMNS",
+    "QUERY_TIME_COLUMNS",
     "RESULTS",
     "ROUND_COLUMNS",
     "ROUNDS",
