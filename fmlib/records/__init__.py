@@ -27,13 +27,12 @@ The modules: :mod:`~fmlib.records.files` (atomic writes, ``config.json``, proven
 :mod:`~fmlib.records.tables` (in-memory records, the summary, tidy tables),
 :mod:`~fmlib.records.formats` (the declared formats: the round row, its per-class columns, the
 queries row, the run metadata), :mod:`~fmlib.records.snapshots` (sensitivity snapshots),
-:mod:`~fmlib.records.directory` (the run directory).
+:mod:`~fmlib.records.directory` (the run directory) and :mod:`~fmlib.records.lock` (its lock).
 """
 
 from fmlib.records.directory import (
     FORMAT_VERSION,
     RunDirectory,
-    RunLockedError,
     config_differences,
     export_runs,
     run_status,
@@ -84,6 +83,7 @@ from fmlib.records.formats import (
     thread_counts,
     torch_versions,
 )
+from fmlib.records.lock import RunLockedError
 from fmlib.records.snapshots import (
     QUANTILES,
     fisher_snapshot,
