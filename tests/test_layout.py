@@ -86,7 +86,7 @@ def test_split_modules_import_one_way():
     assert "fmlib.fisher.func" in imports("fisher/embeddings", top_level=True)
     assert "fmlib.fisher.embeddings" not in imports("fisher/hooks")
     assert "fmlib.fisher.hooks" in imports("fisher/embeddings", top_level=True)
-    assert "fmlib.fisher.greedy_naive" not in imports("fisher/greedy")  # the oracle checks the greedy
+    assert "fmlib.fisher.greedy_naive" not in imports("fisher/greedy")  # the oracle sits above
     assert "fmlib.records.directory" not in imports("records/lock")
     assert "fmlib.records.lock" in imports("records/directory", top_level=True)
     assert "fmlib.primer.toy" not in imports("primer/labels")
