@@ -1,6 +1,7 @@
-"""A dataset and a model defined outside fmlib, as a user would write them: reached from a config,
-the CLI, papermill and the grid as ``"tests.user_parts:blob_data"`` and ``"tests.user_parts:mlp"``
-and models and datasets that keep only part of the contract."""
+"""Datasets and models defined outside fmlib, as a user would write them: reached from a config,
+the CLI, papermill and the grid as ``"tests.user_parts:blob_data"`` and ``"tests.user_parts:mlp"``;
+and the parts the tests pass as objects: a model of logits only, a map-style dataset read item by
+item, a model whose train and eval modes score differently."""
 
 import numpy as np
 import torch
