@@ -120,12 +120,8 @@ def test_cost_table_averages_the_timed_rounds():
     )
     frame.loc[frame["strategy"] == "b", "embed_time"] = 0.5
     table = cost_table(frame)
-    assert list(table.columns) == [
-        "setting",
-        "strategy",
-        "runs",
-        *(f"{phase} [s]" for phase in QUERY_TIME_COLUMNS),
-    ]
+    timed = [c for c in table.columns if c.endswith(" [s]")]
+    assert timed == [f"{phase} [s]" for phase in QUERY_TIME_COLUMNS]
     table = table.set_index(["setting", "strategy"])
     assert (
         table.loc[("balanced", "a"), "runs"] == 2

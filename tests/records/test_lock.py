@@ -39,6 +39,7 @@ def test_a_stale_lock_of_a_live_reused_pid_is_called_reused_not_gone(tmp_path):
 
 def test_the_block_gets_its_owner_and_a_second_holder_is_refused_naming_the_first(tmp_path):
     owner = object()
+    (tmp_path / "run").mkdir()  # not made by the lock: kept after it, with the released .lock
     with hold(tmp_path / "run", owner) as got:
         assert got is owner
         held = json.loads((tmp_path / "run" / ".lock").read_text())
