@@ -32,7 +32,8 @@ import time
 
 import torch
 
-from fmlib.fisher.greedy import greedy_trace_select, greedy_trace_select_naive
+from fmlib.fisher.greedy import greedy_trace_select
+from fmlib.fisher.greedy_naive import greedy_trace_select_naive
 
 GIB = 2**30
 

@@ -108,7 +108,6 @@ def accept_fake_cifar10(monkeypatch, root) -> None:
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(CIFAR10.meta["filename"])})
 
 
-
 # a small run: 6 initial labels, 6 a round, 18 in all, on the CPU, quiet
 SMALL_RUN = dict(
     initial_size=6,
@@ -139,3 +138,38 @@ def blobs_run(tmp_path=None, **changes) -> dict:
     ``tmp_path`` when one is given."""
     output = {"output_dir": str(tmp_path)} if tmp_path else {}
     return {**BLOBS_RUN, **output, **changes}
+
+
+# the user's parts by name: tests.user_parts' blobs and MLP, tests.user_strategy's LowestMaxProb
+USER = "tests.user_strategy:LowestMaxProb"
+DATA, MODEL = "tests.user_parts:blob_data", "tests.user_parts:mlp"
+NAMED = dict(dataset=DATA, imbalance="none", model=MODEL, strategy=USER)
+
+
+def user_config(**changes):
+    """An :class:`~fmlib.config.ExperimentConfig` of 6 labels a round up to 18, 20 epochs of lr
+    1e-2, for data and a model passed to the run (``changes`` on top)."""
+    from fmlib.config import ExperimentConfig
+
+    values = dict(initial_size=6, query_size=6, budget=18, strategy="entropy", train_preset="default",
+                  train_options={"epochs": 20, "lr": 1e-2, "batch_size": 8}, device="cpu", progress=False)  # fmt: skip
+    return ExperimentConfig(**{**values, **changes})
+
+
+def user_run(**changes) -> dict:
+    """The fields of a two-round run of :data:`NAMED` (the user's parts by name), 5 epochs a round."""
+    return {**NAMED, "initial_size": 6, "query_size": 6, "budget": 12, "train_preset": "default",
+            "train_options": {"epochs": 5, "batch_size": 8}, "device": "cpu", "progress": False, **changes}  # fmt: skip
+
+
+def image_data(n: int, seed: int, classes: int = 4):
+    """An :class:`~fmlib.data.ImageData` of ``n`` 28x28 :func:`fake_images`, class ``i % classes``."""
+    import torch
+
+    from fmlib.data import ImageData
+
+    labels = np.arange(n) % classes
+    images = torch.from_numpy(fake_images(labels, (28, 28), seed)).unsqueeze(1)
+    return ImageData(
+        images, torch.from_numpy(labels), [str(c) for c in range(classes)], (0.3,), (0.3,)
+    )

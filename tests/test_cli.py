@@ -18,6 +18,7 @@ import fmlib
 import fmlib.grid.cli
 from fmlib import ExperimentConfig
 from fmlib.cli import benchmarks_dir, main
+from tests.fakes import DATA, MODEL, USER, user_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -383,3 +384,82 @@ def test_the_console_script_is_installed_when_fmlib_is():
         pytest.skip(f"no fmlib script beside {sys.executable}")
     done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "fmlib run" in done.stdout
+
+
+def cli_flags(values: dict) -> list[str]:
+    flags = []
+    for key, value in values.items():
+        flags += ["--set", f"{key}={json.dumps(value)}"]
+    return flags
+
+
+def test_the_cli_runs_the_users_dataset_model_and_strategy_by_name(tmp_path, capsys):
+    from fmlib.cli import main
+
+    out = tmp_path / "run"
+    rest = {
+        k: v
+        for k, v in user_run().items()
+        if k not in ("dataset", "model", "strategy", "imbalance", "progress")
+    }
+    flags = [
+        "--dataset",
+        DATA,
+        "--model",
+        MODEL,
+        "--strategy",
+        USER,
+        "--imbalance",
+        "none",
+        "--no-progress",
+    ]
+    assert (
+        main(["run", *flags, *cli_flags(rest), "--set", "model_options.hidden=8", "-o", str(out)])
+        == 0
+    )
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert (saved["dataset"], saved["model"], saved["strategy"], saved["model_options"]) == (
+        DATA,
+        MODEL,
+        USER,
+        {"hidden": 8},
+    )
+    assert list(pd.read_csv(out / "rounds.csv")["n_labeled"]) == [6, 12]
+    assert (
+        main(
+            [
+                "run",
+                "--strategy",
+                "tests.user_strategy:Missing",
+                *flags[:4],
+                "-o",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
+    assert "has no attribute 'Missing'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_console_script_finds_the_users_modules_in_the_working_directory(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("fmlib")
+    if not script.is_file():
+        pytest.skip("the fmlib console script is not installed next to this python")
+    (tmp_path / "mine").mkdir()
+    for name in ("user_parts.py", "user_strategy.py"):
+        shutil.copy(ROOT / "tests" / name, tmp_path / "mine" / name)
+    env = {
+        k: v for k, v in os.environ.items() if k != "PYTHONPATH"
+    }  # only the working directory can find mine/
+    values = user_run(dataset="mine.user_parts:blob_data", model="mine.user_parts:mlp",
+                       strategy="mine.user_strategy:LowestMaxProb")  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    done = subprocess.run([str(script), "run", "-c", "config.json", "-o", "run"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert list(pd.read_csv(tmp_path / "run" / "rounds.csv")["n_labeled"]) == [6, 12]

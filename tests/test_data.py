@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from fmlib.data import ImageData, iter_batches
+from fmlib.data import DatasetData, ImageData, as_al_data, as_data, iter_batches
 from fmlib.datasets import (
     imbalanced_counts,
     initial_labeled,
@@ -18,6 +18,7 @@ from tests.fakes import (
     write_fake_cifar10,
     write_fake_fashion_mnist,
 )
+from tests.user_parts import ItemDataset, blobs
 
 
 @requires_fashion_mnist
@@ -252,3 +253,34 @@ def test_iter_batches_accepts_every_input_form():
         assert torch.equal(torch.cat(list(iter_batches(form, 4))), x)
     with pytest.raises(ValueError, match="inputs"):
         list(iter_batches([1, 2], 4))
+
+
+def test_dataset_data_reads_a_tensor_dataset_and_a_plain_dataset_alike():
+    base = blobs(30, 0)
+    fast, slow = DatasetData(base), DatasetData(ItemDataset(base))
+    idx = [3, 0, 17]
+    assert torch.equal(fast.inputs(idx), base.tensors[0][idx]) and torch.equal(
+        slow.inputs(idx), fast.inputs(idx)
+    )
+    assert torch.equal(fast.labels, slow.labels) and fast.num_classes == 3 and fast.shape == (20,)
+    assert fast.class_counts().tolist() == [10, 10, 10] and fast.class_counts(
+        [0, 1, 4]
+    ).tolist() == [1, 2, 0]
+    for sub in (slow.subset([5, 6]), fast.subset([5, 6])):
+        assert torch.equal(sub.inputs(), base.tensors[0][[5, 6]]) and sub.labels.tolist() == [2, 0]
+    assert isinstance(
+        fast.subset([5, 6]).dataset, TensorDataset
+    )  # the fast path survives subsetting
+    assert as_data(DataLoader(base, batch_size=4)).num_classes == 3
+
+
+def test_pool_and_test_share_the_classes_and_bad_data_is_named():
+    pool, test = blobs(30, 0), TensorDataset(torch.zeros(4, 20), torch.zeros(4, dtype=torch.long))
+    data = as_al_data((pool, test))
+    assert data.pool.num_classes == data.test.num_classes == 3
+    with pytest.raises(ValueError, match="integer classes"):
+        DatasetData(TensorDataset(torch.zeros(3, 2), torch.zeros(3)))
+    with pytest.raises(ValueError, match="Dataset"):
+        as_data([1, 2, 3])
+    with pytest.raises(ValueError, match=r"\(pool, test\) pair"):
+        as_al_data(pool)

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
+from torch.utils.data import TensorDataset
 
 from fmlib.data import ALData, ImageData
 from fmlib.experiment import (
@@ -17,7 +19,8 @@ from fmlib.records import load_queries, load_run, load_snapshots
 from fmlib.seeds import round_seed
 from fmlib.strategies import FisherReport, SelectionReport
 from fmlib.train import TrainConfig
-from tests.fakes import fake_images
+from tests.fakes import DATA, MODEL, NAMED, USER, fake_images, user_config
+from tests.user_parts import MLP, LogitsOnly, blobs
 
 # ----------------------------------------------------------------------------- fakes
 
@@ -445,3 +448,123 @@ def test_config_from_a_run_directory(fashion_root, tmp_path):
     assert ExperimentConfig.from_run(tmp_path / "run") == ExperimentConfig.from_dict(config)
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         ExperimentConfig.from_run(tmp_path)
+
+
+class TokenBag(nn.Module):
+    """Integer token ids [N, L] -> mean embedding -> logits: inputs that must stay integers."""
+
+    def __init__(self, num_classes: int, vocab: int = 12):
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, 8)
+        self.head = nn.Linear(8, num_classes)
+
+    def embed(self, x):
+        return self.tokens(x).mean(1)
+
+    def forward(self, x):
+        return self.head(self.embed(x))
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "badge", "fishermask"])
+def test_integer_token_inputs_stay_integers_through_a_run(strategy):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 3
+    tokens = (
+        y[:, None] * 4 + torch.randint(0, 4, (60, 5), generator=g)
+    ).long()  # class c uses tokens 4c..4c+3
+    data = TensorDataset(tokens, y)
+    options = {"fisher_samples": 16, "fraction": 0.05} if strategy == "fishermask" else {}
+    records = run_experiment(user_config(strategy=strategy, budget=12, strategy_options=options), data=(data, data),
+                             model=TokenBag)  # fmt: skip
+    assert [r["n_labeled"] for r in records.rounds] == [6, 12]
+
+
+def test_run_experiment_runs_a_tensor_dataset_an_mlp_and_a_user_strategy(tmp_path):
+    data = (blobs(90, 3), blobs(45, 4))
+    records = run_experiment(
+        user_config(strategy=USER, output_dir=str(tmp_path / "run")), data=data, model=MLP
+    )
+    rounds = pd.read_csv(tmp_path / "run" / "rounds.csv")
+    assert list(rounds["n_labeled"]) == [6, 12, 18] and rounds["accuracy"].iloc[-1] > 0.8
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert meta["model_factory"] == "tests.user_parts.MLP" and meta["data"]["source"] == "in-memory"
+    assert meta["data"]["classes"] == ["0", "1", "2"] and len(records.rounds) == 3
+    # the user's strategy picked least-confident points: recompute round 0's picks by hand
+    queries = pd.read_csv(tmp_path / "run" / "queries.csv")
+    assert len(queries[queries["round"] == 1]) == 6
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "margin", "least_confidence", "random", USER])
+def test_strategies_that_need_only_logits_run_without_embed_or_head(strategy):
+    records = run_experiment(
+        user_config(strategy=strategy, budget=12),
+        data=(blobs(60, 6), blobs(30, 7)),
+        model=LogitsOnly,
+    )
+    assert [r["n_labeled"] for r in records.rounds] == [6, 12]
+
+
+def test_fishermask_without_head_runs_on_a_model_without_one():
+    cfg = user_config(strategy="fishermask", budget=12, strategy_options={"include_head": False, "fisher_samples": 16,
+                                                                     "fraction": 0.05})  # fmt: skip
+    records = run_experiment(cfg, data=(blobs(60, 6), blobs(30, 7)), model=LogitsOnly)
+    assert len(records.rounds) == 2
+
+
+@pytest.mark.parametrize(("strategy", "options", "missing"), [
+    ("badge", {}, "needs embed.* and head"),
+    ("coreset", {}, "needs embed"),
+    ("bait", {"fisher_samples": 16}, "needs embed.* and head"),
+    ("fishermask", {"fisher_samples": 16}, r"needs head .*include_head=False"),
+    ("tests.user_strategy:NeedsEmbed", {}, "'needs_embed' needs embed"),
+])  # fmt: skip
+def test_a_model_lacking_what_the_strategy_needs_is_refused_before_anything_is_written(tmp_path, strategy, options,
+                                                                                        missing):  # fmt: skip
+    out = tmp_path / "run"
+    cfg = user_config(strategy=strategy, strategy_options=options, output_dir=str(out))
+    with pytest.raises(ValueError, match=missing):
+        run_experiment(cfg, data=(blobs(60, 6), blobs(30, 7)), model=LogitsOnly)
+    assert not (out / "config.json").exists() and not (out / "rounds.csv").exists()
+
+
+def test_a_config_names_the_users_dataset_and_model_and_runs_as_the_objects_do(tmp_path):
+    named = user_config(**NAMED, dataset_options={"pool": 60, "seed": 5}, model_options={"hidden": 8},
+                   output_dir=str(tmp_path / "named"))  # fmt: skip
+    records = run_experiment(named)
+    from tests.user_parts import blob_data, mlp
+
+    by_object = run_experiment(
+        user_config(strategy=USER),
+        data=blob_data(pool=60, seed=5),
+        model=lambda c: mlp(c, hidden=8),
+    )
+    assert [r["accuracy"] for r in records.rounds] == [r["accuracy"] for r in by_object.rounds]
+    assert [r["query_0"] for r in records.rounds] == [r["query_0"] for r in by_object.rounds]
+    meta = json.loads((tmp_path / "named" / "config.json").read_text())
+    assert (
+        meta["config"]["dataset"] == DATA
+        and meta["config"]["model"] == MODEL
+        and meta["data"]["source"] == "config"
+    )
+    assert meta["data"]["pool_size"] == 60 and "model_factory" not in meta
+    again = run_experiment(
+        named
+    )  # the config alone reopens the finished run: nothing in memory needed
+    assert [r["accuracy"] for r in again.rounds] == [r["accuracy"] for r in records.rounds]
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"dataset_options": {"size": 3}}, "dataset 'tests.user_parts:blob_data' cannot be called with dataset_options {'size': 3}"),
+    ({"model_options": {"depth": 3}}, "model 'tests.user_parts:mlp' cannot be called as mlp(num_classes, **model_options) with "
+                                      "model_options {'depth': 3}"),
+    ({"model_options": {"dim": 7}}, "model 'tests.user_parts:mlp' fails on a batch of the pool's inputs"),
+    ({"dataset": "tests.user_parts:blobs", "dataset_options": {"n": 9, "seed": 0}},
+     "dataset 'tests.user_parts:blobs' must return a (pool, test) pair of Datasets or an ALData, got TensorDataset"),
+])  # fmt: skip
+def test_the_users_factories_failing_on_their_options_are_named_before_anything_is_written(
+    tmp_path, changes, message
+):
+    with pytest.raises(ValueError) as err:
+        run_experiment(user_config(**{**NAMED, **changes}, output_dir=str(tmp_path / "run")))
+    assert message in str(err.value)
+    assert not (tmp_path / "run").exists()

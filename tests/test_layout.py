@@ -75,7 +75,8 @@ def test_the_loop_never_touches_records_and_config_builds_without_them():
 
 
 def test_split_modules_import_one_way():
-    """Each split imports one way: build -> config, datasets -> data, fisher embeddings -> its engines."""
+    """Each split imports one way: build -> config, datasets -> data, fisher embeddings -> its
+    engines, the naive greedy -> the greedy, the run directory -> its lock, the toy -> its labels."""
     assert "fmlib.build" not in imports("config")  # trial builds live with what they build
     assert "fmlib.config" in imports("build", top_level=True)
     assert "fmlib.datasets" not in imports("data") and "fmlib.data" in imports(
@@ -85,6 +86,10 @@ def test_split_modules_import_one_way():
     assert "fmlib.fisher.func" in imports("fisher/embeddings", top_level=True)
     assert "fmlib.fisher.embeddings" not in imports("fisher/hooks")
     assert "fmlib.fisher.hooks" in imports("fisher/embeddings", top_level=True)
+    assert "fmlib.fisher.greedy_naive" not in imports("fisher/greedy")  # the oracle sits above
+    assert "fmlib.records.directory" not in imports("records/lock")
+    assert "fmlib.records.lock" in imports("records/directory", top_level=True)
+    assert "fmlib.primer.toy" not in imports("primer/labels")
 
 
 def _outside(package: str) -> set[str]:

@@ -59,3 +59,43 @@ def test_public_surface_is_lazy_and_complete():
         ).stdout.strip()
         == "False"
     )
+
+
+@pytest.mark.parametrize(
+    "channels, classes, theirs",
+    [(1, 4, 700_400), (1, 10, 701_168), (3, 10, 701_456)],
+    ids=["fmnist-imbalanced", "fmnist-10", "cifar10"],
+)
+def test_authors_resnet18_has_their_parameter_count(channels, classes, theirs):
+    # Counts of their resnet.py ResNet18(num_classes) with conv1 set to `channels` inputs.
+    model = build_model("authors_resnet18", classes, channels, 28)
+    assert sum(p.numel() for p in model.parameters()) == theirs
+    assert model.head.bias is None and model.head.in_features == 128
+    assert model(torch.zeros(2, channels, 28, 28)).shape == (2, classes)
+    assert model(torch.zeros(2, channels, 32, 32)).shape == (2, classes)
+
+
+def test_authors_resnet18_equals_resnet18_width16_without_head_bias():
+    torch.manual_seed(1)
+    theirs = build_model("authors_resnet18", 4, 1)
+    torch.manual_seed(1)
+    ours = build_model("resnet18", 4, 1, width=16, head_bias=False)
+    assert all(
+        torch.equal(a, b) for a, b in zip(theirs.state_dict().values(), ours.state_dict().values())
+    )
+
+
+@pytest.mark.parametrize(
+    "options, match", [({"width": 8}, "no options"), ({"depth": 3}, "no options")]
+)
+def test_authors_resnet18_takes_no_options(options, match):
+    with pytest.raises(ValueError, match=match):
+        build_model("authors_resnet18", 4, 1, **options)
+
+
+@pytest.mark.parametrize(
+    "options, match", [({"width": 0}, "width"), ({"head_bias": "no"}, "head_bias")]
+)
+def test_resnet18_rejects_bad_options(options, match):
+    with pytest.raises(ValueError, match=match):
+        build_model("resnet18", 4, 1, **options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from fmlib.experiment import ExperimentConfig
 from fmlib.records import RunDirectory, RunRecords
 from tests.conftest import requires_fashion_mnist
-from tests.fakes import write_fake_fashion_mnist
+from tests.fakes import DATA, MODEL, NAMED, USER, write_fake_fashion_mnist
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ["active_learning", "sensitivity", "compare", "fisher_primer", "ablation", "label_yourself"]
@@ -243,3 +244,25 @@ def test_fisher_primer_records_the_mask_and_bait_batch(tmp_path):
     assert record["bait_objective"] > 0
     for figure in ("fisher_map", "mask", "mask_vs_fraction", "bait"):
         assert (tmp_path / "primer" / f"{figure}.png").stat().st_size > 0, figure
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_papermill_runs_the_users_dataset_model_and_strategy_by_name(tmp_path, monkeypatch):
+    import papermill as pm
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    run = tmp_path / "run"
+    pm.execute_notebook(str(ROOT / "notebooks" / "active_learning.ipynb"), str(tmp_path / "out.ipynb"),
+                        parameters={**NAMED, "output_dir": str(run), "model_options": {"hidden": 8}, "smoke": True},
+                        cwd=str(tmp_path), progress_bar=False, kernel_name="python3")  # fmt: skip
+    results = json.loads((run / "results.json").read_text())
+    saved = json.loads((run / "config.json").read_text())["config"]
+    assert results["finished"] and (saved["dataset"], saved["model"], saved["strategy"]) == (
+        DATA,
+        MODEL,
+        USER,
+    )

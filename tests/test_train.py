@@ -12,11 +12,13 @@ from fmlib.train import (
     evaluate,
     fit,
     predict_proba,
+    recompute_batchnorm,
     reset_parameters,
     train_config,
 )
 from tests.conftest import requires_fashion_mnist
-from tests.fakes import fake_images
+from tests.fakes import fake_images, image_data
+from tests.user_parts import MLP, ItemDataset, blobs, trained_noisy
 
 
 def tiny_data(n=80, seed=0):
@@ -197,8 +199,7 @@ def test_the_train_bar_ends_full_and_unfailed_when_training_stops_early(monkeypa
     the JupyterLab widget is not marked failed (red), even after the garbage collector ran."""
     import gc
 
-    from tqdm import std
-    from tqdm import notebook
+    from tqdm import notebook, std
 
     import fmlib.train
 
@@ -220,3 +221,87 @@ def test_the_train_bar_ends_full_and_unfailed_when_training_stops_early(monkeypa
     assert bar.disable  # closed
     if kind == "notebook":
         assert bar.container.children[1].bar_style != "danger"
+
+
+def test_fit_and_evaluate_take_a_dataset_and_match_the_tensor_path():
+    base = blobs(60, 1)
+    train = TrainConfig(epochs=20, lr=1e-2, batch_size=8)
+    models = [MLP(3), MLP(3)]
+    fit(models[0], base, np.arange(30), train, seed=3)
+    fit(models[1], ItemDataset(base), np.arange(30), train, seed=3)
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.equal(a, b)
+    metrics = evaluate(models[0], base)
+    assert metrics["accuracy"] > 0.9  # separable blobs
+    manual = (models[0](base.tensors[0]).argmax(1) == base.tensors[1]).float().mean().item()
+    assert metrics["accuracy"] == pytest.approx(manual)
+
+
+def test_recompute_batchnorm_sets_the_statistics_of_the_inputs(float64):
+    model = build_model("cnn", 4, 1).train()
+    x = torch.randn(40, 1, 28, 28) * 3 + 1
+    weights = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if "running" not in k and "num_batches" not in k
+    }
+    assert recompute_batchnorm(model, x)
+    conv, bn = model.features[0], model.features[1]
+    out = conv(x)  # [40, 32, 28, 28]: what the first BatchNorm normalises
+    torch.testing.assert_close(bn.running_mean, out.mean((0, 2, 3)))
+    torch.testing.assert_close(bn.running_var, out.var((0, 2, 3), unbiased=True))
+    assert bn.momentum == 0.1 and model.training and bn.training  # restored
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+
+
+def test_recompute_batchnorm_averages_blocks_and_skips_a_single_sample_block(float64):
+    model = build_model("cnn", 4, 1).eval()
+    x = torch.randn(41, 1, 28, 28)
+    recompute_batchnorm(model, x, batch_size=20)  # blocks 20, 20 and a lone 1 (skipped)
+    out = model.features[0](x)
+    expected = (out[:20].mean((0, 2, 3)) + out[20:40].mean((0, 2, 3))) / 2
+    torch.testing.assert_close(model.features[1].running_mean, expected)
+    assert not model.training
+    assert not recompute_batchnorm(build_model("cnn", 4, 1), x[:1])
+
+
+def test_a_resnet_trained_on_a_few_labels_beats_chance_in_eval_mode():
+    """The paper recipe stops after a few steps on few labels; without recomputed statistics the
+    eval-mode ResNet is at chance (0.25 with 4 classes)."""
+    pool, test = image_data(48, 0), image_data(200, 1)
+    accuracy = {}
+    for recompute in (False, True):
+        model = build_model("authors_resnet18", 4, 1)
+        stats = fit(
+            model, pool, np.arange(48), train_config("paper", recompute_bn=recompute), seed=0
+        )
+        accuracy[recompute] = evaluate(model, test)["accuracy"]
+    assert stats["epochs"] <= 10
+    assert accuracy[True] >= 0.6, accuracy
+    assert accuracy[True] > accuracy[False] + 0.2, accuracy
+
+
+POOL = blobs(80, 0)
+
+
+def test_predict_proba_scores_in_eval_mode_and_restores_the_mode():
+    model = trained_noisy().train()
+    x = POOL.tensors[0]
+    with torch.no_grad():
+        expected = model.eval()(x).softmax(1)
+    model.train()
+    torch.manual_seed(1)
+    assert torch.allclose(predict_proba(model, x), expected)
+    assert model.training and model.body[3].training
+
+
+def test_fit_shuffles_by_its_seed():
+    def weights(seed):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(20, 3))
+        fit(
+            model, POOL, np.arange(60), TrainConfig(epochs=2, batch_size=8, reinit=False), seed=seed
+        )
+        return model[0].weight.detach().clone()
+
+    assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))

@@ -1,4 +1,4 @@
-"""Strategies defined outside fmlib, reached by name as ``"tests.user_strategy:Class"`` (test_byo)."""
+"""Strategies defined outside fmlib, reached by name as ``"tests.user_strategy:Class"``."""
 
 import numpy as np
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fmlib.analysis.stats import holm, seeds_for_power, sign_flip_p, tost, verdict
+from fmlib.records.formats import QUERY_TIME_COLUMNS
 from fmlib.records.tables import curve_area
 
 GROUP = (
@@ -207,16 +208,12 @@ def budget_table(frame: pd.DataFrame, budgets: Sequence[int], *, metric: str = "
     return table if table is not None else pd.DataFrame(columns=by)
 
 
-PHASES = (
-    "train_time",
-    "embed_time",
-    "select_time",
-)  # rounds.csv seconds; select_time is the whole select call
-
-
-def cost_table(frame: pd.DataFrame, *, phases: Sequence[str] = PHASES, by: Sequence[str] = GROUP,
-               digits: int = 2) -> pd.DataFrame:  # fmt: skip
+def cost_table(frame: pd.DataFrame, *, phases: Sequence[str] = QUERY_TIME_COLUMNS,
+               by: Sequence[str] = GROUP, digits: int = 2) -> pd.DataFrame:  # fmt: skip
     """Seconds per round of each phase, mean ± std over runs of each run's mean over its rounds.
+
+    ``phases``: ``rounds.csv`` time columns (default: the query's,
+    :data:`fmlib.records.formats.QUERY_TIME_COLUMNS`).
 
     Rounds without a value are left out (the last round selects nothing; strategies without
     embeddings have no ``embed_time``), so a phase no run timed reads ``–``.

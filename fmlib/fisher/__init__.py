@@ -6,7 +6,8 @@
   (forward hooks on Linear/Conv2d/BatchNorm2d; torch.func for any other layer);
 * :mod:`~fmlib.fisher.masks` — :class:`ParameterMask` and :func:`fisher_mask`, the top-k
   selection of parameters by Fisher information, the head always in;
-* :mod:`~fmlib.fisher.greedy` — BAIT's greedy minimisation of tr((λI + Σ F_i)^-1 F_pool).
+* :mod:`~fmlib.fisher.greedy` — BAIT's greedy minimisation of tr((λI + Σ F_i)^-1 F_pool), and
+  :mod:`~fmlib.fisher.greedy_naive`, its recomputation from scratch (the oracle).
 * :mod:`~fmlib.fisher.gram` — :class:`~fmlib.fisher.gram.GramSum`, the pool Fisher VᵀV summed
   over blocks from its upper triangle.
 
@@ -25,7 +26,8 @@ from fmlib.fisher.embeddings import (
     gradient_embeddings_naive,
     sample_scores,
 )
-from fmlib.fisher.greedy import greedy_trace_select, greedy_trace_select_naive, trace_objective
+from fmlib.fisher.greedy import greedy_trace_select, trace_objective
+from fmlib.fisher.greedy_naive import greedy_trace_select_naive
 from fmlib.fisher.masks import METHODS, ParameterMask, check_mask_options, fisher_mask, head_names
 
 __all__ = [

@@ -1,7 +1,8 @@
-"""Teaching: a toy problem small enough to see Fisher-based AL (:mod:`~fmlib.primer.toy`) and
-live ipywidgets views of it (:mod:`~fmlib.primer.widgets`, imported on its own: it needs
-ipywidgets)."""
+"""Teaching: a toy problem small enough to see Fisher-based AL (:mod:`~fmlib.primer.toy`), the
+numbered labels of its picks (:mod:`~fmlib.primer.labels`) and live ipywidgets views of it
+(:mod:`~fmlib.primer.widgets`, imported on its own: it needs ipywidgets)."""
 
+from fmlib.primer.labels import label_points
 from fmlib.primer.toy import (
     ToyMLP,
     bait_objective,
@@ -14,7 +15,6 @@ from fmlib.primer.toy import (
     draw_mask,
     draw_mask_vs_fraction,
     fishermask_picks,
-    label_points,
     layer_table,
     mask_rule,
     rounded,

@@ -20,6 +20,7 @@ from torch import nn
 from fmlib.fisher.embeddings import fisher_diagonal, gradient_embeddings, sample_scores
 from fmlib.fisher.greedy import greedy_trace_select, trace_objective
 from fmlib.fisher.masks import ParameterMask, fisher_mask, head_names
+from fmlib.primer.labels import label_points
 
 # ----------------------------------------------------------------------------- toy problem
 
@@ -69,15 +70,10 @@ def toy_data(
 
 
 def train_toy(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    hidden: int = 16,
-    steps: int = 300,
-    lr: float = 0.03,
-    seed: int = 0,
+    x, y, *, hidden: int = 16, steps: int = 300, lr: float = 0.03, seed: int = 0
 ) -> ToyMLP:
-    """A :class:`ToyMLP` fitted full-batch with Adam, returned in eval mode."""
+    """A :class:`ToyMLP` fitted full-batch with Adam on points ``x`` ``[N, d]`` and labels ``y``
+    ``[N]``, returned in eval mode."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = ToyMLP(int(y.max()) + 1, hidden, x.shape[1])
@@ -386,10 +382,13 @@ def draw_bait(
     )
     right = axes[2]
     for ax, (what, (emb, fisher, picks)), color in zip(axes, runs.items(), ("C0", "C1")):
-        greedy = np.array([bait_objective(emb, picks[:m], fisher, lamb) for m in sizes])
-        randoms = np.array(
-            [[bait_objective(emb, draw[:m], fisher, lamb) for m in sizes] for draw in draws]
+        curves = np.array(  # [1 + random_draws, batch_size]: the objective of each order's first m
+            [
+                [bait_objective(emb, order[:m], fisher, lamb) for m in sizes]
+                for order in (picks, *draws)
+            ]
         )
+        greedy, randoms = curves[0], curves[1:]
         median = np.median(randoms, axis=0)
         right.plot(sizes, greedy / median, marker="o", color=color, label=f"{what} greedy")
         low, high = np.quantile(randoms, [0.1, 0.9], axis=0) / median
@@ -419,84 +418,3 @@ def draw_bait(
     for ax, (_, (_, _, picks)) in zip(axes, runs.items()):  # last: placed in the final layout
         label_points(ax, pool[torch.as_tensor(picks)].numpy(), ring_size=140)
     return fig
-
-
-def label_points(ax, points, *, ring_size: float = 140, fontsize: float = 8, labels=None):
-    """Number ``points`` ``[K, 2]`` (data coordinates) 1, 2, ... in order, every label where it
-    overlaps no other label and no point's ring (scatter size ``ring_size``, points²): the first
-    free spot on circles of growing radius around its point, with a leader line. Returns the
-    annotations. Placed in pixels of the figure as laid out now, so call it after everything else
-    is drawn; the labels stay out of the layout, which therefore does not move them."""
-    fig = ax.figure
-    fig.canvas.draw()  # fixes the layout (constrained, equal aspect): the pixels below hold
-    renderer = fig.canvas.get_renderer()
-    points = np.asarray(points, dtype=float).reshape(-1, 2)
-    labels = (
-        [str(i) for i in range(1, len(points) + 1)] if labels is None else [str(t) for t in labels]
-    )
-    centres = ax.transData.transform(points)  # [K, 2] pixels
-    ring = np.sqrt(ring_size) / 2 * fig.dpi / 72  # ring radius in pixels
-    taken = [
-        np.array([x - ring, y - ring, x + ring, y + ring]) for x, y in centres
-    ]  # boxes nothing may cover
-    frame = ax.get_window_extent(renderer)
-    angles = np.deg2rad(np.arange(0, 360, 30))
-    style = {"fontsize": fontsize, "fontweight": "bold"}
-    annotations = []
-    for text, centre in zip(labels, centres):
-        probe = ax.text(0, 0, text, **style)
-        extent = probe.get_window_extent(renderer)
-        probe.remove()
-        half = np.array([extent.width, extent.height]) / 2 + 2  # + the label's white pad, in pixels
-        best, fewest = None, None
-        for radius in ring + half.max() + 1 + np.arange(10) * 1.5 * half.max():
-            for angle in angles:
-                at = centre + radius * np.array([np.cos(angle), np.sin(angle)])
-                box = np.concatenate([at - half, at + half])
-                inside = (
-                    frame.x0 <= box[0]
-                    and box[2] <= frame.x1
-                    and frame.y0 <= box[1]
-                    and box[3] <= frame.y1
-                )
-                clashes = sum(_overlap(box, other) for other in taken) + (
-                    0 if inside else len(taken)
-                )
-                if fewest is None or clashes < fewest:
-                    best, fewest = (at, box), clashes
-                if clashes == 0:
-                    break
-            if fewest == 0:
-                break
-        at, box = best
-        taken.append(box)
-        offset = (
-            (at - centre) * 72 / fig.dpi
-        )  # pixels -> points, so a saved figure at another dpi keeps it
-        note = ax.annotate(
-            text,
-            tuple(points[len(annotations)]),
-            xytext=tuple(offset),
-            textcoords="offset points",
-            ha="center",
-            va="center",
-            annotation_clip=False,
-            zorder=5,
-            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
-            arrowprops={
-                "arrowstyle": "-",
-                "lw": 0.6,
-                "color": "0.3",
-                "shrinkA": 0,
-                "shrinkB": np.sqrt(ring_size) / 2,
-            },
-            **style,
-        )
-        note.set_in_layout(False)
-        annotations.append(note)
-    return annotations
-
-
-def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether boxes ``[x0, y0, x1, y1]`` share area."""
-    return bool(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])

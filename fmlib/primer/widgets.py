@@ -161,16 +161,11 @@ def interactive_mask(
 
 
 def interactive_bait(
-    model: nn.Module,
-    pool: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    batch_size: int = 10,
-    lamb: float = 1.0,
-    fraction: float = 0.25,
+    model, pool, labels, *, batch_size: int = 10, lamb: float = 1.0, **options
 ) -> LiveFigure:
-    """:func:`fmlib.primer.toy.draw_bait` with sliders for λ (log) and the batch size;
-    FisherMask's picks use the mask of ``fraction``."""
+    """:func:`fmlib.primer.toy.draw_bait` of ``model`` on ``pool`` ``[N, 2]`` with ``labels``
+    ``[N]``, with sliders for λ (log) and the batch size starting at ``lamb`` and ``batch_size``;
+    ``options`` (``fraction``, ``random_draws``, ``seed``) go to ``draw_bait`` unchanged."""
     controls = {
         "lamb": w.FloatLogSlider(
             value=lamb, base=10, min=-3, max=2, step=0.25, description="λ", continuous_update=False
@@ -180,13 +175,7 @@ def interactive_bait(
         ),
     }
     return LiveFigure(
-        primer.draw_bait,
-        controls,
-        name="bait",
-        model=model,
-        pool=pool,
-        labels=labels,
-        fraction=fraction,
+        primer.draw_bait, controls, name="bait", model=model, pool=pool, labels=labels, **options
     )
 
 

@@ -27,13 +27,12 @@ The modules: :mod:`~fmlib.records.files` (atomic writes, ``config.json``, proven
 :mod:`~fmlib.records.tables` (in-memory records, the summary, tidy tables),
 :mod:`~fmlib.records.formats` (the declared formats: the round row, its per-class columns, the
 queries row, the run metadata), :mod:`~fmlib.records.snapshots` (sensitivity snapshots),
-:mod:`~fmlib.records.directory` (the run directory).
+:mod:`~fmlib.records.directory` (the run directory) and :mod:`~fmlib.records.lock` (its lock).
 """
 
 from fmlib.records.directory import (
     FORMAT_VERSION,
     RunDirectory,
-    RunLockedError,
     config_differences,
     export_runs,
     run_status,
@@ -63,6 +62,7 @@ from fmlib.records.files import (
 from fmlib.records.formats import (
     CLASS_KINDS,
     QUERY_COLUMNS,
+    QUERY_TIME_COLUMNS,
     ROUND_COLUMNS,
     TIME_COLUMNS,
     DataSummary,
@@ -83,6 +83,7 @@ from fmlib.records.formats import (
     thread_counts,
     torch_versions,
 )
+from fmlib.records.lock import RunLockedError
 from fmlib.records.snapshots import (
     QUANTILES,
     fisher_snapshot,
@@ -112,6 +113,7 @@ __all__ = [
     "QUANTILES",
     "QUERIES",
     "QUERY_COLUMNS",
+    "QUERY_TIME_COLUMNS",
     "RESULTS",
     "ROUND_COLUMNS",
     "ROUNDS",

@@ -15,6 +15,7 @@ import pandas as pd
 from fmlib.records.files import CONFIG, QUERIES, RESULTS, ROUNDS, read_meta
 from fmlib.records.formats import QUERY_COLUMNS, thread_counts
 
+
 def is_finished(meta: Mapping, n_rounds: int) -> bool:
     """Whether a run with ``n_rounds`` finished rounds is done: every round of its schedule ran.
 

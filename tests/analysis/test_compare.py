@@ -17,6 +17,7 @@ from fmlib.analysis.compare import (
     markdown_table,
     mean_std,
 )
+from fmlib.records.formats import QUERY_TIME_COLUMNS
 
 
 def curves(rows):
@@ -118,7 +119,10 @@ def test_cost_table_averages_the_timed_rounds():
         train_time=1.0, embed_time=np.nan, select_time=[2.0, 4.0, np.nan] * 3 + [3.0, np.nan]
     )
     frame.loc[frame["strategy"] == "b", "embed_time"] = 0.5
-    table = cost_table(frame).set_index(["setting", "strategy"])
+    table = cost_table(frame)
+    timed = [c for c in table.columns if c.endswith(" [s]")]
+    assert timed == [f"{phase} [s]" for phase in QUERY_TIME_COLUMNS]
+    table = table.set_index(["setting", "strategy"])
     assert (
         table.loc[("balanced", "a"), "runs"] == 2
         and table.loc[("balanced", "a"), "select_time [s]"] == "3.00 ± 0.00"

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from fmlib.fisher.greedy import greedy_trace_select, greedy_trace_select_naive, trace_objective
+from fmlib.fisher.greedy import greedy_trace_select, trace_objective
+from fmlib.fisher.greedy_naive import greedy_trace_select_naive
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fmlib.fisher import greedy
-from fmlib.fisher.greedy import greedy_trace_select, greedy_trace_select_naive
+from fmlib.fisher.greedy import greedy_trace_select
+from fmlib.fisher.greedy_naive import greedy_trace_select_naive
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from fmlib.fisher.masks import METHODS, ParameterMask, fisher_mask, head_names
+from fmlib.fisher.masks import METHODS, ParameterMask, _top, fisher_mask, head_names
 from fmlib.models import build_model
 
 
@@ -364,3 +364,9 @@ def test_bad_input_raises_value_error(call, pattern):
     model = Net()
     with pytest.raises(ValueError, match=pattern):
         call(model, random_diag(model))
+
+
+def test_the_masks_top_k_gives_ties_to_the_lower_index():
+    values = torch.zeros(20000)
+    values[[5, 17000]] = 1.0
+    assert _top(values, 2000).tolist() == [5, 17000, *range(5), *range(6, 1999)]

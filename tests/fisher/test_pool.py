@@ -8,7 +8,7 @@ import torch
 
 import fmlib.strategies.fisher as fisher_strategies
 from fmlib.strategies import get_strategy
-from tests.test_strategies import TinyNet, make_pool
+from tests.strategies.nets import TinyNet, make_pool
 
 OPTIONS = {"bait": {"fisher_samples": 16}, "fishermask": {"fisher_samples": 16, "fraction": 0.05}}
 

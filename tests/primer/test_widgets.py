@@ -56,6 +56,24 @@ def test_live_figures_have_their_controls_and_no_output_widget(toy):
     )  # every drawn figure closed: the inline backend would show it again
 
 
+def test_the_bait_figure_gets_the_sliders_values_and_every_other_option(toy, monkeypatch):
+    x, y, model = toy
+    calls = []
+    monkeypatch.setattr(primer, "draw_bait", titled(calls))
+    live = widgets.interactive_bait(model, x, y, batch_size=3, fraction=0.3, random_draws=2, seed=5)
+    (call,) = calls
+    assert {k: call[k] for k in ("batch_size", "lamb", "fraction", "random_draws", "seed")} == {
+        "batch_size": 3,
+        "lamb": 1.0,
+        "fraction": 0.3,
+        "random_draws": 2,
+        "seed": 5,
+    }
+    assert call["model"] is model and call["pool"] is x and call["labels"] is y
+    live.controls["batch_size"].value = 4
+    assert calls[-1]["batch_size"] == 4 and calls[-1]["fraction"] == 0.3
+
+
 def test_moving_a_slider_redraws_with_the_new_value():
     calls = []
     slider = w.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.1, description="fraction")

@@ -22,10 +22,14 @@ import pandas as pd
 import pytest
 import torch
 
+import fmlib.grid.spec
 import fmlib.records
+from fmlib.config import comparison
 from fmlib.experiment import ExperimentConfig, run_experiment
-from fmlib.records import load_run, load_snapshots
+from fmlib.grid.runner import RESULTS
+from fmlib.records import DamagedRunError, RunDirectory, load_run, load_snapshots, run_status
 from tests.fakes import write_fake_fashion_mnist
+from tests.user_parts import MLP, blobs
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = ["train_time", "eval_time", "select_time", "embed_time"]
@@ -413,3 +417,67 @@ def test_a_checkpoint_of_an_older_fmlib_resumes_and_adopts_its_snapshot_files(
     with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: sensitivity/round_000.npz"):
         run_experiment(config)
     assert (run / "sensitivity" / "round_000.npz").read_bytes() == snapshot
+
+
+def test_run_status_follows_the_files_a_run_leaves(tmp_path):
+    assert run_status(tmp_path / "absent") == "new"
+    (tmp_path / "config.json").write_text('{"config": {"seed": 0}, "schedule": [10, 15]}')
+    assert run_status(tmp_path) == "partial"
+    (tmp_path / RESULTS).write_text('{"smoke": true, "rounds": 2}')
+    assert run_status(tmp_path) == "partial"  # a FMLIB_SMOKE=1 run is not a result
+    (tmp_path / RESULTS).write_text("{not json")
+    assert run_status(tmp_path) == "partial"
+    (tmp_path / RESULTS).write_text('{"smoke": false, "rounds": 1}')
+    assert run_status(tmp_path) == "partial"  # not every round of the schedule ran
+    (tmp_path / RESULTS).write_text('{"smoke": false, "rounds": 2}')
+    assert run_status(tmp_path) == "done"
+    assert (
+        run_status(tmp_path, {"seed": 1}) == "stale" and run_status(tmp_path, {"seed": 0}) == "done"
+    )
+    (tmp_path / "config.json").write_text("{}")
+    assert run_status(tmp_path) == "partial"  # damaged: running it again says what is wrong
+
+
+DATA = (blobs(60, 0), blobs(30, 1))
+
+
+def blobs_config(output_dir, **overrides) -> dict:
+    values = dict(initial_size=6, query_size=3, budget=None, rounds=1, strategy="fishermask",
+                  strategy_options={"fisher_samples": 16, "fraction": 0.2}, train_preset="default",
+                  train_options={"epochs": 1}, device="cpu", progress=False, output_dir=str(output_dir))  # fmt: skip
+    return {**values, **overrides}
+
+
+def test_reopening_a_run_whose_sensitivity_links_to_another_run_touches_neither(
+    tmp_path, one_thread
+):
+    first, second = tmp_path / "first", tmp_path / "second"
+    run_experiment(blobs_config(second, seed=1), data=DATA, model=MLP)
+    run_experiment(blobs_config(first, rounds=2), data=DATA, model=MLP, max_rounds=1)
+    kept = {p.name: p.read_bytes() for p in (second / "sensitivity").iterdir()}
+    assert kept
+    for snapshot in (first / "sensitivity").iterdir():
+        snapshot.unlink()
+    (first / "sensitivity").rmdir()
+    (first / "sensitivity").symlink_to(second / "sensitivity")
+    with pytest.raises(DamagedRunError, match=r"sensitivity is a symbolic link .*delete the link"):
+        run_experiment(blobs_config(first, rounds=2), data=DATA, model=MLP)
+    assert {p.name: p.read_bytes() for p in (second / "sensitivity").iterdir()} == kept
+
+
+@pytest.mark.parametrize(("preset", "options", "same"), [
+    ("default", {"epochs": 30}, True),  # 30 is the default preset's epochs
+    ("paper", {"grad_clip_value": 0.1, "target_train_acc": 0.99}, True),
+    ("default", {"epochs": 29}, False),
+    ("default", {"lr": 1e-2}, False),
+])  # fmt: skip
+def test_an_option_set_to_its_default_is_the_same_config_and_another_value_is_not(
+    tmp_path, preset, options, same
+):
+    run = RunDirectory(tmp_path)
+    made = ExperimentConfig(train_preset=preset, train_options={}).to_dict()
+    run.write_meta({"config": made, "schedule": [15, 20]})
+    asked = ExperimentConfig(train_preset=preset, train_options=options).to_dict()
+    differences = run.differences(asked, **comparison())
+    assert (differences == []) is same, differences
+    assert (run.status(asked, **comparison()) != "stale") is same

@@ -1,9 +1,13 @@
 """Record files: the provenance each run saves names the machine it ran on."""
 
+import errno
 import os
 import socket
 
+import pytest
+
 from fmlib.records import files
+from fmlib.records.files import atomic_write
 
 
 def test_environment_names_the_machine_and_its_cpu():
@@ -20,3 +24,18 @@ def test_cpu_model_falls_back_when_proc_cpuinfo_is_unreadable(monkeypatch):
     )
     monkeypatch.setattr(files.platform, "processor", lambda: "Some CPU")
     assert files.cpu_model() == "Some CPU"
+
+
+@pytest.mark.parametrize("link", ["__context__", "__cause__"])
+def test_a_full_disk_hidden_in_an_exceptions_chain_is_said_plainly(tmp_path, link):
+    def write(handle):
+        error = RuntimeError("PytorchStreamWriter failed writing file data/0")
+        setattr(error, link, OSError(errno.ENOSPC, "No space left on device"))
+        raise error
+
+    with pytest.raises(
+        OSError, match=r"No space left on the device while writing .*checkpoint.pt"
+    ) as caught:
+        atomic_write(tmp_path / "checkpoint.pt", write)
+    assert caught.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,9 @@ from torch import nn
 from fmlib.loop import ActiveLoop
 from fmlib.records import (
     QUERY_COLUMNS,
+    QUERY_TIME_COLUMNS,
     ROUND_COLUMNS,
+    TIME_COLUMNS,
     RunRecords,
     class_column,
     class_columns,
@@ -38,6 +40,11 @@ def test_the_loop_s_rows_are_declared_round_rows_in_file_order(one_thread):
     assert list(row) == [*ROUND_COLUMNS[:5], *per_class, *ROUND_COLUMNS[5:]]
     assert [row[c] for c in class_columns(row, "count")] == [2, 2, 2]
     assert sum(row[c] for c in class_columns(row, "query")) == row["n_queried"] == 3
+
+
+def test_the_time_columns_are_the_round_rows_seconds_and_the_querys_are_among_them():
+    assert TIME_COLUMNS == ("train_time", "eval_time", "select_time", "embed_time")
+    assert QUERY_TIME_COLUMNS == ("train_time", "embed_time", "select_time")
 
 
 def test_round_row_names_a_missing_or_unknown_column():

@@ -1,0 +1,160 @@
+"""The strategy contract every registered strategy keeps, the registry and its errors, ``random``."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from fmlib.config import ExperimentConfig
+from fmlib.strategies import (
+    STRATEGIES,
+    get_strategy,
+    strategy_class,
+)
+from fmlib.strategies.base import _candidates
+from fmlib.train import TrainConfig, fit
+from tests.fakes import USER
+from tests.strategies.nets import FAST_OPTIONS, TinyNet, make_pool
+from tests.user_parts import MLP, LogitsOnly, blobs, trained_noisy
+from tests.user_strategy import LowestMaxProb
+
+
+def test_every_registered_strategy_is_exercised():
+    assert sorted(FAST_OPTIONS) == sorted(STRATEGIES)
+
+
+@pytest.mark.parametrize("n_labeled", [0, 6], ids=["no-labels", "6-labels"])
+@pytest.mark.parametrize("name", sorted(FAST_OPTIONS))
+def test_contract(name, n_labeled):
+    pool, model = make_pool(30), TinyNet()
+    labeled, unlabeled = np.arange(n_labeled), np.arange(n_labeled, 30)[::-1].copy()
+    model.train()
+    model.features[1].eval()  # a mixed state, restored module by module
+    strategy = get_strategy(name, **FAST_OPTIONS[name])
+    picks = strategy.select(model, pool, labeled, unlabeled, 5, seed=3)
+    assert picks.dtype == np.int64 and picks.shape == (5,)
+    assert len(set(picks.tolist())) == 5 and set(picks.tolist()) <= set(unlabeled.tolist())
+    assert model.training and not model.features[1].training, "every module's mode must be restored"
+    assert strategy.report.embed_time >= 0 and strategy.report.select_time >= 0
+    again = get_strategy(name, **FAST_OPTIONS[name]).select(
+        model, pool, labeled, unlabeled, 5, seed=3
+    )
+    np.testing.assert_array_equal(picks, again)
+
+
+@pytest.mark.parametrize("name", sorted(FAST_OPTIONS))
+def test_fewer_unlabeled_than_asked_warns_and_returns_all(name):
+    pool, model = make_pool(20), TinyNet()
+    strategy = get_strategy(name, **FAST_OPTIONS[name])
+    with pytest.warns(UserWarning, match="only 3 are unlabeled"):
+        picks = strategy.select(model, pool, np.arange(17), np.arange(17, 20), 5)
+    assert sorted(picks.tolist()) == [17, 18, 19]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert strategy.select(model, pool, np.arange(17), np.arange(17, 20), 0).shape == (0,)
+
+
+@pytest.mark.parametrize("name", ["entropy", "coreset", "badge", "bait"])
+def test_max_candidates_scores_a_seeded_subset(name):
+    pool, model = make_pool(30), TinyNet()
+    strategy = get_strategy(name, max_candidates=4)
+    picks = strategy.select(
+        model, pool, np.arange(5), np.arange(5, 30), 6, seed=1
+    )  # n > max_candidates
+    assert len(set(picks.tolist())) == 6
+    np.testing.assert_array_equal(
+        picks, strategy.select(model, pool, np.arange(5), np.arange(5, 30), 6, seed=1)
+    )
+
+
+def test_random_depends_on_the_seed():
+    pool, model, strategy = make_pool(30), TinyNet(), get_strategy("random")
+    picks = [strategy.select(model, pool, [], np.arange(30), 5, seed=s).tolist() for s in range(3)]
+    assert picks[0] != picks[1] != picks[2]
+
+
+def test_get_strategy_rejects_unknown_names_and_options():
+    with pytest.raises(ValueError, match="allowed values.*'bait'.*'entropy'.*'fishermask'"):
+        get_strategy("kcenter")
+    with pytest.raises(ValueError, match=r"unknown options \['T'\].*allowed.*'p'.*'samples'"):
+        get_strategy("bald", T=3)
+    with pytest.raises(ValueError, match="allowed: \\[\\]"):
+        get_strategy("random", seed=1)
+    with pytest.raises(ValueError, match="dropout rate"):
+        get_strategy("bald", p=1.0)
+    with pytest.raises(ValueError, match="first"):
+        get_strategy("badge", first="far")
+    with pytest.raises(ValueError, match="allowed values.*'per_layer'"):
+        get_strategy("fishermask", method="top")
+    with pytest.raises(ValueError, match="fraction"):
+        get_strategy("fishermask", fraction=0.0)
+    with pytest.raises(ValueError, match="lamb"):
+        get_strategy("bait", lamb=0)
+    with pytest.raises(ValueError, match="lamb must be a finite number > 0, got inf"):
+        get_strategy("fishermask", lamb=float("inf"))
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_selects_from_a_tensor_dataset(name):
+    base = blobs(40, 2)
+    model = MLP(3)
+    fit(model, base, np.arange(9), TrainConfig(epochs=2, batch_size=8), seed=0)
+    options = {"fisher_samples": 16} if "fisher_samples" in STRATEGIES[name].defaults else {}
+    picks = get_strategy(name, **options).select(
+        model, base, np.arange(9), np.arange(9, 40), 5, seed=0
+    )
+    assert len(set(picks.tolist())) == 5 and set(picks.tolist()) <= set(range(9, 40))
+
+
+def test_the_user_strategy_picks_what_it_says():
+    base = blobs(30, 5)
+    model = LogitsOnly(3)
+    unlabeled = np.arange(4, 30)
+    picks = get_strategy(USER).select(model, base, np.arange(4), unlabeled, 3)
+    top = model(base.tensors[0][unlabeled]).softmax(1).max(1).values
+    assert picks.tolist() == unlabeled[torch.argsort(top, stable=True)[:3].numpy()].tolist()
+
+
+def test_a_strategy_is_found_by_module_and_class():
+    assert strategy_class(USER) is LowestMaxProb
+    assert isinstance(get_strategy(USER, batch_size=8), LowestMaxProb)
+    assert ExperimentConfig(strategy=USER).problems(check_dataset=False, parts=False) == []
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("tests.no_such_module:X", "cannot import module 'tests.no_such_module'"),
+    ("tests.user_strategy:Missing", "has no attribute 'Missing'"),
+    ("tests.user_strategy:NOT_A_STRATEGY", "is a object, not a subclass of fmlib.strategies.Strategy"),
+    ("tests.user_strategy:NotAStrategy", "is class NotAStrategy, not a subclass of fmlib.strategies.Strategy"),
+    ("tests.user_strategy:", "write 'package.module:Class'"),
+    ("no_such_strategy", "unknown strategy 'no_such_strategy'.*package.module:Class"),
+])  # fmt: skip
+def test_a_bad_strategy_name_says_what_is_wrong(name, message):
+    with pytest.raises(ValueError, match=message):
+        strategy_class(name)
+    assert any(message.split(".*")[0] in p for p in ExperimentConfig(strategy=name).problems(check_dataset=False,
+                                                                                             parts=False))  # fmt: skip
+
+
+POOL = blobs(80, 0)
+
+
+@pytest.mark.parametrize("name", ["entropy", "margin", "least_confidence", "coreset"])
+def test_select_scores_in_eval_mode_whatever_the_model_was_in(name):
+    model = trained_noisy()
+    unlabeled = np.arange(40, 80)
+    expected = get_strategy(name).select(model.eval(), POOL, np.arange(40), unlabeled, 10, seed=0)
+    for seed in (1, 2):
+        torch.manual_seed(seed)  # dropout in train mode would draw from this
+        picks = get_strategy(name).select(model.train(), POOL, np.arange(40), unlabeled, 10, seed=0)
+        assert picks.tolist() == expected.tolist()
+    assert model.training
+
+
+def test_the_max_candidates_subset_follows_the_seed():
+    unlabeled = np.arange(1000)
+    first, again, other = (_candidates(unlabeled, 5, 50, s) for s in (0, 0, 1))
+    assert first.tolist() == again.tolist() and first.tolist() != other.tolist()

@@ -1,0 +1,120 @@
+"""BAIT and FisherMask: head-gradient embeddings against autograd, their reports, FisherMask
+with the head mask is BAIT, float64 precision against a float64 model."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fmlib.models import build_model
+from fmlib.strategies import (
+    get_strategy,
+    head_gradient_embeddings,
+)
+from fmlib.train import TrainConfig, fit
+from tests.fakes import image_data
+from tests.strategies.nets import NUM_CLASSES, TinyNet, make_pool
+
+
+@pytest.mark.parametrize("include_bias", [False, True], ids=["weight", "weight+bias"])
+def test_bait_embeddings_equal_autograd_head_gradients(float64, include_bias):
+    pool, model = make_pool(6), TinyNet()
+    x = pool.inputs().double()
+    with torch.no_grad():
+        h = model.embed(x)
+        probs = model.head(h).softmax(-1)
+    emb = head_gradient_embeddings(probs, h, include_bias=include_bias)  # [N, C, k]
+    params = [model.head.weight] + ([model.head.bias] if include_bias else [])
+    for n in range(len(x)):
+        for c in range(NUM_CLASSES):
+            log_p = torch.log_softmax(model(x[n : n + 1]), -1)[0, c]
+            grads = torch.autograd.grad(log_p, params)
+            expected = math.sqrt(probs[n, c]) * torch.cat([g.flatten() for g in grads])
+            torch.testing.assert_close(emb[n, c], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_bait_report(float64):
+    pool, model = make_pool(24), TinyNet()
+    strategy = get_strategy("bait", fisher_samples=1000)  # all of the pool
+    picks = strategy.select(model, pool, np.arange(4), np.arange(4, 24), 3)
+    info = strategy.report.fisher
+    with torch.no_grad():
+        h = model.embed(pool.inputs().double())
+        emb = head_gradient_embeddings(model.head(h).softmax(-1), h)  # [24, C, k]
+    norms = emb.square().sum((1, 2))
+    np.testing.assert_allclose(info.picked_scores, norms[picks].numpy(), rtol=1e-10)
+    assert info.fisher_trace == pytest.approx(float(norms[4:].mean()), rel=1e-10)
+    assert set(info.fisher_diag) == {"head.weight"}
+    torch.testing.assert_close(
+        info.fisher_diag["head.weight"].flatten(), emb.square().sum(1).mean(0)
+    )
+    assert info.mask.size == model.head.weight.numel()
+
+
+@pytest.mark.parametrize("n_labeled", [0, 5], ids=["no-labels", "5-labels"])
+def test_fishermask_with_the_head_mask_is_bait(float64, n_labeled):
+    from fmlib.fisher.masks import ParameterMask
+
+    pool, model = make_pool(30), TinyNet()
+    labeled, unlabeled = np.arange(n_labeled), np.arange(n_labeled, 30)
+    bait = get_strategy("bait", fisher_samples=8)
+    mask = ParameterMask.full(model, ["head.weight"])
+    fishermask = get_strategy("fishermask", fisher_samples=8, mask=mask)
+    picks = bait.select(model, pool, labeled, unlabeled, 6, seed=1)
+    np.testing.assert_array_equal(
+        picks, fishermask.select(model, pool, labeled, unlabeled, 6, seed=1)
+    )
+    np.testing.assert_allclose(
+        bait.report.fisher.picked_scores, fishermask.report.fisher.picked_scores, rtol=1e-9
+    )
+    assert bait.report.fisher.fisher_trace == pytest.approx(
+        fishermask.report.fisher.fisher_trace, rel=1e-9
+    )
+
+
+def test_bait_fisher_diag_matches_the_fisher_engine(float64):
+    from fmlib.fisher.embeddings import fisher_diagonal
+
+    pool, model = make_pool(16), TinyNet()
+    strategy = get_strategy("bait", fisher_samples=1000, include_bias=True)
+    strategy.select(model, pool, np.arange(4), np.arange(4, 16), 2)
+    expected = fisher_diagonal(model.eval(), pool.inputs().double())
+    for name in ("head.weight", "head.bias"):
+        torch.testing.assert_close(strategy.report.fisher.fisher_diag[name], expected[name])
+
+
+def test_fishermask_report():
+    pool, model = make_pool(30), TinyNet()
+    strategy = get_strategy("fishermask", fisher_samples=16, fraction=0.1)
+    strategy.select(model, pool, np.arange(5), np.arange(5, 30), 4)
+    info = strategy.report.fisher
+    assert set(info.fisher_diag) == {name for name, _ in model.named_parameters()}
+    assert info.mask.size >= model.head.weight.numel()  # the head is always in
+    assert info.picked_scores.shape == (4,) and (info.picked_scores >= 0).all()
+    assert info.fisher_trace > 0
+
+
+@pytest.mark.parametrize("name, options", [("fishermask", {"fraction": 0.01}), ("bait", {})])
+def test_float64_precision_equals_the_strategy_on_a_float64_model(name, options, one_thread):
+    pool = image_data(50, 0)
+    model = build_model("cnn", 4, 1)
+    fit(model, pool, np.arange(12), TrainConfig(epochs=2, batch_size=16), seed=0)
+    labeled, unlabeled = np.arange(12), np.arange(12, 50)
+    fast = get_strategy(name, precision="float64", fisher_samples=40, **options)
+    picks = fast.select(model, pool, labeled, unlabeled, 8, seed=1)
+    assert next(model.parameters()).dtype == torch.float32  # the caller's model is untouched
+    oracle = get_strategy(name, fisher_samples=40, **options)
+    expected = oracle.select(copy.deepcopy(model).double(), pool, labeled, unlabeled, 8, seed=1)
+    assert picks.tolist() == expected.tolist()
+    assert fast.report.fisher.fisher_trace == pytest.approx(
+        oracle.report.fisher.fisher_trace, rel=1e-12
+    )
+
+
+def test_precision_rejects_unknown_values():
+    with pytest.raises(ValueError, match="precision.*allowed values"):
+        get_strategy("fishermask", precision="half")

@@ -1,0 +1,116 @@
+"""``ActiveLoop``: each round's own selection seed, the untrained first query, progress bars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from torch import nn
+
+from fmlib.config import ExperimentConfig
+from fmlib.data import ALData
+from fmlib.experiment import run_experiment
+from fmlib.loop import ActiveLoop
+from fmlib.models import build_model
+from fmlib.seeds import round_seed, seeded
+from fmlib.strategies import get_strategy
+from fmlib.train import TrainConfig, evaluate
+from tests.fakes import image_data, user_config
+from tests.user_parts import MLP, blobs
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_shows_nested_bars_for_training_fisher_embeddings_and_greedy(capsys, progress):
+    strategy = get_strategy("fishermask", fisher_samples=16, fraction=0.05)
+    cfg = user_config(strategy="fishermask", budget=12, progress=progress)
+    run_experiment(cfg, data=(blobs(60, 6), blobs(30, 7)), model=MLP, strategy=strategy)
+    err = capsys.readouterr().err
+    bars = (
+        "train:",
+        "fisher diagonal:",
+        "fishermask embeddings:",
+        "greedy_trace_select:",
+        "fishermask:",
+    )
+    assert [bar in err for bar in bars] == [progress] * len(bars), err
+    assert strategy.options["progress"] is False  # turned on only while it selected
+
+
+def tiny_run(strategy, first_query, **overrides):
+    config = dict(
+        initial_size=8, query_size=6, budget=None, rounds=2, strategy=strategy, train_preset="default",
+        train_options={"epochs": 2, "batch_size": 16}, first_query=first_query, seed=3, device="cpu",
+        progress=False, imbalance="none",
+    )  # fmt: skip
+    config.update(overrides)
+    data = ALData(image_data(60, 0), image_data(40, 1))
+    return ExperimentConfig.from_dict(config), data, run_experiment(config, data=data)
+
+
+def untrained_model(config, data):
+    with seeded(round_seed(config.seed, 0, "init")):
+        return build_model(config.model, 4, 1, 28)
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "badge", "fishermask"])
+def test_first_query_initial_is_made_by_the_untrained_model(strategy):
+    config, data, records = tiny_run(strategy, "initial")
+    queries, rounds = records.queries_frame(), records.rounds_frame()
+    initial = queries.loc[queries["round"] == 0, "pool_index"].to_numpy()
+    first = queries.loc[queries["round"] == 1].sort_values("order")["pool_index"].to_numpy()
+    model = untrained_model(config, data)
+    unlabeled = np.setdiff1d(np.arange(len(data.pool)), initial)
+    strat = get_strategy(strategy)
+    with seeded(round_seed(config.seed, 0, "select")):
+        expected = strat.select(
+            model, data.pool, initial, unlabeled, 6, seed=round_seed(config.seed, 0, "select")
+        )
+    assert first.tolist() == expected.tolist()
+    row0 = rounds.iloc[0]
+    assert row0["train_epochs"] == 0 and np.isnan(row0["train_accuracy"])
+    assert row0["accuracy"] == pytest.approx(evaluate(model, data.test)["accuracy"])
+    assert (rounds["train_epochs"].iloc[1:] >= 1).all()
+
+
+def test_first_query_trained_differs_from_initial():
+    _, _, trained = tiny_run("entropy", "trained")
+    _, _, initial = tiny_run("entropy", "initial")
+    t, i = trained.queries_frame(), initial.queries_frame()
+    assert (
+        t.loc[t["round"] == 0, "pool_index"].tolist()
+        == i.loc[i["round"] == 0, "pool_index"].tolist()
+    )
+    assert (
+        t.loc[t["round"] == 1, "pool_index"].tolist()
+        != i.loc[i["round"] == 1, "pool_index"].tolist()
+    )
+    assert trained.rounds_frame()["train_epochs"].iloc[0] >= 1
+
+
+def test_authors_protocol_run_matches_initial_for_non_bait():
+    _, _, authors = tiny_run("margin", "authors")
+    _, _, initial = tiny_run("margin", "initial")
+    assert authors.queries_frame().equals(initial.queries_frame())
+
+
+POOL = blobs(80, 0)
+
+
+class SeedRecorder:
+    name = "recorder"
+
+    def __init__(self):
+        self.seeds = []
+
+    def select(self, model, pool, labeled, unlabeled, n, *, seed=0, device=None):
+        self.seeds.append(seed)
+        return unlabeled[:n]
+
+
+def test_the_loop_gives_the_strategy_each_rounds_own_selection_seed():
+    strategy = SeedRecorder()
+    loop = ActiveLoop((POOL, blobs(30, 1)), nn.Sequential(nn.Linear(20, 3)), strategy, [6, 9, 12, 15],
+                      TrainConfig(epochs=1), initial=np.arange(6), seed=7, device="cpu")  # fmt: skip
+    while not loop.finished:
+        loop.step()
+    assert strategy.seeds == [round_seed(7, r, "select") for r in range(3)]
+    assert len(set(strategy.seeds)) == 3
