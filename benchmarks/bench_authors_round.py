@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from fmlib.experiment import ExperimentConfig, load_data
-from fmlib.fisher import greedy
+from fmlib.fisher import greedy, inverse
 from fmlib.fisher.embeddings import fisher_diagonal, gradient_embeddings
 from fmlib.fisher.gram import GramSum
 from fmlib.fisher.masks import fisher_mask
@@ -143,9 +143,9 @@ def main() -> None:
     root = emb_l.reshape(-1, k).double() / math.sqrt(n_l)  # [|L|·C, k]
     fisher_l = root.T @ root
     weight = n_l / (n_l + picks)
-    m_old, t_i_old = clock(lambda: greedy._initial_inverse(k, 1.0, fisher_l, weight, cpu))
-    y, t_i_new = clock(lambda: greedy._woodbury_factor(root, 1.0, weight))
-    m_new = greedy._from_factor(y, 1.0)
+    m_old, t_i_old = clock(lambda: inverse.initial_inverse(k, 1.0, fisher_l, weight, cpu))
+    y, t_i_new = clock(lambda: inverse.woodbury_factor(root, 1.0, weight))
+    m_new = inverse.from_factor(y, 1.0)
     rows["first inverse"] = (t_i_old, t_i_new, root.shape[0] ** 2 * k / rate64)
     print(
         f"first inverse: Woodbury vs dense, max abs difference {float((m_new - m_old).abs().max()):.1e}"

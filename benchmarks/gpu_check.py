@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from fmlib.fisher import greedy
+from fmlib.fisher import greedy, inverse
 from fmlib.fisher.embeddings import fisher_diagonal, gradient_embeddings
 from fmlib.fisher.masks import fisher_mask
 from fmlib.models import build_model
@@ -60,7 +60,7 @@ def phases(device, x, x_l, picks, fraction):
     fisher, out["F_U"] = timed(fisher_sum, device)
     root = emb_l.reshape(-1, k).double() / math.sqrt(len(x_l))
     weight = len(x_l) / (len(x_l) + picks)
-    _, out["first inverse"] = timed(lambda: greedy._woodbury_inverse(root, 1.0, weight), device)
+    _, out["first inverse"] = timed(lambda: inverse.woodbury_inverse(root, 1.0, weight), device)
     kwargs = dict(
         fisher=fisher, labeled_fisher=root.T @ root, n_labeled=len(x_l), labeled_root=root
     )

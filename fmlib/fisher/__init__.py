@@ -10,6 +10,7 @@
   :mod:`~fmlib.fisher.greedy_naive`, its recomputation from scratch (the oracle).
 * :mod:`~fmlib.fisher.gram` — :class:`~fmlib.fisher.gram.GramSum`, the pool Fisher VᵀV summed
   over blocks from its upper triangle.
+* :mod:`~fmlib.fisher.inverse` — the greedy's inverse precision, dense or as a Woodbury factor.
 
 Everything here depends only on torch and :mod:`fmlib.data`.
 """

@@ -45,6 +45,13 @@ import torch
 from tqdm.auto import tqdm
 
 from fmlib.checks import is_int
+from fmlib.fisher.inverse import (
+    Inverse,
+    cholesky,
+    initial_inverse,
+    symmetric,
+    woodbury_factor,
+)
 
 DEFAULT_CHUNK_SIZE = 512  # candidates per block of the N x C x k products
 # Gains within this relative distance of the best count as tied (lowest index wins); the
@@ -126,15 +133,15 @@ def greedy_trace_select(
     work = torch.float32 if float32 else torch.float64
     rtol = _TIE_RTOL[work]
     scale = math.sqrt(n / (n_labeled + n))
-    f = _symmetric(fisher.to(device, torch.float64))  # [k, k]
+    f = symmetric(fisher.to(device, torch.float64))  # [k, k]
     weight = n_labeled / (n_labeled + n)
     low_rank = labeled_root is not None and labeled_root.shape[0] < f.shape[0]
     if labeled_fisher is None or weight == 0:
-        m = _Inverse(lamb, factor=torch.zeros(0, f.shape[0], dtype=torch.float64, device=device))
+        m = Inverse(lamb, factor=torch.zeros(0, f.shape[0], dtype=torch.float64, device=device))
     elif low_rank:
-        m = _Inverse(lamb, factor=_woodbury_factor(labeled_root.to(device), lamb, weight))
+        m = Inverse(lamb, factor=woodbury_factor(labeled_root.to(device), lamb, weight))
     else:
-        m = _Inverse(lamb, dense=_initial_inverse(f.shape[0], lamb, labeled_fisher, weight, device))
+        m = Inverse(lamb, dense=initial_inverse(f.shape[0], lamb, labeled_fisher, weight, device))
 
     bar = tqdm(total=n_forward, desc="greedy_trace_select", leave=False, disable=not progress)
     a, b = _pair_products(embeddings, m, f, scale, chunk_size, work)  # [N, C, C] each, float64
@@ -268,39 +275,9 @@ def _check_inputs(
     return num, c, k
 
 
-def _symmetric(mat: torch.Tensor) -> torch.Tensor:
-    return (mat + mat.mT) / 2
-
-
-def _cholesky(mat: torch.Tensor) -> torch.Tensor:
-    """Cholesky factor of symmetric positive definite ``[..., d, d]``; jitter where it fails."""
-    mat = _symmetric(mat)
-    chol, info = torch.linalg.cholesky_ex(mat)
-    if not bool((info > 0).any()):
-        return chol
-    d = mat.shape[-1]
-    flat, chol = mat.reshape(-1, d, d), chol.reshape(-1, d, d).clone()
-    bad = torch.nonzero(info.reshape(-1) > 0).flatten()
-    size = flat.diagonal(dim1=-2, dim2=-1).abs().mean(-1).clamp_min(1e-300)[:, None, None]
-    eye = torch.eye(d, dtype=mat.dtype, device=mat.device)
-    for jitter in (1e-12, 1e-9, 1e-6, 1e-3):  # relative to the mean diagonal
-        fixed, info = torch.linalg.cholesky_ex(flat[bad] + jitter * size[bad] * eye)
-        chol[bad] = fixed
-        bad = bad[info > 0]
-        if not len(bad):
-            return chol.reshape(mat.shape)
-    raise RuntimeError(
-        "matrix is not positive definite even with jitter; embeddings may hold NaN or inf"
-    )
-
-
-def _spd_inverse(mat: torch.Tensor) -> torch.Tensor:
-    return _symmetric(torch.cholesky_inverse(_cholesky(mat)))
-
-
 def _trace_ratio(s: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``tr(S⁻¹ B)`` for batches of symmetric positive definite S, ``[..., C, C] -> [...]``."""
-    return torch.cholesky_solve(_symmetric(b), _cholesky(s)).diagonal(dim1=-2, dim2=-1).sum(-1)
+    return torch.cholesky_solve(symmetric(b), cholesky(s)).diagonal(dim1=-2, dim2=-1).sum(-1)
 
 
 def _best(values: torch.Tensor, ids: torch.Tensor, rtol: float, largest: bool) -> int:
@@ -314,38 +291,9 @@ def _best(values: torch.Tensor, ids: torch.Tensor, rtol: float, largest: bool) -
     return int(candidates[torch.argmin(ids[candidates])])
 
 
-def _initial_inverse(k, lamb, labeled_fisher, weight, device) -> torch.Tensor:
-    """M = (λI + w·F_L)⁻¹ in float64, ``[k, k]``."""
-    if labeled_fisher is None or weight == 0:
-        return torch.eye(k, dtype=torch.float64, device=device) / lamb
-    precision = lamb * torch.eye(k, dtype=torch.float64, device=device)
-    return _spd_inverse(precision + weight * labeled_fisher.to(device, torch.float64))
-
-
-def _woodbury_inverse(root: torch.Tensor, lamb: float, weight: float) -> torch.Tensor:
-    """(λI + w·RᵀR)⁻¹ = (I - Rᵀ(λ/w·I + RRᵀ)⁻¹R)/λ for R = ``root`` ``[r, k]``; float64 ``[k, k]``.
-
-    An ``r x r`` Cholesky and one ``k x k`` product of rank r, instead of a ``k x k`` inverse."""
-    return _from_factor(_woodbury_factor(root, lamb, weight), lamb)
-
-
-def _woodbury_factor(root: torch.Tensor, lamb: float, weight: float) -> torch.Tensor:
-    """y = L⁻¹R ``[r, k]`` float64, with LLᵀ = λ/w·I + RRᵀ: (λI + w·RᵀR)⁻¹ = (I - yᵀy)/λ."""
-    r = root.to(torch.float64)
-    eye = torch.eye(r.shape[0], dtype=r.dtype, device=r.device)
-    chol = _cholesky(lamb / weight * eye + r @ r.T)  # [r, r]
-    return torch.linalg.solve_triangular(chol, r, upper=False)  # [r, k]
-
-
-def _from_factor(y: torch.Tensor, lamb: float) -> torch.Tensor:
-    """(I - yᵀy)/λ ``[k, k]`` float64 from the Woodbury factor y ``[r, k]``."""
-    m = torch.eye(y.shape[1], dtype=y.dtype, device=y.device).addmm_(y.T, y, alpha=-1.0)
-    return m.div_(lamb)
-
-
 def _pair_products(embeddings, m, f, scale, chunk_size, work):
     """A_i = Ṽ_i M Ṽ_iᵀ and B_i = Ṽ_i M F M Ṽ_iᵀ, ``[N, C, C]`` each in float64, for the
-    :class:`_Inverse` ``m``: through its factor (2·r·k multiply-adds a row) while it has one, so
+    :class:`Inverse` ``m``: through its factor (2·r·k multiply-adds a row) while it has one, so
     only B's product with F costs k² a row."""
     f_w, m_w = f.to(work), m.cast(work)
     a, b = [], []
@@ -355,42 +303,6 @@ def _pair_products(embeddings, m, f, scale, chunk_size, work):
         a.append((x @ v.mT).to(torch.float64))
         b.append((x @ f_w @ x.mT).to(torch.float64))
     return scale**2 * torch.cat(a), scale**2 * torch.cat(b)
-
-
-class _Inverse:
-    """M = P⁻¹ ``[k, k]``, as the Woodbury factor y (M = (I - yᵀy)/λ, ``[r, k]``) while r < k, else
-    dense. Through the factor a product t M costs 2·r·k a row of t and a pick's update appends C
-    rows, instead of reading and writing k² entries: the forward picks never form M when the
-    labeled set is small. The dense M is formed once y would reach k rows, or when a removal needs
-    it (``dense()``)."""
-
-    def __init__(self, lamb: float, *, factor=None, dense=None):
-        self.lamb, self.y, self.m = lamb, factor, dense
-
-    def times(self, t: torch.Tensor) -> torch.Tensor:
-        """t M for t ``[..., k]`` (M is symmetric: also (M tᵀ)ᵀ)."""
-        if self.m is not None:
-            return t @ self.m
-        return (t - (t @ self.y.T) @ self.y) / self.lamb
-
-    def cast(self, dtype) -> _Inverse:
-        """This M with its tensors in ``dtype`` (for the products of the candidate passes)."""
-        if self.m is not None:
-            return _Inverse(self.lamb, dense=self.m.to(dtype))
-        return _Inverse(self.lamb, factor=self.y.to(dtype))
-
-    def dense(self) -> torch.Tensor:
-        """M as a ``[k, k]`` float64 matrix (formed from the factor once, then kept)."""
-        if self.m is None:
-            self.m, self.y = _from_factor(self.y, self.lamb), None
-        return self.m
-
-    def add(self, rows: torch.Tensor, sign: float) -> None:
-        """M += sign · rowsᵀ rows for ``rows`` ``[C, k]``, in place."""
-        if self.m is None and sign < 0 and len(self.y) + len(rows) < self.y.shape[1]:
-            self.y = torch.cat([self.y, math.sqrt(self.lamb) * rows])
-            return
-        self.dense().addmm_(rows.T, rows, alpha=sign)
 
 
 def _fresh_gain(x: torch.Tensor, v: torch.Tensor, f: torch.Tensor) -> float:
@@ -432,12 +344,12 @@ def _rank_c_update(
     x = m.times(v) if x is None else x  # [C, k]
     eye = torch.eye(c, dtype=x.dtype, device=x.device)
     # S from the fresh float64 x, not the stored A (which may carry float32 rounding).
-    chol = _cholesky(eye - x @ v.T if remove else eye + x @ v.T)  # [C, C]
-    s_inv = _symmetric(torch.cholesky_inverse(chol))
+    chol = cholesky(eye - x @ v.T if remove else eye + x @ v.T)  # [C, C]
+    s_inv = symmetric(torch.cholesky_inverse(chol))
     if remove:
         s_inv = -s_inv
     fx = f @ x.T  # [k, C]
-    xfx = _symmetric(x @ fx)  # [C, C] = B of the picked row, fresh
+    xfx = symmetric(x @ fx)  # [C, C] = B of the picked row, fresh
     right = (scale * torch.cat([x.T, m.times(fx.T).T], dim=1)).to(work)  # [k, 2C]; M F xᵀ
     gh = torch.cat(
         [

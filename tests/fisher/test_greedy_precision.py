@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from fmlib.fisher import greedy
+from fmlib.fisher import greedy, inverse
 from fmlib.fisher.greedy import greedy_trace_select
 from fmlib.fisher.greedy_naive import greedy_trace_select_naive
 
@@ -106,17 +106,6 @@ def test_pick_loop_threads_restored_and_picks_unchanged(single_below, torch_thre
 # ------------------------------------------------------------------------- Woodbury first inverse
 
 
-@pytest.mark.parametrize(
-    "n_labeled, k", [(3, 20), (10, 200), (1, 5)], ids=["r12-k20", "r40-k200", "r4-k5"]
-)
-def test_woodbury_first_inverse_equals_dense(n_labeled, k, float64):
-    root = torch.randn(n_labeled * 4, k) / n_labeled**0.5  # [|L|·C, k]
-    dense = torch.linalg.inv(0.7 * torch.eye(k) + 0.4 * root.T @ root)
-    torch.testing.assert_close(
-        greedy._woodbury_inverse(root, 0.7, 0.4), dense, rtol=1e-10, atol=1e-12
-    )
-
-
 def test_labeled_root_gives_the_same_picks(float64):
     gen = torch.Generator().manual_seed(3)
     v = torch.randn(60, 4, 50, generator=gen) * torch.rand(60, 1, 1, generator=gen).add(0.1)
@@ -137,36 +126,16 @@ def test_first_pass_through_the_woodbury_factor_equals_the_dense_inverse(rows, f
     v = torch.randn(30, 4, 40, generator=gen)
     root = torch.randn(rows, 40, generator=gen)  # [r, k]
     fisher = torch.einsum("nck,ncl->kl", v, v) / 30
-    y = greedy._woodbury_factor(root, 0.3, 0.6)
+    y = inverse.woodbury_factor(root, 0.3, 0.6)
     dense = torch.linalg.inv(0.3 * torch.eye(40) + 0.6 * root.T @ root)
     a, b = greedy._pair_products(
-        v, greedy._Inverse(0.3, dense=dense), fisher, 0.8, 7, torch.float64
+        v, inverse.Inverse(0.3, dense=dense), fisher, 0.8, 7, torch.float64
     )
     a_y, b_y = greedy._pair_products(
-        v, greedy._Inverse(0.3, factor=y), fisher, 0.8, 7, torch.float64
+        v, inverse.Inverse(0.3, factor=y), fisher, 0.8, 7, torch.float64
     )
     torch.testing.assert_close(a_y, a, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(b_y, b, rtol=1e-10, atol=1e-12)
-
-
-def test_the_inverse_through_its_factor_follows_updates_like_the_dense_one(float64):
-    gen = torch.Generator().manual_seed(6)
-    root = torch.randn(4, 12, generator=gen)
-    y = greedy._woodbury_factor(root, 0.5, 0.7)
-    factored = greedy._Inverse(0.5, factor=y)
-    dense = greedy._Inverse(0.5, dense=greedy._from_factor(y, 0.5))
-    probe = torch.randn(3, 12, generator=gen)
-    # three removals of rank 2 stay in the factor (4 + 6 rows < 12), the fourth forms M; then an
-    # addition (a backward step) on the dense M
-    for step, sign in enumerate([-1.0, -1.0, -1.0, -1.0, 1.0]):
-        rows = 0.1 * torch.randn(2, 12, generator=gen)
-        factored.add(rows, sign)
-        dense.add(rows, sign)
-        assert (factored.m is None) == (step < 3)
-        torch.testing.assert_close(
-            factored.times(probe), dense.times(probe), rtol=1e-12, atol=1e-12
-        )
-    torch.testing.assert_close(factored.dense(), dense.dense(), rtol=1e-12, atol=1e-12)
 
 
 def test_labeled_root_picks_match_the_naive_greedy_at_a_small_ridge(float64):
