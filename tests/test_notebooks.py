@@ -22,6 +22,8 @@ from tests.conftest import requires_fashion_mnist
 from tests.fakes import write_fake_fashion_mnist
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+FROZEN = re.compile(r"(?<![\d.])0%\|")  # a bar's text at 0 %, not the end of 10 % or 100 %
 NAMES = ["active_learning", "sensitivity", "compare", "fisher_primer", "ablation", "label_yourself"]
 
 
@@ -48,6 +50,17 @@ def execute(name: str, tmp_path: Path, **params) -> nbformat.NotebookNode:
     pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(output), parameters=params, cwd=str(tmp_path),
                         progress_bar=False, kernel_name="python3")  # fmt: skip
     return nbformat.read(output, as_version=4)
+
+
+def assert_no_frozen_bars(executed: nbformat.NotebookNode) -> list[str]:
+    """No output of ``executed`` is a widget (papermill keeps a tqdm widget as its text at 0 %)
+    nor a bar's text at 0 %; returns the outputs' texts."""
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    widgets = [o["data"].get("text/plain", "") for o in outputs if WIDGET in o.get("data", {})]
+    assert not widgets, widgets
+    texts = [o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs]
+    assert not [t for t in texts if FROZEN.search(t)], [t for t in texts if FROZEN.search(t)]
+    return texts
 
 
 # ----------------------------------------------------------------------------- the committed files
@@ -113,11 +126,18 @@ def test_active_learning_ends_with_write_results():
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_active_learning_records_a_smoke_run(tmp_path):
+def test_active_learning_records_a_smoke_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("FMLIB_PROGRESS", raising=False)  # the mode papermill's kernel picks
     data_root = write_fake_fashion_mnist(tmp_path / "data", n_train=600, n_test=200)
     run = tmp_path / "run"
-    execute("active_learning", tmp_path, output_dir=str(run), data_root=str(data_root), imbalance="none",
-            strategy="fishermask", strategy_options={"fraction": 0.004}, smoke=True)  # fmt: skip
+    executed = execute("active_learning", tmp_path, output_dir=str(run), data_root=str(data_root),
+                       imbalance="none", strategy="fishermask", strategy_options={"fraction": 0.004},
+                       smoke=True)  # fmt: skip
+    # the bars as one line at the end (the rounds'), no widget frozen at 0 %: papermill saves it
+    bars = [
+        line for t in assert_no_frozen_bars(executed) for line in t.splitlines() if "%|" in line
+    ]
+    assert len(bars) == 1 and bars[0].startswith("fishermask: 100%|"), bars
     results = json.loads((run / "results.json").read_text())
     assert results["finished"] and results["n_labeled_per_round"] == [15, 25, 35]
     assert len(results["accuracy"]) == 3 and all(0 <= a <= 1 for a in results["accuracy"])

@@ -41,9 +41,9 @@ import math
 from numbers import Real
 
 import torch
-from tqdm.auto import tqdm
 
 from fmlib.checks import is_int
+from fmlib.progress import progress_bar
 
 DEFAULT_CHUNK_SIZE = 512  # candidates per block of the N x C x k products
 # Gains within this relative distance of the best count as tied (lowest index wins); the
@@ -133,7 +133,9 @@ def greedy_trace_select(
     else:
         m = _initial_inverse(f.shape[0], lamb, labeled_fisher, weight, device)  # [k, k]
 
-    bar = tqdm(total=n_forward, desc="greedy_trace_select", leave=False, disable=not progress)
+    bar = progress_bar(
+        total=n_forward, desc="greedy_trace_select", leave=False, disable=not progress
+    )
     a, b = _pair_products(embeddings, m, f, scale, chunk_size, work)  # [N, C, C] each, float64
     ids = torch.arange(num, device=device)
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=device)
@@ -179,7 +181,9 @@ def greedy_trace_select(
         picked, device=device
     )  # negated: ties remove the highest index, keep the lowest
     alive = torch.ones(len(picked), dtype=torch.bool, device=device)
-    for _ in tqdm(range(n_forward - n), desc="backward pruning", leave=False, disable=not progress):
+    for _ in progress_bar(
+        range(n_forward - n), desc="backward pruning", leave=False, disable=not progress
+    ):
         raises = torch.full((len(picked),), math.inf, dtype=a.dtype, device=device)  # [(b+1)n]
         raises[alive] = _trace_ratio(eye - a[alive], b[alive])  # removed rows: I - A need not be PD
         j = _best(raises, ids, rtol, largest=False)
@@ -232,7 +236,7 @@ def greedy_trace_select_naive(
         return x @ v.mT, x @ f @ x.mT
 
     picked: list[int] = []
-    for _ in tqdm(range(n_forward), desc="greedy_trace_select_naive", disable=not progress):
+    for _ in progress_bar(range(n_forward), desc="greedy_trace_select_naive", disable=not progress):
         gains, m = [], torch.linalg.inv(precision)
         for start in range(0, num, chunk_size):
             a, b = gain_terms(embeddings[start : start + chunk_size].to(f64) * scale, m)
@@ -330,8 +334,6 @@ def _check_inputs(
     if not is_int(chunk_size) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
     return num, c, k
-
-
 
 
 def _symmetric(mat: torch.Tensor) -> torch.Tensor:
