@@ -109,6 +109,21 @@ def test_notebooks_follow_the_template(name):
     )
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_every_notebook_opens_with_the_prologue(name):
+    """The cell after the parameters starts with ``fmlib.notebook.prologue`` (parameters checked,
+    smoke mode, progress bars, output folders), and no notebook settles these itself."""
+    cells = read(name).cells
+    (i,) = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
+    assert cells[i + 1].source.startswith(f'nb = prologue("{name}", smoke)')
+    assert cells[i + 1].source.splitlines()[1] == (
+        "smoke = nb.smoke  # the parameter, or FMLIB_SMOKE=1 (make test sets it)"
+    )
+    code = "\n".join(c.source for c in cells if c.cell_type == "code")
+    for own in ("tempfile", "repo_root", "check_parameters", 'environ.get("FMLIB_SMOKE")'):
+        assert own not in code, own
+
+
 def test_active_learning_parameters_are_the_config_fields_with_their_defaults():
     values = parameters("active_learning")
     defaults = ExperimentConfig().to_dict()

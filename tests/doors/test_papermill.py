@@ -87,7 +87,7 @@ def test_a_bad_parameter_fails_active_learning_before_data_is_loaded(tmp_path, p
     error = _fails("active_learning", tmp_path, parameters)
     assert error.ename == "ValueError" and re.search(pattern, error.evalue, re.S), error.evalue
     # failed in the cell after the parameters, before run_experiment loads the data
-    assert "check_parameters()" in error.source and "run_experiment(" not in error.source
+    assert "prologue(" in error.source and "run_experiment(" not in error.source
     assert not list(tmp_path.glob("**/rounds.csv"))
 
 
