@@ -110,6 +110,19 @@ def test_notebooks_follow_the_template(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_papermill_lists_every_parameter_with_its_type_and_help(name):
+    """``papermill --help-notebook`` shows each parameter typed (not "Unknown type") with its
+    comment: papermill skips a line holding a second ``=``, even in the comment."""
+    import papermill as pm
+
+    inferred = pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
+    assert list(inferred) == list(parameters(name))
+    assert [
+        k for k, p in inferred.items() if p["inferred_type_name"] == "None" or not p["help"]
+    ] == []
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_every_notebook_opens_with_the_prologue(name):
     """The cell after the parameters starts with ``fmlib.notebook.prologue`` (parameters checked,
     smoke mode, progress bars, output folders), and no notebook settles these itself."""

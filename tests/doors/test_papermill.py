@@ -43,7 +43,7 @@ ACTIVE_LEARNING = [
     (
         "options not a dict",
         {"strategy_options": "fraction=0.01"},
-        r"strategy_options must be a dict, got str",
+        r"parameter 'strategy_options' is dict, got the string 'fraction=0.01'.*-y 'strategy_options: ",
     ),
     (
         "epochs zero",
