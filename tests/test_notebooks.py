@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -291,3 +292,53 @@ def test_fisher_primer_records_the_mask_and_bait_batch(tmp_path):
     assert record["bait_objective"] > 0
     for figure in ("fisher_map", "mask", "mask_vs_fraction", "bait"):
         assert (tmp_path / "primer" / f"{figure}.png").stat().st_size > 0, figure
+
+
+# ----------------------------------------------------------------------------- the checkout stays clean
+
+ROOT = NOTEBOOKS.parent
+CLEAN = [  # (notebook, parameters, what it writes under <cache>/fmlib/notebooks/): records or smoke
+    ("compare", {"smoke": False}, "compare/compare.json"),  # results/balanced
+    ("ablation", {"smoke": False}, "ablation/ablation.json"),  # results/ablation
+    (
+        "sensitivity",
+        {"run_dir": "results/balanced/fishermask-seed0", "top_k": 4, "smoke": False},
+        "sensitivity/fishermask-seed0/sensitivity.json",
+    ),
+    ("active_learning", {"smoke": True}, None),
+    ("label_yourself", {"smoke": True}, None),
+    ("fisher_primer", {"smoke": True}, None),
+]
+
+
+def checkout_state() -> set[str]:
+    """``git status`` of the checkout, ignored files too (``runs/`` is ignored, not a place to
+    write unasked), bytecode left out."""
+    lines = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return {line for line in lines.splitlines() if "__pycache__" not in line}
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@requires_fashion_mnist
+@pytest.mark.parametrize(("name", "params", "written"), CLEAN, ids=[c[0] for c in CLEAN])
+def test_running_a_notebook_with_its_defaults_leaves_the_checkout_as_it_was(
+    tmp_path, monkeypatch, name, params, written
+):
+    """On the committed records (or in smoke mode), from the notebooks folder as JupyterLab runs
+    it: nothing appears or changes in the checkout; the figures go to the user cache."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for variable in ("FMLIB_SMOKE", "FMLIB_PROGRESS"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the kernel's user cache
+    before = checkout_state()
+    import papermill as pm
+
+    pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
+                        parameters=params, cwd=str(NOTEBOOKS), progress_bar=False,
+                        kernel_name="python3")  # fmt: skip
+    assert checkout_state() == before
+    if written:
+        assert (tmp_path / "cache" / "fmlib" / "notebooks" / written).is_file()
