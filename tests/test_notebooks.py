@@ -138,6 +138,20 @@ def test_every_notebook_opens_with_the_prologue(name):
         assert own not in code, own
 
 
+OUTPUTS = {"active_learning": "output_dir", "compare": "figures_dir", "ablation": "figures_dir",
+           "sensitivity": "figures_dir"}  # fmt: skip
+
+
+def test_the_makefile_names_where_each_notebook_it_runs_writes():
+    """Every papermill call in the Makefile passes the notebook's output folder: what a target
+    writes is in the Makefile, not in a notebook's default."""
+    text = (NOTEBOOKS.parent / "Makefile").read_text().replace("\\\n", " ")
+    calls = re.findall(r"papermill notebooks/(\w+)\.ipynb (.*)", text)
+    assert {name for name, _ in calls} == set(OUTPUTS)
+    for name, arguments in calls:
+        assert re.search(rf"-p {OUTPUTS[name]} \S", arguments), (name, arguments)
+
+
 def test_active_learning_parameters_are_the_config_fields_with_their_defaults():
     values = parameters("active_learning")
     defaults = ExperimentConfig().to_dict()
