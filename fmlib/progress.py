@@ -3,8 +3,8 @@
 The mode is ``FMLIB_PROGRESS`` (``widget`` | ``text`` | ``off``) when set, else picked per bar:
 
 - ``widget``: tqdm.auto's bars, a widget in a notebook a person watches (JupyterLab, Notebook 7,
-  VS Code), a redrawn line in a terminal. The default outside a kernel, and in a kernel whose cell
-  a live frontend sent (:func:`live_frontend`).
+  VS Code, Colab), a redrawn line in a terminal. The default outside a kernel, and in a kernel
+  whose cell a live frontend sent (:func:`live_frontend`).
 - ``text``: nothing while a bar runs; one line when a kept bar (``leave``) closes, e.g.
   ``fishermask: 100%|██████████| 3/3 [00:41<00:00, 13.8s/round]``; bars with ``leave=False``
   (epochs, Fisher chunks) print nothing. The default in a kernel no frontend watches (papermill,
@@ -38,12 +38,15 @@ def live_frontend() -> bool:
     JupyterLab, Notebook 7 and VS Code put the cell's id (``cellId``) in the metadata of the
     execute request; nbclient (papermill, nbconvert, nbval, myst-nb) and a plain
     ``jupyter_client`` send none. A papermill run started from a live notebook is told apart so,
-    where an environment variable the kernels inherit would not be. Outside a kernel: ``False``.
+    where an environment variable the kernels inherit would not be. Google Colab's kernel counts
+    as live. Outside a kernel: ``False``.
     """
     kernel = _kernel()
     get_parent = getattr(kernel, "get_parent", None)
     if get_parent is None:
         return False
+    if "google.colab" in sys.modules:
+        return True
     parent = get_parent("shell") or {}
     return "cellId" in (parent.get("metadata") or {})
 

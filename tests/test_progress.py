@@ -4,6 +4,8 @@ no frontend watches (papermill, nbconvert), none when asked."""
 from __future__ import annotations
 
 import io
+import sys
+import types
 
 import pytest
 from tqdm import std
@@ -49,6 +51,12 @@ def test_the_mode_follows_the_frontend_unless_the_environment_says(
         monkeypatch.setenv("FMLIB_PROGRESS", forced)
     assert live_frontend() is (metadata is JUPYTERLAB)
     assert progress_mode() == mode
+
+
+def test_a_colab_kernel_counts_as_live(monkeypatch):
+    monkeypatch.setattr(fmlib.progress, "_kernel", lambda: FakeKernel(NBCLIENT))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert live_frontend()
 
 
 def test_an_unknown_mode_names_the_variable_and_the_allowed_values(monkeypatch):
