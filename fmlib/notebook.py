@@ -1,5 +1,5 @@
-"""What the notebooks share: the prologue of their second cell, and the check that fails a notebook
-on a papermill parameter it does not define.
+"""What the notebooks share: the prologue of their second cell (smoke mode, progress bars, where
+files go), and the check that fails a notebook on a papermill parameter it does not define.
 
 Every notebook opens its cell after the ``parameters`` cell with :func:`prologue`::
 
@@ -24,6 +24,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from fmlib.progress import progress_mode
+
 INJECTED = "# Parameters"  # the first line of the cell papermill injects
 CONTAINERS = ("dict", "list", "tuple")  # annotations whose values -p passes as strings
 
@@ -34,31 +36,22 @@ def repo_root() -> Path:
     return root if (root / "notebooks").is_dir() else Path.cwd()
 
 
-def live_frontend() -> bool:
-    """Whether a person watches this kernel's widgets as they change: a kernel a Jupyter server
-    started (JupyterLab, Notebook: ``JPY_SESSION_NAME``) or VS Code's (``VSCODE_PID``). Papermill,
-    nbconvert, nbval and myst-nb save a widget as its text fallback, so a tqdm bar there would
-    stay ``0%`` for good. ``FMLIB_PROGRESS=1`` (or ``0``) decides instead."""
-    forced = os.environ.get("FMLIB_PROGRESS")
-    if forced in ("0", "1"):
-        return forced == "1"
-    return bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
-
-
 class Notebook:
     """What a notebook's prologue settles: smoke mode, progress bars, where files go.
 
     Attributes:
         name: the notebook's name, e.g. ``"compare"``; names its cache folder.
         smoke: the ``smoke`` parameter, or the environment variable ``FMLIB_SMOKE`` set to 1.
-        progress: tqdm bars are worth drawing (:func:`live_frontend`).
+        progress: how fmlib draws progress bars here, ``"widget"``, ``"text"`` or ``"off"``
+            (:func:`fmlib.progress.progress_mode`: ``text`` under papermill and nbconvert, whose
+            saved notebooks would keep a widget bar frozen at ``0%``).
         root: the repository (:func:`repo_root`): relative paths given as parameters start there.
     """
 
     def __init__(self, name: str, smoke: bool = False):
         self.name = name
         self.smoke = bool(smoke) or os.environ.get("FMLIB_SMOKE") == "1"
-        self.progress = live_frontend()
+        self.progress = progress_mode()  # a bad FMLIB_PROGRESS fails here, in the prologue
         self.root = repo_root()
         self._scratch: tempfile.TemporaryDirectory | None = None
 

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from fmlib.build import RunParts, build
 from fmlib.config import ExperimentConfig, comparison
 from fmlib.data import ImageData
 from fmlib.loop import ActiveLoop, check_answer
+from fmlib.progress import progress_bar
 from fmlib.records import (
     RunDirectory,
     RunRecords,
@@ -268,7 +268,7 @@ class ActiveSession:
         the pool's own labels when ``oracle`` is ``None``. Returns the records."""
         if self.finished:
             return self.records
-        bar = tqdm(
+        bar = progress_bar(
             total=len(self.loop.schedule),
             initial=self.loop.round,
             desc=self.parts.config.strategy,

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from fmlib.data import DatasetData, ImageData, as_data, iter_batches
 from fmlib.models import eval_mode
+from fmlib.progress import progress_bar
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -195,7 +195,9 @@ def fit(
     model.train()
     # A manual bar: an iterated one left by ``break`` counts an epoch short, and tqdm.notebook
     # marks a bar closed before its total as failed (red); a failed fit leaves it so.
-    bar = tqdm(total=config.epochs, desc="train", unit="epoch", leave=False, disable=not progress)
+    bar = progress_bar(
+        total=config.epochs, desc="train", unit="epoch", leave=False, disable=not progress
+    )
     for epoch in range(config.epochs):
         order = torch.randperm(len(indices), generator=generator).to(device)
         correct, loss_sum = 0, 0.0

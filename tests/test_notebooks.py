@@ -12,6 +12,7 @@ import ast
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -23,6 +24,8 @@ from tests.conftest import requires_fashion_mnist
 from tests.fakes import DATA, MODEL, NAMED, USER, write_fake_fashion_mnist
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+FROZEN = re.compile(r"(?<![\d.])0%\|")  # a bar's text at 0 %, not the end of 10 % or 100 %
 NAMES = ["active_learning", "sensitivity", "compare", "fisher_primer", "ablation", "label_yourself"]
 
 
@@ -49,6 +52,17 @@ def execute(name: str, tmp_path: Path, **params) -> nbformat.NotebookNode:
     pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(output), parameters=params, cwd=str(tmp_path),
                         progress_bar=False, kernel_name="python3")  # fmt: skip
     return nbformat.read(output, as_version=4)
+
+
+def assert_no_frozen_bars(executed: nbformat.NotebookNode) -> list[str]:
+    """No output of ``executed`` is a widget (papermill keeps a tqdm widget as its text at 0 %)
+    nor a bar's text at 0 %; returns the outputs' texts."""
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    widgets = [o["data"].get("text/plain", "") for o in outputs if WIDGET in o.get("data", {})]
+    assert not widgets, widgets
+    texts = [o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs]
+    assert not [t for t in texts if FROZEN.search(t)], [t for t in texts if FROZEN.search(t)]
+    return texts
 
 
 # ----------------------------------------------------------------------------- the committed files
@@ -97,6 +111,48 @@ def test_notebooks_follow_the_template(name):
     )
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_papermill_lists_every_parameter_with_its_type_and_help(name):
+    """``papermill --help-notebook`` shows each parameter typed (not "Unknown type") with its
+    comment: papermill skips a line holding a second ``=``, even in the comment."""
+    import papermill as pm
+
+    inferred = pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
+    assert list(inferred) == list(parameters(name))
+    assert [
+        k for k, p in inferred.items() if p["inferred_type_name"] == "None" or not p["help"]
+    ] == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_notebook_opens_with_the_prologue(name):
+    """The cell after the parameters starts with ``fmlib.notebook.prologue`` (parameters checked,
+    smoke mode, progress bars, output folders), and no notebook settles these itself."""
+    cells = read(name).cells
+    (i,) = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
+    assert cells[i + 1].source.startswith(f'nb = prologue("{name}", smoke)')
+    assert cells[i + 1].source.splitlines()[1] == (
+        "smoke = nb.smoke  # the parameter, or FMLIB_SMOKE=1 (make test sets it)"
+    )
+    code = "\n".join(c.source for c in cells if c.cell_type == "code")
+    for own in ("tempfile", "repo_root", "check_parameters", 'environ.get("FMLIB_SMOKE")'):
+        assert own not in code, own
+
+
+OUTPUTS = {"active_learning": "output_dir", "compare": "figures_dir", "ablation": "figures_dir",
+           "sensitivity": "figures_dir"}  # fmt: skip
+
+
+def test_the_makefile_names_where_each_notebook_it_runs_writes():
+    """Every papermill call in the Makefile passes the notebook's output folder: what a target
+    writes is in the Makefile, not in a notebook's default."""
+    text = (NOTEBOOKS.parent / "Makefile").read_text().replace("\\\n", " ")
+    calls = re.findall(r"papermill notebooks/(\w+)\.ipynb (.*)", text)
+    assert {name for name, _ in calls} == set(OUTPUTS)
+    for name, arguments in calls:
+        assert re.search(rf"-p {OUTPUTS[name]} \S", arguments), (name, arguments)
+
+
 def test_active_learning_parameters_are_the_config_fields_with_their_defaults():
     values = parameters("active_learning")
     defaults = ExperimentConfig().to_dict()
@@ -114,11 +170,18 @@ def test_active_learning_ends_with_write_results():
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_active_learning_records_a_smoke_run(tmp_path):
+def test_active_learning_records_a_smoke_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("FMLIB_PROGRESS", raising=False)  # the mode papermill's kernel picks
     data_root = write_fake_fashion_mnist(tmp_path / "data", n_train=600, n_test=200)
     run = tmp_path / "run"
-    execute("active_learning", tmp_path, output_dir=str(run), data_root=str(data_root), imbalance="none",
-            strategy="fishermask", strategy_options={"fraction": 0.004}, smoke=True)  # fmt: skip
+    executed = execute("active_learning", tmp_path, output_dir=str(run), data_root=str(data_root),
+                       imbalance="none", strategy="fishermask", strategy_options={"fraction": 0.004},
+                       smoke=True)  # fmt: skip
+    # the bars as one line at the end (the rounds'), no widget frozen at 0 %: papermill saves it
+    bars = [
+        line for t in assert_no_frozen_bars(executed) for line in t.splitlines() if "%|" in line
+    ]
+    assert len(bars) == 1 and bars[0].startswith("fishermask: 100%|"), bars
     results = json.loads((run / "results.json").read_text())
     assert results["finished"] and results["n_labeled_per_round"] == [15, 25, 35]
     assert len(results["accuracy"]) == 3 and all(0 <= a <= 1 for a in results["accuracy"])
@@ -246,7 +309,29 @@ def test_fisher_primer_records_the_mask_and_bait_batch(tmp_path):
         assert (tmp_path / "primer" / f"{figure}.png").stat().st_size > 0, figure
 
 
-ROOT = Path(__file__).resolve().parents[1]
+# ----------------------------------------------------------------------------- the checkout stays clean
+
+ROOT = NOTEBOOKS.parent
+CLEAN = [  # (notebook, parameters, what it writes under <cache>/fmlib/notebooks/): records or smoke
+    ("compare", {"smoke": False}, "compare/compare.json"),  # results/balanced
+    ("ablation", {"smoke": False}, "ablation/ablation.json"),  # results/ablation
+    (
+        "sensitivity",
+        {"run_dir": "results/balanced/fishermask-seed0", "top_k": 4, "smoke": False},
+        "sensitivity/fishermask-seed0/sensitivity.json",
+    ),
+    ("active_learning", {"smoke": True}, None),
+    ("label_yourself", {"smoke": True}, None),
+    ("fisher_primer", {"smoke": True}, None),
+]
+
+
+def checkout_state() -> set[str]:
+    """``git status`` of the checkout, ignored files too (``runs/`` is ignored, not a place to
+    write unasked), bytecode left out."""
+    lines = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return {line for line in lines.splitlines() if "__pycache__" not in line}
 
 
 @pytest.mark.slow
@@ -266,3 +351,28 @@ def test_papermill_runs_the_users_dataset_model_and_strategy_by_name(tmp_path, m
         MODEL,
         USER,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@requires_fashion_mnist
+@pytest.mark.parametrize(("name", "params", "written"), CLEAN, ids=[c[0] for c in CLEAN])
+def test_running_a_notebook_with_its_defaults_leaves_the_checkout_as_it_was(
+    tmp_path, monkeypatch, name, params, written
+):
+    """On the committed records (or in smoke mode), from the notebooks folder as JupyterLab runs
+    it: nothing appears or changes in the checkout; the figures go to the user cache."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for variable in ("FMLIB_SMOKE", "FMLIB_PROGRESS"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the kernel's user cache
+    before = checkout_state()
+    import papermill as pm
+
+    pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
+                        parameters=params, cwd=str(NOTEBOOKS), progress_bar=False,
+                        kernel_name="python3")  # fmt: skip
+    assert checkout_state() == before
+    if written:
+        assert (tmp_path / "cache" / "fmlib" / "notebooks" / written).is_file()

@@ -211,7 +211,7 @@ def test_the_train_bar_ends_full_and_unfailed_when_training_stops_early(monkeypa
             super().__init__(*args, **kwargs)
             bars.append(self)
 
-    monkeypatch.setattr(fmlib.train, "tqdm", Recorded)
+    monkeypatch.setattr(fmlib.train, "progress_bar", Recorded)
     model = build_model("cnn", 4, 1)
     stats = fit(model, tiny_data(), np.arange(80), train_config("paper", epochs=50), seed=0,
                 progress=True)  # fmt: skip

@@ -42,7 +42,6 @@ from itertools import chain
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from fmlib.data import iter_batches, num_inputs
 from fmlib.fisher.func import _func_embeddings, _func_squared_sums, _route
@@ -58,6 +57,7 @@ from fmlib.fisher.hooks import (
 )
 from fmlib.fisher.masks import ParameterMask
 from fmlib.models import eval_mode
+from fmlib.progress import progress_bar
 
 SCALES = ("fisher", "none")
 ENGINES = (
@@ -114,7 +114,7 @@ def fisher_diagonal(
         first = next(batches)
         hooked, func, _ = _route(model, owners, first, engine)
         groups = _by_layer((owner, name) for name, owner in hooked.items())
-        for x in tqdm(chain([first], batches), total=-(-n // chunk), desc="fisher diagonal", leave=False,
+        for x in progress_bar(chain([first], batches), total=-(-n // chunk), desc="fisher diagonal", leave=False,
                       disable=not progress):  # fmt: skip
             if func:
                 for name, t in _func_squared_sums(model, func, x).items():

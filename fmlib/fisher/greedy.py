@@ -42,7 +42,6 @@ import math
 from numbers import Real
 
 import torch
-from tqdm.auto import tqdm
 
 from fmlib.checks import is_int
 from fmlib.fisher.inverse import (
@@ -52,6 +51,7 @@ from fmlib.fisher.inverse import (
     symmetric,
     woodbury_factor,
 )
+from fmlib.progress import progress_bar
 
 DEFAULT_CHUNK_SIZE = 512  # candidates per block of the N x C x k products
 # Gains within this relative distance of the best count as tied (lowest index wins); the
@@ -143,7 +143,9 @@ def greedy_trace_select(
     else:
         m = Inverse(lamb, dense=initial_inverse(f.shape[0], lamb, labeled_fisher, weight, device))
 
-    bar = tqdm(total=n_forward, desc="greedy_trace_select", leave=False, disable=not progress)
+    bar = progress_bar(
+        total=n_forward, desc="greedy_trace_select", leave=False, disable=not progress
+    )
     a, b = _pair_products(embeddings, m, f, scale, chunk_size, work)  # [N, C, C] each, float64
     ids = torch.arange(num, device=device)
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=device)
@@ -187,7 +189,9 @@ def greedy_trace_select(
         picked, device=device
     )  # negated: ties remove the highest index, keep the lowest
     alive = torch.ones(len(picked), dtype=torch.bool, device=device)
-    for _ in tqdm(range(n_forward - n), desc="backward pruning", leave=False, disable=not progress):
+    for _ in progress_bar(
+        range(n_forward - n), desc="backward pruning", leave=False, disable=not progress
+    ):
         raises = torch.full((len(picked),), math.inf, dtype=a.dtype, device=device)  # [(b+1)n]
         raises[alive] = _trace_ratio(eye - a[alive], b[alive])  # removed rows: I - A need not be PD
         j = _best(raises, ids, rtol, largest=False)

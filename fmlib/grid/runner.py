@@ -206,7 +206,7 @@ def run_grid(
     Returns:
         One outcome per run, in ``runs`` order (``grid_summary.json`` in ``root`` too).
     """
-    from tqdm.auto import tqdm
+    from fmlib.progress import progress_bar
 
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; allowed values: {list(EXECUTORS)}")
@@ -247,7 +247,7 @@ def run_grid(
     devices = list(visible_gpus() if gpus is None else gpus) if executor == "local" else []
     options = {**(submitit or {}), "_gpus": {r.name: devices[i % len(devices)] for i, r in enumerate(todo)}
                if devices else {}}  # fmt: skip
-    bar = tqdm(total=len(todo), unit="run", desc="grid", disable=not progress)
+    bar = progress_bar(total=len(todo), unit="run", desc="grid", disable=not progress)
     failed, stopped = 0, None
     results = _outcomes(todo, root, notebook, workers, executor, per_run, kernel_name, options)
     with _signals_interrupt():

@@ -16,7 +16,6 @@ import os
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from fmlib.fisher.embeddings import (
     FISH_SAMPLES,
@@ -29,6 +28,7 @@ from fmlib.fisher.embeddings import (
 from fmlib.fisher.gram import GramSum
 from fmlib.fisher.greedy import greedy_trace_select
 from fmlib.fisher.masks import ParameterMask, check_mask_options, fisher_mask
+from fmlib.progress import progress_bar
 from fmlib.strategies.base import FisherReport, Strategy, _batches, _candidates, register
 
 PRECISIONS = ("float32", "float64")  # of the Fisher strategies' computations
@@ -196,7 +196,7 @@ class _FisherStrategy(Strategy):
         kept, fisher = [], None
         batches = _batches(model, pool, indices, self.options["batch_size"], device)
         total = -(-len(indices) // self.options["batch_size"])
-        for x in tqdm(batches, total=total, desc=f"{self.name} embeddings", leave=False,
+        for x in progress_bar(batches, total=total, desc=f"{self.name} embeddings", leave=False,
                       disable=not self.options["progress"]):  # fmt: skip
             emb = self._embed(model, x, mask).detach()  # [b, C, k]
             if fisher is None:

@@ -43,7 +43,7 @@ ACTIVE_LEARNING = [
     (
         "options not a dict",
         {"strategy_options": "fraction=0.01"},
-        r"strategy_options must be a dict, got str",
+        r"parameter 'strategy_options' is dict, got the string 'fraction=0.01'.*-y 'strategy_options: ",
     ),
     (
         "epochs zero",
@@ -87,7 +87,7 @@ def test_a_bad_parameter_fails_active_learning_before_data_is_loaded(tmp_path, p
     error = _fails("active_learning", tmp_path, parameters)
     assert error.ename == "ValueError" and re.search(pattern, error.evalue, re.S), error.evalue
     # failed in the cell after the parameters, before run_experiment loads the data
-    assert "check_parameters()" in error.source and "run_experiment(" not in error.source
+    assert "prologue(" in error.source and "run_experiment(" not in error.source
     assert not list(tmp_path.glob("**/rounds.csv"))
 
 
