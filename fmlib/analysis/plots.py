@@ -309,16 +309,12 @@ def mask_overlap(
         if column in overlap:
             chance = overlap.groupby("round")[column].mean().dropna()
             against = names[column.replace("chance", "jaccard")]
-            ax.plot(chance.index, chance.to_numpy(), color="grey", ls=dashes, lw=1.2,
-                    label=f"chance, {against}")  # fmt: skip
-    chance = (
-        "grey: random masks with the same number of entries in each tensor; "
-        if "chance_first" in overlap
-        else ""
-    )
+            ax.plot(chance.index, chance.to_numpy(), color="grey", ls=dashes, lw=4, alpha=0.45,
+                    zorder=1, label=f"chance, {against}")  # fmt: skip
+    chance = "grey: random masks, same count per tensor\n" if "chance_first" in overlap else ""
     ax.set(ylim=(0, 1.02), ylabel="mask overlap (Jaccard)",
-           xlabel=f"round\n{chance}no Fisher-sampling noise reference\n"
-                  "(a snapshot keeps the mask of one Fisher sample a round)")  # fmt: skip
+           xlabel=f"round\n{chance}no Fisher-sampling noise reference "
+                  "(one mask a round recorded)")  # fmt: skip
     _integer_x(ax)
     _title(ax, "mask overlap with the previous and the first round")
     ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
@@ -374,7 +370,16 @@ def layer_share(shares: pd.DataFrame, *, value: str = "fraction", ax=None) -> Fi
     table.index = _layer_labels(shares, layers)
     ax = _axes(ax, figsize=(max(5.0, 0.45 * table.shape[1] + 4), max(3.0, 0.28 * len(layers) + 1)))
     title, label = _SHARE_WORDS[value]
-    sns.heatmap(table, cmap="magma", vmin=0, ax=ax, cbar_kws={"label": label})
+    sns.heatmap(
+        table,
+        cmap="magma",
+        vmin=0,
+        ax=ax,
+        cbar_kws={"label": label},
+        annot=table.size <= 120,
+        fmt=".2g",
+        annot_kws={"fontsize": 7},
+    )  # values printed: a 0 and a 0.003 look equally dark
     ax.set(xlabel="round", ylabel="")
     _title(ax, title)
     return ax.figure

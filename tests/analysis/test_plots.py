@@ -358,3 +358,11 @@ def test_mask_overlap_draws_the_chance_reference_in_grey():
     assert "Fisher-sampling noise" in ax.get_xlabel()
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "chance, previous round" in labels
+
+
+def test_a_small_layer_heatmap_prints_its_values_so_zero_and_small_differ():
+    shares = pd.DataFrame({"round": [0, 0, 1, 1], "layer": ["a", "b"] * 2, "numel": 10,
+                           "in_mask": [0, 1] * 2, "fraction": [0.0, 0.003] * 2,
+                           "share": [0.0, 1.0] * 2})  # fmt: skip
+    ax = plots.layer_share(shares).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["0", "0", "0.003", "0.003"]
