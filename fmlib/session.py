@@ -49,6 +49,7 @@ from fmlib.records import (
     snapshot_bytes,
     write_json,
 )
+from fmlib.records.snapshots import module_types
 from fmlib.stopping import check_stop, stop_rules
 
 PENDING = "pending.pt"  # the pending query (round, positions, row so far, weights, snapshot)
@@ -190,6 +191,7 @@ class ActiveSession:
                     np.full(len(query.positions), -1),
                     round=query.round,
                     full=self.parts.config.full_fisher,
+                    module_types=module_types(self.parts.model),
                 )
             self.answers = {}
             if (

@@ -233,6 +233,8 @@ def test_run_writes_every_file(fashion_root, tmp_path):
     batch = records.queries_frame().query("round == 2")
     assert snapshots[1]["picked_pool_index"].tolist() == batch["pool_index"].tolist()
     assert snapshots[1]["picked_label"].tolist() == batch["label"].tolist()
+    types = dict(zip(snapshots[0]["param_names"], snapshots[0]["param_types"]))  # module classes
+    assert types and set(types.values()) <= {"Conv2d", "BatchNorm2d", "Linear"}
     assert frame["fisher_trace"].iloc[:3].gt(0).all() and frame["mask_size"].iloc[:3].gt(0).all()
     assert not list(run.glob(".*.tmp")) and not list((run / "sensitivity").glob(".*.tmp"))
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
 from fmlib.records.formats import class_columns, column_class
 
@@ -49,6 +49,13 @@ def _axes(ax, figsize=(6.4, 4.2)):
 def _integer_x(ax) -> None:
     """Ticks only at whole numbers on an x axis of counts (rounds, labels)."""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _ticks_at_values(ax, values, most: int = 10) -> None:
+    """x ticks at the label counts (or rounds) the runs have, when there are at most ``most``."""
+    values = sorted({int(v) for v in pd.Series(values).dropna()})
+    if 1 < len(values) <= most:
+        ax.set_xticks(values)
 
 
 def _title(ax, title: str) -> None:
@@ -112,8 +119,9 @@ def _labels_palette(labels, classes) -> dict:
 
 
 def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="strategy", errorbar=("ci", 95),
-                    hue_order=None, ax=None, seed: int = 0) -> Figure:  # fmt: skip
-    """Test ``y`` against labels, one line per ``hue`` value, mean and band over runs (seeds)."""
+                    hue_order=None, ax=None, seed: int = 0, palette=None) -> Figure:  # fmt: skip
+    """Test ``y`` against labels, one line per ``hue`` value, mean and band over runs (seeds);
+    ``palette``: ``{hue value: colour}`` (default seaborn's)."""
     ax, hue = _axes(ax), _hue(runs, hue)
     sns.lineplot(
         data=runs,
@@ -121,6 +129,7 @@ def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="str
         y=y,
         hue=hue,
         hue_order=hue_order if hue else None,
+        palette=palette if hue else None,
         errorbar=errorbar,
         seed=seed,
         marker="o",
@@ -130,26 +139,55 @@ def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="str
     ax.set(xlabel="labeled samples" if x == "n_labeled" else x, ylabel=y.replace("_", " "))
     if x in ("n_labeled", "round"):
         _integer_x(ax)
+        _ticks_at_values(ax, runs[x])
     _title(ax, f"test {y.replace('_', ' ')} against {'labels' if x == 'n_labeled' else x}")
     ax.grid(alpha=0.3)
     return ax.figure
 
 
-def learning_curve_panels(runs: pd.DataFrame, *, col="setting", x="n_labeled", y="accuracy", hue="strategy",
-                          errorbar=("ci", 95), seed: int = 0) -> Figure:  # fmt: skip
-    """:func:`learning_curves` side by side, one panel per value of ``col`` (e.g. balanced |
-    imbalanced), each on its own label range; a ``hue`` value keeps its colour in every panel."""
+def _hue_palette(values) -> dict:
+    """``{value: colour}`` for ``values`` in order: tab10 up to 10 values, tab20 up to 20, then
+    husl (the same colour for a value in every panel of a figure)."""
+    values = list(values)
+    return dict(zip(values, _class_colours(len(values))))
+
+
+def _legend_below(ax, n: int) -> None:
+    """The axes' legend under its x label, in up to three columns: it covers no curve."""
+    if ax.get_legend() is None:
+        return
+    sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, max(1, n)),
+                    fontsize="small", title=None, frameon=False)  # fmt: skip
+
+
+def learning_curve_panels(
+    runs: pd.DataFrame, *, col="setting", x="n_labeled", y="accuracy", hue="strategy",
+    errorbar=("ci", 95), seed: int = 0, ncols: int | None = None,
+) -> Figure:  # fmt: skip
+    """:func:`learning_curves` in a grid, one panel per value of ``col`` (e.g. balanced |
+    imbalanced), each on its own label range, ``ncols`` panels a row (default: up to three panels
+    in one row, more in rows of two). A ``hue`` value keeps its colour in every panel; each
+    panel's legend, under it, lists only the series that panel draws."""
+    if ncols is not None and ncols < 1:
+        raise ValueError(f"ncols must be a positive integer or None, got {ncols!r}")
     panels = sorted(runs[col].dropna().unique(), key=str)
     hue = _hue(runs, hue)
-    order = sorted(runs[hue].dropna().unique(), key=str) if hue else None
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.6 * max(1, len(panels)), 4.2), layout="constrained",
+    palette = _hue_palette(sorted(runs[hue].dropna().unique(), key=str)) if hue else None
+    n = max(1, len(panels))
+    ncols = min(n, ncols or (n if n <= 3 else 2))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.6 * nrows), layout="constrained",
                              squeeze=False)  # fmt: skip
     for ax, value in zip(axes.flat, panels):
-        learning_curves(
-            runs[runs[col] == value], x=x, y=y, hue=hue, errorbar=errorbar, hue_order=order, ax=ax,
-            seed=seed,
-        )
+        part = runs[runs[col] == value]
+        order = [h for h in palette if (part[hue] == h).any()] if hue else None
         ax.set_title(f"{col}: {value}")
+        colours = {h: palette[h] for h in order} if hue else None
+        learning_curves(part, x=x, y=y, hue=hue, errorbar=errorbar, hue_order=order, ax=ax,
+                        seed=seed, palette=colours)  # fmt: skip
+        _legend_below(ax, len(order) if hue else 0)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.remove()  # empty cells of the last row
     return fig
 
 
@@ -249,31 +287,37 @@ def round_timings(runs: pd.DataFrame, *, phases=("train_time", "embed_time", "se
     return axes[0].figure
 
 
-def mask_overlap(overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), ax=None,
-                 seed: int = 0) -> Figure:
-    """Jaccard of each round's mask with the previous round's (solid) and the first round's (dashed)."""
+def mask_overlap(
+    overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), ax=None, seed: int = 0
+) -> Figure:
+    """Jaccard of each round's mask with the previous round's (solid) and the first round's
+    (dashed), and, in grey with the same dashes, what random masks with the same number of
+    entries in every parameter tensor give (``chance_previous``, ``chance_first`` of
+    :func:`fmlib.analysis.sensitivity.mask_overlap`, when present). The records hold no reference
+    for Fisher-sampling noise (a snapshot keeps one mask per round), as the x label says."""
     ax, hue = _axes(ax), _hue(overlap, hue)
     ids = ["round"] + ([hue] if hue else [])
     value_vars = ["jaccard_previous", "jaccard_first"]
+    names = {"jaccard_previous": "previous round", "jaccard_first": "first round"}
     long = overlap[ids + value_vars].melt(id_vars=ids, value_vars=value_vars, var_name="against",
                         value_name="jaccard").dropna()  # fmt: skip
-    long["against"] = long["against"].map(
-        {"jaccard_previous": "previous round", "jaccard_first": "first round"}
-    )
-    sns.lineplot(
-        data=long,
-        x="round",
-        y="jaccard",
-        hue=hue,
-        style="against",
-        errorbar=errorbar,
-        seed=seed,
-        marker="o",
-        ax=ax,
-    )
-    ax.set(ylim=(0, 1.02), ylabel="mask overlap (Jaccard)")
+    long["against"] = long["against"].map(names)
+    sns.lineplot(data=long, x="round", y="jaccard", hue=hue, style="against",
+                 style_order=list(names.values()), errorbar=errorbar, seed=seed, marker="o",
+                 ax=ax)  # fmt: skip
+    for column, dashes in (("chance_previous", "-"), ("chance_first", "--")):
+        if column in overlap:
+            chance = overlap.groupby("round")[column].mean().dropna()
+            against = names[column.replace("chance", "jaccard")]
+            ax.plot(chance.index, chance.to_numpy(), color="grey", ls=dashes, lw=4, alpha=0.45,
+                    zorder=1, label=f"chance, {against}")  # fmt: skip
+    chance = "grey: random masks, same count per tensor\n" if "chance_first" in overlap else ""
+    ax.set(ylim=(0, 1.02), ylabel="mask overlap (Jaccard)",
+           xlabel=f"round\n{chance}no Fisher-sampling noise reference "
+                  "(one mask a round recorded)")  # fmt: skip
     _integer_x(ax)
     _title(ax, "mask overlap with the previous and the first round")
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -296,26 +340,58 @@ def mask_overlap_matrix(matrix: pd.DataFrame, *, ax=None) -> Figure:
     return ax.figure
 
 
+def _layer_label(layer: str, kind) -> str:
+    """``features.3 (Conv2d)`` where the module type is known, the name alone otherwise."""
+    return f"{layer} ({kind})" if isinstance(kind, str) and kind else str(layer)
+
+
+def _layer_labels(frame: pd.DataFrame, layers) -> list[str]:
+    kinds = dict(zip(frame["layer"], frame["layer_type"])) if "layer_type" in frame else {}
+    return [_layer_label(layer, kinds.get(layer)) for layer in layers]
+
+
+_SHARE_WORDS = {  # value -> (title, colour bar or axis label)
+    "fraction": ("share of each layer's entries that are in the mask",
+                 "fraction of the layer in the mask"),
+    "share": ("share of the mask that each layer holds", "share of the mask in the layer"),
+}  # fmt: skip
+
+
 def layer_share(shares: pd.DataFrame, *, value: str = "fraction", ax=None) -> Figure:
     """Heatmap layer x round (mean over runs) of ``fraction`` (share of the layer in the mask) or
-    ``share`` (share of the mask in the layer)."""
+    ``share`` (share of the mask in the layer); a layer is labelled with its module type when
+    ``shares`` has ``layer_type``."""
     if value not in ("fraction", "share"):
         raise ValueError(f"value must be 'fraction' or 'share', got {value!r}")
     layers = list(dict.fromkeys(shares["layer"]))
     table = shares.pivot_table(
         index="layer", columns="round", values=value, aggfunc="mean"
     ).reindex(layers)
-    ax = _axes(ax, figsize=(max(5.0, 0.45 * table.shape[1] + 3), max(3.0, 0.28 * len(layers) + 1)))
-    sns.heatmap(table, cmap="magma", vmin=0, ax=ax, cbar_kws={"label": value})
+    table.index = _layer_labels(shares, layers)
+    ax = _axes(ax, figsize=(max(5.0, 0.45 * table.shape[1] + 4), max(3.0, 0.28 * len(layers) + 1)))
+    title, label = _SHARE_WORDS[value]
+    sns.heatmap(
+        table,
+        cmap="magma",
+        vmin=0,
+        ax=ax,
+        cbar_kws={"label": label},
+        annot=table.size <= 120,
+        fmt=".2g",
+        annot_kws={"fontsize": 7},
+    )  # values printed: a 0 and a 0.003 look equally dark
     ax.set(xlabel="round", ylabel="")
-    ax.set_title("layer entries in the mask" if value == "fraction" else "mask entries per layer")
+    _title(ax, title)
     return ax.figure
 
 
 def layer_share_summary(summary: pd.DataFrame, *, value: str = "fraction", ax=None) -> Figure:
     """Mean over rounds (bar) of each layer's ``fraction`` or ``share``, whiskers from the 10 % to
     the 90 % quantile over rounds (within [0, 1], as a fraction is; mean ± std clipped to [0, 1]
-    for a summary without the quantile columns)."""
+    for a summary without the quantile columns); layers with their module type when ``summary``
+    has ``layer_type``."""
+    if value not in ("fraction", "share"):
+        raise ValueError(f"value must be 'fraction' or 'share', got {value!r}")
     ax = _axes(ax, figsize=(6.4, max(3.0, 0.28 * len(summary) + 1)))
     y = np.arange(len(summary))
     mean = summary[f"{value}_mean"].to_numpy(float)
@@ -328,26 +404,62 @@ def layer_share_summary(summary: pd.DataFrame, *, value: str = "fraction", ax=No
         spread = "± std over rounds, within [0, 1]"
     xerr = np.vstack([np.maximum(mean - low, 0), np.maximum(high - mean, 0)])
     ax.barh(y, mean, xerr=xerr, color="tab:blue", alpha=0.8)
-    ax.set(yticks=y, yticklabels=summary["layer"], xlabel=f"{value} (mean, whiskers {spread})")
+    title, label = _SHARE_WORDS[value]
+    ax.set(yticks=y, yticklabels=_layer_labels(summary, summary["layer"]),
+           xlabel=f"{label} (mean over rounds, whiskers {spread})")  # fmt: skip
     ax.set_xlim(left=0)
-    _title(ax, "layer entries in the mask, over rounds" if value == "fraction"
-           else "mask entries per layer, over rounds")  # fmt: skip
+    _title(ax, f"{title}, over rounds")
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
     return ax.figure
+
+
+def _log_ticks(ax, axis: str = "y") -> None:
+    """A log axis labelled at 1-2-5 steps (every integer step within a decade, or evenly spaced
+    values within a factor of two) so that at least three labelled ticks fall inside it."""
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    if not (lo > 0 and hi > lo):
+        return
+    ticks = []
+    for subs in ((1.0,), (1.0, 2.0, 5.0), tuple(range(1, 10))):
+        decades = np.arange(np.floor(np.log10(lo)), np.ceil(np.log10(hi)) + 1)
+        ticks = [m * 10**d for d in decades for m in subs if lo <= m * 10**d <= hi]
+        if len(ticks) >= 3:
+            break
+    if len(ticks) < 3:
+        ticks = [t for t in MaxNLocator(4).tick_values(lo, hi) if lo <= t <= hi]
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(FixedLocator(ticks))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
+_FISHER_WORDS = {  # column of fmlib.analysis.sensitivity.fisher_over_rounds -> axis words
+    "fisher_trace": "trace of the pool Fisher in the mask",
+    "fisher_total": "sum of the Fisher diagonal",
+    "fisher_masked": "sum of the Fisher diagonal in the mask",
+    "masked_share": "share of the Fisher diagonal in the mask",
+    "mask_size": "mask entries",
+    "fisher_max": "largest Fisher diagonal entry",
+    "layer_cv": "spread of the mean Fisher over layers (CV)",
+}
 
 
 def fisher_over_rounds(fisher: pd.DataFrame, *, y: str = "fisher_trace", hue="strategy", errorbar=("ci", 95),
                        log: bool = True, ax=None, seed: int = 0) -> Figure:  # fmt: skip
     """A Fisher summary (default the trace) against round, mean and band over runs."""
     ax, hue = _axes(ax), _hue(fisher, hue)
-    sns.lineplot(data=fisher, x="round", y=y, hue=hue, errorbar=errorbar, seed=seed, marker="o",
-                 ax=ax)
+    sns.lineplot(
+        data=fisher, x="round", y=y, hue=hue, errorbar=errorbar, seed=seed, marker="o", ax=ax
+    )
     if log and (fisher[y] > 0).all():
         ax.set_yscale("log")
-    ax.set(ylabel=y.replace("_", " "))
+        _log_ticks(ax)
+    words = _FISHER_WORDS.get(y, y.replace("_", " "))
+    ax.set(ylabel=words + (" (log scale)" if ax.get_yscale() == "log" else ""),
+           xlabel="round (model that picked)")  # fmt: skip
     _integer_x(ax)
-    _title(ax, f"{y.replace('_', ' ')} per round")
+    _title(ax, f"{words} per round")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -405,37 +517,169 @@ def top_samples(top: pd.DataFrame, *, pool=None, classes=None, ncols: int = 5) -
     return fig
 
 
-def paired_differences(table: pd.DataFrame, *, measure: str = "auc", row: str = "arm", hue: str = "baseline",
-                       ax=None) -> Figure:  # fmt: skip
-    """Paired differences with their confidence intervals (:func:`fmlib.analysis.compare.paired_differences`):
-    one row per ``row`` (arm), one marker per ``hue`` (baseline), a line at zero. Right of zero:
-    the treatment (FisherMask) is better. ``measure`` picks the rows of a table with a ``measure``
-    column (e.g. :func:`fmlib.analysis.ablation.arm_differences`). A row paired over fewer seeds than the
-    most has its count in its label."""
+def _measure_label(measure: str, metric: str = "accuracy") -> str:
+    """What a ``measure`` of :func:`fmlib.analysis.ablation.arm_differences` measures, in words."""
+    if measure == "auc":
+        return f"AUC (mean {metric} over the label range)"
+    if measure == "auc_from_first_query":
+        return f"AUC from the first query on (mean {metric}, round 0 left out)"
+    if str(measure).isdigit():
+        return f"{metric} at {measure} labels"
+    return str(measure).replace("_", " ")
+
+
+def _range_of(low, high, keep) -> tuple[float, float] | None:
+    """``(low, high)`` over the rows ``keep`` with finite ends, padded by 5 %; None without any."""
+    lo, hi = np.asarray(low, float)[keep], np.asarray(high, float)[keep]
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    if not ok.any():
+        return None
+    lo, hi = min(lo[ok].min(), 0.0), max(hi[ok].max(), 0.0)
+    pad = 0.05 * (hi - lo or 1.0)
+    return lo - pad, hi + pad
+
+
+def _seed_floor(n, range_seeds) -> float:
+    """The fewest seeds a row needs to set a shared axis range: ``range_seeds``, by default the
+    median seed count over the rows (a row with fewer, and wider intervals, is cut instead)."""
+    if range_seeds is not None:
+        if range_seeds < 1:
+            raise ValueError(f"range_seeds must be a positive integer or None, got {range_seeds!r}")
+        return range_seeds
+    n = np.asarray(n, float)
+    return float(np.median(n[np.isfinite(n)])) if np.isfinite(n).any() else 0.0
+
+
+def paired_differences(
+    table: pd.DataFrame, *, measure: str = "auc", row: str = "arm", hue: str = "baseline", ax=None,
+    metric: str = "accuracy", range_seeds: int | None = None,
+) -> Figure:  # fmt: skip
+    """Paired differences with their confidence intervals
+    (:func:`fmlib.analysis.compare.paired_differences`): one row per ``row`` (arm), one marker per
+    ``hue`` (baseline), a line at zero; right of zero the treatment (FisherMask) is better.
+    ``measure`` picks the rows of a table with a ``measure`` column (e.g.
+    :func:`fmlib.analysis.ablation.arm_differences`; ``"85"``: ``metric`` at 85 labels), and the
+    axis says what it measures. A row paired over fewer seeds than the most has its count in its
+    label. The x range is set by the rows paired over at least ``range_seeds`` seeds (default: the
+    median count): a wider interval of a row with fewer seeds is cut at the edge, marked with an
+    arrow and its end printed, so it does not squeeze the others."""
     if "measure" in table:
         table = table[table["measure"] == measure]
     rows, hues = list(dict.fromkeys(table[row])), list(dict.fromkeys(table[hue]))
     ax = _axes(ax, figsize=(7.0, 0.9 + 0.45 * len(rows) * max(1, len(hues)) ** 0.5))
     colors = dict(zip(hues, sns.color_palette("tab10", len(hues))))
     offsets = np.linspace(-0.3, 0.3, len(hues)) if len(hues) > 1 else [0.0]
+    floor = _seed_floor(table["n"], range_seeds) if len(table) else 0.0
+    xlim = _range_of(table["ci_low"], table["ci_high"], (table["n"] >= floor).to_numpy())
     for offset, name in zip(offsets, hues):
         part = table[table[hue] == name].set_index(row).reindex(rows)
         y = np.arange(len(rows)) + offset
-        err = np.vstack([part["diff"] - part["ci_low"], part["ci_high"] - part["diff"]])
-        ax.errorbar(part["diff"], y, xerr=np.nan_to_num(err), fmt="o", ms=4, capsize=2, color=colors[name],
-                    label=f"{name}")  # fmt: skip
+        low, high = part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float)
+        if xlim is not None:
+            low, high, _ = _mark_cut(ax, y, low, high, xlim, colors[name], horizontal=True)
+        diff = part["diff"].to_numpy(float)
+        err = np.vstack([diff - low, high - diff])
+        ax.errorbar(diff, y, xerr=np.nan_to_num(np.clip(err, 0, None)), fmt="o", ms=4, capsize=2,
+                    color=colors[name], label=f"{name}")  # fmt: skip
+    if xlim is not None:
+        ax.set_xlim(*xlim)
     ax.axvline(0, color="black", lw=0.8)
     n = table["n"].max() if len(table) else 0
-    fewest = table.groupby(row, sort=False)[
-        "n"
-    ].min()  # a row with fewer seeds than the others says so
+    fewest = table.groupby(row, sort=False)["n"].min()  # a row with fewer seeds says so
     ax.set_yticks(
         np.arange(len(rows)), [r if fewest[r] == n else f"{r} ({fewest[r]} seeds)" for r in rows]
     )
     ax.invert_yaxis()
-    ax.set_xlabel(
-        f"FisherMask − baseline, {measure} (mean of paired differences over ≤{n} seeds, 95 % t interval)"
-    )
+    ax.set_xlabel(f"FisherMask − baseline, {_measure_label(measure, metric)}\n"
+                  f"mean of paired differences over ≤{n} seeds, 95 % t interval")  # fmt: skip
+    _title(ax, f"FisherMask minus each baseline: {_measure_label(measure, metric)}")
     ax.legend(title=hue, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.grid(axis="x", alpha=0.3)
     return ax.figure
+
+
+def _mark_cut(ax, at, low, high, limits, colour, *, horizontal: bool, values: bool = True):
+    """Interval ends beyond ``limits`` moved to the edge, each marked by an arrow head (and its
+    value printed beside it with ``values``); returns the cut ``(low, high)`` and how many ends
+    were cut."""
+    lo, hi = limits
+    cut_low, cut_high = np.where(low < lo, lo, low), np.where(high > hi, hi, high)
+    for pos, end, edge, marker, side in [
+        *[(p, e, lo, "<" if horizontal else "v", "low") for p, e in zip(at, low) if e < lo],
+        *[(p, e, hi, ">" if horizontal else "^", "high") for p, e in zip(at, high) if e > hi],
+    ]:
+        xy = (edge, pos) if horizontal else (pos, edge)
+        ax.plot(*xy, marker=marker, color=colour, ms=6, clip_on=False, zorder=4)
+        if not values:
+            continue
+        inward = -8 if side == "high" else 8  # just inside the edge, on a white patch
+        offset = (inward, 0) if horizontal else (0, inward)
+        ax.annotate(f"{end:+.2f}", xy, xytext=offset, textcoords="offset points", fontsize=7,
+                    color=colour, ha=("right" if side == "high" else "left") if horizontal
+                    else "center", va="center", annotation_clip=False, zorder=5,
+                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"})  # fmt: skip
+    return cut_low, cut_high, int((low < lo).sum() + (high > hi).sum())
+
+
+def paired_differences_by_budget(table: pd.DataFrame, *, row: str = "arm", hue: str = "baseline",
+                                 metric: str = "accuracy", ncols: int = 2,
+                                 range_seeds: int | None = None) -> Figure:  # fmt: skip
+    """Paired difference (FisherMask − each baseline) against the label budget, one panel per
+    ``row`` (arm), one line per ``hue`` (baseline) with its 95 % t interval as a band, a line at
+    zero; above zero FisherMask is better. ``table``:
+    :func:`fmlib.analysis.ablation.arm_differences` with ``budgets`` (the rows whose ``measure``
+    is a number of labels are drawn). Every panel shares one y range, set by the arms paired over
+    at least ``range_seeds`` seeds (default: the median count); a band of an arm with fewer seeds
+    is cut there, its ends marked and printed."""
+    if ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    if "measure" not in table:
+        raise ValueError("table needs a 'measure' column (fmlib.analysis.ablation.arm_differences)")
+    table = table[table["measure"].astype(str).str.isdigit()].assign(
+        budget=lambda t: t["measure"].astype(int)
+    )
+    if table.empty:
+        raise ValueError("table holds no per-budget rows: pass budgets= to arm_differences")
+    rows, hues = list(dict.fromkeys(table[row])), list(dict.fromkeys(table[hue]))
+    colors = dict(zip(hues, sns.color_palette("tab10", len(hues))))
+    seeds = table.groupby(row, sort=False)["n"].min()
+    floor = _seed_floor(seeds, range_seeds)
+    ylim = _range_of(table["ci_low"], table["ci_high"], table[row].map(seeds).ge(floor).to_numpy())
+    ncols = min(ncols, len(rows))
+    nrows = -(-len(rows) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.3 * nrows), layout="constrained",
+                             squeeze=False)  # fmt: skip
+    budgets = sorted(table["budget"].unique())
+    most = int(table["n"].max())
+    for i, (ax, name) in enumerate(zip(axes.flat, rows)):
+        part, cut = table[table[row] == name], 0
+        for base in hues:
+            line = part[part[hue] == base].sort_values("budget")
+            x = line["budget"].to_numpy(float)
+            low, high = line["ci_low"].to_numpy(float), line["ci_high"].to_numpy(float)
+            if ylim is not None:
+                low, high, ends = _mark_cut(ax, x, low, high, ylim, colors[base],
+                                            horizontal=False, values=False)  # fmt: skip
+                cut += ends
+            ax.fill_between(x, low, high, color=colors[base], alpha=0.15, lw=0)
+            ax.plot(x, line["diff"], marker="o", ms=3.5, color=colors[base], label=base)
+        ax.axhline(0, color="black", lw=0.8)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        n = int(seeds[name])
+        ax.set_title(f"{name} ({n} seeds)" + (", bands cut at ▲▼" if cut else ""), fontsize=10)
+        ax.set_xticks(budgets)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(alpha=0.3)
+        if i + ncols >= len(rows):  # nothing below it
+            ax.set_xlabel("labels")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"FisherMask − baseline\n({metric})")
+    for ax in list(axes.flat)[len(rows) :]:
+        ax.remove()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title=hue, loc="outside lower center", ncol=len(hues),
+               fontsize="small")  # fmt: skip
+    fig.suptitle(f"FisherMask minus each baseline in {metric} at each budget, paired by seed "
+                 f"(mean, 95 % t interval over ≤{most} seeds)", fontsize=11)  # fmt: skip
+    return fig

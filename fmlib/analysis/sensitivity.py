@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import hypergeom
 
 from fmlib.records import CONFIG, RunDirectory, load_snapshots, run_columns
 
@@ -47,6 +48,37 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union else 1.0
 
 
+def chance_jaccard(sizes_a, sizes_b, numel) -> float:
+    """Expected Jaccard of two independent random masks: mask A takes ``sizes_a[p]`` entries of
+    parameter tensor ``p`` (of ``numel[p]``) uniformly at random, mask B ``sizes_b[p]``.
+
+    The overlap in tensor ``p`` is hypergeometric; the total overlap ``I`` is their sum (the
+    convolution of their distributions) and ``E[I / (|A| + |B| - I)]`` is summed over it exactly.
+    With one tensor (``[P]``, ``[a]``, ``[b]``) it is the chance overlap of masks of the same total
+    size anywhere in the network. 1.0 when both masks are empty, as :func:`jaccard`.
+    """
+    a, b, n = (np.atleast_1d(np.asarray(v, dtype=np.int64)) for v in (sizes_a, sizes_b, numel))
+    if not (a.shape == b.shape == n.shape):
+        raise ValueError(f"sizes_a, sizes_b and numel must have one entry per tensor, got shapes "
+                         f"{a.shape}, {b.shape}, {n.shape}")  # fmt: skip
+    if (a < 0).any() or (b < 0).any() or (a > n).any() or (b > n).any():
+        raise ValueError("sizes_a and sizes_b must lie in [0, numel] for every tensor")
+    total_a, total_b = int(a.sum()), int(b.sum())
+    if total_a + total_b == 0:
+        return 1.0
+    pmf, shift = np.ones(1), 0
+    for ai, bi, ni in zip(a, b, n):
+        low, high = max(0, ai + bi - ni), min(ai, bi)
+        if low == high:  # a tensor that one mask fills (or leaves empty) overlaps by a fixed count
+            shift += int(low)
+            continue
+        k = np.arange(low, high + 1)
+        pmf = np.convolve(pmf, hypergeom.pmf(k, ni, ai, bi))
+        shift += int(low)
+    overlap = shift + np.arange(len(pmf))
+    return float(np.sum(pmf * overlap / (total_a + total_b - overlap)) / pmf.sum())
+
+
 def _same_parameters(snapshots: Snapshots) -> None:
     names = {
         tuple(s["param_names"].tolist()) + tuple(s["param_numel"].tolist())
@@ -59,20 +91,39 @@ def _same_parameters(snapshots: Snapshots) -> None:
 
 
 def mask_overlap(source) -> pd.DataFrame:
-    """Mask overlap between rounds.
+    """Mask overlap between rounds, beside what chance gives.
 
     Returns:
         One row per round: ``mask_size``, ``jaccard_previous`` (with the previous snapshot's
-        mask, NaN for the first), ``jaccard_first`` (with the first snapshot's, normally round 0).
+        mask, NaN for the first), ``jaccard_first`` (with the first snapshot's, normally round 0),
+        and ``chance_previous``, ``chance_first``: the expected Jaccard of random masks with the
+        same number of entries in every parameter tensor (:func:`chance_jaccard`; a tensor the
+        mask always fills, such as the head, counts as shared). No Fisher-sampling noise
+        reference: a snapshot keeps the mask of the whole Fisher sample only, so the overlap of
+        masks from two halves of it cannot be computed from the records.
     """
     snapshots = as_snapshots(source)
     _same_parameters(snapshots)
     masks = {r: global_mask_indices(s) for r, s in snapshots.items()}
     rounds = list(masks)
-    rows = [{"round": r, "mask_size": len(masks[r]),
-             "jaccard_previous": jaccard(masks[r], masks[rounds[i - 1]]) if i else np.nan,
-             "jaccard_first": jaccard(masks[r], masks[rounds[0]])} for i, r in enumerate(rounds)]  # fmt: skip
-    return pd.DataFrame(rows, columns=["round", "mask_size", "jaccard_previous", "jaccard_first"])
+    first = snapshots[rounds[0]] if rounds else None
+
+    def chance(s, t):
+        return chance_jaccard(s["mask_count"], t["mask_count"], s["param_numel"])
+
+    rows = []
+    for i, r in enumerate(rounds):
+        snap, previous = snapshots[r], snapshots[rounds[i - 1]] if i else None
+        rows.append({
+            "round": r,
+            "mask_size": len(masks[r]),
+            "jaccard_previous": jaccard(masks[r], masks[rounds[i - 1]]) if i else np.nan,
+            "jaccard_first": jaccard(masks[r], masks[rounds[0]]),
+            "chance_previous": chance(snap, previous) if i else np.nan,
+            "chance_first": chance(snap, first),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=["round", "mask_size", "jaccard_previous", "jaccard_first",
+                                       "chance_previous", "chance_first"])  # fmt: skip
 
 
 def mask_overlap_matrix(source) -> pd.DataFrame:
@@ -98,13 +149,34 @@ def _grouper(by) -> Callable[[str], str]:
     raise ValueError(f"by must be 'parameter', 'module' or a function, got {by!r}")
 
 
+def _with_types(frame: pd.DataFrame, snap: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """``frame`` (one row per parameter, in snapshot order) with ``layer_type``, the class name
+    of the module that owns each parameter, when the snapshot records it (``param_types``)."""
+    if "param_types" in snap:
+        frame.insert(1, "layer_type", [str(t) for t in snap["param_types"]])
+    return frame
+
+
+def _types_of_groups(types: pd.Series) -> str:
+    """The module types of a layer's parameters: one name, or the distinct ones joined by '/'."""
+    return "/".join(dict.fromkeys(t for t in types if t))
+
+
+def _group_layers(frame: pd.DataFrame, agg) -> pd.DataFrame:
+    if "layer_type" in frame:
+        agg = {"layer_type": _types_of_groups, **agg}
+    return frame.groupby("layer", sort=False, as_index=False).agg(agg)
+
+
 def layer_mask_share(source, by="parameter") -> pd.DataFrame:
     """Where the mask lives, per round and layer.
 
     Returns:
         Rows ``round, layer, numel, in_mask, fraction`` (share of the layer's entries inside the
         mask) and ``share`` (share of the mask inside the layer; sums to 1 over layers), layers
-        in model order.
+        in model order; with ``layer_type`` (the owning module's class, e.g. ``Conv2d``) after
+        ``layer`` when the snapshots record module types (snapshots written before they did
+        read the same, without the column).
     """
     group = _grouper(by)
     frames = []
@@ -113,7 +185,7 @@ def layer_mask_share(source, by="parameter") -> pd.DataFrame:
         frame = pd.DataFrame(
             {"layer": names, "numel": snap["param_numel"], "in_mask": snap["mask_count"]}
         )
-        frame = frame.groupby("layer", sort=False, as_index=False).sum()
+        frame = _group_layers(_with_types(frame, snap), {"numel": "sum", "in_mask": "sum"})
         frame.insert(0, "round", r)
         frame["fraction"] = frame["in_mask"] / frame["numel"].clip(lower=1)
         frame["share"] = frame["in_mask"] / max(int(frame["in_mask"].sum()), 1)
@@ -124,7 +196,8 @@ def layer_mask_share(source, by="parameter") -> pd.DataFrame:
 def layer_share_summary(shares: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over rounds of each layer's ``fraction`` and ``share`` (the paper's table),
     their 10 % and 90 % quantiles over rounds (``fraction_q10``, ...: a range within [0, 1]), and
-    ``rounds_in_mask``: the fraction of rounds in which the layer has any entry in the mask."""
+    ``rounds_in_mask``: the fraction of rounds in which the layer has any entry in the mask;
+    ``layer_type`` is kept when ``shares`` has it."""
     grouped = shares.groupby("layer", sort=False)
     out = grouped[["fraction", "share"]].agg(["mean", "std"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]
@@ -133,6 +206,8 @@ def layer_share_summary(shares: pd.DataFrame) -> pd.DataFrame:
         for column in ("fraction", "share"):
             out[f"{column}_q{round(100 * q)}"] = quantiles[column]
     out["rounds_in_mask"] = grouped["in_mask"].apply(lambda s: float((s > 0).mean()))
+    if "layer_type" in shares:
+        out.insert(0, "layer_type", grouped["layer_type"].first())
     return out.reset_index()
 
 
@@ -170,29 +245,34 @@ def fisher_over_rounds(source) -> pd.DataFrame:
 def fisher_by_layer(source, by="parameter") -> pd.DataFrame:
     """Per round and layer: ``numel, fisher_sum, fisher_mean, fisher_max, fisher_masked_sum,
     fisher_share`` (of the round's total), plus ``q50, q90, ...`` quantiles when ``by="parameter"``
-    (quantiles of a group of tensors cannot be rebuilt from theirs)."""
+    (quantiles of a group of tensors cannot be rebuilt from theirs), and ``layer_type`` as in
+    :func:`layer_mask_share`."""
     group = _grouper(by)
     frames = []
     for r, snap in as_snapshots(source).items():
-        frame = pd.DataFrame({
+        frame = _with_types(pd.DataFrame({
             "layer": [group(str(n)) for n in snap["param_names"]],
             "numel": snap["param_numel"],
             "fisher_sum": snap["fisher_sum"],
             "fisher_max": snap["fisher_max"],
             "fisher_masked_sum": snap["fisher_masked_sum"],
-        })  # fmt: skip
+        }), snap)  # fmt: skip
         if by == "parameter":
             for level, column in zip(snap["quantile_levels"], snap["fisher_quantiles"].T):
                 frame[f"q{100 * level:g}"] = column
         agg = {
             c: ("max" if c == "fisher_max" else "sum")
             for c in frame.columns
-            if c != "layer" and c[0] != "q"
+            if c not in ("layer", "layer_type") and c[0] != "q"
         }
         agg.update({c: "first" for c in frame.columns if c[0] == "q"})
-        frame = frame.groupby("layer", sort=False, as_index=False).agg(agg)
+        frame = _group_layers(frame, agg)
         frame.insert(0, "round", r)
-        frame.insert(3, "fisher_mean", frame["fisher_sum"] / frame["numel"].clip(lower=1))
+        frame.insert(
+            frame.columns.get_loc("numel") + 1,
+            "fisher_mean",
+            frame["fisher_sum"] / frame["numel"].clip(lower=1),
+        )
         frame["fisher_share"] = frame["fisher_sum"] / frame["fisher_sum"].sum()
         frames.append(frame)
     return _concat(

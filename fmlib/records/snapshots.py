@@ -17,9 +17,20 @@ from fmlib.records.tables import RunRecords
 QUANTILES = (0.5, 0.9, 0.99, 0.999)  # levels of the per-parameter Fisher quantiles in the snapshots
 
 
+def module_types(model: torch.nn.Module) -> dict[str, str]:
+    """Parameter name -> class name of the module that owns it (``features.0.weight`` ->
+    ``Conv2d``), for :func:`fisher_snapshot`'s ``module_types``."""
+    return {
+        f"{prefix}.{name}" if prefix else name: type(module).__name__
+        for prefix, module in model.named_modules()
+        for name, _ in module.named_parameters(recurse=False)
+    }
+
+
 def fisher_snapshot(
-    report, picked, labels, *, round: int, full: bool = False, quantiles=QUANTILES
-) -> dict[str, np.ndarray]:
+    report, picked, labels, *, round: int, full: bool = False, quantiles=QUANTILES,
+    module_types: Mapping[str, str] | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
     """Compact arrays describing one Fisher-based selection (a ``round_XXX.npz``).
 
     Args:
@@ -31,9 +42,12 @@ def fisher_snapshot(
         labels: ``int [K]`` their labels.
         round: the round whose model computed the Fisher.
         full: also keep the whole Fisher diagonal (``fisher_flat``, float32, large).
+        module_types: parameter name -> class name of its module (:func:`module_types`), kept
+            as ``param_types`` (``""`` for a parameter it does not name); None: not kept.
 
     Returns:
         Parameter tables ``[P]`` (``param_names``, ``param_shapes``, ``param_numel``,
+        ``param_types`` with ``module_types``,
         ``fisher_sum/mean/min/max``, ``fisher_masked_sum``, ``fisher_quantiles [P, Q]`` at
         ``quantile_levels [Q]``, ``mask_count``, ``mask_fraction``), the mask as flat indices per
         parameter (``mask_indices`` concatenated, parameter ``p`` owns
@@ -84,6 +98,8 @@ def fisher_snapshot(
         "picked_label": np.asarray(labels, dtype=np.int64),
         "picked_score": np.asarray(report.picked_scores, dtype=np.float64),
     }
+    if module_types is not None:
+        out["param_types"] = np.array([module_types.get(n, "") for n in names], dtype=str)
     if full:
         out["fisher_flat"] = torch.cat([diag[n] for n in names]).numpy().astype(np.float32)
     return out

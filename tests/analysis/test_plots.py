@@ -211,3 +211,158 @@ def test_per_class_legend_lies_beside_the_curves():
     fig.canvas.draw()
     ax = fig.axes[0]
     assert not ax.get_legend().get_window_extent().overlaps(ax.get_window_extent())
+
+
+def protocols_frame():
+    """Three protocols with different strategies, two seeds each: ``ours`` has five series."""
+    labels = {"ours": ["bait", "entropy", "fm", "fm-random-mask", "random"],
+              "authors": ["entropy", "fm"], "resnet": ["fm", "margin"]}  # fmt: skip
+    rows = [{"run": f"{p}/{label}-{seed}", "protocol": p, "label": label, "seed": seed,
+             "round": r, "n_labeled": 15 + 70 * r, "accuracy": 0.4 + 0.1 * r + 0.01 * i}
+            for p, names in labels.items() for i, label in enumerate(names)
+            for seed in (0, 1) for r in range(4)]  # fmt: skip
+    return pd.DataFrame(rows), labels
+
+
+def legend_labels(ax) -> list[str]:
+    return [t.get_text().split(" (n=")[0] for t in ax.get_legend().get_texts()]
+
+
+def test_learning_curve_panels_legends_list_only_their_own_series_beside_the_curves():
+    frame, labels = protocols_frame()
+    fig = plots.learning_curve_panels(frame, col="protocol", hue="label", errorbar=None, ncols=2)
+    fig.canvas.draw()
+    assert len(fig.axes) == 3  # the empty fourth cell of the 2 x 2 grid is removed
+    columns = {round(ax.get_position().x0, 3) for ax in fig.axes}
+    assert len(columns) == 2
+    colours = {}
+    for ax in fig.axes:
+        protocol = ax.get_title().removeprefix("protocol: ")
+        assert legend_labels(ax) == sorted(labels[protocol])  # exactly the series it draws
+        drawn = [line for line in ax.get_lines() if len(line.get_xdata())]
+        assert len(drawn) == len(labels[protocol])
+        legend = ax.get_legend()
+        assert not legend.get_window_extent().overlaps(ax.get_window_extent())
+        for text, handle in zip(legend.get_texts(), legend.legend_handles):
+            colours.setdefault(text.get_text().split(" (n=")[0], set()).add(handle.get_color())
+    assert all(len(c) == 1 for c in colours.values())  # a label keeps its colour in every panel
+
+
+def test_learning_curve_panels_wrap_into_rows_of_two_beyond_three_panels():
+    frame, _ = protocols_frame()
+    four = pd.concat([frame, frame[frame["protocol"] == "resnet"].assign(protocol="whole")])
+    fig = plots.learning_curve_panels(four, col="protocol", hue="label", errorbar=None)
+    assert len({round(ax.get_position().x0, 3) for ax in fig.axes}) == 2
+    assert len({round(ax.get_position().y0, 3) for ax in fig.axes}) == 2
+    with pytest.raises(ValueError, match="ncols"):
+        plots.learning_curve_panels(frame, col="protocol", hue="label", ncols=0)
+
+
+def differences_table(measures=("auc", "85", "155")):
+    """FisherMask − two baselines for three arms: ``ours`` 10 seeds, ``arm`` 5, ``authors`` 3 (wide)."""
+    rows = []
+    for arm, n, half in (("ours", 10, 0.01), ("arm", 5, 0.02), ("authors", 3, 0.6)):
+        for base, diff in (("entropy", 0.01), ("random", 0.1)):
+            for m in measures:
+                rows.append({"arm": arm, "baseline": base, "measure": m, "n": n, "diff": diff,
+                             "ci_low": diff - half, "ci_high": diff + half})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_paired_differences_axis_says_what_it_measures():
+    table = differences_table()
+    assert (
+        "accuracy at 85 labels"
+        in plots.paired_differences(table, measure="85").axes[0].get_xlabel()
+    )
+    label = plots.paired_differences(table, measure="auc").axes[0].get_xlabel()
+    assert "AUC" in label and "mean accuracy" in label
+
+
+def test_a_row_with_fewer_seeds_is_cut_not_squeezing_the_others():
+    ax = plots.paired_differences(differences_table(), measure="auc").axes[0]
+    lo, hi = ax.get_xlim()
+    assert -0.05 < lo < -0.01 and 0.12 < hi < 0.2  # set by the 10- and 5-seed rows
+    (random_bars,) = [c for c in ax.containers if c.get_label() == "random"]
+    ends = np.concatenate([s[:, 0] for s in random_bars.lines[2][0].get_segments()])
+    assert (
+        lo - 1e-9 <= ends.min() and ends.max() <= hi + 1e-9
+    )  # the 3-seed interval stops at the edge
+    arrows = [line for line in ax.get_lines() if line.get_marker() in ("<", ">")]
+    assert len(arrows) == 4  # both ends of both baselines' 3-seed intervals
+    texts = {t.get_text() for t in ax.texts}
+    assert {"+0.61", "+0.70", "-0.59", "-0.50"} <= texts  # the cut ends, printed
+    ax = plots.paired_differences(differences_table(), measure="auc", range_seeds=3).axes[0]
+    assert ax.get_xlim()[1] > 0.7 and not [ln for ln in ax.get_lines() if ln.get_marker() == ">"]
+
+
+def test_paired_differences_by_budget_one_panel_per_arm_one_line_per_baseline():
+    table = differences_table(measures=("auc", "85", "155", "225"))
+    table.loc[table["measure"] == "155", "diff"] += 0.02
+    fig = plots.paired_differences_by_budget(table)
+    assert [ax.get_title() for ax in fig.axes] == [
+        "ours (10 seeds)", "arm (5 seeds)", "authors (3 seeds), bands cut at ▲▼"
+    ]  # fmt: skip
+    for ax in fig.axes:
+        lines = {
+            ln.get_label(): ln for ln in ax.get_lines() if ln.get_label() in ("entropy", "random")
+        }
+        assert sorted(lines) == ["entropy", "random"]
+        assert lines["entropy"].get_xdata().tolist() == [85, 155, 225]  # the AUC rows left out
+        assert np.allclose(lines["entropy"].get_ydata(), [0.01, 0.03, 0.01])
+        lo, hi = ax.get_ylim()
+        assert -0.05 < lo and hi < 0.2  # one shared range, not the 3-seed bands'
+        arrows = [ln for ln in ax.get_lines() if ln.get_marker() in ("^", "v")]
+        assert len(arrows) == (2 * 2 * 3 if ax.get_title().startswith("authors") else 0)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["entropy", "random"]
+    with pytest.raises(ValueError, match="budgets"):
+        plots.paired_differences_by_budget(differences_table(measures=("auc",)))
+
+
+def test_a_log_axis_has_at_least_three_labelled_ticks():
+    for traces in ([600.0, 700.0, 800.0, 900.0], [1.0, 10.0, 100.0, 1000.0], [50.0, 52.0, 54.0]):
+        frame = pd.DataFrame({"round": range(len(traces)), "fisher_trace": traces})
+        ax = plots.fisher_over_rounds(frame, errorbar=None).axes[0]
+        ax.figure.canvas.draw()
+        assert ax.get_yscale() == "log"
+        lo, hi = ax.get_ylim()
+        labelled = [t for t in ax.yaxis.get_major_ticks() if t.label1.get_text()
+                    and lo <= t.get_loc() <= hi]  # fmt: skip
+        assert len(labelled) >= 3, traces
+
+
+def test_layers_are_named_with_their_module_type():
+    shares = pd.DataFrame({"round": [0, 0, 1, 1], "layer": ["features.0", "head"] * 2,
+                           "layer_type": ["Conv2d", "Linear"] * 2, "numel": [10, 4] * 2,
+                           "in_mask": [2, 4] * 2, "fraction": [0.2, 1.0] * 2,
+                           "share": [1 / 3, 2 / 3] * 2})  # fmt: skip
+    from fmlib.analysis.sensitivity import layer_share_summary
+
+    expected = ["features.0 (Conv2d)", "head (Linear)"]
+    heatmap = plots.layer_share(shares).axes[0]
+    assert [t.get_text() for t in heatmap.get_yticklabels()] == expected
+    bars = plots.layer_share_summary(layer_share_summary(shares)).axes[0]
+    assert [t.get_text() for t in bars.get_yticklabels()] == expected
+    untyped = plots.layer_share(shares.drop(columns="layer_type")).axes[0]
+    assert [t.get_text() for t in untyped.get_yticklabels()] == ["features.0", "head"]
+
+
+def test_mask_overlap_draws_the_chance_reference_in_grey():
+    overlap = overlap_frame().assign(chance_previous=[np.nan, 0.3, 0.3, 0.3] * 2,
+                                     chance_first=0.25)  # fmt: skip
+    ax = plots.mask_overlap(overlap, errorbar=None).axes[0]
+    chance = {ln.get_label(): ln for ln in ax.get_lines() if ln.get_label().startswith("chance")}
+    assert sorted(chance) == ["chance, first round", "chance, previous round"]
+    assert chance["chance, previous round"].get_xdata().tolist() == [1, 2, 3]
+    assert np.allclose(chance["chance, first round"].get_ydata(), 0.25)
+    assert "Fisher-sampling noise" in ax.get_xlabel()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "chance, previous round" in labels
+
+
+def test_a_small_layer_heatmap_prints_its_values_so_zero_and_small_differ():
+    shares = pd.DataFrame({"round": [0, 0, 1, 1], "layer": ["a", "b"] * 2, "numel": 10,
+                           "in_mask": [0, 1] * 2, "fraction": [0.0, 0.003] * 2,
+                           "share": [0.0, 1.0] * 2})  # fmt: skip
+    ax = plots.layer_share(shares).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["0", "0", "0.003", "0.003"]

@@ -11,6 +11,7 @@ import torch  # noqa: E402
 
 from fmlib.analysis import plots  # noqa: E402
 from fmlib.analysis.sensitivity import (  # noqa: E402
+    chance_jaccard,
     class_sensitivity,
     fisher_by_layer,
     fisher_over_rounds,
@@ -26,6 +27,7 @@ from fmlib.analysis.sensitivity import (  # noqa: E402
     top_sensitive_samples,
 )
 from fmlib.records import RunDirectory, RunRecords, fisher_snapshot  # noqa: E402
+from fmlib.records.snapshots import module_types  # noqa: E402
 from fmlib.strategies import FisherReport  # noqa: E402
 
 # Three parameters (a.weight [2, 3], a.bias [2], b.weight [4]); global flat index = position in
@@ -70,6 +72,90 @@ def test_mask_overlap_between_consecutive_rounds_and_the_first():
     np.testing.assert_allclose(overlap["jaccard_first"], [1.0, 0.6, 1.0])
     matrix = mask_overlap_matrix(snapshots())
     np.testing.assert_allclose(matrix.to_numpy(), [[1, 0.6, 1], [0.6, 1, 0.6], [1, 0.6, 1]])
+
+
+def brute_force_chance(sizes_a, sizes_b, numel) -> float:
+    """Mean Jaccard over every pair of masks with the given counts per tensor (enumerated)."""
+    from itertools import combinations, product
+
+    starts = np.concatenate([[0], np.cumsum(numel)[:-1]])
+
+    def masks(sizes):
+        per_tensor = [[tuple(s + i for i in c) for c in combinations(range(n), k)]
+                      for s, n, k in zip(starts, numel, sizes)]  # fmt: skip
+        return [np.array(sorted(sum(choice, ())), dtype=int) for choice in product(*per_tensor)]
+
+    values = [jaccard(a, b) for a in masks(sizes_a) for b in masks(sizes_b)]
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize(
+    "sizes_a, sizes_b, numel",
+    [([2], [3], [6]), ([2, 1, 2], [1, 2, 0], [4, 3, 2]), ([3, 2, 0], [3, 1, 1], [5, 2, 3]),
+     ([4, 1], [4, 2], [4, 3])],  # the last: a tensor both masks fill counts as shared
+    ids=["one-tensor", "three-tensors", "an-empty-side", "a-full-tensor"],
+)  # fmt: skip
+def test_chance_jaccard_against_every_pair_of_random_masks(sizes_a, sizes_b, numel):
+    expected = brute_force_chance(sizes_a, sizes_b, numel)
+    assert chance_jaccard(sizes_a, sizes_b, numel) == pytest.approx(expected, rel=1e-12)
+
+
+def test_chance_jaccard_against_a_simulation_of_large_masks():
+    numel, sizes_a, sizes_b = [300, 40, 10], [30, 20, 10], [25, 10, 10]
+    rng = np.random.default_rng(0)
+    starts = np.concatenate([[0], np.cumsum(numel)[:-1]])
+
+    def draw(sizes):
+        return np.sort(np.concatenate([s + rng.choice(n, k, replace=False)
+                                       for s, n, k in zip(starts, numel, sizes)]))  # fmt: skip
+
+    values = [jaccard(draw(sizes_a), draw(sizes_b)) for _ in range(20000)]
+    se = np.std(values) / np.sqrt(len(values))
+    assert chance_jaccard(sizes_a, sizes_b, numel) == pytest.approx(np.mean(values), abs=4 * se)
+
+
+def test_chance_jaccard_edges_and_bad_input():
+    assert chance_jaccard([0, 0], [0, 0], [3, 4]) == 1.0  # two empty masks, as jaccard says
+    assert chance_jaccard([3], [3], [3]) == 1.0
+    with pytest.raises(ValueError, match="numel"):
+        chance_jaccard([4], [1], [3])
+    with pytest.raises(ValueError, match="one entry per tensor"):
+        chance_jaccard([1, 1], [1], [3, 3])
+
+
+def test_mask_overlap_carries_the_chance_overlap_of_each_pair():
+    overlap = mask_overlap(snapshots())
+    counts = {r: s["mask_count"] for r, s in snapshots().items()}
+    numel = [6, 2, 4]
+    assert np.isnan(overlap.loc[0, "chance_previous"])
+    for r in (1, 2):
+        expected = brute_force_chance(counts[r], counts[r - 1], numel)
+        assert overlap.loc[r, "chance_previous"] == pytest.approx(expected)
+        assert overlap.loc[r, "chance_first"] == pytest.approx(
+            brute_force_chance(counts[r], counts[0], numel)
+        )
+
+
+def test_snapshots_record_module_types_and_older_ones_still_read():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2),
+                                torch.nn.Flatten(), torch.nn.Linear(8, 3, bias=False))  # fmt: skip
+    types = module_types(model)
+    assert types == {"0.weight": "Conv2d", "0.bias": "Conv2d", "1.weight": "BatchNorm2d",
+                     "1.bias": "BatchNorm2d", "3.weight": "Linear"}  # fmt: skip
+    typed = {r: fisher_snapshot(FisherReport(DIAG, {}, picked_scores=np.array([1.0]),
+                                             fisher_trace=1.0), [0], [0], round=r,
+                                module_types={"a.weight": "Linear", "a.bias": "Linear"})
+             for r in (0, 1)}  # fmt: skip
+    assert typed[0]["param_types"].tolist() == ["Linear", "Linear", ""]
+    shares = layer_mask_share(typed)
+    assert shares["layer_type"].tolist()[:3] == ["Linear", "Linear", ""]
+    by_module = layer_mask_share(typed, by="module")
+    assert by_module.set_index("layer").loc["a", "layer_type"].tolist() == ["Linear", "Linear"]
+    assert layer_share_summary(shares).set_index("layer").loc["a.weight", "layer_type"] == "Linear"
+    assert fisher_by_layer(typed)["layer_type"].tolist()[:2] == ["Linear", "Linear"]
+    old = snapshots()  # written without module types
+    assert "param_types" not in old[0]
+    assert "layer_type" not in layer_mask_share(old) and "layer_type" not in fisher_by_layer(old)
 
 
 def test_mask_overlap_refuses_different_models():
