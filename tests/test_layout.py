@@ -44,9 +44,10 @@ def test_strategy_families_have_their_own_modules():
 
 
 def imports(module: str, top_level: bool = False) -> set[str]:
-    """The modules a module (or every module of a package) imports; ``top_level``: only at import time."""
+    """The modules a module (or every module of a package, subpackages included) imports;
+    ``top_level``: only at import time."""
     path = PACKAGE / module
-    sources = sorted(path.glob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+    sources = sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
     found = set()
     for source in sources:
         tree = ast.parse(source.read_text())
