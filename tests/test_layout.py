@@ -43,6 +43,24 @@ def test_strategy_families_have_their_own_modules():
     assert sorted(strategies.STRATEGIES) == sorted(n for names in families.values() for n in names)
 
 
+def test_plot_families_have_their_own_modules():
+    from fmlib.analysis import plots
+
+    families = {"common": ["save_figure", "class_palette"],
+                "runs": ["learning_curves", "learning_curve_panels", "per_class_accuracy",
+                         "class_histogram", "round_timings"],
+                "sensitivity": ["mask_overlap", "mask_overlap_matrix", "layer_share",
+                                "layer_share_summary", "fisher_over_rounds", "class_sensitivity",
+                                "top_samples"],
+                "ablation": ["paired_differences", "paired_differences_by_budget"]}  # fmt: skip
+    for module, names in families.items():
+        for name in names:
+            assert getattr(plots, name).__module__ == f"fmlib.analysis.plots.{module}", name
+    assert sorted(plots.__all__) == sorted(n for names in families.values() for n in names)
+    for source in (PACKAGE / "analysis" / "plots").glob("*.py"):
+        assert len(source.read_text().splitlines()) <= 450, source.name
+
+
 def imports(module: str, top_level: bool = False) -> set[str]:
     """The modules a module (or every module of a package, subpackages included) imports;
     ``top_level``: only at import time."""
