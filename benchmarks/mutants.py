@@ -10,7 +10,8 @@ score.
 Usage::
 
     nice -n 10 python benchmarks/mutants.py              # every mutant
-    nice -n 10 python benchmarks/mutants.py --only loop-label-order
+    nice -n 10 python benchmarks/mutants.py --only loop-labels-not-reordered
+    nice -n 10 python benchmarks/mutants.py --only NAME --tests tests/test_x.py::test_y
     python benchmarks/mutants.py --list
 """
 
@@ -166,6 +167,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", help="run this mutant only (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutant's tests")
+    parser.add_argument("--tests", nargs="+", help="run these test paths for every mutant instead")
     args = parser.parse_args(argv)
     names = [row[0] for row in MUTANTS]
     if len(set(names)) != len(names):
@@ -185,6 +187,7 @@ def main(argv=None) -> int:
         copy = Path(tmp)
         copy_checkout(copy)
         for row in rows:
+            row = (*row[:4], args.tests) if args.tests else row
             verdict, seconds, last = run_mutant(copy, row, args.timeout)
             results.append((row[0], row[1], verdict, seconds, last))
             print(f"{verdict:8s} {seconds:6.1f} s  {row[0]}  ({last})", flush=True)

@@ -252,3 +252,10 @@ def test_iter_batches_accepts_every_input_form():
         assert torch.equal(torch.cat(list(iter_batches(form, 4))), x)
     with pytest.raises(ValueError, match="inputs"):
         list(iter_batches([1, 2], 4))
+
+
+def test_a_label_below_zero_is_refused():
+    from fmlib.data import as_data
+
+    with pytest.raises(ValueError, match=r"labels must be integer classes >= 0"):
+        as_data(TensorDataset(torch.zeros(3, 2), torch.tensor([0, -1, 1])))

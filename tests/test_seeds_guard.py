@@ -143,3 +143,15 @@ def test_the_masks_top_k_gives_ties_to_the_lower_index():
     values = torch.zeros(20000)
     values[[5, 17000]] = 1.0
     assert _top(values, 2000).tolist() == [5, 17000, *range(5), *range(6, 1999)]
+
+
+def test_build_initialises_the_model_from_seed():
+    def weights(seed):
+        config = dict(initial_size=6, query_size=3, budget=None, rounds=1, strategy="random", train_preset="default",
+                      seed=seed, device="cpu", progress=False)  # fmt: skip
+        config = ExperimentConfig.from_dict(config)
+        config.validate(check_dataset=False, check_strategy=False, parts=False)
+        parts = build(config, data=(blobs(200, 0), blobs(30, 1)), model=lambda c: nn.Linear(20, c))
+        return parts.model.weight.detach().clone()
+
+    assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))

@@ -413,3 +413,12 @@ def test_a_checkpoint_of_an_older_fmlib_resumes_and_adopts_its_snapshot_files(
     with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: sensitivity/round_000.npz"):
         run_experiment(config)
     assert (run / "sensitivity" / "round_000.npz").read_bytes() == snapshot
+
+
+def test_a_training_option_set_away_from_its_preset_is_another_config():
+    from fmlib.config import TRAIN_PRESETS, filled_in
+
+    epochs = TRAIN_PRESETS["default"].epochs + 1
+    changed = filled_in({"train_preset": "default", "train_options": {"epochs": epochs}})
+    assert changed["train_options"]["epochs"] == epochs
+    assert filled_in({"train_preset": "default", "train_options": {}}) != changed

@@ -3,6 +3,8 @@
 import os
 import socket
 
+import pytest
+
 from fmlib.records import files
 
 
@@ -20,3 +22,17 @@ def test_cpu_model_falls_back_when_proc_cpuinfo_is_unreadable(monkeypatch):
     )
     monkeypatch.setattr(files.platform, "processor", lambda: "Some CPU")
     assert files.cpu_model() == "Some CPU"
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("old")
+
+    def half_then_fail(f):
+        f.write(b"half")
+        raise RuntimeError("the writer failed")
+
+    with pytest.raises(RuntimeError, match="the writer failed"):
+        files.atomic_write(path, half_then_fail)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
