@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmlib.config import ExperimentConfig, check_mask_memory
+from fmlib.bounds import check_memory
+from fmlib.config import ExperimentConfig
 from fmlib.data import ALData, as_al_data
 from fmlib.datasets import initial_labeled, prepare_data
 from fmlib.inputs import DictBatch
@@ -62,7 +63,13 @@ class RunParts:
 
 
 def build(
-    config: ExperimentConfig, *, data=None, strategy=None, model=None, train=None
+    config: ExperimentConfig,
+    *,
+    data=None,
+    strategy=None,
+    model=None,
+    train=None,
+    memory_checked: bool = False,
 ) -> RunParts:
     """Build a validated config's parts and check them against the data; raises ``ValueError``
     naming the field before anything is written.
@@ -77,6 +84,9 @@ def build(
             (:data:`MODEL_CONTRACT`; checked here on a batch of the pool, with what the strategy needs).
         train: a training hook ``train(model, data, labeled, *, seed, device) -> dict`` instead of
             ``config.trainer`` (by name) or :func:`fmlib.train.fit`.
+        memory_checked: validation ran the memory bound (:func:`fmlib.bounds.check_memory`) on
+            this strategy and the config's model and dataset; otherwise it runs here, on the
+            built model and the data's shape, before round 0.
     """
     training = config.training()
     strategy = (
@@ -129,7 +139,8 @@ def build(
                 config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1]
             )
             check_model(model, strategy, pool, what=f"model {config.model!r}")
-    check_mask_memory(config, strategy, model, (len(pool), pool.num_classes))  # before round 0
+    if not memory_checked:
+        check_memory(config, strategy, model, (len(pool), pool.num_classes))  # before round 0
     initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method,
                               seed=config.data_seed_or_seed())  # fmt: skip
     factory_name = None

@@ -2,10 +2,9 @@
 
 :class:`ExperimentConfig` holds plain values (papermill parameters, ``config.json``).
 :meth:`~ExperimentConfig.validate` checks every field without data and names every problem at
-once, building a trial model (:func:`fmlib.models.trial_model`) and the strategy
-(:func:`fmlib.strategies.build_strategy`) where asked; a run calls it once, and
-:func:`fmlib.build.build` trusts the config it passed, checks the rest with the data and builds the
-run's parts.
+once (the bounds of sizes, schedule, training values and memory: :mod:`fmlib.bounds`), building
+a trial model and the strategy where asked; a run calls it once, and :func:`fmlib.build.build`
+trusts the config it passed, checks the rest with the data and builds the run's parts.
 
 Comparing configs. A run directory refuses a config that differs from the one it was made with in
 a field that changes results; ``RESULT_NEUTRAL_FIELDS`` (where the data and the outputs live, the
@@ -15,7 +14,6 @@ device, the progress bar, the thread-change permission) are ignored. A field tha
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
@@ -24,10 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmlib.checks import is_int
+from fmlib.bounds import (
+    check_labels_fit,
+    check_memory,
+    integer,
+    label_schedule,
+    schedule_rounds,
+    size_problems,
+    training_problems,
+)
+from fmlib.checks import is_int, is_real
 from fmlib.datasets import DATASETS, IMBALANCE_PROFILES, INITIAL_METHODS, pool_shape
-from fmlib.fisher.masks import mask_size
-from fmlib.models import MODELS, default_device, trial_model
+from fmlib.models import MODELS, trial_model
 from fmlib.named import is_named, resolve_callable
 from fmlib.stopping import rule_specs, stop_rules
 from fmlib.train import TRAIN_PRESETS, TrainConfig, train_config
@@ -51,16 +57,9 @@ _IMAGE_SHAPES = {
     "fashion_mnist": (1, 28),
     "cifar10": (3, 32),
 }  # (channels, side) to check model choices
-_FLAGS = (
-    "download",
-    "full_fisher",
-    "progress",
-    "allow_thread_change",
-    "allow_torch_change",
-)  # must be true or false
+_FLAGS = ("download", "full_fisher", "progress", "allow_thread_change", "allow_torch_change")
 # fields that must be dicts: keyword arguments merged key by key (``--set FIELD.KEY=VALUE``, grids)
 OPTION_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")
-MAX_ROUNDS = 10_000  # query rounds of one run: a schedule is a list, bounded before it is built
 
 
 @dataclass
@@ -74,9 +73,8 @@ class ExperimentConfig:
     dataset_options: dict = field(default_factory=dict)  # keyword arguments of a dataset factory
     data_root: str | None = None  # folder holding the data; None: the loaders' default places
     download: bool = False  # fetch through torchvision when missing (needs internet)
-    imbalance: str = (
-        "paper"  # "none" | "step" | "longtail" | "paper" (classes 0-3: 250/5000/250/250)
-    )
+    # "none" | "step" | "longtail" | "paper" (classes 0-3: 250/5000/250/250)
+    imbalance: str = "paper"
     ratio: float = 1.0  # largest / smallest class for "step" and "longtail"
     minority_classes: list[int] | None = None  # classes "step" shrinks; None: the first half
     pool_size: int | None = None  # cap on the pool (stratified subset); None: all
@@ -84,24 +82,18 @@ class ExperimentConfig:
     data_seed: int | None = None  # pool, test subset and initial set; None: seed
     # model
     model: str = "cnn"  # "cnn" (28x28) | "resnet18" (32x32, 28x28) | "authors_resnet18" | "package.module:function"
-    model_options: dict = field(
-        default_factory=dict
-    )  # e.g. {"width": 16} for resnet18; a factory's keyword arguments
+    # e.g. {"width": 16} for resnet18; a factory's keyword arguments
+    model_options: dict = field(default_factory=dict)
     # active learning
     initial_size: int = 15  # labels before round 0
     initial_method: str = "random"  # "random" | "balanced"
     query_size: int = 70  # labels added per round (the last batch may be smaller to hit the budget)
     budget: int | None = 575  # total labels at the end; None: initial_size + rounds * query_size
-    rounds: int | None = (
-        None  # query rounds (the run trains rounds + 1 times); None: up to the budget
-    )
+    rounds: int | None = None  # query rounds (the run trains rounds + 1 times); None: to budget
     strategy: str = "fishermask"  # a name in fmlib.strategies.STRATEGIES, or "package.module:Class" (your Strategy)
-    strategy_options: dict = field(
-        default_factory=dict
-    )  # passed to get_strategy, e.g. {"fraction": 0.003}
-    first_query: str = (
-        "trained"  # "trained" | "initial" | "authors": who makes round 0's query (see FIRST_QUERY)
-    )
+    strategy_options: dict = field(default_factory=dict)  # get_strategy's, e.g. {"fraction": 0.003}
+    # "trained" | "initial" | "authors": who makes round 0's query (see FIRST_QUERY)
+    first_query: str = "trained"
     # training
     train_preset: str = "paper"  # "default" | "paper"
     train_options: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"epochs": 50}
@@ -110,9 +102,7 @@ class ExperimentConfig:
     # run
     seed: int = 0  # training and selection seeds derive from (seed, round)
     device: str | None = None  # "cpu" | "cuda" | "cuda:1"; None: cuda when available
-    output_dir: str | None = (
-        None  # run directory (records, resume); None: keep records in memory only
-    )
+    output_dir: str | None = None  # run directory (records, resume); None: records in memory
     full_fisher: bool = False  # save the whole Fisher diagonal in the snapshots (large)
     progress: bool = True  # tqdm bar over rounds
     allow_thread_change: bool = (
@@ -165,7 +155,7 @@ class ExperimentConfig:
             TRAIN_PRESETS[self.train_preset].to_dict() if self.train_preset in TRAIN_PRESETS else {}
         )
         problems = [
-            f"train_options: {p}" for p in _training_problems({**preset, **self.train_options})
+            f"train_options: {p}" for p in training_problems({**preset, **self.train_options})
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -182,14 +172,14 @@ class ExperimentConfig:
         Args:
             check_dataset: check ``dataset`` and ``data_root`` (off when the caller brings the data).
             check_strategy: check ``strategy`` and ``strategy_options`` by building the strategy.
-            parts: build the training config and a model (and run it on a dummy batch);
-                :func:`fmlib.build.build` builds the real ones instead.
+            parts: build a trial model (and run it on a dummy batch); :func:`fmlib.build.build`
+                builds the real one instead.
             built: a dict that receives the strategy built by ``check_strategy`` (key
-                ``"strategy"``), for a caller that runs it instead of building another.
+                ``"strategy"``), for a caller that runs it instead of building another, and
+                under ``"memory"`` that strategy once its memory bound
+                (:func:`fmlib.bounds.check_memory`) passed on a built-in dataset's known shape.
         """
-        from fmlib.strategies import (
-            build_strategy,
-        )  # strategies import the Fisher engine; only when called
+        from fmlib.strategies import build_strategy  # imports the Fisher engine: only when called
 
         out: list[str] = []
         trial: dict = {}  # the trial model, when one is built
@@ -212,19 +202,19 @@ class ExperimentConfig:
         check(_model, self.model)
         check(_choice, "train_preset", self.train_preset, TRAIN_PRESETS)
         check(_choice, "first_query", self.first_query, FIRST_QUERY)
-        if not _is_real(self.ratio) or not self.ratio >= 1:
+        if not is_real(self.ratio) or not self.ratio >= 1:
             out.append(f"ratio must be a finite number >= 1, got {self.ratio!r}")
         check(_minority, self.minority_classes, self.imbalance)
         sizes = len(out)
-        out += _size_problems(self)
-        check(_integer, "seed", self.seed, 0)
-        check(_integer, "data_seed", self.data_seed, 0, optional=True)
+        out += size_problems(self)
+        check(integer, "seed", self.seed, 0)
+        check(integer, "data_seed", self.data_seed, 0, optional=True)
         if self.budget is None and self.rounds is None:
             out.append("set budget (total labels) or rounds (query rounds); both are None")
         if len(out) == sizes:  # the sizes are valid: is the schedule bounded, does it fit?
-            check(_schedule_rounds, self.initial_size, self.query_size, self.budget, self.rounds)
+            check(schedule_rounds, self.initial_size, self.query_size, self.budget, self.rounds)
         if self.pool_size is not None and len(out) == sizes:
-            check(self.check_pool, self.pool_size, "pool_size")
+            check(check_labels_fit, self, self.pool_size, "pool_size")
         if self.output_dir is not None and not (
             isinstance(self.output_dir, (str, os.PathLike)) and os.fspath(self.output_dir)
         ):
@@ -233,7 +223,7 @@ class ExperimentConfig:
         check(_device, self.device)
         check(_trainer, self.trainer)
         check(stop_rules, self.stopping)
-        if parts and not any(p.startswith(("train_preset", "train_options")) for p in out):
+        if not any(p.startswith(("train_preset", "train_options")) for p in out):
             check(self.training)
         if (
             parts
@@ -251,7 +241,10 @@ class ExperimentConfig:
                 lambda: built.update(strategy=build_strategy(self.strategy, self.strategy_options))
             )
         if shape and "model" in trial and "strategy" in built:
-            check(check_mask_memory, self, built["strategy"], trial["model"], shape)
+            before = len(out)
+            check(check_memory, self, built["strategy"], trial["model"], shape)
+            if len(out) == before:  # build() need not run it again on this strategy
+                built["memory"] = built["strategy"]
         return out
 
     def validate(self, *, check_dataset: bool = True, check_strategy: bool = True, parts: bool = True,
@@ -260,19 +253,25 @@ class ExperimentConfig:
         ``ValueError`` names every problem (field and allowed values) at once.
 
         A config passes once per run: called again with the same field values and no more
-        checks than passed before, it returns at once (the CLI validates before it starts the
-        run, and :func:`fmlib.experiment.run_experiment` validates what it is given).
+        checks than passed before, it returns at once and ``built`` receives what the pass built
+        (the CLI validates before it starts the run, and :func:`fmlib.experiment.run_experiment`
+        validates what it is given).
         """
         checks = (check_dataset, check_strategy, parts)
-        passed = self.__dict__.get("_passed")  # (field values, checks) of the last pass
-        if built is None and passed is not None and passed[0] == self.to_dict():
+        passed = self.__dict__.get("_passed")  # (field values, checks, built) of the last pass
+        if passed is not None and passed[0] == self.to_dict():
             if all(before >= now for before, now in zip(passed[1], checks)):
+                if built is not None:
+                    built.update(passed[2])
                 return
+        made = {}
         problems = self.problems(check_dataset=check_dataset, check_strategy=check_strategy, parts=parts,
-                                 built=built)  # fmt: skip
+                                 built=made)  # fmt: skip
         if problems:
             raise ValueError(problem_message(problems))
-        self.__dict__["_passed"] = (self.to_dict(), checks)
+        self.__dict__["_passed"] = (self.to_dict(), checks, made)
+        if built is not None:
+            built.update(made)
 
     def data_seed_or_seed(self) -> int:
         """The seed of the pool, the test subset and the initial set: ``data_seed``, else ``seed``."""
@@ -292,17 +291,7 @@ class ExperimentConfig:
 
     def check_pool(self, pool_size: int, what: str = "the pool") -> None:
         """``ValueError`` when the initial set or the label budget does not fit in ``pool_size``."""
-        if self.initial_size > pool_size:
-            raise ValueError(
-                f"initial_size {self.initial_size} is larger than {what} ({pool_size})"
-            )
-        rounds = _schedule_rounds(self.initial_size, self.query_size, self.budget, self.rounds)
-        final = self.initial_size + rounds * self.query_size
-        final = final if self.budget is None else min(final, self.budget)
-        if final > pool_size:
-            raise ValueError(f"budget: the run would label {final} samples, beyond {what} ({pool_size}); "
-                             f"lower budget/rounds (initial_size {self.initial_size} + query_size {self.query_size} "
-                             "per round)")  # fmt: skip
+        check_labels_fit(self, pool_size, what)
 
 
 def problem_message(problems: list[str]) -> str:
@@ -347,7 +336,7 @@ def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, te
     from fmlib.strategies import strategy_class
 
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
-    problems = _size_problems(config) + _option_problems(config)  # named, never shrunk away
+    problems = size_problems(config) + _option_problems(config)  # named, never shrunk away
     if problems:
         raise ValueError(problem_message(problems))
     options = dict(config.strategy_options)
@@ -372,82 +361,21 @@ def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, te
     )
 
 
-def label_schedule(
-    initial_size: int, query_size: int, *, budget: int | None = None, rounds: int | None = None
-) -> list[int]:
-    """Labeled-set size per round: start at ``initial_size``, add ``query_size`` per round, stop
-    after ``rounds`` query rounds or at ``budget`` labels (the last step shrinks to hit it),
-    whichever comes first."""
-    if query_size < 1:
-        raise ValueError(f"query_size must be >= 1, got {query_size}")
-    _schedule_rounds(initial_size, query_size, budget, rounds)  # bounded before the list is built
-    sizes = [initial_size]
-    while (rounds is None or len(sizes) <= rounds) and (budget is None or sizes[-1] < budget):
-        sizes.append(
-            sizes[-1] + query_size if budget is None else min(sizes[-1] + query_size, budget)
-        )
-    return sizes
-
-
-def _schedule_rounds(
-    initial_size: int, query_size: int, budget: int | None, rounds: int | None
-) -> int:
-    """Query rounds of a label schedule, computed without building it; ``ValueError`` beyond
-    ``MAX_ROUNDS``."""
-    by_budget = math.inf if budget is None else max(0, -(-(budget - initial_size) // query_size))
-    n = min(math.inf if rounds is None else rounds, by_budget)
-    if n > MAX_ROUNDS:
-        what = (
-            f"rounds {rounds}" if rounds is not None and rounds <= by_budget else f"budget {budget}"
-        )
-        raise ValueError(f"{what}: the run would have {'unbounded' if n == math.inf else n} query rounds "
-                         f"(initial_size {initial_size}, query_size {query_size} per round); at most "
-                         f"{MAX_ROUNDS}: lower budget/rounds or raise query_size")  # fmt: skip
-    return int(n)
-
-
 # ----------------------------------------------------------------------------- checks
-
-
-def _is_real(value) -> bool:
-    """A finite real number (bools are not numbers here)."""
-    return (is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
-
-
-def _size_problems(config: ExperimentConfig) -> list[str]:
-    """Problems of the sizes (pool, test set, initial set, batch, rounds, budget)."""
-    out = []
-    checks = [(name, getattr(config, name), 1, True) for name in ("pool_size", "test_size")]
-    checks += [("initial_size", config.initial_size, 1, False),
-               ("query_size", config.query_size, 1, False), ("rounds", config.rounds, 0, True)]
-    if is_int(config.initial_size):
-        checks.append(("budget", config.budget, config.initial_size, True))
-    for name, value, minimum, optional in checks:
-        try:
-            _integer(name, value, minimum, optional)
-        except ValueError as err:
-            out.append(str(err))
-    return out
 
 
 def _option_problems(config: ExperimentConfig) -> list[str]:
     """The option fields that are not dicts."""
-    return [f"{name} must be a dict, got {type(getattr(config, name)).__name__}"
-            for name in OPTION_FIELDS if not isinstance(getattr(config, name), Mapping)]
+    return [
+        f"{name} must be a dict, got {type(getattr(config, name)).__name__}"
+        for name in OPTION_FIELDS
+        if not isinstance(getattr(config, name), Mapping)
+    ]
 
 
 def _choice(name: str, value, allowed) -> None:
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; allowed values: {list(allowed)}")
-
-
-def _integer(name: str, value, minimum: int, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not is_int(value) or value < minimum:
-        raise ValueError(
-            f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, got {value!r}"
-        )
 
 
 def _flag(name: str, value) -> None:
@@ -510,39 +438,6 @@ def _minority(classes, imbalance) -> None:
                          f"{imbalance!r}); set it to None")  # fmt: skip
 
 
-def check_mask_memory(config, strategy, model: torch.nn.Module, shape: tuple[int, int]) -> None:
-    """``ValueError`` when FisherMask's candidate embeddings ``[N, C, k]`` and its ``[k, k]``
-    Fishers would not fit in the memory free on the device, naming ``fraction`` and
-    ``max_candidates`` and the values that would fit. ``shape``: ``(pool size, classes)``:
-    a built-in dataset's known shape at validation, the data's in :func:`fmlib.build.build`."""
-    from fmlib.strategies import fisher as fs
-
-    if not isinstance(strategy, fs.FisherMask) or strategy.options["mask"] is not None:
-        return
-    opts = strategy.options
-    device = torch.device(config.device) if config.device is not None else default_device()
-    free = fs.available_memory(device)
-    if free is None:
-        return
-    fraction, most = opts["fraction"], opts["max_candidates"]
-    k = mask_size(model, fraction, method=opts["method"], include_head=opts["include_head"])
-    pool, classes = shape
-    start = config.initial_size if isinstance(config.initial_size, int) else 0
-    n = max(pool - start, 1) if most is None else min(pool, most)
-    dtype = torch.float64 if opts["precision"] == "float64" else torch.float32
-    try:
-        fs.check_embedding_memory(n, classes, k, dtype, device)
-    except MemoryError as err:
-        total = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        row = n * classes * torch.empty((), dtype=dtype).element_size()
-        k_fit = int((math.sqrt(row * row + 64 * free) - row) // 32)  # 16 k^2 + row k <= free
-        raise ValueError(
-            f"strategy_options: fraction={fraction} keeps {k} of the {total} parameters of model "
-            f"{config.model!r} and max_candidates={most} gives {n} candidates of {classes} "
-            f"classes: {err}; with {n} candidates a fraction of at most {k_fit / total:.2g} fits"
-        ) from None
-
-
 def _device(device) -> None:
     if device is None:
         return
@@ -552,30 +447,3 @@ def _device(device) -> None:
         raise ValueError(f"device: {err}") from None
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device is {device!r} but CUDA is not available; use 'cpu' or None")
-
-
-# Per-round training values (train_options over the preset): field -> (what is allowed, test)
-_TRAINING_RULES = {
-    "epochs": ("an integer >= 1", lambda v: is_int(v) and v >= 1),
-    "batch_size": ("an integer >= 1", lambda v: is_int(v) and v >= 1),
-    "lr": ("a finite number > 0 (at most 10)", lambda v: _is_real(v) and 0 < v <= 10),
-    "momentum": ("a finite number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1),
-    "weight_decay": ("a finite number >= 0", lambda v: _is_real(v) and v >= 0),
-    "target_train_acc": (
-        "a number in (0, 1] or None",
-        lambda v: v is None or (_is_real(v) and 0 < v <= 1),
-    ),
-    "grad_clip_value": (
-        "a finite number > 0 or None",
-        lambda v: v is None or (_is_real(v) and v > 0),
-    ),
-}
-
-
-def _training_problems(values: Mapping) -> list[str]:
-    """Problems of the training values; any field whose default is a bool must be a bool."""
-    flags = {f.name for f in fields(TrainConfig) if isinstance(f.default, bool)}
-    out = [f"{name} must be {what}, got {values[name]!r}" for name, (what, ok) in _TRAINING_RULES.items()
-           if name in values and not ok(values[name])]  # fmt: skip
-    return out + [f"{name} must be true or false, got {values[name]!r}" for name in sorted(flags & set(values))
-                  if not isinstance(values[name], bool)]  # fmt: skip

@@ -380,8 +380,14 @@ def open_session(
     run, with any pending query): the ask/tell way into a run. Arguments as
     :func:`fmlib.run_experiment`. The session holds the directory's lock until ``close()``."""
     config = ExperimentConfig.from_dict(config) if isinstance(config, Mapping) else config
-    # once, before any directory is made; build() builds the strategy, the model and the training
-    config.validate(check_dataset=data is None, check_strategy=False, parts=False)
+    # once, before any directory is made, on what the caller does not bring (build() trusts it)
+    own_parts = data is None and model is None
+    built = {}
+    config.validate(check_dataset=data is None, check_strategy=strategy is None,
+                    parts=own_parts, built=built)  # fmt: skip
+    strategy = built["strategy"] if strategy is None else strategy
+    parts_of = {"data": data, "strategy": strategy, "model": model, "train": train,
+                "memory_checked": own_parts and built.get("memory") is strategy}  # fmt: skip
     train_name = None
     if train is not None:
         if not callable(train):
@@ -392,7 +398,7 @@ def open_session(
         train_name = f"{getattr(train, '__module__', '?')}.{_name(train)}"
     if config.output_dir is None:
         return ActiveSession(
-            build(config, data=data, strategy=strategy, model=model, train=train),
+            build(config, **parts_of),
             callbacks=callbacks,
             train_name=train_name,
         )
@@ -407,7 +413,7 @@ def open_session(
                 session = ActiveSession(None, run_dir, records=records, callbacks=callbacks)
                 session._exit = exit_stack
                 return session
-        parts = build(config, data=data, strategy=strategy, model=model, train=train)
+        parts = build(config, **parts_of)
         session = ActiveSession(
             parts, run_dir, checkpoint, callbacks=callbacks, train_name=train_name
         )

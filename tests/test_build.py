@@ -4,6 +4,7 @@ does not fit the data is named."""
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from fmlib.build import build
@@ -55,3 +56,15 @@ def test_build_draws_the_initial_set_from_data_seed():
         ).initial.tolist()
 
     assert initial(0) == initial(0) and initial(0) != initial(1)
+
+
+def test_build_initialises_the_model_from_seed():
+    def weights(seed):
+        config = dict(initial_size=6, query_size=3, budget=None, rounds=1, strategy="random", train_preset="default",
+                      seed=seed, device="cpu", progress=False)  # fmt: skip
+        config = ExperimentConfig.from_dict(config)
+        config.validate(check_dataset=False, check_strategy=False, parts=False)
+        parts = build(config, data=(blobs(200, 0), blobs(30, 1)), model=lambda c: nn.Linear(20, c))
+        return parts.model.weight.detach().clone()
+
+    assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))

@@ -284,3 +284,10 @@ def test_pool_and_test_share_the_classes_and_bad_data_is_named():
         as_data([1, 2, 3])
     with pytest.raises(ValueError, match=r"\(pool, test\) pair"):
         as_al_data(pool)
+
+
+def test_a_label_below_zero_is_refused():
+    from fmlib.data import as_data
+
+    with pytest.raises(ValueError, match=r"labels must be integer classes >= 0"):
+        as_data(TensorDataset(torch.zeros(3, 2), torch.tensor([0, -1, 1])))

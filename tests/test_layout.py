@@ -149,7 +149,7 @@ LAYERS = [
     ["fmlib.train"],
     ["fmlib.fisher"],
     ["fmlib.strategies"],
-    ["fmlib.records", "fmlib.callbacks"],
+    ["fmlib.records", "fmlib.callbacks", "fmlib.bounds"],
     ["fmlib.config"],
     ["fmlib.build", "fmlib.loop"],
     ["fmlib.session"],
@@ -279,4 +279,13 @@ def test_mask_fraction_and_method_are_checked_in_one_place():
     for message in ("fraction must be a number in (0, 1]", "unknown method {method!r}"):
         assert [name for name, text in sources.items() if message in text] == ["fisher/masks.py"], (
             message
+        )
+
+
+def test_the_bounds_of_a_run_are_defined_in_one_module():
+    sources = {p.relative_to(PACKAGE).as_posix(): p.read_text() for p in PACKAGE.rglob("*.py")}
+    for definition in ("MAX_ROUNDS =", "def check_memory(", "def size_problems(",
+                       "def schedule_rounds(", "TRAINING_RULES ="):  # fmt: skip
+        assert [name for name, text in sources.items() if definition in text] == ["bounds.py"], (
+            definition
         )

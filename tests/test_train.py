@@ -305,3 +305,44 @@ def test_fit_shuffles_by_its_seed():
         return model[0].weight.detach().clone()
 
     assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))
+
+
+class ConstantOfThree(nn.Module):
+    """Always predicts class 0 of three."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.tensor([1.0, 0.0, 0.0]))
+
+    def forward(self, x):
+        return self.bias.expand(len(x), 3)
+
+
+def test_balanced_accuracy_averages_the_classes_the_test_set_holds():
+    # kills: the mean taken over every class, NaN for a class without test samples
+    labels = np.array([0] * 8 + [1] * 2)
+    data = ImageData(
+        torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.from_numpy(labels), ["a", "b", "c"]
+    )
+    metrics = evaluate(ConstantOfThree(), data, device="cpu")
+    assert metrics["balanced_accuracy"] == pytest.approx(0.5)  # (8/8 + 0/2) / 2; class c: none
+    assert np.isnan(metrics["per_class_accuracy"][2])
+
+
+def test_train_accuracy_counts_every_labeled_sample_of_the_epoch():
+    # kills: the epoch's correct count divided by the last batch's size (10 samples, batches 4-4-2)
+    data = ImageData(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.zeros(10, dtype=torch.long),
+                     ["a", "b", "c"])  # fmt: skip
+    config = TrainConfig(epochs=1, batch_size=4, lr=1e-3)
+    stats = fit(ConstantOfThree(), data, np.arange(10), config, seed=0, device="cpu")
+    assert stats["train_accuracy"] == 1.0  # class 0 is always predicted, every label is 0
+
+
+def test_reset_parameters_follows_its_seed():
+    # kills: the re-initialisation seeded with a constant instead of its seed
+    def weights(seed):
+        model = build_model("cnn", 4, 1)
+        reset_parameters(model, seed)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(weights(3), weights(3)) and not torch.equal(weights(3), weights(4))

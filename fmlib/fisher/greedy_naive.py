@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 
 import torch
-from fmlib.progress import progress_bar
 
 from fmlib.fisher.greedy import _TIE_RTOL, DEFAULT_CHUNK_SIZE, _best, _check_inputs
+from fmlib.progress import progress_bar
 
 
 @torch.no_grad()

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import sys
-import threading
 import time
 import traceback
 import warnings
@@ -24,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fmlib.grid.signals import GridInterrupted, signals_interrupt, stop_pool
 from fmlib.grid.spec import GridRun
 from fmlib.notebook import notebook_path
 
@@ -58,33 +57,6 @@ def visible_gpus() -> list[str]:
     torch = sys.modules.get("torch")
     count = torch.cuda.device_count() if torch is not None and torch.cuda.is_available() else 0
     return [str(i) for i in range(count)]
-
-
-class GridInterrupted(KeyboardInterrupt):
-    """The grid was stopped by SIGTERM or SIGHUP: its workers were stopped and ``grid_summary.json``
-    written; ``outcomes`` holds every run's outcome (the unfinished ones failed)."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
-        self.signum, self.outcomes = signum, []
-
-
-@contextmanager
-def _signals_interrupt():
-    """Inside the block SIGTERM and SIGHUP raise :class:`GridInterrupted` (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise GridInterrupted(signum)
-
-    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
 
 
 @contextmanager
@@ -250,7 +222,7 @@ def run_grid(
     bar = progress_bar(total=len(todo), unit="run", desc="grid", disable=not progress)
     failed, stopped = 0, None
     results = _outcomes(todo, root, notebook, workers, executor, per_run, kernel_name, options)
-    with _signals_interrupt():
+    with signals_interrupt():
         try:
             for outcome in results:
                 outcomes[outcome.name] = outcome
@@ -379,28 +351,11 @@ def _outcomes(
         except (
             BaseException
         ):  # interrupted (or the consumer left): stop the workers, never wait for them
-            _stop_pool(pool)
+            stop_pool(pool)
             raise
         pool.shutdown()
     else:
         yield from _submitit_outcomes(todo, root, notebook, workers, threads, kernel_name, options)
-
-
-def _stop_pool(pool: ProcessPoolExecutor, grace: float = 20.0) -> None:
-    """Cancel what has not started and SIGTERM the workers (papermill's client then shuts its
-    kernel down); SIGKILL the ones still alive after ``grace`` seconds."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    deadline = time.monotonic() + grace
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-    for process in processes:
-        if process.is_alive():
-            process.kill()
-            process.join(5)
 
 
 def _submitit_outcomes(

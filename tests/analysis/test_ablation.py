@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 
 from fmlib.analysis.ablation import (
-    Effect,
-    label_effects,
     ARMS,
     Arm,
+    Effect,
     anchor_differences,
     arm_differences,
     arm_runs,
     class_coverage,
     factor_effects,
+    label_effects,
     label_runs,
     noise_and_spread,
     query_shares,

@@ -78,6 +78,12 @@ def labels_beyond_names():
     return ALData(part, part)
 
 
+def pool_without_class_1():
+    pool = blobs(60, 0)
+    keep = pool.tensors[1] != 1
+    return TensorDataset(pool.tensors[0][keep], pool.tensors[1][keep]), blobs(30, 1)
+
+
 DATA = (blobs(60, 0), blobs(30, 1))
 
 # id, keyword arguments of run_experiment beside the config (and config overrides), error, pattern
@@ -201,6 +207,18 @@ CASES = [
         r"round 0: strategy 'raw' returned invalid picks: positions out of range 0\.\.59: \[1000000\]",
     ),
     (
+        "pool_class_without_samples",
+        {"data": pool_without_class_1()},
+        ValueError,
+        r"leaves classes \[1\] without samples in the pool",
+    ),
+    (
+        "raw_strategy_one_past_the_end",
+        {"strategy": RawPicks(lambda u, lab, n: np.r_[u[: n - 1], 60])},
+        RuntimeError,
+        r"returned invalid picks: positions out of range 0\.\.59: \[60\]",
+    ),
+    (
         "raw_strategy_none",
         {"strategy": RawPicks(lambda u, lab, n: None)},
         RuntimeError,
@@ -266,8 +284,13 @@ def test_a_fisher_mask_too_big_for_memory_is_refused_at_validation(
     from fmlib.strategies import fisher
 
     monkeypatch.setattr(fisher, "available_memory", lambda device: int(1.5 * GIB))
-    cfg = ExperimentConfig(strategy="fishermask", strategy_options=options, device="cpu",
-                           data_root=fashion_root, output_dir=str(tmp_path / "run"))
+    cfg = ExperimentConfig(
+        strategy="fishermask",
+        strategy_options=options,
+        device="cpu",
+        data_root=fashion_root,
+        output_dir=str(tmp_path / "run"),
+    )
     with pytest.raises(ValueError, match=r"strategy_options: " + pattern):
         cfg.validate()
     fits = {**options, "max_candidates": 500} if options["fraction"] < 0.1 else {"fraction": 0.002}
@@ -281,9 +304,15 @@ def test_run_experiment_refuses_a_fisher_mask_too_big_for_memory_before_round_0(
     from fmlib.strategies import fisher
 
     monkeypatch.setattr(fisher, "available_memory", lambda device: int(1.5 * GIB))
-    cfg = ExperimentConfig(strategy="fishermask", strategy_options={"fraction": 0.5}, device="cpu",
-                           imbalance="none", budget=100, data_root=fashion_root,
-                           output_dir=str(tmp_path / "run"))
+    cfg = ExperimentConfig(
+        strategy="fishermask",
+        strategy_options={"fraction": 0.5},
+        device="cpu",
+        imbalance="none",
+        budget=100,
+        data_root=fashion_root,
+        output_dir=str(tmp_path / "run"),
+    )
     with pytest.raises(ValueError, match=r"strategy_options: fraction=0\.5 keeps \d+ of the"):
         run_experiment(cfg)
     assert not (tmp_path / "run" / "rounds.csv").exists()

@@ -71,122 +71,51 @@ def only_smoke_runs(tmp: Path):
 
 NOTHING = contextlib.nullcontext
 
+
+def run(*flags: str) -> list[str]:
+    """``fmlib run``'s arguments for a tiny random run into ``{tmp}/run``, with ``flags``."""
+    return ["--strategy", "random", *tiny("{data}"), "-o", "{tmp}/run", *flags]
+
+
 # id, setup, command, arguments, pattern of the error line
 CASES = [
-    (
-        "run_locked",
-        locked,
-        "run",
-        ["--strategy", "random", *tiny("{data}"), "-o", "{tmp}/run"],
-        r"is in use by process",
-    ),
-    (
-        "run_damaged_checkpoint",
-        damaged,
-        "run",
-        ["--strategy", "random", *tiny("{data}"), "-o", "{tmp}/run"],
-        r"checkpoint.pt is damaged",
-    ),
-    (
-        "run_config_not_utf8",
-        latin1_config,
-        "run",
-        ["--config", "{tmp}/config.json", "-n"],
-        r"is not UTF-8 text",
-    ),
-    (
-        "run_max_rounds_negative",
-        NOTHING,
-        "run",
-        ["--max-rounds", "-1", "-n"],
-        r"--max-rounds must be an integer >= 1",
-    ),
-    (
-        "run_budget_huge",
-        NOTHING,
-        "run",
-        ["--set", "budget=1000000000000", "-n"],
-        r"budget 10+: .*at most 10000",
-    ),
-    (
-        "run_rounds_huge",
-        NOTHING,
-        "run",
-        ["--set", "rounds=1000000000000", "--set", "budget=null", "-n"],
-        r"rounds 10+: .*at most 10000",
-    ),
-    (
-        "run_fishermask_too_big",
-        NOTHING,
-        "run",
-        ["--strategy", "fishermask", "--set", "strategy_options.fraction=0.5", "--device", "cpu",
-         "-n"],
-        r"strategy_options: fraction=0\.5 keeps 210530 .*max_candidates=None .*at most",
-    ),
-    (
-        "compare_output_is_a_file",
-        runs,
-        "compare",
-        ["{tmp}/runs/*", "-o", "{tmp}/afile"],
-        r"--output .*afile is a file",
-    ),
-    (
-        "compare_metric_not_numeric",
-        runs,
-        "compare",
-        ["{tmp}/runs/*", "-o", "{tmp}/out", "--metric", "strategy"],
-        r"non-numeric metric 'strategy'",
-    ),
-    (
-        "compare_target_nan",
-        runs,
-        "compare",
-        ["{tmp}/runs/*", "-o", "{tmp}/out", "--target", "nan"],
-        r"--target must be an accuracy in \(0, 1\], got nan",
-    ),
-    (
-        "compare_target_zero",
-        runs,
-        "compare",
-        ["{tmp}/runs/*", "-o", "{tmp}/out", "--target", "0"],
-        r"--target must be an accuracy in \(0, 1\], got 0",
-    ),
-    (
-        "compare_budgets_zero",
-        runs,
-        "compare",
-        ["{tmp}/runs/*", "-o", "{tmp}/out", "--budgets", "0"],
-        r"--budgets must be label counts >= 1, got \[0\]",
-    ),
-    (
-        "compare_budgets_negative",
-        runs,
-        "compare",
-        ["{tmp}/runs/*", "-o", "{tmp}/out", "--budgets", "-5"],
-        r"--budgets must be label counts >= 1, got \[-5\]",
-    ),
-    (
-        "compare_only_smoke_runs",
-        only_smoke_runs,
-        "compare",
-        ["{tmp}/runs/*", "-o", "{tmp}/out"],
-        r"every run matched is a smoke run.*--smoke",
-    ),
-    (
-        "grid_workers_zero",
-        NOTHING,
-        "grid",
-        ["--strategy", "random", "--seed", "0", "--workers", "0", "-o", "{tmp}/g"],
-        r"--workers must be an integer >= 1, got 0",
-    ),
-    (
-        "grid_threads_zero",
-        NOTHING,
-        "grid",
-        ["--strategy", "random", "--seed", "0", "--threads", "0", "-o", "{tmp}/g"],
-        r"--threads must be an integer >= 1, got 0",
-    ),
-]
+    ("run_locked", locked, "run", run(), r"is in use by process"),
+    ("run_damaged_checkpoint", damaged, "run", run(), r"checkpoint.pt is damaged"),
+    ("run_config_not_utf8", latin1_config, "run", ["--config", "{tmp}/config.json", "-n"],
+     r"is not UTF-8 text"),
+    ("run_max_rounds_negative", NOTHING, "run", ["--max-rounds", "-1", "-n"],
+     r"--max-rounds must be an integer >= 1"),
+    ("run_budget_huge", NOTHING, "run", ["--set", "budget=1000000000000", "-n"],
+     r"budget 10+: .*at most 10000"),
+    ("run_rounds_huge", NOTHING, "run",
+     ["--set", "rounds=1000000000000", "--set", "budget=null", "-n"],
+     r"rounds 10+: .*at most 10000"),
+    ("run_fishermask_too_big", NOTHING, "run",
+     ["--strategy", "fishermask", "--set", "strategy_options.fraction=0.5", "--device", "cpu",
+      "-n"],
+     r"strategy_options: fraction=0\.5 keeps 210530 .*max_candidates=None .*at most"),
+    ("compare_output_is_a_file", runs, "compare", ["{tmp}/runs/*", "-o", "{tmp}/afile"],
+     r"--output .*afile is a file"),
+    ("compare_only_smoke_runs", only_smoke_runs, "compare", ["{tmp}/runs/*", "-o", "{tmp}/out"],
+     r"every run matched is a smoke run.*--smoke"),
+]  # fmt: skip
+
+# One flag's bad value: command, flag, value, pattern of the error line. ``fmlib compare`` reads
+# a finished run (``runs``); ``fmlib grid`` expands one random run into ``{tmp}/g``.
+FLAGS = [
+    ("compare", "--metric", "strategy", r"non-numeric metric 'strategy'"),
+    ("compare", "--target", "nan", r"--target must be an accuracy in \(0, 1\], got nan"),
+    ("compare", "--target", "0", r"--target must be an accuracy in \(0, 1\], got 0"),
+    ("compare", "--budgets", "0", r"--budgets must be label counts >= 1, got \[0\]"),
+    ("compare", "--budgets", "-5", r"--budgets must be label counts >= 1, got \[-5\]"),
+    ("grid", "--workers", "0", r"--workers must be an integer >= 1, got 0"),
+    ("grid", "--threads", "0", r"--threads must be an integer >= 1, got 0"),
+]  # fmt: skip
+BEFORE = {"compare": ["{tmp}/runs/*", "-o", "{tmp}/out"],
+          "grid": ["--strategy", "random", "--seed", "0", "-o", "{tmp}/g"]}  # fmt: skip
+CASES += [(f"{command}_{flag.lstrip('-')}_{value}", runs if command == "compare" else NOTHING,
+           command, [*BEFORE[command], flag, value], pattern)
+          for command, flag, value, pattern in FLAGS]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,7 @@ def test_inline_executor_runs_in_this_process_and_reports_failures(
     assert failed.error.startswith(
         "ValueError: strategy_options: unknown options ['no_such_option']"
     )
-    assert "(base.py:" in failed.error  # build_strategy, fmlib/strategies/base.py
+    assert "(config.py:" in failed.error  # refused by the config's validation, before any data
     assert (
         json.loads((out / RUNS).read_text())[0]["params"]["data_root"] == fashion_root
     )  # made absolute

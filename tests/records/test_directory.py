@@ -481,3 +481,12 @@ def test_an_option_set_to_its_default_is_the_same_config_and_another_value_is_no
     differences = run.differences(asked, **comparison())
     assert (differences == []) is same, differences
     assert (run.status(asked, **comparison()) != "stale") is same
+
+
+def test_a_training_option_set_away_from_its_preset_is_another_config():
+    from fmlib.config import TRAIN_PRESETS, filled_in
+
+    epochs = TRAIN_PRESETS["default"].epochs + 1
+    changed = filled_in({"train_preset": "default", "train_options": {"epochs": epochs}})
+    assert changed["train_options"]["epochs"] == epochs
+    assert filled_in({"train_preset": "default", "train_options": {}}) != changed

@@ -39,3 +39,17 @@ def test_a_full_disk_hidden_in_an_exceptions_chain_is_said_plainly(tmp_path, lin
         atomic_write(tmp_path / "checkpoint.pt", write)
     assert caught.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("old")
+
+    def half_then_fail(f):
+        f.write(b"half")
+        raise RuntimeError("the writer failed")
+
+    with pytest.raises(RuntimeError, match="the writer failed"):
+        files.atomic_write(path, half_then_fail)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]

@@ -219,3 +219,11 @@ def test_export_runs_copies_small_records_of_finished_runs(tmp_path):
         load_run(exported[0]).drop(columns=moved), load_run(source / "a").drop(columns=moved)
     )
     assert len(export_runs(source, tmp_path / "all", finished_only=False)) == 2
+
+
+def test_curve_area_is_the_trapezoid_mean_over_the_label_range():
+    from fmlib.records.tables import curve_area
+
+    # trapezoids (0.6 * 10 + 0.8 * 10) / 20; right-endpoint sums would give 0.8
+    assert curve_area([0, 10, 20], [0.5, 0.7, 0.9]) == pytest.approx(0.7)
+    assert curve_area([0, 10, 30], [0.5, 0.7, 0.9]) == pytest.approx((6 + 16) / 30)
