@@ -77,9 +77,11 @@ class TextBar(std.tqdm):
         super().__init__(*args, **kwargs)
 
     def display(self, msg=None, pos=None):
+        """Draw nothing while the bar runs."""
         return None  # no redraws: a saved notebook keeps every one of them
 
     def clear(self, nolock=False):
+        """Clear nothing."""
         pass  # nothing was drawn (``tqdm.write`` clears the bars around its line)
 
     def close(self):

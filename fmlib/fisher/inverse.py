@@ -1,6 +1,6 @@
 """The precision's inverse M = (λI + w·F_L + Σ ṼᵀṼ)⁻¹ of the greedy, dense or as a Woodbury factor.
 
-The labeled Fisher F_L = RᵀR has rank at most r = |L|·C, often far below the mask size k, so ::
+The labeled Fisher F_L = RᵀR has rank at most ``r = |L|·C``, often far below the mask size k, so ::
 
     (λI + w·RᵀR)⁻¹ = (I - Rᵀ(λ/w·I + RRᵀ)⁻¹R)/λ = (I - yᵀy)/λ,   y = L⁻¹R,  LLᵀ = λ/w·I + RRᵀ,
 
