@@ -31,10 +31,12 @@ def main() -> None:
     data = load_data(ExperimentConfig())
     order = initial_labeled(data.pool.labels.numpy(), 575, "random", seed=0)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); imbalanced FashionMNIST, test of {len(data.test)}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); imbalanced FashionMNIST,"
+        f" test of {len(data.test)}"
     )
     print(
-        "| model | labels | epochs | accuracy, statistics as trained | accuracy, recomputed on the labels |"
+        "| model | labels | epochs | accuracy, statistics as trained | accuracy, recomputed on the"
+        " labels |"
     )
     print("|---|---|---|---|---|")
     for name in ("authors_resnet18", "cnn"):
@@ -52,7 +54,8 @@ def main() -> None:
                 )
                 accuracy[recompute] = evaluate(model, data.test)["accuracy"]
             print(
-                f"| {name} | {n} | {stats['epochs']} | {accuracy[False]:.3f} | {accuracy[True]:.3f} |",
+                f"| {name} | {n} | {stats['epochs']} | {accuracy[False]:.3f} |"
+                f" {accuracy[True]:.3f} |",
                 flush=True,
             )
 

@@ -16,11 +16,11 @@ one, beside its floor measured in the same run:
   form the dense M); floor = r²·k multiply-adds at the float64 GEMM rate;
 - greedy (float64 products, the default): previous = a dense M (first pass and every pick) and
   float32 candidates converted at every pick; current = M through the Woodbury factor, to which
-  each pick appends C rows, and a float64 copy of the candidates (made when it fits, as FisherMask does; its time counted here);
-  floor = the first pass's multiply-adds at the float64 GEMM rate, N·C·k² (B's product with F) +
-  2·N·C·k·r (V M through the factor), plus per pick the larger of N·C·k·2C multiply-adds and
-  reading the float64 candidates and F once (at the read rate measured in the same run). The picks of the previous and
-  current code are compared.
+  each pick appends C rows, and a float64 copy of the candidates (made when it fits, as FisherMask
+  does; its time counted here); floor = the first pass's multiply-adds at the float64 GEMM rate,
+  N·C·k² (B's product with F) + 2·N·C·k·r (V M through the factor), plus per pick the larger of
+  N·C·k·2C multiply-adds and reading the float64 candidates and F once (at the read rate measured in
+  the same run). The picks of the previous and current code are compared.
 
 Usage: python benchmarks/bench_authors_round.py [--quick] [--threads 1]
 """
@@ -89,8 +89,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n_cand, fraction, picks = (600, 0.002, 20) if args.quick else (None, 0.01, 70)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.2f} "
-          f"(shared machine: ratios within this run are what counts)")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load"
+        f" {os.getloadavg()[0]:.2f} (shared machine: ratios within this run are what counts)"
+    )
     pool = load_data(ExperimentConfig(seed=0, model="authors_resnet18")).pool
     rng = np.random.default_rng(0)
     labeled = np.sort(rng.choice(len(pool), 155, replace=False))
@@ -131,7 +133,8 @@ def main() -> None:
     bandwidth = read_rate(num * classes * k)
     print(f"read rate of the [N, C, k] float64 candidates: {bandwidth / 1e9:.1f} GB/s")
     print(
-        f"GEMM rate [2048, k]ᵀ[2048, k]: float32 {rate32 / 1e9:.1f}, float64 {rate64 / 1e9:.1f} G multiply-adds/s"
+        f"GEMM rate [2048, k]ᵀ[2048, k]: float32 {rate32 / 1e9:.1f}, float64 {rate64 / 1e9:.1f} G"
+        " multiply-adds/s"
     )
     f_old, t_f_old = clock(lambda: fisher_sum(emb, args.batch, torch.float64))
     f_new, t_f_new = clock(lambda: upper_fisher_sum(emb, args.batch))
@@ -148,7 +151,8 @@ def main() -> None:
     m_new = inverse.from_factor(y, 1.0)
     rows["first inverse"] = (t_i_old, t_i_new, root.shape[0] ** 2 * k / rate64)
     print(
-        f"first inverse: Woodbury vs dense, max abs difference {float((m_new - m_old).abs().max()):.1e}"
+        "first inverse: Woodbury vs dense, max abs difference"
+        f" {float((m_new - m_old).abs().max()):.1e}"
     )
 
     common = dict(fisher=f_old, labeled_fisher=fisher_l, n_labeled=n_l)
@@ -173,15 +177,17 @@ def main() -> None:
     for name, (old, new, floor) in rows.items():
         total = [a + b for a, b in zip(total, (old, new, floor))]
         print(
-            f"| {name} | {old:.2f} | {new:.2f} | {floor:.2f} | {new / floor:.2f} | {old / new:.2f} |"
+            f"| {name} | {old:.2f} | {new:.2f} | {floor:.2f} | {new / floor:.2f} |"
+            f" {old / new:.2f} |"
         )
     old, new, floor = total
     print(
-        f"| whole query | {old:.2f} | {new:.2f} | {floor:.2f} | {new / floor:.2f} | {old / new:.2f} |"
+        f"| whole query | {old:.2f} | {new:.2f} | {floor:.2f} | {new / floor:.2f} |"
+        f" {old / new:.2f} |"
     )
     print(
-        f"goals: current / floors <= 1.5: {'met' if new / floor <= 1.5 else 'MISSED'}; "
-        f"previous / current >= 3: {'met' if old / new >= 3 else 'MISSED'}; load {os.getloadavg()[0]:.2f}"
+        f"goals: current / floors <= 1.5: {'met' if new / floor <= 1.5 else 'MISSED'}; previous /"
+        f" current >= 3: {'met' if old / new >= 3 else 'MISSED'}; load {os.getloadavg()[0]:.2f}"
     )
 
 

@@ -1,10 +1,11 @@
 """Benchmark the Fisher engine: gradient embeddings and the diagonal Fisher.
 
-    .venv/bin/python benchmarks/bench_fisher.py                  # SmallCNN, then ResNet-18 (width 16)
-    .venv/bin/python benchmarks/bench_fisher.py --quick          # fewer samples and repeats
+    .venv/bin/python benchmarks/bench_fisher.py              # SmallCNN, then ResNet-18 (width 16)
+    .venv/bin/python benchmarks/bench_fisher.py --quick      # fewer samples and repeats
     .venv/bin/python benchmarks/bench_fisher.py --device cuda
-    .venv/bin/python benchmarks/bench_fisher.py --models cnn --engines-only   # torch.func vs hooks, short
-    .venv/bin/python benchmarks/bench_fisher.py --models trained-cnn --fraction 0.005 --threads 1 --round
+    .venv/bin/python benchmarks/bench_fisher.py --models cnn --engines-only  # func vs hooks, short
+    .venv/bin/python benchmarks/bench_fisher.py --models trained-cnn --fraction 0.005 \\
+        --threads 1 --round
 
 Two kinds of model: ``cnn`` and ``resnet18`` at their random initialisation on random inputs,
 where a Fisher mask sits almost all in the last layers (the head and the big Linear), so a
@@ -82,7 +83,8 @@ def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def max_rel_diff(a: torch.Tensor, ref: torch.Tensor, floor: float = 1e-6) -> float:
-    """Largest entrywise |a - ref| / |ref| over entries with |ref| above ``floor`` times its maximum."""
+    """Largest entrywise |a - ref| / |ref| over entries with |ref| above ``floor`` times its
+    maximum."""
     keep = ref.abs() > floor * ref.abs().max()
     return float(((a - ref).abs()[keep] / ref.abs()[keep]).max())
 
@@ -130,7 +132,8 @@ def torch_func_embeddings(model, x, mask, chunk: int = 16) -> torch.Tensor:
 
 
 def backpack_diagonal(model, x):
-    """A function computing BackPACK's DiagGGNExact over batches of BATCH, averaged; None if not installed.
+    """A function computing BackPACK's DiagGGNExact over batches of BATCH, averaged; None if not
+    installed.
 
     The model is copied and extended once, outside the timed function.
     """
@@ -140,9 +143,8 @@ def backpack_diagonal(model, x):
     except ImportError:
         return None
     model = copy.deepcopy(model)
-    if isinstance(
-        model, SmallCNN
-    ):  # BackPACK wants a Sequential; the ResNet goes through its fx converter
+    # BackPACK wants a Sequential; the ResNet goes through its fx converter
+    if isinstance(model, SmallCNN):
         model = extend(torch.nn.Sequential(*model.features, model.head))
     else:
         model = extend(model, use_converter=True)
@@ -170,9 +172,11 @@ def run(name, model, x, args, device):
     numel = sum(p.numel() for p in model.parameters())
     mask = fisher_mask(fisher_diagonal(model, x), args.fraction, model=model)
     m, s = args.loop_samples, args.original_samples
-    print(f"\n{name}: {numel:,} parameters, N={n}, C={classes}, k={mask.size} ({args.fraction:.2%} global + head), "
-          f"chunk {args.chunk or DEFAULT_CHUNK_SIZE}, {device}, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats} interleaved rounds")  # fmt: skip
+    print(
+        f"\n{name}: {numel:,} parameters, N={n}, C={classes}, k={mask.size} ({args.fraction:.2%}"
+        f" global + head), chunk {args.chunk or DEFAULT_CHUNK_SIZE}, {device},"
+        f" {torch.get_num_threads()} threads, median of {args.repeats} interleaved rounds"
+    )
     if args.engines_only:
         return run_engines(model, x, mask, args, device)
     fns = {
@@ -221,8 +225,10 @@ def run(name, model, x, args, device):
         ("batch-1 loop / ours", per[f"batch-1 loop (naive, {m} samples)"] / ours, ">=", 2.5),
     ]
     emb = out["ours"]
-    print(f"  agreement (max abs diff / max abs): vs batch-1 loop {rel_err(emb[:m], out['loop']):.1e}, "
-          f"vs original {rel_err(emb[:s], out['original']):.1e}")  # fmt: skip
+    print(
+        "  agreement (max abs diff / max abs): vs batch-1 loop"
+        f" {rel_err(emb[:m], out['loop']):.1e}, vs original {rel_err(emb[:s], out['original']):.1e}"
+    )
     if args.torch_func:
         print(f"  agreement: vs torch.func {rel_err(emb[:m], out['torch.func']):.1e}")
 
@@ -232,10 +238,13 @@ def run(name, model, x, args, device):
         ref = torch.cat([b.flatten() for b in out["backpack"]])
         got = torch.cat([d.flatten() for d in out["fisher"].values()])
         print(
-            f"  {'BackPACK DiagGGNExact':46s} {1e3 * t['backpack'] / n:10.2f} {t['backpack'] / t['fisher']:11.2f}x"
+            f"  {'BackPACK DiagGGNExact':46s} {1e3 * t['backpack'] / n:10.2f}"
+            f" {t['backpack'] / t['fisher']:11.2f}x"
         )
-        print(f"  agreement with BackPACK: max abs diff / max abs {rel_err(got, ref):.1e}, "
-              f"max entrywise relative diff {max_rel_diff(got, ref):.1e} (entries above 1e-6 of the max)")  # fmt: skip
+        print(
+            f"  agreement with BackPACK: max abs diff / max abs {rel_err(got, ref):.1e}, max"
+            f" entrywise relative diff {max_rel_diff(got, ref):.1e} (entries above 1e-6 of the max)"
+        )
         goals.append(("BackPACK / ours (diagonal)", t["backpack"] / t["fisher"], ">=", 1.0))
     else:
         print(f"  BackPACK DiagGGNExact: {backpack_error}")
@@ -247,7 +256,8 @@ def run(name, model, x, args, device):
 
 
 def run_engines(model, x, mask, args, device):
-    """torch.func (``engine="func"``) against the hooks (``"auto"``) on the same samples, both quantities."""
+    """torch.func (``engine="func"``) against the hooks (``"auto"``) on the same samples, both
+    quantities."""
     f, chunk = min(args.func_samples, len(x)), args.chunk
     xf = x[:f]
     fns = {
@@ -258,15 +268,19 @@ def run_engines(model, x, mask, args, device):
     }
     out, t = interleaved_times(fns, device, args.repeats)
     print(
-        f"  {'torch.func engine vs hooks (N=' + str(f) + ')':46s} {'hooks ms/s':>10s} {'func ms/s':>10s} {'func/hooks':>11s}"
+        f"  {'torch.func engine vs hooks (N=' + str(f) + ')':46s} {'hooks ms/s':>10s}"
+        f" {'func ms/s':>10s} {'func/hooks':>11s}"
     )
     for label, key in (("gradient_embeddings", "emb"), ("fisher_diagonal", "diag")):
         hooks, func = t[f"{key}-hooks"], t[f"{key}-func"]
         print(f"  {label:46s} {1e3 * hooks / f:10.2f} {1e3 * func / f:10.2f} {func / hooks:10.2f}x")
     diag_hooks = torch.cat([v.flatten() for v in out["diag-hooks"].values()])
     diag_func = torch.cat([v.flatten() for v in out["diag-func"].values()])
-    print(f"  agreement func vs hooks (max abs diff / max abs): embeddings {rel_err(out['emb-func'], out['emb-hooks']):.1e}, "
-          f"diagonal {rel_err(diag_func, diag_hooks):.1e}")  # fmt: skip
+    print(
+        "  agreement func vs hooks (max abs diff / max abs): embeddings"
+        f" {rel_err(out['emb-func'], out['emb-hooks']):.1e}, diagonal"
+        f" {rel_err(diag_func, diag_hooks):.1e}"
+    )
     return t
 
 
@@ -340,7 +354,8 @@ def main():
 
 
 def trained_cnn(labels: int = 300, seed: int = 0):
-    """The CNN trained with the paper recipe on ``labels`` balanced FashionMNIST labels (pool of 5000)."""
+    """The CNN trained with the paper recipe on ``labels`` balanced FashionMNIST labels (pool of
+    5000)."""
     import numpy as np
 
     from fmlib.datasets import initial_labeled, prepare_data
@@ -373,9 +388,11 @@ def time_round(
     strategy.select(model, pool, labeled, unlabeled, picks, seed=0, device=device)
     total = time.perf_counter() - start
     embed = strategy.report.embed_time
-    print(f"  one FisherMask round ({candidates} candidates, {picks} picks, fraction {fraction}, k="
-          f"{strategy.report.fisher.mask.size}): {total:.1f} s = Fisher diagonal ~{fisher:.1f} s + embeddings "
-          f"~{embed - fisher:.1f} s + greedy {total - embed:.1f} s")  # fmt: skip
+    print(
+        f"  one FisherMask round ({candidates} candidates, {picks} picks, fraction {fraction},"
+        f" k={strategy.report.fisher.mask.size}): {total:.1f} s = Fisher diagonal ~{fisher:.1f} s +"
+        f" embeddings ~{embed - fisher:.1f} s + greedy {total - embed:.1f} s"
+    )
 
 
 def _warm_batchnorm(model, x):

@@ -1,24 +1,23 @@
 """Benchmark greedy BAIT selection: incremental updates against per-step recomputation.
 
-    .venv/bin/python benchmarks/bench_select.py            # speed (N=3000, C=10, k=1000, 100 picks), then memory
-    .venv/bin/python benchmarks/bench_select.py --quick    # small sizes, seconds, no memory run
-    .venv/bin/python benchmarks/bench_select.py --memory   # only N=20000, C=10, k=2000: peak RSS
-    .venv/bin/python benchmarks/bench_select.py --busy     # 1 vs 2 threads beside a busy process
+    .venv/bin/python benchmarks/bench_select.py           # speed, then memory (sizes below)
+    .venv/bin/python benchmarks/bench_select.py --quick   # small sizes, seconds, no memory run
+    .venv/bin/python benchmarks/bench_select.py --memory  # only N=20000, C=10, k=2000: peak RSS
+    .venv/bin/python benchmarks/bench_select.py --busy    # 1 vs 2 threads beside a busy process
 
 Busy mode (N=1500, C=10, k=500, 60 picks) spawns a process that spins on one core, then times
 the incremental greedy at 1 and at 2 torch threads, interleaved, and the same at 2 threads with
 the one-thread pick loop switched off (the greedy before it ran small picks on one thread).
 
-Speed mode times :func:`greedy_trace_select` over all picks (median of ``--repeats`` runs) and
-the naive recomputation (:func:`greedy_trace_select_naive`, O(N·C·k²) a pick) over
-``--naive-picks`` picks, extrapolated per pick when that is fewer, and checks both make the
-same picks. It then runs memory mode in a fresh subprocess (``--memory-picks`` picks; the
-peak is reached in the setup and the first pick, the arrays do not grow with the picks).
-Memory mode prints the peak resident set size of the whole process (ru_maxrss), which
-includes the float32 embeddings themselves.
-On a CPU shared with other jobs, busy-waiting OpenMP threads can slow small ops down many
-times over (seen on a 2-core machine): compare runs with ``OMP_WAIT_POLICY=PASSIVE`` or
-``--threads 1``.
+Speed mode (N=3000, C=10, k=1000, 100 picks) times :func:`greedy_trace_select` over all picks
+(median of ``--repeats`` runs) and the naive recomputation (:func:`greedy_trace_select_naive`,
+O(N·C·k²) a pick) over ``--naive-picks`` picks, extrapolated per pick when that is fewer, and checks
+both make the same picks. It then runs memory mode in a fresh subprocess (``--memory-picks`` picks;
+the peak is reached in the setup and the first pick, the arrays do not grow with the picks). Memory
+mode prints the peak resident set size of the whole process (ru_maxrss), which includes the float32
+embeddings themselves. On a CPU shared with other jobs, busy-waiting OpenMP threads can slow small
+ops down many times over (seen on a 2-core machine): compare runs with ``OMP_WAIT_POLICY=PASSIVE``
+or ``--threads 1``.
 """
 
 from __future__ import annotations
@@ -69,7 +68,8 @@ def timed(fn, device):
 
 def speed(args, device):
     print(
-        f"speed: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled} on {device}"
+        f"speed: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled}"
+        f" on {device}"
     )
     v, kwargs = make_problem(args.num, args.classes, args.k, args.n_labeled, device)
     one, t_one = timed(lambda: greedy_trace_select(v, 1, **kwargs), device)
@@ -100,17 +100,21 @@ def speed(args, device):
     print(f"  naive:       {t_slow:8.2f} s for {naive_n} picks ({naive_per_pick:.2f} s/pick)")
     if naive_n < args.picks:
         print(
-            f"  naive over {args.picks} picks EXTRAPOLATED from {naive_n} measured: {naive_per_pick * args.picks:.1f} s"
+            f"  naive over {args.picks} picks EXTRAPOLATED from {naive_n} measured:"
+            f" {naive_per_pick * args.picks:.1f} s"
         )
     print(f"  same picks as naive over the first {naive_n}: {same}")
     if not same:
         first = next(i for i, (a, b) in enumerate(zip(slow, reference)) if a != b)
         print(
-            f"    first difference at pick {first}: incremental {reference[first]}, naive {slow[first]}"
+            f"    first difference at pick {first}: incremental {reference[first]}, naive"
+            f" {slow[first]}"
         )
     ratio = naive_per_pick * args.picks / t_fast
-    print(f"  speed-up (naive {args.picks} picks / incremental {args.picks} picks): {ratio:.1f}x "
-          f"(goal >= 30x: {'met' if ratio >= 30 else 'MISSED'})")  # fmt: skip
+    print(
+        f"  speed-up (naive {args.picks} picks / incremental {args.picks} picks): {ratio:.1f}x "
+        f"(goal >= 30x: {'met' if ratio >= 30 else 'MISSED'})"
+    )
     print(f"  per pick after setup: {naive_per_pick / per_pick:.0f}x faster")
     print(f"  setup + 1st pick / one naive pick: {t_one / naive_per_pick:.2f}")
 
@@ -121,10 +125,15 @@ def busy(args, device):
     from fmlib.fisher import greedy
 
     num, k, picks = args.num, args.k, 60
-    print(f"busy: N={num} C={args.classes} k={k} picks={picks} beside a spinning process; "
-          f"load before {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"busy: N={num} C={args.classes} k={k} picks={picks} beside a spinning process; "
+        f"load before {os.getloadavg()[0]:.2f}"
+    )
     v, kwargs = make_problem(num, args.classes, k, args.n_labeled, device)
-    spin = "import os, time\nparent = os.getppid()\nwhile os.getppid() == parent:\n    sum(range(10**5))"
+    spin = (
+        "import os, time\nparent = os.getppid()\n"
+        "while os.getppid() == parent:\n    sum(range(10**5))"
+    )
     spinner = subprocess.Popen([sys.executable, "-c", spin])  # ends when this process ends
     try:
         time.sleep(1.0)
@@ -146,13 +155,16 @@ def busy(args, device):
         times = ", ".join(f"{t:.2f}" for _, t in runs)
         print(f"  {label:32s} {t:6.2f} s  ({t / base:.2f}x 1 thread; runs {times})")
     ratio = statistics.median(t for _, t in rows["2 threads"]) / base
-    print(f"  2 threads / 1 thread: {ratio:.2f} (goal <= 1.5: {'met' if ratio <= 1.5 else 'MISSED'}); "
-          f"same picks in every run; load during {load:.2f}")  # fmt: skip
+    print(
+        f"  2 threads / 1 thread: {ratio:.2f} (goal <= 1.5: {'met' if ratio <= 1.5 else 'MISSED'});"
+        f" same picks in every run; load during {load:.2f}"
+    )
 
 
 def memory(args, device):
     print(
-        f"memory: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled} on {device}"
+        f"memory: N={args.num} C={args.classes} k={args.k} picks={args.picks} |L|={args.n_labeled}"
+        f" on {device}"
     )
     v, kwargs = make_problem(args.num, args.classes, args.k, args.n_labeled, device)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
@@ -166,7 +178,8 @@ def memory(args, device):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"  selected {len(picks)} in {t:.1f} s; first picks {picks[:5]}")
     print(
-        f"  peak RSS of the process: {rss / GIB:.2f} GiB (goal < 6 GiB: {'met' if rss < 6 * GIB else 'MISSED'})"
+        f"  peak RSS of the process: {rss / GIB:.2f} GiB (goal < 6 GiB:"
+        f" {'met' if rss < 6 * GIB else 'MISSED'})"
     )
     if device.type == "cuda":
         print(f"  peak CUDA memory allocated: {torch.cuda.max_memory_allocated() / GIB:.2f} GiB")

@@ -41,8 +41,14 @@ def phases(device, x, x_l, picks, fraction):
     x, x_l = x.to(device), x_l.to(device)
     out = {}
     diag, out["fisher diagonal"] = timed(lambda: fisher_diagonal(model, x[:1024]), device)
-    mask = fisher_mask({k: v.cpu() for k, v in diag.items()}, fraction, method="global", include_head=True,
-                       model=model, seed=0)  # fmt: skip
+    mask = fisher_mask(
+        {k: v.cpu() for k, v in diag.items()},
+        fraction,
+        method="global",
+        include_head=True,
+        model=model,
+        seed=0,
+    )
     embed = lambda inputs: torch.cat(
         [gradient_embeddings(model, b, mask) for b in inputs.split(256)]
     )
@@ -86,8 +92,10 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("no CUDA device here: nothing to check (use --device cpu for a CPU smoke run)")
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}"
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    )
     gen = torch.Generator().manual_seed(0)
     x, x_l = (
         torch.randn(args.num, 1, 28, 28, generator=gen),
@@ -99,8 +107,11 @@ def main() -> None:
     peak = (
         torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     )
-    cpu, cpu_picks, _ = (dev, dev_picks, k) if device.type == "cpu" else phases(torch.device("cpu"), x, x_l,
-                                                                                args.picks, args.fraction)  # fmt: skip
+    cpu, cpu_picks, _ = (
+        (dev, dev_picks, k)
+        if device.type == "cpu"
+        else phases(torch.device("cpu"), x, x_l, args.picks, args.fraction)
+    )
     print(f"N={args.num}, C=4, k={k}, {args.picks} picks; peak device memory {peak:.2f} GiB")
     print("| phase | device s | CPU s | CPU / device |")
     print("|---|---|---|---|")
@@ -109,8 +120,8 @@ def main() -> None:
     for precision, picks in dev_picks.items():
         same = len(set(picks) & set(cpu_picks["float64"]))
         print(
-            f"device greedy {precision}: {same} of {args.picks} picks in common with the CPU float64 picks, "
-            f"identical order: {picks == cpu_picks['float64']}"
+            f"device greedy {precision}: {same} of {args.picks} picks in common with the CPU"
+            f" float64 picks, identical order: {picks == cpu_picks['float64']}"
         )
 
 

@@ -5,9 +5,9 @@ on imbalanced FashionMNIST trained on 15 labels, FisherMask fraction 0.005, 2000
 float32 embeddings) and saves them: ``DIR/seed{s}.pt`` with the embeddings ``[N, C, k]``, F_U,
 F_L and |L|. Without ``--dump`` it reads them and runs the greedy on the *same* embeddings three
 ways: float64 products (the reference, fmlib's default), float32 products with the drift check
-(``precision="float32"``) and float32 without it (the previous float32 greedy), and prints picks in common with float64 and the
-largest relative error of the candidates' gains at each pick (gains of the candidates within 50 %
-of the best, against float64 gains of the same state).
+(``precision="float32"``) and float32 without it (the previous float32 greedy), and prints picks in
+common with float64 and the largest relative error of the candidates' gains at each pick (gains of
+the candidates within 50 % of the best, against float64 gains of the same state).
 
 Usage: python benchmarks/greedy_precision.py --dump /tmp/fm_inputs [--seeds 0 1 2 3 4]
        python benchmarks/greedy_precision.py --inputs /tmp/fm_inputs [--picks 70]
@@ -126,9 +126,9 @@ def compare(inputs, seed, picks):
             worst_top.append(float(rel[top].max()))
         first = next((i for i, (a, b) in enumerate(zip(got, ref)) if a != b), None)
         print(
-            f"| {seed} | {label} | {len(set(got) & set(ref))} of {n} | {first if first is not None else '–'} | "
-            f"{worst_top[-1]:.1e} (all {worst[-1]:.1e}) | {max(worst_top):.1e} | "
-            f"{len(info.get('refreshes', []))} | {t32 / t64:.2f} |",
+            f"| {seed} | {label} | {len(set(got) & set(ref))} of {n} |"
+            f" {first if first is not None else '–'} | {worst_top[-1]:.1e} (all {worst[-1]:.1e}) |"
+            f" {max(worst_top):.1e} | {len(info.get('refreshes', []))} | {t32 / t64:.2f} |",
             flush=True,
         )
 
@@ -145,7 +145,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.2f}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load"
+        f" {os.getloadavg()[0]:.2f}"
     )
     if args.dump:
         args.dump.mkdir(parents=True, exist_ok=True)
@@ -153,8 +154,9 @@ def main() -> None:
             dump(seed, args.dump)
         return
     print(
-        "| seed | greedy | picks in common with float64 | first differing pick | gain rel. error at the "
-        "last pick, candidates within 50 % of the best | largest over picks | refreshes | time / float64 |"
+        "| seed | greedy | picks in common with float64 | first differing pick | gain rel. error at"
+        " the last pick, candidates within 50 % of the best | largest over picks | refreshes | time"
+        " / float64 |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:

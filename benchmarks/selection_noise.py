@@ -60,8 +60,14 @@ class Jittered(FisherMask):
         diag = fisher_diagonal(model, inputs, chunk_size=self.options["chunk_size"])
         diag = {k: self._jitter(v) for k, v in diag.items()}
         opts = self.options
-        mask = fisher_mask(diag, opts["fraction"], method=opts["method"], include_head=opts["include_head"], model=model,
-                           seed=seed)  # fmt: skip
+        mask = fisher_mask(
+            diag,
+            opts["fraction"],
+            method=opts["method"],
+            include_head=opts["include_head"],
+            model=model,
+            seed=seed,
+        )
         return mask, diag
 
 
@@ -83,11 +89,12 @@ def main() -> None:
         else "Fisher diagonal and embeddings x (1 + ulp z)"
     )
     print(
-        f"torch {torch.__version__}, {args.threads} thread(s); FisherMask {options}, first query of 70 at 15 labels; "
-        f"perturbed: {what}"
+        f"torch {torch.__version__}, {args.threads} thread(s); FisherMask {options}, first query of"
+        f" 70 at 15 labels; perturbed: {what}"
     )
     print(
-        "| seed | precision | picks in common (of 70) | first differing pick | mask entries in common | seconds |"
+        "| seed | precision | picks in common (of 70) | first differing pick | mask entries in"
+        " common | seconds |"
     )
     print("|---|---|---|---|---|---|")
     for seed in args.seeds:
@@ -120,8 +127,12 @@ def main() -> None:
             mask, other_mask = clean.report.fisher.mask, noisy.report.fisher.mask
             common_mask = sum(int((mask[k] & other_mask[k]).sum()) for k in mask)
             first = next((i for i, (a, b) in enumerate(zip(picks, other)) if a != b), None)
-            print(f"| {seed} | {precision} | {len(set(picks) & set(other))} | {first if first is not None else '–'} | "
-                  f"{common_mask} of {mask.size} | {time.perf_counter() - start:.0f} |", flush=True)  # fmt: skip
+            print(
+                f"| {seed} | {precision} | {len(set(picks) & set(other))} |"
+                f" {first if first is not None else '–'} | {common_mask} of {mask.size} |"
+                f" {time.perf_counter() - start:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -17,19 +17,33 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # autodoc imports this checkout's fmlib, installed or not
 
-# The notebooks' kernels inherit this environment: smoke mode, this checkout's fmlib, no GUI backend.
+# The notebooks' kernels inherit this environment: smoke mode, this checkout's fmlib, no GUI
+# backend.
 os.environ["FMLIB_SMOKE"] = "1"
-os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 os.environ.pop("MPLBACKEND", None)  # inline figures, as a user sees them
 
 import fmlib  # noqa: E402
 
 # Tutorials in reading order: (notebook in notebooks/, copy in docs/tutorials/).
-TUTORIALS = ["fisher_primer", "active_learning", "label_yourself", "sensitivity", "compare", "ablation"]
+TUTORIALS = [
+    "fisher_primer",
+    "active_learning",
+    "label_yourself",
+    "sensitivity",
+    "compare",
+    "ablation",
+]
 for number, name in enumerate(TUTORIALS, start=1):
-    source, copy = ROOT / "notebooks" / f"{name}.ipynb", DOCS / "tutorials" / f"{number}_{name}.ipynb"
+    source, copy = (
+        ROOT / "notebooks" / f"{name}.ipynb",
+        DOCS / "tutorials" / f"{number}_{name}.ipynb",
+    )
     if not copy.is_file() or copy.read_bytes() != source.read_bytes():
-        shutil.copyfile(source, copy)  # only when changed: an unchanged copy keeps Sphinx's incremental build
+        # only when changed: an unchanged copy keeps Sphinx's incremental build
+        shutil.copyfile(source, copy)
 
 project = "fmlib"
 author = "fmlib developers"
@@ -53,8 +67,9 @@ source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 
-# myst-nb: execute every tutorial on every build (smoke mode, seconds to a minute each) and fail on any error.
-# FMLIB_DOCS_EXECUTE=cache reuses unchanged notebooks' outputs between local builds (build/docs/.jupyter_cache).
+# myst-nb: execute every tutorial on every build (smoke mode, seconds to a minute each) and fail on
+# any error. FMLIB_DOCS_EXECUTE=cache reuses unchanged notebooks' outputs between local builds
+# (build/docs/.jupyter_cache).
 nb_execution_mode = os.environ.get("FMLIB_DOCS_EXECUTE", "force")
 nb_execution_cache_path = str(ROOT / "build" / "docs" / ".jupyter_cache")
 nb_execution_raise_on_error = True
@@ -64,15 +79,22 @@ nb_merge_streams = True
 nb_output_stderr = "remove"  # progress bars and warnings of the kernel, not tutorial content
 
 # autodoc + napoleon (Google style, STYLE.md)
-autodoc_default_options = {"members": True, "show-inheritance": True, "member-order": "bysource", "ignore-module-all": True}
-# ignore-module-all: a package's __all__ re-exports its submodules' names; each is documented once, where it is defined
+autodoc_default_options = {
+    "members": True,
+    "show-inheritance": True,
+    "member-order": "bysource",
+    "ignore-module-all": True,
+}
+# ignore-module-all: a package's __all__ re-exports its submodules' names; each is documented once,
+# where it is defined
 autodoc_typehints = "description"
 autodoc_preserve_defaults = True
 autodoc_mock_imports = ["submitit"]  # optional (grid extra); fmlib imports it only when used
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
-# intersphinx: off when FMLIB_DOCS_OFFLINE=1 (make docs sets it: the inventories live on the internet)
+# intersphinx: off when FMLIB_DOCS_OFFLINE=1 (make docs sets it: the inventories live on the
+# internet)
 if os.environ.get("FMLIB_DOCS_OFFLINE") == "1":
     intersphinx_mapping = {}
 else:

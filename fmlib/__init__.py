@@ -14,19 +14,29 @@ The public surface, in the order data flows::
 
 from importlib import import_module
 
-# name -> module; imported on first use, so `python -m fmlib.grid` and its workers start without torch
+# name -> module; imported on first use, so `python -m fmlib.grid` and its workers start without
+# torch
 _EXPORTS = {
-    "load_dataset": "datasets", "make_imbalanced": "datasets", "prepare_data": "datasets",
-    "ExperimentConfig": "experiment", "run_experiment": "experiment",
-    "open_session": "session", "ActiveSession": "session",
-    "fisher_diagonal": "fisher", "gradient_embeddings": "fisher",
-    "ParameterMask": "fisher", "fisher_mask": "fisher",
+    "load_dataset": "datasets",
+    "make_imbalanced": "datasets",
+    "prepare_data": "datasets",
+    "ExperimentConfig": "experiment",
+    "run_experiment": "experiment",
+    "open_session": "session",
+    "ActiveSession": "session",
+    "fisher_diagonal": "fisher",
+    "gradient_embeddings": "fisher",
+    "ParameterMask": "fisher",
+    "fisher_mask": "fisher",
     "build_model": "models",
-    "load_run": "records", "load_runs": "records",
+    "load_run": "records",
+    "load_runs": "records",
     "greedy_trace_select": "fisher",
-    "STRATEGIES": "strategies", "get_strategy": "strategies",
-    "evaluate": "train", "fit": "train",
-}  # fmt: skip
+    "STRATEGIES": "strategies",
+    "get_strategy": "strategies",
+    "evaluate": "train",
+    "fit": "train",
+}
 
 
 def __getattr__(name: str):

@@ -38,9 +38,11 @@ def integer(name: str, value, minimum: int, optional: bool = False) -> None:
 def size_problems(config) -> list[str]:
     """Problems of a config's sizes (pool, test set, initial set, batch, rounds, budget)."""
     checks = [(name, getattr(config, name), 1, True) for name in ("pool_size", "test_size")]
-    checks += [("initial_size", config.initial_size, 1, False),
-               ("query_size", config.query_size, 1, False),
-               ("rounds", config.rounds, 0, True)]  # fmt: skip
+    checks += [
+        ("initial_size", config.initial_size, 1, False),
+        ("query_size", config.query_size, 1, False),
+        ("rounds", config.rounds, 0, True),
+    ]
     if is_int(config.initial_size):
         checks.append(("budget", config.budget, config.initial_size, True))
     out = []
@@ -64,9 +66,11 @@ def schedule_rounds(
             f"rounds {rounds}" if rounds is not None and rounds <= by_budget else f"budget {budget}"
         )
         count = "unbounded" if n == math.inf else n
-        raise ValueError(f"{what}: the run would have {count} query rounds (initial_size "
-                         f"{initial_size}, query_size {query_size} per round); at most "
-                         f"{MAX_ROUNDS}: lower budget/rounds or raise query_size")  # fmt: skip
+        raise ValueError(
+            f"{what}: the run would have {count} query rounds (initial_size "
+            f"{initial_size}, query_size {query_size} per round); at most "
+            f"{MAX_ROUNDS}: lower budget/rounds or raise query_size"
+        )
     return int(n)
 
 
@@ -95,9 +99,11 @@ def check_labels_fit(config, pool_size: int, what: str = "the pool") -> None:
     final = initial + schedule_rounds(initial, query, config.budget, config.rounds) * query
     final = final if config.budget is None else min(final, config.budget)
     if final > pool_size:
-        raise ValueError(f"budget: the run would label {final} samples, beyond {what} "
-                         f"({pool_size}); lower budget/rounds (initial_size {initial} + "
-                         f"query_size {query} per round)")  # fmt: skip
+        raise ValueError(
+            f"budget: the run would label {final} samples, beyond {what} "
+            f"({pool_size}); lower budget/rounds (initial_size {initial} + "
+            f"query_size {query} per round)"
+        )
 
 
 def check_memory(config, strategy, model: torch.nn.Module, shape: tuple[int, int]) -> None:
@@ -173,9 +179,13 @@ TRAINING_RULES = {
 def training_problems(values: Mapping) -> list[str]:
     """Problems of the training values; any field whose default is a bool must be a bool."""
     flags = {f.name for f in fields(TrainConfig) if isinstance(f.default, bool)}
-    out = [f"{name} must be {what}, got {values[name]!r}"
-           for name, (what, ok) in TRAINING_RULES.items()
-           if name in values and not ok(values[name])]  # fmt: skip
-    return out + [f"{name} must be true or false, got {values[name]!r}"
-                  for name in sorted(flags & set(values))
-                  if not isinstance(values[name], bool)]  # fmt: skip
+    out = [
+        f"{name} must be {what}, got {values[name]!r}"
+        for name, (what, ok) in TRAINING_RULES.items()
+        if name in values and not ok(values[name])
+    ]
+    return out + [
+        f"{name} must be true or false, got {values[name]!r}"
+        for name in sorted(flags & set(values))
+        if not isinstance(values[name], bool)
+    ]

@@ -1,9 +1,10 @@
 """The parts of an AL run, built from a validated config and checked against the data.
 
 :func:`build` trusts a config that :meth:`fmlib.config.ExperimentConfig.validate` passed, checks
-what only the data can show and hands on the built parts (:class:`RunParts`: data, model, strategy, training, schedule,
-initial set, device), so nothing is written for a config that cannot run and nothing is built
-twice. :data:`MODEL_CONTRACT` says what a model must offer; :func:`check_model` checks it.
+what only the data can show and hands on the built parts (:class:`RunParts`: data, model, strategy,
+training, schedule, initial set, device), so nothing is written for a config that cannot run and
+nothing is built twice. :data:`MODEL_CONTRACT` says what a model must offer; :func:`check_model`
+checks it.
 """
 
 from __future__ import annotations
@@ -78,10 +79,13 @@ def build(
         config: an :class:`ExperimentConfig` that :meth:`~ExperimentConfig.validate` passed
             (``check_dataset`` unless ``data`` is given); it is not checked again here.
         data: a pool and test set instead of loading ``config.dataset``: an :class:`ALData` or a
-            ``(pool, test)`` pair of torch Datasets of ``(x, y)`` items (:func:`fmlib.data.as_al_data`).
-        strategy: a strategy object instead of ``get_strategy(config.strategy, **strategy_options)``.
+            ``(pool, test)`` pair of torch Datasets of ``(x, y)`` items
+            (:func:`fmlib.data.as_al_data`).
+        strategy: a strategy object instead of
+            ``get_strategy(config.strategy, **strategy_options)``.
         model: a factory ``model(num_classes) -> nn.Module`` instead of ``config.model``
-            (:data:`MODEL_CONTRACT`; checked here on a batch of the pool, with what the strategy needs).
+            (:data:`MODEL_CONTRACT`; checked here on a batch of the pool, with what the strategy
+            needs).
         train: a training hook ``train(model, data, labeled, *, seed, device) -> dict`` instead of
             ``config.trainer`` (by name) or :func:`fmlib.train.fit`.
         memory_checked: validation ran the memory bound (:func:`fmlib.bounds.check_memory`) on
@@ -102,7 +106,8 @@ def build(
             else type(model).__name__
         )
         raise ValueError(
-            f"model must be a factory: model(num_classes) -> nn.Module (a class or a function), got {got}"
+            "model must be a factory: model(num_classes) -> nn.Module (a class or a function), got"
+            f" {got}"
         )
     source = "config" if data is None else "in-memory"
     data = as_al_data(data) if data is not None else load_data(config)
@@ -115,8 +120,10 @@ def build(
             if config.imbalance in ("step", "longtail")
             else f"pool_size {config.pool_size}"
         )
-        raise ValueError(f"{cause} leaves classes {empty} without samples in the pool "
-                         f"({dict(enumerate(pool.class_counts().tolist()))}); lower it")  # fmt: skip
+        raise ValueError(
+            f"{cause} leaves classes {empty} without samples in the pool "
+            f"({dict(enumerate(pool.class_counts().tolist()))}); lower it"
+        )
     config.check_pool(len(pool))
     with seeded(round_seed(config.seed, 0, "init"), device):
         factory = model
@@ -133,27 +140,48 @@ def build(
             check_model(model, strategy, pool, what=f"model {config.model!r}")
         else:
             if len(pool.shape) != 3 or pool.shape[1] != pool.shape[2]:
-                raise ValueError(f"model {config.model!r} takes square images [C, H, W], but the pool's inputs have "
-                                 f"shape {pool.shape}; pass model=factory (factory(num_classes) -> nn.Module)")  # fmt: skip
+                raise ValueError(
+                    f"model {config.model!r} takes square images [C, H, W], but the pool's inputs"
+                    f" have shape {pool.shape}; pass model=factory (factory(num_classes) ->"
+                    " nn.Module)"
+                )
             model = trial_model(
                 config.model, config.model_options, pool.num_classes, pool.shape[0], pool.shape[1]
             )
             check_model(model, strategy, pool, what=f"model {config.model!r}")
     if not memory_checked:
         check_memory(config, strategy, model, (len(pool), pool.num_classes))  # before round 0
-    initial = initial_labeled(pool.labels.numpy(), config.initial_size, config.initial_method,
-                              seed=config.data_seed_or_seed())  # fmt: skip
+    initial = initial_labeled(
+        pool.labels.numpy(),
+        config.initial_size,
+        config.initial_method,
+        seed=config.data_seed_or_seed(),
+    )
     factory_name = None
     if factory is not None:
-        factory_name = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+        module = getattr(factory, "__module__", "?")
+        factory_name = f"{module}.{getattr(factory, '__qualname__', repr(factory))}"
     if train is None and config.trainer is not None:
         train = resolve_callable(config.trainer, "trainer", "function")
     if train is not None and not callable(train):
-        raise ValueError("train must be a callable train(model, data, labeled, *, seed, device) -> "
-                         f"dict, got {type(train).__name__}")  # fmt: skip
+        raise ValueError(
+            "train must be a callable train(model, data, labeled, *, seed, device) -> "
+            f"dict, got {type(train).__name__}"
+        )
     schedule = config.schedule()
-    return RunParts(config, data, model, strategy, training, schedule, initial, device, source,
-                    factory_name, train)  # fmt: skip
+    return RunParts(
+        config,
+        data,
+        model,
+        strategy,
+        training,
+        schedule,
+        initial,
+        device,
+        source,
+        factory_name,
+        train,
+    )
 
 
 def check_data(data: ALData) -> None:
@@ -165,26 +193,32 @@ def check_data(data: ALData) -> None:
         labels = part.labels
         bad = torch.nonzero((labels < 0) | (labels >= part.num_classes)).flatten()
         if len(bad):
-            raise ValueError(f"data: the {name}'s labels must be class indices 0..{part.num_classes - 1} (its "
-                             f"{part.num_classes} class names {list(part.classes)}), but sample {int(bad[0])} has "
-                             f"label {int(labels[bad[0]])} ({len(bad)} such samples); pass every class name")  # fmt: skip
+            raise ValueError(
+                f"data: the {name}'s labels must be class indices 0..{part.num_classes - 1} (its"
+                f" {part.num_classes} class names {list(part.classes)}), but sample {int(bad[0])}"
+                f" has label {int(labels[bad[0]])} ({len(bad)} such samples); pass every class name"
+            )
         x = getattr(part, "_x", None)  # a TensorDataset's inputs: in memory, cheap to check
         if isinstance(x, torch.Tensor) and x.is_floating_point():
             rows = torch.nonzero(~torch.isfinite(x.reshape(len(x), -1)).all(1)).flatten()
             if len(rows):
-                raise ValueError(f"data: the {name}'s inputs must be finite, but samples {rows[:5].tolist()} "
-                                 f"({len(rows)} in all) hold NaN or inf")  # fmt: skip
+                raise ValueError(
+                    f"data: the {name}'s inputs must be finite, but samples {rows[:5].tolist()} "
+                    f"({len(rows)} in all) hold NaN or inf"
+                )
 
 
-MODEL_CONTRACT = """A model factory is called as factory(num_classes) and returns an nn.Module whose forward(x)
-gives logits [N, num_classes] for a batch of the data's inputs; strategies that need more name it:
-embed(x) -> penultimate features [N, d] (coreset, badge, bald, bait) and head, the final nn.Linear
-d -> num_classes (badge, bald, bait, fishermask unless include_head=False or a fixed mask)."""
+MODEL_CONTRACT = """A model factory is called as factory(num_classes) and returns an nn.Module
+whose forward(x) gives logits [N, num_classes] for a batch of the data's inputs; strategies that
+need more name it: embed(x) -> penultimate features [N, d] (coreset, badge, bald, bait) and head,
+the final nn.Linear d -> num_classes (badge, bald, bait, fishermask unless include_head=False or a
+fixed mask)."""
 
 
 def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") -> None:
-    """``ValueError`` unless ``model`` maps a batch of ``pool``'s inputs to logits ``[n, C]`` and has
-    what ``strategy`` needs (``strategy.model_needs()``: ``embed``, ``head``), naming what is missing."""
+    """``ValueError`` unless ``model`` maps a batch of ``pool``'s inputs to logits ``[n, C]`` and
+    has what ``strategy`` needs (``strategy.model_needs()``: ``embed``, ``head``), naming what is
+    missing."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"{what} must be a torch nn.Module, got {type(model).__name__}")
     x = pool.inputs([0, 1] if len(pool) > 1 else [0])
@@ -199,19 +233,25 @@ def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") ->
         shown, hint = f"shape {tuple(x.shape)}", ""
         if isinstance(x, DictBatch):  # name the keys: the usual mistake is a key it does not read
             shown = f"a dict batch with {x.describe()}"
-            hint = ("; dict inputs reach forward(batch) as one argument (batch['key']); a "
-                    "forward that takes them as keywords goes through "
-                    "fmlib.hf.KeywordModel(model)")  # fmt: skip
-        raise ValueError(f"{what} fails on a batch of the pool's inputs ({shown}): "
-                         f"{type(err).__name__}: {err}{hint}") from None  # fmt: skip
+            hint = (
+                "; dict inputs reach forward(batch) as one argument (batch['key']); a "
+                "forward that takes them as keywords goes through "
+                "fmlib.hf.KeywordModel(model)"
+            )
+        raise ValueError(
+            f"{what} fails on a batch of the pool's inputs ({shown}): "
+            f"{type(err).__name__}: {err}{hint}"
+        ) from None
     if not isinstance(logits, torch.Tensor) or logits.shape != (len(x), pool.num_classes):
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(
             f"{what} must return logits [N, {pool.num_classes}] (one per class), got {got}"
         )
     if logits.is_floating_point() and not torch.isfinite(logits).all():
-        raise ValueError(f"{what} returns NaN or inf logits on pool samples {list(range(len(x)))}, whose inputs "
-                         f"are {'finite' if torch.isfinite(x.float()).all() else 'not finite'}: fix the model")  # fmt: skip
+        raise ValueError(
+            f"{what} returns NaN or inf logits on pool samples {list(range(len(x)))}, whose inputs "
+            f"are {'finite' if torch.isfinite(x.float()).all() else 'not finite'}: fix the model"
+        )
     needs = tuple(strategy.model_needs()) if hasattr(strategy, "model_needs") else ()
     name = getattr(strategy, "name", "") or type(strategy).__name__
     missing = []
@@ -221,16 +261,19 @@ def check_model(model: nn.Module, strategy, pool, *, what: str = "the model") ->
         missing.append("head (the final nn.Linear)")
     if missing:
         hint = " (or include_head=False)" if name == "fishermask" else ""
-        raise ValueError(f"strategy {name!r} needs {' and '.join(missing)}, which {what} "
-                         f"({type(model).__name__}) lacks; add it{hint} or pick a strategy that needs only "
-                         "logits (random, entropy, margin, least_confidence)")  # fmt: skip
+        raise ValueError(
+            f"strategy {name!r} needs {' and '.join(missing)}, which {what} "
+            f"({type(model).__name__}) lacks; add it{hint} or pick a strategy that needs only "
+            "logits (random, entropy, margin, least_confidence)"
+        )
 
 
 # ----------------------------------------------------------------------------- checks
 
 
 def _named_model(name: str, options: Mapping, num_classes: int) -> nn.Module:
-    """The model of the factory ``name`` (``"package.module:function"``): ``function(num_classes, **options)``."""
+    """The model of the factory ``name`` (``"package.module:function"``):
+    ``function(num_classes, **options)``."""
     try:
         return resolve_callable(name, "model")(num_classes, **options)
     except TypeError as err:

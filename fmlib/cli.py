@@ -39,13 +39,15 @@ RUN_EPILOG = """\
 examples:
     fmlib run --strategy entropy --seed 1 --output runs/entropy-seed1
     fmlib run --strategy fishermask --set strategy_options.fraction=0.003 --set budget=295
-    fmlib run --config my_config.json --set seed=2              # flags and --set override the file
-    fmlib run --config runs/old/config.json --output runs/again  # a run directory's config.json works too
-    fmlib run --smoke --strategy badge                           # a tiny run in seconds: a test, not a result
-    fmlib run --dataset fashion_mnist --imbalance none --set pool_size=5000 --set initial_size=100 \\
-        --set query_size=200 --set budget=1100 --set train_options='{"epochs": 20}' --device cuda
-    fmlib run --dataset mydata:load --imbalance none --model mymodels:mlp --strategy mystrategies:Mine \\
-        --set dataset_options.n=5000 --set model_options.hidden=64   # your own data, model and strategy
+    fmlib run --config my_config.json --set seed=2      # flags and --set override the file
+    fmlib run --config runs/old/config.json --output runs/again  # a run's config.json works too
+    fmlib run --smoke --strategy badge                  # a tiny run: a test, not a result
+    fmlib run --dataset fashion_mnist --imbalance none --set pool_size=5000 \\
+        --set initial_size=100 --set query_size=200 --set budget=1100 \\
+        --set train_options='{"epochs": 20}' --device cuda
+    fmlib run --dataset mydata:load --imbalance none --model mymodels:mlp \\
+        --strategy mystrategies:Mine --set dataset_options.n=5000 \\
+        --set model_options.hidden=64                   # your own data, model and strategy
 
 The config is ExperimentConfig's fields (python -c 'import fmlib; help(fmlib.ExperimentConfig)'):
 defaults, then --config FILE (a JSON object of fields, or a run's config.json), then the flags,
@@ -68,7 +70,8 @@ runs/<dataset>-<imbalance>-<strategy>-seed<seed> (with -smoke appended for --smo
 
 
 def _line(text: str) -> None:
-    """Print above any tqdm bars (they are cleared and redrawn), so round lines and bars do not mix."""
+    """Print above any tqdm bars (they are cleared and redrawn), so round lines and bars do not
+    mix."""
     from tqdm.auto import tqdm
 
     tqdm.write(text, file=sys.stdout)
@@ -97,8 +100,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     built = {}  # the strategy validation builds is the run's: built once
     config = build_config(args, built)
     output = Path(config.output_dir)
-    print(f"{config.strategy} on {config.dataset} (imbalance {config.imbalance!r}, seed {config.seed}), "
-          f"labels per round {config.schedule()}" + (" [SMOKE: tiny run, not a result]" if args.smoke else ""))  # fmt: skip
+    print(
+        f"{config.strategy} on {config.dataset} (imbalance {config.imbalance!r}, seed"
+        f" {config.seed}), labels per round {config.schedule()}"
+        + (" [SMOKE: tiny run, not a result]" if args.smoke else "")
+    )
     print(f"output: {output.resolve()}", flush=True)
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
@@ -106,29 +112,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with watch_rounds(output, _line, interval=args.interval) as watcher:  # lines from on_round
             callbacks = [watcher, *_tensorboard(args.tensorboard)]
-            records = run_experiment(config, strategy=built["strategy"], max_rounds=args.max_rounds,
-                                     callbacks=callbacks)  # fmt: skip
+            records = run_experiment(
+                config, strategy=built["strategy"], max_rounds=args.max_rounds, callbacks=callbacks
+            )
     except (ValueError, FileNotFoundError, RunDirectoryError) as err:
-        if watcher.new and not isinstance(
-            err, RunDirectoryError
-        ):  # failed after rounds ran: keep the traceback
+        # failed after rounds ran: keep the traceback
+        if watcher.new and not isinstance(err, RunDirectoryError):
             raise
         raise UserError(str(err)) from None
     except KeyboardInterrupt:
-        print(f"\ninterrupted; {len(watcher.shown)} rounds are recorded in {output}: "
-              "rerun the same command to continue", file=sys.stderr)  # fmt: skip
+        print(
+            f"\ninterrupted; {len(watcher.shown)} rounds are recorded in {output}: "
+            "rerun the same command to continue",
+            file=sys.stderr,
+        )
         return 130
     from fmlib.records import RESULTS, planned_rounds, write_results
 
     if not records.finished:
-        print(f"stopped after {len(records.rounds)} of {planned_rounds(records.meta)} rounds "
-              "(--max-rounds): rerun the same command to continue")  # fmt: skip
+        print(
+            f"stopped after {len(records.rounds)} of {planned_rounds(records.meta)} rounds "
+            "(--max-rounds): rerun the same command to continue"
+        )
         return 0
 
     write_results(output, records, smoke=bool(args.smoke))
     summary = json.loads((output / RESULTS).read_text())
-    print(f"done: {summary['rounds']} rounds, {summary['n_labeled']} labels, final accuracy {summary['final_accuracy']:.3f}, "
-          f"area under the learning curve {summary['auc']:.3f}")  # fmt: skip
+    print(
+        f"done: {summary['rounds']} rounds, {summary['n_labeled']} labels, final accuracy"
+        f" {summary['final_accuracy']:.3f}, area under the learning curve {summary['auc']:.3f}"
+    )
     print(f"records: {output} (config.json, rounds.csv, queries.csv, results.json)")
     return 0
 
@@ -161,7 +174,8 @@ def check_compare_args(args: argparse.Namespace) -> None:
         raise UserError(f"--budgets must be label counts >= 1, got {bad}")
     if Path(args.output).exists() and not Path(args.output).is_dir():
         raise UserError(
-            f"--output {args.output} is a file, not a folder: name a folder for the tables and figures"
+            f"--output {args.output} is a file, not a folder: name a folder for the tables and"
+            " figures"
         )
 
 
@@ -173,14 +187,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     check_compare_args(args)
     try:
-        frame, every = load_comparison(args.runs, include_unfinished=args.all,
-                                       include_smoke=args.smoke)  # fmt: skip
+        frame, every = load_comparison(
+            args.runs, include_unfinished=args.all, include_smoke=args.smoke
+        )
         check_metric(frame, args.metric)
     except ValueError as err:
         raise UserError(str(err)) from None
-    report, figures = write_comparison(frame, every, args.output, runs=args.runs,
-                                       metric=args.metric, target=args.target,
-                                       budgets=args.budgets or (), include_unfinished=args.all)  # fmt: skip
+    report, figures = write_comparison(
+        frame,
+        every,
+        args.output,
+        runs=args.runs,
+        metric=args.metric,
+        target=args.target,
+        budgets=args.budgets or (),
+        include_unfinished=args.all,
+    )
     print(report)
     names = ", ".join(p.name for p in figures)
     print(f"written to {args.output}: results_table.md, compare.json, {names}")
@@ -205,7 +227,8 @@ options: python benchmarks/bench_fisher.py --help.
 
 
 def benchmarks_dir(given=None) -> Path:
-    """The checkout's ``benchmarks/`` (beside the ``fmlib`` package of an editable install), or ``given``."""
+    """The checkout's ``benchmarks/`` (beside the ``fmlib`` package of an editable install), or
+    ``given``."""
     import fmlib
 
     folder = Path(given) if given else Path(fmlib.__file__).resolve().parents[1] / "benchmarks"
@@ -213,8 +236,11 @@ def benchmarks_dir(given=None) -> Path:
         where = f"{folder} holds no {' and '.join(BENCHMARKS)}"
         if given:
             raise UserError(where)
-        raise UserError(f"the benchmarks come with fmlib's source checkout, not with the installed package ({where}); "
-                        "clone the repository and pip install -e . from it, or pass --benchmarks DIR")  # fmt: skip
+        raise UserError(
+            "the benchmarks come with fmlib's source checkout, not with the installed package"
+            f" ({where}); clone the repository and pip install -e . from it, or pass"
+            " --benchmarks DIR"
+        )
     return folder
 
 
@@ -257,17 +283,27 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="fmlib",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="fmlib: Fisher-information-based active learning (FisherMask, BAIT and baselines).",
-        epilog=f"examples:\n{usage_examples(__doc__)}\nfmlib COMMAND --help shows the options and more examples of each command.",
+        description=(
+            "fmlib: Fisher-information-based active learning (FisherMask, BAIT and baselines)."
+        ),
+        epilog=(
+            f"examples:\n{usage_examples(__doc__)}\nfmlib COMMAND --help shows the options and more"
+            " examples of each command."
+        ),
     )
     top.add_argument("--version", action="version", version=f"fmlib {_version()}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser(
-        "run", help="one active-learning run from flags or a JSON config (resumable)", epilog=RUN_EPILOG,
+        "run",
+        help="one active-learning run from flags or a JSON config (resumable)",
+        epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run one active-learning experiment (fmlib.run_experiment) and keep its records in --output.",
-    )  # fmt: skip
+        description=(
+            "Run one active-learning experiment (fmlib.run_experiment) and keep its records in"
+            " --output."
+        ),
+    )
     run.add_argument(
         "-c", "--config", metavar="FILE", help="JSON file of config fields (or a run's config.json)"
     )
@@ -287,8 +323,14 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--imbalance", help="none, step, longtail or paper")
     run.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
-    run.add_argument("--set", action="append", default=[], type=field_assignment, metavar="FIELD=VALUE",
-                     help="any config field (repeatable), e.g. --set query_size=10 --set train_options.epochs=5")  # fmt: skip
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=field_assignment,
+        metavar="FIELD=VALUE",
+        help="any config field (repeatable), e.g. --set query_size=10 --set train_options.epochs=5",
+    )
     run.add_argument(
         "-o",
         "--output",
@@ -312,23 +354,32 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-progress", action="store_true", help="no tqdm bars (the round lines stay)"
     )
-    run.add_argument("--tensorboard", metavar="DIR",
-                     help="each round's metrics as TensorBoard event files in DIR")  # fmt: skip
     run.add_argument(
-        "--interval", type=float, default=1.0, help=argparse.SUPPRESS
-    )  # seconds between looks at rounds.csv
+        "--tensorboard",
+        metavar="DIR",
+        help="each round's metrics as TensorBoard event files in DIR",
+    )
+    # seconds between looks at rounds.csv
+    run.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     run.set_defaults(handler=cmd_run)
 
     commands.add_parser(
-        "grid", add_help=False, help="runs over a grid of configs (python -m fmlib.grid; fmlib grid --help)",
+        "grid",
+        add_help=False,
+        help="runs over a grid of configs (python -m fmlib.grid; fmlib grid --help)",
         description="Delegates every argument to python -m fmlib.grid.",
-    )  # fmt: skip
+    )
 
     cmp = commands.add_parser(
-        "compare", help="tables (AUC, mean ± std over seeds) and figures for a glob of run directories",
-        epilog=COMPARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Compare strategies over seeds: markdown tables printed and written, figures written to --output.",
-    )  # fmt: skip
+        "compare",
+        help="tables (AUC, mean ± std over seeds) and figures for a glob of run directories",
+        epilog=COMPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Compare strategies over seeds: markdown tables printed and written, figures written to"
+            " --output."
+        ),
+    )
     cmp.add_argument(
         "runs", nargs="+", metavar="RUNS", help="run directories, as globs (quote them)"
     )
@@ -359,10 +410,14 @@ def parser() -> argparse.ArgumentParser:
     cmp.set_defaults(handler=cmd_compare)
 
     bench = commands.add_parser(
-        "bench", help="the speed benchmarks (benchmarks/bench_fisher.py, bench_select.py; in a checkout)",
-        epilog=BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run fmlib's speed benchmarks: ratios against naive implementations, in the same run.",
-    )  # fmt: skip
+        "bench",
+        help="the speed benchmarks (benchmarks/bench_fisher.py, bench_select.py; in a checkout)",
+        epilog=BENCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Run fmlib's speed benchmarks: ratios against naive implementations, in the same run."
+        ),
+    )
     bench.add_argument("--quick", action="store_true", help="small sizes, seconds to minutes")
     bench.add_argument("--only", choices=("fisher", "select"), help="run one of the two")
     bench.add_argument("--device", help="cpu or cuda (default: each script's)")
@@ -375,9 +430,13 @@ def parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=cmd_bench)
 
     nbs = commands.add_parser(
-        "notebooks", help="copy fmlib's notebooks (active_learning, compare, ...) into DIR, e.g. for papermill",
-        description="Copy the notebooks this fmlib runs (the checkout's, or those the wheel carries) into DIR.",
-    )  # fmt: skip
+        "notebooks",
+        help="copy fmlib's notebooks (active_learning, compare, ...) into DIR, e.g. for papermill",
+        description=(
+            "Copy the notebooks this fmlib runs (the checkout's, or those the wheel carries) into"
+            " DIR."
+        ),
+    )
     nbs.add_argument("dir", metavar="DIR", help="folder to copy them into (created)")
     nbs.add_argument("--force", action="store_true", help="replace notebooks already in DIR")
     nbs.set_defaults(handler=cmd_notebooks)
@@ -391,11 +450,11 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``fmlib``'s entry point; returns the exit status (2: a mistake in the arguments or the config)."""
+    """``fmlib``'s entry point; returns the exit status (2: a mistake in the arguments or the
+    config)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if (
-        os.getcwd() not in sys.path and "" not in sys.path
-    ):  # "module:attribute" names find the user's modules here
+    # "module:attribute" names find the user's modules here
+    if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     command = next((a for a in argv if not a.startswith("-")), None)
     if command == "grid":

@@ -37,13 +37,15 @@ def read_config_file(path) -> dict:
         values = values["config"]  # a run directory's config.json
     if not isinstance(values, dict):
         raise UserError(
-            f"config file {path} must hold a JSON object of config fields, got {type(values).__name__}"
+            f"config file {path} must hold a JSON object of config fields, got"
+            f" {type(values).__name__}"
         )
     return values
 
 
 def config_values(args: argparse.Namespace) -> dict:
-    """Config fields from ``--config``, the flags and ``--set``, in that order of precedence (last wins)."""
+    """Config fields from ``--config``, the flags and ``--set``, in that order of precedence (last
+    wins)."""
     values = read_config_file(args.config) if args.config else {}
     from fmlib.config import OPTION_FIELDS  # after reading the file: a bad one is reported at once
 
@@ -54,12 +56,12 @@ def config_values(args: argparse.Namespace) -> dict:
         name, dot, sub = key.partition(".")
         if dot and name in OPTION_FIELDS:
             old = values.get(name) or {}
-            values[name] = (
-                {**old, sub: value} if isinstance(old, dict) else old
-            )  # a non-dict is reported by validate
+            # a non-dict is reported by validate
+            values[name] = {**old, sub: value} if isinstance(old, dict) else old
         elif dot:
             raise UserError(
-                f"--set {key}: FIELD.KEY is for {list(OPTION_FIELDS)}; set other fields as FIELD=VALUE"
+                f"--set {key}: FIELD.KEY is for {list(OPTION_FIELDS)}; set other fields as"
+                " FIELD=VALUE"
             )
         else:
             values[name] = value
@@ -71,8 +73,9 @@ def config_values(args: argparse.Namespace) -> dict:
 
 
 def build_config(args: argparse.Namespace, built: dict | None = None):
-    """The validated :class:`~fmlib.ExperimentConfig` of ``fmlib run``'s arguments (``UserError`` when
-    invalid); ``built`` receives the strategy the check built (:meth:`~fmlib.ExperimentConfig.problems`)."""
+    """The validated :class:`~fmlib.ExperimentConfig` of ``fmlib run``'s arguments (``UserError``
+    when invalid); ``built`` receives the strategy the check built
+    (:meth:`~fmlib.ExperimentConfig.problems`)."""
     values = config_values(args)  # before importing torch: a bad config file is reported at once
     from fmlib import ExperimentConfig
 

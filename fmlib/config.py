@@ -53,10 +53,11 @@ RESULT_NEUTRAL_FIELDS = (
 # model's accuracy. "authors": the FisherMask authors' experiments.py, "initial" for every strategy
 # but BAIT, which trains first.
 FIRST_QUERY = ("trained", "initial", "authors")
+# (channels, side) to check model choices
 _IMAGE_SHAPES = {
     "fashion_mnist": (1, 28),
     "cifar10": (3, 32),
-}  # (channels, side) to check model choices
+}
 _FLAGS = ("download", "full_fisher", "progress", "allow_thread_change", "allow_torch_change")
 # fields that must be dicts: keyword arguments merged key by key (``--set FIELD.KEY=VALUE``, grids)
 OPTION_FIELDS = ("dataset_options", "model_options", "strategy_options", "train_options")
@@ -69,7 +70,8 @@ class ExperimentConfig:
     imbalanced FashionMNIST setting (15 -> 575 labels, +70 per round) with FisherMask."""
 
     # data
-    dataset: str = "fashion_mnist"  # "fashion_mnist" | "cifar10" | "package.module:function" (your dataset factory)
+    # "fashion_mnist" | "cifar10" | "package.module:function" (your dataset factory)
+    dataset: str = "fashion_mnist"
     dataset_options: dict = field(default_factory=dict)  # keyword arguments of a dataset factory
     data_root: str | None = None  # folder holding the data; None: the loaders' default places
     download: bool = False  # fetch through torchvision when missing (needs internet)
@@ -81,7 +83,8 @@ class ExperimentConfig:
     test_size: int | None = None  # test subset (stratified); None: all (4000 for "paper")
     data_seed: int | None = None  # pool, test subset and initial set; None: seed
     # model
-    model: str = "cnn"  # "cnn" (28x28) | "resnet18" (32x32, 28x28) | "authors_resnet18" | "package.module:function"
+    # "cnn" (28x28) | "resnet18" (32x32, 28x28) | "authors_resnet18" | "package.module:function"
+    model: str = "cnn"
     # e.g. {"width": 16} for resnet18; a factory's keyword arguments
     model_options: dict = field(default_factory=dict)
     # active learning
@@ -90,7 +93,8 @@ class ExperimentConfig:
     query_size: int = 70  # labels added per round (the last batch may be smaller to hit the budget)
     budget: int | None = 575  # total labels at the end; None: initial_size + rounds * query_size
     rounds: int | None = None  # query rounds (the run trains rounds + 1 times); None: to budget
-    strategy: str = "fishermask"  # a name in fmlib.strategies.STRATEGIES, or "package.module:Class" (your Strategy)
+    # a name in fmlib.strategies.STRATEGIES, or "package.module:Class" (your Strategy)
+    strategy: str = "fishermask"
     strategy_options: dict = field(default_factory=dict)  # get_strategy's, e.g. {"fraction": 0.003}
     # "trained" | "initial" | "authors": who makes round 0's query (see FIRST_QUERY)
     first_query: str = "trained"
@@ -150,7 +154,8 @@ class ExperimentConfig:
         return out
 
     def training(self) -> TrainConfig:
-        """The per-round training config: ``train_preset`` with ``train_options``, every value checked."""
+        """The per-round training config: ``train_preset`` with ``train_options``, every value
+        checked."""
         preset = (
             TRAIN_PRESETS[self.train_preset].to_dict() if self.train_preset in TRAIN_PRESETS else {}
         )
@@ -164,13 +169,20 @@ class ExperimentConfig:
         except (TypeError, ValueError) as err:
             raise ValueError(f"train_options: {err}") from None
 
-    def problems(self, *, check_dataset: bool = True, check_strategy: bool = True, parts: bool = True,
-                 built: dict | None = None) -> list[str]:  # fmt: skip
+    def problems(
+        self,
+        *,
+        check_dataset: bool = True,
+        check_strategy: bool = True,
+        parts: bool = True,
+        built: dict | None = None,
+    ) -> list[str]:
         """Every problem of this config that can be found without data, one message per problem,
         each naming the field and what is allowed.
 
         Args:
-            check_dataset: check ``dataset`` and ``data_root`` (off when the caller brings the data).
+            check_dataset: check ``dataset`` and ``data_root`` (off when the caller brings the
+                data).
             check_strategy: check ``strategy`` and ``strategy_options`` by building the strategy.
             parts: build a trial model (and run it on a dummy batch); :func:`fmlib.build.build`
                 builds the real one instead.
@@ -183,8 +195,13 @@ class ExperimentConfig:
 
         out: list[str] = []
         trial: dict = {}  # the trial model, when one is built
-        shape = pool_shape(self.dataset, self.imbalance, self.ratio, self.minority_classes,
-                           self.pool_size) if check_dataset else None  # fmt: skip
+        shape = (
+            pool_shape(
+                self.dataset, self.imbalance, self.ratio, self.minority_classes, self.pool_size
+            )
+            if check_dataset
+            else None
+        )
 
         def check(fn, *args, **kwargs):
             try:
@@ -233,8 +250,11 @@ class ExperimentConfig:
             channels, side = _IMAGE_SHAPES.get(self.dataset, (1, 28))
             classes = shape[1] if shape else 2
             with torch.random.fork_rng(devices=[]):  # a trial build leaves the global RNG alone
-                check(lambda: trial.update(model=trial_model(self.model, self.model_options,
-                                                             classes, channels, side)))  # fmt: skip
+                check(
+                    lambda: trial.update(
+                        model=trial_model(self.model, self.model_options, classes, channels, side)
+                    )
+                )
         built = {} if built is None else built
         if check_strategy and not any(p.startswith("strategy_options") for p in out):
             check(
@@ -247,8 +267,14 @@ class ExperimentConfig:
                 built["memory"] = built["strategy"]
         return out
 
-    def validate(self, *, check_dataset: bool = True, check_strategy: bool = True, parts: bool = True,
-                 built: dict | None = None) -> None:  # fmt: skip
+    def validate(
+        self,
+        *,
+        check_dataset: bool = True,
+        check_strategy: bool = True,
+        parts: bool = True,
+        built: dict | None = None,
+    ) -> None:
         """Check every field that can be checked without data (:meth:`problems`, same arguments);
         ``ValueError`` names every problem (field and allowed values) at once.
 
@@ -265,8 +291,9 @@ class ExperimentConfig:
                     built.update(passed[2])
                 return
         made = {}
-        problems = self.problems(check_dataset=check_dataset, check_strategy=check_strategy, parts=parts,
-                                 built=made)  # fmt: skip
+        problems = self.problems(
+            check_dataset=check_dataset, check_strategy=check_strategy, parts=parts, built=made
+        )
         if problems:
             raise ValueError(problem_message(problems))
         self.__dict__["_passed"] = (self.to_dict(), checks, made)
@@ -274,7 +301,8 @@ class ExperimentConfig:
             built.update(made)
 
     def data_seed_or_seed(self) -> int:
-        """The seed of the pool, the test subset and the initial set: ``data_seed``, else ``seed``."""
+        """The seed of the pool, the test subset and the initial set: ``data_seed``, else
+        ``seed``."""
         return self.seed if self.data_seed is None else self.data_seed
 
     def trains_first(self) -> bool:
@@ -325,9 +353,17 @@ def filled_in(values: Mapping) -> dict:
     return out
 
 
-def smoke_config(config: ExperimentConfig | Mapping, *, pool_size: int = 200, test_size: int = 200,
-                 initial_size: int = 15, query_size: int = 10, rounds: int = 2, epochs: int = 2,
-                 fisher_samples: int = 64) -> ExperimentConfig:  # fmt: skip
+def smoke_config(
+    config: ExperimentConfig | Mapping,
+    *,
+    pool_size: int = 200,
+    test_size: int = 200,
+    initial_size: int = 15,
+    query_size: int = 10,
+    rounds: int = 2,
+    epochs: int = 2,
+    fisher_samples: int = 64,
+) -> ExperimentConfig:
     """A tiny copy of ``config`` that runs the same code paths in seconds on a CPU (notebook smoke
     tests, demos): pool and test set, initial set and batch capped at these sizes, ``rounds`` query
     rounds (no budget), at most ``epochs`` per round, and for strategies with a ``fisher_samples``
@@ -389,40 +425,53 @@ def _data_root(root, download) -> None:
     if not isinstance(root, (str, os.PathLike)) or not os.fspath(root):
         raise ValueError(f"data_root must be a folder path or None, got {root!r}")
     if download is not True and not Path(root).expanduser().is_dir():
-        raise ValueError(f"data_root {os.fspath(root)!r} does not exist (download=True fetches the data there; "
-                         "None looks in the loaders' default places)")  # fmt: skip
+        raise ValueError(
+            f"data_root {os.fspath(root)!r} does not exist (download=True fetches the data there; "
+            "None looks in the loaders' default places)"
+        )
 
 
 def _dataset(name, options, imbalance) -> None:
     if is_named(name):
         resolve_callable(name, "dataset", "function")
         if imbalance == "paper":
-            raise ValueError(f"imbalance 'paper' is the FashionMNIST/CIFAR-10 preset (classes 0-3 with 250/5000/250/250); "
-                             f"with dataset factory {name!r} use 'none' (its data as it is), 'step' or 'longtail'")  # fmt: skip
+            raise ValueError(
+                "imbalance 'paper' is the FashionMNIST/CIFAR-10 preset (classes 0-3 with"
+                f" 250/5000/250/250); with dataset factory {name!r} use 'none' (its data as it is),"
+                " 'step' or 'longtail'"
+            )
         return
     if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; allowed values: {list(DATASETS)} or 'package.module:function' "
-                         "(your factory returning (pool, test) Datasets)")  # fmt: skip
+        raise ValueError(
+            f"unknown dataset {name!r}; allowed values: {list(DATASETS)} or"
+            " 'package.module:function' (your factory returning (pool, test) Datasets)"
+        )
     if isinstance(options, Mapping) and options:
-        raise ValueError(f"dataset_options {dict(options)!r} are passed to a dataset factory ('package.module:function'); "
-                         f"built-in dataset {name!r} takes none")  # fmt: skip
+        raise ValueError(
+            f"dataset_options {dict(options)!r} are passed to a dataset factory"
+            f" ('package.module:function'); built-in dataset {name!r} takes none"
+        )
 
 
 def _model(name) -> None:
     if is_named(name):
         resolve_callable(name, "model", "function")
     elif not isinstance(name, str) or name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; allowed values: {list(MODELS)} or 'package.module:function' "
-                         "(your factory: function(num_classes, **model_options) -> nn.Module)")  # fmt: skip
+        raise ValueError(
+            f"unknown model {name!r}; allowed values: {list(MODELS)} or 'package.module:function' "
+            "(your factory: function(num_classes, **model_options) -> nn.Module)"
+        )
 
 
 def _trainer(name) -> None:
     if name is None:
         return
     if not is_named(name):
-        raise ValueError("trainer must be None (fmlib.train.fit) or 'package.module:function' "
-                         "(your training hook: function(model, data, labeled, *, seed, device) -> "
-                         f"dict), got {name!r}")  # fmt: skip
+        raise ValueError(
+            "trainer must be None (fmlib.train.fit) or 'package.module:function' "
+            "(your training hook: function(model, data, labeled, *, seed, device) -> "
+            f"dict), got {name!r}"
+        )
     resolve_callable(name, "trainer", "function")
 
 
@@ -434,8 +483,10 @@ def _minority(classes, imbalance) -> None:
             f"minority_classes must be a list of class indices or None, got {classes!r}"
         )
     if imbalance != "step":
-        raise ValueError(f"minority_classes {list(classes)} is used only with imbalance 'step' (got imbalance "
-                         f"{imbalance!r}); set it to None")  # fmt: skip
+        raise ValueError(
+            f"minority_classes {list(classes)} is used only with imbalance 'step' (got imbalance "
+            f"{imbalance!r}); set it to None"
+        )
 
 
 def _device(device) -> None:

@@ -65,7 +65,8 @@ class ImageData(_Labeled):
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(
-                f"images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}"
+                f"images must be uint8 [N, C, H, W], got {self.images.dtype}"
+                f" {tuple(self.images.shape)}"
             )
         if self.labels.shape != (len(self.images),):
             raise ValueError(
@@ -123,13 +124,15 @@ class DatasetData(_Labeled):
         label_key: where a dict item holds its class.
     """
 
-    def __init__(self, dataset, classes: list[str] | None = None, name: str = "",
-                 label_key: str = "label"):  # fmt: skip
+    def __init__(
+        self, dataset, classes: list[str] | None = None, name: str = "", label_key: str = "label"
+    ):
         if isinstance(dataset, DataLoader):
             dataset = dataset.dataset
         if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
             raise ValueError(
-                f"data must be a map-style torch Dataset of (x, y) items, got {type(dataset).__name__}"
+                "data must be a map-style torch Dataset of (x, y) items, got"
+                f" {type(dataset).__name__}"
             )
         if len(dataset) == 0:
             raise ValueError("data: the dataset is empty")
@@ -143,8 +146,13 @@ class DatasetData(_Labeled):
             raise ValueError("data: a TensorDataset needs two tensors (inputs, labels)")
         self._x = tensors[0] if tensors is not None else None
         try:
-            y = tensors[1] if tensors is not None else torch.as_tensor(
-                [int(_item(dataset, i, label_key)[1]) for i in range(len(dataset))])  # fmt: skip
+            y = (
+                tensors[1]
+                if tensors is not None
+                else torch.as_tensor(
+                    [int(_item(dataset, i, label_key)[1]) for i in range(len(dataset))]
+                )
+            )
         except (TypeError, ValueError) as err:
             raise ValueError(
                 f"data: the items must be (x, y) with an integer class y ({err})"
@@ -167,8 +175,8 @@ class DatasetData(_Labeled):
         return tuple(self.inputs([0]).shape[1:])
 
     def inputs(self, indices=None, device=None) -> torch.Tensor | DictBatch:
-        """Inputs ``[n, ...]`` for ``indices`` (all when ``None``), on ``device``, as the dataset gives
-        them (integer token ids stay integers); dict inputs as a
+        """Inputs ``[n, ...]`` for ``indices`` (all when ``None``), on ``device``, as the dataset
+        gives them (integer token ids stay integers); dict inputs as a
         :class:`~fmlib.inputs.DictBatch`."""
         idx = (
             torch.arange(len(self))
@@ -196,9 +204,11 @@ def _item(dataset, i: int, label_key: str = "label"):
     item = dataset[i]
     if isinstance(item, Mapping):
         if label_key not in item:
-            raise ValueError(f"data: item {i} is a dict without the label key {label_key!r} "
-                             f"(keys {list(item)}); pass label_key= to DatasetData, or give (x, y) "
-                             "items")  # fmt: skip
+            raise ValueError(
+                f"data: item {i} is a dict without the label key {label_key!r} "
+                f"(keys {list(item)}); pass label_key= to DatasetData, or give (x, y) "
+                "items"
+            )
         return {k: v for k, v in item.items() if k != label_key}, item[label_key]
     if not isinstance(item, (tuple, list)) or len(item) < 2:
         raise ValueError(f"data: item {i} is a {type(item).__name__}, not an (x, y) pair")
@@ -214,7 +224,8 @@ def as_data(data, classes: list[str] | None = None) -> ImageData | DatasetData:
     if isinstance(data, (Dataset, DataLoader)):
         return DatasetData(data, classes)
     raise ValueError(
-        f"data must be an ImageData or a torch Dataset/DataLoader of (x, y) items, got {type(data).__name__}"
+        "data must be an ImageData or a torch Dataset/DataLoader of (x, y) items, got"
+        f" {type(data).__name__}"
     )
 
 
@@ -264,8 +275,8 @@ def iter_batches(inputs, batch_size: int, device=None) -> Iterator[torch.Tensor]
 
     ``inputs`` may be a float tensor ``[N, ...]`` (or a :class:`~fmlib.inputs.DictBatch`), an
     :class:`ImageData` (normalised
-    on the fly) or :class:`DatasetData`, a ``Dataset`` whose items are ``x`` or ``(x, y, ...)``, or a
-    ``DataLoader`` (its own batching is kept).
+    on the fly) or :class:`DatasetData`, a ``Dataset`` whose items are ``x`` or ``(x, y, ...)``, or
+    a ``DataLoader`` (its own batching is kept).
     """
     if isinstance(inputs, (torch.Tensor, DictBatch)):
         for start in range(0, len(inputs), batch_size):
@@ -282,7 +293,8 @@ def iter_batches(inputs, batch_size: int, device=None) -> Iterator[torch.Tensor]
             yield as_batch(x).to(device)
     else:
         raise ValueError(
-            f"inputs must be a Tensor, ImageData, Dataset or DataLoader, got {type(inputs).__name__}"
+            "inputs must be a Tensor, ImageData, Dataset or DataLoader, got"
+            f" {type(inputs).__name__}"
         )
 
 

@@ -27,9 +27,17 @@ _STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 _FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 _FASHION_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -83,13 +91,19 @@ def _read_idx(path: Path) -> np.ndarray:
         IndexError,
         ValueError,
     ) as err:  # truncated gzip, bad header, short data
-        raise OSError(f"cannot read {path}: the file is damaged or truncated ({type(err).__name__}: {err}); "
-                      "delete it and install or download it again") from err  # fmt: skip
+        raise OSError(
+            f"cannot read {path}: the file is damaged or truncated ({type(err).__name__}: {err}); "
+            "delete it and install or download it again"
+        ) from err
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
-    for candidate in (folder / stem, folder / f"{stem}.gz", folder / "FashionMNIST" / "raw" / stem,
-                      folder / "FashionMNIST" / "raw" / f"{stem}.gz"):  # fmt: skip
+    for candidate in (
+        folder / stem,
+        folder / f"{stem}.gz",
+        folder / "FashionMNIST" / "raw" / stem,
+        folder / "FashionMNIST" / "raw" / f"{stem}.gz",
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -132,7 +146,9 @@ def _load_cifar10(root, download: bool) -> Splits:
 
     target = Path(root) if root is not None else cache_dir()
     folder = target / CIFAR10.base_folder
-    try:  # md5-checks every file; with download, first fetches cifar-10-python.tar.gz into target unless they pass
+    # md5-checks every file; with download, first fetches cifar-10-python.tar.gz into target unless
+    # they pass
+    try:
         splits = [
             CIFAR10(str(target), train=train, download=download and train)
             for train in (True, False)
@@ -146,27 +162,33 @@ def _load_cifar10(root, download: bool) -> Splits:
         missing = [name for name, _ in checks if not (folder / name).is_file()]
         if missing:
             raise FileNotFoundError(
-                f"CIFAR-10 not found: {folder} lacks {missing}. Pass download=True to fetch it through "
-                "torchvision (needs internet), or copy the python-format batches (cifar-10-python.tar.gz, "
-                "extracted) there."
+                f"CIFAR-10 not found: {folder} lacks {missing}. Pass download=True to fetch it"
+                " through torchvision (needs internet), or copy the python-format batches"
+                " (cifar-10-python.tar.gz, extracted) there."
             ) from err
         corrupt = [name for name, md5 in checks if not check_integrity(str(folder / name), md5)]
         if not corrupt:
             raise
         raise ValueError(
-            f"CIFAR-10 in {folder}: {corrupt} fail torchvision's md5 check (corrupted, or not the original "
-            "release). Delete them and pass download=True, or extract the original cifar-10-python.tar.gz there."
+            f"CIFAR-10 in {folder}: {corrupt} fail torchvision's md5 check (corrupted, or not the"
+            " original release). Delete them and pass download=True, or extract the original"
+            " cifar-10-python.tar.gz there."
         ) from err
     classes = list(splits[0].classes)
     mean, std = _STATS["cifar10"]
     train, test = (
         ImageData(
-            torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous(),  # torchvision's [N, H, W, 3] -> [N, 3, H, W]
+            torch.from_numpy(split.data)
+            .permute(0, 3, 1, 2)
+            .contiguous(),  # torchvision's [N, H, W, 3] -> [N, 3, H, W]
             torch.as_tensor(split.targets, dtype=torch.int64),
-            classes, mean, std, "cifar10",
+            classes,
+            mean,
+            std,
+            "cifar10",
         )
         for split in splits
-    )  # fmt: skip
+    )
     return Splits(train, test, classes)
 
 
@@ -180,8 +202,9 @@ PAPER_TEST_PER_CLASS = 1000
 TRAIN_PER_CLASS = {"fashion_mnist": 6000, "cifar10": 5000}  # training images per class (10)
 
 
-def pool_shape(name, imbalance: str, ratio: float = 1.0, minority_classes=None,
-               pool_size: int | None = None) -> tuple[int, int] | None:  # fmt: skip
+def pool_shape(
+    name, imbalance: str, ratio: float = 1.0, minority_classes=None, pool_size: int | None = None
+) -> tuple[int, int] | None:
     """``(pool size, classes)`` of a built-in dataset's pool, known before it is loaded (the
     bounds of a config's checks); ``None`` for a dataset factory or values that do not build."""
     if not isinstance(name, str) or name not in TRAIN_PER_CLASS:
@@ -263,7 +286,8 @@ def make_imbalanced(
         short = [c for c in range(num_classes) if target[c] > available[c]]
         if short:
             raise ValueError(
-                f"profile 'paper' needs {PAPER_TRAIN_COUNTS} samples of classes 0-3; classes {short} have fewer"
+                f"profile 'paper' needs {PAPER_TRAIN_COUNTS} samples of classes 0-3; classes"
+                f" {short} have fewer"
             )
     else:
         target = imbalanced_counts(available, profile, ratio, minority_classes)
@@ -323,7 +347,7 @@ def initial_labeled(labels, size: int, method: str = "random", seed: int = 0) ->
     return np.sort(chosen).astype(np.int64)
 
 
-# ----------------------------------------------------------------------------- a run's pool and test set
+# ------------------------------------------------------------------------ a run's pool and test set
 
 
 def prepare_data(
@@ -351,20 +375,26 @@ def prepare_data(
     """
     if is_named(name):
         if imbalance == "paper":
-            raise ValueError(f"imbalance 'paper' is the FashionMNIST/CIFAR-10 preset (classes 0-3 with "
-                             f"{list(PAPER_TRAIN_COUNTS)}); with dataset factory {name!r} use 'none' (its data as "
-                             "it is), 'step' or 'longtail'")  # fmt: skip
+            raise ValueError(
+                "imbalance 'paper' is the FashionMNIST/CIFAR-10 preset (classes 0-3 with"
+                f" {list(PAPER_TRAIN_COUNTS)}); with dataset factory {name!r} use 'none' (its data"
+                " as it is), 'step' or 'longtail'"
+            )
         made = _from_factory(name, options or {})
         try:
             splits = as_al_data(made)
         except ValueError as err:
-            raise ValueError(f"dataset {name!r} must return a (pool, test) pair of Datasets or an ALData, got "
-                             f"{type(made).__name__} ({err})") from None  # fmt: skip
+            raise ValueError(
+                f"dataset {name!r} must return a (pool, test) pair of Datasets or an ALData, got "
+                f"{type(made).__name__} ({err})"
+            ) from None
         train, test, classes = splits.pool, splits.test, splits.classes
     else:
         if options:
-            raise ValueError(f"dataset_options {dict(options)!r} are passed to a dataset factory "
-                             f"('package.module:function'); built-in dataset {name!r} takes none")  # fmt: skip
+            raise ValueError(
+                f"dataset_options {dict(options)!r} are passed to a dataset factory "
+                f"('package.module:function'); built-in dataset {name!r} takes none"
+            )
         splits = load_dataset(name, root=root, download=download)
         train, test, classes = splits.train, splits.test, splits.classes
     pool_idx = make_imbalanced(train.labels.numpy(), imbalance, ratio, seed, minority_classes)
@@ -390,7 +420,8 @@ def prepare_data(
 
 
 def _from_factory(name: str, options: Mapping):
-    """What the dataset factory ``name`` returns for ``options``; ``ValueError`` naming the field."""
+    """What the dataset factory ``name`` returns for ``options``; ``ValueError`` naming the
+    field."""
     factory = resolve_callable(name, "dataset")
     try:
         return factory(**options)
@@ -399,12 +430,15 @@ def _from_factory(name: str, options: Mapping):
             f"dataset {name!r} cannot be called with dataset_options {dict(options)!r}: {err}"
         ) from None
     except Exception as err:  # noqa: BLE001 - whatever the user's factory raises, before anything is written
-        raise ValueError(f"dataset {name!r} fails with dataset_options {dict(options)!r}: "
-                         f"{type(err).__name__}: {err}") from None  # fmt: skip
+        raise ValueError(
+            f"dataset {name!r} fails with dataset_options {dict(options)!r}: "
+            f"{type(err).__name__}: {err}"
+        ) from None
 
 
 def _part(data: ImageData | DatasetData, indices: np.ndarray, classes: list[str]):
-    """``data.subset(indices, classes)``; ``data`` itself when that is all of it, in order, with its classes."""
+    """``data.subset(indices, classes)``; ``data`` itself when that is all of it, in order, with its
+    classes."""
     if (
         len(indices) == len(data)
         and np.array_equal(indices, np.arange(len(data)))

@@ -57,9 +57,17 @@ __all__ = [
 ]
 
 
-def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=None, model=None,
-                   train=None, oracle=None, callbacks=(),
-                   max_rounds: int | None = None) -> RunRecords:  # fmt: skip
+def run_experiment(
+    config: ExperimentConfig | Mapping,
+    *,
+    data=None,
+    strategy=None,
+    model=None,
+    train=None,
+    oracle=None,
+    callbacks=(),
+    max_rounds: int | None = None,
+) -> RunRecords:
     """Run (or resume, or just reload) a whole AL run.
 
     Args:
@@ -68,12 +76,14 @@ def run_experiment(config: ExperimentConfig | Mapping, *, data=None, strategy=No
             of torch Datasets of ``(x, y)`` items (``y`` an integer class), or an :class:`ALData`;
             the dataset fields of ``config`` (dataset, imbalance, pool_size, ...) are then unused.
             Resuming trusts the caller to pass the same data again.
-        strategy: a strategy object instead of ``get_strategy(config.strategy, **strategy_options)``.
+        strategy: a strategy object instead of
+            ``get_strategy(config.strategy, **strategy_options)``.
         model: a factory, ``model(num_classes) -> nn.Module``, instead of ``config.model``: forward
             gives logits ``[N, num_classes]``; ``embed(x)`` (penultimate features) and ``head`` (the
-            final ``nn.Linear``) only where the strategy needs them (:data:`fmlib.build.MODEL_CONTRACT`).
-            Checked on a batch of the pool before anything trains or is written; called once, and
-            ``fit`` re-initialises it every round (``reset_parameters`` of each layer).
+            final ``nn.Linear``) only where the strategy needs them
+            (:data:`fmlib.build.MODEL_CONTRACT`). Checked on a batch of the pool before anything
+            trains or is written; called once, and ``fit`` re-initialises it every round
+            (``reset_parameters`` of each layer).
         train: a training hook instead of ``config.trainer`` / :func:`fmlib.train.fit`:
             ``train(model, data, labeled, *, seed, device) -> dict`` of stats, called every round.
         oracle: who labels each query: ``oracle(positions, items) -> labels`` (one class per pool

@@ -71,14 +71,19 @@ def check_answer(queried, positions, labels, num_classes: int) -> np.ndarray:
     if len(labels) != len(positions):
         raise ValueError(f"got {len(labels)} labels for {len(positions)} positions")
     if len(positions) != len(queried):
-        raise ValueError(f"the query holds {len(queried)} positions, got labels for "
-                         f"{len(positions)}")  # fmt: skip
-    if positions.dtype.kind not in "iu" or len(np.unique(positions)) != len(positions) or \
-            not np.isin(positions, queried).all():  # fmt: skip
+        raise ValueError(
+            f"the query holds {len(queried)} positions, got labels for {len(positions)}"
+        )
+    if (
+        positions.dtype.kind not in "iu"
+        or len(np.unique(positions)) != len(positions)
+        or not np.isin(positions, queried).all()
+    ):
         extra = sorted(set(positions.tolist()) - set(queried.tolist()))
-        raise ValueError(f"positions must be the queried ones ({queried.tolist()}), each once; got "
-                         f"{positions.tolist()}"
-                         + (f" (not queried: {extra})" if extra else ""))  # fmt: skip
+        raise ValueError(
+            f"positions must be the queried ones ({queried.tolist()}), each once; got "
+            f"{positions.tolist()}" + (f" (not queried: {extra})" if extra else "")
+        )
     whole = labels.dtype.kind == "f" and np.all(labels == np.round(labels))
     valid = labels.dtype.kind in "iu" or whole
     bad = [] if not valid else [int(v) for v in labels if not 0 <= v < num_classes]
@@ -97,9 +102,12 @@ def _train_columns(stats: Mapping) -> dict:
         return float(value) if isinstance(value, (int, float, np.number)) else float("nan")
 
     epochs = stats.get("epochs")
-    return {"train_epochs": int(epochs) if isinstance(epochs, (int, np.integer)) else -1,
-            "train_accuracy": number("train_accuracy"), "train_loss": number("train_loss"),
-            "train_time": number("seconds")}  # fmt: skip
+    return {
+        "train_epochs": int(epochs) if isinstance(epochs, (int, np.integer)) else -1,
+        "train_accuracy": number("train_accuracy"),
+        "train_loss": number("train_loss"),
+        "train_time": number("seconds"),
+    }
 
 
 class ActiveLoop:
@@ -129,9 +137,21 @@ class ActiveLoop:
             embeddings, the greedy) that option is turned on during its ``select``.
     """
 
-    def __init__(self, data: ALData, model: nn.Module, strategy, schedule: Sequence[int], train_config: TrainConfig,
-                 *, initial, seed: int = 0, device=None, train_first: bool = True,
-                 progress: bool = False, train: Callable | None = None):  # fmt: skip
+    def __init__(
+        self,
+        data: ALData,
+        model: nn.Module,
+        strategy,
+        schedule: Sequence[int],
+        train_config: TrainConfig,
+        *,
+        initial,
+        seed: int = 0,
+        device=None,
+        train_first: bool = True,
+        progress: bool = False,
+        train: Callable | None = None,
+    ):
         self.progress, self.train = progress, train
         self.data, self.model, self.strategy, self.train_first = (
             as_al_data(data),
@@ -203,12 +223,25 @@ class ActiveLoop:
             n = self.schedule[r + 1] - self.schedule[r]
             start = time.perf_counter()
             with seeded(round_seed(self.seed, r, "select"), self.device), self._strategy_progress():
-                picked = self.strategy.select(self.model, pool, self.labeled.copy(), self.unlabeled(), n,
-                                              seed=round_seed(self.seed, r, "select"), device=self.device)  # fmt: skip
+                picked = self.strategy.select(
+                    self.model,
+                    pool,
+                    self.labeled.copy(),
+                    self.unlabeled(),
+                    n,
+                    seed=round_seed(self.seed, r, "select"),
+                    device=self.device,
+                )
             select_time = time.perf_counter() - start
             name = getattr(self.strategy, "name", "") or type(self.strategy).__name__
-            picked = check_picks(picked, n, self.unlabeled(), self.labeled, what=f"round {r}: strategy {name!r}",
-                                 pool_size=len(pool))  # fmt: skip
+            picked = check_picks(
+                picked,
+                n,
+                self.unlabeled(),
+                self.labeled,
+                what=f"round {r}: strategy {name!r}",
+                pool_size=len(pool),
+            )
             report = getattr(self.strategy, "report", None) or SelectionReport()
         classes, fisher = range(pool.num_classes), report.fisher
         values = {
@@ -271,22 +304,34 @@ class ActiveLoop:
         seed = round_seed(self.seed, r, "train")
         with seeded(seed, self.device):
             if self.train is None:
-                return fit(self.model, pool, self.labeled, self.train_config, seed=seed,
-                           device=self.device, progress=self.progress)  # fmt: skip
+                return fit(
+                    self.model,
+                    pool,
+                    self.labeled,
+                    self.train_config,
+                    seed=seed,
+                    device=self.device,
+                    progress=self.progress,
+                )
             name = getattr(self.train, "__qualname__", None) or type(self.train).__qualname__
             start = time.perf_counter()
             try:
-                stats = self.train(self.model, pool, self.labeled.copy(), seed=seed,
-                                   device=self.device)  # fmt: skip
+                stats = self.train(
+                    self.model, pool, self.labeled.copy(), seed=seed, device=self.device
+                )
             except Exception as err:
-                raise RuntimeError(f"the training hook {name} raised in round {r}: "
-                                   f"{type(err).__name__}: {err}; the round is not recorded (rerun "
-                                   "to resume)") from err  # fmt: skip
+                raise RuntimeError(
+                    f"the training hook {name} raised in round {r}: "
+                    f"{type(err).__name__}: {err}; the round is not recorded (rerun "
+                    "to resume)"
+                ) from err
             if not isinstance(stats, Mapping):
                 got = type(stats).__name__
-                raise ValueError(f"the training hook {name} returned {got} in round "
-                                 f"{r}; it must return a dict of stats (may be empty: {{}}), e.g. "
-                                 "{'epochs': 5, 'train_loss': 0.3}")  # fmt: skip
+                raise ValueError(
+                    f"the training hook {name} returned {got} in round "
+                    f"{r}; it must return a dict of stats (may be empty: {{}}), e.g. "
+                    "{'epochs': 5, 'train_loss': 0.3}"
+                )
             return {"seconds": time.perf_counter() - start, **stats}
 
     @contextmanager
@@ -325,15 +370,22 @@ class ActiveLoop:
         :meth:`load_state_dict`."""
         query = self.pending
         weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        return {"round": query.round, "positions": torch.from_numpy(query.positions.copy()),
-                "row": dict(query.row), "stop": query.stop, "model": weights}  # fmt: skip
+        return {
+            "round": query.round,
+            "positions": torch.from_numpy(query.positions.copy()),
+            "row": dict(query.row),
+            "stop": query.stop,
+            "model": weights,
+        }
 
     def restore_pending(self, state: dict) -> Query:
         if int(state["round"]) != self.round:
-            raise ValueError(f"the pending query is of round {state['round']}, the loop is at "
-                             f"round {self.round}")  # fmt: skip
+            raise ValueError(
+                f"the pending query is of round {state['round']}, the loop is at round {self.round}"
+            )
         self.model.load_state_dict(state["model"])
         positions = state["positions"].numpy().astype(np.int64)
-        self.pending = Query(self.round, positions, dict(state["row"]), SelectionReport(),
-                             state.get("stop"))  # fmt: skip
+        self.pending = Query(
+            self.round, positions, dict(state["row"]), SelectionReport(), state.get("stop")
+        )
         return self.pending

@@ -1,4 +1,5 @@
-"""Models: a small CNN for 28x28 grayscale and a small-image ResNet-18 (32x32 RGB or 28x28 grayscale).
+"""Models: a small CNN for 28x28 grayscale and a small-image ResNet-18 (32x32 RGB or 28x28
+grayscale).
 
 Every model returns logits from ``forward``, exposes ``embed(x)`` (penultimate
 features, ``[N, d]``) and ``head`` (the final ``nn.Linear``), so strategies can use
@@ -54,7 +55,8 @@ class SmallCNN(nn.Module):
 
 
 class CifarResNet18(nn.Module):
-    """ResNet-18 for small images (32x32, 28x28): 3x3 stem, no max-pool, torchvision ``BasicBlock`` blocks.
+    """ResNet-18 for small images (32x32, 28x28): 3x3 stem, no max-pool, torchvision ``BasicBlock``
+    blocks.
 
     ``width=16`` gives the paper's small variant (widths 16-128, ~0.7M parameters);
     ``width=64`` is the usual CIFAR ResNet-18 (~11M). ``head_bias=False`` drops the classifier's
@@ -130,13 +132,16 @@ def build_model(
         unknown = set(options) - {"width", "head_bias"}
         if unknown:
             raise ValueError(
-                f"unknown options {sorted(unknown)} for model 'resnet18'; allowed: ['head_bias', 'width']"
+                f"unknown options {sorted(unknown)} for model 'resnet18'; allowed: ['head_bias',"
+                " 'width']"
             )
         return CifarResNet18(num_classes, in_channels, **options)
     if name == "authors_resnet18":
         if options:
-            raise ValueError(f"model 'authors_resnet18' takes no options, got {sorted(options)}; "
-                             "use 'resnet18' with width/head_bias to vary it")  # fmt: skip
+            raise ValueError(
+                f"model 'authors_resnet18' takes no options, got {sorted(options)}; "
+                "use 'resnet18' with width/head_bias to vary it"
+            )
         return CifarResNet18(num_classes, in_channels, **AUTHORS_RESNET18)
     raise ValueError(f"unknown model {name!r}; allowed values: {list(MODELS)}")
 
@@ -160,12 +165,13 @@ def trial_model(
             logits = model(torch.zeros(2, channels, side, side))
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(
-            f"model_options {dict(options)!r}: model {name!r} fails on a batch of {side}x{side} images: {err}"
+            f"model_options {dict(options)!r}: model {name!r} fails on a batch of {side}x{side}"
+            f" images: {err}"
         ) from None
     if logits.ndim != 2 or len(logits) != 2:
         raise ValueError(
-            f"model_options {dict(options)!r}: model {name!r} fails on a batch of {side}x{side} images: "
-            f"the model must return logits [N, C], got shape {tuple(logits.shape)}"
+            f"model_options {dict(options)!r}: model {name!r} fails on a batch of {side}x{side}"
+            f" images: the model must return logits [N, C], got shape {tuple(logits.shape)}"
         )
     return model
 

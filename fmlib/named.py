@@ -1,5 +1,5 @@
-"""Objects named ``"package.module:attribute"``: how a config, the CLI, papermill and the grid reach a
-user's strategy class, dataset factory or model factory (plain strings travel through JSON)."""
+"""Objects named ``"package.module:attribute"``: how a config, the CLI, papermill and the grid reach
+a user's strategy class, dataset factory or model factory (plain strings travel through JSON)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ _PURPOSES = {"init": 0, "train": 1, "select": 2}
 
 
 def round_seed(seed: int, round: int, purpose: str) -> int:
-    """Independent 32-bit seed for one purpose (``"init"``, ``"train"``, ``"select"``) in one round."""
+    """Independent 32-bit seed for one purpose (``"init"``, ``"train"``, ``"select"``) in one
+    round."""
     if purpose not in _PURPOSES:
         raise ValueError(f"purpose must be one of {list(_PURPOSES)}, got {purpose!r}")
     return int(

@@ -194,9 +194,8 @@ class ActiveSession:
                     module_types=module_types(self.parts.model),
                 )
             self.answers = {}
-            if (
-                self.run_dir is not None
-            ):  # before anyone sees it: a kill from here on resumes this query
+            # before anyone sees it: a kill from here on resumes this query
+            if self.run_dir is not None:
                 snapshot = None if self._snapshot is None else snapshot_bytes(self._snapshot)
                 save_torch(
                     self.run_dir.path / PENDING,
@@ -247,9 +246,8 @@ class ActiveSession:
             raise ValueError("no pending query: call query() first")
         given = np.asarray(positions).reshape(-1)
         given = given if len(given) else given.astype(np.int64)  # nothing given: the answers so far
-        check_answer(
-            given, given, labels, self.parts.data.pool.num_classes
-        )  # the values and the count
+        # the values and the count
+        check_answer(given, given, labels, self.parts.data.pool.num_classes)
         answers = {p: (y, "oracle") for p, y in self.answers.items()}
         answers.update(
             {int(p): (int(y), source) for p, y in zip(given, np.asarray(labels).reshape(-1))}
@@ -325,9 +323,8 @@ class ActiveSession:
             records.meta["stopped"] = {"round": result.round, **self.loop.stopped}
         if self.run_dir is not None:
             self.run_dir.save(records, self.loop.state_dict())
-            (self.run_dir.path / PENDING).unlink(
-                missing_ok=True
-            )  # after the checkpoint that holds the round
+            # after the checkpoint that holds the round
+            (self.run_dir.path / PENDING).unlink(missing_ok=True)
             (self.run_dir.path / ANSWERS).unlink(missing_ok=True)
         for callback in self.callbacks:
             if hasattr(callback, "on_round"):
@@ -383,11 +380,17 @@ def open_session(
     # once, before any directory is made, on what the caller does not bring (build() trusts it)
     own_parts = data is None and model is None
     built = {}
-    config.validate(check_dataset=data is None, check_strategy=strategy is None,
-                    parts=own_parts, built=built)  # fmt: skip
+    config.validate(
+        check_dataset=data is None, check_strategy=strategy is None, parts=own_parts, built=built
+    )
     strategy = built["strategy"] if strategy is None else strategy
-    parts_of = {"data": data, "strategy": strategy, "model": model, "train": train,
-                "memory_checked": own_parts and built.get("memory") is strategy}  # fmt: skip
+    parts_of = {
+        "data": data,
+        "strategy": strategy,
+        "model": model,
+        "train": train,
+        "memory_checked": own_parts and built.get("memory") is strategy,
+    }
     train_name = None
     if train is not None:
         if not callable(train):

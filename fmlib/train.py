@@ -189,8 +189,10 @@ def fit(
     labels = data.labels[indices].to(device)
     bad = _nonfinite(inputs)
     if bad:
-        raise NonFiniteError(f"training inputs hold NaN or inf: labeled samples {indices[bad].tolist()[:5]} "
-                             f"({len(bad)} in all)")  # fmt: skip
+        raise NonFiniteError(
+            f"training inputs hold NaN or inf: labeled samples {indices[bad].tolist()[:5]} "
+            f"({len(bad)} in all)"
+        )
     start, stats = time.perf_counter(), {}
     model.train()
     # A manual bar: an iterated one left by ``break`` counts an epoch short, and tqdm.notebook
@@ -210,9 +212,11 @@ def fit(
             loss = F.cross_entropy(logits, labels[batch])
             if not torch.isfinite(loss):
                 rows = _nonfinite(logits.detach()) or list(range(len(batch)))
-                raise NonFiniteError(f"the training loss is {loss.item()} in epoch {epoch + 1}: NaN or inf logits "
-                                     f"for labeled samples {indices[batch.cpu()[rows]].tolist()[:5]} (lower lr, or "
-                                     "check the model)")  # fmt: skip
+                raise NonFiniteError(
+                    f"the training loss is {loss.item()} in epoch {epoch + 1}: NaN or inf logits "
+                    f"for labeled samples {indices[batch.cpu()[rows]].tolist()[:5]} (lower lr, or "
+                    "check the model)"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip_value is not None:
@@ -294,8 +298,10 @@ def predict_proba(model: nn.Module, inputs, *, batch_size: int = 512, device=Non
             logits = model(x)
             bad = _nonfinite(logits)
             if bad:
-                raise NonFiniteError(f"the model gives NaN or inf logits for samples {[seen + i for i in bad][:5]} "
-                                     f"of the {'finite' if not _nonfinite(x) else 'non-finite'} inputs it scored")  # fmt: skip
+                raise NonFiniteError(
+                    f"the model gives NaN or inf logits for samples {[seen + i for i in bad][:5]} "
+                    f"of the {'finite' if not _nonfinite(x) else 'non-finite'} inputs it scored"
+                )
             out.append(F.softmax(logits, dim=1).cpu())
             seen += len(x)
     return torch.cat(out) if out else torch.zeros(0, 0)
@@ -307,8 +313,10 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 512, device=None) -> d
     data = as_data(data)
     pred = predict_proba(model, data, batch_size=batch_size, device=device).argmax(1).numpy()
     labels = data.labels.numpy()
-    per_class = [float((pred[labels == c] == c).mean()) if (labels == c).any() else float("nan")
-                 for c in range(data.num_classes)]  # fmt: skip
+    per_class = [
+        float((pred[labels == c] == c).mean()) if (labels == c).any() else float("nan")
+        for c in range(data.num_classes)
+    ]
     return {
         "accuracy": float((pred == labels).mean()),
         "balanced_accuracy": float(np.nanmean(per_class)),

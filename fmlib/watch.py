@@ -2,8 +2,9 @@
 
 :func:`~fmlib.experiment.run_experiment` rewrites ``rounds.csv`` (atomically) after every round.
 :func:`watch_rounds` polls that file from a background thread and writes a line for every round
-it has not shown yet, so wherever only text arrives (a terminal behind ``papermill --stdout-file -``,
-a log file, ``fmlib run``) one sees which round a run is in and its accuracy::
+it has not shown yet, so wherever only text arrives (a terminal behind
+``papermill --stdout-file -``, a log file, ``fmlib run``) one sees which round a run is in and its
+accuracy::
 
     [3/9] round 2: 155 labels, accuracy 0.712 (balanced 0.655), train 12.3 s, select 45.6 s
 
@@ -75,7 +76,8 @@ def _planned_rounds(path) -> int | None:
 
 
 class RoundWatcher:
-    """Writes a line for every round of ``path``'s ``rounds.csv`` not written yet (see :func:`watch_rounds`)."""
+    """Writes a line for every round of ``path``'s ``rounds.csv`` not written yet (see
+    :func:`watch_rounds`)."""
 
     def __init__(self, path, write: Callable[[str], object] = print):
         self.path, self.write = Path(path), write
@@ -89,7 +91,8 @@ class RoundWatcher:
         self._lock = threading.Lock()  # the polling thread and on_round share what was shown
 
     def poll(self, *, earlier: bool = False) -> int:
-        """Write the rounds not shown yet (``earlier``: keep them pending); return how many were new."""
+        """Write the rounds not shown yet (``earlier``: keep them pending); return how many were
+        new."""
         try:
             stat = (self.path / ROUNDS).stat()
             stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)

@@ -14,7 +14,8 @@ import numpy as np
 
 
 def fake_images(labels: np.ndarray, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    """``uint8`` images ``[N, *shape]`` (``shape`` = ``(H, W)`` or ``(H, W, C)``) with a patch per class."""
+    """``uint8`` images ``[N, *shape]`` (``shape`` = ``(H, W)`` or ``(H, W, C)``) with a patch per
+    class."""
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 96, size=(len(labels), *shape), dtype=np.uint8)
     h, w = shape[:2]
@@ -151,19 +152,38 @@ def user_config(**changes):
     1e-2, for data and a model passed to the run (``changes`` on top)."""
     from fmlib.config import ExperimentConfig
 
-    values = dict(initial_size=6, query_size=6, budget=18, strategy="entropy", train_preset="default",
-                  train_options={"epochs": 20, "lr": 1e-2, "batch_size": 8}, device="cpu", progress=False)  # fmt: skip
+    values = dict(
+        initial_size=6,
+        query_size=6,
+        budget=18,
+        strategy="entropy",
+        train_preset="default",
+        train_options={"epochs": 20, "lr": 1e-2, "batch_size": 8},
+        device="cpu",
+        progress=False,
+    )
     return ExperimentConfig(**{**values, **changes})
 
 
 def user_run(**changes) -> dict:
-    """The fields of a two-round run of :data:`NAMED` (the user's parts by name), 5 epochs a round."""
-    return {**NAMED, "initial_size": 6, "query_size": 6, "budget": 12, "train_preset": "default",
-            "train_options": {"epochs": 5, "batch_size": 8}, "device": "cpu", "progress": False, **changes}  # fmt: skip
+    """The fields of a two-round run of :data:`NAMED` (the user's parts by name), 5 epochs a
+    round."""
+    return {
+        **NAMED,
+        "initial_size": 6,
+        "query_size": 6,
+        "budget": 12,
+        "train_preset": "default",
+        "train_options": {"epochs": 5, "batch_size": 8},
+        "device": "cpu",
+        "progress": False,
+        **changes,
+    }
 
 
 def image_data(n: int, seed: int, classes: int = 4):
-    """An :class:`~fmlib.data.ImageData` of ``n`` 28x28 :func:`fake_images`, class ``i % classes``."""
+    """An :class:`~fmlib.data.ImageData` of ``n`` 28x28 :func:`fake_images`, class ``i %
+    classes``."""
     import torch
 
     from fmlib.data import ImageData

@@ -17,17 +17,24 @@ MIB = 2**20
 def bait(fashion_root, tmp_path=None, **options) -> ExperimentConfig:
     """BAIT on the CNN and the paper's pool (5750 samples, 4 classes; 15 labeled: 5735 left)."""
     output_dir = None if tmp_path is None else str(tmp_path / "run")
-    return ExperimentConfig(strategy="bait", strategy_options=options, device="cpu",
-                            data_root=fashion_root, progress=False,
-                            output_dir=output_dir)  # fmt: skip
+    return ExperimentConfig(
+        strategy="bait",
+        strategy_options=options,
+        device="cpu",
+        data_root=fashion_root,
+        progress=False,
+        output_dir=output_dir,
+    )
 
 
 def test_bait_embeddings_too_big_for_memory_are_refused_at_validation(monkeypatch, fashion_root):
     # [5735, 4, 512] float32 embeddings (the CNN's head: 4 classes x 128 features) need 47 MiB
     monkeypatch.setattr(fisher, "available_memory", lambda device: 20 * MIB)
-    pattern = (r"strategy_options: BAIT's embeddings hold the 512 weights of the head of "
-               r"SmallCNN \(4 classes x 128 features\) for each of 5735 candidates "
-               r"\(max_candidates=None\): .* set max_candidates=(\d+) or fewer")  # fmt: skip
+    pattern = (
+        r"strategy_options: BAIT's embeddings hold the 512 weights of the head of "
+        r"SmallCNN \(4 classes x 128 features\) for each of 5735 candidates "
+        r"\(max_candidates=None\): .* set max_candidates=(\d+) or fewer"
+    )
     with pytest.raises(ValueError, match=pattern) as err:
         bait(fashion_root).validate()
     fits = int(err.value.args[0].split("set max_candidates=")[1].split()[0])
@@ -62,8 +69,14 @@ def bounds_checked(monkeypatch) -> list:
 
 @pytest.mark.parametrize("strategy", ["bait", "fishermask"])
 def test_a_run_checks_its_memory_bound_once(bounds_checked, fashion_root, tmp_path, strategy):
-    config = ExperimentConfig(strategy=strategy, device="cpu", data_root=fashion_root,
-                              imbalance="none", budget=100, progress=False)  # fmt: skip
+    config = ExperimentConfig(
+        strategy=strategy,
+        device="cpu",
+        data_root=fashion_root,
+        imbalance="none",
+        budget=100,
+        progress=False,
+    )
     with open_session(config):
         pass
     assert len(bounds_checked) == 1
@@ -80,8 +93,15 @@ def test_a_run_on_its_own_data_and_model_checks_the_memory_bound_on_them(
 ):
     from tests.user_parts import blob_data
 
-    config = ExperimentConfig(strategy="bait", device="cpu", initial_size=6, query_size=3,
-                              budget=None, rounds=1, progress=False)  # fmt: skip
+    config = ExperimentConfig(
+        strategy="bait",
+        device="cpu",
+        initial_size=6,
+        query_size=3,
+        budget=None,
+        rounds=1,
+        progress=False,
+    )
     with open_session(config, data=blob_data(), model=mlp):
         pass
     assert [args[:3] for args in bounds_checked] == [(84, 3, 48)]  # 90 - 6 candidates, 3 x 16

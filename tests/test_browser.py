@@ -37,7 +37,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.notebook]
 
 
 def browser_paths() -> tuple[str, str]:
-    """``(chromium, chromedriver)`` from the system, or skip (fail under CI) saying what is missing."""
+    """``(chromium, chromedriver)`` from the system, or skip (fail under CI) saying what is
+    missing."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     missing = [
@@ -48,7 +49,10 @@ def browser_paths() -> tuple[str, str]:
     except ImportError:
         missing.append("selenium (pip install -e '.[test]')")
     if missing:
-        reason = f"the browser test needs {', '.join(missing)}: apt-get install chromium chromium-driver, or make test"
+        reason = (
+            f"the browser test needs {', '.join(missing)}: apt-get install chromium"
+            " chromium-driver, or make test"
+        )
         if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
             pytest.fail(f"CI=true: {reason}", pytrace=False)
         pytest.skip(reason)
@@ -62,7 +66,8 @@ def free_port() -> int:
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
-    """Poll ``condition()`` until it returns something truthy (returned) or ``timeout`` s pass (fail)."""
+    """Poll ``condition()`` until it returns something truthy (returned) or ``timeout`` s pass
+    (fail)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -84,17 +89,34 @@ class JupyterLab:
         (settings / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False})
         )
-        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-               "JUPYTER_DATA_DIR": str(tmp / "data"), "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-               "FMLIB_SMOKE": "1"}  # fmt: skip  # smoke: a small primer, live figures built and checked
+        # smoke: a small primer, live figures built and checked
+        env = {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+            "JUPYTER_DATA_DIR": str(tmp / "data"),
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "FMLIB_SMOKE": "1",
+        }
         env.pop("MPLBACKEND", None)  # the kernel's figures inline, as for a user
         self.log = tmp / "jupyterlab.log"
-        command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-                   f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-                   f"--ServerApp.root_dir={root}", "--ServerApp.allow_root=True", "--LabApp.expose_app_in_browser=True",
-                   f"--LabApp.user_settings_dir={tmp / 'settings'}", f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
-                   "--LabApp.extension_manager=readonly",
-                   "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={root}",
+            "--ServerApp.allow_root=True",
+            "--LabApp.expose_app_in_browser=True",
+            f"--LabApp.user_settings_dir={tmp / 'settings'}",
+            f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+            "--LabApp.extension_manager=readonly",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -106,7 +128,8 @@ class JupyterLab:
     def ready(self) -> bool:
         if self.process.poll() is not None:
             pytest.fail(
-                f"JupyterLab exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}",
+                "JupyterLab exited with"
+                f" {self.process.returncode}:\n{self.log.read_text()[-3000:]}",
                 pytrace=False,
             )
         try:
@@ -116,7 +139,8 @@ class JupyterLab:
             return False
 
     def stop(self) -> None:
-        """SIGTERM (the server shuts its kernels down), then SIGKILL to its process group if it lingers."""
+        """SIGTERM (the server shuts its kernels down), then SIGKILL to its process group if it
+        lingers."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -135,9 +159,8 @@ def lab(tmp_path):
     browser_paths()  # skip or fail before starting anything
     root = tmp_path / "lab"
     root.mkdir()
-    shutil.copy(
-        NOTEBOOK, root / NOTEBOOK.name
-    )  # JupyterLab saves what it runs: never into the checkout
+    # JupyterLab saves what it runs: never into the checkout
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
     server = JupyterLab(root, tmp_path)
     try:
         wait_for(server.ready, START_TIMEOUT, "the Jupyter server to answer")
@@ -154,11 +177,18 @@ def browser(tmp_path):
     chromium, driver_path = browser_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    options.set_capability(
-        "goog:loggingPrefs", {"browser": "ALL"}
-    )  # the page's console, for failure messages
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000",
-                     "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
+    # the page's console, for failure messages
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1000",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
         options.add_argument(argument)
     # the driver's path given: Selenium Manager (and its downloads) is skipped
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
@@ -190,7 +220,8 @@ def console(browser) -> str:
 # Long work (Run All Cells) is started by one call and polled by others.
 KERNEL_IDLE = """
 const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-const kernel = panel && panel.sessionContext && panel.sessionContext.session && panel.sessionContext.session.kernel;
+const session = panel && panel.sessionContext && panel.sessionContext.session;
+const kernel = session && session.kernel;
 return !!(panel && panel.sessionContext.isReady && kernel && kernel.status === 'idle');
 """
 RUN_ALL = """
@@ -214,9 +245,8 @@ def test_primer_runs_in_jupyterlab_and_a_slider_redraws_its_figure(lab, browser)
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    screenshot = (
-        Path(tempfile.mkdtemp(prefix="fmlib-browser-test-")) / "primer_live_mask.png"
-    )  # kept after pytest's tmp
+    # kept after pytest's tmp
+    screenshot = Path(tempfile.mkdtemp(prefix="fmlib-browser-test-")) / "primer_live_mask.png"
     try:
         browser.get(lab.url(f"lab/tree/{NOTEBOOK.name}"))
         wait_for(
@@ -236,8 +266,11 @@ def test_primer_runs_in_jupyterlab_and_a_slider_redraws_its_figure(lab, browser)
             f"Run All Cells returned {ran}; execution counts {[c['count'] for c in cells]}\n"
             f"browser log:\n{console(browser)}\nserver log:\n{lab.log.read_text()[-4000:]}"
         )
-        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".fmlib-live img")) == 3, REDRAW_TIMEOUT,
-                 "the three live figures to render")  # fmt: skip
+        wait_for(
+            lambda: len(browser.find_elements(By.CSS_SELECTOR, ".fmlib-live img")) == 3,
+            REDRAW_TIMEOUT,
+            "the three live figures to render",
+        )
         shown = browser.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
         assert "Error displaying widget" not in shown and "Traceback" not in shown
 
@@ -264,8 +297,12 @@ def test_primer_runs_in_jupyterlab_and_a_slider_redraws_its_figure(lab, browser)
         wait_for(
             lambda: readout.text != before_value, REDRAW_TIMEOUT, "the slider's readout to change"
         )
-        wait_for(lambda: image.get_attribute("src") != before_src, REDRAW_TIMEOUT,
-                 f"the figure to be redrawn after moving the fraction from {before_value} to {readout.text}")  # fmt: skip
+        wait_for(
+            lambda: image.get_attribute("src") != before_src,
+            REDRAW_TIMEOUT,
+            f"the figure to be redrawn after moving the fraction from {before_value} to"
+            f" {readout.text}",
+        )
         wait_for(
             lambda: page(browser, IMAGE_LOADED, image), REDRAW_TIMEOUT, "the redrawn figure to load"
         )

@@ -138,9 +138,8 @@ def test_a_person_labels_a_round_in_the_browser_and_the_next_round_runs(lab, bro
         assert browser.find_elements(By.CSS_SELECTOR, ".fmlib-label-item")  # the next query is up
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(
-            int(rounds["torch_threads"].iloc[0])
-        )  # the kernel's count: the same floats
+        # the kernel's count: the same floats
+        torch.set_num_threads(int(rounds["torch_threads"].iloc[0]))
         try:
             simulated = run_experiment({**config.to_dict(), "output_dir": None}, max_rounds=1)
         finally:

@@ -13,12 +13,15 @@ from tests.fakes import NAMED, user_config
 from tests.user_parts import blobs
 
 
-@pytest.mark.parametrize(("factory", "message"), [
-    (lambda c: "not a model", "must be a torch nn.Module"),
-    (lambda c: nn.Linear(20, c + 1), r"logits \[N, 3\]"),
-    (lambda c: nn.Linear(7, c), "fails on a batch of the pool's inputs"),
-    ("MLP", "model must be a factory"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda c: "not a model", "must be a torch nn.Module"),
+        (lambda c: nn.Linear(20, c + 1), r"logits \[N, 3\]"),
+        (lambda c: nn.Linear(7, c), "fails on a batch of the pool's inputs"),
+        ("MLP", "model must be a factory"),
+    ],
+)
 def test_a_bad_model_factory_is_named(factory, message):
     with pytest.raises(ValueError, match=message):
         build(user_config(), data=(blobs(30, 0), blobs(9, 1)), model=factory)
@@ -39,7 +42,8 @@ def test_the_users_dataset_is_shaped_like_a_built_in_one():
             test_size=30,
         )
     )
-    # blob_data's pool: 30 per class; step 3 keeps 10 of class 0 (70 in all), pool_size 45 keeps the proportions
+    # blob_data's pool: 30 per class; step 3 keeps 10 of class 0 (70 in all), pool_size 45 keeps the
+    # proportions
     assert parts.data.pool.class_counts().tolist() == [7, 19, 19] and len(parts.data.test) == 30
     assert parts.data.test.class_counts().tolist() == [10, 10, 10]
     assert type(parts.model).__name__ == "MLP" and parts.model.head.out_features == 3
@@ -47,8 +51,18 @@ def test_the_users_dataset_is_shaped_like_a_built_in_one():
 
 def test_build_draws_the_initial_set_from_data_seed():
     def initial(data_seed):
-        config = dict(initial_size=6, query_size=3, budget=None, rounds=1, strategy="random", train_preset="default",
-                      seed=0, data_seed=data_seed, device="cpu", progress=False)  # fmt: skip
+        config = dict(
+            initial_size=6,
+            query_size=3,
+            budget=None,
+            rounds=1,
+            strategy="random",
+            train_preset="default",
+            seed=0,
+            data_seed=data_seed,
+            device="cpu",
+            progress=False,
+        )
         config = ExperimentConfig.from_dict(config)
         config.validate(check_dataset=False, check_strategy=False, parts=False)
         return build(
@@ -60,8 +74,17 @@ def test_build_draws_the_initial_set_from_data_seed():
 
 def test_build_initialises_the_model_from_seed():
     def weights(seed):
-        config = dict(initial_size=6, query_size=3, budget=None, rounds=1, strategy="random", train_preset="default",
-                      seed=seed, device="cpu", progress=False)  # fmt: skip
+        config = dict(
+            initial_size=6,
+            query_size=3,
+            budget=None,
+            rounds=1,
+            strategy="random",
+            train_preset="default",
+            seed=seed,
+            device="cpu",
+            progress=False,
+        )
         config = ExperimentConfig.from_dict(config)
         config.validate(check_dataset=False, check_strategy=False, parts=False)
         parts = build(config, data=(blobs(200, 0), blobs(30, 1)), model=lambda c: nn.Linear(20, c))

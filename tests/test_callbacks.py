@@ -101,10 +101,11 @@ def test_tensorboard_event_files_read_back(one_thread, tmp_path):
         pd.DataFrame(records.rounds)["accuracy"].tolist()
     )
     assert [e.value for e in events.Scalars("al/queried")] == [6, 6, 0]
+    # NaN in the last round: left out
     assert [e.step for e in events.Scalars("al/fisher_trace")] == [
         6,
         12,
-    ]  # NaN in the last round: left out
+    ]
 
 
 def test_fmlib_run_writes_tensorboard_events(one_thread, tmp_path):

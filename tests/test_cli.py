@@ -24,10 +24,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny(root: str) -> list[str]:
-    """Flags of a run of seconds: pool 200, 10 -> 20 labels by 5 (3 rounds), one epoch, on the CPU."""
-    return ["--set", f"data_root={root}", "--imbalance", "none", "--set", "initial_size=10", "--set", "query_size=5",
-            "--set", "budget=20", "--set", "train_preset=default", "--set", "train_options.epochs=1",
-            "--set", "train_options.batch_size=16", "--device", "cpu", "--no-progress", "--interval", "0.05"]  # fmt: skip
+    """Flags of a run of seconds: pool 200, 10 -> 20 labels by 5 (3 rounds), one epoch, on the
+    CPU."""
+    return [
+        "--set",
+        f"data_root={root}",
+        "--imbalance",
+        "none",
+        "--set",
+        "initial_size=10",
+        "--set",
+        "query_size=5",
+        "--set",
+        "budget=20",
+        "--set",
+        "train_preset=default",
+        "--set",
+        "train_options.epochs=1",
+        "--set",
+        "train_options.batch_size=16",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--interval",
+        "0.05",
+    ]
 
 
 def error_line(capsys, command: str) -> str:
@@ -86,9 +107,8 @@ def test_run_resumes_where_it_stopped_with_the_records_of_one_call(tmp_path, fas
     columns = ["round", "n_labeled", "accuracy", "train_loss"]
     whole, parts = (pd.read_csv(tmp_path / d / "rounds.csv")[columns] for d in ("whole", "parts"))
     pd.testing.assert_frame_equal(whole, parts)
-    assert (
-        main([*args, "-o", str(tmp_path / "parts"), "--seed", "7"]) == 2
-    )  # another config there: refused
+    # another config there: refused
+    assert main([*args, "-o", str(tmp_path / "parts"), "--seed", "7"]) == 2
     assert "different config" in error_line(capsys, "run")
 
 
@@ -99,13 +119,40 @@ def test_run_config_is_file_then_flags_then_set(tmp_path, capsys):
             {"strategy": "margin", "seed": 5, "query_size": 7, "train_options": {"epochs": 3}}
         )
     )
-    assert main(["run", "--config", str(file), "--seed", "2", "--set", "query_size=6", "--set", "query_size=5",
-                 "--set", "train_options.batch_size=8", "--set", "budget=null", "--set", "rounds=2", "-n"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(file),
+                "--seed",
+                "2",
+                "--set",
+                "query_size=6",
+                "--set",
+                "query_size=5",
+                "--set",
+                "train_options.batch_size=8",
+                "--set",
+                "budget=null",
+                "--set",
+                "rounds=2",
+                "-n",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     config = json.loads(printed[printed.index("{") :])
-    expected = {"strategy": "margin", "seed": 2, "query_size": 5, "budget": None, "rounds": 2,
-                "train_options": {"epochs": 3, "batch_size": 8},
-                "output_dir": "runs/fashion_mnist-paper-margin-seed2"}  # fmt: skip
+    expected = {
+        "strategy": "margin",
+        "seed": 2,
+        "query_size": 5,
+        "budget": None,
+        "rounds": 2,
+        "train_options": {"epochs": 3, "batch_size": 8},
+        "output_dir": "runs/fashion_mnist-paper-margin-seed2",
+    }
     assert config == ExperimentConfig.from_dict(expected).to_dict()
     # a run directory's config.json is a config file too
     (tmp_path / "old").mkdir()
@@ -140,12 +187,21 @@ def test_run_config_is_file_then_flags_then_set(tmp_path, capsys):
         (["--strategy", "no_such_strategy"], {"strategy": "no_such_strategy"}),
         (["--set", "query_size=0"], {"query_size": 0}),
         (["--set", "train_options.epochs=x"], {"train_options": {"epochs": "x"}}),
-        (["--set", "strategy_options.no_such_option=1", "--strategy", "margin"],
-         {"strategy": "margin", "strategy_options": {"no_such_option": 1}}),
+        (
+            ["--set", "strategy_options.no_such_option=1", "--strategy", "margin"],
+            {"strategy": "margin", "strategy_options": {"no_such_option": 1}},
+        ),
         (["--imbalance", "sideways"], {"imbalance": "sideways"}),
     ],
-    ids=["unknown-field", "unknown-strategy", "query-size-0", "bad-train-option", "bad-strategy-option", "bad-imbalance"],
-)  # fmt: skip
+    ids=[
+        "unknown-field",
+        "unknown-strategy",
+        "query-size-0",
+        "bad-train-option",
+        "bad-strategy-option",
+        "bad-imbalance",
+    ],
+)
 def test_run_reports_what_validate_says_in_one_line(args, values, tmp_path, capsys):
     with pytest.raises(ValueError) as expected:
         ExperimentConfig.from_dict({**values, "output_dir": str(tmp_path)}).validate()
@@ -156,10 +212,13 @@ def test_run_reports_what_validate_says_in_one_line(args, values, tmp_path, caps
 
 @pytest.mark.parametrize(
     "content, message",
-    [(None, "config file {} not found"), ('{"seed": 1,', "config file {} is not valid JSON"),
-     ("[1, 2]", "config file {} must hold a JSON object")],
+    [
+        (None, "config file {} not found"),
+        ('{"seed": 1,', "config file {} is not valid JSON"),
+        ("[1, 2]", "config file {} must hold a JSON object"),
+    ],
     ids=["missing", "not-json", "not-an-object"],
-)  # fmt: skip
+)
 def test_run_reports_a_bad_config_file_in_one_line(content, message, tmp_path, capsys):
     file = tmp_path / "cfg.json"
     if content is not None:
@@ -185,7 +244,8 @@ def write_run(
     accuracy: list[float],
     finished: bool = True,
 ):
-    """A run directory (config.json, rounds.csv) whose learning curve is ``accuracy`` at 10, 20, ... labels."""
+    """A run directory (config.json, rounds.csv) whose learning curve is ``accuracy`` at 10, 20, ...
+    labels."""
     path.mkdir(parents=True)
     schedule = [10 * (r + 1) for r in range(len(accuracy) + (0 if finished else 1))]
     config = {
@@ -195,9 +255,21 @@ def write_run(
         "seed": seed,
     }
     (path / "config.json").write_text(json.dumps({"config": config, "schedule": schedule}))
-    pd.DataFrame([{"round": r, "n_labeled": 10 * (r + 1), "accuracy": a, "balanced_accuracy": a / 2, "train_time": 1.0,
-                   "embed_time": float("nan"), "select_time": 2.0, "eval_time": 0.1}
-                  for r, a in enumerate(accuracy)]).to_csv(path / "rounds.csv", index=False)  # fmt: skip
+    pd.DataFrame(
+        [
+            {
+                "round": r,
+                "n_labeled": 10 * (r + 1),
+                "accuracy": a,
+                "balanced_accuracy": a / 2,
+                "train_time": 1.0,
+                "embed_time": float("nan"),
+                "select_time": 2.0,
+                "eval_time": 0.1,
+            }
+            for r, a in enumerate(accuracy)
+        ]
+    ).to_csv(path / "rounds.csv", index=False)
 
 
 def test_compare_writes_tables_and_figures_of_the_finished_runs(tmp_path, capsys):
@@ -236,16 +308,15 @@ def test_compare_writes_tables_and_figures_of_the_finished_runs(tmp_path, capsys
         table in printed and "4 finished runs from" in table and "(1 unfinished left out)" in table
     )
     assert (
-        "| fashion_mnist | imbalanced | fishermask | 2 | 0.500 ± 0.141 | 0.700 ± 0.141 | 25 ± 7 | 2/2 |"
-        in table
+        "| fashion_mnist | imbalanced | fishermask | 2 | 0.500 ± 0.141 | 0.700 ± 0.141 | 25 ± 7 |"
+        " 2/2 |" in table
     )
     assert (
         "| fashion_mnist | imbalanced | random | 2 | 0.200 ± 0.000 | 0.300 ± 0.000 | – | 0/2 |"
         in table
     )
-    assert (
-        "| fashion_mnist | imbalanced | fishermask | 0.500 ± 0.141 | 0.700 ± 0.141 |" in table
-    )  # at 20 and 30 labels
+    # at 20 and 30 labels
+    assert "| fashion_mnist | imbalanced | fishermask | 0.500 ± 0.141 | 0.700 ± 0.141 |" in table
     record = json.loads((out / "compare.json").read_text())
     assert {(r["strategy"], round(r["mean"], 6)) for r in record["auc"]} == {
         ("fishermask", 0.5),
@@ -268,14 +339,17 @@ def test_compare_reports_a_glob_without_runs_in_one_line(tmp_path, capsys):
 
 
 def fake_benchmarks(folder: Path, fail: str | None = None) -> Path:
-    """Benchmark scripts that append their name and arguments to ``calls.txt`` (and ``fail`` exits 1)."""
+    """Benchmark scripts that append their name and arguments to ``calls.txt`` (and ``fail`` exits
+    1)."""
     folder.mkdir()
     for name in ("bench_fisher.py", "bench_select.py"):
         code = 1 if name == fail else 0
-        (folder / name).write_text("import sys, pathlib\n"
-                                   "with open(pathlib.Path(__file__).with_name('calls.txt'), 'a') as f:\n"
-                                   f"    f.write(' '.join([pathlib.Path(sys.argv[0]).name, *sys.argv[1:]]) + '\\n')\n"
-                                   f"sys.exit({code})\n")  # fmt: skip
+        (folder / name).write_text(
+            "import sys, pathlib\n"
+            "with open(pathlib.Path(__file__).with_name('calls.txt'), 'a') as f:\n"
+            f"    f.write(' '.join([pathlib.Path(sys.argv[0]).name, *sys.argv[1:]]) + '\\n')\n"
+            f"sys.exit({code})\n"
+        )
     return folder
 
 
@@ -301,9 +375,8 @@ def test_bench_finds_the_checkout_and_says_when_there_is_none(tmp_path, monkeypa
         assert benchmarks_dir() == ROOT / "benchmarks"
     site = tmp_path / "site-packages" / "fmlib"
     site.mkdir(parents=True)
-    monkeypatch.setattr(
-        fmlib, "__file__", str(site / "__init__.py")
-    )  # as if installed from a wheel
+    # as if installed from a wheel
+    monkeypatch.setattr(fmlib, "__file__", str(site / "__init__.py"))
     monkeypatch.chdir(tmp_path)  # no checkout here either: never the real benchmarks
     assert main(["bench", "--quick"]) == 2
     line = error_line(capsys, "bench")
@@ -321,7 +394,7 @@ def test_grid_hands_its_arguments_to_the_grid_command_line(monkeypatch, capsys):
     assert exit.value.code == 0 and "examples:" in capsys.readouterr().out
 
 
-# ----------------------------------------------------------------------------- help, python -m fmlib, console script
+# ------------------------------------------------------------ help, python -m fmlib, console script
 
 
 @pytest.mark.parametrize("command", [None, "run", "compare", "bench"])
@@ -453,13 +526,21 @@ def test_the_console_script_finds_the_users_modules_in_the_working_directory(tmp
     (tmp_path / "mine").mkdir()
     for name in ("user_parts.py", "user_strategy.py"):
         shutil.copy(ROOT / "tests" / name, tmp_path / "mine" / name)
-    env = {
-        k: v for k, v in os.environ.items() if k != "PYTHONPATH"
-    }  # only the working directory can find mine/
-    values = user_run(dataset="mine.user_parts:blob_data", model="mine.user_parts:mlp",
-                       strategy="mine.user_strategy:LowestMaxProb")  # fmt: skip
+    # only the working directory can find mine/
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    values = user_run(
+        dataset="mine.user_parts:blob_data",
+        model="mine.user_parts:mlp",
+        strategy="mine.user_strategy:LowestMaxProb",
+    )
     (tmp_path / "config.json").write_text(json.dumps(values))
-    done = subprocess.run([str(script), "run", "-c", "config.json", "-o", "run"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [str(script), "run", "-c", "config.json", "-o", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert list(pd.read_csv(tmp_path / "run" / "rounds.csv")["n_labeled"]) == [6, 12]

@@ -28,12 +28,15 @@ def test_a_config_file_is_an_object_of_fields_or_a_runs_config_json(tmp_path):
     assert read_config_file(tmp_path / "nested.json") == {"config": {"seed": 4}}
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (None, "config file {path} not found"),
-    (b"{seed: 3", "config file {path} is not valid JSON"),
-    (b"\xff\xfe{}", "config file {path} is not UTF-8 text (byte 0"),
-    (b"[1, 2]", "config file {path} must hold a JSON object of config fields, got list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "config file {path} not found"),
+        (b"{seed: 3", "config file {path} is not valid JSON"),
+        (b"\xff\xfe{}", "config file {path} is not UTF-8 text (byte 0"),
+        (b"[1, 2]", "config file {path} must hold a JSON object of config fields, got list"),
+    ],
+)
 def test_a_bad_config_file_is_named(tmp_path, content, message):
     path = tmp_path / "config.json"
     if content is not None:
@@ -44,12 +47,37 @@ def test_a_bad_config_file_is_named(tmp_path, content, message):
 
 
 def test_the_flags_override_the_file_and_set_overrides_the_flags(tmp_path):
-    (tmp_path / "c.json").write_text(json.dumps({"seed": 1, "strategy": "margin", "budget": 50,
-                                                 "train_options": {"epochs": 3, "lr": 0.1}}))  # fmt: skip
-    args = run_args("-c", str(tmp_path / "c.json"), "--seed", "2", "--set", "seed=5",
-                    "--set", "train_options.epochs=7", "-o", "out", "--no-progress")  # fmt: skip
-    assert config_values(args) == {"seed": 5, "strategy": "margin", "budget": 50, "output_dir": "out",
-                                   "train_options": {"epochs": 7, "lr": 0.1}, "progress": False}  # fmt: skip
+    (tmp_path / "c.json").write_text(
+        json.dumps(
+            {
+                "seed": 1,
+                "strategy": "margin",
+                "budget": 50,
+                "train_options": {"epochs": 3, "lr": 0.1},
+            }
+        )
+    )
+    args = run_args(
+        "-c",
+        str(tmp_path / "c.json"),
+        "--seed",
+        "2",
+        "--set",
+        "seed=5",
+        "--set",
+        "train_options.epochs=7",
+        "-o",
+        "out",
+        "--no-progress",
+    )
+    assert config_values(args) == {
+        "seed": 5,
+        "strategy": "margin",
+        "budget": 50,
+        "output_dir": "out",
+        "train_options": {"epochs": 7, "lr": 0.1},
+        "progress": False,
+    }
 
 
 def test_set_with_a_key_is_only_for_the_option_fields():
@@ -74,5 +102,8 @@ def test_the_default_output_folder_is_named_after_the_run_and_says_smoke():
 
 def test_an_invalid_config_is_a_user_error_naming_the_field():
     with pytest.raises(UserError, match="query_size"):
-        build_config(run_args("--dataset", DATA, "--model", MODEL, "--imbalance", "none",
-                              "--set", "query_size=0"))  # fmt: skip
+        build_config(
+            run_args(
+                "--dataset", DATA, "--model", MODEL, "--imbalance", "none", "--set", "query_size=0"
+            )
+        )

@@ -68,7 +68,8 @@ def no_network(monkeypatch):
 
 
 def test_cifar10_through_torchvision(tmp_path, monkeypatch):
-    """The generated files go through torchvision's CIFAR10, md5 checks included (md5 list patched)."""
+    """The generated files go through torchvision's CIFAR10, md5 checks included (md5 list
+    patched)."""
     write_fake_cifar10(tmp_path, per_batch=8, n_test=12, seed=3)
     accept_fake_cifar10(monkeypatch, tmp_path)
     splits = load_dataset("cifar10", root=tmp_path)
@@ -89,7 +90,8 @@ def test_cifar10_through_torchvision(tmp_path, monkeypatch):
 
 
 def test_cifar10_files_failing_md5_are_named(tmp_path, monkeypatch):
-    """Files that are not the release's (here: generated, md5 list not patched, or one changed) are refused."""
+    """Files that are not the release's (here: generated, md5 list not patched, or one changed) are
+    refused."""
     write_fake_cifar10(tmp_path, per_batch=4, n_test=4)
     with pytest.raises(ValueError, match=r"fail torchvision's md5 check.*download=True") as err:
         load_dataset("cifar10", root=tmp_path)
@@ -117,9 +119,8 @@ def test_cifar10_download_goes_to_root_or_cache(tmp_path, monkeypatch, no_networ
         load_dataset("cifar10", root=tmp_path / "data", download=True)
     roots = [call[0][1] for call in no_network]
     assert roots == [str(tmp_path / "home" / ".cache" / "fmlib"), str(tmp_path / "data")]
-    assert all(
-        call[1]["md5"] == "c58f30108f718f92721af3b95e74349a" for call in no_network
-    )  # the release's tarball
+    # the release's tarball
+    assert all(call[1]["md5"] == "c58f30108f718f92721af3b95e74349a" for call in no_network)
 
 
 def test_missing_cifar10_is_explained(tmp_path):
@@ -268,9 +269,8 @@ def test_dataset_data_reads_a_tensor_dataset_and_a_plain_dataset_alike():
     ).tolist() == [1, 2, 0]
     for sub in (slow.subset([5, 6]), fast.subset([5, 6])):
         assert torch.equal(sub.inputs(), base.tensors[0][[5, 6]]) and sub.labels.tolist() == [2, 0]
-    assert isinstance(
-        fast.subset([5, 6]).dataset, TensorDataset
-    )  # the fast path survives subsetting
+    # the fast path survives subsetting
+    assert isinstance(fast.subset([5, 6]).dataset, TensorDataset)
     assert as_data(DataLoader(base, batch_size=4)).num_classes == 3
 
 

@@ -1,4 +1,5 @@
-"""The docs site as a reader meets it: built, every local link and image there, and in headless chromium.
+"""The docs site as a reader meets it: built, every local link and image there, and in headless
+chromium.
 
 The site is ``FMLIB_DOCS_HTML`` when that names a built site (``make test`` builds it first with
 ``make docs`` and passes it), else this module builds it into a temporary folder with the command
@@ -51,18 +52,38 @@ def site(tmp_path_factory) -> Path:
         )
         return html
     out = tmp_path_factory.mktemp("docs")
-    command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-d", str(out / "doctrees"),
-               str(ROOT / "docs"), str(out / "html")]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "FMLIB_DOCS_OFFLINE": "1"}, capture_output=True, text=True,
-                          timeout=BUILD_TIMEOUT)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-b",
+        "html",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-d",
+        str(out / "doctrees"),
+        str(ROOT / "docs"),
+        str(out / "html"),
+    ]
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "FMLIB_DOCS_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+    )
     assert done.returncode == 0, (
-        f"the docs build failed ({' '.join(command)}):\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+        f"the docs build failed ({' '.join(command)}):\n"
+        f"{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
     )
     return out / "html"
 
 
 class Page(HTMLParser):
-    """A page's ids and the local URLs it points at (``href`` of a and link, ``src`` of img and script)."""
+    """A page's ids and the local URLs it points at (``href`` of a and link, ``src`` of img and
+    script)."""
 
     def __init__(self):
         super().__init__()
@@ -81,9 +102,8 @@ class Page(HTMLParser):
             if tag in ("img", "script")
             else None
         )
-        if (
-            url and not urlsplit(url).scheme and not url.startswith("//")
-        ):  # local: no http:, mailto:, data:
+        # local: no http:, mailto:, data:
+        if url and not urlsplit(url).scheme and not url.startswith("//"):
             self.refs.append((tag, url))
 
 
@@ -117,7 +137,8 @@ def test_every_local_link_and_image_of_every_page_exists(site):
 
 @pytest.fixture(scope="module")
 def server(site):
-    """The site over HTTP on a free localhost port, as a host would serve it; yields its base URL."""
+    """The site over HTTP on a free localhost port, as a host would serve it; yields its base
+    URL."""
     handler = functools.partial(Quiet, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -142,12 +163,19 @@ def browser(tmp_path):
     chromium, driver_path = browser_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000",
-                     "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1000",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
         options.add_argument(argument)
-    driver = webdriver.Chrome(
-        service=Service(executable_path=driver_path), options=options
-    )  # no Selenium Manager
+    # no Selenium Manager
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.set_page_load_timeout(PAGE_TIMEOUT)
     try:
         yield driver
@@ -186,9 +214,8 @@ def test_the_site_in_chromium_navigation_images_and_search(site, server, browser
     entries = browser.find_elements(
         By.CSS_SELECTOR, "article .toctree-wrapper a.reference.internal"
     )
-    links = list(
-        dict.fromkeys(a.get_attribute("href").split("#")[0] for a in entries)
-    )  # in order, once each
+    # in order, once each
+    links = list(dict.fromkeys(a.get_attribute("href").split("#")[0] for a in entries))
     expected = [
         "getting-started",
         "tutorials/index",
@@ -204,13 +231,15 @@ def test_the_site_in_chromium_navigation_images_and_search(site, server, browser
     for link in links:
         open_page(link)
         followed.append(link)
-    assert len(followed) >= 30, (
-        f"the index's toctree leads to {len(followed)} pages only"
-    )  # sections, their pages, API
+    # sections, their pages, API
+    assert len(followed) >= 30, f"the index's toctree leads to {len(followed)} pages only"
 
     # the pages a reader checks by eye, shot for a look
-    for name, path in (("tutorial", "tutorials/1_fisher_primer.html"), ("results", "results/claim.html"),
-                       ("api", "api/fmlib.fisher.html")):  # fmt: skip
+    for name, path in (
+        ("tutorial", "tutorials/1_fisher_primer.html"),
+        ("results", "results/claim.html"),
+        ("api", "api/fmlib.fisher.html"),
+    ):
         open_page(urljoin(server, path), name)
     tutorial = parse(site / "tutorials" / "2_active_learning.html")
     figures = [url for tag, url in tutorial.refs if tag == "img" and url.startswith("../_images/")]
@@ -220,9 +249,8 @@ def test_the_site_in_chromium_navigation_images_and_search(site, server, browser
     results = lambda: browser.find_elements(By.CSS_SELECTOR, "#search-results ul.search li")  # noqa: E731
     wait_for(lambda: len(results()) > 0, PAGE_TIMEOUT, "search results for 'FisherMask'")
     summary = lambda: browser.find_element(By.CSS_SELECTOR, "#search-results .search-summary").text  # noqa: E731
-    wait_for(
-        lambda: "found" in summary().lower(), PAGE_TIMEOUT, "the search to finish"
-    )  # results are shown one by one
+    # results are shown one by one
+    wait_for(lambda: "found" in summary().lower(), PAGE_TIMEOUT, "the search to finish")
     found = [r.find_element(By.TAG_NAME, "a").get_attribute("href") for r in results()]
     browser.save_screenshot(str(shots / "search.png"))
     assert any("results/claim.html" in url for url in found), found

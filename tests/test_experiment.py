@@ -46,7 +46,8 @@ class SeededRandom(FirstUnlabeled):
 
 
 class FakeFisher(FirstUnlabeled):
-    """Largest unlabeled positions, with a Fisher-strategy ``info`` derived from the model weights."""
+    """Largest unlabeled positions, with a Fisher-strategy ``info`` derived from the model
+    weights."""
 
     def __init__(self, fraction=0.01):
         self.fraction, self.report = fraction, SelectionReport()
@@ -87,10 +88,23 @@ class CrashAfter:
 
 def small_config(root, **overrides) -> dict:
     config = dict(
-        dataset="fashion_mnist", data_root=root, imbalance="step", ratio=2.0, pool_size=60, test_size=30,
-        initial_size=10, query_size=5, budget=None, rounds=3, strategy="random", train_preset="default",
-        train_options={"epochs": 2, "batch_size": 16}, seed=0, device="cpu", progress=False,
-    )  # fmt: skip
+        dataset="fashion_mnist",
+        data_root=root,
+        imbalance="step",
+        ratio=2.0,
+        pool_size=60,
+        test_size=30,
+        initial_size=10,
+        query_size=5,
+        budget=None,
+        rounds=3,
+        strategy="random",
+        train_preset="default",
+        train_options={"epochs": 2, "batch_size": 16},
+        seed=0,
+        device="cpu",
+        progress=False,
+    )
     return {**config, **overrides}
 
 
@@ -182,8 +196,16 @@ def test_active_loop_steps_with_known_picks():
     data = tiny_aldata()
     from fmlib.models import build_model
 
-    loop = ActiveLoop(data, build_model("cnn", 4, 1), FirstUnlabeled(), [4, 7, 10], TrainConfig(epochs=1),
-                      initial=[0, 1, 2, 3], seed=0, device="cpu")  # fmt: skip
+    loop = ActiveLoop(
+        data,
+        build_model("cnn", 4, 1),
+        FirstUnlabeled(),
+        [4, 7, 10],
+        TrainConfig(epochs=1),
+        initial=[0, 1, 2, 3],
+        seed=0,
+        device="cpu",
+    )
     assert loop.step() and loop.last.picked.tolist() == [4, 5, 6]
     assert loop.step() and loop.last.picked.tolist() == [7, 8, 9]
     assert loop.last.row["n_labeled"] == 7 and loop.last.row["n_queried"] == 3
@@ -198,8 +220,17 @@ def test_active_loop_steps_with_known_picks():
 
 
 def test_in_memory_run_records_are_consistent():
-    config = dict(initial_size=8, query_size=4, budget=None, rounds=3, strategy="first", train_preset="default",
-                  train_options={"epochs": 1}, device="cpu", progress=False)  # fmt: skip
+    config = dict(
+        initial_size=8,
+        query_size=4,
+        budget=None,
+        rounds=3,
+        strategy="first",
+        train_preset="default",
+        train_options={"epochs": 1},
+        device="cpu",
+        progress=False,
+    )
     records = run_experiment(config, data=tiny_aldata(), strategy=FirstUnlabeled())
     check_consistent(records, config)
     picked = records.queries_frame().query("round > 0")["pool_index"].to_numpy()
@@ -250,8 +281,11 @@ ALL_STRATEGIES = [
     "bait",
     "fishermask",
 ]
-SMALL_OPTIONS = {"bald": {"samples": 3}, "bait": {"fisher_samples": 16},
-                 "fishermask": {"fisher_samples": 16, "fraction": 0.001}}  # fmt: skip
+SMALL_OPTIONS = {
+    "bald": {"samples": 3},
+    "bait": {"fisher_samples": 16},
+    "fishermask": {"fisher_samples": 16, "fraction": 0.001},
+}
 
 
 @pytest.mark.parametrize(
@@ -262,9 +296,19 @@ def test_every_strategy_gives_complete_records(tmp_path, name):
     strategies = pytest.importorskip("fmlib.strategies")
     if name not in strategies.STRATEGIES:
         pytest.skip(f"strategy {name!r} not registered")
-    config = dict(initial_size=8, query_size=4, budget=None, rounds=3, strategy=name,
-                  strategy_options=SMALL_OPTIONS.get(name, {}), train_preset="default", train_options={"epochs": 1},
-                  device="cpu", progress=False, output_dir=str(tmp_path / name))  # fmt: skip
+    config = dict(
+        initial_size=8,
+        query_size=4,
+        budget=None,
+        rounds=3,
+        strategy=name,
+        strategy_options=SMALL_OPTIONS.get(name, {}),
+        train_preset="default",
+        train_options={"epochs": 1},
+        device="cpu",
+        progress=False,
+        output_dir=str(tmp_path / name),
+    )
     records = run_experiment(config, data=tiny_aldata())
     check_consistent(records, config)
     rounds, snapshots = records.rounds_frame(), load_snapshots(tmp_path / name)
@@ -293,9 +337,8 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(fashion_root, tmp_p
     )
     part = {**config, "output_dir": str(tmp_path / "part")}
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(
-            part, strategy=CrashAfter(SeededRandom(), calls=1)
-        )  # dies selecting in round 1
+        # dies selecting in round 1
+        run_experiment(part, strategy=CrashAfter(SeededRandom(), calls=1))
     assert len(load_run(tmp_path / "part")) == 1
     partial = run_experiment(part, strategy=SeededRandom(), max_rounds=1)  # round 1 only
     assert len(partial.rounds) == 2 and not partial.finished
@@ -313,9 +356,8 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(fashion_root, tmp_p
         def select(self, *args, **kwargs):
             raise AssertionError("a finished run must not select again")
 
-    again = run_experiment(
-        {**part, "progress": True, "device": None}, strategy=Untouchable()
-    )  # neutral fields
+    # neutral fields
+    again = run_experiment({**part, "progress": True, "device": None}, strategy=Untouchable())
     pd.testing.assert_frame_equal(again.rounds_frame(), resumed.rounds_frame(), check_exact=True)
 
 
@@ -383,9 +425,8 @@ def test_what_needs_the_data_fails_before_training_and_writing(
     fashion_root, tmp_path, monkeypatch, overrides, message
 ):
     monkeypatch.setattr("fmlib.loop.fit", lambda *a, **k: pytest.fail("trained"))
-    config = small_config(
-        fashion_root, output_dir=str(tmp_path / "run"), **overrides
-    )  # the pool (150) is known once loaded
+    # the pool (150) is known once loaded
+    config = small_config(fashion_root, output_dir=str(tmp_path / "run"), **overrides)
     with pytest.raises(ValueError, match=message):
         run_experiment(config, strategy=FirstUnlabeled())
     assert not (tmp_path / "run").exists()
@@ -476,8 +517,11 @@ def test_integer_token_inputs_stay_integers_through_a_run(strategy):
     ).long()  # class c uses tokens 4c..4c+3
     data = TensorDataset(tokens, y)
     options = {"fisher_samples": 16, "fraction": 0.05} if strategy == "fishermask" else {}
-    records = run_experiment(user_config(strategy=strategy, budget=12, strategy_options=options), data=(data, data),
-                             model=TokenBag)  # fmt: skip
+    records = run_experiment(
+        user_config(strategy=strategy, budget=12, strategy_options=options),
+        data=(data, data),
+        model=TokenBag,
+    )
     assert [r["n_labeled"] for r in records.rounds] == [6, 12]
 
 
@@ -507,21 +551,28 @@ def test_strategies_that_need_only_logits_run_without_embed_or_head(strategy):
 
 
 def test_fishermask_without_head_runs_on_a_model_without_one():
-    cfg = user_config(strategy="fishermask", budget=12, strategy_options={"include_head": False, "fisher_samples": 16,
-                                                                     "fraction": 0.05})  # fmt: skip
+    cfg = user_config(
+        strategy="fishermask",
+        budget=12,
+        strategy_options={"include_head": False, "fisher_samples": 16, "fraction": 0.05},
+    )
     records = run_experiment(cfg, data=(blobs(60, 6), blobs(30, 7)), model=LogitsOnly)
     assert len(records.rounds) == 2
 
 
-@pytest.mark.parametrize(("strategy", "options", "missing"), [
-    ("badge", {}, "needs embed.* and head"),
-    ("coreset", {}, "needs embed"),
-    ("bait", {"fisher_samples": 16}, "needs embed.* and head"),
-    ("fishermask", {"fisher_samples": 16}, r"needs head .*include_head=False"),
-    ("tests.user_strategy:NeedsEmbed", {}, "'needs_embed' needs embed"),
-])  # fmt: skip
-def test_a_model_lacking_what_the_strategy_needs_is_refused_before_anything_is_written(tmp_path, strategy, options,
-                                                                                        missing):  # fmt: skip
+@pytest.mark.parametrize(
+    ("strategy", "options", "missing"),
+    [
+        ("badge", {}, "needs embed.* and head"),
+        ("coreset", {}, "needs embed"),
+        ("bait", {"fisher_samples": 16}, "needs embed.* and head"),
+        ("fishermask", {"fisher_samples": 16}, r"needs head .*include_head=False"),
+        ("tests.user_strategy:NeedsEmbed", {}, "'needs_embed' needs embed"),
+    ],
+)
+def test_a_model_lacking_what_the_strategy_needs_is_refused_before_anything_is_written(
+    tmp_path, strategy, options, missing
+):
     out = tmp_path / "run"
     cfg = user_config(strategy=strategy, strategy_options=options, output_dir=str(out))
     with pytest.raises(ValueError, match=missing):
@@ -530,8 +581,12 @@ def test_a_model_lacking_what_the_strategy_needs_is_refused_before_anything_is_w
 
 
 def test_a_config_names_the_users_dataset_and_model_and_runs_as_the_objects_do(tmp_path):
-    named = user_config(**NAMED, dataset_options={"pool": 60, "seed": 5}, model_options={"hidden": 8},
-                   output_dir=str(tmp_path / "named"))  # fmt: skip
+    named = user_config(
+        **NAMED,
+        dataset_options={"pool": 60, "seed": 5},
+        model_options={"hidden": 8},
+        output_dir=str(tmp_path / "named"),
+    )
     records = run_experiment(named)
     from tests.user_parts import blob_data, mlp
 
@@ -549,20 +604,41 @@ def test_a_config_names_the_users_dataset_and_model_and_runs_as_the_objects_do(t
         and meta["data"]["source"] == "config"
     )
     assert meta["data"]["pool_size"] == 60 and "model_factory" not in meta
-    again = run_experiment(
-        named
-    )  # the config alone reopens the finished run: nothing in memory needed
+    # the config alone reopens the finished run: nothing in memory needed
+    again = run_experiment(named)
     assert [r["accuracy"] for r in again.rounds] == [r["accuracy"] for r in records.rounds]
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"dataset_options": {"size": 3}}, "dataset 'tests.user_parts:blob_data' cannot be called with dataset_options {'size': 3}"),
-    ({"model_options": {"depth": 3}}, "model 'tests.user_parts:mlp' cannot be called as mlp(num_classes, **model_options) with "
-                                      "model_options {'depth': 3}"),
-    ({"model_options": {"dim": 7}}, "model 'tests.user_parts:mlp' fails on a batch of the pool's inputs"),
-    ({"dataset": "tests.user_parts:blobs", "dataset_options": {"n": 9, "seed": 0}},
-     "dataset 'tests.user_parts:blobs' must return a (pool, test) pair of Datasets or an ALData, got TensorDataset"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"dataset_options": {"size": 3}},
+            (
+                "dataset 'tests.user_parts:blob_data' cannot be called with dataset_options"
+                " {'size': 3}"
+            ),
+        ),
+        (
+            {"model_options": {"depth": 3}},
+            (
+                "model 'tests.user_parts:mlp' cannot be called as mlp(num_classes, **model_options)"
+                " with model_options {'depth': 3}"
+            ),
+        ),
+        (
+            {"model_options": {"dim": 7}},
+            "model 'tests.user_parts:mlp' fails on a batch of the pool's inputs",
+        ),
+        (
+            {"dataset": "tests.user_parts:blobs", "dataset_options": {"n": 9, "seed": 0}},
+            (
+                "dataset 'tests.user_parts:blobs' must return a (pool, test) pair of Datasets or an"
+                " ALData, got TensorDataset"
+            ),
+        ),
+    ],
+)
 def test_the_users_factories_failing_on_their_options_are_named_before_anything_is_written(
     tmp_path, changes, message
 ):

@@ -138,9 +138,13 @@ def test_both_engines_are_exact_against_the_naive_oracle_on_dict_batches(float64
 def test_every_strategy_runs_end_to_end_on_a_datasets_dataset(
     one_thread, tmp_path, strategy, options
 ):
-    config = small_run(budget=24, strategy=strategy, strategy_options=options,
-                       train_options={"epochs": 30, "lr": 3e-2, "batch_size": 16},
-                       output_dir=str(tmp_path))  # fmt: skip
+    config = small_run(
+        budget=24,
+        strategy=strategy,
+        strategy_options=options,
+        train_options={"epochs": 30, "lr": 3e-2, "batch_size": 16},
+        output_dir=str(tmp_path),
+    )
     records = run_experiment(config, data=data(), model=TinyText)
     rows = records.rounds_frame()
     assert rows["n_labeled"].tolist() == [6, 12, 18, 24] and rows["accuracy"].iloc[-1] > 0.6
@@ -245,15 +249,19 @@ def test_nan_in_a_dict_batch_pool_is_refused_with_the_samples(one_thread, name):
     rows = token_rows(60, 0)
     rows["attention_mask"] = [[float(v) for v in row] for row in rows["attention_mask"]]
     rows["attention_mask"][17][0] = float("nan")
-    features = datasets.Features({
-        "input_ids": datasets.Sequence(datasets.Value("int64")),
-        "attention_mask": datasets.Sequence(datasets.Value("float32")),
-        "label": datasets.ClassLabel(names=["a", "b", "c"]),
-        "text": datasets.Value("string"),
-    })  # fmt: skip
-    pool = from_hf(datasets.Dataset.from_dict(rows, features=features),
-                   columns=["input_ids", "attention_mask"])  # fmt: skip
+    features = datasets.Features(
+        {
+            "input_ids": datasets.Sequence(datasets.Value("int64")),
+            "attention_mask": datasets.Sequence(datasets.Value("float32")),
+            "label": datasets.ClassLabel(names=["a", "b", "c"]),
+            "text": datasets.Value("string"),
+        }
+    )
+    pool = from_hf(
+        datasets.Dataset.from_dict(rows, features=features), columns=["input_ids", "attention_mask"]
+    )
     strategy = get_strategy(name, fisher_samples=30)
     with pytest.raises(NonFiniteError, match=r"NaN or inf: samples \[17\]"):
-        strategy.select(TinyText(CLASSES).eval(), pool, np.arange(6), np.arange(6, 60), 5,
-                        seed=0, device="cpu")  # fmt: skip
+        strategy.select(
+            TinyText(CLASSES).eval(), pool, np.arange(6), np.arange(6, 60), 5, seed=0, device="cpu"
+        )

@@ -51,9 +51,8 @@ def test_progress_undo_and_a_submit_before_every_item_has_a_class(one_thread, tm
             and widget.choices[positions[1]].value == UNSET
         )
         assert widget.progress.value == "1 / 5 labeled"
-        assert (
-            widget.submit() is None and "have no label yet" in widget.message.value
-        )  # refused, kept
+        # refused, kept
+        assert widget.submit() is None and "have no label yet" in widget.message.value
         assert len(session.records.rounds) == 0
     with open_session(config(tmp_path)) as session:  # opened again: the answer given is there
         widget = LabelingWidget(session, classes=["zero", "one", "two"])

@@ -16,17 +16,46 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fmlib"
 @pytest.mark.parametrize(
     "module, names",
     [
-        ("fmlib", ["run_experiment", "load_runs", "load_run", "ExperimentConfig", "get_strategy", "STRATEGIES"]),
-        ("fmlib.strategies", ["get_strategy", "STRATEGIES", "register", "Strategy", "kmeans_pp", "head_gradient_embeddings"]),
-        ("fmlib.experiment", ["ExperimentConfig", "ActiveLoop", "run_experiment", "label_schedule", "smoke_config",
-                              "load_data"]),
+        (
+            "fmlib",
+            [
+                "run_experiment",
+                "load_runs",
+                "load_run",
+                "ExperimentConfig",
+                "get_strategy",
+                "STRATEGIES",
+            ],
+        ),
+        (
+            "fmlib.strategies",
+            [
+                "get_strategy",
+                "STRATEGIES",
+                "register",
+                "Strategy",
+                "kmeans_pp",
+                "head_gradient_embeddings",
+            ],
+        ),
+        (
+            "fmlib.experiment",
+            [
+                "ExperimentConfig",
+                "ActiveLoop",
+                "run_experiment",
+                "label_schedule",
+                "smoke_config",
+                "load_data",
+            ],
+        ),
         ("fmlib.seeds", ["round_seed", "seeded"]),
         ("fmlib.grid.spec", ["expand_grid", "load_grid"]),
         ("fmlib.grid.runner", ["run_grid", "summarize"]),
         ("fmlib.grid.cli", ["main", "parser", "usage_examples"]),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
-)  # fmt: skip
+)
 def test_public_names_still_import(module, names):
     imported = importlib.import_module(module)
     assert all(hasattr(imported, name) for name in names)
@@ -35,8 +64,12 @@ def test_public_names_still_import(module, names):
 def test_strategy_families_have_their_own_modules():
     from fmlib import strategies
 
-    families = {"base": ["random"], "uncertainty": ["entropy", "margin", "least_confidence", "bald"],
-                "diversity": ["coreset", "badge"], "fisher": ["bait", "fishermask"]}  # fmt: skip
+    families = {
+        "base": ["random"],
+        "uncertainty": ["entropy", "margin", "least_confidence", "bald"],
+        "diversity": ["coreset", "badge"],
+        "fisher": ["bait", "fishermask"],
+    }
     for module, names in families.items():
         for name in names:
             assert strategies.STRATEGIES[name].__module__ == f"fmlib.strategies.{module}", name
@@ -46,13 +79,26 @@ def test_strategy_families_have_their_own_modules():
 def test_plot_families_have_their_own_modules():
     from fmlib.analysis import plots
 
-    families = {"common": ["save_figure", "class_palette"],
-                "runs": ["learning_curves", "learning_curve_panels", "per_class_accuracy",
-                         "class_histogram", "round_timings"],
-                "sensitivity": ["mask_overlap", "mask_overlap_matrix", "layer_share",
-                                "layer_share_summary", "fisher_over_rounds", "class_sensitivity",
-                                "top_samples"],
-                "ablation": ["paired_differences", "paired_differences_by_budget"]}  # fmt: skip
+    families = {
+        "common": ["save_figure", "class_palette"],
+        "runs": [
+            "learning_curves",
+            "learning_curve_panels",
+            "per_class_accuracy",
+            "class_histogram",
+            "round_timings",
+        ],
+        "sensitivity": [
+            "mask_overlap",
+            "mask_overlap_matrix",
+            "layer_share",
+            "layer_share_summary",
+            "fisher_over_rounds",
+            "class_sensitivity",
+            "top_samples",
+        ],
+        "ablation": ["paired_differences", "paired_differences_by_budget"],
+    }
     for module, names in families.items():
         for name in names:
             assert getattr(plots, name).__module__ == f"fmlib.analysis.plots.{module}", name
@@ -86,16 +132,16 @@ def test_the_loop_never_touches_records_and_config_builds_without_them():
         "fmlib.strategies",
         "fmlib.records.formats",  # the declared round row, nothing that writes
     }
-    assert "fmlib.records" not in imports(
-        "config", top_level=True
-    )  # from_run reads a run directory when called
+    # from_run reads a run directory when called
+    assert "fmlib.records" not in imports("config", top_level=True)
     assert "fmlib.records" not in imports("build")  # build: the parts of a run, nothing written
     assert {"fmlib.config", "fmlib.build", "fmlib.loop", "fmlib.records"} <= imports("experiment")
 
 
 def test_split_modules_import_one_way():
     """Each split imports one way: build -> config, datasets -> data, fisher embeddings -> its
-    engines, the naive greedy -> the greedy, the run directory -> its lock, the toy -> its labels."""
+    engines, the naive greedy -> the greedy, the run directory -> its lock, the toy -> its
+    labels."""
     assert "fmlib.build" not in imports("config")  # trial builds live with what they build
     assert "fmlib.config" in imports("build", top_level=True)
     assert "fmlib.datasets" not in imports("data") and "fmlib.data" in imports(
@@ -193,9 +239,8 @@ def import_graph() -> dict[str, set[str]]:
                 found |= known(node.module) | {
                     n for a in node.names for n in known(f"{node.module}.{a.name}")
                 }
-        graph[module] = found - known(
-            module
-        )  # itself, and the packages it is inside (already running)
+        # itself, and the packages it is inside (already running)
+        graph[module] = found - known(module)
     return graph
 
 
@@ -284,8 +329,13 @@ def test_mask_fraction_and_method_are_checked_in_one_place():
 
 def test_the_bounds_of_a_run_are_defined_in_one_module():
     sources = {p.relative_to(PACKAGE).as_posix(): p.read_text() for p in PACKAGE.rglob("*.py")}
-    for definition in ("MAX_ROUNDS =", "def check_memory(", "def size_problems(",
-                       "def schedule_rounds(", "TRAINING_RULES ="):  # fmt: skip
+    for definition in (
+        "MAX_ROUNDS =",
+        "def check_memory(",
+        "def size_problems(",
+        "def schedule_rounds(",
+        "TRAINING_RULES =",
+    ):
         assert [name for name, text in sources.items() if definition in text] == ["bounds.py"], (
             definition
         )

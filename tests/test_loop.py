@@ -37,10 +37,19 @@ def test_progress_shows_nested_bars_for_training_fisher_embeddings_and_greedy(ca
 
 def tiny_run(strategy, first_query, **overrides):
     config = dict(
-        initial_size=8, query_size=6, budget=None, rounds=2, strategy=strategy, train_preset="default",
-        train_options={"epochs": 2, "batch_size": 16}, first_query=first_query, seed=3, device="cpu",
-        progress=False, imbalance="none",
-    )  # fmt: skip
+        initial_size=8,
+        query_size=6,
+        budget=None,
+        rounds=2,
+        strategy=strategy,
+        train_preset="default",
+        train_options={"epochs": 2, "batch_size": 16},
+        first_query=first_query,
+        seed=3,
+        device="cpu",
+        progress=False,
+        imbalance="none",
+    )
     config.update(overrides)
     data = ALData(image_data(60, 0), image_data(40, 1))
     return ExperimentConfig.from_dict(config), data, run_experiment(config, data=data)
@@ -108,8 +117,16 @@ class SeedRecorder:
 
 def test_the_loop_gives_the_strategy_each_rounds_own_selection_seed():
     strategy = SeedRecorder()
-    loop = ActiveLoop((POOL, blobs(30, 1)), nn.Sequential(nn.Linear(20, 3)), strategy, [6, 9, 12, 15],
-                      TrainConfig(epochs=1), initial=np.arange(6), seed=7, device="cpu")  # fmt: skip
+    loop = ActiveLoop(
+        (POOL, blobs(30, 1)),
+        nn.Sequential(nn.Linear(20, 3)),
+        strategy,
+        [6, 9, 12, 15],
+        TrainConfig(epochs=1),
+        initial=np.arange(6),
+        seed=7,
+        device="cpu",
+    )
     while not loop.finished:
         loop.step()
     assert strategy.seeds == [round_seed(7, r, "select") for r in range(3)]

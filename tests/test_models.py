@@ -35,10 +35,14 @@ def test_no_inplace_relu():
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [(dict(name="vgg"), "allowed values"), (dict(name="cnn", width=2), "no options"),
-     (dict(name="resnet18", depth=3), "width"), (dict(name="cnn", image_size=30), "divisible")],
+    [
+        (dict(name="vgg"), "allowed values"),
+        (dict(name="cnn", width=2), "no options"),
+        (dict(name="resnet18", depth=3), "width"),
+        (dict(name="cnn", image_size=30), "divisible"),
+    ],
     ids=["unknown", "cnn-option", "resnet-option", "cnn-size"],
-)  # fmt: skip
+)
 def test_bad_model_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_model(num_classes=10, in_channels=1, **kwargs)

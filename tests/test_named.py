@@ -19,14 +19,23 @@ def test_resolve_finds_module_attributes_and_dotted_ones():
     assert resolve_callable("tests.user_parts:blob_data", "dataset") is user_parts.blob_data
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("tests.user_parts", "model 'tests.user_parts': write 'package.module:attribute'"),
-    (":mlp", "write 'package.module:attribute'"),
-    ("tests.user_parts:a:b", "write 'package.module:attribute'"),
-    (3, "model 3: write 'package.module:attribute'"),
-    ("tests.no_such_module:f", "model 'tests.no_such_module:f': cannot import module 'tests.no_such_module'"),
-    ("tests.user_parts:MLP.missing", "module 'tests.user_parts' has no attribute 'MLP.missing'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("tests.user_parts", "model 'tests.user_parts': write 'package.module:attribute'"),
+        (":mlp", "write 'package.module:attribute'"),
+        ("tests.user_parts:a:b", "write 'package.module:attribute'"),
+        (3, "model 3: write 'package.module:attribute'"),
+        (
+            "tests.no_such_module:f",
+            "model 'tests.no_such_module:f': cannot import module 'tests.no_such_module'",
+        ),
+        (
+            "tests.user_parts:MLP.missing",
+            "module 'tests.user_parts' has no attribute 'MLP.missing'",
+        ),
+    ],
+)
 def test_a_bad_name_says_what_is_wrong_naming_the_field(spec, message):
     with pytest.raises(ValueError) as err:
         resolve(spec, "model")
@@ -34,6 +43,9 @@ def test_a_bad_name_says_what_is_wrong_naming_the_field(spec, message):
 
 
 def test_resolve_callable_refuses_what_cannot_be_called():
-    with pytest.raises(ValueError, match=r"dataset 'tests.user_parts:NOT_CALLABLE' is a int, not a "
-                                         r"factory that can be called"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"dataset 'tests.user_parts:NOT_CALLABLE' is a int, not a "
+        r"factory that can be called",
+    ):
         resolve_callable("tests.user_parts:NOT_CALLABLE", "dataset", "factory")

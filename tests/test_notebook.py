@@ -16,9 +16,13 @@ CELL = (
 
 
 def test_annotations_are_read_per_parameter():
-    assert annotations(CELL) == {"runs_glob": "str", "budgets": "dict",
-                                 "sizes": "Optional[list[int]]", "name": "str | dict",
-                                 "smoke": None}  # fmt: skip
+    assert annotations(CELL) == {
+        "runs_glob": "str",
+        "budgets": "dict",
+        "sizes": "Optional[list[int]]",
+        "name": "str | dict",
+        "smoke": None,
+    }
 
 
 def test_a_misspelled_parameter_gets_the_closest_valid_name():
@@ -29,8 +33,13 @@ def test_a_misspelled_parameter_gets_the_closest_valid_name():
 
 
 def test_a_dict_passed_with_p_is_read_as_the_literal_it_spells():
-    values = {"budgets": '{"balanced": [300, 700]}', "sizes": "[1, 2]", "name": "{1: 2}",
-              "runs_glob": "[x]", "smoke": "True"}  # fmt: skip
+    values = {
+        "budgets": '{"balanced": [300, 700]}',
+        "sizes": "[1, 2]",
+        "name": "{1: 2}",
+        "runs_glob": "[x]",
+        "smoke": "True",
+    }
     assert container_values(CELL, values) == {"budgets": {"balanced": [300, 700]}, "sizes": [1, 2]}
     assert container_values(CELL, {"budgets": {"balanced": [1]}}) == {}  # -y: already a dict
 

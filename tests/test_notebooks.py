@@ -49,8 +49,14 @@ def execute(name: str, tmp_path: Path, **params) -> nbformat.NotebookNode:
     import papermill as pm
 
     output = tmp_path / f"{name}.executed.ipynb"
-    pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(output), parameters=params, cwd=str(tmp_path),
-                        progress_bar=False, kernel_name="python3")  # fmt: skip
+    pm.execute_notebook(
+        str(NOTEBOOKS / f"{name}.ipynb"),
+        str(output),
+        parameters=params,
+        cwd=str(tmp_path),
+        progress_bar=False,
+        kernel_name="python3",
+    )
     return nbformat.read(output, as_version=4)
 
 
@@ -85,9 +91,8 @@ def test_notebooks_follow_the_template(name):
     tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged `parameters`"
     i = tagged[0]
-    assert (
-        cells[i].cell_type == "code" and cells[i + 1].cell_type == "code"
-    )  # papermill injects in between
+    # papermill injects in between
+    assert cells[i].cell_type == "code" and cells[i + 1].cell_type == "code"
     body = ast.parse(cells[i].source).body
     assert body and all(
         (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name))
@@ -139,8 +144,12 @@ def test_every_notebook_opens_with_the_prologue(name):
         assert own not in code, own
 
 
-OUTPUTS = {"active_learning": "output_dir", "compare": "figures_dir", "ablation": "figures_dir",
-           "sensitivity": "figures_dir"}  # fmt: skip
+OUTPUTS = {
+    "active_learning": "output_dir",
+    "compare": "figures_dir",
+    "ablation": "figures_dir",
+    "sensitivity": "figures_dir",
+}
 
 
 def test_the_makefile_names_where_each_notebook_it_runs_writes():
@@ -174,9 +183,16 @@ def test_active_learning_records_a_smoke_run(tmp_path, monkeypatch):
     monkeypatch.delenv("FMLIB_PROGRESS", raising=False)  # the mode papermill's kernel picks
     data_root = write_fake_fashion_mnist(tmp_path / "data", n_train=600, n_test=200)
     run = tmp_path / "run"
-    executed = execute("active_learning", tmp_path, output_dir=str(run), data_root=str(data_root),
-                       imbalance="none", strategy="fishermask", strategy_options={"fraction": 0.004},
-                       smoke=True)  # fmt: skip
+    executed = execute(
+        "active_learning",
+        tmp_path,
+        output_dir=str(run),
+        data_root=str(data_root),
+        imbalance="none",
+        strategy="fishermask",
+        strategy_options={"fraction": 0.004},
+        smoke=True,
+    )
     # the bars as one line at the end (the rounds'), no widget frozen at 0 %: papermill saves it
     bars = [
         line for t in assert_no_frozen_bars(executed) for line in t.splitlines() if "%|" in line
@@ -207,8 +223,14 @@ def test_active_learning_records_a_smoke_run(tmp_path, monkeypatch):
 @pytest.mark.notebook
 @requires_fashion_mnist
 def test_sensitivity_makes_the_run_it_is_missing_and_records_its_summary(tmp_path):
-    execute("sensitivity", tmp_path, run_dir=str(tmp_path / "run"), figures_dir=str(tmp_path / "figures"), top_k=4,
-            smoke=True)  # fmt: skip
+    execute(
+        "sensitivity",
+        tmp_path,
+        run_dir=str(tmp_path / "run"),
+        figures_dir=str(tmp_path / "figures"),
+        top_k=4,
+        smoke=True,
+    )
     summary = json.loads((tmp_path / "figures" / "sensitivity.json").read_text())
     assert summary["rounds"] == 2 and summary["smoke"] is True
     assert 0 <= summary["jaccard_previous_mean"] <= 1 and 0 <= summary["jaccard_last_first"] <= 1
@@ -234,11 +256,29 @@ def write_fake_run(
 ):
     """A run directory whose learning curve is ``accuracy`` at 10, 20, 30, ... labels."""
     schedule = [10 * (r + 1) for r in range(len(accuracy) + (0 if finished else 1))]
-    meta = {"config": {"dataset": "fashion_mnist", "imbalance": imbalance, "strategy": strategy, "seed": seed},
-            "schedule": schedule, "data": {"classes": ["zero", "one"]}}  # fmt: skip
-    rows = [{"round": r, "n_labeled": 10 * (r + 1), "accuracy": a, "balanced_accuracy": a, "train_time": 1.0,
-             "embed_time": 0.5 if strategy == "fishermask" else float("nan"), "eval_time": 0.1,
-             "select_time": 2.0 if r < len(schedule) - 1 else float("nan")} for r, a in enumerate(accuracy)]  # fmt: skip
+    meta = {
+        "config": {
+            "dataset": "fashion_mnist",
+            "imbalance": imbalance,
+            "strategy": strategy,
+            "seed": seed,
+        },
+        "schedule": schedule,
+        "data": {"classes": ["zero", "one"]},
+    }
+    rows = [
+        {
+            "round": r,
+            "n_labeled": 10 * (r + 1),
+            "accuracy": a,
+            "balanced_accuracy": a,
+            "train_time": 1.0,
+            "embed_time": 0.5 if strategy == "fishermask" else float("nan"),
+            "eval_time": 0.1,
+            "select_time": 2.0 if r < len(schedule) - 1 else float("nan"),
+        }
+        for r, a in enumerate(accuracy)
+    ]
     run = RunDirectory(path)
     run.write_meta(meta)
     run.write_records(RunRecords(meta, rows, [], path))
@@ -259,12 +299,18 @@ def test_compare_tables_runs_it_finds(tmp_path, monkeypatch):
         )
         write_fake_run(runs / f"imb-rnd-{seed}", "random", "paper", seed, [0.1, 0.2, 0.3])
         write_fake_run(runs / f"bal-rnd-{seed}", "random", "none", seed, [0.5, 0.6, 0.7])
-    write_fake_run(
-        runs / "imb-fm-2", "fishermask", "paper", 2, [0.9, 0.9], finished=False
-    )  # left out
+    # left out
+    write_fake_run(runs / "imb-fm-2", "fishermask", "paper", 2, [0.9, 0.9], finished=False)
     figures = tmp_path / "figures"
-    execute("compare", tmp_path, runs_glob=str(runs / "*"), figures_dir=str(figures), target=0.55,
-            budgets={"imbalanced": [20, 30], "balanced": [10]}, smoke=False)  # fmt: skip
+    execute(
+        "compare",
+        tmp_path,
+        runs_glob=str(runs / "*"),
+        figures_dir=str(figures),
+        target=0.55,
+        budgets={"imbalanced": [20, 30], "balanced": [10]},
+        smoke=False,
+    )
     record = json.loads((figures / "compare.json").read_text())
     assert record["demo"] is False and record["runs"] == 6
     auc = {(r["setting"], r["strategy"]): r for r in record["auc"]}
@@ -279,12 +325,11 @@ def test_compare_tables_runs_it_finds(tmp_path, monkeypatch):
     table = (figures / "results_table.md").read_text()
     assert "6 finished runs from" in table and "DEMO" not in table
     assert (
-        "| fashion_mnist | imbalanced | fishermask | 2 | 0.500 ± 0.141 | 0.700 ± 0.141 | 25 ± 7 | 2/2 |"
-        in table
+        "| fashion_mnist | imbalanced | fishermask | 2 | 0.500 ± 0.141 | 0.700 ± 0.141 | 25 ± 7 |"
+        " 2/2 |" in table
     )
-    assert (
-        "| fashion_mnist | imbalanced | fishermask | 0.500 ± 0.141 | 0.700 ± 0.141 |" in table
-    )  # at 20 and 30 labels
+    # at 20 and 30 labels
+    assert "| fashion_mnist | imbalanced | fishermask | 0.500 ± 0.141 | 0.700 ± 0.141 |" in table
     assert "| fashion_mnist | balanced | random | 0.500 ± 0.000 |" in table
     for figure in ("learning_curves", "round_timings"):
         assert (figures / f"{figure}.png").stat().st_size > 0 and f"{figure}.png" in record[
@@ -295,12 +340,20 @@ def test_compare_tables_runs_it_finds(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_fisher_primer_records_the_mask_and_bait_batch(tmp_path):
-    execute("fisher_primer", tmp_path, n_points=60, train_steps=60, fraction=0.3, batch_size=4, lamb=0.5,
-            figures_dir=str(tmp_path / "primer"), smoke=True)  # fmt: skip
+    execute(
+        "fisher_primer",
+        tmp_path,
+        n_points=60,
+        train_steps=60,
+        fraction=0.3,
+        batch_size=4,
+        lamb=0.5,
+        figures_dir=str(tmp_path / "primer"),
+        smoke=True,
+    )
     record = json.loads((tmp_path / "primer" / "fisher_primer.json").read_text())
-    assert (
-        record["parameters"] == 2 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
-    )  # the ToyMLP for 3 classes
+    # the ToyMLP for 3 classes
+    assert record["parameters"] == 2 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
     assert record["mask_size"] == int(0.3 * record["parameters"])
     assert 0 < record["fisher_trace_masked"] <= record["fisher_trace"]
     assert len(set(record["bait_picks"])) == 4 and all(0 <= i < 60 for i in record["bait_picks"])
@@ -309,7 +362,7 @@ def test_fisher_primer_records_the_mask_and_bait_batch(tmp_path):
         assert (tmp_path / "primer" / f"{figure}.png").stat().st_size > 0, figure
 
 
-# ----------------------------------------------------------------------------- the checkout stays clean
+# ------------------------------------------------------------------------- the checkout stays clean
 
 ROOT = NOTEBOOKS.parent
 CLEAN = [  # (notebook, parameters, what it writes under <cache>/fmlib/notebooks/): records or smoke
@@ -329,8 +382,13 @@ CLEAN = [  # (notebook, parameters, what it writes under <cache>/fmlib/notebooks
 def checkout_state() -> set[str]:
     """``git status`` of the checkout, ignored files too (``runs/`` is ignored, not a place to
     write unasked), bytecode left out."""
-    lines = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    lines = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {line for line in lines.splitlines() if "__pycache__" not in line}
 
 
@@ -341,9 +399,14 @@ def test_papermill_runs_the_users_dataset_model_and_strategy_by_name(tmp_path, m
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     run = tmp_path / "run"
-    pm.execute_notebook(str(ROOT / "notebooks" / "active_learning.ipynb"), str(tmp_path / "out.ipynb"),
-                        parameters={**NAMED, "output_dir": str(run), "model_options": {"hidden": 8}, "smoke": True},
-                        cwd=str(tmp_path), progress_bar=False, kernel_name="python3")  # fmt: skip
+    pm.execute_notebook(
+        str(ROOT / "notebooks" / "active_learning.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        parameters={**NAMED, "output_dir": str(run), "model_options": {"hidden": 8}, "smoke": True},
+        cwd=str(tmp_path),
+        progress_bar=False,
+        kernel_name="python3",
+    )
     results = json.loads((run / "results.json").read_text())
     saved = json.loads((run / "config.json").read_text())["config"]
     assert results["finished"] and (saved["dataset"], saved["model"], saved["strategy"]) == (
@@ -370,9 +433,14 @@ def test_running_a_notebook_with_its_defaults_leaves_the_checkout_as_it_was(
     before = checkout_state()
     import papermill as pm
 
-    pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
-                        parameters=params, cwd=str(NOTEBOOKS), progress_bar=False,
-                        kernel_name="python3")  # fmt: skip
+    pm.execute_notebook(
+        str(NOTEBOOKS / f"{name}.ipynb"),
+        str(tmp_path / f"{name}.ipynb"),
+        parameters=params,
+        cwd=str(NOTEBOOKS),
+        progress_bar=False,
+        kernel_name="python3",
+    )
     assert checkout_state() == before
     if written:
         assert (tmp_path / "cache" / "fmlib" / "notebooks" / written).is_file()

@@ -18,9 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_fmlib_imports_without_fcntl():
-    code = ("import sys; sys.modules['fcntl'] = None\n"
-            "import fmlib, fmlib.records, fmlib.cli, fmlib.grid, fmlib.experiment\n"
-            "print('ok')")  # fmt: skip
+    code = (
+        "import sys; sys.modules['fcntl'] = None\n"
+        "import fmlib, fmlib.records, fmlib.cli, fmlib.grid, fmlib.experiment\n"
+        "print('ok')"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
@@ -57,9 +59,11 @@ def test_a_symlinked_lock_is_never_written_through(tmp_path):
 
 
 def test_fmlib_and_the_toy_primer_import_without_ipywidgets():
-    code = ("import sys; sys.modules['ipywidgets'] = None\n"
-            "import fmlib, fmlib.primer, fmlib.primer.toy, fmlib.experiment\n"
-            "print('ok')")  # fmt: skip
+    code = (
+        "import sys; sys.modules['ipywidgets'] = None\n"
+        "import fmlib, fmlib.primer, fmlib.primer.toy, fmlib.experiment\n"
+        "print('ok')"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120

@@ -38,8 +38,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("metadata", "forced", "mode"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("metadata", "forced", "mode"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_the_mode_follows_the_frontend_unless_the_environment_says(
     monkeypatch, metadata, forced, mode
 ):

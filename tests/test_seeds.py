@@ -25,8 +25,11 @@ def test_round_seeds_are_fixed_32_bit_and_differ_by_seed_round_and_purpose():
 
 
 def test_an_unknown_purpose_is_named_with_the_allowed_ones():
-    with pytest.raises(ValueError, match=r"purpose must be one of \['init', 'train', 'select'\], "
-                                         r"got 'query'"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"purpose must be one of \['init', 'train', 'select'\], "
+        r"got 'query'",
+    ):
         round_seed(0, 0, "query")
 
 

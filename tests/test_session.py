@@ -25,9 +25,13 @@ POOL_LABELS = blob_data()[0].tensors[1]
 
 
 def config(tmp_path=None, **changes) -> ExperimentConfig:
-    fishermask = dict(query_size=5, budget=21, strategy="fishermask",
-                      strategy_options={"fisher_samples": 40, "fraction": 0.05},
-                      train_options={"epochs": 10, "lr": 1e-2, "batch_size": 8})  # fmt: skip
+    fishermask = dict(
+        query_size=5,
+        budget=21,
+        strategy="fishermask",
+        strategy_options={"fisher_samples": 40, "fraction": 0.05},
+        train_options={"epochs": 10, "lr": 1e-2, "batch_size": 8},
+    )
     return ExperimentConfig(**blobs_run(tmp_path, **{**fishermask, **changes}))
 
 
@@ -54,9 +58,8 @@ def test_oracle_with_the_true_labels_gives_the_simulation(one_thread, tmp_path):
     same_records(simulated, asked, sources=False)
     assert set(simulated.queries_frame()["source"]) == {"pool"}
     queries = pd.read_csv(tmp_path / "oracle" / "queries.csv")
-    assert (
-        queries.query("round == 0")["source"].eq("pool").all()
-    )  # the initial set: the pool's labels
+    # the initial set: the pool's labels
+    assert queries.query("round == 0")["source"].eq("pool").all()
     assert queries.query("round > 0")["source"].eq("oracle").all() and len(queries) == 21
 
 
@@ -119,9 +122,8 @@ def test_a_bad_answer_is_refused_and_the_query_stays_pending(one_thread, tmp_pat
     with pytest.raises(ValueError, match=message):
         run_experiment(config(tmp_path), oracle=answer)
     pending = torch.load(tmp_path / PENDING, weights_only=True)
-    assert (
-        pending["loop"]["round"] == 0 and not (tmp_path / "rounds.csv").exists()
-    )  # no round recorded
+    # no round recorded
+    assert pending["loop"]["round"] == 0 and not (tmp_path / "rounds.csv").exists()
     asked = []
     records = run_experiment(
         config(tmp_path), oracle=lambda p, items: asked.append(p.tolist()) or true_labels(p, items)
@@ -214,8 +216,16 @@ def test_the_loop_s_query_stays_until_labeled_and_bad_answers_leave_it_pending(o
 
     def loop():
         parts = build(config(strategy="entropy", strategy_options={}))
-        return ActiveLoop(parts.data, parts.model, parts.strategy, parts.schedule, parts.training,
-                          initial=parts.initial, seed=0, device="cpu")  # fmt: skip
+        return ActiveLoop(
+            parts.data,
+            parts.model,
+            parts.strategy,
+            parts.schedule,
+            parts.training,
+            initial=parts.initial,
+            seed=0,
+            device="cpu",
+        )
 
     stepped, asked = loop(), loop()
     stepped.step()
@@ -233,8 +243,10 @@ def test_the_loop_s_query_stays_until_labeled_and_bad_answers_leave_it_pending(o
             asked.label(positions, labels)
         assert asked.pending is query and asked.round == 0
     result = asked.label(query.positions, true_labels(query.positions, None))
-    pd.testing.assert_frame_equal(pd.DataFrame([result.row]).drop(columns=TIMES),
-                                  pd.DataFrame([stepped.last.row]).drop(columns=TIMES))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        pd.DataFrame([result.row]).drop(columns=TIMES),
+        pd.DataFrame([stepped.last.row]).drop(columns=TIMES),
+    )
     assert result.source == "oracle" and stepped.last.source == "pool"
     assert asked.pending is None and asked.round == 1
     with pytest.raises(ValueError, match="no pending query"):

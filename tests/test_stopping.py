@@ -80,9 +80,8 @@ def test_a_target_accuracy_stops_the_run_and_the_records_say_so(one_thread, tmp_
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["finished"] and results["stopped"]["rule"] == "target_accuracy"
     assert RunDirectory(tmp_path).status() == "done"
-    again = run_experiment(
-        small_run(tmp_path, stopping=[rule.to_dict()])
-    )  # reloads: nothing more to run
+    # reloads: nothing more to run
+    again = run_experiment(small_run(tmp_path, stopping=[rule.to_dict()]))
     pd.testing.assert_frame_equal(again.rounds_frame(), records.rounds_frame())
 
 

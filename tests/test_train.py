@@ -99,10 +99,14 @@ def test_predict_and_evaluate():
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [(dict(optimizer="rmsprop"), "adam"), (dict(epochs=0), "epochs"), (dict(lr=0), "lr"),
-     (dict(target_train_acc=1.5), "target_train_acc")],
+    [
+        (dict(optimizer="rmsprop"), "adam"),
+        (dict(epochs=0), "epochs"),
+        (dict(lr=0), "lr"),
+        (dict(target_train_acc=1.5), "target_train_acc"),
+    ],
     ids=["optimizer", "epochs", "lr", "target"],
-)  # fmt: skip
+)
 def test_bad_train_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
@@ -180,8 +184,13 @@ def test_balanced_accuracy_is_the_mean_recall_on_an_imbalanced_test_set():
 def test_training_stops_when_the_target_accuracy_is_met_exactly():
     # kills: the early stop `>=` target turned into `>` (a target of 1.0 is then never met)
     labels = np.arange(4)
-    data = ImageData(torch.from_numpy(fake_images(labels, (28, 28))).unsqueeze(1), torch.from_numpy(labels),
-                     ["a", "b", "c", "d"], (0.3,), (0.3,))  # fmt: skip
+    data = ImageData(
+        torch.from_numpy(fake_images(labels, (28, 28))).unsqueeze(1),
+        torch.from_numpy(labels),
+        ["a", "b", "c", "d"],
+        (0.3,),
+        (0.3,),
+    )
     torch.manual_seed(0)
     stats = fit(
         build_model("cnn", 4, 1),
@@ -213,8 +222,9 @@ def test_the_train_bar_ends_full_and_unfailed_when_training_stops_early(monkeypa
 
     monkeypatch.setattr(fmlib.train, "progress_bar", Recorded)
     model = build_model("cnn", 4, 1)
-    stats = fit(model, tiny_data(), np.arange(80), train_config("paper", epochs=50), seed=0,
-                progress=True)  # fmt: skip
+    stats = fit(
+        model, tiny_data(), np.arange(80), train_config("paper", epochs=50), seed=0, progress=True
+    )
     gc.collect()
     (bar,) = bars
     assert stats["epochs"] < 50 and bar.n == bar.total == stats["epochs"]
@@ -331,8 +341,11 @@ def test_balanced_accuracy_averages_the_classes_the_test_set_holds():
 
 def test_train_accuracy_counts_every_labeled_sample_of_the_epoch():
     # kills: the epoch's correct count divided by the last batch's size (10 samples, batches 4-4-2)
-    data = ImageData(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.zeros(10, dtype=torch.long),
-                     ["a", "b", "c"])  # fmt: skip
+    data = ImageData(
+        torch.zeros(10, 1, 4, 4, dtype=torch.uint8),
+        torch.zeros(10, dtype=torch.long),
+        ["a", "b", "c"],
+    )
     config = TrainConfig(epochs=1, batch_size=4, lr=1e-3)
     stats = fit(ConstantOfThree(), data, np.arange(10), config, seed=0, device="cpu")
     assert stats["train_accuracy"] == 1.0  # class 0 is always predicted, every label is 0

@@ -29,9 +29,8 @@ def test_the_hook_trains_every_round_and_its_stats_are_recorded(one_thread, tmp_
     assert [len(positions) for positions, _ in user_trainer.CALLS] == [6, 12, 18]
     rows = pd.read_csv(tmp_path / "rounds.csv")
     assert rows["train_epochs"].tolist() == [25, 25, 25] and rows["train_loss"].notna().all()
-    assert (
-        rows["train_accuracy"].isna().all() and (rows["train_time"] > 0).all()
-    )  # not given: NaN; timed
+    # not given: NaN; timed
+    assert rows["train_accuracy"].isna().all() and (rows["train_time"] > 0).all()
     assert records.meta["train_hook"] == "tests.user_trainer.sgd"
     assert rows["accuracy"].iloc[-1] > 0.9  # blobs are easy: the hook really trains
 

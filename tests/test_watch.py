@@ -12,8 +12,14 @@ from fmlib.watch import RoundWatcher, round_line, watch_rounds
 
 
 def row(r: int, accuracy: float = 0.5, select: float = 2.0) -> dict:
-    return {"round": r, "n_labeled": 10 + 5 * r, "accuracy": accuracy, "balanced_accuracy": accuracy - 0.1,
-            "train_time": 1.25, "select_time": select}  # fmt: skip
+    return {
+        "round": r,
+        "n_labeled": 10 + 5 * r,
+        "accuracy": accuracy,
+        "balanced_accuracy": accuracy - 0.1,
+        "train_time": 1.25,
+        "select_time": select,
+    }
 
 
 def write_rounds(path, rows, total: int = 3) -> None:
@@ -40,9 +46,8 @@ def test_round_line_shows_progress_labels_accuracy_and_times():
         round_line(row(1, 0.7123), 4)
         == "[2/4] round 1: 15 labels, accuracy 0.712 (balanced 0.612), train 1.2 s, select 2.0 s"
     )
-    last = {
-        k: str(v) for k, v in row(3, select=math.nan).items()
-    }  # as read from rounds.csv; the last round selects nothing
+    # as read from rounds.csv; the last round selects nothing
+    last = {k: str(v) for k, v in row(3, select=math.nan).items()}
     assert round_line(last, None, earlier=True) == (
         "[4/?] round 3: 25 labels, accuracy 0.500 (balanced 0.400), train 1.2 s (recorded earlier)"
     )

@@ -42,8 +42,21 @@ def _run(command, cwd, **kwargs):
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
-         cwd=out)  # fmt: skip
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        cwd=out,
+    )
     (path,) = out.glob("fmlib-*.whl")
     return path
 
@@ -54,8 +67,12 @@ def _venv(path: Path) -> Path:
         [sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120
     )
     python = path / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     borrowed = [sysconfig.get_path("purelib"), *site.getsitepackages()]
     Path(purelib, "borrowed.pth").write_text("\n".join(dict.fromkeys(borrowed)) + "\n")
     return python
@@ -74,35 +91,78 @@ def test_the_wheel_carries_the_notebooks_and_one_version(wheel):
 
 def test_installing_beside_another_torch_leaves_it(wheel, tmp_path):
     python = _venv(tmp_path / "venv")
-    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                  capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
+    purelib = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    # an older torch "already installed"
     for name, version in (
         ("torch", "2.1.0"),
         ("torchvision", "0.16.0"),
-    ):  # an older torch "already installed"
+    ):
         info = purelib / f"{name}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
         (info / "INSTALLER").write_text("pip\n")
         (info / "RECORD").write_text("")
     report = tmp_path / "report.json"
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run", "--no-index", "-q",
-          "--report", str(report), str(wheel)], cwd=tmp_path)  # fmt: skip
-    installs = {item["metadata"]["name"].lower(): item["metadata"]["version"]
-                for item in json.loads(report.read_text())["install"]}  # fmt: skip
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--dry-run",
+            "--no-index",
+            "-q",
+            "--report",
+            str(report),
+            str(wheel),
+        ],
+        cwd=tmp_path,
+    )
+    installs = {
+        item["metadata"]["name"].lower(): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
     assert installs == {"fmlib": wheel.name.split("-")[1]}  # torch and torchvision untouched
 
 
 @pytest.mark.notebook
 def test_run_notebooks_and_a_grid_cell_from_the_installed_wheel(wheel, tmp_path):
     python = _venv(tmp_path / "venv")
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
-          str(wheel)], cwd=tmp_path)  # fmt: skip
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(wheel),
+        ],
+        cwd=tmp_path,
+    )
     fmlib = str(tmp_path / "venv" / "bin" / "fmlib")
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = _run([str(python), "-c", "import fmlib, fmlib.grid.runner as r; print(fmlib.__file__); print(r.NOTEBOOK)"],
-                 cwd=work).stdout.split()  # fmt: skip
+    where = _run(
+        [
+            str(python),
+            "-c",
+            "import fmlib, fmlib.grid.runner as r; print(fmlib.__file__); print(r.NOTEBOOK)",
+        ],
+        cwd=work,
+    ).stdout.split()
     assert (
         str(tmp_path / "venv") in where[0]
         and Path(where[1]).is_file()
@@ -110,9 +170,26 @@ def test_run_notebooks_and_a_grid_cell_from_the_installed_wheel(wheel, tmp_path)
     )
 
     data = write_fake_fashion_mnist(tmp_path / "data", n_train=200, n_test=60)
-    out = _run([fmlib, "run", "--smoke", "--strategy", "random", "--imbalance", "none", "--set", f"data_root={data}",
-                "--device", "cpu",
-                "--no-progress", "--output", str(work / "smoke")], cwd=work, OMP_NUM_THREADS="1")  # fmt: skip
+    out = _run(
+        [
+            fmlib,
+            "run",
+            "--smoke",
+            "--strategy",
+            "random",
+            "--imbalance",
+            "none",
+            "--set",
+            f"data_root={data}",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--output",
+            str(work / "smoke"),
+        ],
+        cwd=work,
+        OMP_NUM_THREADS="1",
+    )
     assert json.loads((work / "smoke" / "results.json").read_text())["finished"], out.stdout
 
     copied = _run([fmlib, "notebooks", str(work / "nb")], cwd=work).stdout.split()
@@ -120,9 +197,19 @@ def test_run_notebooks_and_a_grid_cell_from_the_installed_wheel(wheel, tmp_path)
         p.name for p in (ROOT / "notebooks").glob("*.ipynb")
     )
 
-    base = dict(dataset="fashion_mnist", data_root=str(data), imbalance="none", model="cnn", initial_size=10,
-                query_size=5, budget=15, train_preset="default", train_options={"epochs": 1, "batch_size": 16},
-                device="cpu", progress=False)  # fmt: skip
+    base = dict(
+        dataset="fashion_mnist",
+        data_root=str(data),
+        imbalance="none",
+        model="cnn",
+        initial_size=10,
+        query_size=5,
+        budget=15,
+        train_preset="default",
+        train_options={"epochs": 1, "batch_size": 16},
+        device="cpu",
+        progress=False,
+    )
     (work / "grid.json").write_text(json.dumps({"base": base, "axes": {"strategy": ["random"]}}))
     out = _run(
         [fmlib, "grid", "grid.json", "-o", "cells", "--no-progress", "--threads", "1"], cwd=work

@@ -101,10 +101,16 @@ def table(runs: pd.DataFrame, treatment: str, families: list[list[str]], margins
             d = (wide[treatment] - wide[baseline]).dropna().to_numpy(float)
             n, mean, sd = len(d), float(d.mean()), float(d.std(ddof=1))
             half = stats.t.ppf(1 - ALPHA / 2, n - 1) * sd / np.sqrt(n)
-            row = {"baseline": baseline, "n": n, "diff": mean, "ci_low": mean - half,
-                   "ci_high": mean + half, "sign_flip_p": sign_flip(d),
-                   "t_p": float(stats.ttest_1samp(d, 0.0).pvalue),
-                   "seeds_needed": seeds_for_power(margins[0], sd)}  # fmt: skip
+            row = {
+                "baseline": baseline,
+                "n": n,
+                "diff": mean,
+                "ci_low": mean - half,
+                "ci_high": mean + half,
+                "sign_flip_p": sign_flip(d),
+                "t_p": float(stats.ttest_1samp(d, 0.0).pvalue),
+                "seeds_needed": seeds_for_power(margins[0], sd),
+            }
             for margin in margins:
                 row[f"tost_{margin}"] = tost(d, margin)
             rows.append(row)
@@ -114,10 +120,13 @@ def table(runs: pd.DataFrame, treatment: str, families: list[list[str]], margins
             part[f"tost_{margin}_holm"] = holm(part[f"tost_{margin}"].tolist())
         first = f"tost_{margins[0]}_holm"
         part["verdict"] = [
-            ("ahead" if diff > 0 else "behind") if p < ALPHA else "level" if e < ALPHA
+            ("ahead" if diff > 0 else "behind")
+            if p < ALPHA
+            else "level"
+            if e < ALPHA
             else "undecided"
             for p, e, diff in zip(part["t_p_holm"], part[first], part["diff"])
-        ]  # fmt: skip
+        ]
         out.append(part)
     return pd.concat(out, ignore_index=True)
 
@@ -132,10 +141,16 @@ def fmlib_rows(root: Path, treatment: str, families, margin: float) -> pd.DataFr
     per_run = area_under_curve(frame[frame["round"] >= 1], by=("label",))
     per_run = per_run.rename(columns={"auc": "auc_from_first_query"})
     parts = [
-        judged_differences(per_run, "auc_from_first_query", treatment=treatment, margin=margin,
-                           baselines=family, group=())
+        judged_differences(
+            per_run,
+            "auc_from_first_query",
+            treatment=treatment,
+            margin=margin,
+            baselines=family,
+            group=(),
+        )
         for family in families
-    ]  # fmt: skip
+    ]
     return pd.concat(parts, ignore_index=True)
 
 
@@ -143,8 +158,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("records", type=Path, help="directory of run directories")
     parser.add_argument("--treatment", required=True, help="label of the treatment's runs")
-    parser.add_argument("--family", nargs="+", action="append", required=True,
-                        help="baselines of one Holm family (repeat for more families)")  # fmt: skip
+    parser.add_argument(
+        "--family",
+        nargs="+",
+        action="append",
+        required=True,
+        help="baselines of one Holm family (repeat for more families)",
+    )
     parser.add_argument("--margin", type=float, nargs="+", default=[0.02, 0.01])
     parser.add_argument("--check", action="store_true", help="compare with fmlib's rows")
     args = parser.parse_args(argv)
@@ -153,16 +173,27 @@ def main(argv=None) -> int:
         parser.error(f"no finished runs under {args.records}")
     ours = table(runs, args.treatment, args.family, args.margin)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
-        print(f"{len(runs)} finished runs under {args.records}; {args.treatment} minus each baseline")
+        print(
+            f"{len(runs)} finished runs under {args.records}; {args.treatment} minus each baseline"
+        )
         print(ours.round(4).to_string(index=False))
     if not args.check:
         return 0
     theirs = fmlib_rows(args.records, args.treatment, args.family, args.margin[0])
-    pairs = {"diff": "diff", "ci_low": "ci_low", "ci_high": "ci_high", "sign_flip_p": "p_value",
-             "t_p": "t_p_value", "t_p_holm": "p_holm",
-             f"tost_{args.margin[0]}_holm": "p_tost_holm", "seeds_needed": "seeds_needed"}  # fmt: skip
-    worst = max(float(np.max(np.abs(ours[a].to_numpy(float) - theirs[b].to_numpy(float))))
-                for a, b in pairs.items())  # fmt: skip
+    pairs = {
+        "diff": "diff",
+        "ci_low": "ci_low",
+        "ci_high": "ci_high",
+        "sign_flip_p": "p_value",
+        "t_p": "t_p_value",
+        "t_p_holm": "p_holm",
+        f"tost_{args.margin[0]}_holm": "p_tost_holm",
+        "seeds_needed": "seeds_needed",
+    }
+    worst = max(
+        float(np.max(np.abs(ours[a].to_numpy(float) - theirs[b].to_numpy(float))))
+        for a, b in pairs.items()
+    )
     same_words = list(ours["verdict"]) == list(theirs["verdict"])
     print(f"fmlib's rows: largest difference {worst:.2e}, same verdicts: {same_words}")
     return 0 if worst <= 1e-9 and same_words else 1

@@ -98,8 +98,9 @@ def label_runs(frame: pd.DataFrame) -> pd.DataFrame:
 def arm_runs(
     per_run: pd.DataFrame, arms: Sequence[Arm] = ARMS, baselines: Sequence[str] = BASELINES
 ) -> pd.DataFrame:
-    """Per-run rows (with ``protocol`` and ``label``) assigned to arms: each arm's FisherMask runs as
-    label ``fm`` and its baselines' runs, a run appearing in every arm that uses it. Column ``arm``."""
+    """Per-run rows (with ``protocol`` and ``label``) assigned to arms: each arm's FisherMask runs
+    as label ``fm`` and its baselines' runs, a run appearing in every arm that uses it. Column
+    ``arm``."""
     parts = []
     for arm in arms:
         fm = per_run[
@@ -113,8 +114,9 @@ def arm_runs(
     return pd.concat(parts, ignore_index=True) if parts else per_run.iloc[:0].assign(arm=[])
 
 
-def _measures(frame: pd.DataFrame, budgets: Sequence[int], metric: str,
-              from_first_query: bool = False) -> list[tuple[str, pd.DataFrame, str]]:  # fmt: skip
+def _measures(
+    frame: pd.DataFrame, budgets: Sequence[int], metric: str, from_first_query: bool = False
+) -> list[tuple[str, pd.DataFrame, str]]:
     """``(measure, per-run table, value column)``: AUC, then (``from_first_query``) the AUC over the
     rounds after the first query (``auc_from_first_query``: round 0's point, the same labels for
     every strategy, left out), then ``metric`` at each of ``budgets``, per (protocol, label) run."""
@@ -137,9 +139,16 @@ def _paired(margin: float | None):
     return lambda per_run, value, **kw: judged_differences(per_run, value, margin=margin, **kw)
 
 
-def arm_differences(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: str = "accuracy",
-                    arms: Sequence[Arm] = ARMS, baselines: Sequence[str] = BASELINES,
-                    from_first_query: bool = False, margin: float | None = None) -> pd.DataFrame:  # fmt: skip
+def arm_differences(
+    frame: pd.DataFrame,
+    *,
+    budgets: Sequence[int] = (),
+    metric: str = "accuracy",
+    arms: Sequence[Arm] = ARMS,
+    baselines: Sequence[str] = BASELINES,
+    from_first_query: bool = False,
+    margin: float | None = None,
+) -> pd.DataFrame:
     """FisherMask minus each baseline per arm, paired by seed: in AUC (``measure == "auc"``; also
     ``"auc_from_first_query"`` with ``from_first_query``) and in ``metric`` at each of ``budgets``
     labels (``measure == "<budget>"``). ``frame``: a :func:`label_runs` table. Arms without
@@ -158,13 +167,19 @@ def arm_differences(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric:
     return info.merge(out, on="arm", how="inner")
 
 
-def factor_effects(frame: pd.DataFrame, *, budgets: Sequence[int] = (), metric: str = "accuracy",
-                   arms: Sequence[Arm] = ARMS, from_first_query: bool = False,
-                   margin: float | None = None) -> pd.DataFrame:  # fmt: skip
-    """What each factor does to FisherMask itself: an arm's FisherMask minus its anchor's FisherMask,
-    paired by seed, in AUC and in ``metric`` at each of ``budgets``. ``frame``: a :func:`label_runs`
-    table. One row per one-factor arm with runs on both sides (``baseline`` is the anchor's name).
-    ``from_first_query`` and ``margin`` as for :func:`arm_differences`."""
+def factor_effects(
+    frame: pd.DataFrame,
+    *,
+    budgets: Sequence[int] = (),
+    metric: str = "accuracy",
+    arms: Sequence[Arm] = ARMS,
+    from_first_query: bool = False,
+    margin: float | None = None,
+) -> pd.DataFrame:
+    """What each factor does to FisherMask itself: an arm's FisherMask minus its anchor's
+    FisherMask, paired by seed, in AUC and in ``metric`` at each of ``budgets``. ``frame``: a
+    :func:`label_runs` table. One row per one-factor arm with runs on both sides (``baseline`` is
+    the anchor's name). ``from_first_query`` and ``margin`` as for :func:`arm_differences`."""
     anchors = {a.anchor: a for a in arms if a.factor == "anchor"}
     measures = _measures(frame, budgets, metric, from_first_query)
     paired = _paired(margin)
@@ -212,9 +227,15 @@ FIRST_QUERY_EFFECTS = (
 minus its runs under the *ours* anchor (first query by the trained model)."""
 
 
-def label_effects(frame: pd.DataFrame, effects: Sequence[Effect] = FIRST_QUERY_EFFECTS, *,
-                  budgets: Sequence[int] = (), metric: str = "accuracy",
-                  from_first_query: bool = False, margin: float | None = None) -> pd.DataFrame:  # fmt: skip
+def label_effects(
+    frame: pd.DataFrame,
+    effects: Sequence[Effect] = FIRST_QUERY_EFFECTS,
+    *,
+    budgets: Sequence[int] = (),
+    metric: str = "accuracy",
+    from_first_query: bool = False,
+    margin: float | None = None,
+) -> pd.DataFrame:
     """Each effect's changed runs minus its reference runs, paired by seed, in AUC (and
     ``auc_from_first_query``) and in ``metric`` at each of ``budgets``; one row per effect and
     measure (``arm`` is the effect's name), Holm over each measure's rows with a ``margin``.
@@ -235,10 +256,18 @@ def label_effects(frame: pd.DataFrame, effects: Sequence[Effect] = FIRST_QUERY_E
     return pd.concat(tables, ignore_index=True)
 
 
-def anchor_differences(frame: pd.DataFrame, *, treatment: str = "authors", reference: str = "ours",
-                       budgets: Sequence[int] = (), metric: str = "accuracy", arms: Sequence[Arm] = ARMS,
-                       baselines: Sequence[str] = BASELINES, from_first_query: bool = False,
-                       margin: float | None = None) -> pd.DataFrame:  # fmt: skip
+def anchor_differences(
+    frame: pd.DataFrame,
+    *,
+    treatment: str = "authors",
+    reference: str = "ours",
+    budgets: Sequence[int] = (),
+    metric: str = "accuracy",
+    arms: Sequence[Arm] = ARMS,
+    baselines: Sequence[str] = BASELINES,
+    from_first_query: bool = False,
+    margin: float | None = None,
+) -> pd.DataFrame:
     """What all of one anchor's differences together do to every strategy: the ``treatment``
     anchor's runs of a strategy minus the ``reference`` anchor's runs of the same strategy, paired
     by seed (a seed fixes the pool and the initial labels under both), in AUC and in ``metric`` at
@@ -256,8 +285,12 @@ def anchor_differences(frame: pd.DataFrame, *, treatment: str = "authors", refer
     tables = []
     for measure, per_run, value in measures:
         runs = arm_runs(per_run, [anchors[treatment], anchors[reference]], baselines)
-        runs = runs.assign(strategy=runs["label"], label=runs["arm"].map({anchors[treatment].name: treatment,
-                                                                          anchors[reference].name: reference}))  # fmt: skip
+        runs = runs.assign(
+            strategy=runs["label"],
+            label=runs["arm"].map(
+                {anchors[treatment].name: treatment, anchors[reference].name: reference}
+            ),
+        )
         table = paired(runs, value, treatment=treatment, baselines=[reference], group=("strategy",))
         tables.append(table.assign(measure=measure))
     return pd.concat(tables, ignore_index=True)
@@ -291,20 +324,30 @@ def class_coverage(
     rows = frame[frame["round"] == round].drop_duplicates("path")
     smallest = rows[columns].min(axis=1)
     table = rows[list(by)].assign(smallest=smallest, missing=smallest == 0)
-    out = table.groupby(list(by), sort=False).agg(seeds=("smallest", "size"), seeds_missing_a_class=("missing", "sum"),
-                                                  smallest_class=("smallest", "mean"))  # fmt: skip
+    out = table.groupby(list(by), sort=False).agg(
+        seeds=("smallest", "size"),
+        seeds_missing_a_class=("missing", "sum"),
+        smallest_class=("smallest", "mean"),
+    )
     return out.reset_index()
 
 
-def noise_and_spread(frame: pd.DataFrame, *, protocol: str = "ours", label: str = "fm-float64", anchor: str = TREATMENT,
-                     metric: str = "accuracy") -> pd.DataFrame:  # fmt: skip
+def noise_and_spread(
+    frame: pd.DataFrame,
+    *,
+    protocol: str = "ours",
+    label: str = "fm-float64",
+    anchor: str = TREATMENT,
+    metric: str = "accuracy",
+) -> pd.DataFrame:
     """How far two runs of one method that differ only numerically (e.g. ``fm-float64`` against the
     float32 ``fm``) land apart, next to how far the seeds spread: per number of labels, the mean and
     the largest ``|label - anchor|`` over the paired seeds and the standard deviation of ``anchor``
     over the seeds. ``frame``: a :func:`label_runs` table."""
     runs = frame[frame["protocol"] == protocol]
-    table = runs[runs["label"].isin([label, anchor])].pivot_table(index=["n_labeled", "seed"], columns="label",
-                                                                  values=metric, aggfunc="first")  # fmt: skip
+    table = runs[runs["label"].isin([label, anchor])].pivot_table(
+        index=["n_labeled", "seed"], columns="label", values=metric, aggfunc="first"
+    )
     if label not in table or anchor not in table:
         return pd.DataFrame(
             columns=["n_labeled", "seeds", "mean_abs_diff", "max_abs_diff", "seed_sd"]

@@ -18,11 +18,12 @@ from fmlib.analysis.stats import holm, seeds_for_power, sign_flip_p, tost, verdi
 from fmlib.records.formats import QUERY_TIME_COLUMNS
 from fmlib.records.tables import curve_area
 
+# what a comparison row stands for; seeds are averaged over
 GROUP = (
     "dataset",
     "setting",
     "strategy",
-)  # what a comparison row stands for; seeds are averaged over
+)
 
 
 def with_setting(frame: pd.DataFrame) -> pd.DataFrame:
@@ -38,8 +39,13 @@ def with_setting(frame: pd.DataFrame) -> pd.DataFrame:
         return out
     key = "path" if "path" in out and out["path"].notna().all() else "run"
     final = out.groupby(key)["n_labeled"].transform("max")
-    schedule = (out["initial_size"].astype(int).astype(str) + "-" + final.astype(int).astype(str) + " by "
-                + out["query_size"].astype(int).astype(str))  # fmt: skip
+    schedule = (
+        out["initial_size"].astype(int).astype(str)
+        + "-"
+        + final.astype(int).astype(str)
+        + " by "
+        + out["query_size"].astype(int).astype(str)
+    )
     by = [c for c in ("dataset", "setting") if c in out]
     mixed = schedule.groupby([out[c] for c in by]).transform("nunique") > 1
     out.loc[mixed, "setting"] = out.loc[mixed, "setting"] + " " + schedule[mixed]
@@ -109,7 +115,8 @@ def at_budget(
     metric: str = "accuracy",
     by: Sequence[str] = GROUP,
 ) -> pd.DataFrame:
-    """``metric`` of each run's last round with at most ``budget`` labels (``None``: its last round).
+    """``metric`` of each run's last round with at most ``budget`` labels (``None``: its last
+    round).
 
     Returns:
         One row per run: its ``by`` columns, ``seed``, ``n_labeled`` of that round and ``metric``
@@ -134,7 +141,8 @@ def at_budget(
 def mean_std(
     per_run: pd.DataFrame, value: str, *, by: Sequence[str] = GROUP, digits: int = 3
 ) -> pd.DataFrame:
-    """Mean, sample std (ddof 1; NaN for one run) and count of ``value`` over runs (seeds) per group.
+    """Mean, sample std (ddof 1; NaN for one run) and count of ``value`` over runs (seeds) per
+    group.
 
     NaN values (e.g. a target never reached) are left out of mean and std; ``n`` counts all runs,
     ``n_valid`` those with a value. ``text`` is ``"mean ± std"`` rounded to ``digits``.
@@ -168,7 +176,8 @@ def comparison_table(
 ) -> pd.DataFrame:
     """One row per group (default: dataset × setting × strategy), seeds averaged.
 
-    Columns: ``runs``; ``auc`` (normalised area under the curve, mean ± std); ``at_budget`` (``metric``
+    Columns: ``runs``; ``auc`` (normalised area under the curve, mean ± std); ``at_budget``
+        (``metric``
     at ``budget`` labels, default each run's last round); with a ``target``, ``labels_to_reach``
     (mean ± std over the runs that reached it) and ``reached`` (``k/n`` runs).
     """
@@ -190,8 +199,14 @@ def comparison_table(
     return table
 
 
-def budget_table(frame: pd.DataFrame, budgets: Sequence[int], *, metric: str = "accuracy", by: Sequence[str] = GROUP,
-                 digits: int = 3) -> pd.DataFrame:  # fmt: skip
+def budget_table(
+    frame: pd.DataFrame,
+    budgets: Sequence[int],
+    *,
+    metric: str = "accuracy",
+    by: Sequence[str] = GROUP,
+    digits: int = 3,
+) -> pd.DataFrame:
     """``metric`` at fixed label budgets, mean ± std over seeds: one row per group, one column per
     budget. A run counts at a budget it reached (its last round with at most that many labels);
     ``–`` where no run of the group reached it, or none had so few labels."""
@@ -208,8 +223,13 @@ def budget_table(frame: pd.DataFrame, budgets: Sequence[int], *, metric: str = "
     return table if table is not None else pd.DataFrame(columns=by)
 
 
-def cost_table(frame: pd.DataFrame, *, phases: Sequence[str] = QUERY_TIME_COLUMNS,
-               by: Sequence[str] = GROUP, digits: int = 2) -> pd.DataFrame:  # fmt: skip
+def cost_table(
+    frame: pd.DataFrame,
+    *,
+    phases: Sequence[str] = QUERY_TIME_COLUMNS,
+    by: Sequence[str] = GROUP,
+    digits: int = 2,
+) -> pd.DataFrame:
     """Seconds per round of each phase, mean ± std over runs of each run's mean over its rounds.
 
     ``phases``: ``rounds.csv`` time columns (default: the query's,
@@ -266,9 +286,17 @@ def t_quantile(p: float, df: int) -> float:
     return float(stats.t.ppf(p, df))
 
 
-def paired_differences(per_run: pd.DataFrame, value: str, *, treatment: str, baselines: Sequence[str] | None = None,
-                       group: Sequence[str] = ("arm",), label: str = "label", pair: str = "seed",
-                       confidence: float = 0.95) -> pd.DataFrame:  # fmt: skip
+def paired_differences(
+    per_run: pd.DataFrame,
+    value: str,
+    *,
+    treatment: str,
+    baselines: Sequence[str] | None = None,
+    group: Sequence[str] = ("arm",),
+    label: str = "label",
+    pair: str = "seed",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     """Treatment minus each baseline, paired by ``pair`` (seed), within each ``group`` (arm).
 
     Args:
@@ -282,8 +310,8 @@ def paired_differences(per_run: pd.DataFrame, value: str, *, treatment: str, bas
         One row per group and baseline: ``n`` pairs (seeds where both have a value),
         ``treatment_mean``, ``baseline_mean``, ``diff`` (mean paired difference), ``ci_low`` and
         ``ci_high`` (NaN with fewer than 2 pairs), ``p_value`` (exact paired sign-flip test,
-        :func:`fmlib.analysis.stats.sign_flip_p`), ``t_p_value`` (paired t test), ``wins`` / ``losses`` (pairs where the treatment
-        is higher / lower) and ``excludes_zero``.
+        :func:`fmlib.analysis.stats.sign_flip_p`), ``t_p_value`` (paired t test), ``wins`` /
+        ``losses`` (pairs where the treatment is higher / lower) and ``excludes_zero``.
     """
     group = [c for c in group if c in per_run]
     rows = []
@@ -303,20 +331,44 @@ def paired_differences(per_run: pd.DataFrame, value: str, *, treatment: str, bas
                 se = float(diff.std(ddof=1)) / math.sqrt(n)
                 half = t_quantile(0.5 + confidence / 2, n - 1) * se
                 t_p = _t_p_value(mean, se, n - 1)
-            rows.append({**dict(zip(group, key)), "baseline": base, "n": n,
-                         "treatment_mean": float(both[treatment].mean()) if n else float("nan"),
-                         "baseline_mean": float(both[base].mean()) if n else float("nan"),
-                         "diff": mean, "ci_low": mean - half, "ci_high": mean + half,
-                         "p_value": sign_flip_p(diff), "t_p_value": t_p,
-                         "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()),
-                         "excludes_zero": bool(n >= 2 and (mean - half > 0 or mean + half < 0))})  # fmt: skip
-    columns = [*group, "baseline", "n", "treatment_mean", "baseline_mean", "diff", "ci_low", "ci_high", "p_value",
-               "t_p_value", "wins", "losses", "excludes_zero"]  # fmt: skip
+            rows.append(
+                {
+                    **dict(zip(group, key)),
+                    "baseline": base,
+                    "n": n,
+                    "treatment_mean": float(both[treatment].mean()) if n else float("nan"),
+                    "baseline_mean": float(both[base].mean()) if n else float("nan"),
+                    "diff": mean,
+                    "ci_low": mean - half,
+                    "ci_high": mean + half,
+                    "p_value": sign_flip_p(diff),
+                    "t_p_value": t_p,
+                    "wins": int((diff > 0).sum()),
+                    "losses": int((diff < 0).sum()),
+                    "excludes_zero": bool(n >= 2 and (mean - half > 0 or mean + half < 0)),
+                }
+            )
+    columns = [
+        *group,
+        "baseline",
+        "n",
+        "treatment_mean",
+        "baseline_mean",
+        "diff",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "t_p_value",
+        "wins",
+        "losses",
+        "excludes_zero",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
 def _t_p_value(mean: float, se: float, df: int) -> float:
-    """Two-sided p of the paired t statistic (``scipy.stats.ttest_rel``'s); 1 when all differences are 0."""
+    """Two-sided p of the paired t statistic (``scipy.stats.ttest_rel``'s); 1 when all differences
+    are 0."""
     from scipy import stats
 
     if se == 0:
@@ -324,9 +376,17 @@ def _t_p_value(mean: float, se: float, df: int) -> float:
     return float(2 * stats.t.sf(abs(mean / se), df))
 
 
-def judged_differences(per_run: pd.DataFrame, value: str, *, treatment: str, margin: float,
-                       alpha: float = 0.05, power: float = 0.8, gap: float | None = None,
-                       **options) -> pd.DataFrame:  # fmt: skip
+def judged_differences(
+    per_run: pd.DataFrame,
+    value: str,
+    *,
+    treatment: str,
+    margin: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    gap: float | None = None,
+    **options,
+) -> pd.DataFrame:
     """:func:`paired_differences` (``options`` are its keywords) with the verdict of each row, the
     whole table one family (Holm).
 
@@ -369,9 +429,15 @@ def judged_differences(per_run: pd.DataFrame, value: str, *, treatment: str, mar
     return table
 
 
-def strategy_differences(frame: pd.DataFrame, *, treatment: str, margin: float = 0.02,
-                         budgets: Sequence[int] = (), metric: str = "accuracy",
-                         baselines: Sequence[str] | None = None) -> pd.DataFrame:  # fmt: skip
+def strategy_differences(
+    frame: pd.DataFrame,
+    *,
+    treatment: str,
+    margin: float = 0.02,
+    budgets: Sequence[int] = (),
+    metric: str = "accuracy",
+    baselines: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """``treatment`` minus every other strategy, paired by seed, within each dataset and setting:
     :func:`judged_differences` for each measure, one Holm family per measure and setting.
 
@@ -387,11 +453,14 @@ def strategy_differences(frame: pd.DataFrame, *, treatment: str, margin: float =
         frame = with_setting(frame)
     by = ("dataset", "setting", "strategy")
     measures = [
-        ("auc_from_first_query", area_under_curve(frame[frame["round"] >= 1], metric=metric, by=by),
-         "auc"),
+        (
+            "auc_from_first_query",
+            area_under_curve(frame[frame["round"] >= 1], metric=metric, by=by),
+            "auc",
+        ),
         ("auc", area_under_curve(frame, metric=metric, by=by), "auc"),
         *((str(b), at_budget(frame, b, metric=metric, by=by), metric) for b in budgets),
-    ]  # fmt: skip
+    ]
     tables = []
     for measure, per_run, value in measures:
         for (dataset, setting), part in per_run.groupby(["dataset", "setting"], sort=True):

@@ -42,8 +42,10 @@ def load_comparison(
         ) from None
     frame = every if include_unfinished else every[every["finished"]]
     if frame.empty:
-        raise ValueError(f"none of the {every['run'].nunique()} runs matched is finished; --all "
-                         "includes unfinished runs")  # fmt: skip
+        raise ValueError(
+            f"none of the {every['run'].nunique()} runs matched is finished; --all "
+            "includes unfinished runs"
+        )
     return frame, every
 
 
@@ -55,14 +57,23 @@ def check_metric(frame: pd.DataFrame, metric: str) -> None:
     )
     if not numeric:
         what = "unknown" if metric not in frame.columns else "non-numeric"
-        raise ValueError(f"{what} metric {metric!r}: a numeric rounds.csv column, e.g. accuracy, "
-                         "balanced_accuracy")  # fmt: skip
+        raise ValueError(
+            f"{what} metric {metric!r}: a numeric rounds.csv column, e.g. accuracy, "
+            "balanced_accuracy"
+        )
 
 
-def write_comparison(frame: pd.DataFrame, every: pd.DataFrame, output, *, runs: Sequence[str],
-                     metric: str = "accuracy", target: float | None = None,
-                     budgets: Sequence[int] = (), include_unfinished: bool = False
-                     ) -> tuple[str, list[Path]]:  # fmt: skip
+def write_comparison(
+    frame: pd.DataFrame,
+    every: pd.DataFrame,
+    output,
+    *,
+    runs: Sequence[str],
+    metric: str = "accuracy",
+    target: float | None = None,
+    budgets: Sequence[int] = (),
+    include_unfinished: bool = False,
+) -> tuple[str, list[Path]]:
     """Write the comparison of ``frame``'s runs into the folder ``output``: :data:`REPORT` (AUC,
     final accuracy, labels to reach ``target``, accuracy at ``budgets`` per setting, seconds per
     round), :data:`SUMMARY` (the AUC per group) and the figures (PNG and SVG).
@@ -86,8 +97,11 @@ def write_comparison(frame: pd.DataFrame, every: pd.DataFrame, output, *, runs: 
         )
     tables["Seconds per round"] = compare.cost_table(frame)
     n_runs, skipped = frame["run"].nunique(), every["run"].nunique() - frame["run"].nunique()
-    intro = (f"{n_runs} {'' if include_unfinished else 'finished '}runs from {' '.join(runs)}"
-             + (f" ({skipped} unfinished left out)" if skipped else "") + "; mean ± std over seeds.")  # fmt: skip
+    intro = (
+        f"{n_runs} {'' if include_unfinished else 'finished '}runs from {' '.join(runs)}"
+        + (f" ({skipped} unfinished left out)" if skipped else "")
+        + "; mean ± std over seeds."
+    )
     report = compare.markdown_report(tables, intro=intro)
     (output / REPORT).write_text(report)
     figures = []
@@ -100,11 +114,14 @@ def write_comparison(frame: pd.DataFrame, every: pd.DataFrame, output, *, runs: 
     figures += plots.save_figure(fig, output / "round_timings")
     plt.close(fig)
     auc = compare.mean_std(compare.area_under_curve(frame, metric=metric), "auc")
-    write_json(output / SUMMARY, {
-        "runs_globs": list(runs),
-        "runs": int(n_runs),
-        "metric": metric,
-        "auc": auc.drop(columns="text").to_dict("records"),
-        "figures": [p.name for p in figures] + [REPORT],
-    })  # fmt: skip
+    write_json(
+        output / SUMMARY,
+        {
+            "runs_globs": list(runs),
+            "runs": int(n_runs),
+            "metric": metric,
+            "auc": auc.drop(columns="text").to_dict("records"),
+            "figures": [p.name for p in figures] + [REPORT],
+        },
+    )
     return report, figures

@@ -59,8 +59,10 @@ def chance_jaccard(sizes_a, sizes_b, numel) -> float:
     """
     a, b, n = (np.atleast_1d(np.asarray(v, dtype=np.int64)) for v in (sizes_a, sizes_b, numel))
     if not (a.shape == b.shape == n.shape):
-        raise ValueError(f"sizes_a, sizes_b and numel must have one entry per tensor, got shapes "
-                         f"{a.shape}, {b.shape}, {n.shape}")  # fmt: skip
+        raise ValueError(
+            f"sizes_a, sizes_b and numel must have one entry per tensor, got shapes "
+            f"{a.shape}, {b.shape}, {n.shape}"
+        )
     if (a < 0).any() or (b < 0).any() or (a > n).any() or (b > n).any():
         raise ValueError("sizes_a and sizes_b must lie in [0, numel] for every tensor")
     total_a, total_b = int(a.sum()), int(b.sum())
@@ -114,16 +116,27 @@ def mask_overlap(source) -> pd.DataFrame:
     rows = []
     for i, r in enumerate(rounds):
         snap, previous = snapshots[r], snapshots[rounds[i - 1]] if i else None
-        rows.append({
-            "round": r,
-            "mask_size": len(masks[r]),
-            "jaccard_previous": jaccard(masks[r], masks[rounds[i - 1]]) if i else np.nan,
-            "jaccard_first": jaccard(masks[r], masks[rounds[0]]),
-            "chance_previous": chance(snap, previous) if i else np.nan,
-            "chance_first": chance(snap, first),
-        })  # fmt: skip
-    return pd.DataFrame(rows, columns=["round", "mask_size", "jaccard_previous", "jaccard_first",
-                                       "chance_previous", "chance_first"])  # fmt: skip
+        rows.append(
+            {
+                "round": r,
+                "mask_size": len(masks[r]),
+                "jaccard_previous": jaccard(masks[r], masks[rounds[i - 1]]) if i else np.nan,
+                "jaccard_first": jaccard(masks[r], masks[rounds[0]]),
+                "chance_previous": chance(snap, previous) if i else np.nan,
+                "chance_first": chance(snap, first),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "round",
+            "mask_size",
+            "jaccard_previous",
+            "jaccard_first",
+            "chance_previous",
+            "chance_first",
+        ],
+    )
 
 
 def mask_overlap_matrix(source) -> pd.DataFrame:
@@ -228,18 +241,33 @@ def fisher_over_rounds(source) -> pd.DataFrame:
             float(snap["fisher_masked_sum"].sum()),
             snap["fisher_mean"],
         )
-        rows.append({
-            "round": r,
-            "fisher_trace": float(snap["fisher_trace"]),
-            "fisher_total": total,
-            "fisher_masked": masked,
-            "masked_share": masked / total if total > 0 else np.nan,
-            "mask_size": int(snap["mask_size"]),
-            "fisher_max": float(np.nanmax(snap["fisher_max"])),
-            "layer_cv": float(np.nanstd(means) / np.nanmean(means)) if np.nanmean(means) > 0 else np.nan,
-        })  # fmt: skip
-    return pd.DataFrame(rows, columns=["round", "fisher_trace", "fisher_total", "fisher_masked", "masked_share",
-                                       "mask_size", "fisher_max", "layer_cv"])  # fmt: skip
+        rows.append(
+            {
+                "round": r,
+                "fisher_trace": float(snap["fisher_trace"]),
+                "fisher_total": total,
+                "fisher_masked": masked,
+                "masked_share": masked / total if total > 0 else np.nan,
+                "mask_size": int(snap["mask_size"]),
+                "fisher_max": float(np.nanmax(snap["fisher_max"])),
+                "layer_cv": float(np.nanstd(means) / np.nanmean(means))
+                if np.nanmean(means) > 0
+                else np.nan,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "round",
+            "fisher_trace",
+            "fisher_total",
+            "fisher_masked",
+            "masked_share",
+            "mask_size",
+            "fisher_max",
+            "layer_cv",
+        ],
+    )
 
 
 def fisher_by_layer(source, by="parameter") -> pd.DataFrame:
@@ -250,13 +278,18 @@ def fisher_by_layer(source, by="parameter") -> pd.DataFrame:
     group = _grouper(by)
     frames = []
     for r, snap in as_snapshots(source).items():
-        frame = _with_types(pd.DataFrame({
-            "layer": [group(str(n)) for n in snap["param_names"]],
-            "numel": snap["param_numel"],
-            "fisher_sum": snap["fisher_sum"],
-            "fisher_max": snap["fisher_max"],
-            "fisher_masked_sum": snap["fisher_masked_sum"],
-        }), snap)  # fmt: skip
+        frame = _with_types(
+            pd.DataFrame(
+                {
+                    "layer": [group(str(n)) for n in snap["param_names"]],
+                    "numel": snap["param_numel"],
+                    "fisher_sum": snap["fisher_sum"],
+                    "fisher_max": snap["fisher_max"],
+                    "fisher_masked_sum": snap["fisher_masked_sum"],
+                }
+            ),
+            snap,
+        )
         if by == "parameter":
             for level, column in zip(snap["quantile_levels"], snap["fisher_quantiles"].T):
                 frame[f"q{100 * level:g}"] = column
@@ -290,13 +323,17 @@ def picked_samples(source, classes: list[str] | None = None) -> pd.DataFrame:
     """
     frames = []
     for r, snap in as_snapshots(source).items():
-        frames.append(pd.DataFrame({
-            "round": r,
-            "order": np.arange(len(snap["picked_pool_index"])),
-            "pool_index": snap["picked_pool_index"],
-            "label": snap["picked_label"],
-            "score": snap["picked_score"],
-        }))  # fmt: skip
+        frames.append(
+            pd.DataFrame(
+                {
+                    "round": r,
+                    "order": np.arange(len(snap["picked_pool_index"])),
+                    "pool_index": snap["picked_pool_index"],
+                    "label": snap["picked_label"],
+                    "score": snap["picked_score"],
+                }
+            )
+        )
     out = _concat(frames, ["round", "order", "pool_index", "label", "score"])
     if classes is not None:
         out["class"] = [classes[y] for y in out["label"]]
@@ -373,8 +410,17 @@ def over_runs(func: Callable[..., pd.DataFrame], runs, **kwargs) -> pd.DataFrame
             continue
         frame = func(run, **kwargs)
         columns = run_columns(RunDirectory(run).read_meta(), run)
-        frames.append(pd.concat([pd.DataFrame({k: [v] * len(frame) for k, v in columns.items()}, index=frame.index),
-                                 frame], axis=1))  # fmt: skip
+        frames.append(
+            pd.concat(
+                [
+                    pd.DataFrame(
+                        {k: [v] * len(frame) for k, v in columns.items()}, index=frame.index
+                    ),
+                    frame,
+                ],
+                axis=1,
+            )
+        )
     if not frames:
         raise FileNotFoundError(f"no run with sensitivity snapshots in {runs!r}")
     return pd.concat(frames, ignore_index=True)

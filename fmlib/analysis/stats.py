@@ -90,8 +90,9 @@ def paired_t_power(n: int, effect: float, sd: float, *, alpha: float = 0.05) -> 
     return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
 
 
-def seeds_for_power(effect: float, sd: float, *, alpha: float = 0.05, power: float = 0.8,
-                    most: int = 1000) -> int:  # fmt: skip
+def seeds_for_power(
+    effect: float, sd: float, *, alpha: float = 0.05, power: float = 0.8, most: int = 1000
+) -> int:
     """Fewest pairs (seeds) for which the paired t test reaches ``power`` against ``effect``
     (``most`` + 1 when even ``most`` pairs do not)."""
     if not sd > 0 or not effect:

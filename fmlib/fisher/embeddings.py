@@ -3,8 +3,8 @@
 For a model in eval mode with logits z(x), p = softmax(z) and trainable parameters θ::
 
     g_c(x) = ∂ log p(c|x) / ∂θ
-    F_diag = 1/N Σ_n Σ_c p_c(x_n) g_c(x_n)²          true Fisher: exact expectation, no sampled labels
-    V(x)   = rows √p_c(x) · g_c(x)[mask]    [C, k]    V(x)ᵀV(x) = Fisher of x on the mask
+    F_diag = 1/N Σ_n Σ_c p_c(x_n) g_c(x_n)²        true Fisher: exact expectation, no sampled labels
+    V(x)   = rows √p_c(x) · g_c(x)[mask]  [C, k]    V(x)ᵀV(x) = Fisher of x on the mask
 
 Entry order of k: parameters in ``model.named_parameters()`` order, row-major inside each.
 
@@ -60,10 +60,11 @@ from fmlib.models import eval_mode
 from fmlib.progress import progress_bar
 
 SCALES = ("fisher", "none")
+# auto: hooks where they apply, torch.func for the rest; func: torch.func for all
 ENGINES = (
     "auto",
     "func",
-)  # auto: hooks where they apply, torch.func for the rest; func: torch.func for all
+)
 DEFAULT_CHUNK_SIZE = 64  # samples per forward; the backward holds C x as many activations
 FISH_SAMPLES = 1024  # FISH's and FisherMask's number of pool samples for the diagonal Fisher
 
@@ -91,7 +92,8 @@ def fisher_diagonal(
     engine: str = "auto",
     progress: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Diagonal of the true Fisher, ``1/N Σ_n Σ_c p_c(x_n) g_c(x_n)²``, of every trainable parameter.
+    """Diagonal of the true Fisher, ``1/N Σ_n Σ_c p_c(x_n) g_c(x_n)²``, of every trainable
+    parameter.
 
     Args:
         model: returns logits ``[N, C]``; samples independent in eval mode (no BatchNorm
@@ -114,12 +116,18 @@ def fisher_diagonal(
         first = next(batches)
         hooked, func, _ = _route(model, owners, first, engine)
         groups = _by_layer((owner, name) for name, owner in hooked.items())
-        for x in progress_bar(chain([first], batches), total=-(-n // chunk), desc="fisher diagonal", leave=False,
-                      disable=not progress):  # fmt: skip
+        for x in progress_bar(
+            chain([first], batches),
+            total=-(-n // chunk),
+            desc="fisher diagonal",
+            leave=False,
+            disable=not progress,
+        ):
             if func:
                 for name, t in _func_squared_sums(model, func, x).items():
                     total[name] += t.view_as(total[name])
-            operands = {}  # layer -> A, computed once per chunk (an unfold is as costly as the backward)
+            # layer -> A, computed once per chunk (an unfold is as costly as the backward)
+            operands = {}
             for captured in _one_class_output_grads(model, list(groups), x, weighted=True):
                 for layer, attrs in groups.items():
                     a, g = captured[layer]
@@ -165,8 +173,11 @@ def gradient_embeddings(
         batches = _chunks(inputs, chunk, device)
         first = next(batches)
         hooked, func, classes = _route(model, owners, first, engine)
-        plans = [(hooked[name], (name, _IndexPlan(hooked[name][0], indices[name].to(device))))
-                 for name in hooked if len(indices[name])]  # fmt: skip
+        plans = [
+            (hooked[name], (name, _IndexPlan(hooked[name][0], indices[name].to(device))))
+            for name in hooked
+            if len(indices[name])
+        ]
         groups = _by_layer(plans)
         func_indices = {name: indices[name].to(device) for name in func if len(indices[name])}
         for x in chain([first], batches):
@@ -183,9 +194,8 @@ def gradient_embeddings(
             if func_indices:
                 pieces |= _func_embeddings(model, func_indices, x, scale == "fisher", classes)
             # Model order, not the mask's insertion order: entries follow named_parameters().
-            emb = torch.cat(
-                [pieces[name] for name in owners if name in pieces], dim=-1
-            )  # [B, C, k]
+            # [B, C, k]
+            emb = torch.cat([pieces[name] for name in owners if name in pieces], dim=-1)
             if out is None:
                 out = emb.new_empty(n, emb.shape[1], emb.shape[2])
             out[start : start + len(emb)] = emb
@@ -194,7 +204,8 @@ def gradient_embeddings(
 
 
 def sample_scores(embeddings: torch.Tensor) -> torch.Tensor:
-    """``‖V(x)‖_F²`` per sample, ``[N]``: the trace of the sample's Fisher on the mask (sensitivity)."""
+    """``‖V(x)‖_F²`` per sample, ``[N]``: the trace of the sample's Fisher on the mask
+    (sensitivity)."""
     return embeddings.pow(2).sum(dim=(1, 2))
 
 
@@ -211,7 +222,8 @@ def fisher_trace(fisher_diag, mask: ParameterMask | None = None) -> float:
 def gradient_embeddings_naive(
     model: nn.Module, inputs, mask: ParameterMask, *, scale: str = "fisher"
 ) -> torch.Tensor:
-    """:func:`gradient_embeddings` by brute force: per sample one forward and C ``autograd.grad``."""
+    """:func:`gradient_embeddings` by brute force: per sample one forward and C
+    ``autograd.grad``."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; allowed values: {list(SCALES)}")
     _check_mask(mask, model)
@@ -252,7 +264,8 @@ def _naive_grads(model, inputs):
 
 
 def _by_layer(items) -> dict:
-    """``[((layer, attr), value), ...]`` -> {layer: [(attr, value), ...]}, first-seen order (= parameter order)."""
+    """``[((layer, attr), value), ...]`` -> {layer: [(attr, value), ...]}, first-seen order (=
+    parameter order)."""
     groups = {}
     for (layer, attr), value in items:
         groups.setdefault(layer, []).append((attr, value))
@@ -260,14 +273,18 @@ def _by_layer(items) -> dict:
 
 
 def _owners(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
-    """Trainable parameter name -> (the first layer that holds it, attribute name), in model order."""
+    """Trainable parameter name -> (the first layer that holds it, attribute name), in model
+    order."""
     owner = {}
     for module in model.modules():
         for attr, p in module.named_parameters(recurse=False):
             owner.setdefault(id(p), (module, attr))
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is None:
-            raise ValueError(f"{type(module).__name__} without running statistics mixes samples in eval: per-sample "
-                             "gradients are undefined (use track_running_stats=True, or GroupNorm / LayerNorm)")  # fmt: skip
+            raise ValueError(
+                f"{type(module).__name__} without running statistics mixes samples in eval:"
+                " per-sample gradients are undefined (use track_running_stats=True, or GroupNorm /"
+                " LayerNorm)"
+            )
     out = {name: owner[id(p)] for name, p in model.named_parameters() if p.requires_grad}
     if not out:
         raise ValueError("the model has no trainable parameters")

@@ -1,5 +1,5 @@
-"""The torch.func engine of :mod:`fmlib.fisher.embeddings`, and the routing of each parameter to it or to
-the hook engine.
+"""The torch.func engine of :mod:`fmlib.fisher.embeddings`, and the routing of each parameter to it
+or to the hook engine.
 
 The parameters the hook engine cannot take (which ones: :mod:`fmlib.fisher.embeddings`) go through
 torch.func. Per sample (``vmap``), ``functional_call`` of the whole model with those parameters
@@ -24,26 +24,26 @@ from torch.overrides import TorchFunctionMode
 
 from fmlib.inputs import one_sample, tree
 
-BLOCK_ELEMENTS = (
-    2**24
-)  # cap on one per-sample gradient block (64 MB in float32): splits a chunk further
+# cap on one per-sample gradient block (64 MB in float32): splits a chunk further
+BLOCK_ELEMENTS = 2**24
+# the hook engine's layers (their own forward, groups=1)
 _LAYERS = (
     nn.Linear,
     nn.Conv2d,
     nn.BatchNorm2d,
-)  # the hook engine's layers (their own forward, groups=1)
+)
 
 
 # ----------------------------------------------------------------------------- routing
 
 
 def _hookable(module: nn.Module, attr: str) -> bool:
-    """Whether the hook engine's formulas hold for ``module.<attr>``: the layer's own forward, no groups."""
+    """Whether the hook engine's formulas hold for ``module.<attr>``: the layer's own forward, no
+    groups."""
     if attr not in ("weight", "bias") or not isinstance(module, _LAYERS):
         return False
-    if (
-        module._forward_pre_hooks or module._forward_hooks
-    ):  # a user's hook may change the input or output
+    # a user's hook may change the input or output
+    if module._forward_pre_hooks or module._forward_hooks:
         return False
     base = next(cls for cls in _LAYERS if isinstance(module, cls))
     if type(module).forward is not base.forward:  # a subclass computing something else
@@ -54,7 +54,8 @@ def _hookable(module: nn.Module, attr: str) -> bool:
 
 
 def _route(model, owners, x, engine: str):
-    """Split the trainable parameters between the hook engine and torch.func by one forward of ``x[:1]``.
+    """Split the trainable parameters between the hook engine and torch.func by one forward of
+    ``x[:1]``.
 
     A hook-engine layer keeps its parameters on the fast path only if, in that forward, it is
     called once with one positional tensor, and its parameters are used in no other
@@ -70,8 +71,14 @@ def _route(model, owners, x, engine: str):
         else {name: owner for name, owner in owners.items() if _hookable(*owner)}
     )
     trace = _Trace({id(params[name]): layer for name, (layer, _) in candidates.items()})
-    handles = [h for layer in trace.calls for h in (layer.register_forward_pre_hook(trace.enter, with_kwargs=True),
-                                                     layer.register_forward_hook(trace.leave))]  # fmt: skip
+    handles = [
+        h
+        for layer in trace.calls
+        for h in (
+            layer.register_forward_pre_hook(trace.enter, with_kwargs=True),
+            layer.register_forward_hook(trace.leave),
+        )
+    ]
     try:
         with torch.no_grad(), trace:
             z = model(x[:1])
@@ -80,13 +87,19 @@ def _route(model, owners, x, engine: str):
             handle.remove()
     if not isinstance(z, torch.Tensor) or z.ndim != 2:
         raise ValueError(f"the model must return logits [N, C], got {_describe(z)}")
-    hooked = {name: owner for name, owner in candidates.items()
-              if trace.calls[owner[0]] == 1 and owner[0] not in trace.bad and id(params[name]) not in trace.outside}  # fmt: skip
+    hooked = {
+        name: owner
+        for name, owner in candidates.items()
+        if trace.calls[owner[0]] == 1
+        and owner[0] not in trace.bad
+        and id(params[name]) not in trace.outside
+    }
     return hooked, [name for name in owners if name not in hooked], z.shape[1]
 
 
 class _Trace(TorchFunctionMode):
-    """Counts the calls of the candidate layers and finds their parameters used outside their own forward."""
+    """Counts the calls of the candidate layers and finds their parameters used outside their own
+    forward."""
 
     def __init__(self, owner_of: dict[int, nn.Module]):
         super().__init__()
@@ -134,7 +147,8 @@ def _describe(z) -> str:
 def _func_embeddings(
     model, indices: dict, x, weighted: bool, classes: int
 ) -> dict[str, torch.Tensor]:
-    """Per-sample, per-class gradients at the masked entries of the parameters in ``indices``: name -> ``[B, C, k_p]``.
+    """Per-sample, per-class gradients at the masked entries of the parameters in ``indices``: name
+    -> ``[B, C, k_p]``.
 
     Per sample: a forward with those parameters swapped in (``functional_call``), its ``vjp`` to
     the logits ``[C]``, and the C rows of :func:`_log_softmax_rows` pulled back at once. A model
@@ -150,7 +164,8 @@ def _func_embeddings(
 
 
 def _func_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
-    """``Σ_n Σ_c p_c g_c²`` over the chunk of the parameters in ``names``: name -> flat ``[numel]``."""
+    """``Σ_n Σ_c p_c g_c²`` over the chunk of the parameters in ``names``: name -> flat
+    ``[numel]``."""
     try:
         return _vmap_squared_sums(model, names, x)
     except RuntimeError as err:
@@ -176,9 +191,8 @@ def _vmap_embeddings(
         return torch.cat([grads[name].flatten(1)[:, idx] for name, idx in indices.items()], dim=1)
 
     numel = sum(t.numel() for t in theta.values())
-    with (
-        torch.no_grad()
-    ):  # torch.func differentiates inside; no autograd graph of the other parameters
+    # torch.func differentiates inside; no autograd graph of the other parameters
+    with torch.no_grad():
         emb = _by_samples(lambda s: vmap(one)(tree(x[s])), len(x), classes * numel)  # [B, C, k_F]
     return dict(zip(indices, emb.split([len(idx) for idx in indices.values()], dim=-1)))
 
@@ -190,17 +204,16 @@ def _vmap_squared_sums(model, names: list[str], x) -> dict[str, torch.Tensor]:
         z, pull = vjp(lambda th: functional_call(model, th, (one_sample(xi),))[0], theta)  # z [C]
         _, rows = _log_softmax_rows(z[None], weighted=True)  # [C, 1, C]
         total = 0
-        for c in range(
-            rows.shape[0]
-        ):  # one class at a time: no [C, P_F] block, as in the hook engine
+        # one class at a time: no [C, P_F] block, as in the hook engine
+        for c in range(rows.shape[0]):
             grads = pull(rows[c, 0])[0]
             total = total + torch.cat([grads[name].flatten() for name in names]).pow(2)
         return total
 
     numel = sum(t.numel() for t in theta.values())
     with torch.no_grad():
-        sums = _by_samples(lambda s: vmap(one)(tree(x[s])).sum(0), len(x), 2 * numel,
-                           reduce=True)  # [P_F]  # fmt: skip
+        # [P_F]
+        sums = _by_samples(lambda s: vmap(one)(tree(x[s])).sum(0), len(x), 2 * numel, reduce=True)
     return dict(zip(names, sums.split([t.numel() for t in theta.values()])))
 
 
@@ -217,7 +230,8 @@ def _untransformable(err: RuntimeError) -> bool:
 
 
 def _warn_fallback(model, names, err: RuntimeError) -> None:
-    """One line naming the layers of ``names`` (those with backward hooks first) and torch's reason."""
+    """One line naming the layers of ``names`` (those with backward hooks first) and torch's
+    reason."""
     owners = {}
     for module_name, module in model.named_modules():
         for p in module.parameters(recurse=False):
@@ -228,9 +242,11 @@ def _warn_fallback(model, names, err: RuntimeError) -> None:
     shown = ", ".join(f"{n} ({type(m).__name__})" for n, m in (hooked or layers).items())
     reason = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
     why = "backward hooks: " if hooked else ""
-    warnings.warn(f"torch.func cannot transform the model at {shown} ({why}{reason[:160]}); "
-                  "their per-sample gradients use plain autograd per sample (exact, slower)",
-                  stacklevel=4)  # fmt: skip
+    warnings.warn(
+        f"torch.func cannot transform the model at {shown} ({why}{reason[:160]}); "
+        "their per-sample gradients use plain autograd per sample (exact, slower)",
+        stacklevel=4,
+    )
 
 
 def _autograd_grads(model, names: list[str], x, weighted: bool):
@@ -242,24 +258,30 @@ def _autograd_grads(model, names: list[str], x, weighted: bool):
     params = dict(model.named_parameters())
     ps = [params[name] for name in names]
     for i in range(len(x)):
-        with (
-            warnings.catch_warnings()
-        ):  # torch's note that a full backward hook fires without input grads
+        # torch's note that a full backward hook fires without input grads
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Full backward hook is firing", UserWarning)
             z = model(x[i : i + 1])  # [1, C]
             _, rows = _log_softmax_rows(z, weighted)  # [C, 1, C]
-            per_class = [torch.autograd.grad(z, ps, rows[c], retain_graph=c < len(rows) - 1, allow_unused=True)
-                         for c in range(len(rows))]  # fmt: skip
-        yield [torch.stack([torch.zeros_like(p) if g[j] is None else g[j] for g in per_class])
-               for j, p in enumerate(ps)]  # fmt: skip
+            per_class = [
+                torch.autograd.grad(
+                    z, ps, rows[c], retain_graph=c < len(rows) - 1, allow_unused=True
+                )
+                for c in range(len(rows))
+            ]
+        yield [
+            torch.stack([torch.zeros_like(p) if g[j] is None else g[j] for g in per_class])
+            for j, p in enumerate(ps)
+        ]
 
 
 def _autograd_embeddings(model, indices: dict, x, weighted: bool) -> dict[str, torch.Tensor]:
     names = list(indices)
+    # [C, k_F] each
     rows = [
         torch.cat([g.flatten(1)[:, indices[name]] for name, g in zip(names, grads)], dim=1)
         for grads in _autograd_grads(model, names, x, weighted)
-    ]  # [C, k_F] each
+    ]
     emb = torch.stack(rows).detach()  # [B, C, k_F]
     return dict(zip(names, emb.split([len(idx) for idx in indices.values()], dim=-1)))
 
@@ -269,7 +291,7 @@ def _detached(model, names) -> dict[str, torch.Tensor]:
     return {name: params[name].detach() for name in names}
 
 
-# ----------------------------------------------------------------------------- shared by both engines
+# --------------------------------------------------------------------------- shared by both engines
 
 
 def _log_softmax_rows(z, weighted: bool):
@@ -282,7 +304,8 @@ def _log_softmax_rows(z, weighted: bool):
 
 
 def _by_samples(fn, num: int, per_sample: int, reduce: bool = False):
-    """Apply ``fn`` to sample slices holding at most ``BLOCK_ELEMENTS`` elements; concatenate or sum."""
+    """Apply ``fn`` to sample slices holding at most ``BLOCK_ELEMENTS`` elements; concatenate or
+    sum."""
     step = max(1, BLOCK_ELEMENTS // max(per_sample, 1))
     parts = [fn(slice(s, s + step)) for s in range(0, num, step)]
     return sum(parts) if reduce else torch.cat(parts)

@@ -36,9 +36,8 @@ class GramSum:
             raise ValueError(f"block must be [rows, {self.k}], got {list(block.shape)}")
         for start in range(0, self.k, self.width):
             stop = min(start + self.width, self.k)
-            strip = (
-                block[:, :stop].mT @ block[:, start:stop]
-            )  # [stop, width]: rows above + diagonal
+            # [stop, width]: rows above + diagonal
+            strip = block[:, :stop].mT @ block[:, start:stop]
             self.total[:stop, start:stop] += strip
         self.rows += block.shape[0]
         return self

@@ -62,7 +62,8 @@ _TIE_RTOL = {torch.float64: 1e-9, torch.float32: 1e-5}
 REFRESH_RTOL = 5e-5
 PRECISIONS = ("float64", "float32")  # of the candidate products
 # Per-pick work (N·C·2C·k + 3·C·k² multiply-adds) below which the pick loop runs on one thread:
-# many small ops lose more to waiting OpenMP threads on a busy machine than they gain (bench_select.py).
+# many small ops lose more to waiting OpenMP threads on a busy machine than they gain
+# (bench_select.py).
 SINGLE_THREAD_WORK = 2e8
 
 
@@ -185,9 +186,8 @@ def greedy_trace_select(
     # (I - A can be ill-conditioned when a member dominates its own precision).
     members = embeddings[picked].to(torch.float64)  # [(b+1)n, C, k]
     a, b = _pair_products(members, m, f, scale, chunk_size, torch.float64)
-    ids = -torch.tensor(
-        picked, device=device
-    )  # negated: ties remove the highest index, keep the lowest
+    # negated: ties remove the highest index, keep the lowest
+    ids = -torch.tensor(picked, device=device)
     alive = torch.ones(len(picked), dtype=torch.bool, device=device)
     for _ in progress_bar(
         range(n_forward - n), desc="backward pruning", leave=False, disable=not progress
@@ -266,9 +266,10 @@ def _check_inputs(
         raise ValueError(f"n_labeled must be an int >= 0, got {n_labeled!r}")
     if (labeled_fisher is None) != (n_labeled == 0):
         raise ValueError(
-            "labeled_fisher and n_labeled go together: labeled_fisher=None with n_labeled=0, or a "
-            f"[k, k] labeled_fisher with n_labeled >= 1; got labeled_fisher={'None' if labeled_fisher is None else 'a tensor'}"
-            f", n_labeled={n_labeled}"
+            "labeled_fisher and n_labeled go together: labeled_fisher=None with n_labeled=0, or a"
+            " [k, k] labeled_fisher with n_labeled >= 1; got"
+            f" labeled_fisher={'None' if labeled_fisher is None else 'a tensor'},"
+            f" n_labeled={n_labeled}"
         )
     if not isinstance(lamb, Real) or isinstance(lamb, bool) or not 0 < lamb < math.inf:
         raise ValueError(f"lamb must be a finite number > 0, got {lamb!r}")

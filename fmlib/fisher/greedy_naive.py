@@ -54,9 +54,7 @@ def greedy_trace_select_naive(
         return x @ v.mT, x @ f @ x.mT
 
     picked: list[int] = []
-    for _ in progress_bar(
-        range(n_forward), desc="greedy_trace_select_naive", disable=not progress
-    ):
+    for _ in progress_bar(range(n_forward), desc="greedy_trace_select_naive", disable=not progress):
         gains, m = [], torch.linalg.inv(precision)
         for start in range(0, num, chunk_size):
             a, b = gain_terms(embeddings[start : start + chunk_size].to(f64) * scale, m)

@@ -1,7 +1,8 @@
-"""The hook engine of :mod:`fmlib.fisher.embeddings`: per-sample, per-class gradients of Linear, Conv2d and
-BatchNorm2d parameters from one forward with hooks on the layers' inputs and outputs and one
-batched backward of the log-softmax rows to those outputs (see :mod:`fmlib.fisher.embeddings` for the maths),
-formed only for the masked entries (embeddings) or squared and summed (the diagonal)."""
+"""The hook engine of :mod:`fmlib.fisher.embeddings`: per-sample, per-class gradients of Linear,
+Conv2d and BatchNorm2d parameters from one forward with hooks on the layers' inputs and outputs and
+one batched backward of the log-softmax rows to those outputs (see :mod:`fmlib.fisher.embeddings`
+for the maths), formed only for the masked entries (embeddings) or squared and summed (the
+diagonal)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from fmlib.fisher.func import _by_samples, _log_softmax_rows
 
 
 def _per_class_output_grads(model, layers, x, weighted: bool):
-    """Forward ``x`` once; backprop the C rows w_c·(e_c − p) of the log-softmax Jacobian in one vmapped pass.
+    """Forward ``x`` once; backprop the C rows w_c·(e_c − p) of the log-softmax Jacobian in one
+    vmapped pass.
 
     Returns:
-        p ``[B, C]`` and, per layer, (its input ``[B, ...]``, gradient of its output ``[C, B, ...]``).
+        p ``[B, C]`` and, per layer, (its input ``[B, ...]``, gradient of its output
+        ``[C, B, ...]``).
     """
     z, captured = _forward(model, layers, x)
     p, rows = _log_softmax_rows(z, weighted)
@@ -26,7 +29,8 @@ def _per_class_output_grads(model, layers, x, weighted: bool):
 
 
 def _one_class_output_grads(model, layers, x, weighted: bool):
-    """As :func:`_per_class_output_grads`, but one class per backward pass: yields {layer: (input, ``[1, B, ...]``)}.
+    """As :func:`_per_class_output_grads`, but one class per backward pass: yields {layer: (input,
+    ``[1, B, ...]``)}.
 
     The diagonal only needs a sum over classes, so it takes the classes one at a time: torch's
     batching rules of conv, BatchNorm and max-pool backward loop over the C rows and concatenate
@@ -48,8 +52,10 @@ def _forward(model, layers, x):
 
     def hook(module, args, output):
         if module in captured:
-            raise ValueError(f"{type(module).__name__} layer is called twice in one forward (shared layers are "
-                             "not supported)")  # fmt: skip
+            raise ValueError(
+                f"{type(module).__name__} layer is called twice in one forward (shared layers are "
+                "not supported)"
+            )
         captured[module] = (args[0].detach(), output)
 
     handles = [layer.register_forward_hook(hook) for layer in layers]
@@ -64,7 +70,8 @@ def _forward(model, layers, x):
 
 
 def _operands(module, a, g):
-    """A ``[B, J, L]`` and G ``[B, C, O, L]``: per-sample weight grad G Aᵀ, bias Σ_l G, BN weight Σ_l G⊙A."""
+    """A ``[B, J, L]`` and G ``[B, C, O, L]``: per-sample weight grad G Aᵀ, bias Σ_l G, BN weight
+    Σ_l G⊙A."""
     return _input_operand(module, a), _grad_operand(module, g)
 
 
@@ -78,9 +85,8 @@ def _input_operand(module, a):
             mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
             a, padding = F.pad(a, module._reversed_padding_repeated_twice, mode=mode), 0
         return F.unfold(a, module.kernel_size, module.dilation, padding, module.stride)
-    scale = torch.rsqrt(
-        module.running_var + module.eps
-    )  # BatchNorm2d in eval: per-channel affine of x̂
+    # BatchNorm2d in eval: per-channel affine of x̂
+    scale = torch.rsqrt(module.running_var + module.eps)
     x_hat = (a - module.running_mean[:, None, None]) * scale[:, None, None]
     return x_hat.flatten(2)
 
@@ -106,7 +112,8 @@ class _IndexPlan:
 
 
 def _masked_grads(module, attr, plan, A, G) -> torch.Tensor:
-    """Per-sample, per-class gradient of ``module.<attr>`` at the plan's entries: ``[B, C, k_p]``."""
+    """Per-sample, per-class gradient of ``module.<attr>`` at the plan's entries: ``[B, C,
+    k_p]``."""
     B, C, _, L = G.shape
     idx, o, j, rows, cols = plan.idx, plan.o, plan.j, plan.rows, plan.cols
     if attr == "bias":
@@ -115,9 +122,8 @@ def _masked_grads(module, attr, plan, A, G) -> torch.Tensor:
         return (G[:, :, idx] * A[:, None, idx]).sum(-1)
     if L == 1:  # Linear on [B, I]: outer products, gathered
         return G[:, :, o, 0] * A[:, None, j, 0]
-    if len(idx) * L <= len(rows) * len(
-        cols
-    ):  # gathered dot products are cheaper than the sub-block
+    # gathered dot products are cheaper than the sub-block
+    if len(idx) * L <= len(rows) * len(cols):
         return _by_samples(
             lambda s: (G[s][:, :, o] * A[s][:, None, j]).sum(-1), B, C * len(idx) * L
         )

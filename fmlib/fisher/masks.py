@@ -100,7 +100,8 @@ class ParameterMask(Mapping):
         return {n: int(m.sum()) / m.numel() for n, m in self._masks.items()}
 
     def indices(self) -> dict[str, torch.Tensor]:
-        """Flat (row-major) indices of the selected entries per parameter, ascending: ``int64 [k_p]``."""
+        """Flat (row-major) indices of the selected entries per parameter, ascending:
+        ``int64 [k_p]``."""
         return {n: m.flatten().nonzero().squeeze(1) for n, m in self._masks.items()}
 
     def jaccard(self, other: ParameterMask) -> float:
@@ -201,8 +202,10 @@ def fisher_mask(
         raise ValueError(f"fisher_diag has non-finite values in {bad}")
     head = set(head_names(model, list(values))) if include_head else set()
     if include_head and not head:
-        raise ValueError("include_head=True but no head parameters were found (no model given and no name starts "
-                         "with 'head.'); pass the model or include_head=False")  # fmt: skip
+        raise ValueError(
+            "include_head=True but no head parameters were found (no model given and no name starts"
+            " with 'head.'); pass the model or include_head=False"
+        )
 
     flat = {n: torch.zeros(v.numel(), dtype=torch.bool) for n, v in values.items()}
     for n in head:
@@ -232,8 +235,9 @@ def fisher_mask(
     return mask
 
 
-def mask_size(model: nn.Module, fraction: float, *, method: str = "global",
-              include_head: bool = True) -> int:  # fmt: skip
+def mask_size(
+    model: nn.Module, fraction: float, *, method: str = "global", include_head: bool = True
+) -> int:
     """Entries :func:`fisher_mask` keeps on ``model`` with these options (``k``, whatever the
     Fisher values): known before any Fisher is computed, to bound the memory of a mask."""
     check_mask_options(fraction, method)
@@ -248,7 +252,8 @@ def mask_size(model: nn.Module, fraction: float, *, method: str = "global",
 
 
 def check_mask_options(fraction, method: str = "global") -> None:
-    """``ValueError`` unless ``fraction`` is a number in (0, 1] and ``method`` one of :data:`METHODS`.
+    """``ValueError`` unless ``fraction`` is a number in (0, 1] and ``method`` one of
+    :data:`METHODS`.
 
     The one check of both: :func:`fisher_mask` and the ``fishermask`` strategy (at construction,
     before any work) call it.
@@ -273,7 +278,8 @@ def _trainable_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def check_shapes(what: str, got: Mapping, expected: Mapping) -> None:
-    """Raise ``ValueError`` naming ``what`` unless ``got`` and ``expected`` (name -> shape) agree."""
+    """Raise ``ValueError`` naming ``what`` unless ``got`` and ``expected`` (name -> shape)
+    agree."""
     if dict(got) == dict(expected):
         return
     missing = [n for n in expected if n not in got]
@@ -284,6 +290,7 @@ def check_shapes(what: str, got: Mapping, expected: Mapping) -> None:
         if n in got and got[n] != expected[n]
     }
     raise ValueError(
-        f"{what} does not match the model's trainable parameters (from another model?): missing {missing[:5]}, "
-        f"unexpected {extra[:5]}, shape (got, expected) {dict(list(differ.items())[:5])}"
+        f"{what} does not match the model's trainable parameters (from another model?): missing"
+        f" {missing[:5]}, unexpected {extra[:5]}, shape (got, expected)"
+        f" {dict(list(differ.items())[:5])}"
     )

@@ -1,6 +1,6 @@
 """The grid's command line, ``python -m fmlib.grid`` and ``fmlib grid``: arguments into
-:func:`fmlib.grid.spec.expand_grid` and :func:`fmlib.grid.runner.run_grid` (or a dry run), a summary, an exit
-status."""
+:func:`fmlib.grid.spec.expand_grid` and :func:`fmlib.grid.runner.run_grid` (or a dry run), a
+summary, an exit status."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from fmlib.notebook import repo_root
 
 
 def json_or_text(text: str):
-    """A command-line value: JSON when it parses (numbers, true, null, lists, dicts), else the text."""
+    """A command-line value: JSON when it parses (numbers, true, null, lists, dicts), else the
+    text."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -49,19 +50,21 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Execute notebooks/active_learning.ipynb with papermill once per run of a grid: every\n"
-            "combination of the grid's axis values (dataset x imbalance x strategy x seed x ...), each in\n"
-            "its own directory under --output. Runs that finished with the same config are skipped; the\n"
-            "others are (re-)executed and resume from their checkpoint. A run made with another config\n"
-            "(the grid was edited) is stale: reported, not rerun, unless --rerun-stale. A failed run does\n"
-            "not stop the grid: its executed notebook stays in its directory to read the error, the\n"
-            "summary (also grid_summary.json) lists it and the exit status is 1 (also with stale runs)."
+            "combination of the grid's axis values (dataset x imbalance x strategy x seed x ...),\n"
+            "each in its own directory under --output. Runs that finished with the same config\n"
+            "are skipped; the others are (re-)executed and resume from their checkpoint. A run\n"
+            "made with another config (the grid was edited) is stale: reported, not rerun, unless\n"
+            "--rerun-stale. A failed run does not stop the grid: its executed notebook stays in\n"
+            "its directory to read the error, the summary (also grid_summary.json) lists it and\n"
+            "the exit status is 1 (also with stale runs)."
         ),
         epilog=(
             f"examples:\n{usage_examples()}\n"
-            "Axis flags (--dataset, --imbalance, --strategy, --seed, --axis) keep the elements of the grid\n"
-            "file's axis whose label or value is listed, or add the axis when the grid has none. Values\n"
-            "are read as JSON, else as strings. Grid files (grids/*.json) hold 'base' config fields and\n"
-            "'axes'; the format: python -c 'import fmlib.grid.spec; help(fmlib.grid.spec)'."
+            "Axis flags (--dataset, --imbalance, --strategy, --seed, --axis) keep the elements of\n"
+            "the grid file's axis whose label or value is listed, or add the axis when the grid\n"
+            "has none. Values are read as JSON, else as strings. Grid files (grids/*.json) hold\n"
+            "'base' config fields and 'axes'; the format:\n"
+            "python -c 'import fmlib.grid.spec; help(fmlib.grid.spec)'."
         ),
     )
     p.add_argument(
@@ -88,22 +91,56 @@ def parser() -> argparse.ArgumentParser:
         help="strategy axis values or labels",
     )
     p.add_argument("--seed", nargs="+", type=json_or_text, default=[], help="seed axis values")
-    p.add_argument("--axis", action="append", default=[], type=assignment, metavar="NAME=V1,V2",
-                   help="any other axis, comma-separated values (or a JSON list), e.g. --axis query_size=35,70")  # fmt: skip
-    p.add_argument("--set", action="append", default=[], type=assignment, metavar="FIELD=VALUE",
-                   help="config field for every run, e.g. --set budget=155 --set 'train_options={\"epochs\": 5}'")  # fmt: skip
-    p.add_argument("-j", "--workers", type=int, default=1,
-                   help="runs at a time: local processes, or the Slurm array parallelism (default 1)")  # fmt: skip
-    p.add_argument("--threads", type=int,
-                   help="torch threads per run (default: a resumed run's own count, else --cpus, else cores / workers); "
-                        "results depend on it: a run refuses to resume with another count unless "
-                        "--set allow_thread_change=true")  # fmt: skip
-    p.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: process pool with papermill (default); submitit: one job per run (Slurm); "
-                        "inline: run_experiment in this process, no notebook")  # fmt: skip
-    p.add_argument("--cluster", choices=("slurm", "local", "debug"),
-                   help="submitit cluster: slurm, local (processes on this machine) or debug (this process); "
-                        "default: Slurm when available, else local")  # fmt: skip
+    p.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        type=assignment,
+        metavar="NAME=V1,V2",
+        help=(
+            "any other axis, comma-separated values (or a JSON list), e.g. --axis query_size=35,70"
+        ),
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=assignment,
+        metavar="FIELD=VALUE",
+        help=(
+            "config field for every run, e.g. --set budget=155 --set"
+            " 'train_options={\"epochs\": 5}'"
+        ),
+    )
+    p.add_argument(
+        "-j",
+        "--workers",
+        type=int,
+        default=1,
+        help="runs at a time: local processes, or the Slurm array parallelism (default 1)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help=(
+            "torch threads per run (default: a resumed run's own count, else --cpus, else cores /"
+            " workers); results depend on it: a run refuses to resume with another count unless"
+            " --set allow_thread_change=true"
+        ),
+    )
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: process pool with papermill (default); submitit: one job per run (Slurm); "
+        "inline: run_experiment in this process, no notebook",
+    )
+    p.add_argument(
+        "--cluster",
+        choices=("slurm", "local", "debug"),
+        help="submitit cluster: slurm, local (processes on this machine) or debug (this process); "
+        "default: Slurm when available, else local",
+    )
     p.add_argument("--partition", help="Slurm partition (submitit)")
     p.add_argument("--gpus", type=int, help="GPUs per run (submitit)")
     p.add_argument("--cpus", type=int, help="CPUs per run (submitit); also the torch threads")
@@ -115,13 +152,22 @@ def parser() -> argparse.ArgumentParser:
         help="notebook to execute per run (default: %(default)s)",
     )
     p.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's)")
-    p.add_argument("-n", "--dry-run", action="store_true",
-                   help="list the runs, their status (new, partial, done, stale: with how the config changed) and "
-                        "every problem of invalid configs; run nothing; exit status 1 when a config is invalid "
-                        "or a run stale")  # fmt: skip
-    p.add_argument("--rerun-stale", action="store_true",
-                   help="move the directory of every stale run (made with another config) aside to "
-                        "<output>/.stale/<name>.<time> (never deleted) and run it again")  # fmt: skip
+    p.add_argument(
+        "-n",
+        "--dry-run",
+        action="store_true",
+        help=(
+            "list the runs, their status (new, partial, done, stale: with how the config changed)"
+            " and every problem of invalid configs; run nothing; exit status 1 when a config is"
+            " invalid or a run stale"
+        ),
+    )
+    p.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="move the directory of every stale run (made with another config) aside to "
+        "<output>/.stale/<name>.<time> (never deleted) and run it again",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -167,12 +213,27 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     )
     if args.dry_run:
         return dry_run(runs, output)
-    options = {"cluster": args.cluster, "partition": args.partition, "gpus": args.gpus, "cpus": args.cpus,
-               "mem_gb": args.mem_gb, "timeout": args.timeout}  # fmt: skip
+    options = {
+        "cluster": args.cluster,
+        "partition": args.partition,
+        "gpus": args.gpus,
+        "cpus": args.cpus,
+        "mem_gb": args.mem_gb,
+        "timeout": args.timeout,
+    }
     try:
-        outcomes = run_grid(runs, output, notebook=args.notebook, workers=args.workers, executor=args.executor,
-                            threads=args.threads, kernel_name=args.kernel, submitit=options,
-                            progress=not args.no_progress, rerun_stale=args.rerun_stale)  # fmt: skip
+        outcomes = run_grid(
+            runs,
+            output,
+            notebook=args.notebook,
+            workers=args.workers,
+            executor=args.executor,
+            threads=args.threads,
+            kernel_name=args.kernel,
+            submitit=options,
+            progress=not args.no_progress,
+            rerun_stale=args.rerun_stale,
+        )
     except (FileNotFoundError, ImportError, ValueError) as err:
         return error(err)
     except GridInterrupted as err:

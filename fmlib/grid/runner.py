@@ -49,8 +49,9 @@ class RunOutcome:
 
 
 def visible_gpus() -> list[str]:
-    """The GPUs local workers share: ``CUDA_VISIBLE_DEVICES``'s entries when it is set (empty: none),
-    else torch's device count when torch is already imported (the grid never imports it for this)."""
+    """The GPUs local workers share: ``CUDA_VISIBLE_DEVICES``'s entries when it is set (empty:
+    none), else torch's device count when torch is already imported (the grid never imports it for
+    this)."""
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         return [d.strip() for d in listed.split(",") if d.strip()]
@@ -100,8 +101,14 @@ def execute_run(
 
         run_dir.mkdir(parents=True, exist_ok=True)
         with _kernel_env(threads, gpu):
-            pm.execute_notebook(str(notebook), str(output), parameters={**run.params, "output_dir": str(run_dir)},
-                                kernel_name=kernel_name, progress_bar=False, cwd=str(run_dir))  # fmt: skip
+            pm.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters={**run.params, "output_dir": str(run_dir)},
+                kernel_name=kernel_name,
+                progress_bar=False,
+                cwd=str(run_dir),
+            )
         _check_done(run_dir)
         return RunOutcome(run.name, "done", time.perf_counter() - start, None, str(output), gpu=gpu)
     except Exception as err:  # a run's failure is reported, never raised: the grid goes on
@@ -213,12 +220,13 @@ def run_grid(
         threads = (submitit or {}).get("cpus") or (
             None if executor == "submitit" else max(1, (os.cpu_count() or 1) // workers)
         )
-        per_run = {
-            r.name: _recorded_threads(r.path(root)) or threads for r in todo
-        }  # --workers changes no result
+        # --workers changes no result
+        per_run = {r.name: _recorded_threads(r.path(root)) or threads for r in todo}
     devices = list(visible_gpus() if gpus is None else gpus) if executor == "local" else []
-    options = {**(submitit or {}), "_gpus": {r.name: devices[i % len(devices)] for i, r in enumerate(todo)}
-               if devices else {}}  # fmt: skip
+    options = {
+        **(submitit or {}),
+        "_gpus": {r.name: devices[i % len(devices)] for i, r in enumerate(todo)} if devices else {},
+    }
     bar = progress_bar(total=len(todo), unit="run", desc="grid", disable=not progress)
     failed, stopped = 0, None
     results = _outcomes(todo, root, notebook, workers, executor, per_run, kernel_name, options)
@@ -237,8 +245,11 @@ def run_grid(
     bar.close()
     for run in todo:
         if run.name not in outcomes:
-            outcomes[run.name] = RunOutcome(run.name, "failed", error=f"not finished: the grid was {stopped}; rerun "
-                                            "the grid to resume it")  # fmt: skip
+            outcomes[run.name] = RunOutcome(
+                run.name,
+                "failed",
+                error=f"not finished: the grid was {stopped}; rerun the grid to resume it",
+            )
     ordered = [outcomes[r.name] for r in runs]
     write_json(root / SUMMARY, [asdict(o) for o in ordered])
     if stopped is not None:
@@ -262,8 +273,12 @@ def _reopen_done(run: GridRun, root) -> RunOutcome:
             warnings.simplefilter("always")
             directory.open(config, **comparison())
     except Exception as err:  # damaged, busy, refused: reported like a failed run
-        return RunOutcome(run.name, "failed", time.perf_counter() - start,
-                          f"reopening the finished run: {type(err).__name__}: {err}")  # fmt: skip
+        return RunOutcome(
+            run.name,
+            "failed",
+            time.perf_counter() - start,
+            f"reopening the finished run: {type(err).__name__}: {err}",
+        )
     repaired = "; ".join(str(w.message) for w in caught) or None
     return RunOutcome(run.name, "skipped", time.perf_counter() - start, repaired=repaired)
 
@@ -332,15 +347,31 @@ def _outcomes(
             yield run_inline(run, root, threads=threads[run.name])
     elif executor == "local" and workers == 1:
         for run in todo:
-            yield execute_run(run, root, notebook=notebook, kernel_name=kernel_name, threads=threads[run.name],
-                              gpu=gpu.get(run.name))  # fmt: skip
+            yield execute_run(
+                run,
+                root,
+                notebook=notebook,
+                kernel_name=kernel_name,
+                threads=threads[run.name],
+                gpu=gpu.get(run.name),
+            )
     elif executor == "local":
         # spawn: the parent has torch imported (config checks); forking that is not safe
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         try:
-            futures = {pool.submit(execute_run, run, root, notebook=notebook, kernel_name=kernel_name,
-                                   threads=threads[run.name], gpu=gpu.get(run.name)): run for run in todo}  # fmt: skip
+            futures = {
+                pool.submit(
+                    execute_run,
+                    run,
+                    root,
+                    notebook=notebook,
+                    kernel_name=kernel_name,
+                    threads=threads[run.name],
+                    gpu=gpu.get(run.name),
+                ): run
+                for run in todo
+            }
             for future in as_completed(futures):
                 try:
                     yield future.result()
@@ -348,9 +379,8 @@ def _outcomes(
                     yield RunOutcome(
                         futures[future].name, "failed", error=f"{type(err).__name__}: {err}"
                     )
-        except (
-            BaseException
-        ):  # interrupted (or the consumer left): stop the workers, never wait for them
+        # interrupted (or the consumer left): stop the workers, never wait for them
+        except BaseException:
             stop_pool(pool)
             raise
         pool.shutdown()
@@ -379,16 +409,29 @@ def _submitit_outcomes(
     }
     executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
     with executor.batch():
-        jobs = [executor.submit(execute_run, run, root, notebook=notebook, kernel_name=kernel_name, threads=threads[run.name])
-                for run in todo]  # fmt: skip
+        jobs = [
+            executor.submit(
+                execute_run,
+                run,
+                root,
+                notebook=notebook,
+                kernel_name=kernel_name,
+                threads=threads[run.name],
+            )
+            for run in todo
+        ]
     names = {job.job_id: run.name for job, run in zip(jobs, todo)}
     for job in submitit.helpers.as_completed(jobs, poll_frequency=1):
         try:
             yield job.result()
         except Exception as err:  # the job itself failed (timeout, killed, ...): logs in folder
             first = str(err).strip().splitlines()
-            yield RunOutcome(names[job.job_id], "failed", error=f"{type(err).__name__}: {first[-1] if first else ''} "
-                                                             f"(logs: {job.paths.stderr})")  # fmt: skip
+            yield RunOutcome(
+                names[job.job_id],
+                "failed",
+                error=f"{type(err).__name__}: {first[-1] if first else ''} "
+                f"(logs: {job.paths.stderr})",
+            )
 
 
 def summarize(outcomes: Sequence[RunOutcome]) -> str:
@@ -397,8 +440,11 @@ def summarize(outcomes: Sequence[RunOutcome]) -> str:
     counts = {
         s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "stale")
     }
-    lines = [f"{len(outcomes)} runs: {counts['done']} done, {counts['skipped']} skipped (finished before), "
-             f"{counts['failed']} failed" + (f", {counts['stale']} stale" if counts["stale"] else "")]  # fmt: skip
+    lines = [
+        f"{len(outcomes)} runs: {counts['done']} done, {counts['skipped']} skipped (finished"
+        f" before), {counts['failed']} failed"
+        + (f", {counts['stale']} stale" if counts["stale"] else "")
+    ]
     for o in outcomes:
         if o.status == "failed":
             lines.append(
@@ -407,7 +453,8 @@ def summarize(outcomes: Sequence[RunOutcome]) -> str:
             )
         elif o.status == "stale":
             lines.append(
-                f"  STALE {o.name}: made with another config, {o.error.removeprefix('config changed: ')}"
+                f"  STALE {o.name}: made with another config,"
+                f" {o.error.removeprefix('config changed: ')}"
             )
         if o.moved:
             lines.append(f"  rerun {o.name}: its old directory is now {o.moved}")
@@ -415,7 +462,8 @@ def summarize(outcomes: Sequence[RunOutcome]) -> str:
             lines.append(f"  REPAIRED {o.name} (finished; reopened): {o.repaired}")
     if counts["stale"]:
         lines.append(
-            "  stale runs are neither done nor rerun: --rerun-stale moves them aside (never deletes) and reruns them"
+            "  stale runs are neither done nor rerun: --rerun-stale moves them aside (never"
+            " deletes) and reruns them"
         )
     return "\n".join(lines)
 
@@ -435,6 +483,7 @@ def dry_run(runs: Sequence[GridRun], output) -> int:
         invalid, stale = invalid + bool(problems), stale + (status == "stale")
         print(f"{status:8s} {run.path(output)}{note}")
     extra = (f", {invalid} invalid" if invalid else "") + (
-        f", {stale} stale (--rerun-stale moves them aside and reruns them)" if stale else "")  # fmt: skip
+        f", {stale} stale (--rerun-stale moves them aside and reruns them)" if stale else ""
+    )
     print(f"{len(runs)} runs in {output}{extra}")
     return 1 if invalid or stale else 0

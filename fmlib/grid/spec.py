@@ -8,7 +8,8 @@ axis values is one run, in ``<output>/<name>/`` with the executed notebook besid
      "axes": {"dataset": ["fashion_mnist"],
               "imbalance": {"imbalanced": {"imbalance": "paper", "budget": 575},
                             "balanced": {"imbalance": "none", "pool_size": 10000}},
-              "strategy": ["random", {"strategy": "fishermask", "strategy_options": {"fraction": 0.003}}],
+              "strategy": ["random",
+                           {"strategy": "fishermask", "strategy_options": {"fraction": 0.003}}],
               "seed": [0, 1, 2]}}
 
 An axis is a list (a scalar sets the field named like the axis; a dict is merged and labelled by
@@ -21,10 +22,12 @@ Usage (``python -m fmlib.grid --help`` lists every option)::
 
     python -m fmlib.grid grids/fashion_mnist_cpu.json --dry-run
     python -m fmlib.grid grids/fashion_mnist_cpu.json --output runs/fashion_mnist_cpu --workers 2
-    python -m fmlib.grid grids/fashion_mnist_cpu.json --strategy fishermask random --seed 0 --dry-run
-    python -m fmlib.grid --dataset fashion_mnist --imbalance paper none --strategy entropy --seed 0 1 \\
-        --set budget=155 --output runs/quick
-    python -m fmlib.grid grids/cifar10_gpu.json --executor submitit --partition gpu --gpus 1 --cpus 8 --timeout 720
+    python -m fmlib.grid grids/fashion_mnist_cpu.json --strategy fishermask random --seed 0 \\
+        --dry-run
+    python -m fmlib.grid --dataset fashion_mnist --imbalance paper none --strategy entropy \\
+        --seed 0 1 --set budget=155 --output runs/quick
+    python -m fmlib.grid grids/cifar10_gpu.json --executor submitit --partition gpu --gpus 1 \\
+        --cpus 8 --timeout 720
 
 A run is done when it finished with the grid's config and its notebook's last cell wrote
 ``results.json``; done runs are skipped, others re-executed (``run_experiment`` resumes from the
@@ -33,7 +36,8 @@ never rerun silently; ``--rerun-stale`` moves its directory aside to ``<output>/
 deleted) and runs it again. A failing run does not stop the grid: its executed notebook stays in
 its directory to read the error, and the summary (printed, and ``grid_summary.json``) lists it.
 
-This module expands grids into runs; :mod:`fmlib.grid.runner` executes them, :mod:`fmlib.grid.cli` is the command line.
+This module expands grids into runs; :mod:`fmlib.grid.runner` executes them, :mod:`fmlib.grid.cli`
+is the command line.
 """
 
 from __future__ import annotations
@@ -114,7 +118,8 @@ def _kind(value) -> str:
 
 
 def slug(text) -> str:
-    """``text`` as a file-name part: runs of other characters than ``A-Za-z0-9._=+-`` become ``_``."""
+    """``text`` as a file-name part: runs of other characters than ``A-Za-z0-9._=+-`` become
+    ``_``."""
     return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text)).strip("_") or "_"
 
 
@@ -185,8 +190,9 @@ def _check_name(name: str) -> None:
     ``..``, no path separator, not absolute."""
     if name in (".", "..") or "/" in name or "\\" in name or os.sep in name or os.path.isabs(name):
         raise ValueError(
-            f"run name {name!r} would leave its grid directory (a run's directory is <output>/<name>): "
-            "name the axis values with letters, digits or . _ = + - (not '.' or '..', no separators)"
+            f"run name {name!r} would leave its grid directory (a run's directory is"
+            " <output>/<name>): name the axis values with letters, digits or . _ = + - (not '.' or"
+            " '..', no separators)"
         )
 
 
@@ -218,13 +224,17 @@ def expand_grid(
         if axis not in axes:
             axes[axis] = _axis_items(axis, wanted)
             continue
-        keep = [(label, fields) for label, fields in axes[axis]
-                if label in map(str, wanted) or fields.get(axis, object()) in wanted]  # fmt: skip
+        keep = [
+            (label, fields)
+            for label, fields in axes[axis]
+            if label in map(str, wanted) or fields.get(axis, object()) in wanted
+        ]
         found = {label for label, _ in keep} | {str(f.get(axis)) for _, f in keep}
         missing = [w for w in wanted if str(w) not in found and w not in found]
         if missing:
             raise ValueError(
-                f"axis {axis!r} has no values {missing}; it has {[label for label, _ in axes[axis]]}"
+                f"axis {axis!r} has no values {missing}; it has"
+                f" {[label for label, _ in axes[axis]]}"
             )
         axes[axis] = keep
     order = [a for a in CANONICAL_AXES if a in axes] + [a for a in axes if a not in CANONICAL_AXES]

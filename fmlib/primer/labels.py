@@ -20,9 +20,8 @@ def label_points(ax, points, *, ring_size: float = 140, fontsize: float = 8, lab
     )
     centres = ax.transData.transform(points)  # [K, 2] pixels
     ring = np.sqrt(ring_size) / 2 * fig.dpi / 72  # ring radius in pixels
-    taken = [
-        np.array([x - ring, y - ring, x + ring, y + ring]) for x, y in centres
-    ]  # boxes nothing may cover
+    # boxes nothing may cover
+    taken = [np.array([x - ring, y - ring, x + ring, y + ring]) for x, y in centres]
     frame = ax.get_window_extent(renderer)
     angles = np.deg2rad(np.arange(0, 360, 30))
     style = {"fontsize": fontsize, "fontweight": "bold"}
@@ -54,9 +53,8 @@ def label_points(ax, points, *, ring_size: float = 140, fontsize: float = 8, lab
                 break
         at, box = best
         taken.append(box)
-        offset = (
-            (at - centre) * 72 / fig.dpi
-        )  # pixels -> points, so a saved figure at another dpi keeps it
+        # pixels -> points, so a saved figure at another dpi keeps it
+        offset = (at - centre) * 72 / fig.dpi
         note = ax.annotate(
             text,
             tuple(points[len(annotations)]),

@@ -78,9 +78,8 @@ class LiveFigure(w.VBox):
                 buffer = io.BytesIO()
                 fig.savefig(buffer, format="png", dpi=self.dpi)
             finally:
-                plt.close(
-                    fig
-                )  # else the inline backend shows it a second time at the end of the cell
+                # else the inline backend shows it a second time at the end of the cell
+                plt.close(fig)
         except Exception as exc:
             self.error.value = (
                 f"<pre class='fmlib-live-error'>{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"

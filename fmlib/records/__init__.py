@@ -2,13 +2,17 @@
 
 One directory per run::
 
-    config.json              config, fmlib version, git commit, environment, torch thread counts, classes, label schedule
-    rounds.csv               one row per finished round (metrics, class histograms, timings, torch threads)
-    queries.csv              one row per labeled sample: round it joined (0 = initial set), order, pool index, label
-    sensitivity/round_XXX.npz  Fisher strategies only: summaries of the Fisher diagonal and the mask of round XXX
-    checkpoint.pt            loop state and all of the above after the last finished round (resume, repair)
-    results.json             summary of a finished run (write_results: the notebook, the CLI, the grid)
-    .lock                    who holds the directory (process id, host, since when)
+    config.json      config, fmlib version, git commit, environment, torch thread counts, classes,
+                     label schedule
+    rounds.csv       one row per finished round (metrics, class histograms, timings, torch threads)
+    queries.csv      one row per labeled sample: round it joined (0 = initial set), order, pool
+                     index, label
+    sensitivity/round_XXX.npz
+                     Fisher strategies only: summaries of the Fisher diagonal and the mask of
+                     round XXX
+    checkpoint.pt    loop state and all of the above after the last finished round (resume, repair)
+    results.json     summary of a finished run (write_results: the notebook, the CLI, the grid)
+    .lock            who holds the directory (process id, host, since when)
 
 What a run directory guarantees (:class:`RunDirectory`):
 

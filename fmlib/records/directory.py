@@ -1,5 +1,6 @@
-"""The one owner of a run directory: its lock (:mod:`~fmlib.records.lock`), the checkpoint, verify-on-open, its status and the
-config comparison the grid uses, the ``results.json`` summary, moving a stale run aside.
+"""The one owner of a run directory: its lock (:mod:`~fmlib.records.lock`), the checkpoint,
+verify-on-open, its status and the config comparison the grid uses, the ``results.json`` summary,
+moving a stale run aside.
 
 The checkpoint is the primary state; every other file is derived from it and written after it,
 so a crash leaves the derived files at most one round behind, never ahead. Opening a directory
@@ -45,8 +46,13 @@ FORMAT_VERSION = 1  # of checkpoint.pt; later additions (snapshots) are optional
 STATUSES = ("new", "partial", "done", "stale")
 
 
-def config_differences(old: Mapping, new: Mapping, ignore: Iterable[str] = (), defaults: Mapping | None = None,
-                       normalize: Callable[[Mapping], Mapping] | None = None) -> list[str]:  # fmt: skip
+def config_differences(
+    old: Mapping,
+    new: Mapping,
+    ignore: Iterable[str] = (),
+    defaults: Mapping | None = None,
+    normalize: Callable[[Mapping], Mapping] | None = None,
+) -> list[str]:
     """Lines ``field: old there, new here`` for every differing field not in ``ignore``.
 
     A field ``old`` lacks compares as its value in ``defaults`` (a config written before the field
@@ -59,8 +65,13 @@ def config_differences(old: Mapping, new: Mapping, ignore: Iterable[str] = (), d
     old = {**{k: v for k, v in defaults.items() if k in new}, **old}
     if normalize is not None:
         old, new = normalize(old), normalize(new)
-    return [f"{k}: {old.get(k, missing)!r} there, {new.get(k, missing)!r} here".replace(repr(missing), "<absent>")
-            for k in keys if _jsonable(old.get(k, missing)) != _jsonable(new.get(k, missing))]  # fmt: skip
+    return [
+        f"{k}: {old.get(k, missing)!r} there, {new.get(k, missing)!r} here".replace(
+            repr(missing), "<absent>"
+        )
+        for k in keys
+        if _jsonable(old.get(k, missing)) != _jsonable(new.get(k, missing))
+    ]
 
 
 def _jsonable(value):
@@ -82,9 +93,8 @@ class RunDirectory:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._written: set[int] = (
-            set()
-        )  # snapshot rounds already on disk since this directory was opened
+        # snapshot rounds already on disk since this directory was opened
+        self._written: set[int] = set()
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"
@@ -109,7 +119,10 @@ class RunDirectory:
         file = self.path / CHECKPOINT
         if not file.is_file():
             return None
-        advice = f"the run cannot resume from it; delete {self.path} (or move it aside) to run it again from the start"
+        advice = (
+            f"the run cannot resume from it; delete {self.path} (or move it aside) to run it again"
+            " from the start"
+        )
         try:
             state = torch.load(file, map_location="cpu", weights_only=True)
         except Exception as err:  # EOFError, UnpicklingError, RuntimeError from the zip reader, ...
@@ -123,12 +136,20 @@ class RunDirectory:
             or "records" not in state
         ):
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise DamagedRunError(f"{file} is damaged or not an fmlib checkpoint (format {got!r}, this fmlib "
-                                  f"writes {FORMAT_VERSION}); {advice}")  # fmt: skip
+            raise DamagedRunError(
+                f"{file} is damaged or not an fmlib checkpoint (format {got!r}, this fmlib "
+                f"writes {FORMAT_VERSION}); {advice}"
+            )
         return state
 
-    def differences(self, config: Mapping, *, neutral: Iterable[str] = (), defaults: Mapping | None = None,
-                    normalize: Callable | None = None) -> list[str]:  # fmt: skip
+    def differences(
+        self,
+        config: Mapping,
+        *,
+        neutral: Iterable[str] = (),
+        defaults: Mapping | None = None,
+        normalize: Callable | None = None,
+    ) -> list[str]:
         """How ``config`` differs from the one this directory was made with (fields in ``neutral``
         ignored); empty when it holds no run. Raises :class:`DamagedRunError` for a damaged
         ``config.json``."""
@@ -139,11 +160,18 @@ class RunDirectory:
             else config_differences(meta["config"], config, neutral, defaults, normalize)
         )
 
-    def status(self, config: Mapping | None = None, *, neutral: Iterable[str] = (), defaults: Mapping | None = None,
-               normalize: Callable | None = None) -> str:  # fmt: skip
+    def status(
+        self,
+        config: Mapping | None = None,
+        *,
+        neutral: Iterable[str] = (),
+        defaults: Mapping | None = None,
+        normalize: Callable | None = None,
+    ) -> str:
         """``"new"`` (nothing there), ``"stale"`` (made with a config that differs from ``config``
         in a field not in ``neutral``), ``"done"`` (finished, and ``results.json`` written by a real
-        run, not a ``FMLIB_SMOKE=1`` one) or ``"partial"`` (anything else: started, failed, damaged)."""
+        run, not a ``FMLIB_SMOKE=1`` one) or ``"partial"`` (anything else: started, failed,
+        damaged)."""
         if not self.path.is_dir() or not [p for p in self.path.iterdir() if p.name != LOCK]:
             return "new"
         try:
@@ -174,8 +202,14 @@ class RunDirectory:
 
     # ------------------------------------------------------------------------- opening and writing
 
-    def open(self, config: Mapping, *, neutral: Iterable[str] = (), defaults: Mapping | None = None,
-             normalize: Callable | None = None) -> dict | None:  # fmt: skip
+    def open(
+        self,
+        config: Mapping,
+        *,
+        neutral: Iterable[str] = (),
+        defaults: Mapping | None = None,
+        normalize: Callable | None = None,
+    ) -> dict | None:
         """Verify the directory for a run of ``config`` (hold :meth:`lock`); return its checkpoint,
         or ``None`` when the run starts from scratch.
 
@@ -195,11 +229,12 @@ class RunDirectory:
         records = RunRecords.from_state(checkpoint["records"], self.path)
         diff = config_differences(records.config, config, neutral, defaults, normalize)
         if diff:
-            raise ValueError(f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
-                             "use another output_dir or delete that one")  # fmt: skip
-        if (
-            "snapshots" not in checkpoint["records"]
-        ):  # written before checkpoints kept them: adopt the files
+            raise ValueError(
+                f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
+                "use another output_dir or delete that one"
+            )
+        # written before checkpoints kept them: adopt the files
+        if "snapshots" not in checkpoint["records"]:
             checkpoint["records"]["snapshots"] = records.snapshots = self._adopt_snapshots(
                 len(records.rounds)
             )
@@ -216,12 +251,15 @@ class RunDirectory:
         files reopening would rewrite or delete) is refused, and nothing behind it is touched."""
         folder = self.path / SENSITIVITY
         if folder.is_symlink():
-            raise DamagedRunError(f"{folder} is a symbolic link (to {os.readlink(folder)}), not a folder of this run: "
-                                  "records never follow links out of their run directory, and nothing behind it "
-                                  f"was touched; delete the link (the snapshots are rebuilt from {CHECKPOINT})")  # fmt: skip
+            raise DamagedRunError(
+                f"{folder} is a symbolic link (to {os.readlink(folder)}), not a folder of this run:"
+                " records never follow links out of their run directory, and nothing behind it was"
+                f" touched; delete the link (the snapshots are rebuilt from {CHECKPOINT})"
+            )
 
     def _check_fresh(self, config, neutral, defaults, normalize=None) -> None:
-        """No checkpoint: nothing to resume. Refuse records it would overwrite or a config that differs."""
+        """No checkpoint: nothing to resume. Refuse records it would overwrite or a config that
+        differs."""
         leftovers = [
             p.name
             for p in (self.path / ROUNDS, self.path / QUERIES, self.path / RESULTS)
@@ -235,17 +273,24 @@ class RunDirectory:
                 n_rounds = len(pd.read_csv(self.path / ROUNDS))
             except Exception:  # absent, empty or garbage: the count is unknown, the refusal is not
                 n_rounds = "?"
-            raise DamagedRunError(f"{self.path} holds records of {n_rounds} rounds but no {CHECKPOINT} ({', '.join(leftovers)}; "
-                                  "an export, or a deleted checkpoint): they cannot be resumed or verified, and a new "
-                                  f"run would overwrite them; move or delete {self.path}")  # fmt: skip
+            raise DamagedRunError(
+                f"{self.path} holds records of {n_rounds} rounds but no {CHECKPOINT}"
+                f" ({', '.join(leftovers)}; an export, or a deleted checkpoint): they cannot be"
+                " resumed or verified, and a new run would overwrite them; move or delete"
+                f" {self.path}"
+            )
         try:
             diff = self.differences(config, neutral=neutral, defaults=defaults, normalize=normalize)
         except DamagedRunError as err:
-            raise DamagedRunError(f"{err}, and there is no {CHECKPOINT} to rebuild it from: delete it to start the "
-                                  "run again") from None  # fmt: skip
+            raise DamagedRunError(
+                f"{err}, and there is no {CHECKPOINT} to rebuild it from: delete it to start the "
+                "run again"
+            ) from None
         if diff:
-            raise ValueError(f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
-                             "use another output_dir or delete that one")  # fmt: skip
+            raise ValueError(
+                f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
+                "use another output_dir or delete that one"
+            )
 
     def _adopt_snapshots(self, n_rounds: int) -> dict[int, bytes]:
         out = {}
@@ -256,16 +301,21 @@ class RunDirectory:
             try:
                 load_snapshot(file)
             except Exception as err:
-                raise DamagedRunError(f"{file} is damaged ({type(err).__name__}) and this run's {CHECKPOINT} predates "
-                                      f"stored snapshots, so it cannot be rebuilt; delete {self.path} to run it "
-                                      "again") from None  # fmt: skip
+                raise DamagedRunError(
+                    f"{file} is damaged ({type(err).__name__}) and this run's {CHECKPOINT} predates"
+                    f" stored snapshots, so it cannot be rebuilt; delete {self.path} to run it"
+                    " again"
+                ) from None
             out[r] = file.read_bytes()
         return out
 
     def _rebuild(self, records: RunRecords) -> list[str]:
         """Rewrite every derived file that differs from ``records``; return their names."""
-        expected = {CONFIG: json_bytes(records.meta), ROUNDS: csv_bytes(records.rounds_frame()),
-                    QUERIES: csv_bytes(records.queries_frame())}  # fmt: skip
+        expected = {
+            CONFIG: json_bytes(records.meta),
+            ROUNDS: csv_bytes(records.rounds_frame()),
+            QUERIES: csv_bytes(records.queries_frame()),
+        }
         expected.update(
             {
                 self.snapshot_path(r).relative_to(self.path).as_posix(): b
@@ -278,9 +328,8 @@ class RunDirectory:
             if not file.is_file() or file.read_bytes() != data:
                 write_bytes(file, data)
                 rebuilt.append(name)
-        for file in (self.path / SENSITIVITY).glob(
-            "round_*.npz"
-        ):  # a round the checkpoint does not have
+        # a round the checkpoint does not have
+        for file in (self.path / SENSITIVITY).glob("round_*.npz"):
             if file.relative_to(self.path).as_posix() not in expected:
                 file.unlink()
                 rebuilt.append(file.relative_to(self.path).as_posix())
@@ -290,12 +339,12 @@ class RunDirectory:
             old = self.read_results()
             summary = results_summary(records)
             if old is None or not records.finished:
-                results.unlink()  # unreadable, or not a finished run's: whoever finishes it writes it again
+                # unreadable, or not a finished run's: whoever finishes it writes it again
+                results.unlink()
                 rebuilt.append(RESULTS)
             elif not _same({k: old.get(k) for k in summary}, summary):
-                write_json(
-                    results, {**old, **summary}
-                )  # the summary from the checkpoint, the writer's extras kept
+                # the summary from the checkpoint, the writer's extras kept
+                write_json(results, {**old, **summary})
                 rebuilt.append(RESULTS)
         return rebuilt
 
@@ -303,7 +352,8 @@ class RunDirectory:
         write_json(self.path / CONFIG, meta)
 
     def save(self, records: RunRecords, loop_state: dict) -> None:
-        """Write the checkpoint, then what derives from it: ``config.json``, new snapshots, the CSVs."""
+        """Write the checkpoint, then what derives from it: ``config.json``, new snapshots, the
+        CSVs."""
         save_torch(
             self.path / CHECKPOINT,
             {"format": FORMAT_VERSION, "loop": loop_state, "records": records.state()},
@@ -315,7 +365,8 @@ class RunDirectory:
         self.write_records(records)
 
     def write_snapshot(self, round: int, snapshot) -> None:
-        """One snapshot file, outside any run (tools, tests); a run's snapshots go through :meth:`save`."""
+        """One snapshot file, outside any run (tools, tests); a run's snapshots go through
+        :meth:`save`."""
         write_bytes(self.snapshot_path(round), snapshot_bytes(snapshot))
 
     def write_records(self, records: RunRecords) -> None:
@@ -343,7 +394,8 @@ class RunDirectory:
 
 
 def write_results(run_dir, records: RunRecords, **extra) -> Path:
-    """``results.json`` of a run (:meth:`RunDirectory.write_results`); its last notebook cell calls this."""
+    """``results.json`` of a run (:meth:`RunDirectory.write_results`); its last notebook cell calls
+    this."""
     return RunDirectory(run_dir).write_results(records, **extra)
 
 

@@ -61,8 +61,11 @@ def atomic_write(path, write: Callable, binary: bool = True) -> Path:
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         if _no_space(err):
-            raise OSError(errno.ENOSPC, f"No space left on the device while writing {path}; free some space and "
-                                        "run again (a run resumes from its last checkpoint)") from err  # fmt: skip
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on the device while writing {path}; free some space and "
+                "run again (a run resumes from its last checkpoint)",
+            ) from err
         raise
     return path
 
@@ -147,7 +150,8 @@ def read_meta(path) -> dict | None:
 
 
 def git_commit(path=None) -> dict | None:
-    """``{"commit", "dirty"}`` of the git checkout holding ``path`` (default: fmlib's), or ``None``."""
+    """``{"commit", "dirty"}`` of the git checkout holding ``path`` (default: fmlib's), or
+    ``None``."""
     cwd = Path(path or Path(__file__).resolve().parent)
     try:
         commit = subprocess.run(
@@ -155,8 +159,13 @@ def git_commit(path=None) -> dict | None:
         )
         if commit.returncode:
             return None
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                capture_output=True, text=True, timeout=10)  # fmt: skip
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return {

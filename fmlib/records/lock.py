@@ -43,12 +43,16 @@ def hold(path: Path, owner=None):
         if not filelock.lock_descriptor(fd, blocking=False):  # flock (POSIX), LockFileEx (Windows)
             holder = _read_holder(fd)
             who = _who(holder) if holder else "another process"
-            raise RunLockedError(f"{path} is in use by {who}; wait for it to finish or use another "
-                                 f"output_dir (if that process is gone, delete {file})") from None  # fmt: skip
+            raise RunLockedError(
+                f"{path} is in use by {who}; wait for it to finish or use another "
+                f"output_dir (if that process is gone, delete {file})"
+            ) from None
         stale = _read_holder(fd)
         if stale:
-            warnings.warn(f"{path}: taking over the stale lock of {_who(stale)}: {_why_stale(stale)}",
-                          stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"{path}: taking over the stale lock of {_who(stale)}: {_why_stale(stale)}",
+                stacklevel=3,
+            )
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -80,8 +84,11 @@ def _open_lock_file(file: Path) -> int:
     flags = os.O_RDWR | os.O_CREAT | nofollow | getattr(os, "O_BINARY", 0)
     for _ in range(3):
         if file.is_symlink():
-            warnings.warn(f"{file} is a symbolic link (to {os.readlink(file)}): replaced by a plain lock file, "
-                          "its target untouched", stacklevel=4)  # fmt: skip
+            warnings.warn(
+                f"{file} is a symbolic link (to {os.readlink(file)}): replaced by a plain lock"
+                " file, its target untouched",
+                stacklevel=4,
+            )
             file.unlink()
         try:
             return os.open(file, flags, 0o666)

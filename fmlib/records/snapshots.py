@@ -28,9 +28,15 @@ def module_types(model: torch.nn.Module) -> dict[str, str]:
 
 
 def fisher_snapshot(
-    report, picked, labels, *, round: int, full: bool = False, quantiles=QUANTILES,
+    report,
+    picked,
+    labels,
+    *,
+    round: int,
+    full: bool = False,
+    quantiles=QUANTILES,
     module_types: Mapping[str, str] | None = None,
-) -> dict[str, np.ndarray]:  # fmt: skip
+) -> dict[str, np.ndarray]:
     """Compact arrays describing one Fisher-based selection (a ``round_XXX.npz``).
 
     Args:
@@ -64,8 +70,12 @@ def fisher_snapshot(
     unknown = sorted(set(mask) - set(names))
     if unknown:
         raise ValueError(f"mask has parameters without Fisher values: {unknown}")
-    flat_masks = [mask[n].reshape(-1).to("cpu", torch.bool) if n in mask else torch.zeros(len(diag[n]), dtype=torch.bool)
-                  for n in names]  # fmt: skip
+    flat_masks = [
+        mask[n].reshape(-1).to("cpu", torch.bool)
+        if n in mask
+        else torch.zeros(len(diag[n]), dtype=torch.bool)
+        for n in names
+    ]
     indices = [torch.nonzero(m).reshape(-1).numpy() for m in flat_masks]
     counts = np.array([len(i) for i in indices], dtype=np.int64)
     numel = np.array([len(diag[n]) for n in names], dtype=np.int64)
@@ -113,7 +123,8 @@ def snapshot_bytes(snapshot: Mapping[str, np.ndarray]) -> bytes:
 
 
 def load_snapshot(source) -> dict[str, np.ndarray]:
-    """A ``round_XXX.npz`` (a path, or its bytes) as a dict of arrays (0-d arrays for the scalars)."""
+    """A ``round_XXX.npz`` (a path, or its bytes) as a dict of arrays (0-d arrays for the
+    scalars)."""
     with np.load(
         io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False
     ) as z:

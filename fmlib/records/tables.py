@@ -54,7 +54,8 @@ class RunRecords:
         return pd.DataFrame(self.queries, columns=list(QUERY_COLUMNS))
 
     def frame(self) -> pd.DataFrame:
-        """Tidy table: one row per round with the run's config fields as columns (as :func:`load_run`)."""
+        """Tidy table: one row per round with the run's config fields as columns (as
+        :func:`load_run`)."""
         return _tidy(self.meta, self.rounds_frame(), self.path)
 
     def state(self) -> dict:

@@ -17,7 +17,8 @@ One module per family:
 
 ==========================  ==========================================================
 ``strategies.base``         :class:`Strategy`, the registry (:func:`register`,
-                            :func:`get_strategy`, :func:`build_strategy`, ``STRATEGIES``), the reports, ``random``
+                            :func:`get_strategy`, :func:`build_strategy`, ``STRATEGIES``), the
+                            reports, ``random``
 ``strategies.uncertainty``  ``entropy``, ``margin``, ``least_confidence``, ``bald``
 ``strategies.diversity``    ``coreset`` (k-center greedy), ``badge`` (k-means++ on gradients)
 ``strategies.fisher``       ``bait`` and ``fishermask``: BAIT's greedy on Fisher embeddings

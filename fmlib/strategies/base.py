@@ -49,11 +49,12 @@ def register(cls: type[Strategy]) -> type[Strategy]:
             defaults = {"batch_size": 256}
 
             def _select(self, model, pool, labeled, unlabeled, n, *, seed, device):
-                probs = predict_proba(model, pool.inputs(unlabeled, device), batch_size=self.options["batch_size"])
+                inputs = pool.inputs(unlabeled, device)
+                probs = predict_proba(model, inputs, batch_size=self.options["batch_size"])
                 return unlabeled[np.argsort(probs.max(1).values.numpy(), kind="stable")[:n]]
 
-    After ``register`` (the module imported), ``get_strategy("lowest_max_prob")`` builds it; a config,
-    the CLI, papermill and the grid can also name it without registering, as
+    After ``register`` (the module imported), ``get_strategy("lowest_max_prob")`` builds it; a
+    config, the CLI, papermill and the grid can also name it without registering, as
     ``"package.module:LowestMaxProb"`` (the module is imported; it must be importable there).
     """
     STRATEGIES[cls.name] = cls
@@ -67,8 +68,10 @@ def strategy_class(name: str) -> type[Strategy]:
         raise ValueError(f"strategy must be a name or 'package.module:Class', got {name!r}")
     if ":" not in name:
         if name not in STRATEGIES:
-            raise ValueError(f"unknown strategy {name!r}; allowed values: {sorted(STRATEGIES)} "
-                             "or 'package.module:Class' for a Strategy subclass of your own")  # fmt: skip
+            raise ValueError(
+                f"unknown strategy {name!r}; allowed values: {sorted(STRATEGIES)} "
+                "or 'package.module:Class' for a Strategy subclass of your own"
+            )
         return STRATEGIES[name]
     cls = resolve(name, "strategy", "Class")
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
@@ -99,9 +102,8 @@ def build_strategy(name, options: Mapping) -> Strategy:
 class FisherReport:
     """What a Fisher strategy (``bait``, ``fishermask``) reports about its last selection."""
 
-    fisher_diag: dict[
-        str, torch.Tensor
-    ]  # name -> diagonal Fisher on the subsample, shaped like the parameter (CPU)
+    # name -> diagonal Fisher on the subsample, shaped like the parameter (CPU)
+    fisher_diag: dict[str, torch.Tensor]
     mask: ParameterMask  # the parameter entries the embeddings keep
     picked_scores: np.ndarray  # [K] tr F(x) = ||V(x)||² in the mask of every pick, in pick order
     fisher_trace: float  # tr F_U: the pool Fisher's trace in the mask's subspace
@@ -125,15 +127,16 @@ class Strategy:
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
-    # What the strategy calls on the model besides forward (logits [N, C]): "embed" (x -> penultimate
-    # features [N, d]) and/or "head" (the final nn.Linear, d -> C). See model_needs().
+    # What the strategy calls on the model besides forward (logits [N, C]): "embed" (x ->
+    # penultimate features [N, d]) and/or "head" (the final nn.Linear, d -> C). See model_needs().
     needs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             raise ValueError(
-                f"unknown options {unknown} for strategy {self.name!r}; allowed: {sorted(self.defaults)}"
+                f"unknown options {unknown} for strategy {self.name!r}; allowed:"
+                f" {sorted(self.defaults)}"
             )
         self.options = {**self.defaults, **options}
         self.report = SelectionReport()
@@ -173,7 +176,8 @@ class Strategy:
             model: classifier returning logits ``[N, C]``; with ``embed(x)`` ``[N, d]`` and ``head``
                 (``nn.Linear``) where the strategy needs them (:meth:`model_needs`).
             pool: the pool: an :class:`~fmlib.data.ImageData` or any torch ``Dataset`` (or
-                ``DataLoader``) of ``(x, y)`` items; ``labeled`` and ``unlabeled`` are positions into it.
+                ``DataLoader``) of ``(x, y)`` items; ``labeled`` and ``unlabeled`` are positions
+                into it.
             labeled: ``int [L]`` already labeled positions (may be empty).
             unlabeled: ``int [U]`` candidate positions, distinct.
             n: how many to pick.
@@ -192,7 +196,8 @@ class Strategy:
             raise ValueError("unlabeled contains duplicate positions")
         if n > len(unlabeled):
             warnings.warn(
-                f"strategy {self.name!r}: asked for {n} points but only {len(unlabeled)} are unlabeled",
+                f"strategy {self.name!r}: asked for {n} points but only {len(unlabeled)} are"
+                " unlabeled",
                 stacklevel=2,
             )
             n = len(unlabeled)
@@ -221,17 +226,23 @@ class Strategy:
             yield
         finally:
             if device.type == "cuda":
-                torch.cuda.synchronize(
-                    device
-                )  # GPU work is asynchronous: wait before reading the clock
+                # GPU work is asynchronous: wait before reading the clock
+                torch.cuda.synchronize(device)
             setattr(self.report, key, getattr(self.report, key) + time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def check_picks(picks, n: int, unlabeled: np.ndarray, labeled: np.ndarray = (), *, what: str = "the strategy",
-                pool_size: int | None = None) -> np.ndarray:  # fmt: skip
+def check_picks(
+    picks,
+    n: int,
+    unlabeled: np.ndarray,
+    labeled: np.ndarray = (),
+    *,
+    what: str = "the strategy",
+    pool_size: int | None = None,
+) -> np.ndarray:
     """``picks`` as ``int64 [n]`` pool positions, or ``RuntimeError`` saying what is wrong with
     them: not an array of integers, how many, out of range, duplicates, already labeled."""
     array = None if picks is None else np.asarray(picks)
@@ -250,7 +261,8 @@ def check_picks(picks, n: int, unlabeled: np.ndarray, labeled: np.ndarray = (), 
         problems.append(f"{len(array)} picks where {n} were asked for")
     if pool_size is not None and ((array < 0) | (array >= pool_size)).any():
         problems.append(
-            f"positions out of range 0..{pool_size - 1}: {array[(array < 0) | (array >= pool_size)][:5].tolist()}"
+            f"positions out of range 0..{pool_size - 1}:"
+            f" {array[(array < 0) | (array >= pool_size)][:5].tolist()}"
         )
     values, counts = np.unique(array, return_counts=True)
     if (counts > 1).any():
@@ -265,7 +277,8 @@ def check_picks(picks, n: int, unlabeled: np.ndarray, labeled: np.ndarray = (), 
         elsewhere &= (array >= 0) & (array < pool_size)
     if elsewhere.any():
         problems.append(
-            f"{int(elsewhere.sum())} not among the unlabeled candidates: {array[elsewhere][:5].tolist()}"
+            f"{int(elsewhere.sum())} not among the unlabeled candidates:"
+            f" {array[elsewhere][:5].tolist()}"
         )
     if problems:
         raise RuntimeError(f"{what} returned invalid picks: {'; '.join(problems)}")
@@ -281,18 +294,20 @@ def _candidates(unlabeled: np.ndarray, n: int, max_candidates: int | None, seed:
 
 
 def _batches(model: nn.Module, pool: ImageData, indices: np.ndarray, batch_size: int, device):
-    """Normalised inputs of ``pool[indices]`` in batches, in the model's dtype (float64 oracle tests)."""
+    """Normalised inputs of ``pool[indices]`` in batches, in the model's dtype (float64 oracle
+    tests)."""
     dtype = next(model.parameters()).dtype
     for start in range(0, len(indices), batch_size):
         x = pool.inputs(indices[start : start + batch_size], device)
         bad = _nonfinite_rows(x)
         if bad:
             positions = np.asarray(indices[start : start + batch_size])[bad]
-            raise NonFiniteError(f"the pool's inputs hold NaN or inf: samples {positions[:5].tolist()} "
-                                 f"({len(bad)} in a batch of {len(x)})")  # fmt: skip
-        yield (
-            x.to(dtype) if x.is_floating_point() else x
-        )  # integer inputs (token ids) stay integers
+            raise NonFiniteError(
+                f"the pool's inputs hold NaN or inf: samples {positions[:5].tolist()} "
+                f"({len(bad)} in a batch of {len(x)})"
+            )
+        # integer inputs (token ids) stay integers
+        yield (x.to(dtype) if x.is_floating_point() else x)
 
 
 def _nonfinite_rows(x) -> list[int]:

@@ -49,7 +49,8 @@ def k_center_greedy(
 
 @register
 class Coreset(Strategy):
-    """k-center greedy on penultimate features, started from the labeled set (Sener & Savarese 2018).
+    """k-center greedy on penultimate features, started from the labeled set (Sener & Savarese
+    2018).
 
     Distances are Euclidean in ``model.embed`` space; the minimum distance to the centres is updated
     incrementally after each pick. With no labeled points the first pick is seeded uniform.
@@ -74,7 +75,8 @@ def kronecker_sq_distances(
 ) -> torch.Tensor:
     """Squared distances ``[N, M]`` between rows of ``a ⊗ h`` and ``a2 ⊗ h2`` without forming them.
 
-    Uses ``<a⊗h, a'⊗h'> = <a, a'><h, h'>``: memory ``O((N + M)(C + d) + N M)`` instead of ``O(N C d)``.
+    Uses ``<a⊗h, a'⊗h'> = <a, a'><h, h'>``: memory ``O((N + M)(C + d) + N M)`` instead of
+    ``O(N C d)``.
     """
     sq = a.square().sum(1) * h.square().sum(1)  # [N]
     sq2 = a2.square().sum(1) * h2.square().sum(1)  # [M]
@@ -141,8 +143,7 @@ class BADGE(Strategy):
             h = _features(model, pool, cand, self.options["batch_size"], device)  # [N, d]
             with torch.no_grad():
                 probs = model.head(h).softmax(-1)  # [N, C]
-            a = (
-                nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype) - probs
-            )  # [N, C]
+            # [N, C]
+            a = nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype) - probs
         with self._timed("select_time", device):
             return cand[kmeans_pp(a, h, n, seed=seed, first=self.options["first"])]

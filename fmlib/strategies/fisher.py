@@ -37,7 +37,8 @@ FISHER_POOLS = ("candidates", "pool")  # what F_U averages over
 # or the first ones of the pool sorted by class (the FisherMask authors' code, which reads the
 # first 1024 items of its class-sorted pool; on the 4-class imbalanced pool only classes 0 and 1)
 FISHER_SAMPLES = ("random", "class_sorted")
-MAX_LAMB = 1e6  # the ridge lamb*I: beyond it the Fisher is lost in float rounding and every batch scores alike
+# the ridge lamb*I: beyond it the Fisher is lost in float rounding and every batch scores alike
+MAX_LAMB = 1e6
 
 
 def head_gradient_embeddings(
@@ -50,9 +51,8 @@ def head_gradient_embeddings(
     ``∂ log p_c/∂W = (e_c - p) ⊗ h`` and ``∂ log p_c/∂b = e_c - p``.
     """
     num, classes = probs.shape
-    diff = (
-        torch.eye(classes, dtype=probs.dtype, device=probs.device) - probs[:, None, :]
-    )  # [N, C, C]
+    # [N, C, C]
+    diff = torch.eye(classes, dtype=probs.dtype, device=probs.device) - probs[:, None, :]
     diff = diff * probs.sqrt()[:, :, None]
     emb = (diff[..., None] * h[:, None, None, :]).reshape(num, classes, -1)  # [N, C, C·d]
     return torch.cat([emb, diff], -1) if include_bias else emb
@@ -91,7 +91,8 @@ def _float64_if_it_fits(emb: torch.Tensor, precision: str, device) -> torch.Tens
 
 def check_embedding_memory(n: int, classes: int, k: int, dtype, device) -> None:
     """``MemoryError`` before computing ``[n, C, k]`` embeddings (and the two ``[k, k]`` float64
-    Fishers) that do not fit in what ``device`` has free, naming the ``max_candidates`` that would."""
+    Fishers) that do not fit in what ``device`` has free, naming the ``max_candidates`` that
+    would."""
     free = available_memory(device)
     if free is None:
         return
@@ -103,13 +104,17 @@ def check_embedding_memory(n: int, classes: int, k: int, dtype, device) -> None:
     fits = max(0, (free - fixed) // max(classes * k * item, 1))
     gib = 2**30
     if fits == 0:
-        raise MemoryError(f"the [{k}, {k}] float64 Fisher matrices of a mask of {k} entries alone need "
-                          f"{fixed / gib:.1f} GiB and {device} has {free / gib:.1f} GiB free: choose a smaller "
-                          "fraction (FisherMask) so the mask has fewer entries")  # fmt: skip
-    raise MemoryError(f"the candidate embeddings [{n}, {classes}, {k}] ({dtype}) and the Fisher matrices need "
-                      f"{need / gib:.1f} GiB and {device} has {free / gib:.1f} GiB free: set "
-                      f"max_candidates={fits} or fewer in strategy_options (or a smaller fraction for "
-                      "FisherMask, a smaller batch_size does not shrink them)")  # fmt: skip
+        raise MemoryError(
+            f"the [{k}, {k}] float64 Fisher matrices of a mask of {k} entries alone need "
+            f"{fixed / gib:.1f} GiB and {device} has {free / gib:.1f} GiB free: choose a smaller "
+            "fraction (FisherMask) so the mask has fewer entries"
+        )
+    raise MemoryError(
+        f"the candidate embeddings [{n}, {classes}, {k}] ({dtype}) and the Fisher matrices need "
+        f"{need / gib:.1f} GiB and {device} has {free / gib:.1f} GiB free: set "
+        f"max_candidates={fits} or fewer in strategy_options (or a smaller fraction for "
+        "FisherMask, a smaller batch_size does not shrink them)"
+    )
 
 
 class _FisherStrategy(Strategy):
@@ -118,7 +123,8 @@ class _FisherStrategy(Strategy):
     1. Diagonal Fisher on ``fisher_samples`` points of ``labeled ∪ unlabeled`` (``fisher_sample``:
        a seeded uniform subsample, or the first of the pool sorted by class as the authors' code),
        and the mask (subclasses).
-    2. Embeddings ``V(x) [C, k]`` of the candidates and of the labeled points, ``batch_size`` at a time.
+    2. Embeddings ``V(x) [C, k]`` of the candidates and of the labeled points, ``batch_size`` at a
+       time.
     3. ``F_U`` = mean of ``VᵀV`` over the candidates (``fisher_pool="candidates"``) or over the
        whole pool, labeled and unlabeled (``"pool"``, as the original BAIT and FisherMask code);
        ``F_L`` = mean over labeled. Each block's ``VᵀV`` in the embeddings' precision, the sum over
@@ -196,8 +202,13 @@ class _FisherStrategy(Strategy):
         kept, fisher = [], None
         batches = _batches(model, pool, indices, self.options["batch_size"], device)
         total = -(-len(indices) // self.options["batch_size"])
-        for x in progress_bar(batches, total=total, desc=f"{self.name} embeddings", leave=False,
-                      disable=not self.options["progress"]):  # fmt: skip
+        for x in progress_bar(
+            batches,
+            total=total,
+            desc=f"{self.name} embeddings",
+            leave=False,
+            disable=not self.options["progress"],
+        ):
             emb = self._embed(model, x, mask).detach()  # [b, C, k]
             if fisher is None:
                 fisher = GramSum(emb.shape[-1], emb.device)
@@ -217,12 +228,10 @@ class _FisherStrategy(Strategy):
             dtype = next(model.parameters()).dtype
             with torch.no_grad():
                 classes = model(inputs[:1]).shape[1]
-            check_embedding_memory(
-                len(cand), classes, mask.size, dtype, device
-            )  # before [N, C, k] is made
-            emb, fisher_u = self._embeddings(
-                model, pool, cand, mask, device, keep=True
-            )  # [N, C, k], [k, k]
+            # before [N, C, k] is made
+            check_embedding_memory(len(cand), classes, mask.size, dtype, device)
+            # [N, C, k], [k, k]
+            emb, fisher_u = self._embeddings(model, pool, cand, mask, device, keep=True)
             fisher_l, root_l = None, None
             if len(labeled):
                 emb_l, fisher_l = self._embeddings(model, pool, labeled, mask, device, keep=True)
@@ -264,11 +273,11 @@ class BAIT(_FisherStrategy):
     """BAIT (Ash et al. 2021) on the head weight, with closed-form embeddings.
 
     The mask is the head weight (plus the bias with ``include_bias=True``; default ``False`` as in
-    BAIT's code, whose embedding is the weight only). Rows are weighted by ``sqrt(p_c)`` so ``VᵀV`` is
-    the Fisher of ``x``. ``backward_steps=0`` by default (the paper's setting); BAIT's original
-    oversample-2x-then-prune is ``backward_steps=1``. ``report.fisher.fisher_diag`` is the head's diagonal
-    Fisher on the ``fisher_samples`` subsample (closed form, no backward pass) and ``report.fisher.mask``
-    a :class:`ParameterMask` over the same head parameters, all selected.
+    BAIT's code, whose embedding is the weight only). Rows are weighted by ``sqrt(p_c)`` so ``VᵀV``
+    is the Fisher of ``x``. ``backward_steps=0`` by default (the paper's setting); BAIT's original
+    oversample-2x-then-prune is ``backward_steps=1``. ``report.fisher.fisher_diag`` is the head's
+    diagonal Fisher on the ``fisher_samples`` subsample (closed form, no backward pass) and
+    ``report.fisher.mask`` a :class:`ParameterMask` over the same head parameters, all selected.
     """
 
     name = "bait"
@@ -285,7 +294,8 @@ class BAIT(_FisherStrategy):
     def _mask_and_diag(self, model, inputs, *, seed):
         params = dict(model.named_parameters())
         names = _head_names(model, self.options["include_bias"])
-        # Over the head only (not ParameterMask.full): the report's mask and fisher_diag cover the same names.
+        # Over the head only (not ParameterMask.full): the report's mask and fisher_diag cover the
+        # same names.
         mask = ParameterMask(
             {name: torch.ones_like(params[name], dtype=torch.bool) for name in names}
         )
@@ -305,11 +315,11 @@ class FisherMask(_FisherStrategy):
     The diagonal true Fisher on a seeded subsample of ``fisher_samples`` (1024) points of the pool,
     with test-time inputs, picks ``fraction`` (0.002) of all parameters by ``method`` (``"global"``,
     ``"per_layer"`` or ``"random"``), the head always included when ``include_head``. Embeddings are
-    ``gradient_embeddings(scale=scale)`` (``"fisher"``: ``sqrt(p_c)`` rows as in BAIT; ``"none"``: as
-    the authors' code). ``mask=`` injects a fixed :class:`ParameterMask` instead (the Fisher diagonal
-    is still computed for the report). ``chunk_size``: samples per forward/backward in the Fisher
-    engine (``None``: its default; the backward holds C times the activations); ``batch_size``:
-    samples per embedding block.
+    ``gradient_embeddings(scale=scale)`` (``"fisher"``: ``sqrt(p_c)`` rows as in BAIT; ``"none"``:
+    as the authors' code). ``mask=`` injects a fixed :class:`ParameterMask` instead (the Fisher
+    diagonal is still computed for the report). ``chunk_size``: samples per forward/backward in the
+    Fisher engine (``None``: its default; the backward holds C times the activations);
+    ``batch_size``: samples per embedding block.
     """
 
     name = "fishermask"

@@ -67,7 +67,8 @@ class LeastConfidence(_ScoreStrategy):
 
 
 def bald_scores(probs: torch.Tensor) -> torch.Tensor:
-    """BALD mutual information from MC samples ``probs [T, N, C]``: ``H(mean_t p_t) - mean_t H(p_t)``."""
+    """BALD mutual information from MC samples ``probs [T, N, C]``:
+    ``H(mean_t p_t) - mean_t H(p_t)``."""
     return entropy(probs.mean(0)) - entropy(probs).mean(0)
 
 
@@ -76,9 +77,9 @@ class BALD(_ScoreStrategy):
     """BALD (Houlsby et al. 2011) with MC dropout on the penultimate features.
 
     Our models have no dropout layers, so dropout with rate ``p`` is applied to ``model.embed(x)``
-    (the same features as in eval mode; inverted scaling ``1/(1-p)``) before ``model.head``, ``samples``
-    times per point. Masks come from a CPU ``torch.Generator`` seeded with ``seed`` and are drawn
-    batch by batch as ``torch.rand(samples, b, d) >= p``, so scores depend on ``seed`` and
+    (the same features as in eval mode; inverted scaling ``1/(1-p)``) before ``model.head``,
+    ``samples`` times per point. Masks come from a CPU ``torch.Generator`` seeded with ``seed`` and
+    are drawn batch by batch as ``torch.rand(samples, b, d) >= p``, so scores depend on ``seed`` and
     ``batch_size`` only, not on the device.
 
     Options: ``p`` (0.5), ``samples`` (T, 20), ``batch_size``, ``max_candidates``.

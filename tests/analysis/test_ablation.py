@@ -25,9 +25,17 @@ from fmlib.analysis.compare import paired_differences, t_quantile
 
 @pytest.mark.parametrize(
     "p, df, expected",
-    [(0.975, 1, 12.7062), (0.975, 2, 4.3027), (0.975, 4, 2.7764), (0.975, 9, 2.2622), (0.95, 3, 2.3534),
-     (0.995, 6, 3.7074), (0.5, 7, 0.0), (0.025, 4, -2.7764)],
-)  # fmt: skip
+    [
+        (0.975, 1, 12.7062),
+        (0.975, 2, 4.3027),
+        (0.975, 4, 2.7764),
+        (0.975, 9, 2.2622),
+        (0.95, 3, 2.3534),
+        (0.995, 6, 3.7074),
+        (0.5, 7, 0.0),
+        (0.025, 4, -2.7764),
+    ],
+)
 def test_t_quantile_matches_the_tables(p, df, expected):
     assert t_quantile(p, df) == pytest.approx(expected, abs=2e-4)
 
@@ -65,13 +73,18 @@ def test_paired_differences_against_a_hand_computation():
 
 def test_paired_differences_pair_by_seed_not_by_position():
     # Same numbers, seeds listed in another order for the baseline: pairing must follow the seed.
-    table = pd.DataFrame({"arm": "a", "label": ["fm"] * 3 + ["random"] * 3, "seed": [0, 1, 2, 2, 0, 1],
-                          "auc": [0.5, 0.6, 0.7, 0.65, 0.45, 0.55]})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "arm": "a",
+            "label": ["fm"] * 3 + ["random"] * 3,
+            "seed": [0, 1, 2, 2, 0, 1],
+            "auc": [0.5, 0.6, 0.7, 0.65, 0.45, 0.55],
+        }
+    )
     row = paired_differences(table, "auc", treatment="fm").iloc[0]
     assert row["diff"] == pytest.approx(0.05) and row["wins"] == 3
-    assert (
-        row["ci_low"] == pytest.approx(0.05) and row["excludes_zero"]
-    )  # no spread: the interval is a point
+    # no spread: the interval is a point
+    assert row["ci_low"] == pytest.approx(0.05) and row["excludes_zero"]
 
 
 def test_paired_differences_drop_unpaired_seeds_and_flag_zero():
@@ -89,14 +102,28 @@ def fake_frame(tmp_labels):
     rows = []
     for protocol, label, seed, acc in tmp_labels:
         for n, a in ((15, acc - 0.1), (85, acc)):
-            rows.append({"path": f"/r/{protocol}/{label}-seed{seed}", "run": f"{label}-seed{seed}", "seed": seed,
-                         "n_labeled": n, "accuracy": a})  # fmt: skip
+            rows.append(
+                {
+                    "path": f"/r/{protocol}/{label}-seed{seed}",
+                    "run": f"{label}-seed{seed}",
+                    "seed": seed,
+                    "n_labeled": n,
+                    "accuracy": a,
+                }
+            )
     return label_runs(pd.DataFrame(rows))
 
 
 def test_arms_use_their_protocols_baselines_and_borrow_where_told():
-    frame = fake_frame([("ours", "fm", 0, 0.7), ("ours", "random", 0, 0.5), ("ours", "fm-x", 0, 0.9),
-                        ("pool", "fm", 0, 0.8), ("pool", "random", 0, 0.1)])  # fmt: skip
+    frame = fake_frame(
+        [
+            ("ours", "fm", 0, 0.7),
+            ("ours", "random", 0, 0.5),
+            ("ours", "fm-x", 0, 0.9),
+            ("pool", "fm", 0, 0.8),
+            ("pool", "random", 0, 0.1),
+        ]
+    )
     arms = (
         Arm("ours", "ours", "anchor", "ours"),
         Arm("x", "ours", "f", "ours", "fm-x"),
@@ -151,9 +178,21 @@ def test_with_setting_keeps_two_schedules_of_one_setting_apart():
     for name, initial, query, final in (("big", 250, 250, 750), ("tiny", 15, 70, 155)):
         for seed in (0, 1):
             for n in range(initial, final + 1, query):
-                rows.append({"path": f"/r/{name}{seed}", "run": f"{name}{seed}", "dataset": "cifar10", "imbalance": "paper",
-                             "strategy": "random", "seed": seed, "initial_size": initial, "query_size": query,
-                             "budget": final, "n_labeled": n, "accuracy": 0.5 if name == "big" else 0.3})  # fmt: skip
+                rows.append(
+                    {
+                        "path": f"/r/{name}{seed}",
+                        "run": f"{name}{seed}",
+                        "dataset": "cifar10",
+                        "imbalance": "paper",
+                        "strategy": "random",
+                        "seed": seed,
+                        "initial_size": initial,
+                        "query_size": query,
+                        "budget": final,
+                        "n_labeled": n,
+                        "accuracy": 0.5 if name == "big" else 0.3,
+                    }
+                )
     frame = pd.DataFrame(rows)
     settings = set(with_setting(frame)["setting"])
     assert settings == {"imbalanced 250-750 by 250", "imbalanced 15-155 by 70"}
@@ -164,19 +203,31 @@ def test_with_setting_keeps_two_schedules_of_one_setting_apart():
 
 
 def test_factor_effects_pair_an_arms_fishermask_with_its_anchors_by_seed():
-    # ours fm: 0.70, 0.60 at 85 labels; fm-x: 0.90, 0.65 -> +0.20, +0.05; the random runs never enter
-    frame = fake_frame([("ours", "fm", 0, 0.7), ("ours", "fm", 1, 0.6), ("ours", "fm-x", 1, 0.65),
-                        ("ours", "fm-x", 0, 0.9), ("ours", "random", 0, 0.1), ("pool", "fm", 0, 0.8)])  # fmt: skip
-    arms = (Arm("ours", "ours", "anchor", "ours"), Arm("x", "ours", "f", "ours", "fm-x"),
-            Arm("pool", "ours", "candidates", "pool"), Arm("lonely", "authors", "f", "ours", "fm-x"))  # fmt: skip
+    # ours fm: 0.70, 0.60 at 85 labels; fm-x: 0.90, 0.65 -> +0.20, +0.05; the random runs never
+    # enter
+    frame = fake_frame(
+        [
+            ("ours", "fm", 0, 0.7),
+            ("ours", "fm", 1, 0.6),
+            ("ours", "fm-x", 1, 0.65),
+            ("ours", "fm-x", 0, 0.9),
+            ("ours", "random", 0, 0.1),
+            ("pool", "fm", 0, 0.8),
+        ]
+    )
+    arms = (
+        Arm("ours", "ours", "anchor", "ours"),
+        Arm("x", "ours", "f", "ours", "fm-x"),
+        Arm("pool", "ours", "candidates", "pool"),
+        Arm("lonely", "authors", "f", "ours", "fm-x"),
+    )
     out = factor_effects(frame, budgets=(85,), arms=arms).set_index(["arm", "measure"])
     x = out.loc[("x", "85")]
     assert x["baseline"] == "ours" and x["n"] == 2 and x["diff"] == pytest.approx(0.125)
     assert x["treatment_mean"] == pytest.approx(0.775) and x["wins"] == 2 and x["factor"] == "f"
     pool = out.loc[("pool", "85")]
-    assert pool["n"] == 1 and pool["diff"] == pytest.approx(
-        0.1
-    )  # seed 1 has no pool run: unpaired, dropped
+    # seed 1 has no pool run: unpaired, dropped
+    assert pool["n"] == 1 and pool["diff"] == pytest.approx(0.1)
     assert ("lonely", "85") not in out.index  # its anchor 'authors' has no anchor arm
     assert set(out.index.get_level_values("measure")) == {"auc", "85"}
 
@@ -194,9 +245,8 @@ def test_query_shares_are_per_run_class_fractions_averaged_over_seeds():
                     "query_1": q1,
                 }
             )
-    rows.append(
-        {"path": "/r/ours/fm-seed2", "seed": 2, "round": 0, "query_0": 0, "query_1": 0}
-    )  # nothing queried yet
+    # nothing queried yet
+    rows.append({"path": "/r/ours/fm-seed2", "seed": 2, "round": 0, "query_0": 0, "query_1": 0})
     frame = label_runs(pd.DataFrame(rows))
     out = query_shares(frame).iloc[0]
     # seed 0: 7/20 of class 0, seed 1: 4/20; seed 2 queried nothing and has no share
@@ -209,10 +259,40 @@ def test_query_shares_are_per_run_class_fractions_averaged_over_seeds():
 
 
 def test_class_coverage_counts_runs_that_left_a_class_without_labels():
-    rows = [{"path": "/r/ours/fm-seed0", "seed": 0, "round": 1, "count_0": 0, "count_1": 9, "count_2": 3},
-            {"path": "/r/ours/fm-seed1", "seed": 1, "round": 1, "count_0": 2, "count_1": 7, "count_2": 4},
-            {"path": "/r/ours/fm-seed1", "seed": 1, "round": 2, "count_0": 0, "count_1": 0, "count_2": 0},
-            {"path": "/r/ours/random-seed0", "seed": 0, "round": 1, "count_0": 5, "count_1": 5, "count_2": 5}]  # fmt: skip
+    rows = [
+        {
+            "path": "/r/ours/fm-seed0",
+            "seed": 0,
+            "round": 1,
+            "count_0": 0,
+            "count_1": 9,
+            "count_2": 3,
+        },
+        {
+            "path": "/r/ours/fm-seed1",
+            "seed": 1,
+            "round": 1,
+            "count_0": 2,
+            "count_1": 7,
+            "count_2": 4,
+        },
+        {
+            "path": "/r/ours/fm-seed1",
+            "seed": 1,
+            "round": 2,
+            "count_0": 0,
+            "count_1": 0,
+            "count_2": 0,
+        },
+        {
+            "path": "/r/ours/random-seed0",
+            "seed": 0,
+            "round": 1,
+            "count_0": 5,
+            "count_1": 5,
+            "count_2": 5,
+        },
+    ]
     out = class_coverage(label_runs(pd.DataFrame(rows))).set_index("label")
     assert out.loc["fm", "seeds"] == 2 and out.loc["fm", "seeds_missing_a_class"] == 1
     assert (
@@ -230,11 +310,17 @@ def test_class_coverage_counts_runs_that_left_a_class_without_labels():
 def test_noise_and_spread_compare_paired_gaps_with_the_seed_spread():
     rows = []
     for seed, (fm, f64) in enumerate(((0.70, 0.72), (0.80, 0.75), (0.60, 0.60))):
-        rows += [{"path": f"/r/ours/fm-seed{seed}", "seed": seed, "n_labeled": 85, "accuracy": fm},
-                 {"path": f"/r/ours/fm-float64-seed{seed}", "seed": seed, "n_labeled": 85, "accuracy": f64}]  # fmt: skip
-    rows.append(
-        {"path": "/r/ours/fm-seed3", "seed": 3, "n_labeled": 85, "accuracy": 0.9}
-    )  # unpaired: spread only
+        rows += [
+            {"path": f"/r/ours/fm-seed{seed}", "seed": seed, "n_labeled": 85, "accuracy": fm},
+            {
+                "path": f"/r/ours/fm-float64-seed{seed}",
+                "seed": seed,
+                "n_labeled": 85,
+                "accuracy": f64,
+            },
+        ]
+    # unpaired: spread only
+    rows.append({"path": "/r/ours/fm-seed3", "seed": 3, "n_labeled": 85, "accuracy": 0.9})
     out = noise_and_spread(label_runs(pd.DataFrame(rows))).iloc[0]
     assert out["n_labeled"] == 85 and out["seeds"] == 3
     assert out["mean_abs_diff"] == pytest.approx((0.02 + 0.05 + 0.0) / 3) and out[
@@ -245,13 +331,26 @@ def test_noise_and_spread_compare_paired_gaps_with_the_seed_spread():
 
 
 def test_anchor_differences_pair_each_strategy_across_anchors_by_seed():
-    # authors minus ours at 85 labels, per strategy: fm (0.5 - 0.7, 0.4 - 0.6) = -0.2; random borrowed
-    # by the authors' arm from 'pool-r' (0.3 - 0.5) = -0.2 for seed 0 only (ours has no random seed 1)
-    frame = fake_frame([("ours", "fm", 0, 0.7), ("ours", "fm", 1, 0.6), ("ours", "random", 0, 0.5),
-                        ("au", "fm", 1, 0.4), ("au", "fm", 0, 0.5), ("pool-r", "random", 0, 0.3),
-                        ("pool-r", "random", 1, 0.2), ("au", "fm-x", 0, 0.99)])  # fmt: skip
-    arms = (Arm("ours", "ours", "anchor", "ours"), Arm("authors", "authors", "anchor", "au", borrow={"random": "pool-r"}),
-            Arm("x", "authors", "f", "au", "fm-x"))  # fmt: skip
+    # authors minus ours at 85 labels, per strategy: fm (0.5 - 0.7, 0.4 - 0.6) = -0.2; random
+    # borrowed by the authors' arm from 'pool-r' (0.3 - 0.5) = -0.2 for seed 0 only (ours has no
+    # random seed 1)
+    frame = fake_frame(
+        [
+            ("ours", "fm", 0, 0.7),
+            ("ours", "fm", 1, 0.6),
+            ("ours", "random", 0, 0.5),
+            ("au", "fm", 1, 0.4),
+            ("au", "fm", 0, 0.5),
+            ("pool-r", "random", 0, 0.3),
+            ("pool-r", "random", 1, 0.2),
+            ("au", "fm-x", 0, 0.99),
+        ]
+    )
+    arms = (
+        Arm("ours", "ours", "anchor", "ours"),
+        Arm("authors", "authors", "anchor", "au", borrow={"random": "pool-r"}),
+        Arm("x", "authors", "f", "au", "fm-x"),
+    )
     out = anchor_differences(frame, budgets=(85,), arms=arms, baselines=("random",)).set_index(
         ["strategy", "measure"]
     )
@@ -267,9 +366,8 @@ def test_anchor_differences_pair_each_strategy_across_anchors_by_seed():
     )
     rnd = out.loc[("random", "85")]
     assert rnd["n"] == 1 and rnd["diff"] == pytest.approx(-0.2)
-    assert out.loc[("fm", "auc"), "diff"] == pytest.approx(
-        -0.2
-    )  # both rounds move by the same amount
+    # both rounds move by the same amount
+    assert out.loc[("fm", "auc"), "diff"] == pytest.approx(-0.2)
     with pytest.raises(ValueError, match="anchors of arms"):
         anchor_differences(frame, arms=arms[:1])
 
@@ -283,10 +381,20 @@ def test_paired_differences_plot_names_the_seed_count_of_a_row_with_fewer_seeds(
     from fmlib.analysis.plots import paired_differences as plot_paired
 
     rng = np.random.default_rng(1)
-    table = pd.concat([paired_differences(per_run_table({"fm": rng.random(5), "random": rng.random(5)}, arm="ours"), "auc",
-                                          treatment="fm"),
-                       paired_differences(per_run_table({"fm": rng.random(3), "random": rng.random(3)}, arm="authors"),
-                                          "auc", treatment="fm")])  # fmt: skip
+    table = pd.concat(
+        [
+            paired_differences(
+                per_run_table({"fm": rng.random(5), "random": rng.random(5)}, arm="ours"),
+                "auc",
+                treatment="fm",
+            ),
+            paired_differences(
+                per_run_table({"fm": rng.random(3), "random": rng.random(3)}, arm="authors"),
+                "auc",
+                treatment="fm",
+            ),
+        ]
+    )
     fig = plot_paired(table)
     try:
         labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
@@ -297,29 +405,42 @@ def test_paired_differences_plot_names_the_seed_count_of_a_row_with_fewer_seeds(
 
 
 def test_the_auc_from_the_first_query_on_leaves_round_zero_out():
-    # round 0 (15 labels) is 0.1 for fm and 0.9 for random; from the first query on only 85 and 155 count
+    # round 0 (15 labels) is 0.1 for fm and 0.9 for random; from the first query on only 85 and 155
+    # count
     rows = []
     for label, accs in (("fm", (0.1, 0.6, 0.8)), ("random", (0.9, 0.5, 0.7))):
         for seed in range(3):
             for r, (n, a) in enumerate(zip((15, 85, 155), accs)):
-                rows.append({"path": f"/r/ours/{label}-seed{seed}", "run": f"{label}-seed{seed}", "seed": seed,
-                             "round": r, "n_labeled": n, "accuracy": a + 0.01 * seed})  # fmt: skip
+                rows.append(
+                    {
+                        "path": f"/r/ours/{label}-seed{seed}",
+                        "run": f"{label}-seed{seed}",
+                        "seed": seed,
+                        "round": r,
+                        "n_labeled": n,
+                        "accuracy": a + 0.01 * seed,
+                    }
+                )
     frame = label_runs(pd.DataFrame(rows))
     arms = (Arm("ours", "ours", "anchor", "ours"),)
     out = arm_differences(frame, arms=arms, baselines=("random",), from_first_query=True).set_index(
         "measure"
     )
-    assert out.loc["auc_from_first_query", "diff"] == pytest.approx(
-        0.1
-    )  # (0.6+0.8)/2 - (0.5+0.7)/2
+    # (0.6+0.8)/2 - (0.5+0.7)/2
+    assert out.loc["auc_from_first_query", "diff"] == pytest.approx(0.1)
     whole = (0.35 + 0.7) / 2 - (0.7 + 0.6) / 2  # trapezoids over 15 -> 155, weights 70/140 each
     assert out.loc["auc", "diff"] == pytest.approx(whole)
 
 
 def test_a_margin_adds_the_tests_with_holm_over_each_measure():
     noise = np.random.default_rng(0).normal(0, 0.004, size=(5, 3))
-    frame = fake_frame([("ours", lab, s, acc + 0.01 * s + noise[s, i]) for s in range(5)
-                        for i, (lab, acc) in enumerate((("fm", 0.8), ("random", 0.5), ("entropy", 0.8)))])  # fmt: skip
+    frame = fake_frame(
+        [
+            ("ours", lab, s, acc + 0.01 * s + noise[s, i])
+            for s in range(5)
+            for i, (lab, acc) in enumerate((("fm", 0.8), ("random", 0.5), ("entropy", 0.8)))
+        ]
+    )
     arms = (Arm("ours", "ours", "anchor", "ours"),)
     out = arm_differences(
         frame, budgets=(85,), arms=arms, baselines=("random", "entropy"), margin=0.02
@@ -332,9 +453,17 @@ def test_a_margin_adds_the_tests_with_holm_over_each_measure():
 
 def test_label_effects_pair_a_strategys_changed_runs_with_its_reference_runs_by_seed():
     # bait under 'cold' 0.60, 0.80 vs under 'ours' 0.70, 0.60 -> -0.10, +0.20; fm-r against fm-x
-    frame = fake_frame([("cold", "bait", 0, 0.6), ("cold", "bait", 1, 0.8), ("ours", "bait", 1, 0.6),
-                        ("ours", "bait", 0, 0.7), ("ours", "entropy", 0, 0.9),
-                        ("cold", "fm-r", 0, 0.5), ("ours", "fm-x", 0, 0.2)])  # fmt: skip
+    frame = fake_frame(
+        [
+            ("cold", "bait", 0, 0.6),
+            ("cold", "bait", 1, 0.8),
+            ("ours", "bait", 1, 0.6),
+            ("ours", "bait", 0, 0.7),
+            ("ours", "entropy", 0, 0.9),
+            ("cold", "fm-r", 0, 0.5),
+            ("ours", "fm-x", 0, 0.2),
+        ]
+    )
     effects = (Effect("BAIT", "cold", "bait"), Effect("r vs x", "cold", "fm-r", "ours", "fm-x"))
     out = label_effects(frame, effects, budgets=(85,)).set_index(["arm", "measure"])
     bait = out.loc[("BAIT", "85")]

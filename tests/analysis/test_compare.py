@@ -26,8 +26,19 @@ def curves(rows):
     for strategy, imbalance, seed, points in rows:
         for r, (n, acc) in enumerate(points):
             path = f"runs/{imbalance}-{strategy}-seed{seed}"
-            out.append(dict(path=path, dataset="fashion_mnist", imbalance=imbalance, strategy=strategy, seed=seed,
-                            round=r, n_labeled=n, accuracy=acc, balanced_accuracy=acc / 2))  # fmt: skip
+            out.append(
+                dict(
+                    path=path,
+                    dataset="fashion_mnist",
+                    imbalance=imbalance,
+                    strategy=strategy,
+                    seed=seed,
+                    round=r,
+                    n_labeled=n,
+                    accuracy=acc,
+                    balanced_accuracy=acc / 2,
+                )
+            )
     return pd.DataFrame(out)
 
 
@@ -137,7 +148,11 @@ def test_cost_table_averages_the_timed_rounds():
 def test_markdown_table_and_report():
     frame = pd.DataFrame({"strategy": ["a|b", "c"], "auc": [0.12345, np.nan], "runs": [3, 1]})
     assert markdown_table(frame, digits=2).splitlines() == [
-        "| strategy | auc | runs |", "|---|---|---|", "| a\\|b | 0.12 | 3 |", "| c | – | 1 |"]  # fmt: skip
+        "| strategy | auc | runs |",
+        "|---|---|---|",
+        "| a\\|b | 0.12 | 3 |",
+        "| c | – | 1 |",
+    ]
     report = markdown_report({"First": frame, "Second": frame.head(1)}, intro="Mean ± std.")
     assert (
         report.startswith("Mean ± std.\n\n### First\n\n| strategy |") and report.count("### ") == 2
@@ -157,8 +172,13 @@ def test_learning_curve_panels_draw_one_panel_per_setting(tmp_path):
     try:
         titles = [ax.get_title() for ax in fig.axes]
         assert titles == ["setting: balanced", "setting: imbalanced"]
-        colors = [{t.get_text().split(" (")[0]: line.get_color() for t, line in zip(ax.get_legend().get_texts(),
-                   ax.get_legend().get_lines())} for ax in fig.axes]  # fmt: skip
+        colors = [
+            {
+                t.get_text().split(" (")[0]: line.get_color()
+                for t, line in zip(ax.get_legend().get_texts(), ax.get_legend().get_lines())
+            }
+            for ax in fig.axes
+        ]
         assert colors[0]["a"] == colors[1]["a"]  # a strategy keeps its colour across panels
         (path,) = save_figure(fig, tmp_path / "curves", formats=("png",), dpi=40)
         assert path.stat().st_size > 0
@@ -168,9 +188,8 @@ def test_learning_curve_panels_draw_one_panel_per_setting(tmp_path):
 
 def test_at_budget_is_nan_for_runs_that_stopped_before_it():
     got = at_budget(FRAME, 80).set_index("path")
-    assert (
-        got["accuracy"].drop("runs/paper-a-seed0").isna().all()
-    )  # the none-runs stopped at 30 labels
+    # the none-runs stopped at 30 labels
+    assert got["accuracy"].drop("runs/paper-a-seed0").isna().all()
     assert (
         got.loc["runs/paper-a-seed0", "accuracy"] == 0.5
         and got.loc["runs/paper-a-seed0", "n_labeled"] == 15
@@ -212,7 +231,8 @@ def test_strategy_differences_by_hand():
 
 
 def test_the_area_under_an_unevenly_spaced_curve_weighs_each_step_by_its_labels():
-    # kills: the trapezoid taken as if labels were evenly spaced (a budget-truncated last step is not)
+    # kills: the trapezoid taken as if labels were evenly spaced (a budget-truncated last step is
+    # not)
     frame = pd.DataFrame(
         {"path": "run", "seed": 0, "n_labeled": [10, 20, 22], "accuracy": [0.5, 0.7, 0.9]}
     )

@@ -81,8 +81,10 @@ def brute_force_chance(sizes_a, sizes_b, numel) -> float:
     starts = np.concatenate([[0], np.cumsum(numel)[:-1]])
 
     def masks(sizes):
-        per_tensor = [[tuple(s + i for i in c) for c in combinations(range(n), k)]
-                      for s, n, k in zip(starts, numel, sizes)]  # fmt: skip
+        per_tensor = [
+            [tuple(s + i for i in c) for c in combinations(range(n), k)]
+            for s, n, k in zip(starts, numel, sizes)
+        ]
         return [np.array(sorted(sum(choice, ())), dtype=int) for choice in product(*per_tensor)]
 
     values = [jaccard(a, b) for a in masks(sizes_a) for b in masks(sizes_b)]
@@ -91,10 +93,14 @@ def brute_force_chance(sizes_a, sizes_b, numel) -> float:
 
 @pytest.mark.parametrize(
     "sizes_a, sizes_b, numel",
-    [([2], [3], [6]), ([2, 1, 2], [1, 2, 0], [4, 3, 2]), ([3, 2, 0], [3, 1, 1], [5, 2, 3]),
-     ([4, 1], [4, 2], [4, 3])],  # the last: a tensor both masks fill counts as shared
+    [
+        ([2], [3], [6]),
+        ([2, 1, 2], [1, 2, 0], [4, 3, 2]),
+        ([3, 2, 0], [3, 1, 1], [5, 2, 3]),
+        ([4, 1], [4, 2], [4, 3]),
+    ],  # the last: a tensor both masks fill counts as shared
     ids=["one-tensor", "three-tensors", "an-empty-side", "a-full-tensor"],
-)  # fmt: skip
+)
 def test_chance_jaccard_against_every_pair_of_random_masks(sizes_a, sizes_b, numel):
     expected = brute_force_chance(sizes_a, sizes_b, numel)
     assert chance_jaccard(sizes_a, sizes_b, numel) == pytest.approx(expected, rel=1e-12)
@@ -106,8 +112,11 @@ def test_chance_jaccard_against_a_simulation_of_large_masks():
     starts = np.concatenate([[0], np.cumsum(numel)[:-1]])
 
     def draw(sizes):
-        return np.sort(np.concatenate([s + rng.choice(n, k, replace=False)
-                                       for s, n, k in zip(starts, numel, sizes)]))  # fmt: skip
+        return np.sort(
+            np.concatenate(
+                [s + rng.choice(n, k, replace=False) for s, n, k in zip(starts, numel, sizes)]
+            )
+        )
 
     values = [jaccard(draw(sizes_a), draw(sizes_b)) for _ in range(20000)]
     se = np.std(values) / np.sqrt(len(values))
@@ -137,15 +146,30 @@ def test_mask_overlap_carries_the_chance_overlap_of_each_pair():
 
 
 def test_snapshots_record_module_types_and_older_ones_still_read():
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2),
-                                torch.nn.Flatten(), torch.nn.Linear(8, 3, bias=False))  # fmt: skip
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3),
+        torch.nn.BatchNorm2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 3, bias=False),
+    )
     types = module_types(model)
-    assert types == {"0.weight": "Conv2d", "0.bias": "Conv2d", "1.weight": "BatchNorm2d",
-                     "1.bias": "BatchNorm2d", "3.weight": "Linear"}  # fmt: skip
-    typed = {r: fisher_snapshot(FisherReport(DIAG, {}, picked_scores=np.array([1.0]),
-                                             fisher_trace=1.0), [0], [0], round=r,
-                                module_types={"a.weight": "Linear", "a.bias": "Linear"})
-             for r in (0, 1)}  # fmt: skip
+    assert types == {
+        "0.weight": "Conv2d",
+        "0.bias": "Conv2d",
+        "1.weight": "BatchNorm2d",
+        "1.bias": "BatchNorm2d",
+        "3.weight": "Linear",
+    }
+    typed = {
+        r: fisher_snapshot(
+            FisherReport(DIAG, {}, picked_scores=np.array([1.0]), fisher_trace=1.0),
+            [0],
+            [0],
+            round=r,
+            module_types={"a.weight": "Linear", "a.bias": "Linear"},
+        )
+        for r in (0, 1)
+    }
     assert typed[0]["param_types"].tolist() == ["Linear", "Linear", ""]
     shares = layer_mask_share(typed)
     assert shares["layer_type"].tolist()[:3] == ["Linear", "Linear", ""]
@@ -223,8 +247,10 @@ def test_top_sensitive_samples_and_classes():
     samples = picked_samples(snapshots(), classes)
     assert len(samples) == 5 and samples["class"].tolist() == ["one", "zero", "one", "one", "zero"]
     top = top_sensitive_samples(snapshots(), k=2)
-    assert top[["round", "pool_index", "label", "score", "rank"]].values.tolist() == [[1, 2, 1, 5.0, 1],
-                                                                                       [0, 5, 1, 3.0, 2]]  # fmt: skip
+    assert top[["round", "pool_index", "label", "score", "rank"]].values.tolist() == [
+        [1, 2, 1, 5.0, 1],
+        [0, 5, 1, 3.0, 2],
+    ]
     per_round = top_sensitive_samples(snapshots(), k=1, per_round=True)
     assert per_round["pool_index"].tolist() == [5, 2, 4] and per_round["rank"].tolist() == [1, 1, 1]
     by_class = class_sensitivity(snapshots(), classes).set_index(["round", "label"])
@@ -237,11 +263,29 @@ def test_top_sensitive_samples_and_classes():
 
 
 def write_fake_run(path, strategy, seed):
-    meta = {"config": {"strategy": strategy, "seed": seed}, "schedule": [4, 6, 8, 10],
-            "data": {"classes": ["zero", "one"]}}  # fmt: skip
-    rows = [{"round": r, "n_labeled": 4 + 2 * r, "accuracy": 0.5 + 0.1 * r + 0.02 * seed, "balanced_accuracy": 0.5,
-             "acc_0": 0.4, "acc_1": 0.6, "count_0": 2 + r, "count_1": 2 + r, "query_0": 1, "query_1": 1,
-             "train_time": 0.1, "select_time": 0.2, "embed_time": 0.1} for r in range(4)]  # fmt: skip
+    meta = {
+        "config": {"strategy": strategy, "seed": seed},
+        "schedule": [4, 6, 8, 10],
+        "data": {"classes": ["zero", "one"]},
+    }
+    rows = [
+        {
+            "round": r,
+            "n_labeled": 4 + 2 * r,
+            "accuracy": 0.5 + 0.1 * r + 0.02 * seed,
+            "balanced_accuracy": 0.5,
+            "acc_0": 0.4,
+            "acc_1": 0.6,
+            "count_0": 2 + r,
+            "count_1": 2 + r,
+            "query_0": 1,
+            "query_1": 1,
+            "train_time": 0.1,
+            "select_time": 0.2,
+            "embed_time": 0.1,
+        }
+        for r in range(4)
+    ]
     run = RunDirectory(path)
     run.write_meta(meta)
     run.write_records(RunRecords(meta, rows, [], path))

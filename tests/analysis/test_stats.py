@@ -1,4 +1,5 @@
-"""Exact tests, Holm, TOST and power for differences paired by seed, against scipy and hand cases."""
+"""Exact tests, Holm, TOST and power for differences paired by seed, against scipy and hand
+cases."""
 
 from __future__ import annotations
 
@@ -33,11 +34,16 @@ def sign_flip_brute(d):
 
 @pytest.mark.parametrize(
     "d, expected",
-    [([0.1, 0.2, 0.3, 0.4, 0.5], 2 / 32),  # all positive: only the two all-same patterns are as extreme
-     ([0.1, 0.2, 0.3], 0.25),  # three seeds can never go below 0.25
-     ([0.2, -0.2], 1.0)],
+    [
+        (
+            [0.1, 0.2, 0.3, 0.4, 0.5],
+            2 / 32,
+        ),  # all positive: only the two all-same patterns are as extreme
+        ([0.1, 0.2, 0.3], 0.25),  # three seeds can never go below 0.25
+        ([0.2, -0.2], 1.0),
+    ],
     ids=["five-all-positive", "three-all-positive", "cancelling"],
-)  # fmt: skip
+)
 def test_sign_flip_p_hand_cases(d, expected):
     assert sign_flip_p(d) == pytest.approx(expected)
 
@@ -85,9 +91,21 @@ def test_verdict_words():
 def test_judged_differences_add_every_test_and_adjust_over_the_table():
     rows = []
     for seed in range(5):
-        rows += [{"arm": "a", "label": "fm", "seed": seed, "auc": 0.80 + 0.01 * seed},
-                 {"arm": "a", "label": "entropy", "seed": seed, "auc": 0.70 + 0.01 * seed + 0.001 * (-1) ** seed},
-                 {"arm": "a", "label": "margin", "seed": seed, "auc": 0.80 + 0.01 * seed + 0.002 * (-1) ** seed}]  # fmt: skip
+        rows += [
+            {"arm": "a", "label": "fm", "seed": seed, "auc": 0.80 + 0.01 * seed},
+            {
+                "arm": "a",
+                "label": "entropy",
+                "seed": seed,
+                "auc": 0.70 + 0.01 * seed + 0.001 * (-1) ** seed,
+            },
+            {
+                "arm": "a",
+                "label": "margin",
+                "seed": seed,
+                "auc": 0.80 + 0.01 * seed + 0.002 * (-1) ** seed,
+            },
+        ]
     table = judged_differences(pd.DataFrame(rows), "auc", treatment="fm", margin=0.02)
     by = table.set_index("baseline")
     assert by.loc["entropy", "verdict"] == "ahead" and by.loc["margin", "verdict"] == "level"

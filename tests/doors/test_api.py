@@ -21,8 +21,18 @@ NAN = float("nan")
 
 
 def config(output_dir=None, **overrides) -> dict:
-    values = dict(initial_size=6, query_size=3, budget=None, rounds=1, strategy="random", train_preset="default",
-                  train_options={"epochs": 1}, device="cpu", progress=False, output_dir=output_dir)  # fmt: skip
+    values = dict(
+        initial_size=6,
+        query_size=3,
+        budget=None,
+        rounds=1,
+        strategy="random",
+        train_preset="default",
+        train_options={"epochs": 1},
+        device="cpu",
+        progress=False,
+        output_dir=output_dir,
+    )
     return {**values, **overrides}
 
 
@@ -204,7 +214,10 @@ CASES = [
         "raw_strategy_out_of_range",
         {"strategy": RawPicks(lambda u, lab, n: np.r_[u[: n - 1], 10**6])},
         RuntimeError,
-        r"round 0: strategy 'raw' returned invalid picks: positions out of range 0\.\.59: \[1000000\]",
+        (
+            r"round 0: strategy 'raw' returned invalid picks: positions out of range 0\.\.59:"
+            r" \[1000000\]"
+        ),
     ),
     (
         "pool_class_without_samples",
@@ -246,9 +259,8 @@ def test_a_bad_value_at_the_api_is_refused_clearly_and_early(
     with pytest.raises(error, match=pattern):
         run_experiment(config(str(output), **changes.get("config", {})), **kwargs)
     assert time.perf_counter() - start < 30
-    trained = (
-        error is RuntimeError or "round 0" in pattern
-    )  # found in round 0: the directory stays, unfinished
+    # found in round 0: the directory stays, unfinished
+    trained = error is RuntimeError or "round 0" in pattern
     assert trained or not output.exists(), "refused before anything was written"
 
 

@@ -68,9 +68,19 @@ def test_the_grid_cli_names_a_dotdot_variant_in_one_line(tmp_path, capsys):
 def test_a_grid_rerun_reopens_a_finished_run_and_rebuilds_an_edited_rounds_csv(
     tmp_path, fashion_root, torch_threads
 ):
-    base = dict(dataset="fashion_mnist", data_root=fashion_root, imbalance="none", initial_size=10, query_size=5,
-                budget=15, train_preset="default", train_options={"epochs": 1, "batch_size": 16}, device="cpu",
-                progress=False, strategy="random")  # fmt: skip
+    base = dict(
+        dataset="fashion_mnist",
+        data_root=fashion_root,
+        imbalance="none",
+        initial_size=10,
+        query_size=5,
+        budget=15,
+        train_preset="default",
+        train_options={"epochs": 1, "batch_size": 16},
+        device="cpu",
+        progress=False,
+        strategy="random",
+    )
     runs = expand_grid({"base": base, "axes": {"seed": [0]}})
     (done,) = run_grid(runs, tmp_path, executor="inline", threads=1, progress=False)
     assert done.status == "done"

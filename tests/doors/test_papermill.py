@@ -43,7 +43,10 @@ ACTIVE_LEARNING = [
     (
         "options not a dict",
         {"strategy_options": "fraction=0.01"},
-        r"parameter 'strategy_options' is dict, got the string 'fraction=0.01'.*-y 'strategy_options: ",
+        (
+            r"parameter 'strategy_options' is dict, got the string 'fraction=0.01'.*-y"
+            r" 'strategy_options: "
+        ),
     ),
     (
         "epochs zero",
@@ -74,15 +77,23 @@ def _fails(name: str, tmp_path: Path, parameters: dict):
     import papermill as pm
 
     with pytest.raises(pm.PapermillExecutionError) as err:
-        pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(tmp_path / "out.ipynb"),
-                            cwd=str(tmp_path), parameters={**parameters, "smoke": True},
-                            progress_bar=False, kernel_name="python3")  # fmt: skip
+        pm.execute_notebook(
+            str(NOTEBOOKS / f"{name}.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            cwd=str(tmp_path),
+            parameters={**parameters, "smoke": True},
+            progress_bar=False,
+            kernel_name="python3",
+        )
     return err.value
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize(("parameters", "pattern"), [row[1:] for row in ACTIVE_LEARNING],
-                         ids=[row[0] for row in ACTIVE_LEARNING])  # fmt: skip
+@pytest.mark.parametrize(
+    ("parameters", "pattern"),
+    [row[1:] for row in ACTIVE_LEARNING],
+    ids=[row[0] for row in ACTIVE_LEARNING],
+)
 def test_a_bad_parameter_fails_active_learning_before_data_is_loaded(tmp_path, parameters, pattern):
     error = _fails("active_learning", tmp_path, parameters)
     assert error.ename == "ValueError" and re.search(pattern, error.evalue, re.S), error.evalue

@@ -1,4 +1,5 @@
-"""Fisher engine: the vectorised embeddings and diagonal against brute force and a torch.func oracle.
+"""Fisher engine: the vectorised embeddings and diagonal against brute force and a torch.func
+oracle.
 
 Three levels, all in float64 with fixed seeds:
 - the oracle: ``vmap(jacrev(functional_call))``, every per-sample, per-class gradient ``[N, C, P]``,
@@ -54,22 +55,32 @@ class TinyNet(nn.Module):
 def _conv_bn():  # conv without bias -> BN -> strided conv with bias and a non-square kernel
     return TinyNet(
         nn.Sequential(
-            nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(),
-            nn.Conv2d(3, 4, (2, 3), stride=(2, 1)), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 5, 6), nn.Tanh(),
+            nn.Conv2d(2, 3, 3, padding=1, bias=False),
+            nn.BatchNorm2d(3),
+            nn.ReLU(),
+            nn.Conv2d(3, 4, (2, 3), stride=(2, 1)),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(4 * 3 * 5, 6),
+            nn.Tanh(),
         ),
         nn.Linear(6, 4),
-    )  # fmt: skip
+    )
 
 
-def _padding():  # the engine's explicit-padding branch: padding="same" (asymmetric) and reflect / circular
+# the engine's explicit-padding branch: padding="same" (asymmetric) and reflect / circular
+def _padding():
     return TinyNet(
         nn.Sequential(
-            nn.Conv2d(1, 2, (2, 3), padding="same", bias=False), nn.ReLU(),
-            nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
-            nn.Conv2d(3, 2, 3, padding=2, dilation=2, padding_mode="circular"), nn.Flatten(),
+            nn.Conv2d(1, 2, (2, 3), padding="same", bias=False),
+            nn.ReLU(),
+            nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"),
+            nn.ReLU(),
+            nn.Conv2d(3, 2, 3, padding=2, dilation=2, padding_mode="circular"),
+            nn.Flatten(),
         ),
         nn.Linear(2 * 6 * 6, 3),
-    )  # fmt: skip
+    )
 
 
 def _linear_seq():  # a Linear on [B, T, I]: the per-sample gradient sums over T positions
@@ -89,25 +100,39 @@ def _frozen_stem():  # frozen parameters are neither embedded nor in the Fisher
 def _conv1d_layernorm():  # Conv1d and LayerNorm (torch.func) beside Linear (hooks)
     return TinyNet(
         nn.Sequential(
-            nn.Conv1d(3, 4, 3, padding=1), nn.LayerNorm(10), nn.ReLU(), nn.Dropout(0.5),
-            nn.Conv1d(4, 4, 3, stride=2, dilation=2, bias=False), nn.BatchNorm1d(4), nn.Tanh(),
-            nn.Flatten(), nn.Linear(4 * 3, 6), nn.ReLU(),
+            nn.Conv1d(3, 4, 3, padding=1),
+            nn.LayerNorm(10),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Conv1d(4, 4, 3, stride=2, dilation=2, bias=False),
+            nn.BatchNorm1d(4),
+            nn.Tanh(),
+            nn.Flatten(),
+            nn.Linear(4 * 3, 6),
+            nn.ReLU(),
         ),
         nn.Linear(6, 3),
-    )  # fmt: skip
+    )
 
 
-def _groupnorm_grouped_conv():  # grouped (and grouped dilated) convs and GroupNorm, then a plain 1x1 conv
+# grouped (and grouped dilated) convs and GroupNorm, then a plain 1x1 conv
+def _groupnorm_grouped_conv():
     return TinyNet(
         nn.Sequential(
-            nn.Conv2d(4, 4, 3, padding=1, groups=2, bias=False), nn.GroupNorm(2, 4), nn.ReLU(),
-            nn.Conv2d(4, 6, 3, dilation=2, groups=2), nn.ReLU(), nn.Conv2d(6, 3, 1), nn.Flatten(),
+            nn.Conv2d(4, 4, 3, padding=1, groups=2, bias=False),
+            nn.GroupNorm(2, 4),
+            nn.ReLU(),
+            nn.Conv2d(4, 6, 3, dilation=2, groups=2),
+            nn.ReLU(),
+            nn.Conv2d(6, 3, 1),
+            nn.Flatten(),
         ),
         nn.Linear(3 * 2 * 2, 3),
-    )  # fmt: skip
+    )
 
 
-def _embedding():  # integer token ids [N, T]: Embedding (with a padding row), a Linear on [B, T, d], LayerNorm
+# integer token ids [N, T]: Embedding (with a padding row), a Linear on [B, T, d], LayerNorm
+def _embedding():
     return TinyNet(
         nn.Sequential(
             nn.Embedding(7, 4, padding_idx=0),
@@ -181,16 +206,43 @@ FUNC_ROUTE = {
     "cnn": [],
     "resnet18-w4": [],
     "tiny-conv-nobias-bn": [],
-    "tiny-conv1d-layernorm": ["features.0.weight", "features.0.bias", "features.1.weight", "features.1.bias",
-                              "features.4.weight", "features.5.weight", "features.5.bias"],
-    "tiny-groupnorm-grouped-conv": ["features.0.weight", "features.1.weight", "features.1.bias", "features.3.weight",
-                                    "features.3.bias"],
+    "tiny-conv1d-layernorm": [
+        "features.0.weight",
+        "features.0.bias",
+        "features.1.weight",
+        "features.1.bias",
+        "features.4.weight",
+        "features.5.weight",
+        "features.5.bias",
+    ],
+    "tiny-groupnorm-grouped-conv": [
+        "features.0.weight",
+        "features.1.weight",
+        "features.1.bias",
+        "features.3.weight",
+        "features.3.bias",
+    ],
     "tiny-embedding": ["features.0.weight", "features.3.weight", "features.3.bias"],
-    "tiny-reused-layers": ["block.weight", "block.bias", "a.weight", "kw.weight", "kw.bias", "hooked.weight",
-                           "hooked.bias"],
-    "tiny-custom-modules": ["scale", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
-                            "attn.out_proj.bias", "proj.weight", "proj.bias", "gate.weight"],
-}  # fmt: skip
+    "tiny-reused-layers": [
+        "block.weight",
+        "block.bias",
+        "a.weight",
+        "kw.weight",
+        "kw.bias",
+        "hooked.weight",
+        "hooked.bias",
+    ],
+    "tiny-custom-modules": [
+        "scale",
+        "attn.in_proj_weight",
+        "attn.in_proj_bias",
+        "attn.out_proj.weight",
+        "attn.out_proj.bias",
+        "proj.weight",
+        "proj.bias",
+        "gate.weight",
+    ],
+}
 TINY = [name for name in PROBLEMS if name.startswith("tiny")]
 pytestmark = [  # one list: a second `pytestmark =` would silently replace the first
     pytest.mark.usefixtures("one_thread"),
@@ -208,9 +260,8 @@ def make_model(name: str, dtype=torch.float64) -> nn.Module:
     model = builder().to(dtype)
     gen = torch.Generator().manual_seed(1)
     for module in model.modules():
-        if isinstance(
-            module, nn.modules.batchnorm._BatchNorm
-        ):  # not the identity at initialisation
+        # not the identity at initialisation
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
             c = module.num_features
             module.running_mean.copy_(torch.randn(c, generator=gen) * 0.3)
             module.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
@@ -229,7 +280,8 @@ def make_inputs(name: str, dtype=torch.float64) -> torch.Tensor:
 
 
 def jacobian_oracle(model: nn.Module, x: torch.Tensor):
-    """Every g_c(x_n) by ``vmap(jacrev)``: (J ``[N, C, P]`` in named_parameters order, p ``[N, C]``)."""
+    """Every g_c(x_n) by ``vmap(jacrev)``: (J ``[N, C, P]`` in named_parameters order, p
+    ``[N, C]``)."""
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad} | dict(
         model.named_buffers()
@@ -309,7 +361,7 @@ def _sizes(model):
     return [p.numel() for _, p in _trainable(model)]
 
 
-# ----------------------------------------------------------------------------- the oracle checks the naive reference
+# ------------------------------------------------------------ the oracle checks the naive reference
 
 
 @pytest.mark.parametrize("name", PROBLEMS)
@@ -324,7 +376,7 @@ def test_naive_references_match_jacobian_oracle(name):
     assert_close(flat(fisher_diagonal_naive(model, x), model), expected_fisher(J, p))
 
 
-# ----------------------------------------------------------------------------- fast paths against both
+# -------------------------------------------------------------------------- fast paths against both
 
 
 @pytest.mark.parametrize("engine", ["auto", "func"])
@@ -348,7 +400,8 @@ def test_fisher_diagonal_matches_naive(name, engine):
         assert_close(got[n], ref[n])
 
 
-# The full mask of the 421k-parameter CNN (a [N, C, 421k] float64 comparison) is left to the ResNet and tiny nets.
+# The full mask of the 421k-parameter CNN (a [N, C, 421k] float64 comparison) is left to the ResNet
+# and tiny nets.
 MATRIX = [(name, mask) for name in PROBLEMS for mask in MASKS if (name, mask) != ("cnn", "full")]
 
 
@@ -374,9 +427,8 @@ CHUNKS = {"default": None, "chunk1": 1, "chunk2": 2, "chunk3": 3, "chunk-N": 7, 
 
 @pytest.mark.parametrize("chunk", CHUNKS.values(), ids=CHUNKS.keys())
 @pytest.mark.parametrize("form", INPUT_FORMS)
-@pytest.mark.parametrize(
-    "name", ["tiny-conv-nobias-bn", "tiny-embedding"]
-)  # hooks only; both engines, integer ids
+# hooks only; both engines, integer ids
+@pytest.mark.parametrize("name", ["tiny-conv-nobias-bn", "tiny-embedding"])
 def test_input_forms_and_chunks(name, form, chunk):
     model, x, J, p = problem(name)
     mask = mask_for(name, "global-30%")
@@ -392,7 +444,8 @@ def test_input_forms_and_chunks(name, form, chunk):
 
 @pytest.mark.parametrize("form", INPUT_FORMS)
 def test_chunk_size_bounds_every_forward(form):
-    """chunk_size caps memory: a DataLoader's larger batches are split too (plus one traced sample per call)."""
+    """chunk_size caps memory: a DataLoader's larger batches are split too (plus one traced sample
+    per call)."""
     model, x, _, _ = problem("tiny-conv-nobias-bn")
     sizes = []
     handle = model.register_forward_hook(lambda module, args, out: sizes.append(len(args[0])))
@@ -403,9 +456,8 @@ def test_chunk_size_bounds_every_forward(form):
         fisher_diagonal(model, INPUT_FORMS[form](x), chunk_size=2)
     finally:
         handle.remove()
-    assert (
-        max(sizes) <= 2 and sum(sizes) == 2 * len(x) + 2
-    )  # + the one-sample forward of _route, per call
+    # + the one-sample forward of _route, per call
+    assert max(sizes) <= 2 and sum(sizes) == 2 * len(x) + 2
 
 
 @pytest.mark.parametrize("chunk", [1, 2], ids=["chunk1", "chunk2"])
@@ -421,8 +473,12 @@ def test_chunks_on_the_real_models(name, chunk):
     assert_close(flat(fisher_diagonal(model, x, chunk_size=chunk), model), expected_fisher(J, p))
 
 
-SPLITS = [("cnn", "global-30%", "auto", 2000), ("resnet18-w4", "full", "auto", 2000),
-          ("tiny-conv1d-layernorm", "full", "auto", 1), ("cnn", "global-1%", "func", 2000)]  # fmt: skip
+SPLITS = [
+    ("cnn", "global-30%", "auto", 2000),
+    ("resnet18-w4", "full", "auto", 2000),
+    ("tiny-conv1d-layernorm", "full", "auto", 1),
+    ("cnn", "global-1%", "func", 2000),
+]
 
 
 @pytest.mark.parametrize(
@@ -469,11 +525,15 @@ def test_route_keeps_hooks_where_they_apply(name):
 @pytest.mark.parametrize("side", ["hooks", "func", "both"])
 @pytest.mark.parametrize("name", ["tiny-conv1d-layernorm", "tiny-custom-modules", "tiny-embedding"])
 def test_masks_on_one_engine_or_both(name, side, monkeypatch):
-    """Masks on one engine's parameters run that engine alone; masks spanning both interleave in model order."""
+    """Masks on one engine's parameters run that engine alone; masks spanning both interleave in
+    model order."""
     model, x, J, p = problem(name)
     names = [n for n, _ in _trainable(model)]
-    chosen = {"hooks": [n for n in names if n not in FUNC_ROUTE[name]], "func": FUNC_ROUTE[name],
-              "both": names[1::2]}[side]  # fmt: skip
+    chosen = {
+        "hooks": [n for n in names if n not in FUNC_ROUTE[name]],
+        "func": FUNC_ROUTE[name],
+        "both": names[1::2],
+    }[side]
     assert side != "both" or (
         set(chosen) & set(FUNC_ROUTE[name]) and set(chosen) - set(FUNC_ROUTE[name])
     )
@@ -526,7 +586,8 @@ def test_gram_diagonal_is_masked_fisher_diagonal(name, mask_name):
 
 @pytest.mark.parametrize("name", TINY)
 def test_fisher_diagonal_is_diagonal_of_dense_fisher(name):
-    """F = 1/N Σ_n Σ_c p_c g_c g_cᵀ built densely from the oracle; the full-mask Gram is all of it."""
+    """F = 1/N Σ_n Σ_c p_c g_c g_cᵀ built densely from the oracle; the full-mask Gram is all of
+    it."""
     model, x, J, p = problem(name)
     dense = torch.einsum("nc,ncp,ncq->pq", p, J, J) / len(x)  # [P, P]
     assert_close(flat(fisher_diagonal(model, x), model), dense.diagonal())
@@ -539,9 +600,8 @@ def test_fisher_scale_is_sqrt_p_times_plain_gradients():
     mask = mask_for("cnn", "global-1%")
     plain = gradient_embeddings(model, x, mask, scale="none")
     assert_close(gradient_embeddings(model, x, mask, scale="fisher"), plain * p.sqrt()[:, :, None])
-    assert_close(
-        (p[:, :, None] * plain).sum(1), torch.zeros_like(plain[:, 0])
-    )  # E_c[∇ log p_c] = 0
+    # E_c[∇ log p_c] = 0
+    assert_close((p[:, :, None] * plain).sum(1), torch.zeros_like(plain[:, 0]))
 
 
 def test_head_only_mask_reproduces_closed_form_bait():
@@ -554,7 +614,7 @@ def test_head_only_mask_reproduces_closed_form_bait():
     assert_close(emb, (diff[..., None] * h[:, None, None, :]).flatten(2))
 
 
-# ----------------------------------------------------------------------------- layout, dtype, side effects
+# ---------------------------------------------------------------------- layout, dtype, side effects
 
 
 def test_entries_follow_model_order_whatever_the_mask_order():
@@ -588,9 +648,8 @@ def test_restores_train_mode_and_leaves_model_untouched(name):
     emb, diag = gradient_embeddings(model, x, mask), fisher_diagonal(model, x)
     gradient_embeddings_naive(model, x[:2], mask), fisher_diagonal_naive(model, x[:2])
     assert all(m.training for m in model.modules())
-    assert all(
-        torch.equal(v, state[k]) for k, v in model.state_dict().items()
-    )  # BN statistics unchanged
+    # BN statistics unchanged
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     assert all(q.grad is None for q in model.parameters())
     assert_close(emb, expected_embeddings(J, p, mask, model, "fisher"))  # computed in eval mode
     assert_close(flat(diag, model), expected_fisher(J, p))
@@ -601,10 +660,11 @@ def test_results_on_the_model_device():
     model, x, J, p = problem("tiny-conv-nobias-bn")
     model = make_model("tiny-conv-nobias-bn").cuda()
     mask = mask_for("tiny-conv-nobias-bn", "global-30%")
+    # CPU inputs are moved
     emb, diag = (
         gradient_embeddings(model, x, mask),
         fisher_diagonal(model, x),
-    )  # CPU inputs are moved
+    )
     assert emb.device.type == "cuda" and all(v.device.type == "cuda" for v in diag.values())
     assert_close(emb.cpu(), expected_embeddings(J, p, mask, model, "fisher"))
 
@@ -635,15 +695,30 @@ def _bad_calls():
         ("chunk-float", lambda f: f(model, x, chunk_size=2.0), "chunk_size"),
         ("chunk-bool", lambda f: f(model, x, chunk_size=True), "chunk_size"),
         ("not-inputs", lambda f: f(model, [1, 2, 3]), "inputs must be"),
-        ("bn-no-stats", lambda f: f(nn.Sequential(nn.BatchNorm2d(2, track_running_stats=False), nn.Flatten()),
-                                    torch.randn(2, 2, 1, 1)), "BatchNorm2d without running statistics"),
-        ("bn1d-no-stats", lambda f: f(nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2, track_running_stats=False)),
-                                      x3), "BatchNorm1d without running statistics"),
-        ("not-logits", lambda f: f(nn.Sequential(nn.Conv2d(1, 2, 1)), torch.randn(2, 1, 3, 3)), r"logits \[N, C\], got shape"),
+        (
+            "bn-no-stats",
+            lambda f: f(
+                nn.Sequential(nn.BatchNorm2d(2, track_running_stats=False), nn.Flatten()),
+                torch.randn(2, 2, 1, 1),
+            ),
+            "BatchNorm2d without running statistics",
+        ),
+        (
+            "bn1d-no-stats",
+            lambda f: f(
+                nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2, track_running_stats=False)), x3
+            ),
+            "BatchNorm1d without running statistics",
+        ),
+        (
+            "not-logits",
+            lambda f: f(nn.Sequential(nn.Conv2d(1, 2, 1)), torch.randn(2, 1, 3, 3)),
+            r"logits \[N, C\], got shape",
+        ),
         ("tuple-output", lambda f: f(_Pair(), x3), r"logits \[N, C\], got a tuple"),
         ("engine", lambda f: f(model, x, engine="hooks"), r"engine 'hooks'.*\['auto', 'func'\]"),
         ("no-trainable", lambda f: f(frozen, x3), "no trainable parameters"),
-    ]  # fmt: skip
+    ]
     embed = lambda m, i, **kw: gradient_embeddings(
         m, i, mask if m is model else ParameterMask.full(m), **kw
     )
@@ -651,8 +726,11 @@ def _bad_calls():
         (f"fisher_diagonal-{cid}", functools.partial(call, fisher_diagonal), pat)
         for cid, call, pat in cases
     ]
-    calls += [(f"gradient_embeddings-{cid}", functools.partial(call, embed), pat) for cid, call, pat in cases
-              if cid != "no-trainable"]  # fmt: skip
+    calls += [
+        (f"gradient_embeddings-{cid}", functools.partial(call, embed), pat)
+        for cid, call, pat in cases
+        if cid != "no-trainable"
+    ]
     calls += [
         ("scale", lambda: gradient_embeddings(model, x, mask, scale="sqrt"), "scale"),
         ("naive-scale", lambda: gradient_embeddings_naive(model, x, mask, scale="sqrt"), "scale"),
@@ -697,9 +775,8 @@ def test_bad_input_raises_value_error(call, pattern):
 def test_fisher_subsample(n_pool, size):
     idx = fisher_subsample(n_pool, size, seed=4)
     assert idx.dtype.name == "int64" and len(idx) == min(n_pool, size)
-    assert (
-        (idx[1:] > idx[:-1]).all() and idx[0] >= 0 and idx[-1] < n_pool
-    )  # sorted, distinct, in range
+    # sorted, distinct, in range
+    assert (idx[1:] > idx[:-1]).all() and idx[0] >= 0 and idx[-1] < n_pool
     assert (fisher_subsample(n_pool, size, seed=4) == idx).all()
 
 

@@ -50,9 +50,8 @@ def test_the_hooks_take_the_plain_layers_and_torch_func_the_rest():
 
 def test_a_hooked_or_tied_layer_goes_to_torch_func():
     model = net()
-    model[0].register_forward_hook(
-        lambda module, args, out: out * 2
-    )  # a user's hook changes the output
+    # a user's hook changes the output
+    model[0].register_forward_hook(lambda module, args, out: out * 2)
     hooked, _, _ = _route(model, _owners(model), torch.randn(2, 3, dtype=torch.float64), "auto")
     assert sorted(hooked) == ["4.bias", "4.weight"]
     tied = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4)).double()
@@ -81,10 +80,11 @@ def test_by_samples_cuts_blocks_under_the_cap_and_joins_them(monkeypatch):
 
     assert _by_samples(fn, 7, 3).tolist() == list(range(7))
     assert seen == [(0, 3), (3, 6), (6, 9)]  # 3 samples of 3 elements a block
+    # 1 a block
     assert _by_samples(lambda s: torch.ones(2), 7, 100, reduce=True).tolist() == [
         7.0,
         7.0,
-    ]  # 1 a block
+    ]
 
 
 def test_torch_funcs_gradients_equal_autograds(float64):

@@ -121,9 +121,8 @@ def test_each_pick_is_the_brute_force_best(problem, float64):
     """Every pick minimises the brute-force objective over the remaining candidates."""
     v, n, kwargs = random_problem(**problem)
     picks = greedy_trace_select(v, n, **kwargs)
-    objective = lambda batch: trace_objective(
-        v[batch], n=n, **kwargs
-    )  # scaled as the greedy scales
+    # scaled as the greedy scales
+    objective = lambda batch: trace_objective(v[batch], n=n, **kwargs)
     previous = objective([])
     for t, p in enumerate(picks):
         rest = [i for i in range(len(v)) if i not in picks[:t]]

@@ -50,14 +50,16 @@ def non_head_values(diag, mask, selected: bool) -> torch.Tensor:
 
 
 def expected_global_size(fraction, numel, head, include_head=True):
-    """The documented rule: ``int(fraction * numel)`` entries, at least the head when it is included."""
+    """The documented rule: ``int(fraction * numel)`` entries, at least the head when it is
+    included."""
     k = int(fraction * numel)
     return max(k, head) if include_head else k
 
 
 # ----------------------------------------------------------------------------- size rules
 
-# Floor, as documented: 0.58 * 50 is 28.999999999999996 in floating point, so k = 28 (round would give 29).
+# Floor, as documented: 0.58 * 50 is 28.999999999999996 in floating point, so k = 28 (round would
+# give 29).
 FRACTIONS = [0.01, 0.1, 0.3, 0.5, 0.58, 0.7, 0.99, 1.0]
 
 
@@ -152,9 +154,8 @@ def test_per_layer_takes_the_top_of_each_tensor():
 def test_head_found_by_model_or_by_name():
     model = Net()
     diag = random_diag(model, seed=8)
-    assert fisher_mask(diag, 0.3, model=model) == fisher_mask(
-        diag, 0.3
-    )  # names starting with "head."
+    # names starting with "head."
+    assert fisher_mask(diag, 0.3, model=model) == fisher_mask(diag, 0.3)
     assert head_names(model) == ["head.weight", "head.bias"] == head_names(names=NET_NAMES)
 
 
@@ -171,11 +172,13 @@ def test_frozen_parameters_are_not_in_head_or_mask():
 
 
 def test_ties_go_to_the_lower_flat_index_in_parameter_order():
+    # 12 entries; fraction 0.5 -> k = 6: the head (2), then 5, 3 and the first two 2s in order
+    # (a[0,2], a[1,0])
     diag = {
         "a": torch.tensor([[3.0, 1.0, 2.0], [2.0, 0.0, 2.0]]),
         "b": torch.tensor([2.0, 5.0, 2.0, 0.0]),
         "head.weight": torch.zeros(2),
-    }  # 12 entries; fraction 0.5 -> k = 6: the head (2), then 5, 3 and the first two 2s in order (a[0,2], a[1,0])
+    }
     mask = fisher_mask(diag, 0.5)
     assert mask["a"].tolist() == [[True, False, True], [True, False, False]]
     assert mask["b"].tolist() == [False, True, False, False]
@@ -215,9 +218,8 @@ def test_random_is_seeded_and_ignores_the_values():
     assert a != b and a == fisher_mask(scaled, 0.01, method="random", seed=0, model=model)
     overlap = a.jaccard(b)
     head = sum(p.numel() for p in model.head.parameters())
-    assert overlap < 0.2 and overlap >= head / (
-        2 * a.size - head
-    )  # only the head and chance in common
+    # only the head and chance in common
+    assert overlap < 0.2 and overlap >= head / (2 * a.size - head)
 
 
 def test_accepts_numpy_float32_and_device_tensors():
@@ -246,9 +248,8 @@ def test_mask_follows_the_order_of_fisher_diag():
 def two_masks():
     shapes = {"w": (2, 3), "b": (2,)}
     a = ParameterMask({"w": [[1, 1, 0], [0, 0, 0]], "b": [1, 0]})  # 3 selected
-    b = ParameterMask(
-        {"w": [[0, 1, 1], [0, 0, 0]], "b": [1, 1]}
-    )  # 4 selected; 2 in common, 5 in the union
+    # 4 selected; 2 in common, 5 in the union
+    b = ParameterMask({"w": [[0, 1, 1], [0, 0, 0]], "b": [1, 1]})
     assert a.shapes() == b.shapes() == shapes
     return a, b
 

@@ -15,8 +15,18 @@ from fmlib.grid.cli import main
 
 
 def grid(root: str, entropy_epochs: int) -> dict:
-    base = dict(dataset="fashion_mnist", data_root=root, imbalance="none", initial_size=10, query_size=5, budget=15,
-                train_preset="default", train_options={"epochs": 1, "batch_size": 16}, device="cpu", progress=False)  # fmt: skip
+    base = dict(
+        dataset="fashion_mnist",
+        data_root=root,
+        imbalance="none",
+        initial_size=10,
+        query_size=5,
+        budget=15,
+        train_preset="default",
+        train_options={"epochs": 1, "batch_size": 16},
+        device="cpu",
+        progress=False,
+    )
     entropy = {"strategy": "entropy", "train_options": {"epochs": entropy_epochs}}
     return {"base": base, "axes": {"strategy": ["random", entropy]}}
 
@@ -107,12 +117,10 @@ def test_a_resumed_grid_run_keeps_its_thread_count_whatever_the_workers(
 
     (run,) = expand_grid(grid(fashion_root, 1), select={"strategy": ["random"]})
     torch.set_num_threads(1)
-    run_experiment(
-        {**run.params, "output_dir": str(run.path(tmp_path))}, max_rounds=1
-    )  # interrupted after round 0
-    (failed,) = run_grid(
-        [run], tmp_path, executor="inline", threads=2, progress=False
-    )  # asked for another count
+    # interrupted after round 0
+    run_experiment({**run.params, "output_dir": str(run.path(tmp_path))}, max_rounds=1)
+    # asked for another count
+    (failed,) = run_grid([run], tmp_path, executor="inline", threads=2, progress=False)
     assert (
         failed.status == "failed"
         and "made with 1 torch thread(s) and this process has 2" in failed.error

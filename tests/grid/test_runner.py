@@ -50,9 +50,8 @@ def test_the_notebook_grid_finds_the_users_modules_from_where_it_started(tmp_pat
 
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("PYTHONPATH", raising=False)
-    monkeypatch.delenv(
-        "FMLIB_SMOKE", raising=False
-    )  # a grid refuses smoke results: this run is tiny anyway
+    # a grid refuses smoke results: this run is tiny anyway
+    monkeypatch.delenv("FMLIB_SMOKE", raising=False)
     options = {"fisher_samples": 16, "fraction": 0.05}
     grid = {"base": user_run(strategy="fishermask", strategy_options=options)}
     (outcome,) = run_grid(expand_grid(grid), tmp_path, workers=1, threads=1, progress=False)
@@ -96,9 +95,8 @@ def test_papermill_pool_writes_outputs_reports_a_failure_and_skips_done_runs(
         results = run_outputs(run_dir)
         assert results["n_labeled_per_round"] == [10, 15] and results["finished"]
         assert len(pd.read_csv(run_dir / "rounds.csv")) == 2
-        injected = nbformat.read(run_dir / EXECUTED, as_version=4).cells[
-            1
-        ]  # papermill's cell after "parameters"
+        # papermill's cell after "parameters"
+        injected = nbformat.read(run_dir / EXECUTED, as_version=4).cells[1]
         assert (
             "injected-parameters" in injected.metadata.tags
             and f'output_dir = "{run_dir}"' in injected.source
@@ -156,17 +154,15 @@ def test_inline_executor_runs_in_this_process_and_reports_failures(
         "ValueError: strategy_options: unknown options ['no_such_option']"
     )
     assert "(config.py:" in failed.error  # refused by the config's validation, before any data
-    assert (
-        json.loads((out / RUNS).read_text())[0]["params"]["data_root"] == fashion_root
-    )  # made absolute
+    # made absolute
+    assert json.loads((out / RUNS).read_text())[0]["params"]["data_root"] == fashion_root
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, fashion_root, torch_threads):
     (run,) = expand_grid(tiny_grid(fashion_root, "random"), overrides={"budget": 20})
     run_dir = run.path(tmp_path)
-    run_experiment(
-        {**run.params, "output_dir": str(run_dir)}, max_rounds=1
-    )  # stopped after round 0
+    # stopped after round 0
+    run_experiment({**run.params, "output_dir": str(run_dir)}, max_rounds=1)
     first = pd.read_csv(run_dir / "rounds.csv")
     assert run_status(run_dir) == "partial" and len(first) == 1
     (outcome,) = run_grid([run], tmp_path, executor="inline", threads=torch_threads, progress=False)
@@ -182,8 +178,15 @@ def test_submitit_local_cluster_runs_jobs_and_reports_failures(tmp_path, fashion
     pytest.importorskip("submitit")
     runs = expand_grid(tiny_grid(fashion_root, "random", BROKEN))
     out = tmp_path / "out"
-    outcomes = run_grid(runs, out, notebook=notebook, workers=2, executor="submitit", progress=False,
-                        submitit={"cluster": "local", "timeout": 10, "cpus": 1})  # fmt: skip
+    outcomes = run_grid(
+        runs,
+        out,
+        notebook=notebook,
+        workers=2,
+        executor="submitit",
+        progress=False,
+        submitit={"cluster": "local", "timeout": 10, "cpus": 1},
+    )
     assert [(o.name, o.status) for o in outcomes] == [("random", "done"), ("broken", "failed")]
     assert run_outputs(out / "random")["n_labeled"] == 15
     assert "no_such_option" in outcomes[1].error and outcomes[1].notebook == str(

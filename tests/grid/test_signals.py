@@ -21,9 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def sleeping_notebook(path: Path) -> Path:
     """A notebook that writes its kernel's pid into its run directory, then sleeps."""
     params = nbformat.v4.new_code_cell("output_dir = None", metadata={"tags": ["parameters"]})
-    body = nbformat.v4.new_code_cell("import os, pathlib, time\n"
-                                     "pathlib.Path(output_dir, 'kernel.pid').write_text(str(os.getpid()))\n"
-                                     "time.sleep(600)")  # fmt: skip
+    body = nbformat.v4.new_code_cell(
+        "import os, pathlib, time\n"
+        "pathlib.Path(output_dir, 'kernel.pid').write_text(str(os.getpid()))\n"
+        "time.sleep(600)"
+    )
     nb = nbformat.v4.new_notebook(cells=[params, body])
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -51,10 +53,30 @@ def test_a_signal_stops_the_workers_and_their_kernels_and_writes_the_summary(
     notebook = sleeping_notebook(tmp_path / "sleep.ipynb")
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    grid = subprocess.Popen([sys.executable, "-m", "fmlib.grid", "--strategy", "random", "--seed", "0", "1",
-                             "--workers", workers, "--notebook", str(notebook), "-o", str(out), "--no-progress",
-                             "--threads", "1"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    grid = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fmlib.grid",
+            "--strategy",
+            "random",
+            "--seed",
+            "0",
+            "1",
+            "--workers",
+            workers,
+            "--notebook",
+            str(notebook),
+            "-o",
+            str(out),
+            "--no-progress",
+            "--threads",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     started = (0, 1) if workers == "2" else (0,)  # one worker runs one run at a time
     pids = [out / f"random-seed{s}" / "kernel.pid" for s in started]
     try:
@@ -91,11 +113,34 @@ def sleeping_data():
 def test_a_signal_stops_an_inline_grid_and_writes_the_summary(tmp_path, signum):
     out, loading = tmp_path / "out", tmp_path / "loading"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FMLIB_TEST_LOADING": str(loading)}
-    grid = subprocess.Popen([sys.executable, "-m", "fmlib.grid", "--executor", "inline", "--dataset",
-                             "tests.grid.test_signals:sleeping_data", "--imbalance", "none", "--strategy",
-                             "random", "--seed", "0", "1", "-o", str(out), "--no-progress", "--threads", "1",
-                             "--set", "device=cpu"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    grid = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fmlib.grid",
+            "--executor",
+            "inline",
+            "--dataset",
+            "tests.grid.test_signals:sleeping_data",
+            "--imbalance",
+            "none",
+            "--strategy",
+            "random",
+            "--seed",
+            "0",
+            "1",
+            "-o",
+            str(out),
+            "--no-progress",
+            "--threads",
+            "1",
+            "--set",
+            "device=cpu",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (loading.is_file() and loading.read_text()):

@@ -33,16 +33,14 @@ def test_axes_come_in_canonical_order_and_name_the_runs():
         "dataset": ["fashion_mnist"],
     }
     runs = expand_grid({"base": {"model": "cnn"}, "axes": axes})
-    assert (
-        [r.name for r in runs[:5]]
-        == [
-            "fashion_mnist-random-seed0-query_size35",  # dataset, imbalance, strategy, seed, then the others
-            "fashion_mnist-random-seed0-query_size70",  # the last axis varies fastest
-            "fashion_mnist-random-seed1-query_size35",
-            "fashion_mnist-random-seed1-query_size70",
-            "fashion_mnist-entropy-seed0-query_size35",
-        ]
-    )
+    assert [r.name for r in runs[:5]] == [
+        # dataset, imbalance, strategy, seed, then the others
+        "fashion_mnist-random-seed0-query_size35",
+        "fashion_mnist-random-seed0-query_size70",  # the last axis varies fastest
+        "fashion_mnist-random-seed1-query_size35",
+        "fashion_mnist-random-seed1-query_size70",
+        "fashion_mnist-entropy-seed0-query_size35",
+    ]
     assert len(runs) == 8 and len({r.name for r in runs}) == 8
     assert runs[0].params == {
         "model": "cnn",
@@ -97,12 +95,17 @@ def test_dict_variants_and_dict_elements_merge_into_the_base():
         "budget": 575,
         "strategy": "fishermask",
     }
+    # no "name" field
     assert runs["balanced-fm_random"]["strategy_options"] == {
         "batch_size": 64,
         "method": "random",
-    }  # no "name" field
-    assert runs["balanced-entropy"] == {"strategy_options": {"batch_size": 64}, "train_options": {"epochs": 5},
-                                        "imbalance": "none", "strategy": "entropy"}  # fmt: skip
+    }
+    assert runs["balanced-entropy"] == {
+        "strategy_options": {"batch_size": 64},
+        "train_options": {"epochs": 5},
+        "imbalance": "none",
+        "strategy": "entropy",
+    }
     runs["balanced-entropy"]["strategy_options"]["batch_size"] = (
         1  # runs share no dicts with each other or the grid
     )
@@ -128,14 +131,34 @@ def test_overrides_apply_after_the_axes_and_merge_dict_fields():
 @pytest.mark.parametrize(
     "select, names",
     [
-        ({"imbalance": ["paper"]}, ["imbalanced-fishermask", "imbalanced-fm_random", "imbalanced-entropy"]),  # by value
-        ({"strategy": ["fm_random", "entropy"], "imbalance": ["balanced"]}, ["balanced-fm_random", "balanced-entropy"]),
-        ({"strategy": ["fishermask"], "imbalance": ["none"]}, ["balanced-fishermask", "balanced-fm_random"]),
-        ({"strategy": ["entropy"], "seed": [0, 1], "dataset": []},  # a new axis; an empty one changes nothing
-         ["imbalanced-entropy-seed0", "imbalanced-entropy-seed1", "balanced-entropy-seed0", "balanced-entropy-seed1"]),
+        (
+            {"imbalance": ["paper"]},
+            ["imbalanced-fishermask", "imbalanced-fm_random", "imbalanced-entropy"],
+        ),  # by value
+        (
+            {"strategy": ["fm_random", "entropy"], "imbalance": ["balanced"]},
+            ["balanced-fm_random", "balanced-entropy"],
+        ),
+        (
+            {"strategy": ["fishermask"], "imbalance": ["none"]},
+            ["balanced-fishermask", "balanced-fm_random"],
+        ),
+        (
+            {
+                "strategy": ["entropy"],
+                "seed": [0, 1],
+                "dataset": [],
+            },  # a new axis; an empty one changes nothing
+            [
+                "imbalanced-entropy-seed0",
+                "imbalanced-entropy-seed1",
+                "balanced-entropy-seed0",
+                "balanced-entropy-seed1",
+            ],
+        ),
     ],
     ids=["value", "labels", "value-matches-two", "new-axis"],
-)  # fmt: skip
+)
 def test_select_keeps_axis_elements_by_label_or_value_or_adds_an_axis(select, names):
     assert [r.name for r in expand_grid(option_grid(), select=select)] == names
 
@@ -161,14 +184,26 @@ def test_runs_with_the_same_name_are_an_error():
 @pytest.mark.parametrize(
     "grid, overrides, message",
     [
-        ({"base": {"budgt": 5}}, None, r"base: unknown config fields \['budgt'\]; allowed: \['dataset', "),
-        ({"axes": {"imbalance": {"x": {"imbalace": "paper"}}}}, None, r"axis 'imbalance': unknown config fields \['imbalace'\]"),
+        (
+            {"base": {"budgt": 5}},
+            None,
+            r"base: unknown config fields \['budgt'\]; allowed: \['dataset', ",
+        ),
+        (
+            {"axes": {"imbalance": {"x": {"imbalace": "paper"}}}},
+            None,
+            r"axis 'imbalance': unknown config fields \['imbalace'\]",
+        ),
         ({"axes": {"sed": [0, 1]}}, None, r"axis 'sed': unknown config fields \['sed'\]"),
         ({}, {"querysize": 5}, r"--set: unknown config fields \['querysize'\]"),
-        ({"base": {"output_dir": "x"}}, None, r"unknown config fields \['output_dir'\]"),  # the runner sets it
+        (
+            {"base": {"output_dir": "x"}},
+            None,
+            r"unknown config fields \['output_dir'\]",
+        ),  # the runner sets it
     ],
     ids=["base", "variant", "axis", "override", "reserved"],
-)  # fmt: skip
+)
 def test_unknown_config_fields_are_named(grid, overrides, message):
     with pytest.raises(ValueError, match=message):
         expand_grid(grid, overrides=overrides)
@@ -212,8 +247,19 @@ def test_ready_grids_compare_fishermask_with_every_baseline_balanced_and_imbalan
 
 
 def test_every_options_field_merges_including_a_dataset_factorys():
-    grid = {"base": {"dataset": "mine:load", "dataset_options": {"n": 100, "dim": 8}, "model_options": {"hidden": 8}},
-            "axes": {"size": {"small": {"dataset_options": {"n": 50}}, "wide": {"model_options": {"width": 2}}}}}  # fmt: skip
+    grid = {
+        "base": {
+            "dataset": "mine:load",
+            "dataset_options": {"n": 100, "dim": 8},
+            "model_options": {"hidden": 8},
+        },
+        "axes": {
+            "size": {
+                "small": {"dataset_options": {"n": 50}},
+                "wide": {"model_options": {"width": 2}},
+            }
+        },
+    }
     runs = {r.name: r.params for r in expand_grid(grid, overrides={"dataset_options": {"seed": 3}})}
     assert runs["small"]["dataset_options"] == {"n": 50, "dim": 8, "seed": 3}
     assert runs["wide"]["model_options"] == {"hidden": 8, "width": 2}

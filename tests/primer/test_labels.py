@@ -17,7 +17,8 @@ def label_boxes(ax) -> list:
 
 
 def overlapping(boxes, others=None) -> list[tuple[int, int]]:
-    """Index pairs of boxes sharing more than half a pixel (within ``boxes``, or against ``others``)."""
+    """Index pairs of boxes sharing more than half a pixel (within ``boxes``, or against
+    ``others``)."""
     pairs = []
     for i, a in enumerate(boxes):
         for j, b in enumerate(boxes if others is None else others):
@@ -31,9 +32,8 @@ def overlapping(boxes, others=None) -> list[tuple[int, int]]:
 
 def test_point_labels_overlap_neither_each_other_nor_the_rings():
     rng = np.random.default_rng(0)
-    points = np.concatenate(
-        [rng.normal(0, 0.04, (12, 2)), rng.normal(0, 1, (8, 2))]
-    )  # 12 in a tight cluster
+    # 12 in a tight cluster
+    points = np.concatenate([rng.normal(0, 0.04, (12, 2)), rng.normal(0, 1, (8, 2))])
     fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
     ax.scatter(points[:, 0], points[:, 1], s=140, facecolors="none", edgecolors="black")
     ax.set(aspect="equal", title="picks")

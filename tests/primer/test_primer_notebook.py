@@ -21,11 +21,26 @@ def test_the_executed_primer_leaves_an_image_for_every_live_figure(tmp_path):
     import papermill as pm
 
     out = tmp_path / "primer.ipynb"
-    pm.execute_notebook(str(NOTEBOOK), str(out), cwd=str(tmp_path), progress_bar=False,
-                        kernel_name="python3", parameters={"n_points": 60, "train_steps": 60,
-                        "batch_size": 4, "figures_dir": str(tmp_path / "fig"), "smoke": True})  # fmt: skip
-    outputs = [o for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"
-               for o in c.outputs]  # fmt: skip
+    pm.execute_notebook(
+        str(NOTEBOOK),
+        str(out),
+        cwd=str(tmp_path),
+        progress_bar=False,
+        kernel_name="python3",
+        parameters={
+            "n_points": 60,
+            "train_steps": 60,
+            "batch_size": 4,
+            "figures_dir": str(tmp_path / "fig"),
+            "smoke": True,
+        },
+    )
+    outputs = [
+        o
+        for c in nbformat.read(out, as_version=4).cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    ]
     live = [o for o in outputs if WIDGET in o.get("data", {})]
     assert len(live) == 3  # the Fisher map, the mask and BAIT
     for output in live:

@@ -1,4 +1,5 @@
-"""The primer's toy problem (fmlib.primer.toy): the BAIT demo's numbers, the figures, their titles and labels."""
+"""The primer's toy problem (fmlib.primer.toy): the BAIT demo's numbers, the figures, their titles
+and labels."""
 
 from pathlib import Path
 
@@ -75,9 +76,8 @@ def titles(fig) -> list[str]:
 
 def test_titles_round_slider_values(toy):
     x, y, model = toy
-    mask_titles = titles(
-        primer.draw_mask(fisher_diagonal(model, x), 10**-0.3, model=model)
-    )  # a log slider's value
+    # a log slider's value
+    mask_titles = titles(primer.draw_mask(fisher_diagonal(model, x), 10**-0.3, model=model))
     bait_titles = titles(primer.draw_bait(model, x, y, batch_size=3, lamb=10**0.75, random_draws=2))
     assert any("(fraction 0.501)" in t for t in mask_titles), mask_titles
     assert any("(λ=5.62)" in t for t in bait_titles), bait_titles

@@ -1,4 +1,5 @@
-"""Live figures (fmlib.primer.widgets): built without a browser, driven from Python as a slider would be."""
+"""Live figures (fmlib.primer.widgets): built without a browser, driven from Python as a slider
+would be."""
 
 import ipywidgets as w
 import matplotlib
@@ -46,14 +47,12 @@ def test_live_figures_have_their_controls_and_no_output_widget(toy):
     }
     for descriptions, live in lives.items():
         assert sorted(c.description for c in live.controls.values()) == sorted(descriptions)
-        assert live.redraws == 1 and bytes(live.image.value).startswith(
-            b"\x89PNG"
-        )  # drawn once on construction
+        # drawn once on construction
+        assert live.redraws == 1 and bytes(live.image.value).startswith(b"\x89PNG")
         # an Output widget is what headless executors hang on (nbclient#312)
         assert not any(isinstance(d, w.Output) for d in descendants(live))
-    assert (
-        plt.get_fignums() == []
-    )  # every drawn figure closed: the inline backend would show it again
+    # every drawn figure closed: the inline backend would show it again
+    assert plt.get_fignums() == []
 
 
 def test_the_bait_figure_gets_the_sliders_values_and_every_other_option(toy, monkeypatch):

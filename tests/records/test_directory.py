@@ -37,21 +37,37 @@ TIMING = ["train_time", "eval_time", "select_time", "embed_time"]
 
 def small_config(root, output_dir=None, **overrides) -> dict:
     config = dict(
-        dataset="fashion_mnist", data_root=root, imbalance="step", ratio=2.0, pool_size=60, test_size=30,
-        initial_size=10, query_size=5, budget=None, rounds=2, strategy="random", train_preset="default",
-        train_options={"epochs": 1, "batch_size": 16}, seed=0, device="cpu", progress=False,
+        dataset="fashion_mnist",
+        data_root=root,
+        imbalance="step",
+        ratio=2.0,
+        pool_size=60,
+        test_size=30,
+        initial_size=10,
+        query_size=5,
+        budget=None,
+        rounds=2,
+        strategy="random",
+        train_preset="default",
+        train_options={"epochs": 1, "batch_size": 16},
+        seed=0,
+        device="cpu",
+        progress=False,
         output_dir=None if output_dir is None else str(output_dir),
-    )  # fmt: skip
+    )
     return {**config, **overrides}
 
 
 def files(path: Path) -> dict[str, bytes]:
     """Every record file of a run directory (not the lock), by relative path."""
-    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*"))
-            if p.is_file() and p.name != ".lock"}  # fmt: skip
+    return {
+        p.relative_to(path).as_posix(): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
-# ----------------------------------------------------------------------------- 1. a lock on output_dir
+# -------------------------------------------------------------------------- 1. a lock on output_dir
 
 CHILD = """
 import json, sys, time
@@ -77,8 +93,18 @@ def test_a_second_run_on_a_busy_directory_refuses_naming_the_holder_and_takes_ov
     run = tmp_path / "run"
     signal_file = tmp_path / "selecting"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(small_config(fashion_root, run)), str(signal_file)],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            json.dumps(small_config(fashion_root, run)),
+            str(signal_file),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 120
         while not signal_file.exists():
@@ -89,17 +115,16 @@ def test_a_second_run_on_a_busy_directory_refuses_naming_the_holder_and_takes_ov
         with pytest.raises(
             RuntimeError, match=rf"{run}.*is in use by process {child.pid} on {os.uname().nodename}"
         ):
-            run_experiment(
-                small_config(fashion_root, run, seed=1)
-            )  # another config on the same directory
+            # another config on the same directory
+            run_experiment(small_config(fashion_root, run, seed=1))
         assert time.monotonic() - start < 30  # at once: no data loaded, nothing trained
-        assert (
-            json.loads((run / "config.json").read_text())["config"]["seed"] == 0
-        )  # the owner's config stays
+        # the owner's config stays
+        assert json.loads((run / "config.json").read_text())["config"]["seed"] == 0
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    # the holder is dead: its lock is stale; the owner's config takes over with a warning and finishes
+    # the holder is dead: its lock is stale; the owner's config takes over with a warning and
+    # finishes
     with pytest.warns(UserWarning, match=rf"stale lock.*process {child.pid}"):
         records = run_experiment(small_config(fashion_root, run))
     assert records.finished and json.loads((run / "config.json").read_text())["config"]["seed"] == 0
@@ -115,7 +140,7 @@ def test_the_lock_holder_is_named_within_one_process_too(fashion_root, tmp_path)
     run_experiment(small_config(fashion_root, run, rounds=0))  # released
 
 
-# ----------------------------------------------------------------------------- 3. reruns check and repair the records
+# ----------------------------------------------------------- 3. reruns check and repair the records
 
 
 def test_rerunning_a_finished_run_repairs_its_derived_files_from_the_checkpoint(
@@ -150,9 +175,8 @@ def test_rerunning_a_finished_run_repairs_its_derived_files_from_the_checkpoint(
     assert files(run) == truth  # every derived file as the run left it, results.json included
     assert load_run(run)["accuracy"].tolist() == records.rounds_frame()["accuracy"].tolist()
     assert all(np.array_equal(load_snapshots(run)[1][k], snapshots[1][k]) for k in snapshots[1])
-    with pytest.raises(
-        ValueError, match="different config.*seed: 0 there, 7 here"
-    ):  # the checkpoint's config rules
+    # the checkpoint's config rules
+    with pytest.raises(ValueError, match="different config.*seed: 0 there, 7 here"):
         run_experiment({**config, "seed": 7})
 
 
@@ -191,13 +215,11 @@ def test_a_damaged_config_json_is_named(fashion_root, tmp_path, content):
     run_experiment(small_config(fashion_root, run))
     (run / "config.json").write_text(content)
     for read in (load_run, ExperimentConfig.from_run):
-        with pytest.raises(
-            RuntimeError, match=rf"{run / 'config.json'} is damaged"
-        ):  # DamagedRunError
+        # DamagedRunError
+        with pytest.raises(RuntimeError, match=rf"{run / 'config.json'} is damaged"):
             read(run)
-    with pytest.warns(
-        UserWarning, match="rebuilt from checkpoint.pt: config.json"
-    ):  # the checkpoint knows it
+    # the checkpoint knows it
+    with pytest.warns(UserWarning, match="rebuilt from checkpoint.pt: config.json"):
         run_experiment(small_config(fashion_root, run))
     assert ExperimentConfig.from_run(run) == ExperimentConfig.from_dict(
         small_config(fashion_root, run)
@@ -222,7 +244,7 @@ def test_records_without_a_checkpoint_are_never_overwritten(fashion_root, tmp_pa
     assert files(run) == before
 
 
-# ----------------------------------------------------------------------------- 4. everything checked before anything is written
+# ------------------------------------------------- 4. everything checked before anything is written
 
 
 BAD_VALUES = [
@@ -261,8 +283,11 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("bad, message", BAD_VALUES, ids=lambda v: v if isinstance(v, str) else "-".join(
-    f"{k}={v}" for k, v in v.items()))  # fmt: skip
+@pytest.mark.parametrize(
+    "bad, message",
+    BAD_VALUES,
+    ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}={v}" for k, v in v.items()),
+)
 def test_a_bad_value_is_refused_before_anything_is_written_and_the_fix_then_runs(
     fashion_root, tmp_path, bad, message
 ):
@@ -270,9 +295,8 @@ def test_a_bad_value_is_refused_before_anything_is_written_and_the_fix_then_runs
     config = small_config(fashion_root, run, rounds=0)
     with pytest.raises(ValueError, match=message):
         run_experiment({**config, **bad})
-    assert not run.exists() or not any(
-        run.iterdir()
-    )  # nothing written: the corrected config is welcome
+    # nothing written: the corrected config is welcome
+    assert not run.exists() or not any(run.iterdir())
     assert run_experiment(config).finished
 
 
@@ -337,7 +361,7 @@ def test_one_thread_count_is_recorded_per_round(fashion_root, tmp_path, torch_th
     assert records.meta["torch_threads"] == [1] and records.meta["threads_mixed"] is False
 
 
-# ----------------------------------------------------------------------------- weak spots of the writes
+# ------------------------------------------------------------------------- weak spots of the writes
 
 
 def test_a_full_disk_says_so_and_names_the_file(tmp_path, monkeypatch):
@@ -404,9 +428,8 @@ def test_a_checkpoint_of_an_older_fmlib_resumes_and_adopts_its_snapshot_files(
     ):
         run_experiment(config)
     (run / "sensitivity" / "round_000.npz").write_bytes(snapshot)
-    with pytest.warns(
-        UserWarning, match=r"rebuilt from checkpoint.pt: config.json, rounds.csv$"
-    ):  # the edited checkpoint rules
+    # the edited checkpoint rules
+    with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: config.json, rounds.csv$"):
         records = run_experiment(config)
     assert (
         records.finished
@@ -442,9 +465,19 @@ DATA = (blobs(60, 0), blobs(30, 1))
 
 
 def blobs_config(output_dir, **overrides) -> dict:
-    values = dict(initial_size=6, query_size=3, budget=None, rounds=1, strategy="fishermask",
-                  strategy_options={"fisher_samples": 16, "fraction": 0.2}, train_preset="default",
-                  train_options={"epochs": 1}, device="cpu", progress=False, output_dir=str(output_dir))  # fmt: skip
+    values = dict(
+        initial_size=6,
+        query_size=3,
+        budget=None,
+        rounds=1,
+        strategy="fishermask",
+        strategy_options={"fisher_samples": 16, "fraction": 0.2},
+        train_preset="default",
+        train_options={"epochs": 1},
+        device="cpu",
+        progress=False,
+        output_dir=str(output_dir),
+    )
     return {**values, **overrides}
 
 
@@ -465,12 +498,15 @@ def test_reopening_a_run_whose_sensitivity_links_to_another_run_touches_neither(
     assert {p.name: p.read_bytes() for p in (second / "sensitivity").iterdir()} == kept
 
 
-@pytest.mark.parametrize(("preset", "options", "same"), [
-    ("default", {"epochs": 30}, True),  # 30 is the default preset's epochs
-    ("paper", {"grad_clip_value": 0.1, "target_train_acc": 0.99}, True),
-    ("default", {"epochs": 29}, False),
-    ("default", {"lr": 1e-2}, False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("preset", "options", "same"),
+    [
+        ("default", {"epochs": 30}, True),  # 30 is the default preset's epochs
+        ("paper", {"grad_clip_value": 0.1, "target_train_acc": 0.99}, True),
+        ("default", {"epochs": 29}, False),
+        ("default", {"lr": 1e-2}, False),
+    ],
+)
 def test_an_option_set_to_its_default_is_the_same_config_and_another_value_is_not(
     tmp_path, preset, options, same
 ):

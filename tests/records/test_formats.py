@@ -32,8 +32,14 @@ from tests.user_parts import blob_data
 
 
 def test_the_loop_s_rows_are_declared_round_rows_in_file_order(one_thread):
-    loop = ActiveLoop(blob_data(), nn.Linear(20, 3), get_strategy("random"), [6, 9],
-                      TrainConfig(epochs=2), initial=np.arange(6))  # fmt: skip
+    loop = ActiveLoop(
+        blob_data(),
+        nn.Linear(20, 3),
+        get_strategy("random"),
+        [6, 9],
+        TrainConfig(epochs=2),
+        initial=np.arange(6),
+    )
     loop.step()
     row = loop.last.row
     per_class = [class_column(kind, c) for kind in ("acc", "count", "query") for c in range(3)]
@@ -71,8 +77,15 @@ def test_query_rows_follow_the_declared_columns():
 
 
 def meta(**changes):
-    values = dict(version="1", git={}, environment={"torch_threads": 2}, threads=2,
-                  torch_version="2.4", data={}, schedule=[6, 9, 12])  # fmt: skip
+    values = dict(
+        version="1",
+        git={},
+        environment={"torch_threads": 2},
+        threads=2,
+        torch_version="2.4",
+        data={},
+        schedule=[6, 9, 12],
+    )
     return run_meta({"seed": 0}, **{**values, **changes})
 
 

@@ -1,5 +1,6 @@
 """The run directory's lock (fmlib.records.lock): the block gets its owner, a second holder is
-refused naming the first, a directory made for the lock alone is removed, a stale record says why."""
+refused naming the first, a directory made for the lock alone is removed, a stale record says
+why."""
 
 from __future__ import annotations
 
@@ -21,11 +22,20 @@ def test_a_stale_lock_of_a_live_reused_pid_is_called_reused_not_gone(tmp_path):
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         cases = [
-            ({"pid": alive.pid, "host": socket.gethostname(), "since": "then"}, rf"pid {alive.pid} is alive but does "
-             r"not hold the lock \(the pid was reused"),
-            ({"pid": alive.pid, "host": "elsewhere.example", "since": "then"}, r"written on host 'elsewhere.example'"),
-            ({"pid": 2**22 + 12345, "host": socket.gethostname(), "since": "then"}, r"that process is gone"),
-        ]  # fmt: skip
+            (
+                {"pid": alive.pid, "host": socket.gethostname(), "since": "then"},
+                rf"pid {alive.pid} is alive but does "
+                r"not hold the lock \(the pid was reused",
+            ),
+            (
+                {"pid": alive.pid, "host": "elsewhere.example", "since": "then"},
+                r"written on host 'elsewhere.example'",
+            ),
+            (
+                {"pid": 2**22 + 12345, "host": socket.gethostname(), "since": "then"},
+                r"that process is gone",
+            ),
+        ]
         for holder, message in cases:
             (tmp_path / "run").mkdir(exist_ok=True)
             (tmp_path / "run" / ".lock").write_text(json.dumps(holder))

@@ -20,10 +20,13 @@ from fmlib.strategies import FisherReport
 
 def report() -> FisherReport:
     diag = {"body.weight": torch.arange(6.0).reshape(2, 3), "head.bias": torch.tensor([4.0, 1.0])}
-    mask = {"body.weight": torch.tensor([[False, True, False], [False, False, True]]),
-            "head.bias": torch.tensor([True, True])}  # fmt: skip
-    return FisherReport(fisher_diag=diag, mask=mask, picked_scores=np.array([3.0, 2.5]),
-                        fisher_trace=7.5)  # fmt: skip
+    mask = {
+        "body.weight": torch.tensor([[False, True, False], [False, False, True]]),
+        "head.bias": torch.tensor([True, True]),
+    }
+    return FisherReport(
+        fisher_diag=diag, mask=mask, picked_scores=np.array([3.0, 2.5]), fisher_trace=7.5
+    )
 
 
 def test_a_snapshot_holds_the_per_parameter_tables_the_mask_and_the_picks():

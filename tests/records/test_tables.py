@@ -27,10 +27,16 @@ from fmlib.strategies import FisherReport
 
 def hand_info(seed=0):
     gen = torch.Generator().manual_seed(seed)
-    diag = {"conv.weight": torch.rand(4, 1, 3, 3, generator=gen), "conv.bias": torch.rand(4, generator=gen),
-            "head.weight": torch.rand(3, 4, generator=gen)}  # fmt: skip
-    mask = {"conv.weight": torch.zeros(4, 1, 3, 3, dtype=torch.bool), "conv.bias": torch.zeros(4, dtype=torch.bool),
-            "head.weight": torch.ones(3, 4, dtype=torch.bool)}  # fmt: skip
+    diag = {
+        "conv.weight": torch.rand(4, 1, 3, 3, generator=gen),
+        "conv.bias": torch.rand(4, generator=gen),
+        "head.weight": torch.rand(3, 4, generator=gen),
+    }
+    mask = {
+        "conv.weight": torch.zeros(4, 1, 3, 3, dtype=torch.bool),
+        "conv.bias": torch.zeros(4, dtype=torch.bool),
+        "head.weight": torch.ones(3, 4, dtype=torch.bool),
+    }
     mask["conv.weight"].view(-1)[[3, 17, 35]] = True
     return FisherReport(
         fisher_diag=diag, mask=mask, picked_scores=np.array([3.0, 2.0]), fisher_trace=1.5
@@ -103,12 +109,24 @@ def test_snapshot_rejects_a_mask_over_unknown_parameters():
 
 
 def make_run(path, strategy, seed, n_rounds=3, finished=True):
-    config = {"strategy": strategy, "seed": seed, "dataset": "fashion_mnist", "strategy_options": {"fraction": 0.01},
-              "minority_classes": [0, 1]}  # fmt: skip
+    config = {
+        "strategy": strategy,
+        "seed": seed,
+        "dataset": "fashion_mnist",
+        "strategy_options": {"fraction": 0.01},
+        "minority_classes": [0, 1],
+    }
     meta = {"config": config, "schedule": [10, 15, 20, 25][: n_rounds + (0 if finished else 1)]}
-    rows = [{"round": r, "n_labeled": 10 + 5 * r, "accuracy": 0.5 + 0.1 * r + 0.01 * seed, "balanced_accuracy": 0.5,
-             "select_time": np.nan}
-            for r in range(n_rounds)]  # fmt: skip
+    rows = [
+        {
+            "round": r,
+            "n_labeled": 10 + 5 * r,
+            "accuracy": 0.5 + 0.1 * r + 0.01 * seed,
+            "balanced_accuracy": 0.5,
+            "select_time": np.nan,
+        }
+        for r in range(n_rounds)
+    ]
     records = RunRecords(meta, rows, [{"round": 0, "order": 0, "pool_index": 3, "label": 1}], path)
     run = RunDirectory(path)
     run.write_meta(meta)
@@ -141,8 +159,11 @@ def test_load_runs_globs_run_directories(tmp_path):
         "random-1",
     ]
     assert frame.groupby("run")["finished"].first().to_dict() == {
-        "entropy-0": True, "entropy-1": False, "random-0": True, "random-1": False
-    }  # fmt: skip
+        "entropy-0": True,
+        "entropy-1": False,
+        "random-0": True,
+        "random-1": False,
+    }
     assert len(load_runs(str(tmp_path / "*" / "config.json"))) == 12
     assert len(load_runs([tmp_path / "random-0"])) == 3
     with pytest.raises(FileNotFoundError):

@@ -1,4 +1,5 @@
-"""The strategy contract every registered strategy keeps, the registry and its errors, ``random``."""
+"""The strategy contract every registered strategy keeps, the registry and its errors,
+``random``."""
 
 from __future__ import annotations
 
@@ -61,9 +62,8 @@ def test_fewer_unlabeled_than_asked_warns_and_returns_all(name):
 def test_max_candidates_scores_a_seeded_subset(name):
     pool, model = make_pool(30), TinyNet()
     strategy = get_strategy(name, max_candidates=4)
-    picks = strategy.select(
-        model, pool, np.arange(5), np.arange(5, 30), 6, seed=1
-    )  # n > max_candidates
+    # n > max_candidates
+    picks = strategy.select(model, pool, np.arange(5), np.arange(5, 30), 6, seed=1)
     assert len(set(picks.tolist())) == 6
     np.testing.assert_array_equal(
         picks, strategy.select(model, pool, np.arange(5), np.arange(5, 30), 6, seed=1)
@@ -124,19 +124,30 @@ def test_a_strategy_is_found_by_module_and_class():
     assert ExperimentConfig(strategy=USER).problems(check_dataset=False, parts=False) == []
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("tests.no_such_module:X", "cannot import module 'tests.no_such_module'"),
-    ("tests.user_strategy:Missing", "has no attribute 'Missing'"),
-    ("tests.user_strategy:NOT_A_STRATEGY", "is a object, not a subclass of fmlib.strategies.Strategy"),
-    ("tests.user_strategy:NotAStrategy", "is class NotAStrategy, not a subclass of fmlib.strategies.Strategy"),
-    ("tests.user_strategy:", "write 'package.module:Class'"),
-    ("no_such_strategy", "unknown strategy 'no_such_strategy'.*package.module:Class"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("tests.no_such_module:X", "cannot import module 'tests.no_such_module'"),
+        ("tests.user_strategy:Missing", "has no attribute 'Missing'"),
+        (
+            "tests.user_strategy:NOT_A_STRATEGY",
+            "is a object, not a subclass of fmlib.strategies.Strategy",
+        ),
+        (
+            "tests.user_strategy:NotAStrategy",
+            "is class NotAStrategy, not a subclass of fmlib.strategies.Strategy",
+        ),
+        ("tests.user_strategy:", "write 'package.module:Class'"),
+        ("no_such_strategy", "unknown strategy 'no_such_strategy'.*package.module:Class"),
+    ],
+)
 def test_a_bad_strategy_name_says_what_is_wrong(name, message):
     with pytest.raises(ValueError, match=message):
         strategy_class(name)
-    assert any(message.split(".*")[0] in p for p in ExperimentConfig(strategy=name).problems(check_dataset=False,
-                                                                                             parts=False))  # fmt: skip
+    assert any(
+        message.split(".*")[0] in p
+        for p in ExperimentConfig(strategy=name).problems(check_dataset=False, parts=False)
+    )
 
 
 POOL = blobs(80, 0)

@@ -17,7 +17,8 @@ from tests.strategies.nets import NUM_CLASSES, TinyNet, make_pool
 
 
 def _check_k_center(features, centres, picks):
-    """Every pick is (one of) the farthest points from the centres so far (labeled and earlier picks)."""
+    """Every pick is (one of) the farthest points from the centres so far (labeled and earlier
+    picks)."""
     centres, chosen = list(centres), set()
     for i in picks:
         rest = [j for j in range(len(features)) if j not in chosen]
@@ -88,10 +89,8 @@ def test_badge_first_pick_is_the_largest_gradient_embedding(float64):
 
 def test_badge_starts_at_the_largest_gradient_embedding_not_the_largest_feature():
     # kills: first centre = argmax ||h||² instead of argmax ||a||² ||h||²
-    h = torch.tensor(
-        [[10.0, 0.0], [1.0, 0.0], [0.5, 0.5]], dtype=torch.float64
-    )  # point 0: largest features
-    a = torch.tensor(
-        [[0.01, -0.01], [0.5, -0.5], [0.1, -0.1]], dtype=torch.float64
-    )  # ... but confident
+    # point 0: largest features
+    h = torch.tensor([[10.0, 0.0], [1.0, 0.0], [0.5, 0.5]], dtype=torch.float64)
+    # ... but confident
+    a = torch.tensor([[0.01, -0.01], [0.5, -0.5], [0.1, -0.1]], dtype=torch.float64)
     assert kmeans_pp(a, h, 1, first="norm") == [1]  # ||a||²||h||²: 0.02, 0.5, 0.01

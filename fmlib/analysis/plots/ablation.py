@@ -46,9 +46,15 @@ def _seed_floor(n, range_seeds) -> float:
 
 
 def paired_differences(
-    table: pd.DataFrame, *, measure: str = "auc", row: str = "arm", hue: str = "baseline", ax=None,
-    metric: str = "accuracy", range_seeds: int | None = None,
-) -> Figure:  # fmt: skip
+    table: pd.DataFrame,
+    *,
+    measure: str = "auc",
+    row: str = "arm",
+    hue: str = "baseline",
+    ax=None,
+    metric: str = "accuracy",
+    range_seeds: int | None = None,
+) -> Figure:
     """Paired differences with their confidence intervals
     (:func:`fmlib.analysis.compare.paired_differences`): one row per ``row`` (arm), one marker per
     ``hue`` (baseline), a line at zero; right of zero the treatment (FisherMask) is better.
@@ -74,8 +80,16 @@ def paired_differences(
             low, high, _ = _mark_cut(ax, y, low, high, xlim, colors[name], horizontal=True)
         diff = part["diff"].to_numpy(float)
         err = np.vstack([diff - low, high - diff])
-        ax.errorbar(diff, y, xerr=np.nan_to_num(np.clip(err, 0, None)), fmt="o", ms=4, capsize=2,
-                    color=colors[name], label=f"{name}")  # fmt: skip
+        ax.errorbar(
+            diff,
+            y,
+            xerr=np.nan_to_num(np.clip(err, 0, None)),
+            fmt="o",
+            ms=4,
+            capsize=2,
+            color=colors[name],
+            label=f"{name}",
+        )
     if xlim is not None:
         ax.set_xlim(*xlim)
     ax.axvline(0, color="black", lw=0.8)
@@ -85,8 +99,10 @@ def paired_differences(
         np.arange(len(rows)), [r if fewest[r] == n else f"{r} ({fewest[r]} seeds)" for r in rows]
     )
     ax.invert_yaxis()
-    ax.set_xlabel(f"FisherMask − baseline, {_measure_label(measure, metric)}\n"
-                  f"mean of paired differences over ≤{n} seeds, 95 % t interval")  # fmt: skip
+    ax.set_xlabel(
+        f"FisherMask − baseline, {_measure_label(measure, metric)}\n"
+        f"mean of paired differences over ≤{n} seeds, 95 % t interval"
+    )
     _title(ax, f"FisherMask minus each baseline: {_measure_label(measure, metric)}")
     ax.legend(title=hue, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.grid(axis="x", alpha=0.3)
@@ -109,16 +125,31 @@ def _mark_cut(ax, at, low, high, limits, colour, *, horizontal: bool, values: bo
             continue
         inward = -8 if side == "high" else 8  # just inside the edge, on a white patch
         offset = (inward, 0) if horizontal else (0, inward)
-        ax.annotate(f"{end:+.2f}", xy, xytext=offset, textcoords="offset points", fontsize=7,
-                    color=colour, ha=("right" if side == "high" else "left") if horizontal
-                    else "center", va="center", annotation_clip=False, zorder=5,
-                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"})  # fmt: skip
+        ax.annotate(
+            f"{end:+.2f}",
+            xy,
+            xytext=offset,
+            textcoords="offset points",
+            fontsize=7,
+            color=colour,
+            ha=("right" if side == "high" else "left") if horizontal else "center",
+            va="center",
+            annotation_clip=False,
+            zorder=5,
+            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"},
+        )
     return cut_low, cut_high, int((low < lo).sum() + (high > hi).sum())
 
 
-def paired_differences_by_budget(table: pd.DataFrame, *, row: str = "arm", hue: str = "baseline",
-                                 metric: str = "accuracy", ncols: int = 2,
-                                 range_seeds: int | None = None) -> Figure:  # fmt: skip
+def paired_differences_by_budget(
+    table: pd.DataFrame,
+    *,
+    row: str = "arm",
+    hue: str = "baseline",
+    metric: str = "accuracy",
+    ncols: int = 2,
+    range_seeds: int | None = None,
+) -> Figure:
     """Paired difference (FisherMask − each baseline) against the label budget, one panel per
     ``row`` (arm), one line per ``hue`` (baseline) with its 95 % t interval as a band, a line at
     zero; above zero FisherMask is better. ``table``:
@@ -142,8 +173,9 @@ def paired_differences_by_budget(table: pd.DataFrame, *, row: str = "arm", hue: 
     ylim = _range_of(table["ci_low"], table["ci_high"], table[row].map(seeds).ge(floor).to_numpy())
     ncols = min(ncols, len(rows))
     nrows = -(-len(rows) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.3 * nrows), layout="constrained",
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(5.0 * ncols, 3.3 * nrows), layout="constrained", squeeze=False
+    )
     budgets = sorted(table["budget"].unique())
     most = int(table["n"].max())
     for i, (ax, name) in enumerate(zip(axes.flat, rows)):
@@ -153,8 +185,9 @@ def paired_differences_by_budget(table: pd.DataFrame, *, row: str = "arm", hue: 
             x = line["budget"].to_numpy(float)
             low, high = line["ci_low"].to_numpy(float), line["ci_high"].to_numpy(float)
             if ylim is not None:
-                low, high, ends = _mark_cut(ax, x, low, high, ylim, colors[base],
-                                            horizontal=False, values=False)  # fmt: skip
+                low, high, ends = _mark_cut(
+                    ax, x, low, high, ylim, colors[base], horizontal=False, values=False
+                )
                 cut += ends
             ax.fill_between(x, low, high, color=colors[base], alpha=0.15, lw=0)
             ax.plot(x, line["diff"], marker="o", ms=3.5, color=colors[base], label=base)
@@ -173,8 +206,12 @@ def paired_differences_by_budget(table: pd.DataFrame, *, row: str = "arm", hue: 
     for ax in list(axes.flat)[len(rows) :]:
         ax.remove()
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, title=hue, loc="outside lower center", ncol=len(hues),
-               fontsize="small")  # fmt: skip
-    fig.suptitle(f"FisherMask minus each baseline in {metric} at each budget, paired by seed "
-                 f"(mean, 95 % t interval over ≤{most} seeds)", fontsize=11)  # fmt: skip
+    fig.legend(
+        handles, labels, title=hue, loc="outside lower center", ncol=len(hues), fontsize="small"
+    )
+    fig.suptitle(
+        f"FisherMask minus each baseline in {metric} at each budget, paired by seed "
+        f"(mean, 95 % t interval over ≤{most} seeds)",
+        fontsize=11,
+    )
     return fig

@@ -52,8 +52,18 @@ def _class_name(column: str, classes) -> str:
     return classes[c] if classes is not None else str(c)
 
 
-def learning_curves(runs: pd.DataFrame, *, x="n_labeled", y="accuracy", hue="strategy", errorbar=("ci", 95),
-                    hue_order=None, ax=None, seed: int = 0, palette=None) -> Figure:  # fmt: skip
+def learning_curves(
+    runs: pd.DataFrame,
+    *,
+    x="n_labeled",
+    y="accuracy",
+    hue="strategy",
+    errorbar=("ci", 95),
+    hue_order=None,
+    ax=None,
+    seed: int = 0,
+    palette=None,
+) -> Figure:
     """Test ``y`` against labels, one line per ``hue`` value, mean and band over runs (seeds);
     ``palette``: ``{hue value: colour}`` (default seaborn's)."""
     ax, hue = _axes(ax), _hue(runs, hue)
@@ -90,14 +100,28 @@ def _legend_below(ax, n: int) -> None:
     """The axes' legend under its x label, in up to three columns: it covers no curve."""
     if ax.get_legend() is None:
         return
-    sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, max(1, n)),
-                    fontsize="small", title=None, frameon=False)  # fmt: skip
+    sns.move_legend(
+        ax,
+        "upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=min(3, max(1, n)),
+        fontsize="small",
+        title=None,
+        frameon=False,
+    )
 
 
 def learning_curve_panels(
-    runs: pd.DataFrame, *, col="setting", x="n_labeled", y="accuracy", hue="strategy",
-    errorbar=("ci", 95), seed: int = 0, ncols: int | None = None,
-) -> Figure:  # fmt: skip
+    runs: pd.DataFrame,
+    *,
+    col="setting",
+    x="n_labeled",
+    y="accuracy",
+    hue="strategy",
+    errorbar=("ci", 95),
+    seed: int = 0,
+    ncols: int | None = None,
+) -> Figure:
     """:func:`learning_curves` in a grid, one panel per value of ``col`` (e.g. balanced |
     imbalanced), each on its own label range, ``ncols`` panels a row (default: up to three panels
     in one row, more in rows of two). A ``hue`` value keeps its colour in every panel; each
@@ -110,15 +134,25 @@ def learning_curve_panels(
     n = max(1, len(panels))
     ncols = min(n, ncols or (n if n <= 3 else 2))
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.6 * nrows), layout="constrained",
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(5.2 * ncols, 4.6 * nrows), layout="constrained", squeeze=False
+    )
     for ax, value in zip(axes.flat, panels):
         part = runs[runs[col] == value]
         order = [h for h in palette if (part[hue] == h).any()] if hue else None
         ax.set_title(f"{col}: {value}")
         colours = {h: palette[h] for h in order} if hue else None
-        learning_curves(part, x=x, y=y, hue=hue, errorbar=errorbar, hue_order=order, ax=ax,
-                        seed=seed, palette=colours)  # fmt: skip
+        learning_curves(
+            part,
+            x=x,
+            y=y,
+            hue=hue,
+            errorbar=errorbar,
+            hue_order=order,
+            ax=ax,
+            seed=seed,
+            palette=colours,
+        )
         _legend_below(ax, len(order) if hue else 0)
     for ax in list(axes.flat)[len(panels) :]:
         ax.remove()  # empty cells of the last row
@@ -136,8 +170,18 @@ def per_class_accuracy(
     )
     long["class"] = [_class_name(c, classes) for c in long["class"]]
     palette = _labels_palette([column_class(c) for c in columns], classes)
-    sns.lineplot(data=long, x=x, y="class_accuracy", hue="class", hue_order=list(palette),
-                 palette=palette, errorbar=errorbar, seed=seed, marker=".", ax=ax)  # fmt: skip
+    sns.lineplot(
+        data=long,
+        x=x,
+        y="class_accuracy",
+        hue="class",
+        hue_order=list(palette),
+        palette=palette,
+        errorbar=errorbar,
+        seed=seed,
+        marker=".",
+        ax=ax,
+    )
     ax.set(xlabel="labeled samples" if x == "n_labeled" else x, ylabel="per-class accuracy")
     if x in ("n_labeled", "round"):
         _integer_x(ax)
@@ -167,8 +211,9 @@ def class_histogram(runs: pd.DataFrame, *, kind: str = "count", classes=None, ax
     return ax.figure
 
 
-def round_timings(runs: pd.DataFrame, *, phases=("train_time", "embed_time", "select_time", "eval_time"),
-                  ax=None) -> Figure:  # fmt: skip
+def round_timings(
+    runs: pd.DataFrame, *, phases=("train_time", "embed_time", "select_time", "eval_time"), ax=None
+) -> Figure:
     """Seconds per round, phases stacked, one panel per ``setting`` (settings are never pooled).
 
     With several strategies a panel has one horizontal bar per strategy (mean seconds per round
@@ -179,14 +224,22 @@ def round_timings(runs: pd.DataFrame, *, phases=("train_time", "embed_time", "se
     settings = sorted(runs["setting"].dropna().unique(), key=str) if "setting" in runs else [None]
     if ax is not None and len(settings) > 1:
         names = ", ".join(map(str, settings))
-        raise ValueError(f"ax draws one panel but the rows hold {len(settings)} settings "
-                         f"({names}); pass ax=None or one setting's rows")  # fmt: skip
+        raise ValueError(
+            f"ax draws one panel but the rows hold {len(settings)} settings "
+            f"({names}); pass ax=None or one setting's rows"
+        )
     by_strategy = "strategy" in runs.columns and runs["strategy"].nunique() > 1
     strategies = sorted(runs["strategy"].unique(), key=str) if by_strategy else []
     if ax is None:
         height = max(2.8, 0.38 * len(strategies) + 1.6) if by_strategy else 3.6
-        _, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings) + 1.2, height),
-                               layout="constrained", sharex=by_strategy, squeeze=False)  # fmt: skip
+        _, axes = plt.subplots(
+            1,
+            len(settings),
+            figsize=(4.6 * len(settings) + 1.2, height),
+            layout="constrained",
+            sharex=by_strategy,
+            squeeze=False,
+        )
         axes = list(axes.flat)
         if settings != [None]:
             axes[0].figure.suptitle("seconds per round by phase")
@@ -208,8 +261,11 @@ def round_timings(runs: pd.DataFrame, *, phases=("train_time", "embed_time", "se
                 ax.bar(table.index, values, bottom=base, color=colours[phase], label=label)
             base = base + values
         if by_strategy:
-            ax.set(yticks=np.arange(len(table)), yticklabels=table.index,
-                   xlabel="seconds per round (mean over rounds and runs)")  # fmt: skip
+            ax.set(
+                yticks=np.arange(len(table)),
+                yticklabels=table.index,
+                xlabel="seconds per round (mean over rounds and runs)",
+            )
             ax.invert_yaxis()
             ax.grid(axis="x", alpha=0.3)
         else:

@@ -33,22 +33,44 @@ def mask_overlap(
     ids = ["round"] + ([hue] if hue else [])
     value_vars = ["jaccard_previous", "jaccard_first"]
     names = {"jaccard_previous": "previous round", "jaccard_first": "first round"}
-    long = overlap[ids + value_vars].melt(id_vars=ids, value_vars=value_vars, var_name="against",
-                        value_name="jaccard").dropna()  # fmt: skip
+    long = (
+        overlap[ids + value_vars]
+        .melt(id_vars=ids, value_vars=value_vars, var_name="against", value_name="jaccard")
+        .dropna()
+    )
     long["against"] = long["against"].map(names)
-    sns.lineplot(data=long, x="round", y="jaccard", hue=hue, style="against",
-                 style_order=list(names.values()), errorbar=errorbar, seed=seed, marker="o",
-                 ax=ax)  # fmt: skip
+    sns.lineplot(
+        data=long,
+        x="round",
+        y="jaccard",
+        hue=hue,
+        style="against",
+        style_order=list(names.values()),
+        errorbar=errorbar,
+        seed=seed,
+        marker="o",
+        ax=ax,
+    )
     for column, dashes in (("chance_previous", "-"), ("chance_first", "--")):
         if column in overlap:
             chance = overlap.groupby("round")[column].mean().dropna()
             against = names[column.replace("chance", "jaccard")]
-            ax.plot(chance.index, chance.to_numpy(), color="grey", ls=dashes, lw=4, alpha=0.45,
-                    zorder=1, label=f"chance, {against}")  # fmt: skip
+            ax.plot(
+                chance.index,
+                chance.to_numpy(),
+                color="grey",
+                ls=dashes,
+                lw=4,
+                alpha=0.45,
+                zorder=1,
+                label=f"chance, {against}",
+            )
     chance = "grey: random masks, same count per tensor\n" if "chance_first" in overlap else ""
-    ax.set(ylim=(0, 1.02), ylabel="mask overlap (Jaccard)",
-           xlabel=f"round\n{chance}no Fisher-sampling noise reference "
-                  "(one mask a round recorded)")  # fmt: skip
+    ax.set(
+        ylim=(0, 1.02),
+        ylabel="mask overlap (Jaccard)",
+        xlabel=f"round\n{chance}no Fisher-sampling noise reference (one mask a round recorded)",
+    )
     _integer_x(ax)
     _title(ax, "mask overlap with the previous and the first round")
     ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
@@ -85,10 +107,12 @@ def _layer_labels(frame: pd.DataFrame, layers) -> list[str]:
 
 
 _SHARE_WORDS = {  # value -> (title, colour bar or axis label)
-    "fraction": ("share of each layer's entries that are in the mask",
-                 "fraction of the layer in the mask"),
+    "fraction": (
+        "share of each layer's entries that are in the mask",
+        "fraction of the layer in the mask",
+    ),
     "share": ("share of the mask that each layer holds", "share of the mask in the layer"),
-}  # fmt: skip
+}
 
 
 def layer_share(shares: pd.DataFrame, *, value: str = "fraction", ax=None) -> Figure:
@@ -104,6 +128,7 @@ def layer_share(shares: pd.DataFrame, *, value: str = "fraction", ax=None) -> Fi
     table.index = _layer_labels(shares, layers)
     ax = _axes(ax, figsize=(max(5.0, 0.45 * table.shape[1] + 4), max(3.0, 0.28 * len(layers) + 1)))
     title, label = _SHARE_WORDS[value]
+    # values printed: a 0 and a 0.003 look equally dark
     sns.heatmap(
         table,
         cmap="magma",
@@ -113,7 +138,7 @@ def layer_share(shares: pd.DataFrame, *, value: str = "fraction", ax=None) -> Fi
         annot=table.size <= 120,
         fmt=".2g",
         annot_kws={"fontsize": 7},
-    )  # values printed: a 0 and a 0.003 look equally dark
+    )
     ax.set(xlabel="round", ylabel="")
     _title(ax, title)
     return ax.figure
@@ -139,8 +164,11 @@ def layer_share_summary(summary: pd.DataFrame, *, value: str = "fraction", ax=No
     xerr = np.vstack([np.maximum(mean - low, 0), np.maximum(high - mean, 0)])
     ax.barh(y, mean, xerr=xerr, color="tab:blue", alpha=0.8)
     title, label = _SHARE_WORDS[value]
-    ax.set(yticks=y, yticklabels=_layer_labels(summary, summary["layer"]),
-           xlabel=f"{label} (mean over rounds, whiskers {spread})")  # fmt: skip
+    ax.set(
+        yticks=y,
+        yticklabels=_layer_labels(summary, summary["layer"]),
+        xlabel=f"{label} (mean over rounds, whiskers {spread})",
+    )
     ax.set_xlim(left=0)
     _title(ax, f"{title}, over rounds")
     ax.invert_yaxis()
@@ -179,8 +207,16 @@ _FISHER_WORDS = {  # column of fmlib.analysis.sensitivity.fisher_over_rounds -> 
 }
 
 
-def fisher_over_rounds(fisher: pd.DataFrame, *, y: str = "fisher_trace", hue="strategy", errorbar=("ci", 95),
-                       log: bool = True, ax=None, seed: int = 0) -> Figure:  # fmt: skip
+def fisher_over_rounds(
+    fisher: pd.DataFrame,
+    *,
+    y: str = "fisher_trace",
+    hue="strategy",
+    errorbar=("ci", 95),
+    log: bool = True,
+    ax=None,
+    seed: int = 0,
+) -> Figure:
     """A Fisher summary (default the trace) against round, mean and band over runs."""
     ax, hue = _axes(ax), _hue(fisher, hue)
     sns.lineplot(
@@ -190,8 +226,10 @@ def fisher_over_rounds(fisher: pd.DataFrame, *, y: str = "fisher_trace", hue="st
         ax.set_yscale("log")
         _log_ticks(ax)
     words = _FISHER_WORDS.get(y, y.replace("_", " "))
-    ax.set(ylabel=words + (" (log scale)" if ax.get_yscale() == "log" else ""),
-           xlabel="round (model that picked)")  # fmt: skip
+    ax.set(
+        ylabel=words + (" (log scale)" if ax.get_yscale() == "log" else ""),
+        xlabel="round (model that picked)",
+    )
     _integer_x(ax)
     _title(ax, f"{words} per round")
     ax.grid(alpha=0.3)
@@ -231,8 +269,11 @@ def top_samples(top: pd.DataFrame, *, pool=None, classes=None, ncols: int = 5) -
     if pool is None:
         ax = _axes(None, figsize=(6.4, max(2.5, 0.3 * len(top) + 1)))
         ax.barh(np.arange(len(top)), top["score"], color="tab:orange")
-        ax.set(yticks=np.arange(len(top)), yticklabels=[caption(r).replace("\n", " ") for r in top.itertuples()],
-               xlabel="sensitivity ||V(x)||²")  # fmt: skip
+        ax.set(
+            yticks=np.arange(len(top)),
+            yticklabels=[caption(r).replace("\n", " ") for r in top.itertuples()],
+            xlabel="sensitivity ||V(x)||²",
+        )
         ax.invert_yaxis()
         return ax.figure
     nrows = max(1, -(-len(top) // ncols))

@@ -14,12 +14,18 @@ def rounds_frame(seeds=(0, 1, 2), strategies=("random", "fishermask"), settings=
         for strategy in strategies:
             for seed in seeds:
                 for r in range(4):
-                    row = {"run": f"{strategy}-{setting}-{seed}", "strategy": strategy,
-                           "seed": seed,
-                           "round": r, "n_labeled": 10 + 20 * r,
-                           "accuracy": 0.5 + 0.1 * r + 0.01 * seed,
-                           "train_time": 1.0 + r, "embed_time": 0.5, "select_time": 2.0,
-                           "eval_time": 0.1}  # fmt: skip
+                    row = {
+                        "run": f"{strategy}-{setting}-{seed}",
+                        "strategy": strategy,
+                        "seed": seed,
+                        "round": r,
+                        "n_labeled": 10 + 20 * r,
+                        "accuracy": 0.5 + 0.1 * r + 0.01 * seed,
+                        "train_time": 1.0 + r,
+                        "embed_time": 0.5,
+                        "select_time": 2.0,
+                        "eval_time": 0.1,
+                    }
                     if setting is not None:
                         row["setting"] = setting
                     for c in range(len(CLASSES)):
@@ -31,9 +37,18 @@ def rounds_frame(seeds=(0, 1, 2), strategies=("random", "fishermask"), settings=
 
 
 def by_class_frame():
-    rows = [{"round": r, "label": c, "class": CLASSES[c], "n_picked": c + 1,
-             "score_sum": float(c + 1), "score_share": (c + 1) / 10}
-            for r in range(3) for c in range(len(CLASSES))]  # fmt: skip
+    rows = [
+        {
+            "round": r,
+            "label": c,
+            "class": CLASSES[c],
+            "n_picked": c + 1,
+            "score_sum": float(c + 1),
+            "score_share": (c + 1) / 10,
+        }
+        for r in range(3)
+        for c in range(len(CLASSES))
+    ]
     return pd.DataFrame(rows)
 
 
@@ -49,8 +64,13 @@ def legend_colours(fig) -> dict:
 
 
 def overlap_frame():
-    return pd.DataFrame({"round": [0, 1, 2, 3] * 2, "strategy": "fishermask",
-                         "seed": [0] * 4 + [1] * 4,
-                         "jaccard_previous": [np.nan, 0.5, 0.6, 0.7] * 2,
-                         "jaccard_first": [1.0, 0.5, 0.4, 0.3] * 2,
-                         "fisher_trace": [1.0, 2.0, 3.0, 4.0] * 2})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "round": [0, 1, 2, 3] * 2,
+            "strategy": "fishermask",
+            "seed": [0] * 4 + [1] * 4,
+            "jaccard_previous": [np.nan, 0.5, 0.6, 0.7] * 2,
+            "jaccard_first": [1.0, 0.5, 0.4, 0.3] * 2,
+            "fisher_trace": [1.0, 2.0, 3.0, 4.0] * 2,
+        }
+    )

@@ -9,13 +9,23 @@ from fmlib.analysis import plots
 
 
 def differences_table(measures=("auc", "85", "155")):
-    """FisherMask − two baselines for three arms: ``ours`` 10 seeds, ``arm`` 5, ``authors`` 3 (wide)."""
+    """FisherMask − two baselines for three arms: ``ours`` 10 seeds, ``arm`` 5, ``authors`` 3
+    (wide)."""
     rows = []
     for arm, n, half in (("ours", 10, 0.01), ("arm", 5, 0.02), ("authors", 3, 0.6)):
         for base, diff in (("entropy", 0.01), ("random", 0.1)):
             for m in measures:
-                rows.append({"arm": arm, "baseline": base, "measure": m, "n": n, "diff": diff,
-                             "ci_low": diff - half, "ci_high": diff + half})  # fmt: skip
+                rows.append(
+                    {
+                        "arm": arm,
+                        "baseline": base,
+                        "measure": m,
+                        "n": n,
+                        "diff": diff,
+                        "ci_low": diff - half,
+                        "ci_high": diff + half,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -35,9 +45,8 @@ def test_a_row_with_fewer_seeds_is_cut_not_squeezing_the_others():
     assert -0.05 < lo < -0.01 and 0.12 < hi < 0.2  # set by the 10- and 5-seed rows
     (random_bars,) = [c for c in ax.containers if c.get_label() == "random"]
     ends = np.concatenate([s[:, 0] for s in random_bars.lines[2][0].get_segments()])
-    assert (
-        lo - 1e-9 <= ends.min() and ends.max() <= hi + 1e-9
-    )  # the 3-seed interval stops at the edge
+    # the 3-seed interval stops at the edge
+    assert lo - 1e-9 <= ends.min() and ends.max() <= hi + 1e-9
     arrows = [line for line in ax.get_lines() if line.get_marker() in ("<", ">")]
     assert len(arrows) == 4  # both ends of both baselines' 3-seed intervals
     texts = {t.get_text() for t in ax.texts}
@@ -51,8 +60,10 @@ def test_paired_differences_by_budget_one_panel_per_arm_one_line_per_baseline():
     table.loc[table["measure"] == "155", "diff"] += 0.02
     fig = plots.paired_differences_by_budget(table)
     assert [ax.get_title() for ax in fig.axes] == [
-        "ours (10 seeds)", "arm (5 seeds)", "authors (3 seeds), bands cut at ▲▼"
-    ]  # fmt: skip
+        "ours (10 seeds)",
+        "arm (5 seeds)",
+        "authors (3 seeds), bands cut at ▲▼",
+    ]
     for ax in fig.axes:
         lines = {
             ln.get_label(): ln for ln in ax.get_lines() if ln.get_label() in ("entropy", "random")

@@ -51,12 +51,26 @@ def test_per_class_legend_lies_beside_the_curves():
 
 def protocols_frame():
     """Three protocols with different strategies, two seeds each: ``ours`` has five series."""
-    labels = {"ours": ["bait", "entropy", "fm", "fm-random-mask", "random"],
-              "authors": ["entropy", "fm"], "resnet": ["fm", "margin"]}  # fmt: skip
-    rows = [{"run": f"{p}/{label}-{seed}", "protocol": p, "label": label, "seed": seed,
-             "round": r, "n_labeled": 15 + 70 * r, "accuracy": 0.4 + 0.1 * r + 0.01 * i}
-            for p, names in labels.items() for i, label in enumerate(names)
-            for seed in (0, 1) for r in range(4)]  # fmt: skip
+    labels = {
+        "ours": ["bait", "entropy", "fm", "fm-random-mask", "random"],
+        "authors": ["entropy", "fm"],
+        "resnet": ["fm", "margin"],
+    }
+    rows = [
+        {
+            "run": f"{p}/{label}-{seed}",
+            "protocol": p,
+            "label": label,
+            "seed": seed,
+            "round": r,
+            "n_labeled": 15 + 70 * r,
+            "accuracy": 0.4 + 0.1 * r + 0.01 * i,
+        }
+        for p, names in labels.items()
+        for i, label in enumerate(names)
+        for seed in (0, 1)
+        for r in range(4)
+    ]
     return pd.DataFrame(rows), labels
 
 

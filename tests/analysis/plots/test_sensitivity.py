@@ -10,9 +10,16 @@ from tests.analysis.plots.frames import overlap_frame
 def test_layer_summary_range_of_a_fraction_stays_in_zero_one():
     from fmlib.analysis.sensitivity import layer_share_summary
 
-    shares = pd.DataFrame({"round": [0, 1, 2, 3], "layer": "a", "numel": 10,
-                           "in_mask": [0, 0, 0, 9], "fraction": [0, 0, 0, 0.9],
-                           "share": [0, 0, 0, 1.0]})  # fmt: skip
+    shares = pd.DataFrame(
+        {
+            "round": [0, 1, 2, 3],
+            "layer": "a",
+            "numel": 10,
+            "in_mask": [0, 0, 0, 9],
+            "fraction": [0, 0, 0, 0.9],
+            "share": [0, 0, 0, 1.0],
+        }
+    )
     summary = layer_share_summary(shares)
     assert summary.loc[0, "fraction_mean"] - summary.loc[0, "fraction_std"] < 0  # mean ± std would
     ax = plots.layer_share_summary(summary).axes[0]
@@ -32,16 +39,24 @@ def test_a_log_axis_has_at_least_three_labelled_ticks():
         ax.figure.canvas.draw()
         assert ax.get_yscale() == "log"
         lo, hi = ax.get_ylim()
-        labelled = [t for t in ax.yaxis.get_major_ticks() if t.label1.get_text()
-                    and lo <= t.get_loc() <= hi]  # fmt: skip
+        labelled = [
+            t for t in ax.yaxis.get_major_ticks() if t.label1.get_text() and lo <= t.get_loc() <= hi
+        ]
         assert len(labelled) >= 3, traces
 
 
 def test_layers_are_named_with_their_module_type():
-    shares = pd.DataFrame({"round": [0, 0, 1, 1], "layer": ["features.0", "head"] * 2,
-                           "layer_type": ["Conv2d", "Linear"] * 2, "numel": [10, 4] * 2,
-                           "in_mask": [2, 4] * 2, "fraction": [0.2, 1.0] * 2,
-                           "share": [1 / 3, 2 / 3] * 2})  # fmt: skip
+    shares = pd.DataFrame(
+        {
+            "round": [0, 0, 1, 1],
+            "layer": ["features.0", "head"] * 2,
+            "layer_type": ["Conv2d", "Linear"] * 2,
+            "numel": [10, 4] * 2,
+            "in_mask": [2, 4] * 2,
+            "fraction": [0.2, 1.0] * 2,
+            "share": [1 / 3, 2 / 3] * 2,
+        }
+    )
     from fmlib.analysis.sensitivity import layer_share_summary
 
     expected = ["features.0 (Conv2d)", "head (Linear)"]
@@ -54,8 +69,7 @@ def test_layers_are_named_with_their_module_type():
 
 
 def test_mask_overlap_draws_the_chance_reference_in_grey():
-    overlap = overlap_frame().assign(chance_previous=[np.nan, 0.3, 0.3, 0.3] * 2,
-                                     chance_first=0.25)  # fmt: skip
+    overlap = overlap_frame().assign(chance_previous=[np.nan, 0.3, 0.3, 0.3] * 2, chance_first=0.25)
     ax = plots.mask_overlap(overlap, errorbar=None).axes[0]
     chance = {ln.get_label(): ln for ln in ax.get_lines() if ln.get_label().startswith("chance")}
     assert sorted(chance) == ["chance, first round", "chance, previous round"]
@@ -67,8 +81,15 @@ def test_mask_overlap_draws_the_chance_reference_in_grey():
 
 
 def test_a_small_layer_heatmap_prints_its_values_so_zero_and_small_differ():
-    shares = pd.DataFrame({"round": [0, 0, 1, 1], "layer": ["a", "b"] * 2, "numel": 10,
-                           "in_mask": [0, 1] * 2, "fraction": [0.0, 0.003] * 2,
-                           "share": [0.0, 1.0] * 2})  # fmt: skip
+    shares = pd.DataFrame(
+        {
+            "round": [0, 0, 1, 1],
+            "layer": ["a", "b"] * 2,
+            "numel": 10,
+            "in_mask": [0, 1] * 2,
+            "fraction": [0.0, 0.003] * 2,
+            "share": [0.0, 1.0] * 2,
+        }
+    )
     ax = plots.layer_share(shares).axes[0]
     assert [t.get_text() for t in ax.texts] == ["0", "0", "0.003", "0.003"]
