@@ -177,9 +177,8 @@ def comparison_table(
     """One row per group (default: dataset × setting × strategy), seeds averaged.
 
     Columns: ``runs``; ``auc`` (normalised area under the curve, mean ± std); ``at_budget``
-        (``metric``
-    at ``budget`` labels, default each run's last round); with a ``target``, ``labels_to_reach``
-    (mean ± std over the runs that reached it) and ``reached`` (``k/n`` runs).
+    (``metric`` at ``budget`` labels, default each run's last round); with a ``target``,
+    ``labels_to_reach`` (mean ± std over the runs that reached it) and ``reached`` (``k/n`` runs).
     """
     if "setting" in by and "setting" not in frame:
         frame = with_setting(frame)
