@@ -5,11 +5,12 @@ Every row names the file, the exact text it replaces (it must occur once in that
 replacement and the test paths to run (``pytest -x -q``). The checkout's files (tracked, and
 untracked ones git does not ignore) are copied once to a temporary folder; each mutant is applied
 there, its tests run, and the file restored. Prints a table (caught / survived, seconds) and the
-score.
+score. A row whose test path is not in the checkout stops the script before anything runs.
 
 Usage::
 
-    nice -n 10 python benchmarks/mutants.py              # every mutant
+    nice -n 10 python benchmarks/mutants.py              # every mutant of the first table
+    nice -n 10 python benchmarks/mutants.py --set fresh  # the second table (or --set all)
     nice -n 10 python benchmarks/mutants.py --only loop-labels-not-reordered
     nice -n 10 python benchmarks/mutants.py --only NAME --tests tests/test_x.py::test_y
     python benchmarks/mutants.py --list
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STRATEGIES = ["tests/test_strategies.py", "tests/doors/test_api.py"]
+STRATEGIES = ["tests/strategies/test_base.py", "tests/doors/test_api.py"]
 
 # name, file, original text (once in the file), replacement, test paths
 MUTANTS = [
@@ -109,21 +110,21 @@ MUTANTS = [
         "fmlib/loop.py",
         "n = self.schedule[r + 1] - self.schedule[r]",
         "n = self.schedule[r + 1] - self.schedule[r] + 1",
-        ["tests/test_session.py"],
+        ["tests/test_session.py", "tests/test_loop.py"],
     ),
     (
         "loop-labels-not-reordered",
         "fmlib/loop.py",
         "labels = np.asarray(labels, dtype=np.int64).reshape(-1)[order]",
         "labels = np.asarray(labels, dtype=np.int64).reshape(-1)",
-        ["tests/test_session.py"],
+        ["tests/test_session.py", "tests/test_loop.py"],
     ),
     (
         "loop-trains-on-pool-labels",
         "fmlib/loop.py",
         "view.labels = self.known.clone()",
         "view.labels = pool.labels.clone()",
-        ["tests/test_session.py"],
+        ["tests/test_session.py", "tests/test_loop.py"],
     ),
     # build.py
     (
@@ -131,21 +132,21 @@ MUTANTS = [
         "fmlib/build.py",
         "enumerate(pool.class_counts()) if n == 0]",
         "enumerate(pool.class_counts()) if n < 0]",
-        ["tests/doors/test_api.py", "tests/test_byo.py"],
+        ["tests/doors/test_api.py", "tests/test_build.py"],
     ),
     (
         "build-label-range-off-by-one",
         "fmlib/build.py",
         "(labels < 0) | (labels >= part.num_classes)",
         "(labels < 0) | (labels > part.num_classes)",
-        ["tests/doors/test_api.py", "tests/test_byo.py"],
+        ["tests/doors/test_api.py", "tests/test_build.py"],
     ),
     (
         "build-init-ignores-seed",
         "fmlib/build.py",
         'round_seed(config.seed, 0, "init")',
         'round_seed(0, 0, "init")',
-        ["tests/test_seeds_guard.py"],
+        ["tests/test_build.py", "tests/test_seeds.py"],
     ),
     # config.py and the bounds it checks
     (
@@ -153,7 +154,7 @@ MUTANTS = [
         "fmlib/config.py",
         'self.first_query == "authors" and self.strategy == "bait"',
         'self.first_query == "authors" and self.strategy != "bait"',
-        ["tests/test_protocol.py"],
+        ["tests/test_config.py", "tests/test_loop.py"],
     ),
     (
         "config-preset-over-options",
@@ -212,7 +213,7 @@ MUTANTS = [
         "fmlib/data.py",
         "(len(y) and int(y.min()) < 0)",
         "(len(y) and int(y.min()) < -1)",
-        ["tests/test_data.py", "tests/test_byo.py"],
+        ["tests/test_data.py", "tests/test_build.py"],
     ),
     (
         "checks-bool-is-an-int",
@@ -227,16 +228,166 @@ MUTANTS = [
         "fmlib/grid/spec.py",
         "out[key] = {**out[key], **value}",
         "out[key] = dict(value)",
-        ["tests/test_grid.py"],
+        ["tests/grid/test_spec.py"],
     ),
     (
         "grid-duplicate-names-pass",
         "fmlib/grid/spec.py",
         "        if name in seen:\n",
         "        if name in runs:\n",
-        ["tests/test_grid.py", "tests/doors/test_grid_file.py"],
+        ["tests/grid/test_spec.py", "tests/doors/test_grid_file.py"],
     ),
 ]
+
+
+LOOP = ["tests/test_loop.py", "tests/test_session.py"]
+BUILD = ["tests/test_build.py", "tests/doors/test_api.py"]
+
+# A second set, chosen after the tests above were written and run once before any test was
+# written for it (``--set fresh``).
+FRESH = [
+    (
+        "fresh-base-duplicates-pass",
+        "fmlib/strategies/base.py",
+        "if len(np.unique(unlabeled)) != len(unlabeled):",
+        "if len(np.unique(unlabeled)) > len(unlabeled):",
+        STRATEGIES,
+    ),
+    (
+        "fresh-base-select-seed-dropped",
+        "fmlib/strategies/base.py",
+        "unlabeled, int(n), seed=int(seed), device=device",
+        "unlabeled, int(n), seed=0, device=device",
+        STRATEGIES,
+    ),
+    (
+        "fresh-train-shuffle-ignores-seed",
+        "fmlib/train.py",
+        "    generator = torch.Generator().manual_seed(seed)\n",
+        "    generator = torch.Generator().manual_seed(0)\n",
+        ["tests/test_train.py"],
+    ),
+    (
+        "fresh-train-lr-zero-passes",
+        "fmlib/train.py",
+        "if not self.lr > 0:",
+        "if not self.lr >= 0:",
+        ["tests/test_train.py"],
+    ),
+    (
+        "fresh-train-softmax-wrong-axis",
+        "fmlib/train.py",
+        "F.softmax(logits, dim=1)",
+        "F.softmax(logits, dim=0)",
+        ["tests/test_train.py"],
+    ),
+    (
+        "fresh-loop-last-query-skipped",
+        "fmlib/loop.py",
+        "if r + 1 < len(self.schedule) and stop is None:",
+        "if r + 2 < len(self.schedule) and stop is None:",
+        LOOP,
+    ),
+    (
+        "fresh-loop-label-range-off-by-one",
+        "fmlib/loop.py",
+        "if not 0 <= v < num_classes]",
+        "if not 0 <= v <= num_classes]",
+        LOOP,
+    ),
+    (
+        "fresh-loop-train-seed-ignores-round",
+        "fmlib/loop.py",
+        'seed = round_seed(self.seed, r, "train")',
+        'seed = round_seed(self.seed, 0, "train")',
+        LOOP,
+    ),
+    (
+        "fresh-build-pool-size-unchecked",
+        "fmlib/build.py",
+        "    config.check_pool(len(pool))\n",
+        "",
+        BUILD,
+    ),
+    (
+        "fresh-build-test-labels-unchecked",
+        "fmlib/build.py",
+        'for part, name in ((data.pool, "pool"), (data.test, "test set")):',
+        'for part, name in ((data.pool, "pool"),):',
+        BUILD,
+    ),
+    (
+        "fresh-bounds-one-round-short",
+        "fmlib/bounds.py",
+        "while (rounds is None or len(sizes) <= rounds)",
+        "while (rounds is None or len(sizes) < rounds)",
+        ["tests/test_bounds.py"],
+    ),
+    (
+        "fresh-bounds-momentum-one-passes",
+        "fmlib/bounds.py",
+        "lambda v: is_real(v) and 0 <= v < 1),",
+        "lambda v: is_real(v) and 0 <= v <= 1),",
+        ["tests/test_bounds.py"],
+    ),
+    (
+        "fresh-config-data-seed-dropped",
+        "fmlib/config.py",
+        "return self.seed if self.data_seed is None else self.data_seed",
+        "return self.seed",
+        ["tests/test_config.py", "tests/test_build.py"],
+    ),
+    (
+        "fresh-records-threads-mixed-off-by-one",
+        "fmlib/records/tables.py",
+        '"threads_mixed": len(set(threads)) > 1,',
+        '"threads_mixed": len(set(threads)) > 2,',
+        ["tests/records/test_tables.py"],
+    ),
+    (
+        "fresh-records-finished-first-round",
+        "fmlib/records/tables.py",
+        'bool(rounds["finished"].iloc[-1])',
+        'bool(rounds["finished"].iloc[0])',
+        ["tests/records/test_tables.py"],
+    ),
+    (
+        "fresh-masks-fraction-zero-passes",
+        "fmlib/fisher/masks.py",
+        "        or not 0 < fraction <= 1\n",
+        "        or not 0 <= fraction <= 1\n",
+        ["tests/fisher/test_masks.py"],
+    ),
+    (
+        "fresh-gram-diagonal-doubled",
+        "fmlib/fisher/gram.py",
+        "upper + torch.triu(self.total, diagonal=1).mT",
+        "upper + torch.triu(self.total, diagonal=0).mT",
+        ["tests/fisher/test_gram.py"],
+    ),
+    (
+        "fresh-inverse-woodbury-ratio-flipped",
+        "fmlib/fisher/inverse.py",
+        "chol = cholesky(lamb / weight * eye + r @ r.T)",
+        "chol = cholesky(weight / lamb * eye + r @ r.T)",
+        ["tests/fisher/test_inverse.py"],
+    ),
+    (
+        "fresh-data-classes-one-short",
+        "fmlib/data.py",
+        "count = int(self.labels.max()) + 1\n",
+        "count = int(self.labels.max())\n",
+        ["tests/test_data.py"],
+    ),
+    (
+        "fresh-grid-axes-order-swapped",
+        "fmlib/grid/spec.py",
+        'CANONICAL_AXES = ("dataset", "imbalance", "strategy", "seed")',
+        'CANONICAL_AXES = ("dataset", "strategy", "imbalance", "seed")',
+        ["tests/grid/test_spec.py"],
+    ),
+]
+SETS = {"first": MUTANTS, "fresh": FRESH, "all": MUTANTS + FRESH}
 
 
 def copy_checkout(target: Path) -> None:
@@ -286,32 +437,56 @@ def run_mutant(copy: Path, row, timeout: float) -> tuple[str, float, str]:
     return verdict, seconds, last
 
 
+def missing_tests(rows) -> list[str]:
+    """``name: path`` for each test path of ``rows`` (its file, before any ``::``) that is not in
+    the checkout."""
+    return [
+        f"{row[0]}: {test}"
+        for row in rows
+        for test in row[4]
+        if not (ROOT / test.split("::")[0]).exists()
+    ]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--set",
+        choices=sorted(SETS),
+        default="first",
+        help="which table: first (the default), fresh, or all",
+    )
     parser.add_argument("--only", action="append", help="run this mutant only (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutant's tests")
     parser.add_argument("--tests", nargs="+", help="run these test paths for every mutant instead")
     args = parser.parse_args(argv)
-    names = [row[0] for row in MUTANTS]
+    table = SETS["all"] if args.only else SETS[args.set]
+    names = [row[0] for row in SETS["all"]]
     if len(set(names)) != len(names):
         raise SystemExit("two mutants share a name")
     if args.list:
-        for name, file, *_ in MUTANTS:
-            print(f"{name:36s} {file}")
+        for name, file, *_ in table:
+            print(f"{name:40s} {file}")
         return 0
-    rows = MUTANTS
+    rows = table
     if args.only:
         unknown = sorted(set(args.only) - set(names))
         if unknown:
             raise SystemExit(f"unknown mutants {unknown}; --list shows them")
-        rows = [row for row in MUTANTS if row[0] in args.only]
+        rows = [row for row in table if row[0] in args.only]
+    if args.tests:
+        rows = [(*row[:4], args.tests) for row in rows]
+    missing = missing_tests(rows)
+    if missing:
+        raise SystemExit(
+            "test paths not in the checkout (nothing was run):\n  " + "\n  ".join(missing)
+        )
     results = []
     with tempfile.TemporaryDirectory(prefix="fmlib-mutants-") as tmp:
         copy = Path(tmp)
         copy_checkout(copy)
         for row in rows:
-            row = (*row[:4], args.tests) if args.tests else row
             verdict, seconds, last = run_mutant(copy, row, args.timeout)
             results.append((row[0], row[1], verdict, seconds, last))
             print(f"{verdict:8s} {seconds:6.1f} s  {row[0]}  ({last})", flush=True)

@@ -108,3 +108,18 @@ def test_a_run_on_its_own_data_and_model_checks_the_memory_bound_on_them(
     monkeypatch.setattr(fisher, "available_memory", lambda device: 10_000)
     with pytest.raises(ValueError, match=r"the 48 weights of the head .* 84 candidates"):
         open_session(config, data=blob_data(), model=mlp)
+
+
+@pytest.mark.parametrize("momentum, bad", [(1.0, True), (0.99, False), (0.0, False)])
+def test_momentum_must_be_below_one(momentum, bad):
+    from fmlib.bounds import training_problems
+
+    problems = training_problems({"momentum": momentum})
+    assert bool(problems) == bad and all("momentum" in p for p in problems)
+
+
+def test_label_schedule_runs_exactly_the_rounds_asked():
+    from fmlib.bounds import label_schedule
+
+    assert label_schedule(6, 3, rounds=2) == [6, 9, 12]
+    assert label_schedule(6, 3, budget=20, rounds=3) == [6, 9, 12, 15]

@@ -91,3 +91,13 @@ def test_build_initialises_the_model_from_seed():
         return parts.model.weight.detach().clone()
 
     assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))
+
+
+def test_a_test_label_beyond_the_class_names_is_named():
+    from fmlib.build import check_data
+    from fmlib.data import as_al_data
+
+    data = as_al_data((blobs(30, 0), blobs(12, 1)))
+    data.test.labels[4] = 3  # 3 class names: 0..2
+    with pytest.raises(ValueError, match=r"the test set's labels must be class indices 0\.\.2"):
+        check_data(data)

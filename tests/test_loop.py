@@ -131,3 +131,27 @@ def test_the_loop_gives_the_strategy_each_rounds_own_selection_seed():
         loop.step()
     assert strategy.seeds == [round_seed(7, r, "select") for r in range(3)]
     assert len(set(strategy.seeds)) == 3
+
+
+def test_the_loop_trains_each_round_from_its_own_training_seed():
+    seeds = []
+
+    def train(model, data, labeled, *, seed, device):
+        seeds.append(seed)
+        return {"epochs": 1}
+
+    loop = ActiveLoop(
+        (POOL, blobs(30, 1)),
+        nn.Sequential(nn.Linear(20, 3)),
+        SeedRecorder(),
+        [6, 9, 12],
+        TrainConfig(epochs=1),
+        initial=np.arange(6),
+        seed=7,
+        device="cpu",
+        train=train,
+    )
+    while not loop.finished:
+        loop.step()
+    assert seeds == [round_seed(7, r, "train") for r in range(3)]
+    assert len(set(seeds)) == 3

@@ -248,3 +248,16 @@ def test_curve_area_is_the_trapezoid_mean_over_the_label_range():
     # trapezoids (0.6 * 10 + 0.8 * 10) / 20; right-endpoint sums would give 0.8
     assert curve_area([0, 10, 20], [0.5, 0.7, 0.9]) == pytest.approx(0.7)
     assert curve_area([0, 10, 30], [0.5, 0.7, 0.9]) == pytest.approx((6 + 16) / 30)
+
+
+@pytest.mark.parametrize("threads, mixed", [([2, 2, 2], False), ([1, 2, 2], True)])
+def test_results_summary_says_whether_the_thread_count_changed(threads, mixed):
+    from fmlib.records.tables import results_summary
+
+    rows = [
+        {"n_labeled": 6 + 3 * r, "accuracy": 0.5 + 0.1 * r, "balanced_accuracy": 0.5}
+        for r in range(3)
+    ]
+    meta = {"schedule": [6, 9, 12], "torch_threads": threads}
+    summary = results_summary(RunRecords(meta=meta, rounds=rows))
+    assert summary["torch_threads"] == threads and summary["threads_mixed"] is mixed

@@ -169,3 +169,9 @@ def test_the_max_candidates_subset_follows_the_seed():
     unlabeled = np.arange(1000)
     first, again, other = (_candidates(unlabeled, 5, 50, s) for s in (0, 0, 1))
     assert first.tolist() == again.tolist() and first.tolist() != other.tolist()
+
+
+def test_select_refuses_duplicate_unlabeled_positions():
+    pool, model, strategy = make_pool(30), TinyNet(), get_strategy("random")
+    with pytest.raises(ValueError, match="unlabeled contains duplicate positions"):
+        strategy.select(model, pool, [], np.array([0, 1, 1, 2]), 2)
