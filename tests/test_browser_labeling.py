@@ -48,13 +48,13 @@ def lab(tmp_path):
     run = tmp_path / "run"
     source = "".join(cell["source"])
     source = re.sub(
-        r"^auto_answer = .*$",
+        r"^auto_answer(: [^=]+)? = .*$",  # the typed parameter line
         "auto_answer = False  # the test answers in the browser",
         source,
         flags=re.M,
     )
     source = re.sub(
-        r"^output_dir = .*$",
+        r"^output_dir(: [^=]+)? = .*$",
         f"output_dir = {str(run)!r}  # the test reads the records",
         source,
         flags=re.M,
