@@ -100,9 +100,10 @@ def mask_overlap(source) -> pd.DataFrame:
         mask, NaN for the first), ``jaccard_first`` (with the first snapshot's, normally round 0),
         and ``chance_previous``, ``chance_first``: the expected Jaccard of random masks with the
         same number of entries in every parameter tensor (:func:`chance_jaccard`; a tensor the
-        mask always fills, such as the head, counts as shared). No Fisher-sampling noise
-        reference: a snapshot keeps the mask of the whole Fisher sample only, so the overlap of
-        masks from two halves of it cannot be computed from the records.
+        mask always fills, such as the head, counts as shared), and ``split_jaccard``: the
+        Fisher-sampling noise reference, the Jaccard of the masks the same rule picks from two
+        disjoint halves of that round's Fisher sample (FisherMask's ``split_half``; NaN in
+        snapshots made without it).
     """
     snapshots = as_snapshots(source)
     _same_parameters(snapshots)
@@ -124,6 +125,9 @@ def mask_overlap(source) -> pd.DataFrame:
                 "jaccard_first": jaccard(masks[r], masks[rounds[0]]),
                 "chance_previous": chance(snap, previous) if i else np.nan,
                 "chance_first": chance(snap, first),
+                "split_jaccard": float(snap["split_jaccard"])
+                if "split_jaccard" in snap
+                else np.nan,
             }
         )
     return pd.DataFrame(
@@ -135,6 +139,7 @@ def mask_overlap(source) -> pd.DataFrame:
             "jaccard_first",
             "chance_previous",
             "chance_first",
+            "split_jaccard",
         ],
     )
 

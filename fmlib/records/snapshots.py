@@ -43,7 +43,7 @@ def fisher_snapshot(
         report: a :class:`~fmlib.strategies.FisherReport` (``strategy.report.fisher`` after
             ``select``): ``fisher_diag`` (name -> tensor), ``mask`` (name -> bool tensor, e.g. a
             :class:`~fmlib.fisher.masks.ParameterMask`), ``picked_scores`` (``[K]``, pick order),
-            ``fisher_trace``.
+            ``fisher_trace``, ``split_jaccard`` (NaN when not measured).
         picked: ``int [K]`` pool positions the strategy returned (pick order).
         labels: ``int [K]`` their labels.
         round: the round whose model computed the Fisher.
@@ -58,8 +58,9 @@ def fisher_snapshot(
         ``quantile_levels [Q]``, ``mask_count``, ``mask_fraction``), the mask as flat indices per
         parameter (``mask_indices`` concatenated, parameter ``p`` owns
         ``mask_indices[mask_offsets[p]:mask_offsets[p + 1]]``), scalars ``round``,
-        ``fisher_trace``, ``mask_size``, and the picked samples (``picked_pool_index``,
-        ``picked_label``, ``picked_score``).
+        ``fisher_trace``, ``mask_size``, ``split_jaccard`` (the Jaccard of the masks of two
+        halves of the Fisher sample; NaN unless FisherMask's ``split_half``), and the picked
+        samples (``picked_pool_index``, ``picked_label``, ``picked_score``).
     """
     diag = {
         name: t.detach().to("cpu", torch.float64).reshape(-1)
@@ -104,6 +105,7 @@ def fisher_snapshot(
         ),
         "mask_size": np.int64(counts.sum()),
         "fisher_trace": np.float64(report.fisher_trace),
+        "split_jaccard": np.float64(report.split_jaccard),
         "picked_pool_index": np.asarray(picked, dtype=np.int64),
         "picked_label": np.asarray(labels, dtype=np.int64),
         "picked_score": np.asarray(report.picked_scores, dtype=np.float64),

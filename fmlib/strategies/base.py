@@ -107,6 +107,9 @@ class FisherReport:
     mask: ParameterMask  # the parameter entries the embeddings keep
     picked_scores: np.ndarray  # [K] tr F(x) = ||V(x)||² in the mask of every pick, in pick order
     fisher_trace: float  # tr F_U: the pool Fisher's trace in the mask's subspace
+    # FisherMask with split_half: Jaccard of the masks picked by the same rule from two disjoint
+    # random halves of the Fisher sample (its sampling noise at half the size); else NaN
+    split_jaccard: float = float("nan")
 
 
 @dataclass

@@ -219,6 +219,7 @@ class _FisherStrategy(Strategy):
 
     def _select(self, model, pool, labeled, unlabeled, n, *, seed, device):
         cand = _candidates(unlabeled, n, self.options["max_candidates"], seed)
+        self._split_jaccard = float("nan")  # set by FisherMask's split_half
         with self._timed("embed_time", device):
             if self.options["precision"] == "float64":
                 model = copy.deepcopy(model).double()  # inputs follow the model's dtype (_batches)
@@ -264,6 +265,7 @@ class _FisherStrategy(Strategy):
             mask=mask,
             picked_scores=sample_scores(emb[torch.as_tensor(picks)]).double().cpu().numpy(),
             fisher_trace=float(fisher_u.diagonal().sum()),
+            split_jaccard=self._split_jaccard,
         )
         return cand[picks]
 
@@ -319,7 +321,11 @@ class FisherMask(_FisherStrategy):
     as the authors' code). ``mask=`` injects a fixed :class:`ParameterMask` instead (the Fisher
     diagonal is still computed for the report). ``chunk_size``: samples per forward/backward in the
     Fisher engine (``None``: its default; the backward holds C times the activations);
-    ``batch_size``: samples per embedding block.
+    ``batch_size``: samples per embedding block. ``split_half=True`` also picks a mask by the same
+    rule from each of two disjoint, seeded random halves of the Fisher sample and reports their
+    Jaccard as ``report.fisher.split_jaccard`` (recorded in the sensitivity snapshots): how much
+    the mask moves from Fisher-sampling noise alone, at half the sample size. It costs one more
+    Fisher pass over the sample and changes neither the mask nor the picks.
     """
 
     name = "fishermask"
@@ -331,6 +337,7 @@ class FisherMask(_FisherStrategy):
         "scale": "fisher",
         "mask": None,
         "chunk_size": None,
+        "split_half": False,
     }
 
     def __init__(self, **options):
@@ -343,6 +350,10 @@ class FisherMask(_FisherStrategy):
             raise ValueError(
                 f"mask must be None or a ParameterMask, got {type(opts['mask']).__name__}"
             )
+        if not isinstance(opts["split_half"], bool):
+            raise ValueError(f"split_half must be True or False, got {opts['split_half']!r}")
+        if opts["split_half"] and opts["mask"] is not None:
+            raise ValueError("split_half needs the mask chosen from the Fisher (mask=None)")
 
     def model_needs(self) -> tuple[str, ...]:
         """``head`` when the mask is chosen from the Fisher with ``include_head`` (the default)."""
@@ -359,13 +370,35 @@ class FisherMask(_FisherStrategy):
         )
         mask = self.options["mask"]
         if mask is None:
-            opts = self.options
-            mask = fisher_mask(
-                diag,
-                opts["fraction"],
-                method=opts["method"],
-                include_head=opts["include_head"],
-                model=model,
-                seed=seed,
-            )
+            mask = self._rule(model, diag, seed)
+            if self.options["split_half"]:
+                self._split_jaccard = self._split_half_jaccard(model, inputs, seed)
         return mask, diag
+
+    def _rule(self, model, diag, seed) -> ParameterMask:
+        """The mask ``fraction``, ``method`` and ``include_head`` pick from a Fisher diagonal."""
+        opts = self.options
+        return fisher_mask(
+            diag,
+            opts["fraction"],
+            method=opts["method"],
+            include_head=opts["include_head"],
+            model=model,
+            seed=seed,
+        )
+
+    def _split_half_jaccard(self, model, inputs, seed) -> float:
+        """Jaccard of the masks of two disjoint seeded random halves of the Fisher sample."""
+        if len(inputs) < 2:
+            raise ValueError(f"split_half needs a Fisher sample of >= 2 points, got {len(inputs)}")
+        order = torch.from_numpy(np.random.default_rng(seed).permutation(len(inputs)))
+        halves = order[: len(inputs) // 2], order[len(inputs) // 2 :]
+        masks = [
+            self._rule(
+                model,
+                fisher_diagonal(model, inputs[half], chunk_size=self.options["chunk_size"]),
+                seed,
+            )
+            for half in halves
+        ]
+        return masks[0].jaccard(masks[1])

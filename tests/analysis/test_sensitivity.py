@@ -145,6 +145,14 @@ def test_mask_overlap_carries_the_chance_overlap_of_each_pair():
         )
 
 
+def test_mask_overlap_carries_the_split_half_reference_and_nan_without_it():
+    snaps = snapshots()
+    assert np.isnan(mask_overlap(snaps)["split_jaccard"]).all()  # no split_half
+    snaps[1] = dict(snaps[1], split_jaccard=np.float64(0.25))
+    del snaps[2]["split_jaccard"]  # a snapshot without the field
+    np.testing.assert_allclose(mask_overlap(snaps)["split_jaccard"], [np.nan, 0.25, np.nan])
+
+
 def test_snapshots_record_module_types_and_older_ones_still_read():
     model = torch.nn.Sequential(
         torch.nn.Conv2d(1, 2, 3),

@@ -118,3 +118,55 @@ def test_float64_precision_equals_the_strategy_on_a_float64_model(name, options,
 def test_precision_rejects_unknown_values():
     with pytest.raises(ValueError, match="precision.*allowed values"):
         get_strategy("fishermask", precision="half")
+
+
+def _brute_split_jaccard(model, inputs, seed, fraction) -> float:
+    """The split-half reference by brute force: per-sample autograd Fisher of each half."""
+    from fmlib.fisher.embeddings import fisher_diagonal_naive
+    from fmlib.fisher.masks import fisher_mask
+
+    order = np.random.default_rng(seed).permutation(len(inputs))
+    halves = order[: len(inputs) // 2], order[len(inputs) // 2 :]
+    masks = [
+        fisher_mask(
+            fisher_diagonal_naive(model, inputs[torch.from_numpy(h)]), fraction, model=model
+        )
+        for h in halves
+    ]
+    shared = sum(int((masks[0][n] & masks[1][n]).sum()) for n in masks[0])
+    return shared / (masks[0].size + masks[1].size - shared)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_fishermask_split_half_jaccard_equals_brute_force(float64, seed):
+    pool, model = make_pool(30), TinyNet()
+    labeled, unlabeled = np.arange(5), np.arange(5, 30)
+    plain = get_strategy("fishermask", fisher_samples=1000, fraction=0.2)
+    split = get_strategy("fishermask", fisher_samples=1000, fraction=0.2, split_half=True)
+    picks = split.select(model, pool, labeled, unlabeled, 4, seed=seed)
+    np.testing.assert_array_equal(
+        picks, plain.select(model, pool, labeled, unlabeled, 4, seed=seed)
+    )
+    assert math.isnan(plain.report.fisher.split_jaccard)  # off by default
+    expected = _brute_split_jaccard(model.eval(), pool.inputs().double(), seed, 0.2)
+    assert 0 < expected < 1  # the halves disagree on this net, so the check has teeth
+    assert split.report.fisher.split_jaccard == pytest.approx(expected, rel=1e-12)
+    for name, mask in split.report.fisher.mask.items():  # the mask is the whole sample's
+        assert torch.equal(mask, plain.report.fisher.mask[name])
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"split_half": 1}, "split_half must be True or False, got 1"),
+        ({"split_half": "yes"}, "split_half must be True or False"),
+        ({"split_half": True, "mask": "injected"}, "split_half needs the mask chosen"),
+    ],
+)
+def test_fishermask_split_half_rejects(options, match):
+    from fmlib.fisher.masks import ParameterMask
+
+    if options.get("mask") == "injected":
+        options = {**options, "mask": ParameterMask.full(TinyNet(), ["head.weight"])}
+    with pytest.raises(ValueError, match=match):
+        get_strategy("fishermask", **options)

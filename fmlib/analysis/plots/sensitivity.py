@@ -25,10 +25,11 @@ def mask_overlap(
     overlap: pd.DataFrame, *, hue="strategy", errorbar=("ci", 95), ax=None, seed: int = 0
 ) -> Figure:
     """Jaccard of each round's mask with the previous round's (solid) and the first round's
-    (dashed), and, in grey with the same dashes, what random masks with the same number of
-    entries in every parameter tensor give (``chance_previous``, ``chance_first`` of
-    :func:`fmlib.analysis.sensitivity.mask_overlap`, when present). The records hold no reference
-    for Fisher-sampling noise (a snapshot keeps one mask per round), as the x label says."""
+    (dashed), and two references of :func:`fmlib.analysis.sensitivity.mask_overlap`, when
+    present: in grey with the same dashes, what random masks with the same number of entries in
+    every parameter tensor give (``chance_previous``, ``chance_first``); in black, dotted, the
+    Fisher-sampling noise (``split_jaccard``: masks of two halves of one round's Fisher sample).
+    Without ``split_jaccard`` values the x label says that the records hold no noise reference."""
     ax, hue = _axes(ax), _hue(overlap, hue)
     ids = ["round"] + ([hue] if hue else [])
     value_vars = ["jaccard_previous", "jaccard_first"]
@@ -65,12 +66,29 @@ def mask_overlap(
                 zorder=1,
                 label=f"chance, {against}",
             )
-    chance = "grey: random masks, same count per tensor\n" if "chance_first" in overlap else ""
-    ax.set(
-        ylim=(0, 1.02),
-        ylabel="mask overlap (Jaccard)",
-        xlabel=f"round\n{chance}no Fisher-sampling noise reference (one mask a round recorded)",
+    noise = (
+        overlap.groupby("round")["split_jaccard"].mean().dropna()
+        if "split_jaccard" in overlap
+        else pd.Series(dtype=float)
     )
+    if len(noise):
+        ax.plot(
+            noise.index,
+            noise.to_numpy(),
+            color="black",
+            ls=":",
+            marker="x",
+            lw=1.5,
+            zorder=3,
+            label="two halves of one Fisher sample",
+        )
+    chance = "grey: random masks, same count per tensor\n" if "chance_first" in overlap else ""
+    reference = (
+        "black dotted: masks of two halves of the round's Fisher sample (sampling noise)"
+        if len(noise)
+        else "no Fisher-sampling noise reference (one mask a round recorded)"
+    )
+    ax.set(ylim=(0, 1.02), ylabel="mask overlap (Jaccard)", xlabel=f"round\n{chance}{reference}")
     _integer_x(ax)
     _title(ax, "mask overlap with the previous and the first round")
     ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")

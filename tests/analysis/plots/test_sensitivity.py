@@ -80,6 +80,21 @@ def test_mask_overlap_draws_the_chance_reference_in_grey():
     assert "chance, previous round" in labels
 
 
+def test_mask_overlap_draws_the_split_half_noise_reference_when_recorded():
+    overlap = overlap_frame().assign(split_jaccard=[0.4, 0.5, np.nan, 0.6, 0.2, 0.3, np.nan, 0.4])
+    ax = plots.mask_overlap(overlap, errorbar=None).axes[0]
+    (noise,) = [ln for ln in ax.get_lines() if ln.get_label() == "two halves of one Fisher sample"]
+    assert noise.get_xdata().tolist() == [0, 1, 3]  # mean over seeds, rounds without it left out
+    np.testing.assert_allclose(noise.get_ydata(), [0.3, 0.4, 0.5])
+    assert "two halves" in ax.get_xlabel() and "no Fisher-sampling" not in ax.get_xlabel()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "two halves of one Fisher sample" in labels
+    unrecorded = overlap_frame().assign(split_jaccard=np.nan)
+    ax = plots.mask_overlap(unrecorded, errorbar=None).axes[0]
+    assert "no Fisher-sampling noise reference" in ax.get_xlabel()
+    assert all(ln.get_label() != "two halves of one Fisher sample" for ln in ax.get_lines())
+
+
 def test_a_small_layer_heatmap_prints_its_values_so_zero_and_small_differ():
     shares = pd.DataFrame(
         {
