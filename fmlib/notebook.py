@@ -59,6 +59,15 @@ class Notebook:
         """``value`` (a parameter naming a file or folder) relative to the repository."""
         return self.root / Path(value).expanduser()
 
+    def relative(self, path) -> str:
+        """``path`` as written into records: relative to the repository when inside it (the same
+        text in every checkout), else absolute."""
+        path = Path(path).expanduser().resolve()
+        try:
+            return path.relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
     def scratch(self) -> Path:
         """A temporary folder (made on the first call), removed by :meth:`cleanup`."""
         if self._scratch is None:

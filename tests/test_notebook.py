@@ -1,4 +1,4 @@
-"""The papermill parameter checks of :mod:`fmlib.notebook`, without a kernel."""
+"""The papermill parameter checks and paths of :mod:`fmlib.notebook`, without a kernel."""
 
 from __future__ import annotations
 
@@ -47,3 +47,14 @@ def test_a_dict_passed_with_p_is_read_as_the_literal_it_spells():
 def test_a_dict_parameter_given_text_names_it_and_says_to_use_y():
     with pytest.raises(ValueError, match=r"parameter 'budgets' is dict.*-y 'budgets: "):
         container_values(CELL, {"budgets": "balanced=300"})
+
+
+def test_relative_writes_paths_inside_the_repository_relative_and_others_absolute(tmp_path):
+    from fmlib.notebook import Notebook
+
+    nb = Notebook("sensitivity")
+    assert nb.relative(nb.path("results/sensitivity/fishermask-seed0")) == (
+        "results/sensitivity/fishermask-seed0"
+    )
+    assert nb.relative(nb.root / "results" / ".." / "figures") == "figures"
+    assert nb.relative(tmp_path / "run") == str((tmp_path / "run").resolve())
