@@ -74,6 +74,11 @@ class Plateau:
             raise ValueError(
                 f"stopping rule plateau: min_delta must be a number >= 0, got {min_delta!r}"
             )
+        if metric not in ("accuracy", "balanced_accuracy"):
+            raise ValueError(
+                f"stopping rule plateau: metric must be 'accuracy' or 'balanced_accuracy', "
+                f"got {metric!r}"
+            )
         self.patience, self.min_delta, self.metric = patience, float(min_delta), metric
 
     def should_stop(self, rows: Sequence[Mapping]) -> bool:

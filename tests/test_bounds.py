@@ -123,3 +123,161 @@ def test_label_schedule_runs_exactly_the_rounds_asked():
 
     assert label_schedule(6, 3, rounds=2) == [6, 9, 12]
     assert label_schedule(6, 3, budget=20, rounds=3) == [6, 9, 12, 15]
+
+
+def sizes(**changes):
+    """A config-like object with valid sizes, ``changes`` applied."""
+    from types import SimpleNamespace
+
+    values = dict(
+        pool_size=None, test_size=None, initial_size=6, query_size=3, rounds=None, budget=20
+    )
+    return SimpleNamespace(**{**values, **changes})
+
+
+@pytest.mark.parametrize(
+    "changes, problem",
+    [
+        ({}, None),
+        ({"pool_size": 1, "test_size": 1}, None),
+        ({"pool_size": 0}, "pool_size must be an integer >= 1 or None, got 0"),
+        ({"test_size": 0}, "test_size must be an integer >= 1 or None, got 0"),
+        ({"test_size": 2.0}, "test_size must be an integer >= 1 or None"),
+        ({"initial_size": 1, "budget": 1}, None),
+        ({"initial_size": 0}, "initial_size must be an integer >= 1, got 0"),
+        ({"initial_size": None}, "initial_size must be an integer >= 1, got None"),
+        ({"query_size": 1}, None),
+        ({"query_size": 0}, "query_size must be an integer >= 1, got 0"),
+        ({"query_size": None}, "query_size must be an integer >= 1, got None"),
+        ({"query_size": True}, "query_size must be an integer >= 1, got True"),
+        ({"rounds": 0}, None),
+        ({"rounds": -1}, "rounds must be an integer >= 0 or None, got -1"),
+        ({"budget": 6}, None),
+        ({"budget": None, "rounds": 2}, None),
+        ({"budget": 5}, "budget must be an integer >= 6 or None, got 5"),
+    ],
+    ids=repr,
+)
+def test_size_problems_at_each_minimum(changes, problem):
+    from fmlib.bounds import size_problems
+
+    problems = size_problems(sizes(**changes))
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problems[0].startswith(problem)
+
+
+@pytest.mark.parametrize(
+    "initial, query, budget, rounds, expected",
+    [
+        (6, 3, 20, None, 5),  # 14 labels in steps of 3: 5 rounds, the last one shorter
+        (6, 3, 21, None, 5),
+        (6, 3, 22, None, 6),
+        (6, 3, 6, None, 0),
+        (6, 3, 5, None, 0),
+        (6, 3, None, 2, 2),
+        (6, 3, 20, 3, 3),
+        (6, 3, 20, 7, 5),
+        (6, 3, None, 0, 0),
+        (0, 1, 10_000, None, 10_000),
+        (0, 1, None, 10_000, 10_000),
+    ],
+)
+def test_schedule_rounds_counts_the_query_rounds(initial, query, budget, rounds, expected):
+    from fmlib.bounds import label_schedule, schedule_rounds
+
+    assert schedule_rounds(initial, query, budget, rounds) == expected
+    if initial:
+        schedule = label_schedule(initial, query, budget=budget, rounds=rounds)
+        assert len(schedule) == expected + 1 and schedule[0] == initial
+        assert schedule[-1] == (
+            initial + expected * query
+            if budget is None
+            else min(initial + expected * query, max(budget, initial))
+        )
+
+
+@pytest.mark.parametrize(
+    "budget, rounds, message",
+    [
+        (10_001, None, r"^budget 10001: the run would have 10001 query rounds"),
+        (None, 10_001, r"^rounds 10001: the run would have 10001 query rounds"),
+        (20_000, 10_001, r"^rounds 10001: the run would have 10001 query rounds"),
+        (10_001, 10_001, r"^rounds 10001: the run would have 10001"),
+        (10_001, 20_000, r"^budget 10001: the run would have 10001"),
+        (None, None, r"^budget None: the run would have unbounded query rounds"),
+    ],
+)
+def test_schedules_beyond_the_most_rounds_are_refused(budget, rounds, message):
+    from fmlib.bounds import label_schedule, schedule_rounds
+
+    with pytest.raises(ValueError, match=message):
+        schedule_rounds(0, 1, budget, rounds)
+    with pytest.raises(ValueError, match=message.replace("^", "")):
+        label_schedule(0, 1, budget=budget, rounds=rounds)
+
+
+def test_label_schedule_steps_and_its_last_step_shrinks_to_the_budget():
+    from fmlib.bounds import label_schedule
+
+    assert label_schedule(6, 3, budget=14) == [6, 9, 12, 14]
+    assert label_schedule(6, 3, budget=15) == [6, 9, 12, 15]
+    assert label_schedule(6, 3, budget=6) == [6]
+    assert label_schedule(6, 3, rounds=0) == [6]
+    assert label_schedule(6, 1, rounds=1) == [6, 7]
+    assert label_schedule(6, 3, budget=100, rounds=1) == [6, 9]
+    with pytest.raises(ValueError, match="query_size must be >= 1, got 0"):
+        label_schedule(6, 0, rounds=1)
+
+
+@pytest.mark.parametrize(
+    "initial, budget, rounds, pool, message",
+    [
+        (6, 20, None, 20, None),
+        (6, 20, None, 19, r"budget: the run would label 20 samples, beyond the pool \(19\)"),
+        (6, 20, 2, 12, None),
+        (6, 20, 2, 11, r"would label 12 samples, beyond the pool \(11\)"),
+        (6, None, 3, 15, None),
+        (6, None, 3, 14, r"would label 15 samples"),
+        (6, 6, None, 6, None),
+        (7, 7, None, 6, r"initial_size 7 is larger than the pool \(6\)"),
+    ],
+)
+def test_labels_fit_in_the_pool_up_to_its_size(initial, budget, rounds, pool, message):
+    from fmlib.bounds import check_labels_fit
+
+    config = sizes(initial_size=initial, budget=budget, rounds=rounds)
+    if message is None:
+        check_labels_fit(config, pool)
+    else:
+        with pytest.raises(ValueError, match=message):
+            check_labels_fit(config, pool)
+
+
+@pytest.mark.parametrize(
+    "name, good, bad",
+    [
+        ("epochs", [1, 500], [0, -1, 1.0, True, None]),
+        ("batch_size", [1, 4096], [0, 2.5, False]),
+        ("lr", [1e-9, 10, 10.0, 1], [0, -1e-3, 10.001, float("nan"), float("inf"), True, None]),
+        ("momentum", [0, 0.0, 0.999], [1, 1.0, -1e-9, float("nan"), None]),
+        ("weight_decay", [0, 0.0, 5.0], [-1e-9, float("inf"), True, None]),
+        ("target_train_acc", [None, 1, 1.0, 1e-9], [0, 0.0, 1.001, -0.5, float("nan"), True]),
+        ("grad_clip_value", [None, 1e-9, 100], [0, -1, float("inf"), True]),
+        ("augment", [True, False], [1, 0, None, "yes"]),
+        ("reinit", [True, False], [1, None]),
+        ("reinit_batchnorm", [False], [0]),
+        ("recompute_bn", [True], ["true"]),
+    ],
+)
+def test_training_values_at_the_edges_of_their_ranges(name, good, bad):
+    from fmlib.bounds import training_problems
+
+    for value in good:
+        assert training_problems({name: value}) == [], (name, value)
+    for value in bad:
+        problems = training_problems({name: value})
+        assert len(problems) == 1 and problems[0].startswith(f"{name} must be "), (name, value)
+        assert problems[0].endswith(f"got {value!r}")
+    assert training_problems({}) == []

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fmlib.checks import is_int
+from fmlib.checks import is_int, is_real
 
 
 @pytest.mark.parametrize("value", [0, -3, 2**70, np.int64(5), np.uint8(1)], ids=repr)
@@ -23,3 +23,19 @@ def test_every_door_checks_counts_with_the_one_definition():
 
     for module in (fmlib.config, fmlib.experiment, fmlib.fisher.greedy):
         assert module.is_int is is_int and not hasattr(module, "_is_int"), module.__name__
+
+
+@pytest.mark.parametrize(
+    "value", [0, -2, 1.5, np.float32(0.25), np.float64(-1e300), np.int32(3)], ids=repr
+)
+def test_finite_reals_are_reals(value):
+    assert is_real(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, np.bool_(True), float("nan"), float("inf"), -np.inf, np.float64("nan"), "1", None, 1j],
+    ids=repr,
+)
+def test_bools_non_finite_numbers_and_strings_are_not_reals(value):
+    assert not is_real(value)

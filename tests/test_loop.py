@@ -155,3 +155,49 @@ def test_the_loop_trains_each_round_from_its_own_training_seed():
         loop.step()
     assert seeds == [round_seed(7, r, "train") for r in range(3)]
     assert len(set(seeds)) == 3
+
+
+@pytest.mark.parametrize(
+    "positions, labels, message",
+    [
+        ([5, 2, 9], [0, 2, 1], None),
+        ([9, 5, 2], [1.0, 0.0, 2.0], None),
+        ([5, 2, 9], [0, 3, 1], r"labels must be classes 0..2 \(integers\), got \[3\]"),
+        ([5, 2, 9], [0, -1, 1], r"got \[-1\]"),
+        ([5, 2, 9], [0, 1.5, 1], r"got \[0.0, 1.5, 1.0\]"),
+        ([5, 2, 9], [0, 1], "got 2 labels for 3 positions"),
+        ([5, 2], [0, 1], "the query holds 3 positions, got labels for 2"),
+        ([5, 2, 2], [0, 1, 1], "each once"),
+        ([5, 2, 7], [0, 1, 1], r"not queried: \[7\]"),
+        ([5.0, 2.0, 9.0], [0, 1, 1], "positions must be the queried ones"),
+    ],
+    ids=repr,
+)
+def test_check_answer_places_each_queried_position_and_refuses_a_bad_answer(
+    positions, labels, message
+):
+    from fmlib.loop import check_answer
+
+    queried = [5, 2, 9]
+    if message is None:
+        order = check_answer(queried, positions, labels, 3)
+        assert [positions[i] for i in order] == queried
+    else:
+        with pytest.raises(ValueError, match=message):
+            check_answer(queried, positions, labels, 3)
+
+
+def test_train_columns_take_the_stats_and_mark_missing_ones():
+    from fmlib.loop import _train_columns
+
+    stats = {"epochs": 3, "train_accuracy": 0.5, "train_loss": 1.25, "seconds": 2}
+    assert _train_columns(stats) == {
+        "train_epochs": 3,
+        "train_accuracy": 0.5,
+        "train_loss": 1.25,
+        "train_time": 2.0,
+    }
+    empty = _train_columns({"epochs": 2.5})
+    assert empty["train_epochs"] == -1 and all(
+        np.isnan(empty[k]) for k in ("train_accuracy", "train_loss", "train_time")
+    )

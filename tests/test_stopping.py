@@ -9,7 +9,14 @@ import pytest
 from fmlib.config import ExperimentConfig
 from fmlib.experiment import run_experiment
 from fmlib.records import RunDirectory, write_results
-from fmlib.stopping import LabelBudget, Plateau, TargetAccuracy, check_stop, stop_rules
+from fmlib.stopping import (
+    LabelBudget,
+    Plateau,
+    TargetAccuracy,
+    check_stop,
+    rule_specs,
+    stop_rules,
+)
 from tests.fakes import blobs_run
 
 
@@ -99,3 +106,73 @@ def test_a_label_budget_stops_where_the_labels_reach_it(one_thread):
         24,
         30,
     ] and "stopped" not in unstopped.meta
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"rule": "label_budget", "labels": 1},
+        {"rule": "target_accuracy", "accuracy": 1},
+        {"rule": "target_accuracy", "accuracy": 1e-9, "metric": "balanced_accuracy"},
+        {"rule": "plateau", "patience": 1, "min_delta": 0},
+        {"rule": "plateau", "metric": "balanced_accuracy"},
+    ],
+    ids=repr,
+)
+def test_rules_at_their_bounds_are_accepted_and_round_trip(spec):
+    (rule,) = stop_rules([spec])
+    again = stop_rules(rule_specs([rule]))[0]
+    assert again.to_dict() == rule.to_dict()
+    assert {k: v for k, v in rule.to_dict().items() if k in spec} == spec
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"rule": "label_budget", "labels": 0},
+        {"rule": "label_budget", "labels": True},
+        {"rule": "label_budget", "labels": 2.0},
+        {"rule": "target_accuracy", "accuracy": 0},
+        {"rule": "target_accuracy", "accuracy": 1.0000001},
+        {"rule": "target_accuracy", "accuracy": float("nan")},
+        {"rule": "target_accuracy", "accuracy": True},
+        {"rule": "target_accuracy", "accuracy": 0.5, "metric": "loss"},
+        {"rule": "plateau", "patience": 0},
+        {"rule": "plateau", "patience": True},
+        {"rule": "plateau", "min_delta": -1e-9},
+        {"rule": "plateau", "min_delta": float("inf")},
+        {"rule": "plateau", "metric": "loss"},
+        {"rule": "plateau", "unknown": 1},
+    ],
+    ids=repr,
+)
+def test_rules_past_their_bounds_are_refused(spec):
+    with pytest.raises(ValueError, match=f"stopping rule {spec['rule']}"):
+        stop_rules([spec])
+
+
+def test_the_rules_look_at_the_last_row_and_stop_at_equality():
+    late = rows(0.9, 0.5)  # the best row first, the current one last
+    assert not TargetAccuracy(0.9).should_stop(late)
+    assert TargetAccuracy(0.5).should_stop(late) and not TargetAccuracy(0.51).should_stop(late)
+    balanced = [{**r, "balanced_accuracy": 0.2} for r in rows(0.9)]
+    assert not TargetAccuracy(0.5, metric="balanced_accuracy").should_stop(balanced)
+    assert LabelBudget(6).should_stop(rows(0.1)) and not LabelBudget(7).should_stop(rows(0.1))
+    # plateau: the gain of the last `patience` rows over the best before them, strictly below
+    assert Plateau(patience=1, min_delta=0.25).should_stop(rows(0.5, 0.74))
+    assert not Plateau(patience=1, min_delta=0.25).should_stop(rows(0.5, 0.75))
+    assert Plateau(patience=1, min_delta=0.1).should_stop(rows(0.5, 0.9, 0.1, 0.95))
+    assert Plateau(patience=2, min_delta=0.1).should_stop(rows(0.8, 0.5, 0.85))
+    assert not Plateau(patience=2).should_stop(rows(0.5, 0.5))  # no row before the window
+    assert Plateau(patience=2).should_stop(rows(0.5, 0.5, 0.5))
+    assert not Plateau(metric="balanced_accuracy", min_delta=0.1).should_stop(
+        [{**r, "balanced_accuracy": b} for r, b in zip(rows(0.5, 0.5, 0.5), (0.1, 0.5, 0.6))]
+    )
+
+
+def test_check_stop_names_the_first_rule_that_stops_and_none_without_rows():
+    rules = [LabelBudget(100), TargetAccuracy(0.5), LabelBudget(6)]
+    assert check_stop(rules, rows(0.6)) == TargetAccuracy(0.5).to_dict()
+    assert check_stop(rules, []) is None
+    assert check_stop([], rows(0.6)) is None
+    assert stop_rules([rules[1]])[0] is rules[1]  # a rule object passes as it is

@@ -359,3 +359,99 @@ def test_reset_parameters_follows_its_seed():
         return torch.cat([p.detach().flatten() for p in model.parameters()])
 
     assert torch.equal(weights(3), weights(3)) and not torch.equal(weights(3), weights(4))
+
+
+@pytest.mark.parametrize(
+    "kwargs, ok",
+    [
+        (dict(epochs=1), True),
+        (dict(batch_size=1), True),
+        (dict(batch_size=0), False),
+        (dict(epochs=-1), False),
+        (dict(lr=1e-12), True),
+        (dict(lr=-1e-3), False),
+        (dict(target_train_acc=1.0), True),
+        (dict(target_train_acc=1e-6), True),
+        (dict(target_train_acc=0.0), False),
+        (dict(target_train_acc=1.0001), False),
+        (dict(grad_clip_value=1e-9), True),
+        (dict(grad_clip_value=0.0), False),
+        (dict(grad_clip_value=-1.0), False),
+        (dict(optimizer="sgd"), True),
+    ],
+    ids=repr,
+)
+def test_train_config_values_at_their_bounds(kwargs, ok):
+    if ok:
+        assert TrainConfig(**kwargs).to_dict() == {**TrainConfig().to_dict(), **kwargs}
+    else:
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            TrainConfig(**kwargs)
+
+
+def constant_data(n: int) -> ImageData:
+    return ImageData(
+        torch.zeros(n, 1, 4, 4, dtype=torch.uint8),
+        torch.zeros(n, dtype=torch.long),
+        ["a", "b", "c"],
+    )
+
+
+def test_a_batch_of_one_is_skipped_unless_it_is_the_whole_labeled_set():
+    # 9 samples in batches 4-4-1: the last one trains nothing and counts as not correct
+    config = TrainConfig(epochs=1, batch_size=4)
+    stats = fit(ConstantOfThree(), constant_data(9), np.arange(9), config, seed=0, device="cpu")
+    assert stats["train_accuracy"] == pytest.approx(8 / 9)
+    stats = fit(ConstantOfThree(), constant_data(9), [4], config, seed=0, device="cpu")
+    assert stats["train_accuracy"] == 1.0 and stats["epochs"] == 1
+
+
+def test_fit_reports_the_mean_loss_over_the_labeled_set_and_its_time():
+    config = TrainConfig(epochs=3, batch_size=4, lr=1e-12)
+    stats = fit(ConstantOfThree(), constant_data(10), np.arange(10), config, seed=0, device="cpu")
+    loss = -torch.log_softmax(torch.tensor([1.0, 0.0, 0.0]), 0)[0].item()
+    assert stats["train_loss"] == pytest.approx(loss, rel=1e-5)
+    assert stats["epochs"] == 3 and stats["seconds"] >= 0
+    assert set(stats) == {"epochs", "train_accuracy", "train_loss", "seconds"}
+    with pytest.raises(ValueError, match="indices must not be empty"):
+        fit(ConstantOfThree(), constant_data(10), [], config, device="cpu")
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_fit_builds_the_optimizer_with_every_value_of_the_config(monkeypatch, optimizer):
+    seen = {}
+    real = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[optimizer]
+
+    def spy(params, **kwargs):
+        seen.update(kwargs)
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, {"adam": "Adam", "sgd": "SGD"}[optimizer], spy)
+    config = TrainConfig(epochs=1, optimizer=optimizer, lr=0.02, momentum=0.3, weight_decay=0.01)
+    fit(ConstantOfThree(), constant_data(4), np.arange(4), config, seed=0, device="cpu")
+    expected = {"lr": 0.02, "weight_decay": 0.01}
+    assert seen == (expected if optimizer == "adam" else {**expected, "momentum": 0.3})
+
+
+def test_without_a_target_accuracy_every_epoch_runs():
+    config = TrainConfig(epochs=4, batch_size=4, target_train_acc=None)
+    stats = fit(ConstantOfThree(), constant_data(8), np.arange(8), config, seed=0, device="cpu")
+    assert stats["epochs"] == 4 and stats["train_accuracy"] == 1.0
+    config = TrainConfig(epochs=4, batch_size=4, target_train_acc=1.0)
+    stats = fit(ConstantOfThree(), constant_data(8), np.arange(8), config, seed=0, device="cpu")
+    assert stats["epochs"] == 1
+
+
+def test_recompute_batchnorm_needs_two_samples_and_a_batchnorm_layer():
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    assert not recompute_batchnorm(model, torch.randn(1, 3))
+    assert torch.equal(model[1].running_mean, torch.zeros(3))
+    x = torch.randn(2, 3)
+    assert recompute_batchnorm(model, x)
+    with torch.no_grad():
+        torch.testing.assert_close(model[1].running_mean, model[0](x).mean(0))
+    assert not recompute_batchnorm(nn.Sequential(nn.Linear(3, 3)), x)
+
+
+def test_predict_proba_of_nothing_is_empty():
+    assert predict_proba(ConstantOfThree(), torch.zeros(0, 1, 4, 4), device="cpu").shape == (0, 0)

@@ -261,3 +261,56 @@ def test_results_summary_says_whether_the_thread_count_changed(threads, mixed):
     meta = {"schedule": [6, 9, 12], "torch_threads": threads}
     summary = results_summary(RunRecords(meta=meta, rounds=rows))
     assert summary["torch_threads"] == threads and summary["threads_mixed"] is mixed
+
+
+def test_run_summary_reads_the_last_round_by_labels_and_averages_the_curve():
+    from fmlib.records.tables import run_summary
+
+    frame = pd.DataFrame(
+        {
+            "n_labeled": [20, 10, 30],
+            "accuracy": [0.6, 0.4, 0.8],
+            "balanced_accuracy": [0.5, 0.3, 0.7],
+            "finished": [False, False, True],
+        }
+    )
+    summary = run_summary(frame)
+    assert summary["finished"] and summary["rounds"] == 3 and summary["n_labeled"] == 30
+    assert summary["final_accuracy"] == 0.8 and summary["final_balanced_accuracy"] == 0.7
+    assert summary["accuracy"] == [0.4, 0.6, 0.8]
+    assert summary["n_labeled_per_round"] == [10, 20, 30]
+    assert summary["auc"] == pytest.approx(0.6)
+    assert run_summary(frame, metric="balanced_accuracy")["auc"] == pytest.approx(0.5)
+    assert not run_summary(frame.assign(finished=[True, True, False]))["finished"]
+    empty = run_summary(frame.iloc[:0])
+    assert empty["rounds"] == 0 and not empty["finished"] and empty["n_labeled"] == 0
+
+
+@pytest.mark.parametrize(
+    "x, y, expected",
+    [([], [], float("nan")), ([5], [0.3], 0.3), ([5, 5], [0.2, 0.4], 0.4), ([0, 2], [0, 1], 0.5)],
+)
+def test_curve_area_of_short_curves(x, y, expected):
+    from fmlib.records.tables import curve_area
+
+    got = curve_area(x, y)
+    assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "meta, n_rounds, finished",
+    [
+        ({"schedule": [6, 9, 12]}, 3, True),
+        ({"schedule": [6, 9, 12]}, 2, False),
+        ({"schedule": []}, 0, False),
+        ({}, 0, False),
+        ({"schedule": [6, 9, 12], "stopped": {"round": 1}}, 2, True),
+        ({"schedule": [6, 9, 12], "stopped": {"round": 1}}, 1, False),
+        ({"schedule": [6, 9, 12], "stopped": {"round": 1}}, 3, True),
+    ],
+    ids=repr,
+)
+def test_is_finished_by_the_schedule_or_the_stopped_round(meta, n_rounds, finished):
+    from fmlib.records.tables import is_finished
+
+    assert is_finished(meta, n_rounds) is finished

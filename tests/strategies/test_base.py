@@ -175,3 +175,92 @@ def test_select_refuses_duplicate_unlabeled_positions():
     pool, model, strategy = make_pool(30), TinyNet(), get_strategy("random")
     with pytest.raises(ValueError, match="unlabeled contains duplicate positions"):
         strategy.select(model, pool, [], np.array([0, 1, 1, 2]), 2)
+
+
+def test_select_takes_every_unlabeled_position_without_a_warning_and_refuses_a_negative_n():
+    pool, model, strategy = make_pool(10), TinyNet(), get_strategy("random")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        picks = strategy.select(model, pool, np.arange(6), np.arange(6, 10), 4, seed=0)
+    assert sorted(picks.tolist()) == [6, 7, 8, 9]
+    with pytest.raises(ValueError, match="n must be >= 0, got -1"):
+        strategy.select(model, pool, [], np.arange(10), -1)
+
+
+@pytest.mark.parametrize(
+    "options, ok",
+    [
+        ({"batch_size": 1}, True),
+        ({"batch_size": 0}, False),
+        ({"batch_size": 2.0}, False),
+        ({"max_candidates": 1}, True),
+        ({"max_candidates": None}, True),
+        ({"max_candidates": 0}, False),
+        ({"max_candidates": 1.5}, False),
+    ],
+    ids=repr,
+)
+def test_batch_size_and_max_candidates_at_their_bounds(options, ok):
+    if ok:
+        assert get_strategy("entropy", **options).options == {
+            **get_strategy("entropy").options,
+            **options,
+        }
+    else:
+        with pytest.raises(ValueError, match=next(iter(options))):
+            get_strategy("entropy", **options)
+
+
+@pytest.mark.parametrize(
+    "picks, n, labeled, pool_size, message",
+    [
+        ([3, 4], 2, [], 10, None),
+        ([0, 9], 2, [], 10, None),
+        ([3], 2, [], None, "1 picks where 2 were asked for"),
+        ([3, 4, 5], 2, [], None, "3 picks where 2 were asked for"),
+        ([3, 10], 2, [], 10, r"positions out of range 0..9: \[10\]"),
+        ([-1, 3], 2, [], 10, r"positions out of range 0..9: \[-1\]"),
+        ([3, 3], 2, [], None, r"1 duplicated positions: \[3\]"),
+        ([1, 3], 2, [1], None, r"1 already labeled: \[1\]"),
+        ([3, 8], 2, [], None, r"1 not among the unlabeled candidates: \[8\]"),
+        ([3.0, 4.0], 2, [], None, "must return integer pool positions"),
+        (None, 2, [], None, "got None"),
+    ],
+    ids=repr,
+)
+def test_check_picks_names_what_is_wrong(picks, n, labeled, pool_size, message):
+    from fmlib.strategies.base import check_picks
+
+    unlabeled = np.array([0, 3, 4, 5, 9, 10])
+    if message is None:
+        out = check_picks(picks, n, unlabeled, labeled, pool_size=pool_size)
+        assert out.dtype == np.int64 and out.tolist() == picks
+    else:
+        with pytest.raises(RuntimeError, match=message):
+            check_picks(picks, n, unlabeled, labeled, pool_size=pool_size)
+
+
+def test_the_candidates_are_every_unlabeled_position_when_the_subset_would_hold_them_all():
+    unlabeled = np.arange(10)[::-1].copy()
+    assert _candidates(unlabeled, 3, 10, 0).tolist() == unlabeled.tolist()
+    assert _candidates(unlabeled, 10, 4, 0).tolist() == unlabeled.tolist()
+    assert _candidates(unlabeled, 3, None, 0).tolist() == unlabeled.tolist()
+    subset = _candidates(unlabeled, 3, 9, 0)
+    assert len(subset) == 9 and subset.tolist() == sorted(subset.tolist())
+    assert len(_candidates(unlabeled, 6, 4, 0)) == 6  # at least n
+
+
+def test_probabilities_and_features_cover_every_index_in_any_batch_size():
+    from fmlib.strategies.base import _features, _probabilities
+
+    pool, model = make_pool(12), TinyNet().eval()
+    indices = np.array([7, 0, 3, 11, 5])
+    with torch.no_grad():
+        x = pool.inputs(indices, torch.device("cpu"))
+        probs, feats = model(x).softmax(-1), model.embed(x)
+    for batch_size in (1, 2, 5, 64):
+        got = _probabilities(model, pool, indices, batch_size, torch.device("cpu"))
+        torch.testing.assert_close(got, probs)
+        torch.testing.assert_close(got.sum(1), torch.ones(5))
+        got = _features(model, pool, indices, batch_size, torch.device("cpu"))
+        torch.testing.assert_close(got, feats)
