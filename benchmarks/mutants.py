@@ -407,8 +407,9 @@ def copy_checkout(target: Path) -> None:
 
 def run_mutant(copy: Path, row, timeout: float) -> tuple[str, float, str]:
     """Apply one mutant in ``copy``, run its tests, restore the file: ``(verdict, seconds, the
-    last line pytest printed)``; verdict ``caught``, ``survived`` or ``error`` (the row is wrong:
-    its text is not in the file once, or its tests were not collected)."""
+    last line pytest printed)``; verdict ``caught``, ``survived``, ``timed out`` (the tests ran
+    past ``timeout``: a hang, scored as not caught) or ``error`` (the row is wrong: its text is not
+    in the file once, or its tests were not collected)."""
     name, file, original, replacement, tests = row
     path = copy / file
     text = path.read_text()
@@ -427,13 +428,13 @@ def run_mutant(copy: Path, row, timeout: float) -> tuple[str, float, str]:
         )
         rc, output = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired:
-        rc, output = -1, f"timed out after {timeout:.0f} s"
+        rc, output = None, f"timed out after {timeout:.0f} s"
     finally:
         path.write_text(text)
     seconds = time.perf_counter() - start
     lines = [line for line in output.strip().splitlines() if line.strip()]
     last = lines[-1] if lines else ""
-    verdict = {0: "survived", 1: "caught", 2: "caught"}.get(rc, "error")
+    verdict = {0: "survived", 1: "caught", 2: "caught", None: "timed out"}.get(rc, "error")
     return verdict, seconds, last
 
 
