@@ -10,7 +10,8 @@ score. A row whose test path is not in the checkout stops the script before anyt
 Usage::
 
     nice -n 10 python benchmarks/mutants.py              # every mutant of the first table
-    nice -n 10 python benchmarks/mutants.py --set fresh  # the second table (or --set all)
+    nice -n 10 python benchmarks/mutants.py --set fresh    # the second table
+    nice -n 10 python benchmarks/mutants.py --set holdout  # the third table (or --set all)
     nice -n 10 python benchmarks/mutants.py --only loop-labels-not-reordered
     nice -n 10 python benchmarks/mutants.py --only NAME --tests tests/test_x.py::test_y
     python benchmarks/mutants.py --list
@@ -387,7 +388,157 @@ FRESH = [
         ["tests/grid/test_spec.py"],
     ),
 ]
-SETS = {"first": MUTANTS, "fresh": FRESH, "all": MUTANTS + FRESH}
+
+# A held-out set, written from the package's sources alone, without reading the tests, and not
+# run while it was chosen (``--set holdout``).
+HOLDOUT = [
+    (
+        "holdout-base-nonfinite-rows-need-all",
+        "fmlib/strategies/base.py",
+        "bad |= ~torch.isfinite(v.reshape(len(v), -1)).all(1)",
+        "bad |= ~torch.isfinite(v.reshape(len(v), -1)).any(1)",
+        STRATEGIES,
+    ),
+    (
+        "holdout-train-loss-not-weighted",
+        "fmlib/train.py",
+        "loss_sum += loss.item() * len(batch)",
+        "loss_sum += loss.item()",
+        ["tests/test_train.py"],
+    ),
+    (
+        "holdout-loop-state-saves-pool-labels",
+        "fmlib/loop.py",
+        '"labels": self.known[torch.as_tensor(self.labeled)].clone(),',
+        '"labels": self.data.pool.labels[torch.as_tensor(self.labeled)].clone(),',
+        LOOP,
+    ),
+    (
+        "holdout-loop-fractional-labels-pass",
+        "fmlib/loop.py",
+        'whole = labels.dtype.kind == "f" and np.all(labels == np.round(labels))',
+        'whole = labels.dtype.kind == "f"',
+        LOOP,
+    ),
+    (
+        "holdout-build-logit-classes-unchecked",
+        "fmlib/build.py",
+        "logits.shape != (len(x), pool.num_classes)",
+        "logits.shape[0] != len(x)",
+        BUILD,
+    ),
+    (
+        "holdout-bounds-budget-equal-pool-rejected",
+        "fmlib/bounds.py",
+        "    if final > pool_size:\n",
+        "    if final >= pool_size:\n",
+        ["tests/test_bounds.py"],
+    ),
+    (
+        "holdout-config-device-not-neutral",
+        "fmlib/config.py",
+        '    "download",\n    "device",\n',
+        '    "download",\n',
+        ["tests/test_config.py", "tests/records/test_directory.py"],
+    ),
+    (
+        "holdout-data-counts-drop-absent-classes",
+        "fmlib/data.py",
+        "return np.bincount(labels.numpy(), minlength=self.num_classes)",
+        "return np.bincount(labels.numpy())",
+        ["tests/test_data.py", "tests/test_build.py"],
+    ),
+    (
+        "holdout-stopping-plateau-short-history",
+        "fmlib/stopping.py",
+        "if len(rows) <= self.patience:",
+        "if len(rows) < self.patience:",
+        ["tests/test_stopping.py"],
+    ),
+    (
+        "holdout-checks-inf-is-real",
+        "fmlib/checks.py",
+        "isinstance(value, (float, np.floating))) and math.isfinite(value)",
+        "isinstance(value, (float, np.floating)))",
+        ["tests/test_checks.py"],
+    ),
+    (
+        "holdout-records-final-balanced-is-accuracy",
+        "fmlib/records/tables.py",
+        '"final_balanced_accuracy": float(last["balanced_accuracy"])',
+        '"final_balanced_accuracy": float(last["accuracy"])',
+        ["tests/records/test_tables.py"],
+    ),
+    (
+        "holdout-records-meta-without-config-passes",
+        "fmlib/records/files.py",
+        'if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):',
+        "if not isinstance(meta, dict):",
+        ["tests/records/test_files.py"],
+    ),
+    (
+        "holdout-snapshots-labels-are-positions",
+        "fmlib/records/snapshots.py",
+        '"picked_label": np.asarray(labels, dtype=np.int64),',
+        '"picked_label": np.asarray(picked, dtype=np.int64),',
+        ["tests/records/test_snapshots.py"],
+    ),
+    (
+        "holdout-masks-top-takes-smallest",
+        "fmlib/fisher/masks.py",
+        "torch.argsort(values, descending=True, stable=True)[:k]",
+        "torch.argsort(values, descending=False, stable=True)[:k]",
+        ["tests/fisher/test_masks.py"],
+    ),
+    (
+        "holdout-gram-block-check-wrong-dim",
+        "fmlib/fisher/gram.py",
+        "if block.dim() != 2 or block.shape[1] != self.k:",
+        "if block.dim() != 2 or block.shape[0] != self.k:",
+        ["tests/fisher/test_gram.py"],
+    ),
+    (
+        "holdout-inverse-factor-rows-not-sqrt",
+        "fmlib/fisher/inverse.py",
+        "torch.cat([self.y, math.sqrt(self.lamb) * rows])",
+        "torch.cat([self.y, self.lamb * rows])",
+        ["tests/fisher/test_inverse.py"],
+    ),
+    (
+        "holdout-greedy-labeled-weight-swapped",
+        "fmlib/fisher/greedy.py",
+        "weight = n_labeled / (n_labeled + n)",
+        "weight = n / (n_labeled + n)",
+        ["tests/fisher/test_greedy.py"],
+    ),
+    (
+        "holdout-greedy-ties-to-highest",
+        "fmlib/fisher/greedy.py",
+        "return int(candidates[torch.argmin(ids[candidates])])",
+        "return int(candidates[torch.argmax(ids[candidates])])",
+        ["tests/fisher/test_greedy.py"],
+    ),
+    (
+        "holdout-grid-overrides-dropped",
+        "fmlib/grid/spec.py",
+        "        params = _merge(params, overrides or {})\n",
+        "",
+        ["tests/grid/test_spec.py"],
+    ),
+    (
+        "holdout-runner-gpus-all-first",
+        "fmlib/grid/runner.py",
+        "devices[i % len(devices)]",
+        "devices[0]",
+        ["tests/grid/test_runner.py"],
+    ),
+]
+SETS = {
+    "first": MUTANTS,
+    "fresh": FRESH,
+    "holdout": HOLDOUT,
+    "all": MUTANTS + FRESH + HOLDOUT,
+}
 
 
 def copy_checkout(target: Path) -> None:
@@ -455,7 +606,7 @@ def main(argv=None) -> int:
         "--set",
         choices=sorted(SETS),
         default="first",
-        help="which table: first (the default), fresh, or all",
+        help="which table: first (the default), fresh, holdout, or all",
     )
     parser.add_argument("--only", action="append", help="run this mutant only (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
@@ -468,7 +619,7 @@ def main(argv=None) -> int:
         raise SystemExit("two mutants share a name")
     if args.list:
         for name, file, *_ in table:
-            print(f"{name:40s} {file}")
+            print(f"{name:44s} {file}")
         return 0
     rows = table
     if args.only:
