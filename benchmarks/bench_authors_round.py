@@ -31,11 +31,14 @@ buffered GramSum FisherMask uses. "previous" runs today's library with the previ
 code both share (the per-pick candidate product) is as fast in both.
 
 Usage: python benchmarks/bench_authors_round.py [--quick] [--threads 1]
+       in two runs: ... --greedy float64 --no-fu-variant --picks P.json, then
+       ... --greedy float32 --picks P.json (the float32 table's previous greedy is the first run's)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import time
@@ -93,6 +96,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument(
+        "--greedy",
+        choices=("both", "float64", "float32"),
+        default="both",
+        help="which greedy tables to run (split a run in two on a machine paused for it)",
+    )
+    parser.add_argument(
+        "--picks",
+        help="JSON file: --greedy float64 writes the float64 picks and the previous greedy's time"
+        " there, --greedy float32 reads them (the float32 row's comparison and previous column)",
+    )
+    parser.add_argument(
+        "--no-fu-variant", action="store_true", help="skip F_U with GramSum's buffer off"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n_cand, fraction, picks = (600, 0.002, 20) if args.quick else (None, 0.01, 70)
@@ -148,14 +165,15 @@ def main() -> None:
     rows["F_U"] = (t_f_old, t_f_new, num * classes * k * (k + 1) / 2 / rate32)
     rel = float((f_new - f_old).norm() / f_old.norm())
     print(f"F_U float32 upper blocks vs float64: relative Frobenius difference {rel:.1e}")
-    f_each, t_f_each = clock(lambda: upper_fisher_sum(emb, args.batch, buffer_rows=1))
-    rel = float((f_each - f_old).norm() / f_old.norm())
-    print(
-        f"F_U, GramSum buffering {gram.DEFAULT_BUFFER_BYTES // (4 * k)} rows: {t_f_new:.2f}"
-        f" s; every {args.batch * classes}-row batch multiplied at once: {t_f_each:.2f} s"
-        f" (relative Frobenius difference to float64 {rel:.1e})"
-    )
-    del f_each
+    if not args.no_fu_variant:
+        f_each, t_f_each = clock(lambda: upper_fisher_sum(emb, args.batch, buffer_rows=1))
+        rel = float((f_each - f_old).norm() / f_old.norm())
+        print(
+            f"F_U, GramSum buffering {gram.DEFAULT_BUFFER_BYTES // (4 * k)} rows: {t_f_new:.2f}"
+            f" s; every {args.batch * classes}-row batch multiplied at once: {t_f_each:.2f} s"
+            f" (relative Frobenius difference to float64 {rel:.1e})"
+        )
+        del f_each
 
     n_l = len(labeled)
     root = emb_l.reshape(-1, k).double() / math.sqrt(n_l)  # [|L|·C, k]
@@ -171,6 +189,35 @@ def main() -> None:
     )
 
     common = dict(fisher=f_old, labeled_fisher=fisher_l, n_labeled=n_l)
+    rates = {"float32": rate32, "float64": rate64, "read": bandwidth}
+    tables = []
+    if args.greedy != "float32":
+        p_new, previous = float64_greedy(
+            args, emb, root, picks, common, rows, rates, t_i_old, t_i_new
+        )
+        tables.append(("greedy with float64 products (the default)", rows))
+    else:
+        with open(args.picks) as fh:
+            saved = json.load(fh)
+        p_new, previous = saved["picks"], saved["previous_greedy_s"]
+        print(f"float64 picks and the previous greedy's time ({previous:.2f} s) from {args.picks}")
+    if args.greedy != "float64":
+        rows32 = dict(rows)
+        rows32["greedy"] = (
+            previous,
+            *float32_greedy(emb, root, picks, common, rates, t_i_new, p_new),
+        )
+        tables.append(("greedy with float32 products, drift-checked", rows32))
+    for title, table in tables:
+        print(f"{title}:")
+        print_table(table)
+    print(f"load {os.getloadavg()[0]:.2f}")
+
+
+def float64_greedy(args, emb, root, picks, common, rows, rates, t_i_old, t_i_new):
+    """The previous and current float64 greedies: their row, and their picks compared."""
+    num, classes, k = emb.shape
+    rate64, bandwidth = rates["float64"], rates["read"]
     p_old, t_g_old = clock(lambda: greedy.greedy_trace_select(emb, picks, **common))
     p_new, t_g_new = clock(
         lambda: greedy.greedy_trace_select(emb.double(), picks, labeled_root=root, **common)
@@ -185,8 +232,17 @@ def main() -> None:
     first = num * classes * k * (k + 2 * r) / rate64
     rows["greedy"] = (t_g_old - t_i_old, t_g_new - t_i_new, first + picks * per_pick)
     print(f"greedy: same picks as the previous code (float64): {p_old == p_new}")
+    if args.picks:
+        with open(args.picks, "w") as fh:
+            json.dump({"picks": p_new, "previous_greedy_s": t_g_old - t_i_old}, fh)
+    return p_new, t_g_old - t_i_old
 
-    # float32 products with the drift check, on the float32 embeddings (no float64 copy)
+
+def float32_greedy(emb, root, picks, common, rates, t_i_new, p_new):
+    """The drift-checked float32 greedy on the float32 embeddings, its picks against ``p_new``
+    (the float64 greedy's): returns its time and its floor."""
+    num, classes, k = emb.shape
+    rate32, bandwidth, r = rates["float32"], rates["read"], root.shape[0]
     info = {}
     p_32, t_g_32 = clock(
         lambda: greedy.greedy_trace_select(
@@ -206,15 +262,7 @@ def main() -> None:
         f" position: {same} of {picks}; set in common {len(set(p_32) & set(p_new))};"
         f" first differing pick: {'none' if differ is None else differ}"
     )
-    rows32 = dict(rows, greedy=(rows["greedy"][0], t_g_32 - t_i_new, floor_32))
-
-    for title, table in (
-        ("greedy with float64 products (the default)", rows),
-        ("greedy with float32 products, drift-checked", rows32),
-    ):
-        print(f"{title}:")
-        print_table(table)
-    print(f"load {os.getloadavg()[0]:.2f}")
+    return t_g_32 - t_i_new, floor_32
 
 
 def print_table(rows):
