@@ -21,13 +21,24 @@ one, beside its floor measured in the same run:
   N·C·k² (B's product with F) + 2·N·C·k·r (V M through the factor), plus per pick the larger of
   N·C·k·2C multiply-adds and reading the float64 candidates and F once (at the read rate measured in
   the same run). The picks of the previous and current code are compared.
+- greedy with float32 products (``precision="float32"``, drift-checked) on the float32
+  embeddings, no float64 copy: its time, its floor (the same counts at the float32 GEMM rate,
+  float32 candidate bytes; its refreshes, each a first pass again, not counted), its refreshes
+  and its picks against the float64 greedy's; the whole query is printed with either greedy.
+
+F_U is also timed with every batch's rows multiplied at once (GramSum's buffer off), beside the
+buffered GramSum FisherMask uses. "previous" runs today's library with the previous options, so
+code both share (the per-pick candidate product) is as fast in both.
 
 Usage: python benchmarks/bench_authors_round.py [--quick] [--threads 1]
+       in two runs: ... --greedy float64 --no-fu-variant --picks P.json, then
+       ... --greedy float32 --picks P.json (the float32 table's previous greedy is the first run's)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import time
@@ -36,9 +47,8 @@ import numpy as np
 import torch
 
 from fmlib.experiment import ExperimentConfig, load_data
-from fmlib.fisher import greedy, inverse
+from fmlib.fisher import gram, greedy, inverse
 from fmlib.fisher.embeddings import fisher_diagonal, gradient_embeddings
-from fmlib.fisher.gram import GramSum
 from fmlib.fisher.masks import fisher_mask
 from fmlib.models import build_model
 
@@ -72,8 +82,8 @@ def fisher_sum(emb, batch, dtype):
     return total / len(emb)
 
 
-def upper_fisher_sum(emb, batch):
-    total = GramSum(emb.shape[-1])
+def upper_fisher_sum(emb, batch, buffer_rows=None):
+    total = gram.GramSum(emb.shape[-1], buffer_rows=buffer_rows)
     for start in range(0, len(emb), batch):
         total.add(emb[start : start + batch].reshape(-1, emb.shape[-1]))  # [b·C, k] float32
     return total.result(divide=len(emb))
@@ -86,6 +96,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument(
+        "--greedy",
+        choices=("both", "float64", "float32"),
+        default="both",
+        help="which greedy tables to run (split a run in two on a machine paused for it)",
+    )
+    parser.add_argument(
+        "--picks",
+        help="JSON file: --greedy float64 writes the float64 picks and the previous greedy's time"
+        " there, --greedy float32 reads them (the float32 row's comparison and previous column)",
+    )
+    parser.add_argument(
+        "--no-fu-variant", action="store_true", help="skip F_U with GramSum's buffer off"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n_cand, fraction, picks = (600, 0.002, 20) if args.quick else (None, 0.01, 70)
@@ -141,6 +165,15 @@ def main() -> None:
     rows["F_U"] = (t_f_old, t_f_new, num * classes * k * (k + 1) / 2 / rate32)
     rel = float((f_new - f_old).norm() / f_old.norm())
     print(f"F_U float32 upper blocks vs float64: relative Frobenius difference {rel:.1e}")
+    if not args.no_fu_variant:
+        f_each, t_f_each = clock(lambda: upper_fisher_sum(emb, args.batch, buffer_rows=1))
+        rel = float((f_each - f_old).norm() / f_old.norm())
+        print(
+            f"F_U, GramSum buffering {gram.DEFAULT_BUFFER_BYTES // (4 * k)} rows: {t_f_new:.2f}"
+            f" s; every {args.batch * classes}-row batch multiplied at once: {t_f_each:.2f} s"
+            f" (relative Frobenius difference to float64 {rel:.1e})"
+        )
+        del f_each
 
     n_l = len(labeled)
     root = emb_l.reshape(-1, k).double() / math.sqrt(n_l)  # [|L|·C, k]
@@ -156,6 +189,35 @@ def main() -> None:
     )
 
     common = dict(fisher=f_old, labeled_fisher=fisher_l, n_labeled=n_l)
+    rates = {"float32": rate32, "float64": rate64, "read": bandwidth}
+    tables = []
+    if args.greedy != "float32":
+        p_new, previous = float64_greedy(
+            args, emb, root, picks, common, rows, rates, t_i_old, t_i_new
+        )
+        tables.append(("greedy with float64 products (the default)", rows))
+    else:
+        with open(args.picks) as fh:
+            saved = json.load(fh)
+        p_new, previous = saved["picks"], saved["previous_greedy_s"]
+        print(f"float64 picks and the previous greedy's time ({previous:.2f} s) from {args.picks}")
+    if args.greedy != "float64":
+        rows32 = dict(rows)
+        rows32["greedy"] = (
+            previous,
+            *float32_greedy(emb, root, picks, common, rates, t_i_new, p_new),
+        )
+        tables.append(("greedy with float32 products, drift-checked", rows32))
+    for title, table in tables:
+        print(f"{title}:")
+        print_table(table)
+    print(f"load {os.getloadavg()[0]:.2f}")
+
+
+def float64_greedy(args, emb, root, picks, common, rows, rates, t_i_old, t_i_new):
+    """The previous and current float64 greedies: their row, and their picks compared."""
+    num, classes, k = emb.shape
+    rate64, bandwidth = rates["float64"], rates["read"]
     p_old, t_g_old = clock(lambda: greedy.greedy_trace_select(emb, picks, **common))
     p_new, t_g_new = clock(
         lambda: greedy.greedy_trace_select(emb.double(), picks, labeled_root=root, **common)
@@ -170,7 +232,41 @@ def main() -> None:
     first = num * classes * k * (k + 2 * r) / rate64
     rows["greedy"] = (t_g_old - t_i_old, t_g_new - t_i_new, first + picks * per_pick)
     print(f"greedy: same picks as the previous code (float64): {p_old == p_new}")
+    if args.picks:
+        with open(args.picks, "w") as fh:
+            json.dump({"picks": p_new, "previous_greedy_s": t_g_old - t_i_old}, fh)
+    return p_new, t_g_old - t_i_old
 
+
+def float32_greedy(emb, root, picks, common, rates, t_i_new, p_new):
+    """The drift-checked float32 greedy on the float32 embeddings, its picks against ``p_new``
+    (the float64 greedy's): returns its time and its floor."""
+    num, classes, k = emb.shape
+    rate32, bandwidth, r = rates["float32"], rates["read"], root.shape[0]
+    info = {}
+    p_32, t_g_32 = clock(
+        lambda: greedy.greedy_trace_select(
+            emb, picks, labeled_root=root, precision="float32", info=info, **common
+        )
+    )
+    per_pick_32 = max(
+        num * classes * k * 2 * classes / rate32, (num * classes * k * 4 + k * k * 8) / bandwidth
+    )
+    floor_32 = num * classes * k * (k + 2 * r) / rate32 + picks * per_pick_32
+    same = sum(a == b for a, b in zip(p_32, p_new))
+    differ = next((i for i, (a, b) in enumerate(zip(p_32, p_new)) if a != b), None)
+    print(
+        f"greedy float32 (drift-checked): {t_g_32 - t_i_new:.2f} s, floor {floor_32:.2f} s"
+        f" (float32 rate and bytes; refreshes not counted), {len(info['refreshes'])} refreshes"
+        f" at picks {info['refreshes']}; picks equal to the float64 greedy's, position by"
+        f" position: {same} of {picks}; set in common {len(set(p_32) & set(p_new))};"
+        f" first differing pick: {'none' if differ is None else differ}"
+    )
+    return t_g_32 - t_i_new, floor_32
+
+
+def print_table(rows):
+    """The phases' table, the whole query and the goals."""
     print("| phase | previous s | current s | floor s | current / floor | previous / current |")
     print("|---|---|---|---|---|---|")
     total = [0.0, 0.0, 0.0]
@@ -187,7 +283,8 @@ def main() -> None:
     )
     print(
         f"goals: current / floors <= 1.5: {'met' if new / floor <= 1.5 else 'MISSED'}; previous /"
-        f" current >= 3: {'met' if old / new >= 3 else 'MISSED'}; load {os.getloadavg()[0]:.2f}"
+        f" current >= 3: {'met' if old / new >= 3 else 'MISSED'}; previous / floors"
+        f" {old / floor:.2f}"
     )
 
 

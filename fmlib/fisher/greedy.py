@@ -355,10 +355,13 @@ def _rank_c_update(
         s_inv = -s_inv
     fx = f @ x.T  # [k, C]
     xfx = symmetric(x @ fx)  # [C, C] = B of the picked row, fresh
-    right = (scale * torch.cat([x.T, m.times(fx.T).T], dim=1)).to(work)  # [k, 2C]; M F xᵀ
+    # [2C, k] = [x; x F M]: the product reads it as a column-major [k, 2C], with which MKL runs
+    # the skinny N·C x k x 2C product 1.4x (float64) to 2x (float32) faster than with a row-major
+    # [k, 2C] (N·C = 22380, k = 7004, one thread)
+    right = (scale * torch.cat([x, m.times(fx.T)])).to(work)
     gh = torch.cat(
         [
-            (embeddings[start : start + chunk_size].to(work).reshape(-1, k) @ right).to(
+            (embeddings[start : start + chunk_size].to(work).reshape(-1, k) @ right.mT).to(
                 torch.float64
             )
             for start in range(0, len(embeddings), chunk_size)
