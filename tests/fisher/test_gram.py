@@ -30,3 +30,15 @@ def test_a_block_of_the_wrong_width_and_a_bad_strip_width_are_refused():
         GramSum(5).add(torch.zeros(3, 4))
     with pytest.raises(ValueError, match="width must be >= 1, got 0"):
         GramSum(5, width=0)
+
+
+def test_add_chains_counts_rows_and_refuses_a_batch_of_blocks():
+    block = torch.arange(6.0).view(3, 2)
+    gram = GramSum(2, width=1).add(block).add(block[:2])
+    assert gram.rows == 5
+    expected = block.double().T @ block.double() + block[:2].double().T @ block[:2].double()
+    torch.testing.assert_close(gram.result(), expected, rtol=0, atol=0)
+    torch.testing.assert_close(gram.result(2.0), expected / 2, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"block must be \[rows, 2\], got \[1, 3, 2\]"):
+        gram.add(block[None])
+    assert GramSum(3).result().shape == (3, 3) and GramSum(3).rows == 0
