@@ -291,3 +291,112 @@ def test_a_label_below_zero_is_refused():
 
     with pytest.raises(ValueError, match=r"labels must be integer classes >= 0"):
         as_data(TensorDataset(torch.zeros(3, 2), torch.tensor([0, -1, 1])))
+
+
+def _images(n=5, channels=2):
+    """An :class:`ImageData` of ``n`` images whose pixels are their position, 2 classes."""
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, channels, 3, 4)
+    return ImageData(
+        images.contiguous(), torch.arange(n) % 2, ["a", "b"], (0.0, 0.5), (1.0, 0.5), "toy"
+    )
+
+
+def test_image_data_normalises_each_channel_and_keeps_its_fields_in_a_subset():
+    data = _images()
+    assert data.shape == (2, 3, 4) and data.labels.dtype == torch.int64 and data.num_classes == 2
+    x = data.inputs([4, 1])
+    assert x.shape == (2, 2, 3, 4)
+    assert torch.allclose(x[0, 0], torch.full((3, 4), 4 / 255))
+    assert torch.allclose(x[0, 1], torch.full((3, 4), (4 / 255 - 0.5) / 0.5))
+    assert torch.allclose(x[1, 0], torch.full((3, 4), 1 / 255))
+    assert data.inputs().shape == (5, 2, 3, 4)
+    sub = data.subset([3, 4])
+    assert sub.labels.tolist() == [1, 0] and torch.equal(sub.inputs(), data.inputs([3, 4]))
+    assert (sub.classes, sub.mean, sub.std, sub.name) == (["a", "b"], (0.0, 0.5), (1.0, 0.5), "toy")
+    assert data.subset([0], classes=["x", "y"]).classes == ["x", "y"]
+    assert data.class_counts().tolist() == [3, 2] and data.class_counts([1, 3]).tolist() == [0, 2]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ([(torch.zeros(2), 0)], "map-style torch Dataset"),
+        (TensorDataset(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)), "dataset is empty"),
+        (TensorDataset(torch.zeros(3, 2)), "needs two tensors"),
+        (TensorDataset(torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.long)), "integer classes"),
+        (TensorDataset(torch.zeros(3, 2), torch.tensor([0.0, 1.0, 1.0])), "integer classes"),
+        (TensorDataset(torch.zeros(2, 2), torch.tensor([0, -1])), "integer classes >= 0"),
+    ],
+)
+def test_dataset_data_names_bad_datasets(dataset, message):
+    with pytest.raises(ValueError, match=message):
+        DatasetData(dataset)
+
+
+def test_dataset_data_class_names():
+    base = TensorDataset(torch.zeros(3, 2), torch.tensor([0, 2, 1]))
+    assert DatasetData(base).classes == ["0", "1", "2"]
+    assert DatasetData(base, ["a", "b", "c", "d"]).num_classes == 4
+    with pytest.raises(ValueError, match="labels reach 2 but classes has 2 names"):
+        DatasetData(base, ["a", "b"])
+    assert DatasetData(DataLoader(base, batch_size=2)).dataset is base
+
+
+def test_dataset_data_reads_dict_items_and_no_items():
+    class Dicts(torch.utils.data.Dataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return {"x": torch.full((2,), float(i)), "y": i % 2}
+
+    data = DatasetData(Dicts(), label_key="y")
+    assert data.labels.tolist() == [0, 1, 0] and data.num_classes == 2
+    assert torch.equal(data.inputs([2])["x"], torch.full((1, 2), 2.0))
+    assert list(data.inputs([0, 1]).keys()) == ["x"]  # the label is no input
+    with pytest.raises(ValueError, match="without the label key 'label'"):
+        DatasetData(Dicts())
+    plain = DatasetData(ItemDataset(blobs(6, 0)))
+    assert plain.inputs([]).shape == (0, 20) and plain.inputs().shape == (6, 20)
+    assert plain.subset([4]).classes == plain.classes and plain.subset([4]).labels.tolist() == [1]
+
+
+def test_as_al_data_gives_both_sets_the_same_classes():
+    three = blobs(9, 0)
+    two = TensorDataset(torch.zeros(4, 20), torch.tensor([0, 1, 1, 0]))
+    data = as_al_data((two, three))  # the pool lacks class 2
+    assert data.pool.classes == data.test.classes == ["0", "1", "2"]
+    data = as_al_data((three, two))  # the test set lacks class 2
+    assert data.test.classes == ["0", "1", "2"] and data.classes == data.pool.classes
+    images = _images()  # 2 class names, which a pool of images keeps
+    with pytest.raises(ValueError, match="the pool has 2 classes and the test set 3"):
+        as_al_data((images, three))
+    with pytest.raises(ValueError, match="the pool has 3 classes and the test set 2"):
+        as_al_data((three, images))
+    zeros = TensorDataset(torch.zeros(2, 2, 3, 4), torch.zeros(2, dtype=torch.long))
+    assert as_al_data((images, zeros)).test.classes == ["a", "b"]
+    pair = as_al_data([images, images])
+    assert pair.pool is images and as_al_data(pair).test is images
+
+
+def test_iter_batches_cuts_every_form_into_batch_size():
+    from fmlib.data import num_inputs
+
+    images = _images(5)
+    sizes = [len(b) for b in iter_batches(images, 2)]
+    assert sizes == [2, 2, 1]
+    assert torch.equal(torch.cat(list(iter_batches(images, 2))), images.inputs())
+    x = torch.randn(7, 3)
+    assert [len(b) for b in iter_batches(x, 3)] == [3, 3, 1]
+    assert [len(b) for b in iter_batches(TensorDataset(x), 4)] == [4, 3]
+    assert [len(b) for b in iter_batches(DataLoader(TensorDataset(x), batch_size=5), 2)] == [5, 2]
+    data = DatasetData(TensorDataset(x, torch.zeros(7, dtype=torch.long)))
+    assert [len(b) for b in iter_batches(data, 6)] == [6, 1]
+    assert num_inputs(x) == 7 and num_inputs(DataLoader(TensorDataset(x), batch_size=5)) == 7
+
+
+def test_cache_dir_is_fmlibs_user_cache(monkeypatch, tmp_path):
+    from fmlib.data import cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "fmlib"

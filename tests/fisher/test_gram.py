@@ -87,3 +87,15 @@ def test_buffered_blocks_are_multiplied_in_their_own_dtype(monkeypatch):
         total.add(torch.ones(2, 3, dtype=dtype))
     total.result()
     assert seen == [torch.float32, torch.float64, torch.float32]
+
+
+def test_add_chains_counts_rows_and_refuses_a_batch_of_blocks():
+    block = torch.arange(6.0).view(3, 2)
+    gram = GramSum(2, width=1).add(block).add(block[:2])
+    assert gram.rows == 5
+    expected = block.double().T @ block.double() + block[:2].double().T @ block[:2].double()
+    torch.testing.assert_close(gram.result(), expected, rtol=0, atol=0)
+    torch.testing.assert_close(gram.result(2.0), expected / 2, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"block must be \[rows, 2\], got \[1, 3, 2\]"):
+        gram.add(block[None])
+    assert GramSum(3).result().shape == (3, 3) and GramSum(3).rows == 0
