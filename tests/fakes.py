@@ -193,3 +193,11 @@ def image_data(n: int, seed: int, classes: int = 4):
     return ImageData(
         images, torch.from_numpy(labels), [str(c) for c in range(classes)], (0.3,), (0.3,)
     )
+
+
+def same_snapshot(a, b) -> bool:
+    """Whether two snapshots (dicts of arrays) hold the same keys and arrays; NaN equals NaN in
+    float arrays (``split_jaccard`` is NaN unless measured)."""
+    return set(a) == set(b) and all(
+        np.array_equal(a[k], b[k], equal_nan=np.asarray(b[k]).dtype.kind == "f") for k in b
+    )

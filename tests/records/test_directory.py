@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -28,7 +27,7 @@ from fmlib.config import comparison
 from fmlib.experiment import ExperimentConfig, run_experiment
 from fmlib.grid.runner import RESULTS
 from fmlib.records import DamagedRunError, RunDirectory, load_run, load_snapshots, run_status
-from tests.fakes import write_fake_fashion_mnist
+from tests.fakes import same_snapshot, write_fake_fashion_mnist
 from tests.user_parts import MLP, blobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,7 +173,7 @@ def test_rerunning_a_finished_run_repairs_its_derived_files_from_the_checkpoint(
     write_results(run, again)
     assert files(run) == truth  # every derived file as the run left it, results.json included
     assert load_run(run)["accuracy"].tolist() == records.rounds_frame()["accuracy"].tolist()
-    assert all(np.array_equal(load_snapshots(run)[1][k], snapshots[1][k]) for k in snapshots[1])
+    assert same_snapshot(load_snapshots(run)[1], snapshots[1])
     # the checkpoint's config rules
     with pytest.raises(ValueError, match="different config.*seed: 0 there, 7 here"):
         run_experiment({**config, "seed": 7})

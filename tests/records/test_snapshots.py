@@ -16,6 +16,7 @@ from fmlib.records.snapshots import (
     snapshot_masks,
 )
 from fmlib.strategies import FisherReport
+from tests.fakes import same_snapshot
 
 
 def report() -> FisherReport:
@@ -67,10 +68,6 @@ def test_a_snapshot_survives_its_npz_bytes_and_a_file(tmp_path):
     (tmp_path / "sensitivity").mkdir()
     (tmp_path / "sensitivity" / "round_001.npz").write_bytes(data)
     for loaded in (load_snapshot(data), load_snapshot(tmp_path / "sensitivity" / "round_001.npz")):
-        assert sorted(loaded) == sorted(snap)
-        # split_jaccard is NaN here (no split_half): NaN equals NaN
-        assert all(
-            np.array_equal(loaded[k], snap[k], equal_nan=snap[k].dtype.kind == "f") for k in snap
-        )
+        assert same_snapshot(loaded, snap)
     assert list(load_snapshots(tmp_path)) == [1]
     assert list(load_snapshots(RunRecords({}, snapshots={3: data}))) == [3]

@@ -23,6 +23,7 @@ from fmlib.records import (
     write_results,
 )
 from fmlib.strategies import FisherReport
+from tests.fakes import same_snapshot
 
 
 def hand_info(seed=0):
@@ -82,7 +83,7 @@ def test_fisher_snapshot_is_compact_and_exact(tmp_path):
     run = RunDirectory(tmp_path)
     run.write_snapshot(4, snap)
     again = load_snapshots(tmp_path)[4]
-    assert set(again) == set(snap) and all(np.array_equal(again[k], snap[k]) for k in snap)
+    assert same_snapshot(again, snap)
     masks = snapshot_masks(again)
     assert {n: m.tolist() for n, m in masks.items()} == {
         n: torch.nonzero(info.mask[n].reshape(-1)).reshape(-1).tolist() for n in names
