@@ -34,6 +34,17 @@ class LabelBudget:
         return {"rule": self.rule, "labels": self.labels}
 
 
+METRICS = ("accuracy", "balanced_accuracy")  # the rows' columns a rule may watch
+
+
+def _check_metric(rule: str, metric) -> None:
+    if metric not in METRICS:
+        raise ValueError(
+            f"stopping rule {rule}: metric must be 'accuracy' or 'balanced_accuracy', "
+            f"got {metric!r}"
+        )
+
+
 class TargetAccuracy:
     """Stop once the test ``metric`` (``accuracy`` or ``balanced_accuracy``) reaches
     ``accuracy``."""
@@ -45,11 +56,7 @@ class TargetAccuracy:
             raise ValueError(
                 f"stopping rule target_accuracy: accuracy must be in (0, 1], got {accuracy!r}"
             )
-        if metric not in ("accuracy", "balanced_accuracy"):
-            raise ValueError(
-                f"stopping rule target_accuracy: metric must be 'accuracy' or 'balanced_accuracy', "
-                f"got {metric!r}"
-            )
+        _check_metric("target_accuracy", metric)
         self.accuracy, self.metric = float(accuracy), metric
 
     def should_stop(self, rows: Sequence[Mapping]) -> bool:
@@ -74,11 +81,7 @@ class Plateau:
             raise ValueError(
                 f"stopping rule plateau: min_delta must be a number >= 0, got {min_delta!r}"
             )
-        if metric not in ("accuracy", "balanced_accuracy"):
-            raise ValueError(
-                f"stopping rule plateau: metric must be 'accuracy' or 'balanced_accuracy', "
-                f"got {metric!r}"
-            )
+        _check_metric("plateau", metric)
         self.patience, self.min_delta, self.metric = patience, float(min_delta), metric
 
     def should_stop(self, rows: Sequence[Mapping]) -> bool:
