@@ -11,7 +11,8 @@ Usage::
 
     nice -n 10 python benchmarks/mutants.py              # every mutant of the first table
     nice -n 10 python benchmarks/mutants.py --set fresh    # the second table
-    nice -n 10 python benchmarks/mutants.py --set holdout  # the third table (or --set all)
+    nice -n 10 python benchmarks/mutants.py --set holdout  # the third table
+    nice -n 10 python benchmarks/mutants.py --set probe    # the probes (or --set all)
     nice -n 10 python benchmarks/mutants.py --only loop-labels-not-reordered
     nice -n 10 python benchmarks/mutants.py --only NAME --tests tests/test_x.py::test_y
     python benchmarks/mutants.py --list
@@ -533,11 +534,18 @@ HOLDOUT = [
         ["tests/grid/test_runner.py"],
     ),
 ]
+# Probes of the modules' tests, written while their tests were strengthened (``--set probe``).
+PROBE_FISHER: list = []
+PROBE_RUN: list = []
+PROBE_RECORDS: list = []
+PROBE = PROBE_FISHER + PROBE_RUN + PROBE_RECORDS
+
 SETS = {
     "first": MUTANTS,
     "fresh": FRESH,
     "holdout": HOLDOUT,
-    "all": MUTANTS + FRESH + HOLDOUT,
+    "probe": PROBE,
+    "all": MUTANTS + FRESH + HOLDOUT + PROBE,
 }
 
 
@@ -606,7 +614,7 @@ def main(argv=None) -> int:
         "--set",
         choices=sorted(SETS),
         default="first",
-        help="which table: first (the default), fresh, holdout, or all",
+        help="which table: first (the default), fresh, holdout, probe, or all",
     )
     parser.add_argument("--only", action="append", help="run this mutant only (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
