@@ -251,3 +251,33 @@ def test_the_loop_s_query_stays_until_labeled_and_bad_answers_leave_it_pending(o
     assert asked.pending is None and asked.round == 1
     with pytest.raises(ValueError, match="no pending query"):
         asked.label([], [])
+
+
+def test_the_checkpoint_keeps_the_given_answers_not_the_pool_s_labels(one_thread):
+    from fmlib.build import build
+    from fmlib.loop import ActiveLoop
+
+    def loop():
+        parts = build(config(strategy="entropy", strategy_options={}))
+        return ActiveLoop(
+            parts.data,
+            parts.model,
+            parts.strategy,
+            parts.schedule,
+            parts.training,
+            initial=parts.initial,
+            seed=0,
+            device="cpu",
+        )
+
+    asked = loop()
+    query = asked.query()
+    wrong = (true_labels(query.positions, None) + 1) % 3
+    asked.label(query.positions, wrong)
+    state = asked.state_dict()
+    given = dict(zip(query.positions.tolist(), wrong.tolist()))
+    kept = dict(zip(state["labeled"].tolist(), state["labels"].tolist()))
+    assert all(kept[p] == label for p, label in given.items())
+    resumed = loop()
+    resumed.load_state_dict(state)
+    assert resumed.known[torch.as_tensor(query.positions)].tolist() == wrong.tolist()

@@ -53,3 +53,12 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path
         files.atomic_write(path, half_then_fail)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+@pytest.mark.parametrize(
+    "text", ['{"config": 3}', '{"git": {}}', "[1, 2]", '{"config": [1]}'], ids=str
+)
+def test_read_meta_refuses_a_record_without_its_config_object(tmp_path, text):
+    (tmp_path / files.CONFIG).write_text(text)
+    with pytest.raises(files.DamagedRunError, match="'config' object"):
+        files.read_meta(tmp_path)
