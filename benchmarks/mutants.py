@@ -537,6 +537,7 @@ HOLDOUT = [
 # Probes of the modules' tests, written while their tests were strengthened (``--set probe``).
 PROBE_FISHER: list = []
 SESSION = ["tests/test_session.py", "tests/doors/test_api.py"]
+DATASETS = ["tests/test_datasets.py", "tests/test_data.py"]  # test_data holds most datasets tests
 PROBE_RUN: list = [
     # loop.py
     (
@@ -674,28 +675,28 @@ PROBE_RUN: list = [
         "fmlib/datasets.py",
         "decay = ratio ** (-np.arange(num_classes) / max(num_classes - 1, 1))",
         "decay = ratio ** (-np.arange(num_classes) / num_classes)",
-        ["tests/test_datasets.py"],
+        DATASETS,
     ),
     (
         "probe-datasets-balanced-remainder-dropped",
         "fmlib/datasets.py",
         "per_class[rng.choice(len(classes), size=size % len(classes), replace=False)] += 1",
         "per_class[rng.choice(len(classes), size=0, replace=False)] += 1",
-        ["tests/test_datasets.py"],
+        DATASETS,
     ),
     (
         "probe-datasets-subset-seed-ignored",
         "fmlib/datasets.py",
         "rng = np.random.default_rng(seed + 1)",
         "rng = np.random.default_rng(1)",
-        ["tests/test_datasets.py"],
+        DATASETS,
     ),
     (
         "probe-datasets-initial-whole-pool-rejected",
         "fmlib/datasets.py",
         "if not 1 <= size <= len(labels):",
         "if not 1 <= size < len(labels):",
-        ["tests/test_datasets.py"],
+        DATASETS,
     ),
     # config.py
     (

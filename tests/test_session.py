@@ -251,3 +251,18 @@ def test_the_loop_s_query_stays_until_labeled_and_bad_answers_leave_it_pending(o
     assert asked.pending is None and asked.round == 1
     with pytest.raises(ValueError, match="no pending query"):
         asked.label([], [])
+
+
+def test_kept_answers_come_back_only_for_the_pending_round_and_its_positions(one_thread, tmp_path):
+    def reopened(kept):
+        (tmp_path / ANSWERS).write_text(json.dumps(kept))
+        with open_session(config(tmp_path, strategy="entropy", strategy_options={})) as session:
+            return session.query().answers
+
+    with open_session(config(tmp_path, strategy="entropy", strategy_options={})) as session:
+        query = session.query()
+        session.answer(int(query.positions[0]), 1)
+    first, other = str(query.positions[0]), str(np.setdiff1d(np.arange(90), query.positions)[0])
+    assert json.loads((tmp_path / ANSWERS).read_text()) == {"round": 0, "answers": {first: 1}}
+    assert reopened({"round": 0, "answers": {first: 2, other: 1}}) == {int(first): 2}
+    assert reopened({"round": 1, "answers": {first: 2}}) == {}  # another round's answers
