@@ -536,7 +536,252 @@ HOLDOUT = [
 ]
 # Probes of the modules' tests, written while their tests were strengthened (``--set probe``).
 PROBE_FISHER: list = []
-PROBE_RUN: list = []
+SESSION = ["tests/test_session.py", "tests/doors/test_api.py"]
+DATASETS = ["tests/test_datasets.py", "tests/test_data.py"]  # test_data holds most datasets tests
+PROBE_RUN: list = [
+    # loop.py
+    (
+        "probe-loop-select-seed-ignores-round",
+        "fmlib/loop.py",
+        'seed=round_seed(self.seed, r, "select"),',
+        'seed=round_seed(self.seed, 0, "select"),',
+        LOOP,
+    ),
+    (
+        "probe-loop-stop-unchecked-before-last-query",
+        "fmlib/loop.py",
+        "if self.stop is not None and r + 1 < len(self.schedule):",
+        "if self.stop is not None and r + 2 < len(self.schedule):",
+        LOOP,
+    ),
+    (
+        "probe-loop-counts-over-whole-pool",
+        "fmlib/loop.py",
+        "np.bincount(self.known[torch.as_tensor(self.labeled)].numpy(), minlength=classes)",
+        "np.bincount(self.known.numpy(), minlength=classes)",
+        LOOP,
+    ),
+    (
+        "probe-loop-hook-seconds-overridden",
+        "fmlib/loop.py",
+        'return {"seconds": time.perf_counter() - start, **stats}',
+        'return {**stats, "seconds": time.perf_counter() - start}',
+        LOOP,
+    ),
+    (
+        "probe-loop-resume-drops-oracle-labels",
+        "fmlib/loop.py",
+        'self.known[torch.as_tensor(self.labeled)] = state["labels"].long()',
+        "self.known[torch.as_tensor(self.labeled)] = self.data.pool.labels[self.labeled]",
+        LOOP,
+    ),
+    (
+        "probe-loop-pending-stop-dropped",
+        "fmlib/loop.py",
+        '"stop": query.stop,',
+        '"stop": None,',
+        LOOP,
+    ),
+    # train.py
+    (
+        "probe-train-shuffle-ignored",
+        "fmlib/train.py",
+        "order = torch.randperm(len(indices), generator=generator).to(device)",
+        "order = torch.arange(len(indices)).to(device)",
+        ["tests/test_train.py"],
+    ),
+    (
+        "probe-train-sgd-momentum-dropped",
+        "fmlib/train.py",
+        "params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay",
+        "params, lr=config.lr, weight_decay=config.weight_decay",
+        ["tests/test_train.py"],
+    ),
+    (
+        "probe-train-single-sample-set-skipped",
+        "fmlib/train.py",
+        "if len(batch) == 1 and len(order) > 1:",
+        "if len(batch) == 1:",
+        ["tests/test_train.py"],
+    ),
+    (
+        "probe-train-clip-by-norm",
+        "fmlib/train.py",
+        "torch.nn.utils.clip_grad_value_(params, config.grad_clip_value)",
+        "torch.nn.utils.clip_grad_norm_(params, config.grad_clip_value)",
+        ["tests/test_train.py"],
+    ),
+    (
+        "probe-train-target-one-rejected",
+        "fmlib/train.py",
+        "not 0 < self.target_train_acc <= 1",
+        "not 0 < self.target_train_acc < 1",
+        ["tests/test_train.py"],
+    ),
+    (
+        "probe-train-nonfinite-sample-offset",
+        "fmlib/train.py",
+        "            seen += len(x)\n",
+        "",
+        ["tests/test_train.py"],
+    ),
+    # build.py
+    (
+        "probe-build-initial-ignores-data-seed",
+        "fmlib/build.py",
+        "        seed=config.data_seed_or_seed(),\n    )\n    factory_name",
+        "        seed=config.seed,\n    )\n    factory_name",
+        BUILD,
+    ),
+    (
+        "probe-build-head-any-attribute",
+        "fmlib/build.py",
+        'if "head" in needs and not isinstance(getattr(model, "head", None), nn.Linear):',
+        'if "head" in needs and getattr(model, "head", None) is None:',
+        BUILD,
+    ),
+    (
+        "probe-build-config-trainer-over-hook",
+        "fmlib/build.py",
+        "if train is None and config.trainer is not None:",
+        "if config.trainer is not None:",
+        BUILD,
+    ),
+    # data.py
+    (
+        "probe-data-images-not-scaled",
+        "fmlib/data.py",
+        "x = x.to(device).float().div_(255.0)",
+        "x = x.to(device).float()",
+        ["tests/test_data.py"],
+    ),
+    (
+        "probe-data-image-subset-classes-dropped",
+        "fmlib/data.py",
+        "            list(classes or self.classes),\n",
+        "            list(self.classes),\n",
+        ["tests/test_data.py"],
+    ),
+    (
+        "probe-data-num-inputs-loader-batches",
+        "fmlib/data.py",
+        "return len(inputs.dataset)",
+        "return len(inputs)",
+        ["tests/test_data.py"],
+    ),
+    # datasets.py
+    (
+        "probe-datasets-longtail-decay-over-c",
+        "fmlib/datasets.py",
+        "decay = ratio ** (-np.arange(num_classes) / max(num_classes - 1, 1))",
+        "decay = ratio ** (-np.arange(num_classes) / num_classes)",
+        DATASETS,
+    ),
+    (
+        "probe-datasets-balanced-remainder-dropped",
+        "fmlib/datasets.py",
+        "per_class[rng.choice(len(classes), size=size % len(classes), replace=False)] += 1",
+        "per_class[rng.choice(len(classes), size=0, replace=False)] += 1",
+        DATASETS,
+    ),
+    (
+        "probe-datasets-subset-seed-ignored",
+        "fmlib/datasets.py",
+        "rng = np.random.default_rng(seed + 1)",
+        "rng = np.random.default_rng(1)",
+        DATASETS,
+    ),
+    (
+        "probe-datasets-initial-whole-pool-rejected",
+        "fmlib/datasets.py",
+        "if not 1 <= size <= len(labels):",
+        "if not 1 <= size < len(labels):",
+        DATASETS,
+    ),
+    # config.py
+    (
+        "probe-config-progress-not-neutral",
+        "fmlib/config.py",
+        '    "output_dir",\n    "progress",\n',
+        '    "output_dir",\n',
+        ["tests/test_config.py"],
+    ),
+    (
+        "probe-config-data-seed-unchecked",
+        "fmlib/config.py",
+        '        check(integer, "data_seed", self.data_seed, 0, optional=True)\n',
+        "",
+        ["tests/test_config.py"],
+    ),
+    (
+        "probe-config-smoke-rounds-kept",
+        "fmlib/config.py",
+        "rounds=min(config.rounds, rounds) if config.rounds is not None else rounds,",
+        "rounds=config.rounds if config.rounds is not None else rounds,",
+        ["tests/test_config.py"],
+    ),
+    (
+        "probe-config-validate-skips-more-checks",
+        "fmlib/config.py",
+        "if all(before >= now for before, now in zip(passed[1], checks)):",
+        "if all(before <= now for before, now in zip(passed[1], checks)):",
+        ["tests/test_config.py"],
+    ),
+    # session.py
+    (
+        "probe-session-queries-round-off-by-one",
+        "fmlib/session.py",
+        "result.round + 1, result.picked, result.picked_labels, sources",
+        "result.round, result.picked, result.picked_labels, sources",
+        SESSION,
+    ),
+    (
+        "probe-session-answers-of-another-round",
+        "fmlib/session.py",
+        'if isinstance(kept, dict) and kept.get("round") == self.loop.round:',
+        "if isinstance(kept, dict):",
+        SESSION,
+    ),
+    (
+        "probe-session-undo-not-saved",
+        "fmlib/session.py",
+        "        self.answers.pop(int(position), None)\n"
+        "        if self.run_dir is not None:\n"
+        "            self._write_answers()\n",
+        "        self.answers.pop(int(position), None)\n",
+        SESSION,
+    ),
+    # labeling.py
+    (
+        "probe-labeling-class-zero-shown-unset",
+        "fmlib/labeling.py",
+        "choice.value = self.classes[known] if known is not None else UNSET",
+        "choice.value = self.classes[known] if known else UNSET",
+        ["tests/test_labeling.py"],
+    ),
+    (
+        "probe-labeling-answer-with-overwrites",
+        "fmlib/labeling.py",
+        "        rest = query.remaining\n        if len(rest):\n",
+        "        rest = query.positions\n        if len(rest):\n",
+        ["tests/test_labeling.py"],
+    ),
+    # inputs.py
+    (
+        "probe-inputs-last-sample-empty",
+        "fmlib/inputs.py",
+        "index = slice(index, index + 1 or None)",
+        "index = slice(index, index + 1)",
+        ["tests/test_inputs.py"],
+    ),
+    (
+        "probe-inputs-dtype-casts-token-ids",
+        "fmlib/inputs.py",
+        "{k: v.to(target) if v.is_floating_point() else v for k, v in self.values.items()}",
+        "{k: v.to(target) for k, v in self.values.items()}",
+        ["tests/test_inputs.py"],
+    ),
+]
 PROBE_RECORDS: list = []
 PROBE = PROBE_FISHER + PROBE_RUN + PROBE_RECORDS
 

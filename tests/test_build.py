@@ -241,3 +241,13 @@ def test_build_returns_the_configs_parts(monkeypatch):
 def test_a_train_hook_that_is_not_callable_is_named():
     with pytest.raises(ValueError, match="train must be a callable"):
         build(user_config(), data=(blobs(30, 0), blobs(9, 1)), model=_NoEmbed, train="fit")
+
+
+def test_a_train_hook_passed_to_build_wins_over_the_config_s_trainer():
+    hook = lambda *a, **k: {}  # noqa: E731
+    config = user_config(trainer="tests.user_trainer:sgd")
+    data = (blobs(30, 0), blobs(9, 1))
+    assert build(config, data=data, model=_NoEmbed, train=hook).train is hook
+    from tests.user_trainer import sgd
+
+    assert build(config, data=data, model=_NoEmbed).train is sgd

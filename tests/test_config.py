@@ -261,3 +261,30 @@ def test_smoke_config_caps_each_size():
     )
     with pytest.raises(ValueError, match="query_size"):
         smoke_config(ExperimentConfig(query_size=0))
+
+
+@pytest.mark.parametrize(
+    ("changes", "same"),
+    [
+        ({"data_root": "/elsewhere", "download": True}, True),
+        ({"device": "cpu"}, True),
+        ({"output_dir": "/another/run"}, True),
+        ({"progress": False}, True),
+        ({"allow_thread_change": True, "allow_torch_change": True}, True),
+        ({"seed": 1}, False),
+        ({"data_seed": 3}, False),
+        ({"query_size": 71}, False),
+    ],
+    ids=repr,
+)
+def test_where_a_run_lives_and_what_it_shows_change_no_result(tmp_path, changes, same):
+    from dataclasses import replace
+
+    from fmlib.config import comparison
+    from fmlib.records import RunDirectory
+
+    run = RunDirectory(tmp_path)
+    made = ExperimentConfig(progress=True, device=None)
+    run.write_meta({"config": made.to_dict(), "schedule": made.schedule()})
+    differences = run.differences(replace(made, **changes).to_dict(), **comparison())
+    assert (differences == []) is same, differences

@@ -400,3 +400,11 @@ def test_cache_dir_is_fmlibs_user_cache(monkeypatch, tmp_path):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert cache_dir() == tmp_path / "fmlib"
+
+
+def test_the_number_of_inputs_of_a_loader_is_its_samples_not_its_batches():
+    from fmlib.data import num_inputs
+
+    x = torch.randn(10, 3)
+    assert num_inputs(DataLoader(TensorDataset(x), batch_size=3)) == 10
+    assert num_inputs(x) == 10 and num_inputs(TensorDataset(x)) == 10

@@ -118,3 +118,26 @@ def test_label_yourself_runs_unattended_under_papermill(tmp_path):
         and len(queries.query("round > 0")) == 12
     )
     assert not (run / "pending.pt").exists() and (run / "figures" / "label_yourself.png").is_file()
+
+
+def test_an_answer_of_class_zero_shows_and_answer_with_asks_only_the_rest(one_thread, tmp_path):
+    def widget_of(session):
+        return LabelingWidget(session, classes=["zero", "one", "two"])
+
+    entropy = dict(strategy="entropy", strategy_options={})
+    with open_session(config(tmp_path, **entropy)) as session:
+        widget = widget_of(session)
+        positions = widget.query.positions.tolist()
+        widget.choose(positions[0], 0)
+        widget.choose(positions[1], 2)
+    with open_session(config(tmp_path, **entropy)) as session:  # opened again
+        widget = widget_of(session)
+        assert [widget.choices[p].value for p in positions[:3]] == ["zero", "two", UNSET]
+        asked = []
+        widget.answer_with(lambda p, items: asked.append(p.tolist()) or [1] * len(p))
+        assert asked == [positions[2:]]
+        assert session.pending.answers == {
+            positions[0]: 0,
+            positions[1]: 2,
+            **{p: 1 for p in positions[2:]},
+        }

@@ -201,3 +201,69 @@ def test_train_columns_take_the_stats_and_mark_missing_ones():
     assert empty["train_epochs"] == -1 and all(
         np.isnan(empty[k]) for k in ("train_accuracy", "train_loss", "train_time")
     )
+
+
+def blob_loop(schedule=(6, 9, 12), **options) -> ActiveLoop:
+    """A loop on 80 blobs whose strategy takes the first unlabeled positions, trained by a hook
+    that does nothing (``options`` on top)."""
+    return ActiveLoop(
+        (POOL, blobs(30, 1)),
+        nn.Sequential(nn.Linear(20, 3)),
+        SeedRecorder(),
+        list(schedule),
+        TrainConfig(epochs=1),
+        initial=np.arange(6),
+        seed=7,
+        device="cpu",
+        **{"train": lambda model, data, labeled, *, seed, device: {}, **options},
+    )
+
+
+def test_a_training_hook_s_own_seconds_are_the_row_s_training_time():
+    hook = lambda model, data, labeled, *, seed, device: {"seconds": 123.5}  # noqa: E731
+    loop = blob_loop(train=hook)
+    loop.step()
+    assert loop.last.row["train_time"] == 123.5
+    assert blob_loop().query().row["train_time"] >= 0  # measured when the hook gives none
+
+
+def test_a_stopping_rule_is_asked_in_every_round_that_would_query():
+    asked = []
+
+    def stop(row):
+        asked.append(row["round"])
+        return {"rule": "at round 1"} if row["round"] == 1 else None
+
+    loop = blob_loop(schedule=(6, 9, 12))
+    loop.stop = stop
+    while not loop.finished:
+        loop.step()
+    # round 1 would query the last batch: the rule ends the run there, with 9 labels
+    assert asked == [0, 1] and loop.round == 2 and loop.stopped == {"rule": "at round 1"}
+    assert len(loop.labeled) == 9 and len(loop.last.picked) == 0
+
+
+def test_a_resumed_loop_keeps_the_labels_the_oracle_gave():
+    loop = blob_loop()
+    query = loop.query()
+    given = (POOL.tensors[1][query.positions].numpy() + 1) % 3  # not the pool's labels
+    loop.label(query.positions, given)
+    resumed = blob_loop()
+    resumed.load_state_dict(loop.state_dict())
+    assert resumed.round == 1 and resumed.labeled.tolist() == loop.labeled.tolist()
+    assert resumed.known[query.positions].tolist() == given.tolist()
+    assert resumed.known_pool().labels[query.positions].tolist() == given.tolist()
+    assert resumed.known[:6].tolist() == POOL.tensors[1][:6].tolist()  # the initial set's own
+
+
+def test_a_restored_pending_query_keeps_the_stopping_rule_that_ends_the_run():
+    loop = blob_loop()
+    loop.stop = lambda row: {"rule": "enough"}
+    query = loop.query()
+    assert query.stop == {"rule": "enough"} and len(query.positions) == 0
+    resumed = blob_loop()
+    resumed.load_state_dict(loop.state_dict())
+    restored = resumed.restore_pending(loop.pending_state())
+    assert restored.stop == {"rule": "enough"} and restored.round == 0
+    resumed.label(restored.positions, [])
+    assert resumed.finished and resumed.stopped == {"rule": "enough"}

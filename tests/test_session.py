@@ -281,3 +281,18 @@ def test_the_checkpoint_keeps_the_given_answers_not_the_pool_s_labels(one_thread
     resumed = loop()
     resumed.load_state_dict(state)
     assert resumed.known[torch.as_tensor(query.positions)].tolist() == wrong.tolist()
+
+
+def test_kept_answers_come_back_only_for_the_pending_round_and_its_positions(one_thread, tmp_path):
+    def reopened(kept):
+        (tmp_path / ANSWERS).write_text(json.dumps(kept))
+        with open_session(config(tmp_path, strategy="entropy", strategy_options={})) as session:
+            return session.query().answers
+
+    with open_session(config(tmp_path, strategy="entropy", strategy_options={})) as session:
+        query = session.query()
+        session.answer(int(query.positions[0]), 1)
+    first, other = str(query.positions[0]), str(np.setdiff1d(np.arange(90), query.positions)[0])
+    assert json.loads((tmp_path / ANSWERS).read_text()) == {"round": 0, "answers": {first: 1}}
+    assert reopened({"round": 0, "answers": {first: 2, other: 1}}) == {int(first): 2}
+    assert reopened({"round": 1, "answers": {first: 2}}) == {}  # another round's answers

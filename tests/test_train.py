@@ -455,3 +455,11 @@ def test_recompute_batchnorm_needs_two_samples_and_a_batchnorm_layer():
 
 def test_predict_proba_of_nothing_is_empty():
     assert predict_proba(ConstantOfThree(), torch.zeros(0, 1, 4, 4), device="cpu").shape == (0, 0)
+
+
+def test_predict_proba_names_a_non_finite_sample_by_its_place_among_all_inputs():
+    x = torch.zeros(7, 20)
+    x[5] = float("nan")
+    model = nn.Linear(20, 3)
+    with pytest.raises(ValueError, match=r"NaN or inf logits for samples \[5\] of the non-finite"):
+        predict_proba(model, x, batch_size=2)
