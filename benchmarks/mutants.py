@@ -535,7 +535,270 @@ HOLDOUT = [
     ),
 ]
 # Probes of the modules' tests, written while their tests were strengthened (``--set probe``).
-PROBE_FISHER: list = []
+MASKS = ["tests/fisher/test_masks.py"]
+GRAM = ["tests/fisher/test_gram.py"]
+INV = ["tests/fisher/test_inverse.py"]
+GREEDY = ["tests/fisher/test_greedy.py"]
+EMB = ["tests/fisher/test_embeddings.py"]
+SFISH = ["tests/strategies/test_fisher.py"]
+PROBE_FISHER = [
+    # fisher/masks.py
+    (
+        "probe-masks-nan-passes",
+        "fmlib/fisher/masks.py",
+        "bad = [n for n, v in values.items() if not torch.isfinite(v).all()]",
+        "bad = [n for n, v in values.items() if torch.isinf(v).any()]",
+        MASKS,
+    ),
+    (
+        "probe-masks-jaccard-empty-zero",
+        "fmlib/fisher/masks.py",
+        "return inter / union if union else 1.0",
+        "return inter / union if union else 0.0",
+        MASKS,
+    ),
+    (
+        "probe-masks-size-head-not-counted",
+        "fmlib/fisher/masks.py",
+        "return kept + max(int(fraction * sum(sizes.values())) - kept, 0)",
+        "return kept + max(int(fraction * sum(sizes.values())), 0)",
+        MASKS,
+    ),
+    (
+        "probe-masks-eq-shapes-only",
+        "fmlib/fisher/masks.py",
+        "return self.shapes() == other.shapes() and all(torch.equal(self[n], other[n])"
+        " for n in self)",
+        "return self.shapes() == other.shapes()",
+        MASKS,
+    ),
+    (
+        "probe-masks-fraction-above-one-passes",
+        "fmlib/fisher/masks.py",
+        "        or not 0 < fraction <= 1\n",
+        "        or not 0 < fraction\n",
+        MASKS,
+    ),
+    (
+        "probe-masks-check-shapes-names-only",
+        "fmlib/fisher/masks.py",
+        "    if dict(got) == dict(expected):\n",
+        "    if list(got) == list(expected):\n",
+        MASKS,
+    ),
+    # fisher/gram.py
+    (
+        "probe-gram-result-times-divide",
+        "fmlib/fisher/gram.py",
+        "return (upper + torch.triu(self.total, diagonal=1).mT) / divide",
+        "return (upper + torch.triu(self.total, diagonal=1).mT) * divide",
+        GRAM,
+    ),
+    (
+        "probe-gram-width-zero-passes",
+        "fmlib/fisher/gram.py",
+        "if int(width) < 1:",
+        "if int(width) < 0:",
+        GRAM,
+    ),
+    (
+        "probe-gram-rows-counts-blocks",
+        "fmlib/fisher/gram.py",
+        "        self.rows += block.shape[0]\n        if self.buffer_rows is None:",
+        "        self.rows += 1\n        if self.buffer_rows is None:",
+        GRAM,
+    ),
+    # fisher/inverse.py
+    (
+        "probe-inverse-initial-weight-dropped",
+        "fmlib/fisher/inverse.py",
+        "return spd_inverse(precision + weight * labeled_fisher.to(device, torch.float64))",
+        "return spd_inverse(precision + labeled_fisher.to(device, torch.float64))",
+        INV,
+    ),
+    (
+        "probe-inverse-cholesky-jitter-only-if-all-fail",
+        "fmlib/fisher/inverse.py",
+        "if not bool((info > 0).any()):",
+        "if not bool((info > 0).all()):",
+        INV,
+    ),
+    (
+        "probe-inverse-jitter-never-clears",
+        "fmlib/fisher/inverse.py",
+        "        bad = bad[info > 0]\n",
+        "        bad = bad[info >= 0]\n",
+        INV,
+    ),
+    (
+        "probe-inverse-factor-takes-additions",
+        "fmlib/fisher/inverse.py",
+        "if self.m is None and sign < 0 and len(self.y)",
+        "if self.m is None and sign > 0 and len(self.y)",
+        INV,
+    ),
+    # fisher/greedy.py
+    (
+        "probe-greedy-scale-not-sqrt",
+        "fmlib/fisher/greedy.py",
+        "scale = math.sqrt(n / (n_labeled + n))",
+        "scale = n / (n_labeled + n)",
+        GREEDY,
+    ),
+    (
+        "probe-greedy-removal-ties-to-lowest",
+        "fmlib/fisher/greedy.py",
+        "ids = -torch.tensor(picked, device=device)",
+        "ids = torch.tensor(picked, device=device)",
+        GREEDY,
+    ),
+    (
+        "probe-greedy-objective-batch-unweighted",
+        "fmlib/fisher/greedy.py",
+        "precision = precision + n / (n_labeled + n) * (v.T @ v)",
+        "precision = precision + (v.T @ v)",
+        GREEDY,
+    ),
+    (
+        "probe-greedy-lamb-inf-passes",
+        "fmlib/fisher/greedy.py",
+        "not 0 < lamb < math.inf:",
+        "not 0 < lamb:",
+        GREEDY,
+    ),
+    (
+        "probe-greedy-removal-scored-as-addition",
+        "fmlib/fisher/greedy.py",
+        "raises[alive] = _trace_ratio(eye - a[alive], b[alive])",
+        "raises[alive] = _trace_ratio(eye + a[alive], b[alive])",
+        GREEDY,
+    ),
+    # fisher/embeddings.py
+    (
+        "probe-embeddings-subsample-unsorted",
+        "fmlib/fisher/embeddings.py",
+        "np.sort(rng.choice(n_pool, size=min(size, n_pool), replace=False)).astype(np.int64)",
+        "rng.choice(n_pool, size=min(size, n_pool), replace=False).astype(np.int64)",
+        EMB,
+    ),
+    (
+        "probe-embeddings-trace-mask-ignored",
+        "fmlib/fisher/embeddings.py",
+        "v.detach().cpu()[mask[name]].sum()",
+        "v.detach().cpu().sum()",
+        EMB,
+    ),
+    (
+        "probe-embeddings-hooks-always-weighted",
+        "fmlib/fisher/embeddings.py",
+        'model, list(groups), x, weighted=scale == "fisher"',
+        "model, list(groups), x, weighted=True",
+        EMB,
+    ),
+    # strategies/base.py
+    (
+        "probe-base-labeled-pick-needs-all",
+        "fmlib/strategies/base.py",
+        "    if done.any():\n",
+        "    if done.all():\n",
+        STRATEGIES,
+    ),
+    (
+        "probe-base-report-not-reset",
+        "fmlib/strategies/base.py",
+        "        self.report = SelectionReport()\n        if n == 0:",
+        "        if n == 0:",
+        STRATEGIES,
+    ),
+    (
+        "probe-base-batch-size-zero-passes",
+        "fmlib/strategies/base.py",
+        "isinstance(batch_size, int) and batch_size >= 1",
+        "isinstance(batch_size, int) and batch_size >= 0",
+        STRATEGIES,
+    ),
+    # strategies/fisher.py
+    (
+        "probe-fisher-labeled-root-not-sqrt",
+        "fmlib/strategies/fisher.py",
+        "/ math.sqrt(len(labeled))  # [|L|·C, k]",
+        "/ len(labeled)  # [|L|·C, k]",
+        SFISH,
+    ),
+    (
+        "probe-fisher-pool-mean-without-labeled",
+        "fmlib/strategies/fisher.py",
+        "fisher_u /= len(cand) + len(labeled) + len(rest)",
+        "fisher_u /= len(cand) + len(rest)",
+        SFISH,
+    ),
+    (
+        "probe-fisher-lamb-unbounded",
+        "fmlib/strategies/fisher.py",
+        "or not 0 < lamb <= MAX_LAMB:",
+        "or not 0 < lamb:",
+        SFISH,
+    ),
+    (
+        "probe-fisher-split-half-ignores-seed",
+        "fmlib/strategies/fisher.py",
+        "np.random.default_rng(seed).permutation(len(inputs))",
+        "np.random.default_rng().permutation(len(inputs))",
+        SFISH,
+    ),
+    # checks.py
+    (
+        "probe-checks-bool-is-real",
+        "fmlib/checks.py",
+        "return (is_int(value) or isinstance(value, (float, np.floating)))",
+        "return isinstance(value, (int, float, np.floating))",
+        ["tests/test_checks.py"],
+    ),
+    # stopping.py
+    (
+        "probe-stopping-budget-strict",
+        "fmlib/stopping.py",
+        'return int(rows[-1]["n_labeled"]) >= self.labels',
+        'return int(rows[-1]["n_labeled"]) > self.labels',
+        ["tests/test_stopping.py"],
+    ),
+    (
+        "probe-stopping-plateau-delta-inclusive",
+        "fmlib/stopping.py",
+        "max(values[: -self.patience]) < self.min_delta",
+        "max(values[: -self.patience]) <= self.min_delta",
+        ["tests/test_stopping.py"],
+    ),
+    (
+        "probe-stopping-bad-option-not-wrapped",
+        "fmlib/stopping.py",
+        "        except TypeError as err:\n",
+        "        except ValueError as err:\n",
+        ["tests/test_stopping.py"],
+    ),
+    # bounds.py
+    (
+        "probe-bounds-budget-below-initial-passes",
+        "fmlib/bounds.py",
+        'checks.append(("budget", config.budget, config.initial_size, True))',
+        'checks.append(("budget", config.budget, 1, True))',
+        ["tests/test_bounds.py"],
+    ),
+    (
+        "probe-bounds-max-rounds-exclusive",
+        "fmlib/bounds.py",
+        "    if n > MAX_ROUNDS:\n",
+        "    if n >= MAX_ROUNDS:\n",
+        ["tests/test_bounds.py"],
+    ),
+    (
+        "probe-bounds-final-ignores-budget",
+        "fmlib/bounds.py",
+        "    final = final if config.budget is None else min(final, config.budget)\n",
+        "",
+        ["tests/test_bounds.py"],
+    ),
+]
 PROBE_RUN: list = []
 PROBE_RECORDS: list = []
 PROBE = PROBE_FISHER + PROBE_RUN + PROBE_RECORDS
