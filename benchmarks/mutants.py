@@ -844,7 +844,8 @@ PROBE_FISHER = [
     (
         "probe-greedy-picked-not-excluded",
         "fmlib/fisher/greedy.py",
-        "            gains = _trace_ratio(eye + a, b)  # [N]\n            gains[picked] = -math.inf\n",
+        "            gains = _trace_ratio(eye + a, b)  # [N]\n"
+        "            gains[picked] = -math.inf\n",
         "            gains = _trace_ratio(eye + a, b)  # [N]\n",
         GREEDY,
     ),
