@@ -87,6 +87,48 @@ def test_bait_picks_are_the_naive_greedy_on_brute_force_fishers(float64, n_label
     assert strategy.report.fisher.fisher_trace == pytest.approx(float(f_u.trace()), rel=1e-10)
 
 
+def test_embedding_memory_is_the_embeddings_and_two_float64_fishers(monkeypatch):
+    from fmlib.strategies import fisher as fs
+
+    n, classes, k = 10, 3, 100
+    need = n * classes * k * 4 + 2 * k * k * 8  # float32 [n, C, k] + fisher_u, fisher_l
+    monkeypatch.setattr(fs, "available_memory", lambda device: need)
+    fs.check_embedding_memory(n, classes, k, torch.float32, "cpu")  # fits exactly
+    monkeypatch.setattr(fs, "available_memory", lambda device: need - 1)
+    with pytest.raises(MemoryError, match=f"set max_candidates={n - 1} or fewer"):
+        fs.check_embedding_memory(n, classes, k, torch.float32, "cpu")
+    monkeypatch.setattr(fs, "available_memory", lambda device: need + n * classes * k * 4)
+    fs.check_embedding_memory(n, classes, k, torch.float64, "cpu")  # float64: 8 bytes an entry
+    monkeypatch.setattr(fs, "available_memory", lambda device: 2 * k * k * 8 + 1)
+    with pytest.raises(MemoryError, match="Fisher matrices of a mask of 100 entries alone"):
+        fs.check_embedding_memory(n, classes, k, torch.float32, "cpu")
+    monkeypatch.setattr(fs, "available_memory", lambda device: None)
+    fs.check_embedding_memory(10**9, classes, 10**6, torch.float64, "cpu")  # unknown: passes
+
+
+def test_model_needs_follow_the_options():
+    from fmlib.fisher.masks import ParameterMask
+
+    mask = ParameterMask.full(TinyNet())
+    assert get_strategy("bait").model_needs() == ("embed", "head")
+    assert get_strategy("fishermask").model_needs() == ("head",)
+    assert get_strategy("fishermask", include_head=False).model_needs() == ()
+    assert get_strategy("fishermask", mask=mask).model_needs() == ()  # a given mask needs no head
+
+
+@pytest.mark.parametrize("name", ["bait", "fishermask"])
+def test_counts_at_their_minimum_are_accepted_and_below_refused(name):
+    strategy = get_strategy(name, backward_steps=0, fisher_samples=1)
+    assert strategy.options["backward_steps"] == 0 and strategy.options["fisher_samples"] == 1
+    for key, bad, low in (
+        ("fisher_samples", 0, 1),
+        ("backward_steps", -1, 0),
+        ("fisher_samples", True, 1),
+    ):
+        with pytest.raises(ValueError, match=f"{key} must be an int >= {low}"):
+            get_strategy(name, **{key: bad})
+
+
 @pytest.mark.parametrize("name", ["bait", "fishermask"])
 def test_lamb_is_accepted_up_to_its_bound_and_refused_beyond(name):
     assert get_strategy(name, lamb=MAX_LAMB).options["lamb"] == MAX_LAMB == 1e6
