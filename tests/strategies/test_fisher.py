@@ -65,23 +65,24 @@ def test_bait_picks_are_the_naive_greedy_on_brute_force_fishers(float64, n_label
 
     With 5 labeled the labeled embeddings have 15 rows < k = 18: the first inverse is Woodbury's.
     ``max_candidates`` leaves unlabeled points out of the candidates: ``"pool"`` averages over
-    them, the candidates and the labeled set."""
+    them, the candidates and the labeled set. A small λ lets F_L weigh on the picks (with F_L/5
+    in its place the third pick changes)."""
     pool, model = make_pool(24), TinyNet()
     labeled, unlabeled = np.arange(n_labeled), np.arange(n_labeled, 24)
     strategy = get_strategy(
-        "bait", fisher_samples=8, fisher_pool=fisher_pool, max_candidates=12, lamb=0.3
+        "bait", fisher_samples=8, fisher_pool=fisher_pool, max_candidates=12, lamb=0.01
     )
-    picks = strategy.select(model, pool, labeled, unlabeled, 4, seed=2)
+    picks = strategy.select(model, pool, labeled, unlabeled, 6, seed=2)
     with torch.no_grad():
         h = model.embed(pool.inputs().double())
         emb = head_gradient_embeddings(model.head(h).softmax(-1), h)  # [24, C, k]
     per_sample = emb.mT @ emb  # [24, k, k]: each sample's Fisher
-    cand = _candidates(unlabeled, 4, 12, 2)
+    cand = _candidates(unlabeled, 6, 12, 2)
     assert len(cand) == 12
     f_u = per_sample[cand].mean(0) if fisher_pool == "candidates" else per_sample.mean(0)
     f_l = per_sample[labeled].mean(0) if n_labeled else None
     expected = greedy_trace_select_naive(
-        emb[cand], 4, fisher=f_u, labeled_fisher=f_l, n_labeled=n_labeled, lamb=0.3
+        emb[cand], 6, fisher=f_u, labeled_fisher=f_l, n_labeled=n_labeled, lamb=0.01
     )
     assert picks.tolist() == cand[expected].tolist()
     assert strategy.report.fisher.fisher_trace == pytest.approx(float(f_u.trace()), rel=1e-10)
