@@ -176,6 +176,15 @@ def test_picks_do_not_depend_on_the_scale_of_the_fisher(scale, float64):
     )
 
 
+def test_float64_embeddings_are_computed_in_float64_whatever_the_precision(float64):
+    v, n, kwargs = random_problem(**PROBLEMS[3])
+    asked32, default = {}, {}
+    picks = greedy_trace_select(v, n, precision="float32", info=asked32, **kwargs)
+    assert picks == greedy_trace_select(v, n, info=default, **kwargs)
+    assert asked32["gains"] == default["gains"]  # the same float64 products, bit for bit
+    assert asked32["drift"] == [] and asked32["refreshes"] == []  # no float32 drift check
+
+
 def test_float32_first_pick_is_never_a_refresh():
     """The first pass is fresh: a refresh is counted from the second pick on, even at rtol 0."""
     v, n, kwargs = random_problem(**PROBLEMS[2], dtype=torch.float32)
