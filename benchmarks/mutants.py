@@ -1082,13 +1082,6 @@ PROBE_FISHER = [
         GREEDY,
     ),
     (
-        "probe-embeddings-shared-parameter-last-owner",
-        "fmlib/fisher/embeddings.py",
-        "owner.setdefault(id(p), (module, attr))",
-        "owner[id(p)] = (module, attr)",
-        EMB,
-    ),
-    (
         "probe-base-integer-inputs-cast",
         "fmlib/strategies/base.py",
         "yield (x.to(dtype) if x.is_floating_point() else x)",

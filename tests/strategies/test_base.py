@@ -88,6 +88,24 @@ def test_each_select_starts_a_fresh_report(monkeypatch):
         assert random.report.select_time == 1.0 and random.report.embed_time == 0.0
 
 
+def test_batches_keep_integer_inputs_and_give_floats_the_models_dtype():
+    from torch.utils.data import TensorDataset
+
+    from fmlib.data import as_data
+    from fmlib.strategies.base import _batches
+
+    tokens = torch.arange(12).reshape(6, 2)  # token ids
+    labels = torch.zeros(6, dtype=torch.long)
+    model = TinyNet().double()
+    got = list(_batches(model, as_data(TensorDataset(tokens, labels)), np.arange(6), 4, "cpu"))
+    assert [b.dtype for b in got] == [torch.int64, torch.int64]
+    assert torch.equal(torch.cat(got), tokens)
+    floats = as_data(TensorDataset(tokens.float(), labels))
+    got = list(_batches(model, floats, np.arange(6), 4, "cpu"))
+    assert [b.dtype for b in got] == [torch.float64, torch.float64]
+    assert torch.equal(torch.cat(got), tokens.double())
+
+
 def test_random_depends_on_the_seed():
     pool, model, strategy = make_pool(30), TinyNet(), get_strategy("random")
     picks = [strategy.select(model, pool, [], np.arange(30), 5, seed=s).tolist() for s in range(3)]
