@@ -44,6 +44,29 @@ def test_bait_embeddings_too_big_for_memory_are_refused_at_validation(monkeypatc
         bait(fashion_root, include_bias=True).validate()
 
 
+def test_fishermask_too_big_names_a_fraction_that_fits(monkeypatch, fashion_root):
+    monkeypatch.setattr(fisher, "available_memory", lambda device: 64 * MIB)
+
+    def fishermask(fraction) -> ExperimentConfig:
+        return ExperimentConfig(
+            strategy="fishermask",
+            strategy_options={"fraction": fraction},
+            device="cpu",
+            data_root=fashion_root,
+            progress=False,
+        )
+
+    pattern = r"fraction=0.05 keeps \d+ of the \d+ parameters .* a fraction of at most \S+ fits"
+    with pytest.raises(ValueError, match=pattern) as err:
+        fishermask(0.05).validate()
+    fits = float(err.value.args[0].split("a fraction of at most ")[1].split()[0])
+    # 16 k^2 + 5735 candidates x 4 classes x 4 bytes x k <= 64 MiB: k about 720 of the CNN's
+    # parameters, above its head's 516
+    fishermask(0.95 * fits).validate()
+    with pytest.raises(ValueError, match="a fraction of at most"):
+        fishermask(1.1 * fits).validate()
+
+
 def test_run_experiment_refuses_bait_too_big_before_the_data_loads(
     monkeypatch, fashion_root, tmp_path
 ):

@@ -165,6 +165,11 @@ def test_the_rules_look_at_the_last_row_and_stop_at_equality():
     assert Plateau(patience=2, min_delta=0.1).should_stop(rows(0.8, 0.5, 0.85))
     assert not Plateau(patience=2).should_stop(rows(0.5, 0.5))  # no row before the window
     assert Plateau(patience=2).should_stop(rows(0.5, 0.5, 0.5))
+    # the window is the last `patience` rows only: the best row just before it is not in it, so a
+    # fall below it is a gain < 0 = min_delta (with that row in the window the gain would be 0)
+    assert Plateau(patience=2, min_delta=0).should_stop(rows(0.5, 0.9, 0.8, 0.85))
+    assert Plateau(patience=1, min_delta=0).should_stop(rows(0.2, 0.9, 0.5))
+    assert not Plateau(patience=1, min_delta=0).should_stop(rows(0.2, 0.9, 0.9))
     assert not Plateau(metric="balanced_accuracy", min_delta=0.1).should_stop(
         [{**r, "balanced_accuracy": b} for r, b in zip(rows(0.5, 0.5, 0.5), (0.1, 0.5, 0.6))]
     )

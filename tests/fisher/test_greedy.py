@@ -163,6 +163,38 @@ def test_ties_go_to_lowest_index(dtype):
     assert picks == greedy_trace_select_naive(v.double(), 9, fisher=_fisher(v.double()))
 
 
+@pytest.mark.parametrize("scale", [1e-12, 1e12])
+def test_picks_do_not_depend_on_the_scale_of_the_fisher(scale, float64):
+    """Every gain scales with F, so the picks do not: ties are relative to the best gain."""
+    v, n, kwargs = random_problem(**PROBLEMS[3])
+    picks = greedy_trace_select(v, n, **kwargs)
+    assert picks[:3] != [0, 1, 2]  # not the lowest indices, which a tie would give
+    scaled = {**kwargs, "fisher": kwargs["fisher"] * scale}
+    assert greedy_trace_select(v, n, **scaled) == picks
+    assert greedy_trace_select(v, n, backward_steps=1, **scaled) == greedy_trace_select(
+        v, n, backward_steps=1, **kwargs
+    )
+
+
+def test_float64_embeddings_are_computed_in_float64_whatever_the_precision(float64):
+    v, n, kwargs = random_problem(**PROBLEMS[3])
+    asked32, default = {}, {}
+    picks = greedy_trace_select(v, n, precision="float32", info=asked32, **kwargs)
+    assert picks == greedy_trace_select(v, n, info=default, **kwargs)
+    assert asked32["gains"] == default["gains"]  # the same float64 products, bit for bit
+    assert asked32["drift"] == [] and asked32["refreshes"] == []  # no float32 drift check
+
+
+def test_float32_first_pick_is_never_a_refresh():
+    """The first pass is fresh: a refresh is counted from the second pick on, even at rtol 0."""
+    v, n, kwargs = random_problem(**PROBLEMS[2], dtype=torch.float32)
+    info = {}
+    greedy_trace_select(v, n, precision="float32", refresh_rtol=0.0, info=info, **kwargs)
+    assert len(info["drift"]) == n and info["drift"][0] > 0  # float32 differs from float64
+    assert info["refreshes"] and 0 not in info["refreshes"]
+    assert info["refreshes"] == [s for s in range(1, n) if info["drift"][s] > 0]
+
+
 @pytest.mark.parametrize("backward_steps", [0, 2])
 def test_identical_candidates_keep_lowest_indices(backward_steps):
     v = torch.randn(1, 2, 5).expand(12, 2, 5).contiguous()

@@ -9,7 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from fmlib.fisher.masks import METHODS, ParameterMask, _top, fisher_mask, head_names
+from fmlib.fisher.masks import (
+    METHODS,
+    ParameterMask,
+    _top,
+    fisher_mask,
+    head_names,
+    mask_size,
+)
 from fmlib.models import build_model
 
 
@@ -111,6 +118,32 @@ def test_per_layer_counts(fraction, include_head):
         )
         assert mask.counts()[name] == expected, name
         assert mask.fractions()[name] == expected / p.numel()
+
+
+@pytest.mark.parametrize("include_head", [True, False], ids=["head", "nohead"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("fraction", FRACTIONS, ids=[f"f{f}" for f in FRACTIONS])
+def test_mask_size_follows_the_size_rules_before_any_fisher(fraction, method, include_head):
+    """k from the documented rules on Net (50 entries, head 9), not from a built mask."""
+    model = Net()
+    if method == "per_layer":
+        sizes = {n: p.numel() for n, p in model.named_parameters()}
+        expected = sum(
+            size if include_head and n.startswith("head.") else int(fraction * size)
+            for n, size in sizes.items()
+        )
+    else:
+        expected = expected_global_size(fraction, NET_NUMEL, NET_HEAD, include_head)
+    assert mask_size(model, fraction, method=method, include_head=include_head) == expected
+
+
+def test_mask_size_of_a_model_that_is_all_head_is_the_head():
+    model = nn.Module()
+    model.head = nn.Linear(4, 3)  # 15 entries, every one in the head
+    for method in METHODS:
+        assert mask_size(model, 0.1, method=method) == 15
+        # int(0.5 * 15) = 7 in all; per layer int(0.5 * 12) + int(0.5 * 3) = 6 + 1
+        assert mask_size(model, 0.5, method=method, include_head=False) == 7
 
 
 def test_fraction_one_selects_everything():

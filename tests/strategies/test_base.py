@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,10 +14,11 @@ import torch
 from fmlib.config import ExperimentConfig
 from fmlib.strategies import (
     STRATEGIES,
+    base,
     get_strategy,
     strategy_class,
 )
-from fmlib.strategies.base import _candidates
+from fmlib.strategies.base import SelectionReport, _candidates
 from fmlib.train import TrainConfig, fit
 from tests.fakes import USER
 from tests.strategies.nets import FAST_OPTIONS, TinyNet, make_pool
@@ -68,6 +71,39 @@ def test_max_candidates_scores_a_seeded_subset(name):
     np.testing.assert_array_equal(
         picks, strategy.select(model, pool, np.arange(5), np.arange(5, 30), 6, seed=1)
     )
+
+
+def test_each_select_starts_a_fresh_report(monkeypatch):
+    pool, model = make_pool(20), TinyNet()
+    bait = get_strategy("bait", fisher_samples=8)
+    bait.select(model, pool, np.arange(4), np.arange(4, 20), 2)
+    assert bait.report.fisher is not None
+    bait.select(model, pool, np.arange(4), np.arange(4, 20), 0)  # nothing to pick
+    assert bait.report == SelectionReport()
+    ticks = itertools.count()  # the clock advances by 1 at each reading: 1 s a timed phase
+    monkeypatch.setattr(base, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    random = get_strategy("random")
+    for _ in range(3):
+        random.select(model, pool, [], np.arange(20), 2)
+        assert random.report.select_time == 1.0 and random.report.embed_time == 0.0
+
+
+def test_batches_keep_integer_inputs_and_give_floats_the_models_dtype():
+    from torch.utils.data import TensorDataset
+
+    from fmlib.data import as_data
+    from fmlib.strategies.base import _batches
+
+    tokens = torch.arange(12).reshape(6, 2)  # token ids
+    labels = torch.zeros(6, dtype=torch.long)
+    model = TinyNet().double()
+    got = list(_batches(model, as_data(TensorDataset(tokens, labels)), np.arange(6), 4, "cpu"))
+    assert [b.dtype for b in got] == [torch.int64, torch.int64]
+    assert torch.equal(torch.cat(got), tokens)
+    floats = as_data(TensorDataset(tokens.float(), labels))
+    got = list(_batches(model, floats, np.arange(6), 4, "cpu"))
+    assert [b.dtype for b in got] == [torch.float64, torch.float64]
+    assert torch.equal(torch.cat(got), tokens.double())
 
 
 def test_random_depends_on_the_seed():

@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from fmlib.fisher.greedy_naive import greedy_trace_select_naive
 from fmlib.models import build_model
 from fmlib.strategies import (
     get_strategy,
     head_gradient_embeddings,
 )
+from fmlib.strategies.base import _candidates
+from fmlib.strategies.fisher import MAX_LAMB
 from fmlib.train import TrainConfig, fit
 from tests.fakes import image_data
 from tests.strategies.nets import NUM_CLASSES, TinyNet, make_pool
@@ -53,6 +56,86 @@ def test_bait_report(float64):
         info.fisher_diag["head.weight"].flatten(), emb.square().sum(1).mean(0)
     )
     assert info.mask.size == model.head.weight.numel()
+
+
+@pytest.mark.parametrize("fisher_pool", ["candidates", "pool"])
+@pytest.mark.parametrize("n_labeled", [0, 5], ids=["no-labels", "5-labels"])
+def test_bait_picks_are_the_naive_greedy_on_brute_force_fishers(float64, n_labeled, fisher_pool):
+    """F_U, F_L from per-sample VᵀV of the closed-form embeddings, the picks from the naive greedy.
+
+    With 5 labeled the labeled embeddings have 15 rows < k = 18: the first inverse is Woodbury's.
+    ``max_candidates`` leaves unlabeled points out of the candidates: ``"pool"`` averages over
+    them, the candidates and the labeled set. A small λ lets F_L weigh on the picks (with F_L/5
+    in its place the third pick changes)."""
+    pool, model = make_pool(24), TinyNet()
+    labeled, unlabeled = np.arange(n_labeled), np.arange(n_labeled, 24)
+    strategy = get_strategy(
+        "bait", fisher_samples=8, fisher_pool=fisher_pool, max_candidates=12, lamb=0.01
+    )
+    picks = strategy.select(model, pool, labeled, unlabeled, 6, seed=2)
+    with torch.no_grad():
+        h = model.embed(pool.inputs().double())
+        emb = head_gradient_embeddings(model.head(h).softmax(-1), h)  # [24, C, k]
+    per_sample = emb.mT @ emb  # [24, k, k]: each sample's Fisher
+    cand = _candidates(unlabeled, 6, 12, 2)
+    assert len(cand) == 12
+    f_u = per_sample[cand].mean(0) if fisher_pool == "candidates" else per_sample.mean(0)
+    f_l = per_sample[labeled].mean(0) if n_labeled else None
+    expected = greedy_trace_select_naive(
+        emb[cand], 6, fisher=f_u, labeled_fisher=f_l, n_labeled=n_labeled, lamb=0.01
+    )
+    assert picks.tolist() == cand[expected].tolist()
+    assert strategy.report.fisher.fisher_trace == pytest.approx(float(f_u.trace()), rel=1e-10)
+
+
+def test_embedding_memory_is_the_embeddings_and_two_float64_fishers(monkeypatch):
+    from fmlib.strategies import fisher as fs
+
+    n, classes, k = 10, 3, 100
+    need = n * classes * k * 4 + 2 * k * k * 8  # float32 [n, C, k] + fisher_u, fisher_l
+    monkeypatch.setattr(fs, "available_memory", lambda device: need)
+    fs.check_embedding_memory(n, classes, k, torch.float32, "cpu")  # fits exactly
+    monkeypatch.setattr(fs, "available_memory", lambda device: need - 1)
+    with pytest.raises(MemoryError, match=f"set max_candidates={n - 1} or fewer"):
+        fs.check_embedding_memory(n, classes, k, torch.float32, "cpu")
+    monkeypatch.setattr(fs, "available_memory", lambda device: need + n * classes * k * 4)
+    fs.check_embedding_memory(n, classes, k, torch.float64, "cpu")  # float64: 8 bytes an entry
+    monkeypatch.setattr(fs, "available_memory", lambda device: 2 * k * k * 8 + 1)
+    with pytest.raises(MemoryError, match="Fisher matrices of a mask of 100 entries alone"):
+        fs.check_embedding_memory(n, classes, k, torch.float32, "cpu")
+    monkeypatch.setattr(fs, "available_memory", lambda device: None)
+    fs.check_embedding_memory(10**9, classes, 10**6, torch.float64, "cpu")  # unknown: passes
+
+
+def test_model_needs_follow_the_options():
+    from fmlib.fisher.masks import ParameterMask
+
+    mask = ParameterMask.full(TinyNet())
+    assert get_strategy("bait").model_needs() == ("embed", "head")
+    assert get_strategy("fishermask").model_needs() == ("head",)
+    assert get_strategy("fishermask", include_head=False).model_needs() == ()
+    assert get_strategy("fishermask", mask=mask).model_needs() == ()  # a given mask needs no head
+
+
+@pytest.mark.parametrize("name", ["bait", "fishermask"])
+def test_counts_at_their_minimum_are_accepted_and_below_refused(name):
+    strategy = get_strategy(name, backward_steps=0, fisher_samples=1)
+    assert strategy.options["backward_steps"] == 0 and strategy.options["fisher_samples"] == 1
+    for key, bad, low in (
+        ("fisher_samples", 0, 1),
+        ("backward_steps", -1, 0),
+        ("fisher_samples", True, 1),
+    ):
+        with pytest.raises(ValueError, match=f"{key} must be an int >= {low}"):
+            get_strategy(name, **{key: bad})
+
+
+@pytest.mark.parametrize("name", ["bait", "fishermask"])
+def test_lamb_is_accepted_up_to_its_bound_and_refused_beyond(name):
+    assert get_strategy(name, lamb=MAX_LAMB).options["lamb"] == MAX_LAMB == 1e6
+    for bad in (MAX_LAMB * 1.01, math.inf, math.nan, 0, -1.0, True, "1"):
+        with pytest.raises(ValueError, match="lamb must be a finite number > 0.*at most 1e"):
+            get_strategy(name, lamb=bad)
 
 
 @pytest.mark.parametrize("n_labeled", [0, 5], ids=["no-labels", "5-labels"])
