@@ -537,6 +537,11 @@ HOLDOUT = [
 # Probes of the modules' tests, written while their tests were strengthened (``--set probe``).
 PROBE_FISHER: list = []
 PROBE_RUN: list = []
+RUNNER = [
+    "tests/grid/test_runner.py::test_inline_executor_runs_in_this_process_and_reports_failures",
+    "tests/grid/test_runner.py::test_local_workers_take_the_visible_gpus_round_robin",
+    "tests/grid/test_runner.py::test_no_gpus_leaves_the_environment_alone",
+]
 PROBE_RECORDS = [
     # records/files.py
     (
@@ -726,35 +731,35 @@ PROBE_RECORDS = [
         "fmlib/grid/runner.py",
         "    if workers < 1:\n",
         "    if workers < 0:\n",
-        ["tests/grid/test_runner.py"],
+        RUNNER,
     ),
     (
         "probe-runner-kernel-env-not-restored",
         "fmlib/grid/runner.py",
         "                os.environ.pop(n, None)\n",
         "                pass\n",
-        ["tests/grid/test_runner.py"],
+        RUNNER,
     ),
     (
         "probe-runner-kernel-misses-the-start-directory",
         "fmlib/grid/runner.py",
         'os.pathsep.join([os.getcwd(), *filter(None, [old["PYTHONPATH"]])])',
         'os.pathsep.join([*filter(None, [old["PYTHONPATH"]])])',
-        ["tests/grid/test_runner.py"],
+        RUNNER,
     ),
     (
         "probe-runner-finished-run-not-verified",
         "fmlib/grid/runner.py",
         "outcomes[run.name] = _reopen_done(run, root)",
         'outcomes[run.name] = RunOutcome(run.name, "skipped")',
-        ["tests/grid/test_runner.py", "tests/doors/test_grid_file.py"],
+        [*RUNNER, "tests/doors/test_grid_file.py"],
     ),
     (
         "probe-runner-summary-out-of-grid-order",
         "fmlib/grid/runner.py",
         "ordered = [outcomes[r.name] for r in runs]",
         "ordered = list(outcomes.values())",
-        ["tests/grid/test_runner.py"],
+        RUNNER,
     ),
     # grid/cli.py
     (
