@@ -41,7 +41,7 @@ def test_a_run_name_that_leaves_the_grid_directory_is_refused_at_expansion(grid,
         expand_grid(grid, select=select)
 
 
-@pytest.mark.parametrize("name", ["..", ".", "../elsewhere", "/tmp/abs", "a/b"])
+@pytest.mark.parametrize("name", ["..", ".", "../elsewhere", "/tmp/abs", "a/b", "a\\b", "..\\up"])
 def test_a_hand_made_grid_run_with_a_path_for_a_name_writes_nothing(tmp_path, name):
     root = tmp_path / "grid" / "out"
     with pytest.raises(ValueError, match=LEAVES):

@@ -53,3 +53,41 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path
         files.atomic_write(path, half_then_fail)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_another_os_error_of_a_write_is_raised_as_it_is(tmp_path):
+    def refused(f):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    with pytest.raises(PermissionError) as caught:
+        atomic_write(tmp_path / "rounds.csv", refused)
+    assert caught.value.errno == errno.EACCES and "No space" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{not json", r"not JSON"),
+        ("[1, 2]", r"not an object with a 'config' object"),
+        ('{"config": [1]}', r"not an object with a 'config' object"),
+    ],
+    ids=["syntax", "list", "config-list"],
+)
+def test_read_meta_names_a_damaged_config_json(tmp_path, content, reason):
+    assert files.read_meta(tmp_path) is None  # no config.json: no run
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(files.DamagedRunError, match=rf"config.json is damaged \({reason}"):
+        files.read_meta(tmp_path)
+    (tmp_path / "config.json").write_text('{"config": {"seed": 1}, "schedule": [5]}')
+    assert files.read_meta(tmp_path) == {"config": {"seed": 1}, "schedule": [5]}
+
+
+def test_a_written_file_gets_the_umask_s_permissions_and_the_umask_stays(tmp_path):
+    old = os.umask(0o027)
+    try:
+        files.write_json(tmp_path / "a.json", {"x": 1})
+        assert os.umask(0o027) == 0o027  # the umask is read, never changed
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640

@@ -75,3 +75,39 @@ def test_a_directory_made_for_the_lock_alone_is_removed_and_one_with_records_is_
     with hold(tmp_path / "there"):
         pass
     assert (tmp_path / "there").is_dir()  # not made by the lock: left alone
+
+
+@pytest.mark.parametrize("pid", [0, -1, "?", None])
+def test_a_stale_record_without_a_real_pid_is_called_unknown(tmp_path, pid):
+    (tmp_path / "run").mkdir()
+    holder = {"pid": pid, "host": socket.gethostname(), "since": "then"}
+    (tmp_path / "run" / ".lock").write_text(json.dumps(holder))
+    with pytest.warns(UserWarning, match=r"its process is unknown"), hold(tmp_path / "run"):
+        pass
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["to-a-file", "dangling"])
+def test_a_lock_file_that_is_a_link_is_replaced_and_its_target_untouched(tmp_path, dangling):
+    target = tmp_path / "elsewhere.txt"
+    if not dangling:
+        target.write_text("someone else's file")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".lock").symlink_to(target)
+    with pytest.warns(UserWarning, match=r"\.lock is a symbolic link"), hold(tmp_path / "run"):
+        assert not (tmp_path / "run" / ".lock").is_symlink()
+        assert json.loads((tmp_path / "run" / ".lock").read_text())["pid"] == os.getpid()
+    if dangling:
+        assert not target.exists()
+    else:
+        assert target.read_text() == "someone else's file"
+
+
+@pytest.mark.parametrize("record", ["[1, 2]", "null", "7"])
+def test_a_lock_record_that_is_not_an_object_is_taken_without_a_warning(tmp_path, record):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".lock").write_text(record)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with hold(tmp_path / "run"):
+            pass
+    assert (tmp_path / "run" / ".lock").read_text() == ""
