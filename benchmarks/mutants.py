@@ -31,6 +31,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = ["tests/strategies/test_base.py", "tests/doors/test_api.py"]
+# the runner's fast tests (its notebook and submitit tests take minutes)
+RUNNER = [
+    "tests/grid/test_runner.py::test_inline_executor_runs_in_this_process_and_reports_failures",
+    "tests/grid/test_runner.py::test_local_workers_take_the_visible_gpus_round_robin",
+    "tests/grid/test_runner.py::test_no_gpus_leaves_the_environment_alone",
+    "tests/grid/test_runner.py::test_a_grid_needs_one_worker_at_least",
+    "tests/grid/test_runner.py::test_a_kernel_gets_its_threads_gpu_and_the_start_directory_then_the_"
+    "environment_is_back",
+    "tests/grid/test_runner.py::test_the_outcomes_and_the_summary_follow_the_grid_s_order",
+]
 
 # name, file, original text (once in the file), replacement, test paths
 MUTANTS = [
@@ -537,11 +547,6 @@ HOLDOUT = [
 # Probes of the modules' tests, written while their tests were strengthened (``--set probe``).
 PROBE_FISHER: list = []
 PROBE_RUN: list = []
-RUNNER = [
-    "tests/grid/test_runner.py::test_inline_executor_runs_in_this_process_and_reports_failures",
-    "tests/grid/test_runner.py::test_local_workers_take_the_visible_gpus_round_robin",
-    "tests/grid/test_runner.py::test_no_gpus_leaves_the_environment_alone",
-]
 PROBE_RECORDS = [
     # records/files.py
     (
