@@ -266,3 +266,36 @@ def test_the_outcomes_and_the_summary_follow_the_grid_s_order(tmp_path, fashion_
     assert [(o.name, o.status) for o in outcomes] == [("random", "done"), ("entropy", "stale")]
     summary = json.loads((tmp_path / SUMMARY).read_text())
     assert [(o["name"], o["status"]) for o in summary] == [("random", "done"), ("entropy", "stale")]
+
+
+def test_the_summary_counts_the_outcomes_and_says_what_to_read():
+    outcomes = [
+        runner.RunOutcome("a", "done"),
+        runner.RunOutcome("b", "skipped", repaired="rebuilt rounds.csv"),
+        runner.RunOutcome("c", "failed", error="ValueError: bad", notebook="/out/c/nb.ipynb"),
+        runner.RunOutcome("d", "stale", error="config changed: seed: 0 there, 1 here"),
+        runner.RunOutcome("e", "done", moved="/out/.stale/e.1"),
+    ]
+    lines = runner.summarize(outcomes).splitlines()
+    assert lines[0] == "5 runs: 2 done, 1 skipped (finished before), 1 failed, 1 stale"
+    assert lines[1:6] == [
+        "  REPAIRED b (finished; reopened): rebuilt rounds.csv",
+        "  FAILED c: ValueError: bad",
+        "         notebook: /out/c/nb.ipynb",
+        "  STALE d: made with another config, seed: 0 there, 1 here",
+        "  rerun e: its old directory is now /out/.stale/e.1",
+    ]
+    assert "--rerun-stale" in lines[-1]
+    assert runner.summarize(outcomes[:1]) == "1 runs: 1 done, 0 skipped (finished before), 0 failed"
+
+
+def test_a_run_that_wrote_a_smoke_summary_is_not_done(tmp_path):
+    (tmp_path / "config.json").write_text('{"config": {"seed": 0}, "schedule": [10]}')
+    (tmp_path / RESULTS).write_text('{"rounds": 1, "smoke": true}')
+    with pytest.raises(RuntimeError, match=r"smoke results.json \(FMLIB_SMOKE=1\)"):
+        runner._check_done(tmp_path)
+    (tmp_path / RESULTS).write_text('{"rounds": 0, "smoke": false}')
+    with pytest.raises(RuntimeError, match=r"without writing results.json for a finished run"):
+        runner._check_done(tmp_path)
+    (tmp_path / RESULTS).write_text('{"rounds": 1, "smoke": false}')
+    runner._check_done(tmp_path)

@@ -280,3 +280,14 @@ def test_a_label_of_separators_alone_is_an_underscore_not_an_empty_name():
 def test_an_empty_or_scalar_axis_is_an_error(values):
     with pytest.raises(ValueError, match=r"axis 'strategy' must be a non-empty list"):
         expand_grid({"axes": {"strategy": values}})
+
+
+def test_scalar_values_are_labelled_by_their_axis_and_their_json():
+    axes = {"seed": [0, None], "download": [True], "ratio": [2.5]}
+    names = [r.name for r in expand_grid({"axes": axes})]
+    assert names == ["seed0-downloadtrue-ratio2.5", "seednull-downloadtrue-ratio2.5"]
+    labelled = expand_grid({"axes": {"strategy": ["margin", {"strategy": "entropy", "seed": 1}]}})
+    assert [(r.name, r.params) for r in labelled] == [
+        ("margin", {"strategy": "margin"}),
+        ("entropy", {"strategy": "entropy", "seed": 1}),
+    ]
