@@ -610,3 +610,24 @@ def test_a_field_an_old_config_lacks_compares_as_its_default():
         "rounds: 3 there, 4 here"
     ]
     assert config_differences(old, {"seed": 0, "rounds": 3}) == ["rounds: <absent> there, 3 here"]
+
+
+def test_snapshots_without_a_checkpoint_are_refused_and_kept(tmp_path):
+    (tmp_path / "sensitivity").mkdir()
+    (tmp_path / "sensitivity" / "round_000.npz").write_bytes(b"npz")
+    with pytest.raises(
+        DamagedRunError, match=r"records of \? rounds but no checkpoint.pt \(sensitivity/round_000"
+    ):
+        RunDirectory(tmp_path).open({"seed": 0})
+    assert (tmp_path / "sensitivity" / "round_000.npz").read_bytes() == b"npz"
+
+
+def test_moving_a_run_aside_keeps_it_whole_under_stale(tmp_path):
+    saved_run(tmp_path / "runs" / "a")
+    before = files(tmp_path / "runs" / "a")
+    first = RunDirectory(tmp_path / "runs" / "a").move_aside()
+    assert first.parent == tmp_path / "runs" / ".stale" and first.name.startswith("a.")
+    assert not (tmp_path / "runs" / "a").exists() and files(first) == before
+    saved_run(tmp_path / "runs" / "a")
+    second = RunDirectory(tmp_path / "runs" / "a").move_aside()  # the same second: another name
+    assert second != first and first.is_dir() and second.is_dir()

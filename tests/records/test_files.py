@@ -91,3 +91,39 @@ def test_a_written_file_gets_the_umask_s_permissions_and_the_umask_stays(tmp_pat
     finally:
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_json_writes_numpy_values_arrays_tuples_and_paths_and_names_what_it_cannot(tmp_path):
+    import json
+
+    import numpy as np
+
+    value = {"n": np.int64(3), "x": np.float32(0.5), "a": np.arange(3), "t": (1, 2)}
+    files.write_json(tmp_path / "a.json", {**value, "p": tmp_path})
+    assert json.loads((tmp_path / "a.json").read_text()) == {
+        "n": 3,
+        "x": 0.5,
+        "a": [0, 1, 2],
+        "t": [1, 2],
+        "p": str(tmp_path),
+    }
+    with pytest.raises(TypeError, match="cannot write object to JSON"):
+        files.json_bytes({"o": object()})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_git_commit_says_whether_the_checkout_is_dirty(tmp_path):
+    import subprocess
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    assert files.git_commit(tmp_path) is None  # not a checkout
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "a.txt").write_text("one")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert files.git_commit(tmp_path) == {"commit": head.strip(), "dirty": False}
+    (tmp_path / "new.txt").write_text("untracked files do not count")
+    assert files.git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "a.txt").write_text("two")
+    assert files.git_commit(tmp_path) == {"commit": head.strip(), "dirty": True}
