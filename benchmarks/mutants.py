@@ -848,6 +848,65 @@ PROBE_RECORDS = [
         "",
         ["tests/records/test_tables.py"],
     ),
+    # written after their tests (confirmations, not first-run probes)
+    (
+        "probe-lock-second-holder-waits",
+        "fmlib/records/lock.py",
+        "filelock.lock_descriptor(fd, blocking=False)",
+        "filelock.lock_descriptor(fd, blocking=True)",
+        ["tests/records/test_lock.py"],
+    ),
+    (
+        "probe-lock-record-not-truncated",
+        "fmlib/records/lock.py",
+        "    os.ftruncate(fd, 0)\n",
+        "",
+        ["tests/records/test_lock.py"],
+    ),
+    (
+        "probe-files-ndarray-not-jsonable",
+        "fmlib/records/files.py",
+        "if isinstance(value, (np.ndarray, tuple)):",
+        "if isinstance(value, tuple):",
+        ["tests/records/test_files.py"],
+    ),
+    (
+        "probe-files-dirty-inverted",
+        "fmlib/records/files.py",
+        '"dirty": bool(status.stdout.strip())',
+        '"dirty": not status.stdout.strip()',
+        ["tests/records/test_files.py"],
+    ),
+    (
+        "probe-directory-fresh-snapshots-overwritten",
+        "fmlib/records/directory.py",
+        '        leftovers += [\n            f"{SENSITIVITY}/{p.name}"',
+        '        leftovers = [\n            f"{SENSITIVITY}/{p.name}"',
+        ["tests/records/test_directory.py"],
+    ),
+    (
+        "probe-spec-scalar-label-not-json",
+        "fmlib/grid/spec.py",
+        'return slug(f"{axis}{json.dumps(value)}")',
+        'return slug(f"{axis}{value}")',
+        ["tests/grid/test_spec.py"],
+    ),
+    (
+        "probe-runner-summary-skips-notebook-line",
+        "fmlib/grid/runner.py",
+        'f"  FAILED {o.name}: {o.error}"\n'
+        '                + (f"\\n         notebook: {o.notebook}" if o.notebook else "")',
+        'f"  FAILED {o.name}: {o.error}"',
+        RUNNER
+        + ["tests/grid/test_runner.py::test_the_summary_counts_the_outcomes_and_says_what_to_read"],
+    ),
+    (
+        "probe-runner-smoke-summary-called-missing",
+        "fmlib/grid/runner.py",
+        'if results is not None and results.get("smoke"):',
+        "if results is None:",
+        ["tests/grid/test_runner.py::test_a_run_that_wrote_a_smoke_summary_is_not_done"],
+    ),
 ]
 PROBE = PROBE_FISHER + PROBE_RUN + PROBE_RECORDS
 

@@ -17,6 +17,27 @@ from fmlib.records import RunDirectory
 from fmlib.records.lock import RunLockedError, hold
 
 
+def test_a_second_holder_is_refused_at_once_not_left_waiting(tmp_path):
+    import threading
+
+    refused = []
+
+    def second():
+        try:
+            with hold(tmp_path / "run"):
+                refused.append(False)
+        except RunLockedError:
+            refused.append(True)
+
+    with hold(tmp_path / "run"):
+        other = threading.Thread(target=second, daemon=True)
+        other.start()
+        other.join(10)
+        waiting = other.is_alive()
+    other.join(10)
+    assert not waiting and refused == [True], "the second holder waited for the lock"
+
+
 def test_a_stale_lock_of_a_live_reused_pid_is_called_reused_not_gone(tmp_path):
     run = RunDirectory(tmp_path / "run")
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -111,27 +132,6 @@ def test_a_lock_record_that_is_not_an_object_is_taken_without_a_warning(tmp_path
         with hold(tmp_path / "run"):
             pass
     assert (tmp_path / "run" / ".lock").read_text() == ""
-
-
-def test_a_second_holder_is_refused_at_once_not_left_waiting(tmp_path):
-    import threading
-
-    refused = []
-
-    def second():
-        try:
-            with hold(tmp_path / "run"):
-                refused.append(False)
-        except RunLockedError:
-            refused.append(True)
-
-    with hold(tmp_path / "run"):
-        other = threading.Thread(target=second, daemon=True)
-        other.start()
-        other.join(10)
-        waiting = other.is_alive()
-    other.join(10)
-    assert not waiting and refused == [True], "the second holder waited for the lock"
 
 
 def test_a_stale_record_longer_than_the_new_one_is_replaced_whole(tmp_path):
