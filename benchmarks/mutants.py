@@ -721,7 +721,7 @@ PROBE_RECORDS = [
         "fmlib/grid/spec.py",
         ' or "\\\\" in name',
         "",
-        ["tests/grid/test_spec.py", "tests/doors/test_grid_file.py"],
+        ["tests/doors/test_grid_file.py", "tests/grid/test_spec.py"],
     ),
     (
         "probe-spec-empty-axis-passes",
