@@ -31,6 +31,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = ["tests/strategies/test_base.py", "tests/doors/test_api.py"]
+# the runner's fast tests (its notebook and submitit tests take minutes)
+RUNNER = [
+    "tests/grid/test_runner.py::test_inline_executor_runs_in_this_process_and_reports_failures",
+    "tests/grid/test_runner.py::test_local_workers_take_the_visible_gpus_round_robin",
+    "tests/grid/test_runner.py::test_no_gpus_leaves_the_environment_alone",
+    "tests/grid/test_runner.py::test_a_grid_needs_one_worker_at_least",
+    "tests/grid/test_runner.py::test_a_kernel_gets_its_threads_gpu_and_the_start_directory_then_the_"
+    "environment_is_back",
+    "tests/grid/test_runner.py::test_the_outcomes_and_the_summary_follow_the_grid_s_order",
+]
 
 # name, file, original text (once in the file), replacement, test paths
 MUTANTS = [
@@ -1377,7 +1387,367 @@ PROBE_RUN: list = [
         ["tests/test_inputs.py"],
     ),
 ]
-PROBE_RECORDS: list = []
+PROBE_RECORDS = [
+    # records/files.py
+    (
+        "probe-files-write-not-atomic",
+        "fmlib/records/files.py",
+        'fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")',
+        "fd, tmp = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), str(path)",
+        ["tests/records/test_files.py"],
+    ),
+    (
+        "probe-files-any-oserror-is-no-space",
+        "fmlib/records/files.py",
+        "if isinstance(err, OSError) and err.errno == errno.ENOSPC:",
+        "if isinstance(err, OSError):",
+        ["tests/records/test_files.py"],
+    ),
+    (
+        "probe-files-damaged-json-escapes",
+        "fmlib/records/files.py",
+        "    except (ValueError, UnicodeDecodeError) as err:\n",
+        "    except UnicodeDecodeError as err:\n",
+        ["tests/records/test_files.py"],
+    ),
+    (
+        "probe-files-umask-ignored",
+        "fmlib/records/files.py",
+        "os.fchmod(fd, 0o666 & ~_umask())",
+        "os.fchmod(fd, 0o666)",
+        ["tests/records/test_files.py"],
+    ),
+    # records/lock.py
+    (
+        "probe-lock-pid-zero-probed",
+        "fmlib/records/lock.py",
+        "if not isinstance(pid, int) or pid <= 0:",
+        "if not isinstance(pid, int):",
+        ["tests/records/test_lock.py"],
+    ),
+    (
+        "probe-lock-link-to-a-file-followed",
+        "fmlib/records/lock.py",
+        "        if file.is_symlink():\n",
+        "        if file.is_symlink() and not file.exists():\n",
+        ["tests/records/test_lock.py"],
+    ),
+    (
+        "probe-lock-non-object-record-kept",
+        "fmlib/records/lock.py",
+        "return holder if isinstance(holder, dict) else {}",
+        "return holder",
+        ["tests/records/test_lock.py"],
+    ),
+    # records/formats.py
+    (
+        "probe-formats-resume-threads-ignores-last-round",
+        "fmlib/records/formats.py",
+        'last = rounds[-1].get("torch_threads", used[-1]) if rounds else used[-1]',
+        "last = used[-1]",
+        ["tests/records/test_formats.py"],
+    ),
+    (
+        "probe-formats-unknown-torch-refused",
+        "fmlib/records/formats.py",
+        "if used[-1] is None or used[-1] == version:",
+        "if used[-1] == version:",
+        ["tests/records/test_formats.py"],
+    ),
+    (
+        "probe-formats-test-counts-of-the-pool",
+        "fmlib/records/formats.py",
+        '"test_counts": test.class_counts().tolist(),',
+        '"test_counts": pool.class_counts().tolist(),',
+        ["tests/records/test_formats.py"],
+    ),
+    (
+        "probe-formats-query-label-and-index-swapped",
+        "fmlib/records/formats.py",
+        "(round, i, int(p), int(y), s)",
+        "(round, i, int(y), int(p), s)",
+        ["tests/records/test_formats.py"],
+    ),
+    # records/tables.py
+    (
+        "probe-tables-smoke-runs-loaded",
+        "fmlib/records/tables.py",
+        "if (r / CONFIG).is_file() and (include_smoke or not is_smoke(r))",
+        "if (r / CONFIG).is_file()",
+        ["tests/records/test_tables.py"],
+    ),
+    (
+        "probe-tables-summary-drops-stopped",
+        "fmlib/records/tables.py",
+        '        summary["stopped"] = meta["stopped"]\n',
+        "        pass\n",
+        ["tests/records/test_tables.py"],
+    ),
+    (
+        "probe-tables-a-run-matched-twice-loaded-twice",
+        "fmlib/records/tables.py",
+        "for r in dict.fromkeys(runs)",
+        "for r in runs",
+        ["tests/records/test_tables.py"],
+    ),
+    # records/snapshots.py
+    (
+        "probe-snapshots-min-is-the-max",
+        "fmlib/records/snapshots.py",
+        "diag[n].min().item() if len(diag[n])",
+        "diag[n].max().item() if len(diag[n])",
+        ["tests/records/test_snapshots.py"],
+    ),
+    (
+        "probe-snapshots-root-parameters-dotted",
+        "fmlib/records/snapshots.py",
+        'f"{prefix}.{name}" if prefix else name',
+        'f"{prefix}.{name}"',
+        ["tests/records/test_snapshots.py"],
+    ),
+    # records/directory.py
+    (
+        "probe-directory-sensitivity-temporary-kept",
+        "fmlib/records/directory.py",
+        '[*self.path.glob(".*.tmp"), *(self.path / SENSITIVITY).glob(".*.tmp")]',
+        '[*self.path.glob(".*.tmp")]',
+        ["tests/records/test_directory.py"],
+    ),
+    (
+        "probe-directory-extra-snapshot-kept",
+        "fmlib/records/directory.py",
+        "                file.unlink()\n                rebuilt.append",
+        "                rebuilt.append",
+        ["tests/records/test_directory.py"],
+    ),
+    (
+        "probe-directory-lock-alone-is-partial",
+        "fmlib/records/directory.py",
+        "not [p for p in self.path.iterdir() if p.name != LOCK]",
+        "not list(self.path.iterdir())",
+        ["tests/records/test_directory.py"],
+    ),
+    (
+        "probe-directory-unfinished-results-kept",
+        "fmlib/records/directory.py",
+        "if old is None or not records.finished:",
+        "if old is None:",
+        ["tests/records/test_directory.py"],
+    ),
+    (
+        "probe-directory-checkpoint-format-unchecked",
+        "fmlib/records/directory.py",
+        '            or state.get("format") != FORMAT_VERSION\n',
+        "",
+        ["tests/records/test_directory.py"],
+    ),
+    (
+        "probe-directory-defaults-ignored",
+        "fmlib/records/directory.py",
+        "old = {**{k: v for k, v in defaults.items() if k in new}, **old}",
+        "old = dict(old)",
+        ["tests/records/test_directory.py"],
+    ),
+    # grid/spec.py
+    (
+        "probe-spec-empty-label-kept",
+        "fmlib/grid/spec.py",
+        '.strip("_") or "_"',
+        '.strip("_")',
+        ["tests/grid/test_spec.py", "tests/doors/test_grid_file.py"],
+    ),
+    (
+        "probe-spec-backslash-name-passes",
+        "fmlib/grid/spec.py",
+        ' or "\\\\" in name',
+        "",
+        ["tests/doors/test_grid_file.py", "tests/grid/test_spec.py"],
+    ),
+    (
+        "probe-spec-empty-axis-passes",
+        "fmlib/grid/spec.py",
+        "if not isinstance(values, (list, tuple)) or not values:",
+        "if not isinstance(values, (list, tuple)):",
+        ["tests/grid/test_spec.py"],
+    ),
+    # grid/runner.py
+    (
+        "probe-runner-zero-workers-pass",
+        "fmlib/grid/runner.py",
+        "    if workers < 1:\n",
+        "    if workers < 0:\n",
+        RUNNER,
+    ),
+    (
+        "probe-runner-kernel-env-not-restored",
+        "fmlib/grid/runner.py",
+        "                os.environ.pop(n, None)\n",
+        "                pass\n",
+        RUNNER,
+    ),
+    (
+        "probe-runner-kernel-misses-the-start-directory",
+        "fmlib/grid/runner.py",
+        'os.pathsep.join([os.getcwd(), *filter(None, [old["PYTHONPATH"]])])',
+        'os.pathsep.join([*filter(None, [old["PYTHONPATH"]])])',
+        RUNNER,
+    ),
+    (
+        "probe-runner-finished-run-not-verified",
+        "fmlib/grid/runner.py",
+        "outcomes[run.name] = _reopen_done(run, root)",
+        'outcomes[run.name] = RunOutcome(run.name, "skipped")',
+        [*RUNNER, "tests/doors/test_grid_file.py"],
+    ),
+    (
+        "probe-runner-summary-out-of-grid-order",
+        "fmlib/grid/runner.py",
+        "ordered = [outcomes[r.name] for r in runs]",
+        "ordered = list(outcomes.values())",
+        RUNNER,
+    ),
+    # grid/cli.py
+    (
+        "probe-gridcli-timeout-unchecked",
+        "fmlib/grid/cli.py",
+        'for name in ("workers", "threads", "cpus", "gpus", "timeout"):',
+        'for name in ("workers", "threads", "cpus", "gpus"):',
+        ["tests/grid/test_cli.py"],
+    ),
+    (
+        "probe-gridcli-zero-memory-passes",
+        "fmlib/grid/cli.py",
+        "if args.mem_gb is not None and not args.mem_gb > 0:",
+        "if args.mem_gb is not None and args.mem_gb < 0:",
+        ["tests/grid/test_cli.py"],
+    ),
+    (
+        "probe-gridcli-signal-exit-status-1",
+        "fmlib/grid/cli.py",
+        "        return 128 + err.signum\n",
+        "        return 1\n",
+        ["tests/grid/test_cli.py"],
+    ),
+    (
+        "probe-gridcli-empty-key-assigned",
+        "fmlib/grid/cli.py",
+        "if not sep or not key.strip():",
+        "if not sep:",
+        ["tests/grid/test_cli.py"],
+    ),
+    # cli.py
+    (
+        "probe-cli-zero-max-rounds-pass",
+        "fmlib/cli.py",
+        "if args.max_rounds is not None and args.max_rounds < 1:",
+        "if args.max_rounds is not None and args.max_rounds < 0:",
+        ["tests/test_cli.py"],
+    ),
+    (
+        "probe-cli-locked-directory-traceback",
+        "fmlib/cli.py",
+        "except (ValueError, FileNotFoundError, RunDirectoryError) as err:",
+        "except (ValueError, FileNotFoundError) as err:",
+        ["tests/test_cli.py"],
+    ),
+    (
+        "probe-cli-full-notebooks-folder-traceback",
+        "fmlib/cli.py",
+        "except (FileExistsError, FileNotFoundError) as err:",
+        "except FileNotFoundError as err:",
+        ["tests/test_cli.py"],
+    ),
+    (
+        "probe-cli-target-one-refused",
+        "fmlib/cli.py",
+        "0 < args.target <= 1)",
+        "0 < args.target < 1)",
+        ["tests/test_cli.py"],
+    ),
+    # cli_run.py
+    (
+        "probe-clirun-unreadable-file-traceback",
+        "fmlib/cli_run.py",
+        '    except OSError as err:\n        raise UserError(f"cannot read config file {path}: '
+        '{err.strerror or err}") from None\n',
+        "",
+        ["tests/test_cli_run.py"],
+    ),
+    (
+        "probe-clirun-flag-device-dropped",
+        "fmlib/cli_run.py",
+        '("dataset", "imbalance", "model", "strategy", "seed", "device")',
+        '("dataset", "imbalance", "model", "strategy", "seed")',
+        ["tests/test_cli_run.py"],
+    ),
+    # records/__init__.py
+    (
+        "probe-records-export-left-out-of-all",
+        "fmlib/records/__init__.py",
+        '    "write_results",\n',
+        "",
+        ["tests/records/test_tables.py"],
+    ),
+    # written after their tests (confirmations, not first-run probes)
+    (
+        "probe-lock-second-holder-waits",
+        "fmlib/records/lock.py",
+        "filelock.lock_descriptor(fd, blocking=False)",
+        "filelock.lock_descriptor(fd, blocking=True)",
+        ["tests/records/test_lock.py"],
+    ),
+    (
+        "probe-lock-record-not-truncated",
+        "fmlib/records/lock.py",
+        "    os.ftruncate(fd, 0)\n",
+        "",
+        ["tests/records/test_lock.py"],
+    ),
+    (
+        "probe-files-ndarray-not-jsonable",
+        "fmlib/records/files.py",
+        "if isinstance(value, (np.ndarray, tuple)):",
+        "if isinstance(value, tuple):",
+        ["tests/records/test_files.py"],
+    ),
+    (
+        "probe-files-dirty-inverted",
+        "fmlib/records/files.py",
+        '"dirty": bool(status.stdout.strip())',
+        '"dirty": not status.stdout.strip()',
+        ["tests/records/test_files.py"],
+    ),
+    (
+        "probe-directory-fresh-snapshots-overwritten",
+        "fmlib/records/directory.py",
+        '        leftovers += [\n            f"{SENSITIVITY}/{p.name}"',
+        '        leftovers = [\n            f"{SENSITIVITY}/{p.name}"',
+        ["tests/records/test_directory.py"],
+    ),
+    (
+        "probe-spec-scalar-label-not-json",
+        "fmlib/grid/spec.py",
+        'return slug(f"{axis}{json.dumps(value)}")',
+        'return slug(f"{axis}{value}")',
+        ["tests/grid/test_spec.py"],
+    ),
+    (
+        "probe-runner-summary-skips-notebook-line",
+        "fmlib/grid/runner.py",
+        'f"  FAILED {o.name}: {o.error}"\n'
+        '                + (f"\\n         notebook: {o.notebook}" if o.notebook else "")',
+        'f"  FAILED {o.name}: {o.error}"',
+        RUNNER
+        + ["tests/grid/test_runner.py::test_the_summary_counts_the_outcomes_and_says_what_to_read"],
+    ),
+    (
+        "probe-runner-smoke-summary-called-missing",
+        "fmlib/grid/runner.py",
+        'if results is not None and results.get("smoke"):',
+        "if results is None:",
+        ["tests/grid/test_runner.py::test_a_run_that_wrote_a_smoke_summary_is_not_done"],
+    ),
+]
 PROBE = PROBE_FISHER + PROBE_RUN + PROBE_RECORDS
 
 SETS = {

@@ -233,6 +233,50 @@ def test_run_reports_a_dotted_set_of_a_plain_field(capsys):
     assert f"FIELD.KEY is for {fields}" in error_line(capsys, "run")
 
 
+@pytest.mark.parametrize("rounds", ["0", "-2"])
+def test_run_refuses_fewer_than_one_max_round(rounds, capsys):
+    assert main(["run", "--max-rounds", rounds, "-n"]) == 2
+    assert f"--max-rounds must be an integer >= 1, got {rounds}" in error_line(capsys, "run")
+
+
+def test_run_on_a_directory_another_run_holds_is_one_error_line(tmp_path, fashion_root, capsys):
+    from fmlib.records import RunDirectory
+
+    run = tmp_path / "run"
+    with RunDirectory(run).lock():
+        assert main(["run", "--strategy", "random", *tiny(fashion_root), "-o", str(run)]) == 2
+    assert f"is in use by process {os.getpid()}" in error_line(capsys, "run")
+    assert not run.exists()  # the refused run wrote nothing: the holder's empty directory went
+
+
+def test_notebooks_copies_them_once_and_replaces_them_with_force(tmp_path, capsys):
+    target = tmp_path / "nbs"
+    assert main(["notebooks", str(target)]) == 0
+    copies = capsys.readouterr().out.split()
+    assert copies and all(Path(c).parent == target for c in copies)
+    assert "active_learning.ipynb" in {Path(c).name for c in copies}
+    assert main(["notebooks", str(target)]) == 2
+    assert "exist already; pass overwrite (--force)" in error_line(capsys, "notebooks")
+    assert main(["notebooks", str(target), "--force"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("target", "refused"), [(1.0, False), (0.5, False), (1.01, True), (0.0, True), (-0.1, True)]
+)
+def test_compare_targets_an_accuracy_in_zero_to_one(tmp_path, target, refused):
+    from argparse import Namespace
+
+    from fmlib.checks import UserError
+    from fmlib.cli import check_compare_args
+
+    args = Namespace(target=target, budgets=[1, 50], output=str(tmp_path / "out"))
+    if refused:
+        with pytest.raises(UserError, match=r"--target must be an accuracy in \(0, 1\]"):
+            check_compare_args(args)
+    else:
+        check_compare_args(args)
+
+
 # ----------------------------------------------------------------------------- fmlib compare
 
 

@@ -107,3 +107,24 @@ def test_an_invalid_config_is_a_user_error_naming_the_field():
                 "--dataset", DATA, "--model", MODEL, "--imbalance", "none", "--set", "query_size=0"
             )
         )
+
+
+def test_a_config_path_that_cannot_be_read_is_named(tmp_path):
+    with pytest.raises(UserError, match=rf"cannot read config file {tmp_path}: "):
+        read_config_file(tmp_path)  # a folder
+
+
+def test_every_flag_sets_its_field():
+    args = run_args(
+        *("--dataset", "cifar10", "--imbalance", "none", "--model", "resnet18"),
+        *("--strategy", "badge", "--seed", "3", "--device", "cuda:1"),
+    )
+    assert config_values(args) == {
+        "dataset": "cifar10",
+        "imbalance": "none",
+        "model": "resnet18",
+        "strategy": "badge",
+        "seed": 3,
+        "device": "cuda:1",
+    }
+    assert config_values(run_args()) == {}

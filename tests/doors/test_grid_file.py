@@ -41,6 +41,13 @@ def test_a_run_name_that_leaves_the_grid_directory_is_refused_at_expansion(grid,
         expand_grid(grid, select=select)
 
 
+@pytest.mark.parametrize("name", ["..", ".", "../elsewhere", "/tmp/abs", "a/b", "a\\b", "..\\up"])
+def test_a_run_name_with_a_separator_or_dots_has_no_path(tmp_path, name):
+    with pytest.raises(ValueError, match=LEAVES):
+        GridRun(name, dict(BASE)).path(tmp_path)
+    assert GridRun("a.b", {}).path(tmp_path) == tmp_path / "a.b"
+
+
 @pytest.mark.parametrize("name", ["..", ".", "../elsewhere", "/tmp/abs", "a/b"])
 def test_a_hand_made_grid_run_with_a_path_for_a_name_writes_nothing(tmp_path, name):
     root = tmp_path / "grid" / "out"

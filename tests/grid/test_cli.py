@@ -69,3 +69,51 @@ def test_main_reports_a_bad_grid_without_a_traceback(tmp_path, capsys):
         == 2
     )
     assert "none.ipynb not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--timeout", "0", r"--timeout must be an integer >= 1, got 0"),
+        ("--cpus", "0", r"--cpus must be an integer >= 1, got 0"),
+        ("--gpus", "-1", r"--gpus must be an integer >= 0, got -1"),
+        ("--mem-gb", "0", r"--mem-gb must be a number > 0, got 0.0"),
+        ("--mem-gb", "nan", r"--mem-gb must be a number > 0, got nan"),
+    ],
+)
+def test_a_bound_of_a_resource_flag_is_one_error_line(tmp_path, capsys, flag, value, message):
+    argv = ["--strategy", "random", "-o", str(tmp_path / "out"), "--dry-run"]
+    assert main([*argv, flag, value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and pytest.importorskip("re").search(message, err[0]), err
+    assert main([*argv, "--gpus", "0"]) == 0
+    assert "new " in capsys.readouterr().out  # no GPU is a valid count
+
+
+def test_a_grid_stopped_by_a_signal_exits_with_128_plus_its_number(tmp_path, capsys, monkeypatch):
+    import signal
+
+    import fmlib.grid.cli
+    from fmlib.grid.signals import GridInterrupted
+
+    def stopped(runs, output, **kwargs):
+        raise GridInterrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(fmlib.grid.cli, "run_grid", stopped)
+    argv = ["--strategy", "random", "-o", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 128 + signal.SIGTERM
+    assert "grid: stopped by SIGTERM: workers stopped" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["=5", " =5", "budget"])
+def test_an_assignment_needs_a_key_and_an_equals_sign(text, capsys):
+    from argparse import ArgumentTypeError
+
+    from fmlib.grid.cli import assignment
+
+    with pytest.raises(ArgumentTypeError, match=r"expected FIELD=VALUE"):
+        assignment(text)
+    assert assignment(" budget =155") == ("budget", 155)
+    with pytest.raises(SystemExit) as exit:
+        main(["--strategy", "random", "--set", text, "--dry-run"])
+    assert exit.value.code == 2 and "expected FIELD=VALUE" in capsys.readouterr().err

@@ -225,3 +225,77 @@ def test_local_workers_take_the_visible_gpus_round_robin(tmp_path, fashion_root,
 def test_no_gpus_leaves_the_environment_alone(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert runner.visible_gpus() == []
+
+
+def test_a_grid_needs_one_worker_at_least(tmp_path):
+    with pytest.raises(ValueError, match=r"workers must be >= 1, got 0"):
+        run_grid([], tmp_path, workers=0, progress=False)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_kernel_gets_its_threads_gpu_and_the_start_directory_then_the_environment_is_back(
+    tmp_path, monkeypatch
+):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONPATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with runner._kernel_env(3, "1"):
+        assert (os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]) == ("3", "3")
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+        assert os.environ["PYTHONPATH"] == os.getcwd()
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONPATH"):
+        assert name not in os.environ, name
+    monkeypatch.setenv("PYTHONPATH", "/users/own")
+    with runner._kernel_env(None):
+        assert os.environ["PYTHONPATH"] == os.pathsep.join([os.getcwd(), "/users/own"])
+        assert "OMP_NUM_THREADS" not in os.environ
+    assert os.environ["PYTHONPATH"] == "/users/own"
+
+
+def test_the_outcomes_and_the_summary_follow_the_grid_s_order(tmp_path, fashion_root, monkeypatch):
+    from fmlib.experiment import ExperimentConfig
+    from fmlib.records import RunDirectory
+
+    monkeypatch.setattr(
+        runner, "execute_run", lambda run, root, **kw: runner.RunOutcome(run.name, "done")
+    )
+    runs = expand_grid(tiny_grid(fashion_root, "random", "entropy"))
+    other = ExperimentConfig.from_dict({**runs[1].params, "seed": 9}).to_dict()  # made otherwise
+    RunDirectory(runs[1].path(tmp_path)).write_meta({"config": other, "schedule": [10, 15]})
+    outcomes = run_grid(runs, tmp_path, progress=False)
+    assert [(o.name, o.status) for o in outcomes] == [("random", "done"), ("entropy", "stale")]
+    summary = json.loads((tmp_path / SUMMARY).read_text())
+    assert [(o["name"], o["status"]) for o in summary] == [("random", "done"), ("entropy", "stale")]
+
+
+def test_the_summary_counts_the_outcomes_and_says_what_to_read():
+    outcomes = [
+        runner.RunOutcome("a", "done"),
+        runner.RunOutcome("b", "skipped", repaired="rebuilt rounds.csv"),
+        runner.RunOutcome("c", "failed", error="ValueError: bad", notebook="/out/c/nb.ipynb"),
+        runner.RunOutcome("d", "stale", error="config changed: seed: 0 there, 1 here"),
+        runner.RunOutcome("e", "done", moved="/out/.stale/e.1"),
+    ]
+    lines = runner.summarize(outcomes).splitlines()
+    assert lines[0] == "5 runs: 2 done, 1 skipped (finished before), 1 failed, 1 stale"
+    assert lines[1:6] == [
+        "  REPAIRED b (finished; reopened): rebuilt rounds.csv",
+        "  FAILED c: ValueError: bad",
+        "         notebook: /out/c/nb.ipynb",
+        "  STALE d: made with another config, seed: 0 there, 1 here",
+        "  rerun e: its old directory is now /out/.stale/e.1",
+    ]
+    assert "--rerun-stale" in lines[-1]
+    assert runner.summarize(outcomes[:1]) == "1 runs: 1 done, 0 skipped (finished before), 0 failed"
+
+
+def test_a_run_that_wrote_a_smoke_summary_is_not_done(tmp_path):
+    (tmp_path / "config.json").write_text('{"config": {"seed": 0}, "schedule": [10]}')
+    (tmp_path / RESULTS).write_text('{"rounds": 1, "smoke": true}')
+    with pytest.raises(RuntimeError, match=r"smoke results.json \(FMLIB_SMOKE=1\)"):
+        runner._check_done(tmp_path)
+    (tmp_path / RESULTS).write_text('{"rounds": 0, "smoke": false}')
+    with pytest.raises(RuntimeError, match=r"without writing results.json for a finished run"):
+        runner._check_done(tmp_path)
+    (tmp_path / RESULTS).write_text('{"rounds": 1, "smoke": false}')
+    runner._check_done(tmp_path)

@@ -264,3 +264,30 @@ def test_every_options_field_merges_including_a_dataset_factorys():
     assert runs["small"]["dataset_options"] == {"n": 50, "dim": 8, "seed": 3}
     assert runs["wide"]["model_options"] == {"hidden": 8, "width": 2}
     assert runs["wide"]["dataset_options"] == {"n": 100, "dim": 8, "seed": 3}
+
+
+def test_a_label_of_separators_alone_is_an_underscore_not_an_empty_name():
+    from fmlib.grid.spec import slug
+
+    assert slug("//") == "_" and slug("a b/c") == "a_b_c" and slug("_x_") == "x"
+    runs = expand_grid({"axes": {"strategy": ["//"], "seed": [0]}})
+    assert [r.name for r in runs] == ["_-seed0"]
+    (alone,) = expand_grid({"axes": {"strategy": ["/"]}})
+    assert alone.name == "_" and alone.path("out") == Path("out") / "_"
+
+
+@pytest.mark.parametrize("values", [[], (), "random", 3], ids=repr)
+def test_an_empty_or_scalar_axis_is_an_error(values):
+    with pytest.raises(ValueError, match=r"axis 'strategy' must be a non-empty list"):
+        expand_grid({"axes": {"strategy": values}})
+
+
+def test_scalar_values_are_labelled_by_their_axis_and_their_json():
+    axes = {"seed": [0, None], "download": [True], "ratio": [2.5]}
+    names = [r.name for r in expand_grid({"axes": axes})]
+    assert names == ["seed0-downloadtrue-ratio2.5", "seednull-downloadtrue-ratio2.5"]
+    labelled = expand_grid({"axes": {"strategy": ["margin", {"strategy": "entropy", "seed": 1}]}})
+    assert [(r.name, r.params) for r in labelled] == [
+        ("margin", {"strategy": "margin"}),
+        ("entropy", {"strategy": "entropy", "seed": 1}),
+    ]

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -525,3 +526,108 @@ def test_a_training_option_set_away_from_its_preset_is_another_config():
     changed = filled_in({"train_preset": "default", "train_options": {"epochs": epochs}})
     assert changed["train_options"]["epochs"] == epochs
     assert filled_in({"train_preset": "default", "train_options": {}}) != changed
+
+
+# ------------------------------------------------------------ reopening, unit by unit (no training)
+
+
+def saved_run(path: Path, n_rounds: int = 2, schedule=(10, 15)) -> fmlib.records.RunRecords:
+    """A run directory saved as a run saves it: the checkpoint, config.json, a snapshot per round
+    and the CSVs, for ``n_rounds`` rounds of ``schedule``."""
+    from fmlib.records import RunRecords, snapshot_bytes
+
+    meta = {"config": {"seed": 0}, "schedule": list(schedule)}
+    rows = [
+        {"round": r, "n_labeled": schedule[r], "accuracy": 0.5, "balanced_accuracy": 0.5}
+        for r in range(n_rounds)
+    ]
+    snapshots = {r: snapshot_bytes({"round": np.int64(r)}) for r in range(n_rounds)}
+    records = RunRecords(meta, rows, [], path, snapshots)
+    RunDirectory(path).save(records, {"labeled": [0, 1]})
+    return records
+
+
+def test_reopening_removes_a_killed_writes_temporary_snapshot(tmp_path):
+    saved_run(tmp_path)
+    left = tmp_path / "sensitivity" / ".round_001.npz.k1ll3d.tmp"
+    left.write_bytes(b"half a snapshot")
+    (tmp_path / ".rounds.csv.k1ll3d.tmp").write_text("half")
+    assert RunDirectory(tmp_path).open({"seed": 0}) is not None
+    assert not left.exists() and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_reopening_removes_a_snapshot_of_a_round_the_checkpoint_does_not_have(tmp_path):
+    saved_run(tmp_path)
+    extra = tmp_path / "sensitivity" / "round_002.npz"
+    extra.write_bytes((tmp_path / "sensitivity" / "round_001.npz").read_bytes())
+    with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: sensitivity/round_002.npz"):
+        RunDirectory(tmp_path).open({"seed": 0})
+    assert sorted(p.name for p in (tmp_path / "sensitivity").iterdir()) == [
+        "round_000.npz",
+        "round_001.npz",
+    ]
+
+
+def test_reopening_an_unfinished_run_removes_its_results_json(tmp_path):
+    records = saved_run(tmp_path, n_rounds=1)
+    fmlib.records.write_results(tmp_path, records)  # a summary of 1 of 2 rounds
+    with pytest.warns(UserWarning, match=r"rebuilt from checkpoint.pt: results.json"):
+        RunDirectory(tmp_path).open({"seed": 0})
+    assert not (tmp_path / "results.json").exists()
+    finished = saved_run(tmp_path / "done")
+    fmlib.records.write_results(tmp_path / "done", finished, seconds=3.0)
+    before = (tmp_path / "done" / "results.json").read_bytes()
+    RunDirectory(tmp_path / "done").open({"seed": 0})  # a finished run's summary is kept
+    assert (tmp_path / "done" / "results.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("state", "got"),
+    [({"format": 2, "records": {}}, "2"), ({"records": {}}, "None"), ([1, 2], "'list'")],
+    ids=["later-format", "no-format", "list"],
+)
+def test_a_checkpoint_of_another_format_is_refused_naming_it(tmp_path, state, got):
+    fmlib.records.save_torch(tmp_path / "checkpoint.pt", state)
+    with pytest.raises(DamagedRunError, match=rf"not an fmlib checkpoint \(format {got}, this"):
+        RunDirectory(tmp_path).load_checkpoint()
+
+
+def test_a_directory_holding_only_a_released_lock_is_new(tmp_path):
+    (tmp_path / "run").mkdir()
+    with RunDirectory(tmp_path / "run").lock():
+        pass
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [".lock"]
+    assert run_status(tmp_path / "run") == "new"
+    assert run_status(tmp_path / "run", {"seed": 0}) == "new"
+
+
+def test_a_field_an_old_config_lacks_compares_as_its_default():
+    from fmlib.records import config_differences
+
+    old, defaults = {"seed": 0}, {"rounds": 3, "unused": 1}
+    assert config_differences(old, {"seed": 0, "rounds": 3}, defaults=defaults) == []
+    assert config_differences(old, {"seed": 0, "rounds": 4}, defaults=defaults) == [
+        "rounds: 3 there, 4 here"
+    ]
+    assert config_differences(old, {"seed": 0, "rounds": 3}) == ["rounds: <absent> there, 3 here"]
+
+
+def test_snapshots_without_a_checkpoint_are_refused_and_kept(tmp_path):
+    (tmp_path / "sensitivity").mkdir()
+    (tmp_path / "sensitivity" / "round_000.npz").write_bytes(b"npz")
+    with pytest.raises(
+        DamagedRunError, match=r"records of \? rounds but no checkpoint.pt \(sensitivity/round_000"
+    ):
+        RunDirectory(tmp_path).open({"seed": 0})
+    assert (tmp_path / "sensitivity" / "round_000.npz").read_bytes() == b"npz"
+
+
+def test_moving_a_run_aside_keeps_it_whole_under_stale(tmp_path):
+    saved_run(tmp_path / "runs" / "a")
+    before = files(tmp_path / "runs" / "a")
+    first = RunDirectory(tmp_path / "runs" / "a").move_aside()
+    assert first.parent == tmp_path / "runs" / ".stale" and first.name.startswith("a.")
+    assert not (tmp_path / "runs" / "a").exists() and files(first) == before
+    saved_run(tmp_path / "runs" / "a")
+    second = RunDirectory(tmp_path / "runs" / "a").move_aside()  # the same second: another name
+    assert second != first and first.is_dir() and second.is_dir()

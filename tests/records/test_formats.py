@@ -17,6 +17,7 @@ from fmlib.records import (
     class_columns,
     class_values,
     column_class,
+    data_summary,
     planned_rounds,
     query_rows,
     resume_threads,
@@ -74,6 +75,34 @@ def test_query_rows_follow_the_declared_columns():
     rows = query_rows(2, np.array([7, 3]), [1, 0], ["pool", "oracle"])
     assert [tuple(r) for r in rows] == [QUERY_COLUMNS] * 2
     assert [r["order"] for r in rows] == [0, 1] and rows[1]["source"] == "oracle"
+    assert [r["pool_index"] for r in rows] == [7, 3] and [r["label"] for r in rows] == [1, 0]
+    assert rows[0] == {"round": 2, "order": 0, "pool_index": 7, "label": 1, "source": "pool"}
+
+
+class Counted:
+    """A dataset as data_summary reads it: a name, classes, a length and class counts."""
+
+    def __init__(self, name, counts):
+        self.name, self.classes, self.counts = name, ["a", "b", "c"], np.array(counts)
+
+    def __len__(self):
+        return int(self.counts.sum())
+
+    def class_counts(self):
+        return self.counts
+
+
+def test_data_summary_counts_the_pool_and_the_test_set_each():
+    summary = data_summary("blobs", Counted("pool", [5, 3, 2]), Counted("test", [1, 1, 4]))
+    assert summary == {
+        "source": "blobs",
+        "name": "pool",
+        "pool_size": 10,
+        "test_size": 6,
+        "classes": ["a", "b", "c"],
+        "pool_counts": [5, 3, 2],
+        "test_counts": [1, 1, 4],
+    }
 
 
 def meta(**changes):
@@ -114,3 +143,20 @@ def test_a_resume_with_another_torch_is_refused_unless_allowed_then_recorded():
         resume_torch(made, "2.5", allowed=False, path="run")
     resume_torch(made, "2.5", allowed=True, path="run")
     assert made["torch_versions"] == ["2.4", "2.5"] and made["torch_mixed"]
+
+
+def test_a_resume_compares_threads_with_the_last_round_not_the_last_recorded_count():
+    made = meta(threads=1)
+    # a resume with 2 threads was allowed, then stopped before any round ran with 2
+    resume_threads(made, [{"torch_threads": 1}], 2, allowed=True, path="run")
+    assert made["torch_threads"] == [1, 2]
+    resume_threads(made, [{"torch_threads": 1}], 1, allowed=False, path="run")  # as round 0 ran
+    assert made["torch_threads"] == [1, 2]  # nothing changed, nothing recorded
+    with pytest.raises(ValueError, match="run was made with 1 torch thread"):
+        resume_threads(made, [{"torch_threads": 1}], 2, allowed=False, path="run")
+
+
+def test_a_run_that_recorded_no_torch_version_resumes_with_any():
+    older = {"environment": {"torch_threads": 1}}  # neither torch_versions nor environment torch
+    resume_torch(older, "2.5", allowed=False, path="run")
+    assert "torch_versions" not in older and "torch_mixed" not in older

@@ -12,6 +12,7 @@ from fmlib.records.snapshots import (
     fisher_snapshot,
     load_snapshot,
     load_snapshots,
+    module_types,
     snapshot_bytes,
     snapshot_masks,
 )
@@ -35,6 +36,7 @@ def test_a_snapshot_holds_the_per_parameter_tables_the_mask_and_the_picks():
     assert snap["param_names"].tolist() == ["body.weight", "head.bias"]
     assert snap["param_shapes"].tolist() == ["2x3", "2"] and snap["param_numel"].tolist() == [6, 2]
     assert snap["fisher_sum"].tolist() == [15.0, 5.0] and snap["fisher_max"].tolist() == [5.0, 4.0]
+    assert snap["fisher_min"].tolist() == [0.0, 1.0] and snap["fisher_mean"].tolist() == [2.5, 2.5]
     assert snap["fisher_masked_sum"].tolist() == [1.0 + 5.0, 5.0]
     assert snap["mask_count"].tolist() == [2, 2] and snap["mask_size"] == 4
     assert snap["mask_fraction"].tolist() == pytest.approx([2 / 6, 1.0])
@@ -71,3 +73,17 @@ def test_a_snapshot_survives_its_npz_bytes_and_a_file(tmp_path):
         assert same_snapshot(loaded, snap)
     assert list(load_snapshots(tmp_path)) == [1]
     assert list(load_snapshots(RunRecords({}, snapshots={3: data}))) == [3]
+
+
+def test_module_types_name_each_parameter_s_module_and_the_snapshot_keeps_them():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2, 3))
+    assert module_types(model) == {
+        "0.weight": "Conv2d",
+        "0.bias": "Conv2d",
+        "2.weight": "Linear",
+        "2.bias": "Linear",
+    }
+    assert module_types(torch.nn.Linear(2, 3)) == {"weight": "Linear", "bias": "Linear"}
+    snap = fisher_snapshot(report(), [9, 4], [1, 0], round=2, module_types={"head.bias": "Linear"})
+    assert snap["param_types"].tolist() == ["", "Linear"]  # body.weight is not named
+    assert "param_types" not in fisher_snapshot(report(), [9, 4], [1, 0], round=2)

@@ -315,3 +315,51 @@ def test_is_finished_by_the_schedule_or_the_stopped_round(meta, n_rounds, finish
     from fmlib.records.tables import is_finished
 
     assert is_finished(meta, n_rounds) is finished
+
+
+def test_load_runs_leaves_smoke_runs_out_unless_asked(tmp_path):
+    from fmlib.records.tables import is_smoke
+
+    for name, smoke in (("real", False), ("smoke", True)):
+        records = make_run(tmp_path / name, "entropy", 0)
+        write_results(tmp_path / name, records, smoke=smoke)
+    assert not is_smoke(tmp_path / "real") and is_smoke(tmp_path / "smoke")
+    assert not is_smoke(tmp_path / "absent")
+    assert load_runs(str(tmp_path / "*"))["run"].unique().tolist() == ["real"]
+    both = load_runs(str(tmp_path / "*"), include_smoke=True)
+    assert sorted(both["run"].unique()) == ["real", "smoke"] and len(both) == 6
+    with pytest.raises(FileNotFoundError):
+        load_runs([tmp_path / "smoke"])  # nothing but a smoke run
+
+
+def test_a_run_matched_by_its_directory_and_its_config_json_is_loaded_once(tmp_path):
+    make_run(tmp_path / "a", "entropy", 0)
+    frame = load_runs([tmp_path / "a", tmp_path / "a" / "config.json"])
+    assert len(frame) == 3 and frame["round"].tolist() == [0, 1, 2]
+
+
+def test_results_summary_says_which_rule_stopped_the_run():
+    from fmlib.records.tables import results_summary
+
+    rows = [{"n_labeled": 6 + 3 * r, "accuracy": 0.5, "balanced_accuracy": 0.5} for r in range(2)]
+    stopped = {"round": 1, "rule": "plateau"}
+    meta = {"schedule": [6, 9, 12], "torch_threads": [1], "stopped": stopped}
+    summary = results_summary(RunRecords(meta=meta, rounds=rows))
+    assert summary["stopped"] == stopped and summary["finished"] and summary["rounds"] == 2
+    del meta["stopped"]
+    summary = results_summary(RunRecords(meta=meta, rounds=rows))
+    assert "stopped" not in summary and not summary["finished"]
+
+
+def test_the_package_exports_every_public_name_it_imports():
+    import inspect
+
+    import fmlib.records
+
+    public = {
+        n
+        for n, v in vars(fmlib.records).items()
+        if not n.startswith("_") and not inspect.ismodule(v)
+    }
+    assert set(fmlib.records.__all__) == public
+    assert len(fmlib.records.__all__) == len(public)
