@@ -135,11 +135,11 @@ def _label(axis: str, value) -> str:
 
 def _axis_items(axis: str, values) -> list[tuple[str, dict]]:
     """``(label, fields)`` for every value of an axis."""
-    if isinstance(values, Mapping):
+    if isinstance(values, Mapping) and values:
         return [(slug(name), dict(fields)) for name, fields in values.items()]
     if not isinstance(values, (list, tuple)) or not values:
         raise ValueError(
-            f"axis {axis!r} must be a non-empty list or a dict of named variants, got {values!r}"
+            f"axis {axis!r} must be a non-empty list or a non-empty dict of named variants, got {values!r}"
         )
     items = []
     for value in values:

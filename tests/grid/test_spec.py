@@ -276,7 +276,7 @@ def test_a_label_of_separators_alone_is_an_underscore_not_an_empty_name():
     assert alone.name == "_" and alone.path("out") == Path("out") / "_"
 
 
-@pytest.mark.parametrize("values", [[], (), "random", 3], ids=repr)
+@pytest.mark.parametrize("values", [[], (), {}, "random", 3], ids=repr)
 def test_an_empty_or_scalar_axis_is_an_error(values):
     with pytest.raises(ValueError, match=r"axis 'strategy' must be a non-empty list"):
         expand_grid({"axes": {"strategy": values}})
