@@ -12,6 +12,7 @@ Usage::
     nice -n 10 python benchmarks/mutants.py              # every mutant of the first table
     nice -n 10 python benchmarks/mutants.py --set fresh    # the second table
     nice -n 10 python benchmarks/mutants.py --set holdout  # the third table
+    nice -n 10 python benchmarks/mutants.py --set holdout2 # the fourth table
     nice -n 10 python benchmarks/mutants.py --set probe    # the probes (or --set all)
     nice -n 10 python benchmarks/mutants.py --only loop-labels-not-reordered
     nice -n 10 python benchmarks/mutants.py --only NAME --tests tests/test_x.py::test_y
@@ -542,6 +543,171 @@ HOLDOUT = [
         "devices[i % len(devices)]",
         "devices[0]",
         ["tests/grid/test_runner.py"],
+    ),
+]
+
+# A second held-out set, chosen from the library sources by someone who read none of the tests and
+# did not run it while choosing (``--set holdout2``).
+HOLDOUT2 = [
+    # the max_candidates subset is the same for every seed
+    (
+        "holdout2-base-candidates-ignore-seed",
+        "fmlib/strategies/base.py",
+        "rng = np.random.default_rng([seed, _CANDIDATES])",
+        "rng = np.random.default_rng(_CANDIDATES)",
+        STRATEGIES,
+    ),
+    # predict_proba checks the inputs instead of the logits: NaN logits from finite inputs pass
+    (
+        "holdout2-train-predict-nan-logits-pass",
+        "fmlib/train.py",
+        "            bad = _nonfinite(logits)\n",
+        "            bad = _nonfinite(x)\n",
+        ["tests/test_train.py"],
+    ),
+    # every round's strategy gets round 0's selection seed
+    (
+        "holdout2-loop-select-seed-ignores-round",
+        "fmlib/loop.py",
+        'seed=round_seed(self.seed, r, "select"),',
+        'seed=round_seed(self.seed, 0, "select"),',
+        [*LOOP, "tests/test_seeds.py"],
+    ),
+    # the initial labeled set follows seed, not data_seed
+    (
+        "holdout2-build-initial-ignores-data-seed",
+        "fmlib/build.py",
+        "        config.initial_method,\n        seed=config.data_seed_or_seed(),",
+        "        config.initial_method,\n        seed=config.seed,",
+        [*BUILD, "tests/test_seeds.py"],
+    ),
+    # a config changed after it passed validate() passes again unchecked
+    (
+        "holdout2-config-revalidate-skipped",
+        "fmlib/config.py",
+        "if passed is not None and passed[0] == self.to_dict():",
+        "if passed is not None:",
+        ["tests/test_config.py", "tests/doors/test_config_file.py"],
+    ),
+    # the last step is not shrunk to the budget: a run whose budget fits the pool is refused
+    (
+        "holdout2-bounds-final-not-capped-by-budget",
+        "fmlib/bounds.py",
+        "    final = final if config.budget is None else min(final, config.budget)\n",
+        "",
+        ["tests/test_bounds.py", "tests/test_config.py"],
+    ),
+    # float labels in a Dataset are accepted (and truncated) instead of refused
+    (
+        "holdout2-data-float-labels-pass",
+        "fmlib/data.py",
+        "if y.ndim != 1 or y.is_floating_point() or y.is_complex() or",
+        "if y.ndim != 1 or y.is_complex() or",
+        ["tests/test_data.py", "tests/test_build.py"],
+    ),
+    # load_runs(include_smoke=True) still leaves smoke runs out
+    (
+        "holdout2-tables-include-smoke-ignored",
+        "fmlib/records/tables.py",
+        "if (r / CONFIG).is_file() and (include_smoke or not is_smoke(r))",
+        "if (r / CONFIG).is_file() and not is_smoke(r)",
+        ["tests/records/test_tables.py"],
+    ),
+    # record files keep mkstemp's 0600 instead of the user's umask
+    (
+        "holdout2-files-umask-not-applied",
+        "fmlib/records/files.py",
+        "        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 whatever the umask\n",
+        "",
+        ["tests/records/test_files.py"],
+    ),
+    # mask offsets lose their leading 0: snapshot_masks gives each parameter the next one's entries
+    (
+        "holdout2-snapshots-offsets-without-zero",
+        "fmlib/records/snapshots.py",
+        '"mask_offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),',
+        '"mask_offsets": np.cumsum(counts).astype(np.int64),',
+        ["tests/records/test_snapshots.py"],
+    ),
+    # a clean release leaves the holder's record: the next holder warns about a stale lock
+    (
+        "holdout2-lock-release-keeps-record",
+        "fmlib/records/lock.py",
+        '            _write_holder(fd, b"")  # released cleanly: no stale record\n',
+        "",
+        ["tests/records/test_lock.py"],
+    ),
+    # a sensitivity/ that is a symbolic link is followed on open instead of refused
+    (
+        "holdout2-directory-links-followed",
+        "fmlib/records/directory.py",
+        "        self._refuse_links()\n",
+        "",
+        ["tests/records/test_directory.py"],
+    ),
+    # an inf in the Fisher diagonal is accepted (only NaN is refused)
+    (
+        "holdout2-masks-inf-fisher-passes",
+        "fmlib/fisher/masks.py",
+        "bad = [n for n, v in values.items() if not torch.isfinite(v).all()]",
+        "bad = [n for n, v in values.items() if torch.isnan(v).any()]",
+        ["tests/fisher/test_masks.py"],
+    ),
+    # the sum is read without masking its lower triangle: diagonal-block entries counted twice
+    (
+        "holdout2-gram-lower-triangle-doubled",
+        "fmlib/fisher/gram.py",
+        "        upper = torch.triu(self.total)\n",
+        "        upper = self.total\n",
+        ["tests/fisher/test_gram.py"],
+    ),
+    # an addition to M (sign > 0) joins the Woodbury factor as if it were a subtraction
+    (
+        "holdout2-inverse-add-sign-ignored",
+        "fmlib/fisher/inverse.py",
+        "if self.m is None and sign < 0 and len(self.y) + len(rows) < self.y.shape[1]:",
+        "if self.m is None and len(self.y) + len(rows) < self.y.shape[1]:",
+        ["tests/fisher/test_inverse.py"],
+    ),
+    # backward pruning removes the member whose removal raises the objective most
+    (
+        "holdout2-greedy-prunes-largest-raise",
+        "fmlib/fisher/greedy.py",
+        "j = _best(raises, ids, rtol, largest=False)",
+        "j = _best(raises, ids, rtol, largest=True)",
+        ["tests/fisher/test_greedy.py"],
+    ),
+    # a run named '.' or '..' (an axis value) points at the grid's output or its parent
+    (
+        "holdout2-spec-dot-names-pass",
+        "fmlib/grid/spec.py",
+        'if name in (".", "..") or "/" in name or',
+        'if "/" in name or',
+        ["tests/grid/test_spec.py", "tests/doors/test_grid_file.py"],
+    ),
+    # a resumed run gets the machine's default thread count, not the one its records say
+    (
+        "holdout2-runner-resume-threads-not-recorded",
+        "fmlib/grid/runner.py",
+        "per_run = {r.name: _recorded_threads(r.path(root)) or threads for r in todo}",
+        "per_run = {r.name: threads or _recorded_threads(r.path(root)) for r in todo}",
+        ["tests/grid/test_runner.py", "tests/grid/test_reruns.py"],
+    ),
+    # the stopped round is recorded one too late: a stopped run is not finished
+    (
+        "holdout2-session-stopped-round-off-by-one",
+        "fmlib/session.py",
+        'records.meta["stopped"] = {"round": result.round, **self.loop.stopped}',
+        'records.meta["stopped"] = {"round": self.loop.round, **self.loop.stopped}',
+        [*LOOP, "tests/test_stopping.py"],
+    ),
+    # fmlib run --smoke writes a results.json that does not say smoke: counted as a result
+    (
+        "holdout2-cli-smoke-results-unmarked",
+        "fmlib/cli.py",
+        "    write_results(output, records, smoke=bool(args.smoke))\n",
+        "    write_results(output, records)\n",
+        ["tests/test_cli.py", "tests/doors/test_cli.py"],
     ),
 ]
 # Probes of the modules' tests, written while their tests were strengthened (``--set probe``).
@@ -1754,8 +1920,9 @@ SETS = {
     "first": MUTANTS,
     "fresh": FRESH,
     "holdout": HOLDOUT,
+    "holdout2": HOLDOUT2,
     "probe": PROBE,
-    "all": MUTANTS + FRESH + HOLDOUT + PROBE,
+    "all": MUTANTS + FRESH + HOLDOUT + HOLDOUT2 + PROBE,
 }
 
 
@@ -1824,7 +1991,7 @@ def main(argv=None) -> int:
         "--set",
         choices=sorted(SETS),
         default="first",
-        help="which table: first (the default), fresh, holdout, probe, or all",
+        help="which table: first (the default), fresh, holdout, holdout2, probe, or all",
     )
     parser.add_argument("--only", action="append", help="run this mutant only (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
