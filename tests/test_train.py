@@ -463,3 +463,26 @@ def test_predict_proba_names_a_non_finite_sample_by_its_place_among_all_inputs()
     model = nn.Linear(20, 3)
     with pytest.raises(ValueError, match=r"NaN or inf logits for samples \[5\] of the non-finite"):
         predict_proba(model, x, batch_size=2)
+
+
+class NanForLargeInputs(nn.Module):
+    """Logits ``[x.sum(), 0, 0]`` per sample, NaN where the sample's sum exceeds 1: finite inputs,
+    non-finite logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        s = x.flatten(1).sum(1) * self.scale
+        s = torch.where(s > 1, torch.full_like(s, float("nan")), s)
+        return torch.stack([s, torch.zeros_like(s), torch.zeros_like(s)], 1)
+
+
+def test_predict_proba_refuses_nan_logits_of_finite_inputs_and_names_the_sample():
+    x = torch.zeros(6, 4)
+    x[3] = 1.0
+    with pytest.raises(ValueError, match=r"NaN or inf logits for samples \[3\] of the finite"):
+        predict_proba(NanForLargeInputs(), x, batch_size=4, device="cpu")
+    probs = predict_proba(NanForLargeInputs(), torch.zeros(5, 4), batch_size=4, device="cpu")
+    torch.testing.assert_close(probs, torch.full((5, 3), 1 / 3))

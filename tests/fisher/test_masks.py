@@ -404,3 +404,11 @@ def test_the_masks_top_k_gives_ties_to_the_lower_index():
     values = torch.zeros(20000)
     values[[5, 17000]] = 1.0
     assert _top(values, 2000).tolist() == [5, 17000, *range(5), *range(6, 1999)]
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")], ids=str)
+def test_a_non_finite_fisher_value_is_refused_naming_its_parameter(bad):
+    fisher = {"body.weight": torch.ones(2, 3), "head.weight": torch.ones(3, 2)}
+    fisher["body.weight"][1, 2] = bad
+    with pytest.raises(ValueError, match=r"non-finite values in \['body.weight'\]"):
+        fisher_mask(fisher, 0.5)
