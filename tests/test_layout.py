@@ -80,7 +80,7 @@ def test_plot_families_have_their_own_modules():
     from fmlib.analysis import plots
 
     families = {
-        "common": ["save_figure", "class_palette"],
+        "common": ["save_figure", "class_palette", "strategy_palette"],
         "runs": [
             "learning_curves",
             "learning_curve_panels",

@@ -4,7 +4,9 @@ FisherMask wins. Arms, their runs, and paired differences against the baselines.
 Two anchors: ``ours`` (first query by the trained model, our CNN, FisherMask rows scaled by
 sqrt(p) with a 0.005 mask, 2000 random candidates per round) and ``authors`` (their
 ``experiments.py``: first query by the untrained weights for all but BAIT, their ResNet-18,
-unscaled rows, a 0.01 mask, the whole pool). From each anchor one factor changes at a time. The
+unscaled rows, a 0.01 mask, the whole pool). From each anchor one factor changes at a time;
+``authors replica`` changes the rest of the original code's choices at once (F_U over the whole
+pool, the float64 greedy, the class-sorted Fisher sample, BatchNorm left as trained). The
 grids live in ``grids/ablation/<protocol>.json``: a *protocol* is what every strategy shares
 (first query, model, candidates), so an arm that changes only a FisherMask option is an ``fm-*``
 strategy of its anchor's protocol and shares the anchor's baseline runs. Run directories are
@@ -78,6 +80,7 @@ ARMS = (
         "authors-2000",
         borrow={"random": "authors"},
     ),
+    Arm("authors replica", "authors", "replica", "authors-replica"),
 )
 
 _SEEDED = re.compile(r"^(?P<label>.+)-seed(?P<seed>\d+)$")

@@ -139,7 +139,8 @@ def _axis_items(axis: str, values) -> list[tuple[str, dict]]:
         return [(slug(name), dict(fields)) for name, fields in values.items()]
     if not isinstance(values, (list, tuple)) or not values:
         raise ValueError(
-            f"axis {axis!r} must be a non-empty list or a non-empty dict of named variants, got {values!r}"
+            f"axis {axis!r} must be a non-empty list or a non-empty dict of named variants, "
+            f"got {values!r}"
         )
     items = []
     for value in values:

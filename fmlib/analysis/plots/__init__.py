@@ -10,14 +10,15 @@ with matplotlib's Agg backend; :func:`.save_figure` writes PNG and SVG.
 
 One module per family, every public name importable from here:
 
-* :mod:`~fmlib.analysis.plots.common` — :func:`.save_figure`, :func:`.class_palette`, helpers;
+* :mod:`~fmlib.analysis.plots.common` — :func:`.save_figure`, :func:`.class_palette`,
+  :func:`.strategy_palette`, helpers;
 * :mod:`~fmlib.analysis.plots.runs` — learning curves, per-class accuracy, class make-up, timings;
 * :mod:`~fmlib.analysis.plots.sensitivity` — mask overlap, layer shares, Fisher trace, samples;
 * :mod:`~fmlib.analysis.plots.ablation` — paired differences per arm and by label budget.
 """
 
 from fmlib.analysis.plots.ablation import paired_differences, paired_differences_by_budget
-from fmlib.analysis.plots.common import class_palette, save_figure
+from fmlib.analysis.plots.common import class_palette, save_figure, strategy_palette
 from fmlib.analysis.plots.runs import (
     class_histogram,
     learning_curve_panels,
@@ -51,5 +52,6 @@ __all__ = [
     "per_class_accuracy",
     "round_timings",
     "save_figure",
+    "strategy_palette",
     "top_samples",
 ]

@@ -3,13 +3,24 @@ confidence intervals, per arm at one measure or against the label budget in pane
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from fmlib.analysis.plots.common import _axes, _title
+from fmlib.analysis.plots.common import _STRATEGY_HUES, _axes, _title, strategy_palette
+
+
+def _hue_colours(hue: str, values) -> dict:
+    """A colour per ``hue`` value: :func:`strategy_palette` when the values are strategies (the
+    baselines), else tab10 in order."""
+    if hue in _STRATEGY_HUES:
+        return strategy_palette(values)
+    return dict(zip(values, sns.color_palette("tab10", len(values))))
 
 
 def _measure_label(measure: str, metric: str = "accuracy") -> str:
@@ -68,7 +79,7 @@ def paired_differences(
         table = table[table["measure"] == measure]
     rows, hues = list(dict.fromkeys(table[row])), list(dict.fromkeys(table[hue]))
     ax = _axes(ax, figsize=(7.0, 0.9 + 0.45 * len(rows) * max(1, len(hues)) ** 0.5))
-    colors = dict(zip(hues, sns.color_palette("tab10", len(hues))))
+    colors = _hue_colours(hue, hues)
     offsets = np.linspace(-0.3, 0.3, len(hues)) if len(hues) > 1 else [0.0]
     floor = _seed_floor(table["n"], range_seeds) if len(table) else 0.0
     xlim = _range_of(table["ci_low"], table["ci_high"], (table["n"] >= floor).to_numpy())
@@ -167,7 +178,7 @@ def paired_differences_by_budget(
     if table.empty:
         raise ValueError("table holds no per-budget rows: pass budgets= to arm_differences")
     rows, hues = list(dict.fromkeys(table[row])), list(dict.fromkeys(table[hue]))
-    colors = dict(zip(hues, sns.color_palette("tab10", len(hues))))
+    colors = _hue_colours(hue, hues)
     seeds = table.groupby(row, sort=False)["n"].min()
     floor = _seed_floor(seeds, range_seeds)
     ylim = _range_of(table["ci_low"], table["ci_high"], table[row].map(seeds).ge(floor).to_numpy())
@@ -196,7 +207,10 @@ def paired_differences_by_budget(
             ax.set_ylim(*ylim)
         n = int(seeds[name])
         ax.set_title(f"{name} ({n} seeds)" + (", bands cut at ▲▼" if cut else ""), fontsize=10)
-        ax.set_xticks(budgets)
+        if len(budgets) <= 10:
+            ax.set_xticks(budgets)
+        else:  # one tick per budget would overlap: whole numbers, as many as fit
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(alpha=0.3)
         if i + ncols >= len(rows):  # nothing below it
@@ -209,9 +223,9 @@ def paired_differences_by_budget(
     fig.legend(
         handles, labels, title=hue, loc="outside lower center", ncol=len(hues), fontsize="small"
     )
-    fig.suptitle(
+    title = (
         f"FisherMask minus each baseline in {metric} at each budget, paired by seed "
-        f"(mean, 95 % t interval over ≤{most} seeds)",
-        fontsize=11,
+        f"(mean, 95 % t interval over ≤{most} seeds)"
     )
+    fig.suptitle(textwrap.fill(title, width=int(13 * fig.get_figwidth())), fontsize=11)
     return fig

@@ -1,6 +1,6 @@
 """What every figure shares: :func:`save_figure` (PNG and SVG, the same bytes for the same
-figure), :func:`class_palette` (a class has one colour in every figure), and the axes, title,
-tick and hue helpers of the figure modules."""
+figure), :func:`class_palette` (a class has one colour in every figure), :func:`strategy_palette`
+(so has a strategy), and the axes, title, tick and hue helpers of the figure modules."""
 
 from __future__ import annotations
 
@@ -69,6 +69,40 @@ def class_palette(class_names) -> dict:
     colours them with it, so a class has the same colour in all of them."""
     names = [str(name) for name in class_names]
     return dict(zip(names, _class_colours(len(names))))
+
+
+# tab10 indices: a built-in strategy keeps one colour in every figure; "fm" is FisherMask as the
+# ablation labels it.
+_STRATEGY_COLOURS = {
+    "bait": 0,
+    "entropy": 1,
+    "fishermask": 2,
+    "fm": 2,
+    "margin": 3,
+    "random": 4,
+    "badge": 5,
+    "bald": 6,
+    "coreset": 8,
+}
+_SPARE = (7, 9, 5, 6, 8, 0, 1, 3, 4)  # the order the other names take the colours left free
+
+
+def strategy_palette(names) -> dict:
+    """``{name: colour}`` for strategy names (hue values; duplicates once): a built-in strategy,
+    and ``fm`` for FisherMask, has the same colour in every figure; any other name (a variant such
+    as ``fm-scale-none``, a user's strategy) takes, in order, a colour that no name of ``names``
+    holds, then husl colours."""
+    names = list(dict.fromkeys(names))
+    tab10 = sns.color_palette("tab10", 10)
+    taken = {_STRATEGY_COLOURS[str(n)] for n in names if str(n) in _STRATEGY_COLOURS}
+    others = [n for n in names if str(n) not in _STRATEGY_COLOURS]
+    spare = [tab10[i] for i in _SPARE if i not in taken]
+    spare += sns.color_palette("husl", max(0, len(others) - len(spare)))
+    free = dict(zip(others, spare))
+    return {n: tab10[_STRATEGY_COLOURS[str(n)]] if n not in free else free[n] for n in names}
+
+
+_STRATEGY_HUES = ("strategy", "label", "baseline")
 
 
 def _labels_palette(labels, classes) -> dict:

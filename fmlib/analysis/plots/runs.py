@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from fmlib.analysis.plots.common import (
+    _STRATEGY_HUES,
     _axes,
     _class_colours,
     _hue,
@@ -18,6 +19,7 @@ from fmlib.analysis.plots.common import (
     _labels_palette,
     _round_labels,
     _title,
+    strategy_palette,
 )
 from fmlib.records.formats import class_columns, column_class
 
@@ -65,8 +67,11 @@ def learning_curves(
     palette=None,
 ) -> Figure:
     """Test ``y`` against labels, one line per ``hue`` value, mean and band over runs (seeds);
-    ``palette``: ``{hue value: colour}`` (default seaborn's)."""
+    ``palette``: ``{hue value: colour}`` (default: :func:`strategy_palette` when ``hue`` names
+    strategies, ``strategy`` or ``label``, else seaborn's)."""
     ax, hue = _axes(ax), _hue(runs, hue)
+    if palette is None and hue in _STRATEGY_HUES:
+        palette = strategy_palette(sorted(runs[hue].dropna().unique(), key=str))
     sns.lineplot(
         data=runs,
         x=x,
@@ -130,7 +135,8 @@ def learning_curve_panels(
         raise ValueError(f"ncols must be a positive integer or None, got {ncols!r}")
     panels = sorted(runs[col].dropna().unique(), key=str)
     hue = _hue(runs, hue)
-    palette = _hue_palette(sorted(runs[hue].dropna().unique(), key=str)) if hue else None
+    values = sorted(runs[hue].dropna().unique(), key=str) if hue else []
+    palette = (strategy_palette if hue in _STRATEGY_HUES else _hue_palette)(values) if hue else None
     n = max(1, len(panels))
     ncols = min(n, ncols or (n if n <= 3 else 2))
     nrows = -(-n // ncols)

@@ -78,3 +78,25 @@ def test_paired_differences_by_budget_one_panel_per_arm_one_line_per_baseline():
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["entropy", "random"]
     with pytest.raises(ValueError, match="budgets"):
         plots.paired_differences_by_budget(differences_table(measures=("auc",)))
+
+
+def test_a_baseline_keeps_its_strategy_colour_in_both_difference_figures():
+    from matplotlib.colors import to_hex
+
+    expected = to_hex(plots.strategy_palette(["random"])["random"])
+    table = differences_table()
+    bars = plots.paired_differences(table, measure="auc").axes[0]
+    (random_bars,) = [c for c in bars.containers if c.get_label() == "random"]
+    assert to_hex(random_bars.lines[0].get_color()) == expected
+    panels = plots.paired_differences_by_budget(table)
+    (line,) = [ln for ln in panels.axes[0].get_lines() if ln.get_label() == "random"]
+    assert to_hex(line.get_color()) == expected
+
+
+def test_many_budgets_get_ticks_that_do_not_overlap_and_a_title_that_fits():
+    table = differences_table(measures=tuple(str(b) for b in range(500, 5751, 250)))
+    fig = plots.paired_differences_by_budget(table[table["arm"] == "ours"], ncols=1)
+    ticks = [t for t in fig.axes[0].get_xticks() if 500 <= t <= 5750]
+    assert 3 <= len(ticks) <= 10
+    title = fig._suptitle.get_text()
+    assert "\n" in title  # wrapped to the one panel's width

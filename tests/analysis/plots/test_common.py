@@ -99,3 +99,31 @@ def test_standalone_figures_have_titles():
     titles = {name: fig.axes[0].get_title() for name, fig in figures.items()}
     assert all(titles.values()), titles
     assert len(set(titles.values())) == len(titles)  # no two figures share a title
+
+
+def test_a_strategy_has_one_colour_whatever_else_a_figure_shows():
+    tab10 = [to_hex(c) for c in plt.get_cmap("tab10").colors]
+    small = plots.strategy_palette(["random", "fishermask"])
+    large = plots.strategy_palette(["badge", "bait", "bald", "coreset", "entropy", "fishermask"])
+    ablation = plots.strategy_palette(["fm", "fm-scale-none", "fm-random-mask", "random"])
+    assert to_hex(small["fishermask"]) == to_hex(large["fishermask"]) == to_hex(ablation["fm"])
+    assert to_hex(small["random"]) == to_hex(ablation["random"]) == tab10[4]
+    # variants take colours that no strategy of the figure holds, each its own
+    held = {to_hex(ablation[n]) for n in ("fm", "random")}
+    variants = [to_hex(ablation[n]) for n in ("fm-scale-none", "fm-random-mask")]
+    assert len(set(variants)) == 2 and not held & set(variants)
+    many = plots.strategy_palette([f"mine-{i}" for i in range(12)])
+    assert len({to_hex(c) for c in many.values()}) == 12
+
+
+def test_learning_curves_colour_a_strategy_by_its_name_not_its_place():
+    def colours(fig):
+        return {k.split(" (n=")[0]: v for k, v in legend_colours(fig).items()}
+
+    two = rounds_frame(strategies=("random", "fishermask"))
+    three = rounds_frame(strategies=("bait", "entropy", "random"))
+    expected = {k: to_hex(c) for k, c in plots.strategy_palette(["random", "fishermask"]).items()}
+    assert colours(plots.learning_curves(two, errorbar=None)) == expected
+    assert colours(plots.learning_curve_panels(two.assign(setting="s"), errorbar=None)) == expected
+    random = colours(plots.learning_curves(three, errorbar=None))["random"]
+    assert random == expected["random"]
