@@ -43,3 +43,54 @@ def test_the_balanced_page_shows_the_recomputed_primary_table():
         shown = [float(v.replace("−", "-")) for v in (diff, low, high)]
         assert shown == [round(row[c], 3) for c in ("diff", "ci_low", "ci_high")], name
         assert int(seeds) == row["seeds_needed"], name
+
+
+ABLATION = ROOT / "results" / "ablation"
+NUMBER = r"([+−-]\d\.\d{3})"
+CELL = rf"{NUMBER} \[{NUMBER}, {NUMBER}\]"
+
+
+def shown(*values: str) -> list[float]:
+    return [float(v.replace("−", "-")) for v in values]
+
+
+def rounded(row) -> list[float]:
+    return [round(float(row[c]), 3) for c in ("diff", "ci_low", "ci_high")]
+
+
+@pytest.fixture(scope="module")
+def ablation_frame():
+    from fmlib.analysis import ablation
+    from fmlib.records import load_runs
+
+    frame = ablation.label_runs(load_runs(str(ABLATION / "*" / "*")))
+    return frame[frame["finished"]]
+
+
+@pytest.mark.skipif(not ABLATION.is_dir(), reason="needs the committed records")
+def test_the_analysis_plan_shows_what_the_records_give(ablation_frame):
+    """Every cell of the plan's primary table (arm × entropy, margin, BAIT) and of its
+    factor-effect table is the records' value rounded once to three decimals."""
+    from fmlib.analysis import ablation
+
+    page = (ROOT / "docs/results/analysis-plan.md").read_text()
+    keywords = {"budgets": (85,), "from_first_query": True, "margin": 0.02}
+    primary = ablation.arm_differences(
+        ablation_frame, baselines=("entropy", "margin", "bait"), **keywords
+    )
+    primary = primary[primary["measure"] == "auc_from_first_query"]
+    rows = re.findall(rf"^\| ([^|]+?) \| {CELL}, [^|]+\| {CELL}, [^|]+\| {CELL}, [^|]+\|$", page, re.M)
+    assert len(rows) >= 10
+    for name, *cells in rows:
+        arm = re.sub(r" \(\d+ seeds\)$", "", name)
+        for i, base in enumerate(("entropy", "margin", "bait")):
+            row = primary[(primary["arm"] == arm) & (primary["baseline"] == base)].iloc[0]
+            assert shown(*cells[3 * i : 3 * i + 3]) == rounded(row), (arm, base)
+    effects = ablation.factor_effects(ablation_frame, **keywords)
+    effects = effects[effects["measure"] == "auc_from_first_query"]
+    rows = re.findall(rf"^\| ([^|]+?) \| {CELL} \| [^|]+\|$", page, re.M)
+    factors = [(n, c) for n, *c in rows if (effects["arm"] == f"ours + {n}").any()]
+    assert len(factors) >= 8
+    for name, cells in factors:
+        row = effects[effects["arm"] == f"ours + {name}"].iloc[0]
+        assert shown(*cells) == rounded(row), name
