@@ -224,8 +224,13 @@ def round_timings(
 
     With several strategies a panel has one horizontal bar per strategy (mean seconds per round
     over rounds and runs); with one strategy, one bar per round (mean over runs). ``ax`` draws one
-    panel: it takes the rows of one setting only."""
+    panel: it takes the rows of one setting only. ``select_time`` is the whole selection call and
+    ``embed_time`` a part of it, so with both the select segment is the rest of the call
+    (``select_time - embed_time``) and a bar's length is the round's time."""
     phases = [p for p in phases if p in runs.columns]
+    if "embed_time" in phases and "select_time" in phases:
+        rest = (runs["select_time"] - runs["embed_time"].fillna(0)).clip(lower=0)
+        runs = runs.assign(select_time=rest)
     colours = dict(zip(phases, sns.color_palette("tab10", 10)))
     settings = sorted(runs["setting"].dropna().unique(), key=str) if "setting" in runs else [None]
     if ax is not None and len(settings) > 1:
@@ -261,6 +266,8 @@ def round_timings(
         for phase in phases:
             values = table[phase].fillna(0).to_numpy()
             label = phase.removesuffix("_time")
+            if phase == "select_time" and "embed_time" in phases:
+                label = "select, besides embed"
             if by_strategy:
                 ax.barh(np.arange(len(table)), values, left=base, color=colours[phase], label=label)
             else:

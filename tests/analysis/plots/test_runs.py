@@ -15,17 +15,21 @@ def test_round_timings_one_panel_per_setting_phases_stacked_legend_outside():
     axes = [ax for ax in fig.axes if ax.patches]
     assert [ax.get_title() for ax in axes] == ["balanced", "imbalanced"]
     for ax, select in zip(axes, (2.0, 9.0)):
-        # one stacked bar per strategy, one segment per phase: the select segment is its mean
+        # one stacked bar per strategy, one segment per phase: the select segment is the rest of
+        # the selection call besides its embed part (0.5 s), so a bar is the round's whole time
         assert len(ax.patches) == 2 * 4
         widths = {round(p.get_width(), 6) for p in ax.containers[2].patches}
-        assert widths == {select}
+        assert widths == {select - 0.5}
+        ends = {round(p.get_x() + p.get_width(), 6) for p in ax.containers[3].patches}
+        assert ends == {round(2.5 + select + 0.1, 6)}  # train 2.5 (mean), embed + rest, eval
         assert [t.get_text() for t in ax.get_yticklabels()] == ["fishermask", "random"]
     fig.canvas.draw()
     legend = fig.legends[0] if fig.legends else axes[-1].get_legend()
     box = legend.get_window_extent()
     for ax in axes:  # the legend covers no panel
         assert not box.overlaps(ax.get_window_extent())
-    assert [t.get_text() for t in legend.get_texts()] == ["train", "embed", "select", "eval"]
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["train", "embed", "select, besides embed", "eval"]
 
 
 def test_round_timings_of_one_strategy_has_a_bar_per_round():
