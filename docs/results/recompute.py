@@ -15,10 +15,15 @@ Usage (the balanced FashionMNIST page)::
     python docs/results/recompute.py results/balanced --treatment fishermask \\
         --family bait badge margin entropy bald coreset --family random --check
 
-and the claim study's *ours* anchor (``results/ablation/ours``: FisherMask is labelled ``fm``)::
+the claim study's *ours* anchor (``results/ablation/ours``: FisherMask is labelled ``fm``)::
 
     python docs/results/recompute.py results/ablation/ours --treatment fm \\
         --family entropy margin bait --family random
+
+and the large-budget page::
+
+    python docs/results/recompute.py results/ablation/ours-large-budget --treatment fm \\
+        --family bait margin entropy --family random --check
 """
 
 from __future__ import annotations

@@ -22,22 +22,51 @@ def recompute_module():
 pytestmark = pytest.mark.skipif(not BALANCED.is_dir(), reason="needs the committed records")
 
 
-def test_recomputation_agrees_with_fmlib_on_the_balanced_records(capsys):
-    argv = [str(BALANCED), "--treatment", "fishermask", "--check"]
-    for family in FAMILIES:
+@pytest.mark.parametrize(
+    "records, treatment, families",
+    [
+        (BALANCED, "fishermask", FAMILIES),
+        (
+            ROOT / "results/ablation/ours-large-budget",
+            "fm",
+            [["bait", "margin", "entropy"], ["random"]],
+        ),
+    ],
+    ids=["balanced", "large-budget"],
+)
+def test_recomputation_agrees_with_fmlib_on_the_committed_records(
+    capsys, records, treatment, families
+):
+    argv = [str(records), "--treatment", treatment, "--check"]
+    for family in families:
         argv += ["--family", *family]
     assert recompute_module().main(argv) == 0
     assert "same verdicts: True" in capsys.readouterr().out
 
 
-def test_the_balanced_page_shows_the_recomputed_primary_table():
+PAGES = [  # (page, records, treatment label, families, rows of its primary table)
+    ("fashion-mnist.md", BALANCED, "fishermask", FAMILIES, 7),
+    (
+        "large-budget.md",
+        ROOT / "results" / "ablation" / "ours-large-budget",
+        "fm",
+        [["bait", "margin", "entropy"], ["random"]],
+        4,
+    ),
+]
+
+
+@pytest.mark.parametrize("page, records, treatment, families, count", PAGES)
+def test_a_results_page_shows_the_recomputed_primary_table(
+    page, records, treatment, families, count
+):
     module = recompute_module()
-    table = module.table(module.read_runs(BALANCED), "fishermask", FAMILIES, [0.02, 0.01])
-    page = (ROOT / "docs/results/fashion-mnist.md").read_text()
+    table = module.table(module.read_runs(records), treatment, families, [0.02, 0.01])
+    text = (ROOT / "docs" / "results" / page).read_text()
     names = {"BAIT": "bait", "BADGE": "badge", "BALD": "bald"}
     number = r"([+−-]\d\.\d{3})"
-    rows = re.findall(rf"^\| (\w+) \| {number} \[{number}, {number}\] \|.*\| (\d+) \|$", page, re.M)
-    assert len(rows) == 7
+    rows = re.findall(rf"^\| (\w+) \| {number} \[{number}, {number}\] \|.*\| (\d+) \|$", text, re.M)
+    assert len(rows) == count
     for name, diff, low, high, seeds in rows:
         row = table[table["baseline"] == names.get(name, name)].iloc[0]
         shown = [float(v.replace("−", "-")) for v in (diff, low, high)]
