@@ -20,10 +20,15 @@ the claim study's *ours* anchor (``results/ablation/ours``: FisherMask is labell
     python docs/results/recompute.py results/ablation/ours --treatment fm \\
         --family entropy margin bait --family random
 
-and the large-budget page::
+the large-budget page::
 
     python docs/results/recompute.py results/ablation/ours-large-budget --treatment fm \\
         --family bait margin entropy --family random --check
+
+and the analysis plan's primary table (every arm of the claim study, one Holm family)::
+
+    python docs/results/recompute.py results/ablation --ablation \\
+        --family entropy margin bait --check
 """
 
 from __future__ import annotations
@@ -60,6 +65,60 @@ def read_runs(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# The claim study's arms as (name, protocol, FisherMask label, {baseline: protocol it borrows}),
+# written out here so that nothing comes from fmlib; a test holds them equal to
+# fmlib.analysis.ablation.ARMS.
+ARMS = [
+    ("ours", "ours", "fm", {}),
+    ("ours + authors' first query", "ours-first-authors", "fm", {}),
+    ("ours + unscaled rows", "ours", "fm-scale-none", {}),
+    ("ours + their ResNet-18", "ours-resnet", "fm", {}),
+    ("ours + fraction 0.002", "ours", "fm-fraction0.002", {}),
+    ("ours + fraction 0.01", "ours", "fm-fraction0.01", {}),
+    ("ours + fraction 0.03", "ours", "fm-fraction0.03", {}),
+    ("ours + random mask", "ours", "fm-random-mask", {}),
+    ("ours + float64 selection", "ours", "fm-float64", {}),
+    ("ours + whole pool", "ours-whole-pool", "fm", {"random": "ours"}),
+    ("authors", "authors", "fm", {}),
+    ("authors + trained first query", "authors-first-trained", "fm", {"bait": "authors"}),
+    ("authors + sqrt(p) rows", "authors", "fm-scale-fisher", {}),
+    ("authors + our CNN", "authors-cnn", "fm", {}),
+    ("authors + fraction 0.002", "authors", "fm-fraction0.002", {}),
+    ("authors + fraction 0.005", "authors", "fm-fraction0.005", {}),
+    ("authors + fraction 0.03", "authors", "fm-fraction0.03", {}),
+    ("authors + random mask", "authors", "fm-random-mask", {}),
+    ("authors + 2000 candidates", "authors-2000", "fm", {"random": "authors"}),
+    ("authors replica", "authors-replica", "fm", {}),
+]
+
+
+def read_protocols(root: Path) -> pd.DataFrame:
+    """:func:`read_runs` of every protocol folder under ``root``, with its ``protocol``."""
+    parts = [read_runs(d).assign(protocol=d.name) for d in sorted(root.iterdir()) if d.is_dir()]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def arm_table(runs: pd.DataFrame, baselines: list[str], margins) -> pd.DataFrame:
+    """FisherMask minus each baseline for every arm with runs, one Holm family over all rows:
+    the plan's primary table. The arm's label in its protocol is the treatment."""
+    wide = runs.pivot_table(
+        index="seed", columns=["protocol", "label"], values="auc_from_first_query"
+    )
+    rows = []
+    for name, protocol, label, borrow in ARMS:
+        if (protocol, label) not in wide:
+            continue
+        for baseline in baselines:
+            source = (borrow.get(baseline, protocol), baseline)
+            if source not in wide:
+                continue
+            d = (wide[(protocol, label)] - wide[source]).dropna().to_numpy(float)
+            if len(d) >= 2:  # a spread, an interval and a test need two seeds
+                rows.append({"arm": name, **_row(d, baseline, margins)})
+    return _judged(pd.DataFrame(rows), margins)
+
+
 def sign_flip(d: np.ndarray) -> float:
     """Exact two-sided sign-flip p: the share of the 2^n sign patterns (counted through the bits
     of 0 .. 2^n - 1) whose |mean| reaches the observed one."""
@@ -87,14 +146,47 @@ def tost(d: np.ndarray, margin: float) -> float:
     return float(max(lower, upper))
 
 
-def seeds_for_power(gap: float, sd: float, power: float = 0.8) -> int:
-    n = 2
-    while True:
+def seeds_for_power(gap: float, sd: float, power: float = 0.8, most: int = 1000) -> int:
+    """Fewest seeds for ``power`` against ``gap`` at spread ``sd`` (``most`` + 1 if more)."""
+    for n in range(2, most + 1):
         df, nc = n - 1, gap / sd * np.sqrt(n)
         crit = stats.t.ppf(1 - ALPHA / 2, df)
         if stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc) >= power:
             return n
-        n += 1
+    return most + 1
+
+
+def _row(d: np.ndarray, baseline: str, margins) -> dict:
+    """The paired statistics of the differences ``d`` (one per seed)."""
+    n, mean, sd = len(d), float(d.mean()), float(d.std(ddof=1))
+    half = stats.t.ppf(1 - ALPHA / 2, n - 1) * sd / np.sqrt(n)
+    row = {
+        "baseline": baseline,
+        "n": n,
+        "diff": mean,
+        "ci_low": mean - half,
+        "ci_high": mean + half,
+        "sign_flip_p": sign_flip(d),
+        "t_p": float(stats.ttest_1samp(d, 0.0).pvalue),
+        "seeds_needed": seeds_for_power(margins[0], sd),
+    }
+    for margin in margins:
+        row[f"tost_{margin}"] = tost(d, margin)
+    return row
+
+
+def _judged(part: pd.DataFrame, margins) -> pd.DataFrame:
+    """Holm within ``part`` (one family) and the verdict word of each row."""
+    part = part.copy()
+    part["t_p_holm"] = holm(part["t_p"].tolist())
+    for margin in margins:
+        part[f"tost_{margin}_holm"] = holm(part[f"tost_{margin}"].tolist())
+    first = f"tost_{margins[0]}_holm"
+    part["verdict"] = [
+        ("ahead" if diff > 0 else "behind") if p < ALPHA else "level" if e < ALPHA else "undecided"
+        for p, e, diff in zip(part["t_p_holm"], part[first], part["diff"])
+    ]
+    return part
 
 
 def table(runs: pd.DataFrame, treatment: str, families: list[list[str]], margins) -> pd.DataFrame:
@@ -104,35 +196,8 @@ def table(runs: pd.DataFrame, treatment: str, families: list[list[str]], margins
         rows = []
         for baseline in family:
             d = (wide[treatment] - wide[baseline]).dropna().to_numpy(float)
-            n, mean, sd = len(d), float(d.mean()), float(d.std(ddof=1))
-            half = stats.t.ppf(1 - ALPHA / 2, n - 1) * sd / np.sqrt(n)
-            row = {
-                "baseline": baseline,
-                "n": n,
-                "diff": mean,
-                "ci_low": mean - half,
-                "ci_high": mean + half,
-                "sign_flip_p": sign_flip(d),
-                "t_p": float(stats.ttest_1samp(d, 0.0).pvalue),
-                "seeds_needed": seeds_for_power(margins[0], sd),
-            }
-            for margin in margins:
-                row[f"tost_{margin}"] = tost(d, margin)
-            rows.append(row)
-        part = pd.DataFrame(rows)
-        part["t_p_holm"] = holm(part["t_p"].tolist())
-        for margin in margins:
-            part[f"tost_{margin}_holm"] = holm(part[f"tost_{margin}"].tolist())
-        first = f"tost_{margins[0]}_holm"
-        part["verdict"] = [
-            ("ahead" if diff > 0 else "behind")
-            if p < ALPHA
-            else "level"
-            if e < ALPHA
-            else "undecided"
-            for p, e, diff in zip(part["t_p_holm"], part[first], part["diff"])
-        ]
-        out.append(part)
+            rows.append(_row(d, baseline, margins))
+        out.append(_judged(pd.DataFrame(rows), margins))
     return pd.concat(out, ignore_index=True)
 
 
@@ -159,42 +224,79 @@ def fmlib_rows(root: Path, treatment: str, families, margin: float) -> pd.DataFr
     return pd.concat(parts, ignore_index=True)
 
 
+def fmlib_arm_rows(root: Path, baselines, margin: float) -> pd.DataFrame:
+    """The plan's primary table from fmlib (for --check only)."""
+    from fmlib.analysis import ablation
+    from fmlib.records import load_runs
+
+    frame = ablation.label_runs(load_runs(str(root / "*" / "*")))
+    frame = frame[frame["finished"]]
+    rows = ablation.arm_differences(
+        frame, from_first_query=True, margin=margin, baselines=tuple(baselines)
+    )
+    return rows[rows["measure"] == "auc_from_first_query"]
+
+
+PAIRS = {  # this script's column: fmlib's
+    "diff": "diff",
+    "ci_low": "ci_low",
+    "ci_high": "ci_high",
+    "sign_flip_p": "p_value",
+    "t_p": "t_p_value",
+    "t_p_holm": "p_holm",
+    "seeds_needed": "seeds_needed",
+}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("records", type=Path, help="directory of run directories")
-    parser.add_argument("--treatment", required=True, help="label of the treatment's runs")
+    parser.add_argument(
+        "records", type=Path, help="directory of run directories (--ablation: of protocols)"
+    )
+    parser.add_argument("--treatment", help="label of the treatment's runs (not with --ablation)")
     parser.add_argument(
         "--family",
         nargs="+",
         action="append",
         required=True,
-        help="baselines of one Holm family (repeat for more families)",
+        help="baselines of one Holm family (repeat for more families; --ablation takes one)",
     )
     parser.add_argument("--margin", type=float, nargs="+", default=[0.02, 0.01])
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="the claim study's primary table: every arm of ARMS, one Holm family",
+    )
     parser.add_argument("--check", action="store_true", help="compare with fmlib's rows")
     args = parser.parse_args(argv)
-    runs = read_runs(args.records)
+    if args.ablation and len(args.family) != 1:
+        parser.error("--ablation takes one --family (its rows are one Holm family)")
+    if not args.ablation and not args.treatment:
+        parser.error("--treatment is required without --ablation")
+    if args.ablation:
+        runs = read_protocols(args.records)
+        what = "FisherMask minus each baseline per arm"
+    else:
+        runs = read_runs(args.records)
+        what = f"{args.treatment} minus each baseline"
     if runs.empty:
         parser.error(f"no finished runs under {args.records}")
-    ours = table(runs, args.treatment, args.family, args.margin)
+    if args.ablation:
+        ours = arm_table(runs, args.family[0], args.margin)
+    else:
+        ours = table(runs, args.treatment, args.family, args.margin)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
-        print(
-            f"{len(runs)} finished runs under {args.records}; {args.treatment} minus each baseline"
-        )
+        print(f"{len(runs)} finished runs under {args.records}; {what}")
         print(ours.round(4).to_string(index=False))
     if not args.check:
         return 0
-    theirs = fmlib_rows(args.records, args.treatment, args.family, args.margin[0])
-    pairs = {
-        "diff": "diff",
-        "ci_low": "ci_low",
-        "ci_high": "ci_high",
-        "sign_flip_p": "p_value",
-        "t_p": "t_p_value",
-        "t_p_holm": "p_holm",
-        f"tost_{args.margin[0]}_holm": "p_tost_holm",
-        "seeds_needed": "seeds_needed",
-    }
+    pairs = {**PAIRS, f"tost_{args.margin[0]}_holm": "p_tost_holm"}
+    if args.ablation:
+        theirs = fmlib_arm_rows(args.records, args.family[0], args.margin[0])
+        keys = ["arm", "baseline"]
+        theirs = ours[keys].merge(theirs, on=keys, how="left")
+    else:
+        theirs = fmlib_rows(args.records, args.treatment, args.family, args.margin[0])
     worst = max(
         float(np.max(np.abs(ours[a].to_numpy(float) - theirs[b].to_numpy(float))))
         for a, b in pairs.items()

@@ -126,3 +126,28 @@ def test_the_analysis_plan_shows_what_the_records_give(ablation_frame):
     for arm, cells in factors:
         row = effects[effects["arm"] == arm].iloc[0]
         assert shown(*cells) == rounded(row), arm
+
+
+def test_the_recomputation_names_the_arms_fmlib_names():
+    from fmlib.analysis.ablation import ARMS
+
+    theirs = [(a.name, a.protocol, a.label, a.borrow) for a in ARMS]
+    assert recompute_module().ARMS == theirs
+
+
+@pytest.mark.skipif(not ABLATION.is_dir(), reason="needs the committed records")
+def test_the_plans_primary_table_recomputed_without_fmlib(capsys):
+    module = recompute_module()
+    argv = [str(ABLATION), "--ablation", "--family", "entropy", "margin", "bait", "--check"]
+    assert module.main(argv) == 0
+    assert "same verdicts: True" in capsys.readouterr().out
+    table = module.arm_table(module.read_protocols(ABLATION), ["entropy", "margin", "bait"], [0.02])
+    page = (ROOT / "docs/results/analysis-plan.md").read_text()
+    three = rf"^\| ([^|]+?) \| {CELL}, [^|]+\| {CELL}, [^|]+\| {CELL}, [^|]+\|$"
+    rows = re.findall(three, page, re.M)
+    assert {re.sub(r" \(\d+ seeds\)$", "", r[0]) for r in rows} == set(table["arm"])
+    for name, *cells in rows:
+        arm = re.sub(r" \(\d+ seeds\)$", "", name)
+        for i, base in enumerate(("entropy", "margin", "bait")):
+            row = table[(table["arm"] == arm) & (table["baseline"] == base)].iloc[0]
+            assert shown(*cells[3 * i : 3 * i + 3]) == rounded(row), (arm, base)
